@@ -1,0 +1,152 @@
+/*
+ * config.h - convd's configuration: one table of options drives the INI
+ * parser, `convd --help`, the sample etc/convd.conf and the option list in
+ * convd.conf(5) (tests/unit/test_config checks that they agree).
+ *
+ * The file is INI: [section] headers, `key = value` lines, `#` or `;`
+ * comments on their own line.  Values may be "double quoted" (with \" and
+ * \\ escapes) to keep leading/trailing spaces or a '#'.  Times are in
+ * seconds, sizes in bytes (a K, M or G suffix multiplies by 1024^n),
+ * booleans yes/no/true/false/on/off/1/0, modes in octal.
+ *
+ * The environment (DATABASE_URL, DB_HOST, ...) is applied by dbconf, not
+ * here: this module only knows the file.
+ */
+#ifndef CONVD_CONFIG_H
+#define CONVD_CONFIG_H
+
+#include <stdio.h>
+
+#include "common.h"
+#include "log.h"
+
+struct convd_config {
+	char *path;			/* file it was loaded from, or NULL */
+
+	struct {
+		char *url;
+		char *host;
+		int64_t port;		/* 0 = libpq default */
+		char *name;
+		char *user;
+		char *password;
+		char *password_file;
+		char *sslmode;		/* "" = require for TCP, libpq's for Unix */
+		char *sslrootcert;
+		char *sslcert;
+		char *sslkey;
+		int64_t connect_timeout;
+		int64_t keepalives_idle;
+		int64_t keepalives_interval;
+		int64_t keepalives_count;
+		int64_t tcp_user_timeout;	/* milliseconds, 0 = system */
+		char *target_session_attrs;
+		char *application_name;
+		int64_t statement_timeout;	/* milliseconds, 0 = none */
+	} db;
+
+	struct {
+		int64_t size;
+		int64_t max_overflow;
+		int64_t timeout;
+		int64_t recycle;
+		bool pre_ping;
+	} pool;
+
+	struct {
+		char *socket;
+		int64_t socket_mode;
+		char *socket_group;
+		int64_t max_clients;
+		int64_t max_request_bytes;
+		int64_t max_content_bytes;
+		int64_t max_inflight;
+		int64_t max_output_bytes;
+		int64_t idle_timeout;
+		int64_t shutdown_timeout;
+		char *allow_users;
+		char *allow_groups;
+		char *admin_users;
+		char *admin_groups;
+	} server;
+
+	struct {
+		int64_t days_to_keep;
+		int64_t interval;
+		int64_t batch_size;
+	} retention;
+
+	struct {
+		enum log_level level;
+	} log;
+
+	struct {
+		char *directory;
+		bool allow_reset;
+	} migrations;
+};
+
+enum config_type {
+	CT_STRING,
+	CT_INT,
+	CT_BOOL,
+	CT_SIZE,	/* bytes, with K/M/G suffixes */
+	CT_MODE,	/* octal file mode */
+	CT_LEVEL,	/* log level name */
+};
+
+struct config_option {
+	const char *section;
+	const char *name;
+	enum config_type type;
+	size_t offset;		/* offsetof(struct convd_config, ...) */
+	const char *def;	/* default, as written in the file */
+	int64_t min, max;	/* CT_INT / CT_SIZE / CT_MODE bounds */
+	bool reloadable;	/* takes effect on SIGHUP */
+	bool secret;		/* never printed */
+	const char *doc;	/* one or two sentences */
+};
+
+extern const struct config_option config_options[];
+extern const size_t config_noptions;
+
+/* Fills every option with its default. */
+CONVD_WUR int config_init(struct convd_config *cfg);
+
+/*
+ * Reads path over the current values.  On error returns -1 and writes
+ * "FILE:LINE: [section] key: reason" into err.
+ */
+CONVD_WUR int config_load_file(struct convd_config *cfg, const char *path,
+			       char *err, size_t errlen);
+
+/* Cross-option checks (e.g. max_content_bytes < max_request_bytes). */
+CONVD_WUR int config_validate(const struct convd_config *cfg, char *err,
+			      size_t errlen);
+
+void config_free(struct convd_config *cfg);
+
+const struct config_option *config_find(const char *section,
+					const char *name);
+
+/* Value of an option as text ("********" for secrets that are set). */
+void config_format_value(const struct convd_config *cfg,
+			 const struct config_option *opt, char *buf,
+			 size_t len);
+
+void config_print_help(FILE *out);		/* for convd --help */
+void config_print_sample(FILE *out);		/* etc/convd.conf */
+void config_print_man(FILE *out);		/* mdoc list for convd.conf(5) */
+void config_print_effective(FILE *out, const struct convd_config *cfg);
+
+/*
+ * Calls cb for every option whose value differs between old and new and
+ * that cannot change at run time.  Returns how many there were.
+ */
+int config_nonreloadable_changes(const struct convd_config *old,
+				 const struct convd_config *new,
+				 void (*cb)(const struct config_option *opt,
+					    void *arg),
+				 void *arg);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * log.h - the one logging module.
+ *
+ * Levels follow syslog.  Under journald (JOURNAL_STREAM names our stderr)
+ * every line starts with a "<N>" priority prefix and carries no time stamp;
+ * otherwise lines are "2026-11-24T06:52:58.123Z convd[pid]: LEVEL: text".
+ * Never log a password, or a message's content above LOG_DEBUG.
+ */
+#ifndef CONVD_LOG_H
+#define CONVD_LOG_H
+
+#include "common.h"
+
+enum log_level {
+	LOG_LVL_ERROR = 3,
+	LOG_LVL_WARNING = 4,
+	LOG_LVL_NOTICE = 5,
+	LOG_LVL_INFO = 6,
+	LOG_LVL_DEBUG = 7,
+};
+
+/* ident: program name shown in plain lines. */
+void log_setup(const char *ident, enum log_level level);
+void log_cleanup(void);
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+bool log_enabled(enum log_level level);
+
+/* Parses "error", "warning", "notice", "info", "debug". */
+CONVD_WUR int log_level_parse(const char *name, enum log_level *out);
+const char *log_level_name(enum log_level level);
+
+void log_msg(enum log_level level, const char *fmt, ...) CONVD_PRINTF(2, 3);
+
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARNING, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_LVL_NOTICE, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...)                                      \
+	do {                                                \
+		if (log_enabled(LOG_LVL_DEBUG))             \
+			log_msg(LOG_LVL_DEBUG, __VA_ARGS__); \
+	} while (0)
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * proto.h - the MessagePack-RPC codec.
+ *
+ * Decoding is our own bounded, zero-copy parser: it reads one complete
+ * msgpack object from a byte range into a small array of nodes whose
+ * strings point into the input.  Every declared length is checked against
+ * the limits before anything is buffered or allocated, so a frame that
+ * announces 4 GiB is refused after its 5-byte header.
+ *
+ * Encoding uses msgpack-c's msgpack_packer; the helpers here write the
+ * response envelope.
+ *
+ * Wire format (msgpack-rpc):
+ *   request       [0, msgid:uint32, method:str, params:array]
+ *   response      [1, msgid:uint32, error:nil|map, result:any]
+ *   notification  [2, method:str, params:array]
+ * error is {"code": str, "message": str}.  Times travel as the msgpack
+ * timestamp extension (type -1).
+ */
+#ifndef CONVD_PROTO_H
+#define CONVD_PROTO_H
+
+#include <msgpack.h>
+
+#include "common.h"
+
+enum mp_type {
+	MP_NIL,
+	MP_BOOL,
+	MP_INT,		/* negative or positive, fits int64 */
+	MP_UINT,	/* positive beyond INT64_MAX */
+	MP_FLOAT,
+	MP_STR,
+	MP_BIN,
+	MP_ARRAY,
+	MP_MAP,
+	MP_EXT,
+};
+
+/*
+ * One decoded value.  Containers are laid out in pre-order: an array's
+ * elements follow it; a map's entries follow it as key, value, key, value.
+ * `next` is the index of the node just after this value and all its
+ * children, so siblings are walked with i = doc->nodes[i].next.
+ */
+struct mp_node {
+	enum mp_type type;
+	uint32_t count;		/* MP_ARRAY: elements, MP_MAP: pairs */
+	uint32_t next;		/* index of the next sibling */
+	int8_t ext_type;	/* MP_EXT */
+	union {
+		bool b;
+		int64_t i;
+		uint64_t u;
+		double f;
+		struct strview s; /* MP_STR, MP_BIN, MP_EXT payload */
+	} v;
+};
+
+struct proto_limits {
+	size_t max_frame;	/* bytes in one top-level object */
+	uint32_t max_depth;	/* nesting of arrays/maps, top level = 1 */
+	uint32_t max_nodes;	/* values in one frame (<= PROTO_MAX_NODES) */
+	uint32_t max_container;	/* elements of one array / pairs of one map */
+};
+
+#define PROTO_MAX_NODES 512
+
+/* Defaults used by convd (max_frame comes from max_request_bytes). */
+#define PROTO_DEFAULT_DEPTH 8
+#define PROTO_DEFAULT_CONTAINER 64
+
+struct mp_doc {
+	uint32_t n;
+	struct mp_node nodes[PROTO_MAX_NODES];
+};
+
+enum proto_status {
+	PROTO_OK = 0,		/* one object decoded; *consumed set */
+	PROTO_INCOMPLETE,	/* valid so far, need more bytes */
+	PROTO_ERR_SYNTAX,	/* a byte that is not msgpack (0xc1) */
+	PROTO_ERR_TOO_LARGE,	/* frame would exceed max_frame */
+	PROTO_ERR_TOO_DEEP,	/* nesting beyond max_depth */
+	PROTO_ERR_TOO_MANY,	/* beyond max_nodes or max_container */
+};
+
+/*
+ * Decodes one object from buf[0..len).  On PROTO_OK, *consumed is the size
+ * of the object and doc holds it (node 0 is the root).  Strings in doc
+ * point into buf.  A PROTO_ERR_* means the stream cannot be resynchronised.
+ */
+CONVD_WUR enum proto_status proto_decode(const uint8_t *buf, size_t len,
+					 const struct proto_limits *lim,
+					 struct mp_doc *doc, size_t *consumed);
+
+const char *proto_status_str(enum proto_status st);
+
+enum rpc_kind {
+	RPC_REQUEST = 0,
+	RPC_RESPONSE = 1,
+	RPC_NOTIFY = 2,
+};
+
+/* A decoded envelope: indexes into the doc it came from. */
+struct rpc_msg {
+	enum rpc_kind kind;
+	bool has_msgid;		/* msgid could be read (for error replies) */
+	uint32_t msgid;
+	struct strview method;	/* request / notification */
+	uint32_t params;	/* node index of params (request/notify) */
+	uint32_t error;		/* node index (response) */
+	uint32_t result;	/* node index (response) */
+};
+
+/*
+ * Checks the envelope of doc.  Returns 0 if it is a well-formed request,
+ * response or notification.  Otherwise -1 with a human-readable reason in
+ * err (msg->has_msgid says whether msg->msgid can be used to answer).
+ */
+CONVD_WUR int proto_parse_envelope(const struct mp_doc *doc,
+				   struct rpc_msg *msg, char *err,
+				   size_t errlen);
+
+/* Helpers to read nodes. */
+bool proto_str_eq(const struct mp_node *n, const char *s);
+/* Index of the value for key `key` in the map at node index `map`, or 0. */
+uint32_t proto_map_get(const struct mp_doc *doc, uint32_t map,
+		       const char *key);
+/* Timestamp ext (-1) payload -> usec; -1 if the node is not one. */
+CONVD_WUR int proto_node_timestamp(const struct mp_node *n, usec_t *out);
+
+/* Encoding (msgpack-c packer).  All return msgpack's 0 / -1. */
+CONVD_WUR int proto_pack_str(msgpack_packer *pk, const char *s, size_t len);
+CONVD_WUR int proto_pack_cstr(msgpack_packer *pk, const char *s);
+CONVD_WUR int proto_pack_timestamp(msgpack_packer *pk, usec_t t);
+/* [1, msgid, nil, ...] : the caller packs the result next. */
+CONVD_WUR int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid);
+/* [1, msgid|nil, {code, message}, nil] */
+CONVD_WUR int proto_pack_error(msgpack_packer *pk, bool has_msgid,
+			       uint32_t msgid, const char *code,
+			       const char *message);
+/* [0, msgid, method, ...] : the caller packs the params array next. */
+CONVD_WUR int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid,
+				      const char *method);
+
+/* UTF-8 check (no overlongs, no surrogates, <= U+10FFFF). */
+bool proto_utf8_valid(const char *s, size_t len);
+
+#endif

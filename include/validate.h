@@ -1,0 +1,92 @@
+/*
+ * validate.h - the methods' parameter specifications and their checking.
+ *
+ * Pure code (no I/O), shared by convd, the unit tests and the fuzz target.
+ * A request's params are either [ {name: value, ...} ] (named) or the
+ * values positionally in the order of the spec below; a bare map is also
+ * accepted as named params.
+ */
+#ifndef CONVD_VALIDATE_H
+#define CONVD_VALIDATE_H
+
+#include "common.h"
+#include "proto.h"
+
+enum method_id {
+	M_PING,
+	M_ADD_MESSAGE,
+	M_GET_RECENT,
+	M_CLEAR_HISTORY,
+	M_GET_COUNT,
+	M_GET_USER_STATS,
+	M_GET_THREAD,
+	M_SAVE_THREAD,
+	M_DELETE_THREAD,
+	M_CLEANUP,
+	M_STATS,
+	M_HEALTH,
+	M_COUNT_
+};
+
+enum param_kind {
+	PK_ID,		/* str, 1..255 bytes: user_id, thread_id */
+	PK_NAME,	/* str, 1..50 bytes: provider, platform */
+	PK_ROLE,	/* str: "user", "assistant" or "system" */
+	PK_CONTENT,	/* str, 1..limits.max_content bytes */
+	PK_INT,		/* integer in [min, max] */
+};
+
+struct param_spec {
+	const char *name;
+	enum param_kind kind;
+	bool required;
+	int64_t min, max;	/* PK_INT only */
+	int64_t def_int;	/* PK_INT default when absent */
+	const char *def_str;	/* string default when absent, or NULL */
+};
+
+#define METHOD_MAX_PARAMS 6
+
+struct method_spec {
+	enum method_id id;
+	const char *name;
+	bool admin;		/* needs admin credentials */
+	bool needs_db;
+	uint8_t nparams;
+	struct param_spec params[METHOD_MAX_PARAMS];
+};
+
+/* Indexed by enum method_id. */
+extern const struct method_spec validate_methods[M_COUNT_];
+
+/* Finds a method by name; NULL if there is none. */
+const struct method_spec *validate_find_method(const char *name, size_t len);
+
+struct validate_limits {
+	size_t max_content;	/* bytes; default 1 MiB */
+};
+
+/* One argument after validation (defaults filled in). */
+struct arg_value {
+	bool present;		/* given by the client, or defaulted */
+	struct strview s;	/* string kinds (points into the request) */
+	int64_t i;		/* PK_INT */
+};
+
+struct method_args {
+	struct arg_value v[METHOD_MAX_PARAMS];	/* in spec order */
+};
+
+/*
+ * Checks the params node (an array, or a map) against spec.  Returns 0 and
+ * fills args, or -1 with a message for the client in err ("user_id: must be
+ * 1 to 255 bytes", "role: must be one of user, assistant, system",
+ * "unknown parameter 'foo'", "content: not valid UTF-8", ...).
+ */
+CONVD_WUR int validate_params(const struct method_spec *spec,
+			      const struct mp_doc *doc, uint32_t params,
+			      const struct validate_limits *lim,
+			      struct method_args *args, char *err,
+			      size_t errlen);
+
+#endif
