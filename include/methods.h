@@ -1,0 +1,18 @@
+/*
+ * methods.h - dispatch of validated requests to their handlers.
+ */
+#ifndef CONVD_METHODS_H
+#define CONVD_METHODS_H
+
+#include "server.h"
+
+struct methods_context {
+	usec_t started_real;		/* for uptime */
+	usec_t started_mono;
+	const struct convd_config *cfg;
+};
+
+void methods_setup(const struct methods_context *ctx);
+void methods_dispatch(struct request *r);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * pool.h - the asynchronous libpq connection pool.
+ *
+ * `size` connections are kept open (opened at start, reopened after loss
+ * with exponential backoff and jitter); up to `max_overflow` more are
+ * opened while requests wait, and closed again once idle.  Callers wait in
+ * a FIFO and fail with POOL_TIMEOUT after `timeout` seconds; while the
+ * database is known to be down (no connection open, the last attempt
+ * failed) they fail at once with POOL_UNAVAILABLE.
+ *
+ * Every connection is non-blocking and driven by libevent: connecting
+ * (PQconnectStartParams / PQconnectPoll, with connect_timeout enforced by a
+ * timer since libpq ignores it for non-blocking connects), preparing the
+ * statements, running queries, and, while idle, watching the socket so that
+ * a server that closes it is noticed at once.
+ *
+ * Use: pool_acquire() -> a connection, pool_exec() one or more times, then
+ * pool_release() exactly once, whatever happened.
+ */
+#ifndef CONVD_POOL_H
+#define CONVD_POOL_H
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "common.h"
+#include "dbconf.h"
+
+struct pool_conn;
+
+enum pool_status {
+	POOL_OK = 0,
+	POOL_UNAVAILABLE,	/* database unreachable / connection lost */
+	POOL_TIMEOUT,		/* no connection within the pool timeout */
+	POOL_QUERY_ERROR,	/* the server reported an error for the query */
+	POOL_SHUTDOWN,		/* the pool is closing */
+};
+
+struct pool_settings {
+	int size;
+	int max_overflow;
+	int timeout;		/* seconds */
+	int recycle;		/* seconds, 0 = never */
+	bool pre_ping;
+	int statement_timeout;	/* ms, 0 = none */
+};
+
+/* A statement prepared on every connection before it is used. */
+struct pool_statement {
+	const char *name;
+	const char *sql;
+};
+
+struct pool_stats {
+	int open, busy, idle, connecting, waiting;
+	uint64_t connects, connect_failures, lost, recycled, timeouts,
+		unavailable, pings;
+	bool database_up;
+	char last_error[256];
+};
+
+/* Called when a queued acquire completes; pc is NULL unless st == OK. */
+typedef void (*pool_acquire_fn)(void *arg, struct pool_conn *pc,
+				enum pool_status st, const char *msg);
+
+/* Embedded in the caller's request; the pool links it into its queue. */
+struct pool_waiter {
+	struct pool_waiter *next, *prev;
+	usec_t deadline;
+	pool_acquire_fn fn;
+	void *arg;
+	bool queued;
+};
+
+/*
+ * Query completion.  st == POOL_OK: res is the query's result (status
+ * PGRES_TUPLES_OK / PGRES_COMMAND_OK), valid until the callback returns.
+ * POOL_QUERY_ERROR: res holds the error result (SQLSTATE via
+ * PQresultErrorField).  POOL_UNAVAILABLE: the connection broke, res NULL.
+ */
+typedef void (*pool_exec_fn)(void *arg, struct pool_conn *pc,
+			     enum pool_status st, const PGresult *res,
+			     const char *msg);
+
+CONVD_WUR int pool_setup(struct event_base *base, const struct dbconf *dc,
+			 const struct pool_settings *ps,
+			 const struct pool_statement *stmts, size_t nstmts);
+/* Closes every connection; fails every waiter with POOL_SHUTDOWN. */
+void pool_cleanup(void);
+
+/* New sizes and timeouts take effect at once (SIGHUP). */
+void pool_reconfigure(const struct pool_settings *ps);
+
+enum pool_acquire_result {
+	POOL_ACQ_READY,		/* *out is yours now */
+	POOL_ACQ_QUEUED,	/* w->fn will be called later */
+	POOL_ACQ_FAILED,	/* *st and *msg say why (no callback) */
+};
+
+/*
+ * Gets a connection.  Never calls w's callback from inside the call.
+ */
+CONVD_WUR enum pool_acquire_result pool_acquire(struct pool_waiter *w,
+						pool_acquire_fn fn, void *arg,
+						struct pool_conn **out,
+						enum pool_status *st,
+						const char **msg);
+/* Takes a queued waiter out of the queue (its callback is not called). */
+void pool_cancel(struct pool_waiter *w);
+
+/*
+ * Sends a query on an acquired connection: a prepared statement by name
+ * (one of the pool_statement names) or, with stmt NULL, sql with params.
+ * result_format 1 asks for binary results.  Returns -1 if the query could
+ * not be sent (the connection broke: fn is not called, release it).
+ */
+CONVD_WUR int pool_exec(struct pool_conn *pc, const char *stmt,
+			const char *sql, int nparams,
+			const char *const *values, const int *lengths,
+			const int *formats, int result_format,
+			pool_exec_fn fn, void *arg);
+
+/* Gives the connection back (or closes it, if it broke). */
+void pool_release(struct pool_conn *pc);
+/* Closes an acquired connection instead of giving it back (its session
+ * state, such as an advisory lock, must not outlive an error). */
+void pool_discard(struct pool_conn *pc);
+
+/* Counters and gauges for `stats` and the STATUS= line. */
+void pool_stats(struct pool_stats *out);
+
+/* Connections handed out and not yet released. */
+int pool_busy_count(void);
+
+#endif

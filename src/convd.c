@@ -1,0 +1,433 @@
+/*
+ * convd.c - the daemon: options, start-up, signals, reload and shutdown.
+ *
+ * Start-up failures are fatal (exit 1 with the reason); after that, a
+ * failure only ever closes the client or server connection it concerns.
+ * Signal handlers do nothing but wake the loop (libevent signal events):
+ * reload and shutdown run in the loop like everything else.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "autoconfig.h"
+#include "clock.h"
+#include "config.h"
+#include "dbconf.h"
+#include "log.h"
+#include "methods.h"
+#include "pool.h"
+#include "retention.h"
+#include "schema_check.h"
+#include "sd.h"
+#include "server.h"
+#include "stats.h"
+#include "store.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG SYSCONFDIR "/convd.conf"
+#define STATUS_USEC (5 * USEC_PER_SEC)
+#define DRAIN_CHECK_USEC (20 * 1000)
+
+static struct {
+	struct event_base *base;
+	struct convd_config cfg;
+	struct dbconf dc;
+	const char *config_path;
+	bool config_given;
+	struct event *sig_hup, *sig_term, *sig_int;
+	struct event *watchdog, *status, *drain;
+	usec_t drain_deadline;
+	bool stopping;
+	int exit_code;
+} d;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: convd [-c FILE] [--check-config]\n"
+		"       convd --version | --help\n"
+		"\n"
+		"The conversation store daemon: serves MessagePack-RPC on a "
+		"Unix socket,\nbacked by PostgreSQL.  Runs in the foreground "
+		"and logs to stderr.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default %s)\n"
+		"  -t, --check-config  validate the configuration and exit\n"
+		"  -V, --version       print the version and exit\n"
+		"  -h, --help          print this help and exit\n"
+		"\n"
+		"Environment: DATABASE_URL overrides DB_HOST, DB_PORT, "
+		"DB_NAME, DB_USER,\nDB_PASSWORD, which override the file's "
+		"[database] section.\n"
+		"\n"
+		"Configuration options (see convd.conf(5)):\n",
+		DEFAULT_CONFIG);
+	config_print_help(out);
+}
+
+/* Loads path (or only defaults when it is the default and missing). */
+static int load_config(struct convd_config *cfg, char *err, size_t errlen)
+{
+	if (config_init(cfg) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (!d.config_given && access(d.config_path, F_OK) < 0) {
+		log_notice("no %s: using defaults and the environment",
+			   d.config_path);
+	} else if (config_load_file(cfg, d.config_path, err, errlen) < 0) {
+		config_free(cfg);
+		return -1;
+	}
+	if (config_validate(cfg, err, errlen) < 0) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+static struct pool_settings pool_settings_from(const struct convd_config *cfg)
+{
+	struct pool_settings ps = {
+		.size = (int)cfg->pool.size,
+		.max_overflow = (int)cfg->pool.max_overflow,
+		.timeout = (int)cfg->pool.timeout,
+		.recycle = (int)cfg->pool.recycle,
+		.pre_ping = cfg->pool.pre_ping,
+		.statement_timeout = (int)cfg->db.statement_timeout,
+	};
+	return ps;
+}
+
+static void update_status(void)
+{
+	struct pool_stats ps;
+	struct server_stats ss;
+
+	pool_stats(&ps);
+	server_stats(&ss);
+	sdn_notify("STATUS=%s; schema %s; %d clients; pool %d open, %d busy, "
+		   "%d waiting",
+		   ps.database_up ? "database up" : "database DOWN",
+		   schema_check_state(), ss.clients, ps.open, ps.busy,
+		   ps.waiting);
+}
+
+static void on_status(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	update_status();
+}
+
+/* A timer that fires proves the loop turns: only then is systemd told. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sdn_notify("WATCHDOG=1");
+}
+
+static void log_nonreloadable(const struct config_option *opt, void *arg)
+{
+	(void)arg;
+	log_warn("reload: [%s] %s changed but cannot change at run time; "
+		 "restart convd to apply it",
+		 opt->section, opt->name);
+}
+
+/* Moves every reloadable option's value from src into dst. */
+static void config_take_reloadable(struct convd_config *dst,
+				   struct convd_config *src)
+{
+	for (size_t i = 0; i < config_noptions; i++) {
+		const struct config_option *o = &config_options[i];
+		char *a = (char *)dst + o->offset, *b = (char *)src + o->offset;
+
+		if (!o->reloadable)
+			continue;
+		switch (o->type) {
+		case CT_STRING: {
+			char *tmp = *(char **)a;
+
+			*(char **)a = *(char **)b;
+			*(char **)b = tmp;
+			break;
+		}
+		case CT_BOOL:
+			*(bool *)a = *(bool *)b;
+			break;
+		case CT_LEVEL:
+			*(enum log_level *)a = *(enum log_level *)b;
+			break;
+		case CT_INT:
+		case CT_SIZE:
+		case CT_MODE:
+			*(int64_t *)a = *(int64_t *)b;
+			break;
+		}
+	}
+}
+
+static void reload(void)
+{
+	struct convd_config next;
+	char err[512];
+	struct pool_settings ps;
+
+	sdn_reloading();
+	log_notice("reloading %s", d.config_path);
+	if (load_config(&next, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: "
+			  "%s",
+			  err);
+		sdn_notify("READY=1");
+		update_status();
+		return;
+	}
+	(void)config_nonreloadable_changes(&d.cfg, &next, log_nonreloadable,
+					   NULL);
+	config_take_reloadable(&d.cfg, &next);
+	config_free(&next);
+	log_set_level(d.cfg.log.level);
+	ps = pool_settings_from(&d.cfg);
+	pool_reconfigure(&ps);
+	if (server_reconfigure(&d.cfg) < 0)
+		log_error("reload: the new access lists are invalid; keeping "
+			  "the old ones");
+	retention_reconfigure(&d.cfg);
+	log_notice("configuration reloaded");
+	sdn_notify("READY=1");
+	update_status();
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (server_inflight() == 0) {
+		log_info("all requests answered");
+		event_base_loopexit(d.base, NULL);
+		return;
+	}
+	if (clock_mono_usec() >= d.drain_deadline) {
+		log_warn("shutdown: %d requests still running after "
+			 "shutdown_timeout; closing their connections",
+			 server_inflight());
+		event_base_loopexit(d.base, NULL);
+		return;
+	}
+	struct timeval tv = clock_tv(DRAIN_CHECK_USEC);
+	evtimer_add(d.drain, &tv);
+}
+
+static void shutdown_begin(int sig)
+{
+	struct timeval tv = {0, 0};
+
+	if (d.stopping) {
+		log_notice("second %s: exiting now", strsignal(sig));
+		event_base_loopbreak(d.base);
+		return;
+	}
+	d.stopping = true;
+	log_notice("%s: shutting down (finishing %d requests in flight)",
+		   strsignal(sig), server_inflight());
+	sdn_notify("STOPPING=1");
+	server_stop_accepting();
+	d.drain_deadline = clock_mono_usec() +
+			   d.cfg.server.shutdown_timeout * USEC_PER_SEC;
+	evtimer_add(d.drain, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	if (sig == SIGHUP) {
+		if (!d.stopping)
+			reload();
+		return;
+	}
+	shutdown_begin((int)sig);
+}
+
+static int add_timer(struct event **ev, event_callback_fn fn, usec_t every)
+{
+	struct timeval tv = clock_tv(every);
+
+	*ev = event_new(d.base, -1, EV_PERSIST, fn, NULL);
+	if (!*ev || event_add(*ev, &tv) < 0)
+		return -1;
+	return 0;
+}
+
+static int start(void)
+{
+	struct pool_settings ps = pool_settings_from(&d.cfg);
+	struct methods_context mc = {
+		.started_real = clock_real_usec(),
+		.started_mono = clock_mono_usec(),
+		.cfg = &d.cfg,
+	};
+	uint64_t wd;
+	int lfd;
+
+	d.base = event_base_new();
+	if (!d.base) {
+		log_error("cannot create the event loop");
+		return -1;
+	}
+	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, NULL);
+	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, NULL);
+	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, NULL);
+	d.drain = evtimer_new(d.base, on_drain, NULL);
+	if (!d.sig_hup || !d.sig_term || !d.sig_int || !d.drain ||
+	    evsignal_add(d.sig_hup, NULL) < 0 ||
+	    evsignal_add(d.sig_term, NULL) < 0 ||
+	    evsignal_add(d.sig_int, NULL) < 0) {
+		log_error("cannot set up signal handling");
+		return -1;
+	}
+	stats_setup();
+	methods_setup(&mc);
+	lfd = sdn_listen_fd();
+	if (lfd == -2)
+		return -1;
+	if (server_setup(d.base, &d.cfg, lfd) < 0)
+		return -1;
+	if (pool_setup(d.base, &d.dc, &ps, store_statements,
+		       store_nstatements) < 0)
+		return -1;
+	if (schema_check_setup(d.base) < 0 ||
+	    retention_setup(d.base, &d.cfg) < 0) {
+		log_error("out of memory");
+		return -1;
+	}
+	if (add_timer(&d.status, on_status, STATUS_USEC) < 0)
+		return -1;
+	wd = sdn_watchdog_usec();
+	if (wd > 0) {
+		if (add_timer(&d.watchdog, on_watchdog, (usec_t)wd / 2) < 0)
+			return -1;
+		log_info("systemd watchdog every %.1f s", (double)wd / 2e6);
+	}
+	sdn_notify("READY=1\nMAINPID=%d", (int)getpid());
+	update_status();
+	log_notice("convd %s ready", PACKAGE_VERSION);
+	return 0;
+}
+
+static void stop(void)
+{
+	retention_cleanup();
+	schema_check_cleanup();
+	pool_cleanup();
+	server_cleanup();
+	if (d.watchdog)
+		event_free(d.watchdog);
+	if (d.status)
+		event_free(d.status);
+	if (d.drain)
+		event_free(d.drain);
+	if (d.sig_hup)
+		event_free(d.sig_hup);
+	if (d.sig_term)
+		event_free(d.sig_term);
+	if (d.sig_int)
+		event_free(d.sig_int);
+	if (d.base)
+		event_base_free(d.base);
+	dbconf_free(&d.dc);
+	config_free(&d.cfg);
+	log_notice("convd stopped");
+	log_cleanup();
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 't'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool check_only = false;
+	char err[512];
+	int opt;
+
+	d.config_path = DEFAULT_CONFIG;
+	log_setup("convd", LOG_LVL_INFO);
+	while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			d.config_path = optarg;
+			d.config_given = true;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'V':
+			printf("convd %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "convd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (load_config(&d.cfg, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (dbconf_build(&d.cfg, (const char *(*)(const char *))getenv, &d.dc,
+			 err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		config_free(&d.cfg);
+		return 1;
+	}
+	if (check_only) {
+		config_print_effective(stdout, &d.cfg);
+		printf("# database: %s\n", d.dc.describe);
+		printf("configuration OK: %s\n",
+		       d.config_given || access(d.config_path, F_OK) == 0 ?
+			       d.config_path :
+			       "(defaults)");
+		dbconf_free(&d.dc);
+		config_free(&d.cfg);
+		return 0;
+	}
+	log_set_level(d.cfg.log.level);
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)(clock_real_usec() ^ (getpid() << 16)));
+	if (start() < 0) {
+		sdn_notify("STATUS=start-up failed");
+		stop();
+		return 1;
+	}
+	event_base_dispatch(d.base);
+	stop();
+	return d.exit_code;
+}

@@ -1,0 +1,140 @@
+/*
+ * methods.c - dispatch of validated requests: the methods that need no
+ * database are answered here; the others go to the store or retention.
+ */
+#include <string.h>
+
+#include "autoconfig.h"
+#include "clock.h"
+#include "methods.h"
+#include "pool.h"
+#include "proto.h"
+#include "retention.h"
+#include "schema_check.h"
+#include "stats.h"
+#include "store.h"
+
+static struct methods_context ctx;
+
+void methods_setup(const struct methods_context *c)
+{
+	ctx = *c;
+}
+
+static int pack_kv_int(msgpack_packer *pk, const char *k, int64_t v)
+{
+	if (proto_pack_cstr(pk, k) < 0)
+		return -1;
+	return msgpack_pack_int64(pk, v);
+}
+
+static int pack_pool(msgpack_packer *pk)
+{
+	struct pool_stats ps;
+
+	pool_stats(&ps);
+	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 14) < 0 ||
+	    proto_pack_cstr(pk, "database_up") < 0 ||
+	    (ps.database_up ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
+	    pack_kv_int(pk, "open", ps.open) < 0 ||
+	    pack_kv_int(pk, "busy", ps.busy) < 0 ||
+	    pack_kv_int(pk, "idle", ps.idle) < 0 ||
+	    pack_kv_int(pk, "connecting", ps.connecting) < 0 ||
+	    pack_kv_int(pk, "waiting", ps.waiting) < 0 ||
+	    pack_kv_int(pk, "connects", (int64_t)ps.connects) < 0 ||
+	    pack_kv_int(pk, "connect_failures", (int64_t)ps.connect_failures) < 0 ||
+	    pack_kv_int(pk, "lost", (int64_t)ps.lost) < 0 ||
+	    pack_kv_int(pk, "recycled", (int64_t)ps.recycled) < 0 ||
+	    pack_kv_int(pk, "timeouts", (int64_t)ps.timeouts) < 0 ||
+	    pack_kv_int(pk, "unavailable", (int64_t)ps.unavailable) < 0 ||
+	    pack_kv_int(pk, "pings", (int64_t)ps.pings) < 0 ||
+	    proto_pack_cstr(pk, "last_error") < 0 ||
+	    (ps.last_error[0] ? proto_pack_cstr(pk, ps.last_error) :
+				msgpack_pack_nil(pk)) < 0)
+		return -1;
+	return 0;
+}
+
+static int pack_stats(msgpack_packer *pk)
+{
+	struct server_stats ss;
+	usec_t up = clock_mono_usec() - ctx.started_mono;
+
+	server_stats(&ss);
+	if (msgpack_pack_map(pk, 8) < 0 ||
+	    proto_pack_cstr(pk, "version") < 0 ||
+	    proto_pack_cstr(pk, PACKAGE_VERSION) < 0 ||
+	    pack_kv_int(pk, "uptime_s", up / USEC_PER_SEC) < 0 ||
+	    proto_pack_cstr(pk, "started_at") < 0 ||
+	    proto_pack_timestamp(pk, ctx.started_real) < 0 ||
+	    proto_pack_cstr(pk, "clients") < 0 || msgpack_pack_map(pk, 5) < 0 ||
+	    pack_kv_int(pk, "connected", ss.clients) < 0 ||
+	    pack_kv_int(pk, "accepted", (int64_t)ss.accepted) < 0 ||
+	    pack_kv_int(pk, "rejected", (int64_t)ss.rejected) < 0 ||
+	    pack_kv_int(pk, "closed_on_error", (int64_t)ss.closed_errors) < 0 ||
+	    pack_kv_int(pk, "requests_in_flight", server_inflight()) < 0 ||
+	    pack_pool(pk) < 0 || stats_pack_requests(pk) < 0 ||
+	    retention_pack_stats(pk) < 0)
+		return -1;
+	return 0;
+}
+
+static int pack_health(msgpack_packer *pk)
+{
+	struct pool_stats ps;
+	const char *schema = schema_check_state();
+	bool ok;
+
+	pool_stats(&ps);
+	ok = ps.database_up && strcmp(schema, "ok") == 0;
+	if (msgpack_pack_map(pk, 4) < 0 || proto_pack_cstr(pk, "ok") < 0 ||
+	    (ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
+	    proto_pack_cstr(pk, "database") < 0 ||
+	    proto_pack_cstr(pk, ps.database_up ? "up" : "down") < 0 ||
+	    proto_pack_cstr(pk, "schema") < 0 || proto_pack_cstr(pk, schema) < 0 ||
+	    proto_pack_cstr(pk, "message") < 0 ||
+	    proto_pack_cstr(pk, !ps.database_up ? (ps.last_error[0] ?
+						       ps.last_error :
+						       "database unreachable") :
+						schema_check_message()) < 0)
+		return -1;
+	return 0;
+}
+
+static void answer(struct request *r, int (*pack)(msgpack_packer *pk))
+{
+	if (pack(request_result(r)) < 0)
+		request_abort(r, "cannot pack the result");
+	else
+		request_finish(r);
+}
+
+static int pack_pong(msgpack_packer *pk)
+{
+	return proto_pack_cstr(pk, "pong");
+}
+
+void methods_dispatch(struct request *r)
+{
+	switch (r->spec->id) {
+	case M_PING:
+		answer(r, pack_pong);
+		return;
+	case M_STATS:
+		answer(r, pack_stats);
+		return;
+	case M_HEALTH:
+		answer(r, pack_health);
+		return;
+	case M_CLEANUP:
+		retention_request(r);
+		return;
+	default:
+		break;
+	}
+	if (!schema_check_serving()) {
+		request_error(r, E_UNAVAILABLE, "%s", schema_check_message());
+		return;
+	}
+	store_dispatch(r);
+}

@@ -1,0 +1,977 @@
+/*
+ * pool.c - the asynchronous libpq connection pool.
+ *
+ * Life of a connection:
+ *
+ *   CONNECTING --PQconnectPoll OK--> SETUP --prepares done--> IDLE
+ *   IDLE --acquire--> BUSY (or PING first, when pre_ping says so)
+ *   BUSY --release--> IDLE, or closed when it broke
+ *
+ * Idle connections keep a read event on their socket: a server that goes
+ * away (restart, idle_session_timeout, pg_terminate_backend) is noticed at
+ * once and the connection replaced, not at the next request.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "clock.h"
+#include "log.h"
+#include "pool.h"
+
+enum pc_state {
+	PC_CONNECTING,
+	PC_SETUP,
+	PC_IDLE,
+	PC_PING,
+	PC_BUSY,
+};
+
+struct pool_conn {
+	struct pool_conn *next, *prev;		/* all connections */
+	struct pool_conn *idle_next;		/* idle stack (LIFO) */
+	PGconn *pg;
+	struct event *ev;			/* socket */
+	struct event *timer;			/* connect timeout */
+	int fd;
+	short watching;
+	enum pc_state state;
+	usec_t created, last_used, recycle_at;
+	uint64_t id;
+	bool broken;
+	/* the query in progress (BUSY) or the ping (PING) */
+	bool exec_active;
+	pool_exec_fn fn;
+	void *arg;
+	PGresult *res;
+	struct pool_waiter *ping_for;		/* PING: who gets it next */
+};
+
+#define PING_AFTER_IDLE_USEC (5 * USEC_PER_SEC)
+#define OVERFLOW_IDLE_USEC (30 * USEC_PER_SEC)
+#define BACKOFF_MIN_USEC (100 * 1000)
+#define BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
+#define UPKEEP_USEC (500 * 1000)
+
+static struct {
+	struct event_base *base;
+	const struct dbconf *dc;
+	struct pool_settings set;
+	char *setup_sql;			/* SET ...; PREPARE ...; */
+	const struct pool_statement *stmts;
+	size_t nstmts;
+	struct pool_conn *all;			/* every connection */
+	struct pool_conn *idle;			/* idle stack */
+	int nopen;				/* IDLE + BUSY + PING */
+	int nconnecting;			/* CONNECTING + SETUP */
+	int nbusy;
+	int nidle;
+	struct pool_waiter wq;			/* FIFO sentinel */
+	int nwaiting;
+	struct event *wait_timer;
+	struct event *upkeep;
+	usec_t next_attempt;			/* backoff */
+	int failures;				/* consecutive connect failures */
+	bool down;				/* database known unreachable */
+	usec_t suspect_before;			/* ping conns created before */
+	bool closing;
+	uint64_t next_id;
+	struct pool_stats st;
+} pool;
+
+static void pool_conn_event(evutil_socket_t fd, short what, void *arg);
+static void pool_conn_close(struct pool_conn *pc, const char *why);
+static void pool_fill(void);
+static void pool_connect_failed(struct pool_conn *pc, const char *msg);
+static void pool_serve_waiters(void);
+
+static void pool_set_error(const char *msg)
+{
+	size_t n;
+
+	snprintf(pool.st.last_error, sizeof(pool.st.last_error), "%s", msg);
+	/* libpq messages end in a newline; keep the last error one line. */
+	n = strlen(pool.st.last_error);
+	while (n > 0 && (pool.st.last_error[n - 1] == '\n' ||
+			 pool.st.last_error[n - 1] == ' '))
+		pool.st.last_error[--n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (pool.st.last_error[i] == '\n')
+			pool.st.last_error[i] = ' ';
+}
+
+static const char *pool_conn_error(struct pool_conn *pc)
+{
+	pool_set_error(pc->pg ? PQerrorMessage(pc->pg) : "no connection");
+	return pool.st.last_error;
+}
+
+/* (Re)arms the socket event for `what` (EV_READ and/or EV_WRITE). */
+static int pool_conn_watch(struct pool_conn *pc, short what)
+{
+	int fd = PQsocket(pc->pg);
+
+	if (fd < 0)
+		return -1;
+	if (pc->ev && fd == pc->fd && what == pc->watching)
+		return 0;
+	if (pc->ev) {
+		event_free(pc->ev);
+		pc->ev = NULL;
+	}
+	pc->fd = fd;
+	pc->watching = what;
+	pc->ev = event_new(pool.base, fd, what | EV_PERSIST, pool_conn_event,
+			   pc);
+	if (!pc->ev || event_add(pc->ev, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+static void pool_idle_remove(struct pool_conn *pc)
+{
+	struct pool_conn **pp;
+
+	for (pp = &pool.idle; *pp; pp = &(*pp)->idle_next) {
+		if (*pp == pc) {
+			*pp = pc->idle_next;
+			pc->idle_next = NULL;
+			pool.nidle--;
+			return;
+		}
+	}
+}
+
+static void pool_idle_push(struct pool_conn *pc)
+{
+	pc->state = PC_IDLE;
+	pc->idle_next = pool.idle;
+	pool.idle = pc;
+	pool.nidle++;
+}
+
+static usec_t pool_recycle_deadline(usec_t created)
+{
+	usec_t r = (usec_t)pool.set.recycle * USEC_PER_SEC;
+
+	if (r <= 0)
+		return 0;
+	/* Spread recycling: each connection lives 90% to 100% of recycle. */
+	return created + r - (usec_t)(random() % (r / 10 + 1));
+}
+
+/* ---- waiters ---------------------------------------------------------- */
+
+static void pool_waiter_unlink(struct pool_waiter *w)
+{
+	w->prev->next = w->next;
+	w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+	w->queued = false;
+	pool.nwaiting--;
+}
+
+static void pool_wait_timer_arm(void)
+{
+	struct timeval tv;
+	usec_t now, d;
+
+	if (pool.wq.next == &pool.wq) {
+		evtimer_del(pool.wait_timer);
+		return;
+	}
+	now = clock_mono_usec();
+	d = pool.wq.next->deadline - now;
+	if (d < 0)
+		d = 0;
+	tv = clock_tv(d);
+	evtimer_add(pool.wait_timer, &tv);
+}
+
+static void pool_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	usec_t now = clock_mono_usec();
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while (pool.wq.next != &pool.wq && pool.wq.next->deadline <= now) {
+		struct pool_waiter *w = pool.wq.next;
+
+		pool_waiter_unlink(w);
+		pool.st.timeouts++;
+		w->fn(w->arg, NULL, POOL_TIMEOUT,
+		      "no database connection became free within the pool "
+		      "timeout");
+	}
+	pool_wait_timer_arm();
+}
+
+/* Fails every waiter: the database is down, or we are closing. */
+static void pool_fail_waiters(enum pool_status st, const char *msg)
+{
+	while (pool.wq.next != &pool.wq) {
+		struct pool_waiter *w = pool.wq.next;
+
+		pool_waiter_unlink(w);
+		if (st == POOL_UNAVAILABLE)
+			pool.st.unavailable++;
+		w->fn(w->arg, NULL, st, msg);
+	}
+	pool_wait_timer_arm();
+}
+
+/* ---- connection life -------------------------------------------------- */
+
+static void pool_conn_free(struct pool_conn *pc)
+{
+	if (pc->ev)
+		event_free(pc->ev);
+	if (pc->timer)
+		event_free(pc->timer);
+	if (pc->res)
+		PQclear(pc->res);
+	if (pc->pg)
+		PQfinish(pc->pg);
+	free(pc);
+}
+
+static void pool_conn_unlink(struct pool_conn *pc)
+{
+	if (pc->prev)
+		pc->prev->next = pc->next;
+	else
+		pool.all = pc->next;
+	if (pc->next)
+		pc->next->prev = pc->prev;
+	switch (pc->state) {
+	case PC_CONNECTING:
+	case PC_SETUP:
+		pool.nconnecting--;
+		break;
+	case PC_IDLE:
+		pool_idle_remove(pc);
+		pool.nopen--;
+		break;
+	case PC_PING:
+		pool.nopen--;
+		break;
+	case PC_BUSY:
+		pool.nopen--;
+		pool.nbusy--;
+		break;
+	}
+}
+
+static void pool_conn_close(struct pool_conn *pc, const char *why)
+{
+	if (why)
+		log_info("pool: closing connection %llu: %s",
+			 (unsigned long long)pc->id, why);
+	pool_conn_unlink(pc);
+	pool_conn_free(pc);
+}
+
+/* Counts a failed attempt and schedules the next one (backoff + jitter). */
+static void pool_note_failure(void)
+{
+	usec_t b;
+
+	pool.st.connect_failures++;
+	pool.failures++;
+	b = BACKOFF_MIN_USEC << (pool.failures < 7 ? pool.failures : 7);
+	if (b > BACKOFF_MAX_USEC)
+		b = BACKOFF_MAX_USEC;
+	/* half fixed, half random: a fleet does not retry in step */
+	pool.next_attempt = clock_mono_usec() + b / 2 +
+			    (usec_t)(random() % (b / 2 + 1));
+}
+
+static void pool_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool_conn *pc = arg;
+
+	(void)fd;
+	(void)what;
+	pool_set_error("connect timeout expired");
+	log_warn("pool: connect to %s timed out after %lld s", pool.dc->describe,
+		 (long long)pool.dc->connect_timeout);
+	pool_connect_failed(pc, "connect timeout expired");
+}
+
+static void pool_connect_failed(struct pool_conn *pc, const char *msg)
+{
+	bool first = !pool.down && pool.failures == 0;
+
+	pool_set_error(msg);
+	pool_note_failure();
+	if (first || log_enabled(LOG_LVL_DEBUG))
+		log_warn("pool: cannot connect to %s: %s", pool.dc->describe,
+			 pool.st.last_error);
+	pool_conn_close(pc, NULL);
+	if (pool.nopen == 0 && pool.nconnecting == 0) {
+		if (!pool.down)
+			log_error("pool: database unavailable (%s); retrying "
+				  "with backoff",
+				  pool.st.last_error);
+		pool.down = true;
+		pool_fail_waiters(POOL_UNAVAILABLE, "database unavailable");
+	}
+	pool_fill();
+}
+
+static void pool_conn_ready(struct pool_conn *pc)
+{
+	usec_t now = clock_mono_usec();
+
+	pool.nconnecting--;
+	pool.nopen++;
+	pool.st.connects++;
+	if (pool.down || pool.failures > 0)
+		log_notice("pool: database reachable again (%s)",
+			   pool.dc->describe);
+	pool.down = false;
+	pool.failures = 0;
+	pc->created = now;
+	pc->last_used = now;
+	pc->recycle_at = pool_recycle_deadline(now);
+	pool_idle_push(pc);
+	if (pool_conn_watch(pc, EV_READ) < 0) {
+		pool_conn_close(pc, "cannot watch socket");
+		return;
+	}
+	log_debug("pool: connection %llu ready", (unsigned long long)pc->id);
+	pool_serve_waiters();
+}
+
+static void pool_conn_setup(struct pool_conn *pc)
+{
+	if (pc->timer)
+		evtimer_del(pc->timer);
+	pc->state = PC_SETUP;
+	if (!PQsendQuery(pc->pg, pool.setup_sql)) {
+		pool_connect_failed(pc, PQerrorMessage(pc->pg));
+		return;
+	}
+	pc->exec_active = true;
+	if (pool_conn_watch(pc, EV_READ | EV_WRITE) < 0)
+		pool_connect_failed(pc, "cannot watch socket");
+}
+
+static void pool_conn_poll(struct pool_conn *pc)
+{
+	switch (PQconnectPoll(pc->pg)) {
+	case PGRES_POLLING_READING:
+		if (pool_conn_watch(pc, EV_READ) < 0)
+			pool_connect_failed(pc, "cannot watch socket");
+		break;
+	case PGRES_POLLING_WRITING:
+		if (pool_conn_watch(pc, EV_WRITE) < 0)
+			pool_connect_failed(pc, "cannot watch socket");
+		break;
+	case PGRES_POLLING_OK:
+		pool_conn_setup(pc);
+		break;
+	case PGRES_POLLING_FAILED:
+	default:
+		pool_connect_failed(pc, PQerrorMessage(pc->pg));
+		break;
+	}
+}
+
+static int pool_conn_open(void)
+{
+	struct pool_conn *pc = calloc(1, sizeof(*pc));
+	struct timeval tv;
+
+	if (!pc)
+		return -1;
+	pc->id = ++pool.next_id;
+	pc->fd = -1;
+	pc->state = PC_CONNECTING;
+	pc->next = pool.all;
+	if (pool.all)
+		pool.all->prev = pc;
+	pool.all = pc;
+	pool.nconnecting++;
+
+	pc->pg = PQconnectStartParams(pool.dc->keys, pool.dc->vals, 1);
+	if (!pc->pg) {
+		pool_connect_failed(pc, "out of memory");
+		return -1;
+	}
+	if (PQstatus(pc->pg) == CONNECTION_BAD ||
+	    PQsetnonblocking(pc->pg, 1) < 0) {
+		pool_connect_failed(pc, PQerrorMessage(pc->pg));
+		return -1;
+	}
+	pc->timer = evtimer_new(pool.base, pool_connect_timeout, pc);
+	if (!pc->timer) {
+		pool_connect_failed(pc, "out of memory");
+		return -1;
+	}
+	tv.tv_sec = pool.dc->connect_timeout > 0 ? pool.dc->connect_timeout : 10;
+	tv.tv_usec = 0;
+	evtimer_add(pc->timer, &tv);
+	/* libpq starts by writing; PQconnectPoll tells us the rest. */
+	if (pool_conn_watch(pc, EV_WRITE) < 0) {
+		pool_connect_failed(pc, "cannot watch socket");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Opens connections while fewer than `size` are open (or more are needed
+ * for waiters, up to size + max_overflow), honouring the backoff.
+ */
+static void pool_fill(void)
+{
+	usec_t now = clock_mono_usec();
+	int have, want, max;
+
+	if (pool.closing)
+		return;
+	if (pool.failures > 0 && now < pool.next_attempt)
+		return;
+	have = pool.nopen + pool.nconnecting;
+	max = pool.set.size + pool.set.max_overflow;
+	want = pool.set.size;
+	if (pool.nwaiting > 0) {
+		int need = pool.nbusy + pool.nwaiting;
+
+		if (need > want)
+			want = need;
+	}
+	if (want > max)
+		want = max;
+	/* While failing, probe with one connection at a time. */
+	if (pool.failures > 0) {
+		if (pool.nconnecting == 0 && have < want)
+			(void)pool_conn_open();
+		return;
+	}
+	while (have < want) {
+		if (pool_conn_open() < 0)
+			break;
+		have++;
+	}
+}
+
+/* ---- handing out connections ----------------------------------------- */
+
+static bool pool_needs_ping(const struct pool_conn *pc, usec_t now)
+{
+	if (!pool.set.pre_ping)
+		return false;
+	return pc->created < pool.suspect_before ||
+	       now - pc->last_used > PING_AFTER_IDLE_USEC;
+}
+
+static void pool_waiter_push_front(struct pool_waiter *w)
+{
+	w->next = pool.wq.next;
+	w->prev = &pool.wq;
+	pool.wq.next->prev = w;
+	pool.wq.next = w;
+	w->queued = true;
+	pool.nwaiting++;
+}
+
+/* Sends an empty query on an idle connection before handing it to w. */
+static int pool_ping_start(struct pool_conn *pc, struct pool_waiter *w)
+{
+	pc->state = PC_PING;
+	pc->ping_for = w;
+	pool.st.pings++;
+	if (!PQsendQuery(pc->pg, "") ||
+	    pool_conn_watch(pc, EV_READ | EV_WRITE) < 0)
+		return -1;
+	pc->exec_active = true;
+	return 0;
+}
+
+/* Hands idle connections to the first waiters, pinging them if due. */
+static void pool_serve_waiters(void)
+{
+	usec_t now = clock_mono_usec();
+
+	while (pool.wq.next != &pool.wq && pool.idle) {
+		struct pool_conn *pc = pool.idle;
+		struct pool_waiter *w = pool.wq.next;
+
+		pool_idle_remove(pc);
+		pool_waiter_unlink(w);
+		if (pool_needs_ping(pc, now)) {
+			if (pool_ping_start(pc, w) < 0) {
+				pool_waiter_push_front(w);
+				pool_conn_close(pc, "ping could not be sent");
+			}
+			continue;
+		}
+		pc->state = PC_BUSY;
+		pool.nbusy++;
+		w->fn(w->arg, pc, POOL_OK, NULL);
+	}
+	pool_wait_timer_arm();
+	pool_fill();
+}
+
+enum pool_acquire_result pool_acquire(struct pool_waiter *w,
+				      pool_acquire_fn fn, void *arg,
+				      struct pool_conn **out,
+				      enum pool_status *st, const char **msg)
+{
+	usec_t now = clock_mono_usec();
+
+	*out = NULL;
+	if (pool.closing) {
+		*st = POOL_SHUTDOWN;
+		*msg = "convd is shutting down";
+		return POOL_ACQ_FAILED;
+	}
+	if (pool.down && pool.nopen == 0) {
+		pool.st.unavailable++;
+		*st = POOL_UNAVAILABLE;
+		*msg = "database unavailable";
+		pool_fill();
+		return POOL_ACQ_FAILED;
+	}
+	/* Waiters first: FIFO fairness. */
+	if (pool.wq.next == &pool.wq && pool.idle &&
+	    !pool_needs_ping(pool.idle, now)) {
+		struct pool_conn *pc = pool.idle;
+
+		pool_idle_remove(pc);
+		pc->state = PC_BUSY;
+		pool.nbusy++;
+		*out = pc;
+		return POOL_ACQ_READY;
+	}
+	w->fn = fn;
+	w->arg = arg;
+	w->deadline = now + (usec_t)pool.set.timeout * USEC_PER_SEC;
+	w->prev = pool.wq.prev;
+	w->next = &pool.wq;
+	pool.wq.prev->next = w;
+	pool.wq.prev = w;
+	w->queued = true;
+	pool.nwaiting++;
+	if (pool.wq.next == w)
+		pool_wait_timer_arm();
+	/* Serve from the event loop, never from inside this call. */
+	if (pool.idle)
+		event_active(pool.upkeep, EV_TIMEOUT, 0);
+	else
+		pool_fill();
+	return POOL_ACQ_QUEUED;
+}
+
+void pool_cancel(struct pool_waiter *w)
+{
+	struct pool_conn *pc;
+
+	if (w->queued) {
+		pool_waiter_unlink(w);
+		pool_wait_timer_arm();
+		return;
+	}
+	/* Maybe a ping is running on its behalf: let it end unclaimed. */
+	for (pc = pool.all; pc; pc = pc->next)
+		if (pc->state == PC_PING && pc->ping_for == w)
+			pc->ping_for = NULL;
+}
+
+void pool_release(struct pool_conn *pc)
+{
+	if (pc->state != PC_BUSY)
+		return;
+	if (pc->broken || PQstatus(pc->pg) != CONNECTION_OK ||
+	    PQtransactionStatus(pc->pg) != PQTRANS_IDLE || pc->exec_active) {
+		/* A connection that broke, or was left inside a transaction
+		 * or a query, is not reused. */
+		pool_conn_close(pc, pc->broken ? "connection lost" :
+					       "released in an unclean state");
+		pool_fill();
+		return;
+	}
+	pool.nbusy--;
+	pc->last_used = clock_mono_usec();
+	pool_idle_push(pc);
+	if (pool_conn_watch(pc, EV_READ) < 0) {
+		pool_conn_close(pc, "cannot watch socket");
+		pool_fill();
+		return;
+	}
+	if (pool.wq.next != &pool.wq)
+		pool_serve_waiters();
+}
+
+void pool_discard(struct pool_conn *pc)
+{
+	if (pc->state != PC_BUSY)
+		return;
+	pool_conn_close(pc, "discarded after an error");
+	pool_fill();
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
+	      int nparams, const char *const *values, const int *lengths,
+	      const int *formats, int result_format, pool_exec_fn fn,
+	      void *arg)
+{
+	int ok;
+
+	if (pc->state != PC_BUSY || pc->exec_active || pc->broken)
+		return -1;
+	if (stmt)
+		ok = PQsendQueryPrepared(pc->pg, stmt, nparams, values, lengths,
+					 formats, result_format);
+	else
+		ok = PQsendQueryParams(pc->pg, sql, nparams, NULL, values,
+				       lengths, formats, result_format);
+	if (!ok) {
+		pool_set_error(PQerrorMessage(pc->pg));
+		pc->broken = true;
+		return -1;
+	}
+	pc->exec_active = true;
+	pc->fn = fn;
+	pc->arg = arg;
+	if (pool_conn_watch(pc, EV_READ | EV_WRITE) < 0) {
+		pc->exec_active = false;
+		pc->broken = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* The query (or ping, or setup) on pc has finished or failed. */
+static void pool_conn_done(struct pool_conn *pc, bool lost)
+{
+	PGresult *res = pc->res;
+	enum pool_status st = POOL_OK;
+	const char *msg = NULL;
+
+	pc->res = NULL;
+	pc->exec_active = false;
+	if (lost) {
+		pc->broken = true;
+		msg = pool_conn_error(pc);
+		st = POOL_UNAVAILABLE;
+	} else if (res) {
+		ExecStatusType es = PQresultStatus(res);
+
+		if (es == PGRES_FATAL_ERROR || es == PGRES_BAD_RESPONSE ||
+		    es == PGRES_NONFATAL_ERROR) {
+			st = POOL_QUERY_ERROR;
+			msg = PQresultErrorMessage(res);
+			if (PQstatus(pc->pg) != CONNECTION_OK) {
+				pc->broken = true;
+				st = POOL_UNAVAILABLE;
+			}
+		}
+	}
+
+	switch (pc->state) {
+	case PC_SETUP:
+		if (st != POOL_OK)
+			pool_connect_failed(pc, msg ? msg : "setup failed");
+		else
+			pool_conn_ready(pc);
+		break;
+	case PC_PING: {
+		struct pool_waiter *w = pc->ping_for;
+
+		pc->ping_for = NULL;
+		if (st != POOL_OK) {
+			pool.st.lost++;
+			pool.suspect_before = clock_mono_usec();
+			log_warn("pool: pre-ping failed on connection %llu: %s",
+				 (unsigned long long)pc->id,
+				 msg ? msg : "?");
+			pool_conn_close(pc, NULL);
+			if (w)
+				pool_waiter_push_front(w);
+			pool_serve_waiters();
+			break;
+		}
+		if (!w) {
+			pc->last_used = clock_mono_usec();
+			pool_idle_push(pc);
+			(void)pool_conn_watch(pc, EV_READ);
+			pool_serve_waiters();
+			break;
+		}
+		pc->last_used = clock_mono_usec();
+		pc->state = PC_BUSY;
+		pool.nbusy++;
+		(void)pool_conn_watch(pc, EV_READ);
+		w->fn(w->arg, pc, POOL_OK, NULL);
+		break;
+	}
+	case PC_BUSY: {
+		pool_exec_fn fn = pc->fn;
+
+		if (st == POOL_UNAVAILABLE)
+			pool.st.lost++;
+		pc->fn = NULL;
+		(void)pool_conn_watch(pc, EV_READ);
+		/* pc may be released (and reused) inside fn */
+		fn(pc->arg, pc, st, res, msg);
+		break;
+	}
+	default:
+		break;
+	}
+	if (res)
+		PQclear(res);
+}
+
+/* Reads results; true when the command is complete. */
+static bool pool_conn_collect(struct pool_conn *pc)
+{
+	while (!PQisBusy(pc->pg)) {
+		PGresult *r = PQgetResult(pc->pg);
+
+		if (!r)
+			return true;
+		/* Keep the first error, else the last result. */
+		if (pc->res && PQresultStatus(pc->res) == PGRES_FATAL_ERROR) {
+			PQclear(r);
+			continue;
+		}
+		if (pc->res)
+			PQclear(pc->res);
+		pc->res = r;
+	}
+	return false;
+}
+
+static void pool_conn_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool_conn *pc = arg;
+
+	(void)fd;
+	switch (pc->state) {
+	case PC_CONNECTING:
+		pool_conn_poll(pc);
+		return;
+	case PC_IDLE:
+		/* Nothing is expected on an idle connection: EOF, an error
+		 * (server shutdown, terminated backend) or a notice. */
+		if (!PQconsumeInput(pc->pg) ||
+		    PQstatus(pc->pg) != CONNECTION_OK) {
+			pool.st.lost++;
+			pool.suspect_before = clock_mono_usec();
+			log_warn("pool: idle connection %llu lost: %s",
+				 (unsigned long long)pc->id,
+				 pool_conn_error(pc));
+			pool_conn_close(pc, NULL);
+			pool_fill();
+			return;
+		}
+		while (PQnotifies(pc->pg))
+			;
+		return;
+	case PC_BUSY:
+		if (!pc->exec_active) {
+			/* acquired but no query yet: watch for loss */
+			if (!PQconsumeInput(pc->pg))
+				pc->broken = true;
+			return;
+		}
+		__attribute__((fallthrough));
+	case PC_SETUP:
+	case PC_PING:
+		if (what & EV_WRITE) {
+			int f = PQflush(pc->pg);
+
+			if (f < 0) {
+				pool_conn_done(pc, true);
+				return;
+			}
+			if (f == 0 && pool_conn_watch(pc, EV_READ) < 0) {
+				pool_conn_done(pc, true);
+				return;
+			}
+		}
+		if (what & EV_READ) {
+			if (!PQconsumeInput(pc->pg)) {
+				pool_conn_done(pc, true);
+				return;
+			}
+			if (pool_conn_collect(pc))
+				pool_conn_done(pc,
+					       PQstatus(pc->pg) != CONNECTION_OK &&
+						       !pc->res);
+		}
+		return;
+	}
+}
+
+/* ---- upkeep ----------------------------------------------------------- */
+
+/*
+ * Runs twice a second (and when pool_acquire wants waiters served):
+ * serves waiters, replaces lost connections, recycles at most one old idle
+ * connection per pass and closes idle overflow connections.
+ */
+static void pool_upkeep(evutil_socket_t fd, short what, void *arg)
+{
+	usec_t now = clock_mono_usec();
+	struct pool_conn *pc, *victim = NULL;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (pool.closing)
+		return;
+	if (pool.wq.next != &pool.wq && pool.idle)
+		pool_serve_waiters();
+	for (pc = pool.idle; pc; pc = pc->idle_next) {
+		if (pc->recycle_at && now >= pc->recycle_at) {
+			victim = pc;
+			break;
+		}
+	}
+	if (victim) {
+		pool.st.recycled++;
+		pool_conn_close(victim, "recycled (older than [pool] recycle)");
+	} else if (pool.nopen > pool.set.size && pool.idle) {
+		/* the least recently used idle connection is at the bottom */
+		for (pc = pool.idle; pc->idle_next; pc = pc->idle_next)
+			;
+		if (now - pc->last_used > OVERFLOW_IDLE_USEC)
+			pool_conn_close(pc, "idle overflow connection");
+	}
+	pool_fill();
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+static char *pool_build_setup_sql(const struct pool_statement *stmts,
+				  size_t n, int statement_timeout)
+{
+	size_t len = 128;
+	char *sql, *p;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(stmts[i].name) + strlen(stmts[i].sql) + 32;
+	sql = malloc(len);
+	if (!sql)
+		return NULL;
+	p = sql;
+	/* Numbers and our own statement names only: no user data here. */
+	p += sprintf(p, "SET statement_timeout = %d; SET TIME ZONE 'UTC';",
+		     statement_timeout);
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "PREPARE %s AS %s;", stmts[i].name,
+			     stmts[i].sql);
+	return sql;
+}
+
+int pool_setup(struct event_base *base, const struct dbconf *dc,
+	       const struct pool_settings *ps,
+	       const struct pool_statement *stmts, size_t nstmts)
+{
+	struct timeval tv = clock_tv(UPKEEP_USEC);
+
+	memset(&pool, 0, sizeof(pool));
+	pool.base = base;
+	pool.dc = dc;
+	pool.set = *ps;
+	pool.wq.next = pool.wq.prev = &pool.wq;
+	pool.stmts = stmts;
+	pool.nstmts = nstmts;
+	pool.setup_sql = pool_build_setup_sql(stmts, nstmts,
+					      ps->statement_timeout);
+	pool.wait_timer = evtimer_new(base, pool_wait_timeout, NULL);
+	pool.upkeep = event_new(base, -1, EV_PERSIST, pool_upkeep, NULL);
+	if (!pool.setup_sql || !pool.wait_timer || !pool.upkeep ||
+	    event_add(pool.upkeep, &tv) < 0) {
+		log_error("pool: out of memory");
+		return -1;
+	}
+	log_info("pool: connecting to %s (size %d, max_overflow %d)",
+		 dc->describe, ps->size, ps->max_overflow);
+	pool_fill();
+	return 0;
+}
+
+void pool_reconfigure(const struct pool_settings *ps)
+{
+	bool timeout_changed = ps->statement_timeout !=
+			       pool.set.statement_timeout;
+	usec_t now = clock_mono_usec();
+
+	pool.set = *ps;
+	if (timeout_changed) {
+		char *sql = pool_build_setup_sql(pool.stmts, pool.nstmts,
+						 ps->statement_timeout);
+
+		if (sql) {
+			free(pool.setup_sql);
+			pool.setup_sql = sql;
+		}
+	}
+	/* New recycle deadlines; with a new statement timeout every
+	 * connection is due now, and upkeep replaces them one at a time. */
+	for (struct pool_conn *pc = pool.all; pc; pc = pc->next)
+		if (pc->created)
+			pc->recycle_at = timeout_changed ?
+						 now :
+						 pool_recycle_deadline(pc->created);
+	pool_wait_timer_arm();
+	pool_fill();
+}
+
+void pool_cleanup(void)
+{
+	pool.closing = true;
+	pool_fail_waiters(POOL_SHUTDOWN, "convd is shutting down");
+	while (pool.all) {
+		struct pool_conn *pc = pool.all;
+
+		if (pc->state == PC_BUSY && pc->exec_active && pc->fn) {
+			pool_exec_fn fn = pc->fn;
+
+			pc->exec_active = false;
+			pc->fn = NULL;
+			pc->broken = true;
+			fn(pc->arg, pc, POOL_SHUTDOWN, NULL,
+			   "convd is shutting down");
+			if (pool.all != pc)
+				continue; /* released and closed by fn */
+		}
+		pool_conn_close(pc, NULL);
+	}
+	if (pool.wait_timer)
+		event_free(pool.wait_timer);
+	if (pool.upkeep)
+		event_free(pool.upkeep);
+	free(pool.setup_sql);
+	pool.wait_timer = pool.upkeep = NULL;
+	pool.setup_sql = NULL;
+}
+
+void pool_stats(struct pool_stats *out)
+{
+	*out = pool.st;
+	out->open = pool.nopen;
+	out->busy = pool.nbusy;
+	out->idle = pool.nidle;
+	out->connecting = pool.nconnecting;
+	out->waiting = pool.nwaiting;
+	out->database_up = pool.nopen > 0 || (!pool.down && pool.failures == 0);
+}
+
+int pool_busy_count(void)
+{
+	return pool.nbusy;
+}

@@ -1,0 +1,393 @@
+/*
+ * retention.c - the retention cleanup (timer and on demand).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "log.h"
+#include "pool.h"
+#include "proto.h"
+#include "retention.h"
+
+/* pg_try_advisory_lock key shared by every convd on a database: "convd". */
+#define RETENTION_LOCK_KEY "6567004532868204132"
+#define FIRST_RUN_USEC (5 * USEC_PER_SEC)
+
+static const char sql_lock[] = "SELECT pg_try_advisory_lock(" RETENTION_LOCK_KEY ")";
+static const char sql_unlock[] = "SELECT pg_advisory_unlock(" RETENTION_LOCK_KEY ")";
+/* The created_at index gives the oldest rows first; each batch is one
+ * short autocommit statement. */
+static const char sql_batch[] =
+	"DELETE FROM simple_conversation_history WHERE id IN ("
+	"SELECT id FROM simple_conversation_history WHERE created_at < $1"
+	" ORDER BY created_at LIMIT $2)";
+
+enum run_step { STEP_IDLE, STEP_ACQUIRE, STEP_LOCK, STEP_BATCH, STEP_UNLOCK };
+
+struct run {
+	enum run_step step;
+	struct request *req;		/* on demand, or NULL for the timer */
+	int64_t days;
+	char cutoff[40];		/* timestamptz text */
+	char batch[24];
+	uint64_t deleted;
+	usec_t started;
+	struct pool_waiter waiter;
+	struct pool_conn *pc;
+	bool skipped;
+};
+
+static struct {
+	struct event_base *base;
+	int64_t days_to_keep, interval, batch_size;
+	struct event *timer;		/* next scheduled run */
+	struct event *yield;		/* next batch, after other events */
+	struct run run;
+	struct request *pending_head, *pending_tail; /* on-demand queue */
+	/* stats */
+	uint64_t runs, skipped, failures, total_deleted;
+	usec_t last_run_real, last_duration, next_run_real;
+	uint64_t last_deleted;
+	char last_error[160];
+	bool closing;
+} ret;
+
+static void retention_start(struct request *req, int64_t days);
+static void retention_step_done(void *arg, struct pool_conn *pc,
+				enum pool_status st, const PGresult *res,
+				const char *msg);
+
+static void retention_schedule(usec_t delay)
+{
+	struct timeval tv = clock_tv(delay);
+
+	ret.next_run_real = clock_real_usec() + delay;
+	evtimer_add(ret.timer, &tv);
+}
+
+/* interval +- 5% */
+static usec_t retention_jittered_interval(void)
+{
+	usec_t iv = (usec_t)ret.interval * USEC_PER_SEC;
+	usec_t j = iv / 20;
+
+	return iv - j + (usec_t)(random() % (2 * j + 1));
+}
+
+static void retention_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	ret.next_run_real = 0;
+	if (ret.days_to_keep > 0 && ret.run.step == STEP_IDLE)
+		retention_start(NULL, ret.days_to_keep);
+	if (ret.days_to_keep > 0 && ret.run.step == STEP_IDLE &&
+	    !evtimer_pending(ret.timer, NULL))
+		retention_schedule(retention_jittered_interval());
+}
+
+static void retention_finish(bool ok)
+{
+	struct run *run = &ret.run;
+	struct request *req = run->req;
+	usec_t took = clock_mono_usec() - run->started;
+
+	if (run->pc) {
+		if (ok)
+			pool_release(run->pc);
+		else
+			pool_discard(run->pc);	/* drops the session lock */
+		run->pc = NULL;
+	}
+	run->step = STEP_IDLE;
+	if (ok && !run->skipped) {
+		ret.runs++;
+		ret.total_deleted += run->deleted;
+		ret.last_deleted = run->deleted;
+		ret.last_duration = took;
+		ret.last_run_real = clock_real_usec();
+		if (run->deleted > 0 || req)
+			log_info("retention: deleted %" PRIu64 " messages older "
+				 "than %" PRId64 " days in %.3f s",
+				 run->deleted, run->days, (double)took / 1e6);
+	} else if (ok) {
+		ret.skipped++;
+		log_info("retention: another convd holds the cleanup lock; "
+			 "skipped");
+	} else {
+		ret.failures++;
+	}
+	if (req) {
+		if (ok) {
+			msgpack_packer *pk = request_result(req);
+
+			if (msgpack_pack_map(pk, 2) < 0 ||
+			    proto_pack_cstr(pk, "deleted") < 0 ||
+			    msgpack_pack_uint64(pk, run->deleted) < 0 ||
+			    proto_pack_cstr(pk, "skipped") < 0 ||
+			    (run->skipped ? msgpack_pack_true(pk) :
+					    msgpack_pack_false(pk)) < 0)
+				request_abort(req, "cannot pack the result");
+			else
+				request_finish(req);
+		} else {
+			request_error(req, E_UNAVAILABLE, "retention failed: %s",
+				      ret.last_error);
+		}
+	}
+	if (ret.closing)
+		return;
+	/* next on-demand request, if any */
+	if (ret.pending_head) {
+		struct request *next = ret.pending_head;
+
+		ret.pending_head = next->next;
+		if (!ret.pending_head)
+			ret.pending_tail = NULL;
+		next->next = NULL;
+		retention_start(next, next->args.v[0].present ?
+					      next->args.v[0].i :
+					      ret.days_to_keep);
+	} else if (!req && ret.days_to_keep > 0 &&
+		   !evtimer_pending(ret.timer, NULL)) {
+		retention_schedule(retention_jittered_interval());
+	}
+}
+
+static void retention_fail(const char *what, const char *msg)
+{
+	snprintf(ret.last_error, sizeof(ret.last_error), "%s: %s", what,
+		 msg ? msg : "unknown error");
+	for (char *p = ret.last_error; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	log_warn("retention: %s", ret.last_error);
+	retention_finish(false);
+}
+
+static void retention_exec(const char *sql, int n, const char *const *vals)
+{
+	if (pool_exec(ret.run.pc, NULL, sql, n, vals, NULL, NULL, 0,
+		      retention_step_done, NULL) < 0)
+		retention_fail("cannot send query", "connection lost");
+}
+
+static void retention_next_batch(evutil_socket_t fd, short what, void *arg)
+{
+	const char *vals[2] = {ret.run.cutoff, ret.run.batch};
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	snprintf(ret.run.batch, sizeof(ret.run.batch), "%" PRId64,
+		 ret.batch_size);
+	ret.run.step = STEP_BATCH;
+	retention_exec(sql_batch, 2, vals);
+}
+
+static void retention_step_done(void *arg, struct pool_conn *pc,
+				enum pool_status st, const PGresult *res,
+				const char *msg)
+{
+	struct run *run = &ret.run;
+
+	(void)arg;
+	(void)pc;
+	if (st != POOL_OK) {
+		retention_fail(run->step == STEP_LOCK	? "taking the lock" :
+			       run->step == STEP_BATCH	? "deleting" :
+							  "releasing the lock",
+			       msg);
+		return;
+	}
+	switch (run->step) {
+	case STEP_LOCK:
+		if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t")) {
+			run->skipped = true;
+			retention_finish(true);
+			return;
+		}
+		retention_next_batch(-1, 0, NULL);
+		return;
+	case STEP_BATCH: {
+		uint64_t n = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
+
+		run->deleted += n;
+		if (n >= (uint64_t)ret.batch_size && !ret.closing) {
+			/* let foreground requests in before the next batch */
+			event_active(ret.yield, EV_TIMEOUT, 0);
+			return;
+		}
+		run->step = STEP_UNLOCK;
+		retention_exec(sql_unlock, 0, NULL);
+		return;
+	}
+	case STEP_UNLOCK:
+		retention_finish(true);
+		return;
+	default:
+		return;
+	}
+}
+
+static void retention_on_acquire(void *arg, struct pool_conn *pc,
+				 enum pool_status st, const char *msg)
+{
+	(void)arg;
+	if (st != POOL_OK) {
+		retention_fail("no database connection", msg);
+		return;
+	}
+	ret.run.pc = pc;
+	ret.run.step = STEP_LOCK;
+	retention_exec(sql_lock, 0, NULL);
+}
+
+static void retention_start(struct request *req, int64_t days)
+{
+	struct run *run = &ret.run;
+	usec_t now = clock_real_usec();
+	usec_t cutoff = now - days * 86400 * USEC_PER_SEC;
+	time_t secs = (time_t)(cutoff / USEC_PER_SEC);
+	struct tm tm;
+	enum pool_status st;
+	const char *msg;
+	struct pool_conn *pc;
+	size_t n;
+
+	memset(run, 0, sizeof(*run));
+	run->req = req;
+	run->days = days;
+	run->started = clock_mono_usec();
+	gmtime_r(&secs, &tm);
+	n = strftime(run->cutoff, sizeof(run->cutoff), "%Y-%m-%d %H:%M:%S",
+		     &tm);
+	snprintf(run->cutoff + n, sizeof(run->cutoff) - n, ".%06lld+00",
+		 (long long)(cutoff % USEC_PER_SEC));
+	run->step = STEP_ACQUIRE;
+	switch (pool_acquire(&run->waiter, retention_on_acquire, NULL, &pc, &st,
+			     &msg)) {
+	case POOL_ACQ_READY:
+		retention_on_acquire(NULL, pc, POOL_OK, NULL);
+		break;
+	case POOL_ACQ_QUEUED:
+		break;
+	case POOL_ACQ_FAILED:
+		retention_fail("no database connection", msg);
+		break;
+	}
+}
+
+void retention_request(struct request *r)
+{
+	if (ret.run.step != STEP_IDLE) {
+		r->next = NULL;
+		if (ret.pending_tail)
+			ret.pending_tail->next = r;
+		else
+			ret.pending_head = r;
+		ret.pending_tail = r;
+		return;
+	}
+	retention_start(r, r->args.v[0].present ? r->args.v[0].i :
+						  ret.days_to_keep);
+}
+
+int retention_pack_stats(msgpack_packer *pk)
+{
+	if (proto_pack_cstr(pk, "retention") < 0 || msgpack_pack_map(pk, 10) < 0 ||
+	    proto_pack_cstr(pk, "days_to_keep") < 0 ||
+	    msgpack_pack_int64(pk, ret.days_to_keep) < 0 ||
+	    proto_pack_cstr(pk, "running") < 0 ||
+	    (ret.run.step != STEP_IDLE ? msgpack_pack_true(pk) :
+					 msgpack_pack_false(pk)) < 0 ||
+	    proto_pack_cstr(pk, "runs") < 0 || msgpack_pack_uint64(pk, ret.runs) < 0 ||
+	    proto_pack_cstr(pk, "skipped") < 0 ||
+	    msgpack_pack_uint64(pk, ret.skipped) < 0 ||
+	    proto_pack_cstr(pk, "failures") < 0 ||
+	    msgpack_pack_uint64(pk, ret.failures) < 0 ||
+	    proto_pack_cstr(pk, "total_deleted") < 0 ||
+	    msgpack_pack_uint64(pk, ret.total_deleted) < 0 ||
+	    proto_pack_cstr(pk, "last_deleted") < 0 ||
+	    msgpack_pack_uint64(pk, ret.last_deleted) < 0 ||
+	    proto_pack_cstr(pk, "last_duration_us") < 0 ||
+	    msgpack_pack_int64(pk, ret.last_duration) < 0 ||
+	    proto_pack_cstr(pk, "last_run") < 0 ||
+	    (ret.last_run_real ? proto_pack_timestamp(pk, ret.last_run_real) :
+				 msgpack_pack_nil(pk)) < 0 ||
+	    proto_pack_cstr(pk, "next_run") < 0 ||
+	    (ret.next_run_real ? proto_pack_timestamp(pk, ret.next_run_real) :
+				 msgpack_pack_nil(pk)) < 0)
+		return -1;
+	return 0;
+}
+
+bool retention_running(void)
+{
+	return ret.run.step != STEP_IDLE;
+}
+
+void retention_reconfigure(const struct convd_config *cfg)
+{
+	bool was_on = ret.days_to_keep > 0;
+	int64_t old_interval = ret.interval;
+
+	ret.days_to_keep = cfg->retention.days_to_keep;
+	ret.interval = cfg->retention.interval;
+	ret.batch_size = cfg->retention.batch_size;
+	if (ret.days_to_keep == 0) {
+		evtimer_del(ret.timer);
+		ret.next_run_real = 0;
+	} else if (!was_on || old_interval != ret.interval) {
+		evtimer_del(ret.timer);
+		retention_schedule(was_on ? retention_jittered_interval() :
+					    FIRST_RUN_USEC);
+	}
+}
+
+int retention_setup(struct event_base *base, const struct convd_config *cfg)
+{
+	memset(&ret, 0, sizeof(ret));
+	ret.base = base;
+	ret.timer = evtimer_new(base, retention_on_timer, NULL);
+	ret.yield = event_new(base, -1, 0, retention_next_batch, NULL);
+	if (!ret.timer || !ret.yield)
+		return -1;
+	retention_reconfigure(cfg);
+	return 0;
+}
+
+/*
+ * Stops scheduling.  A batch in flight ends when the pool closes (its
+ * callback then finds `closing` set and schedules nothing).
+ */
+void retention_cleanup(void)
+{
+	ret.closing = true;
+	if (ret.run.step == STEP_ACQUIRE) {
+		pool_cancel(&ret.run.waiter);
+		if (ret.run.req)
+			request_error(ret.run.req, E_UNAVAILABLE,
+				      "convd is shutting down");
+		ret.run.req = NULL;
+	}
+	while (ret.pending_head) {
+		struct request *r = ret.pending_head;
+
+		ret.pending_head = r->next;
+		request_error(r, E_UNAVAILABLE, "convd is shutting down");
+	}
+	ret.pending_tail = NULL;
+	if (ret.timer)
+		event_free(ret.timer);
+	if (ret.yield)
+		event_free(ret.yield);
+	ret.timer = ret.yield = NULL;
+	if (ret.run.step == STEP_ACQUIRE)
+		ret.run.step = STEP_IDLE;
+}

@@ -1,0 +1,83 @@
+/*
+ * sd.c - systemd integration (sd-daemon), or no-ops without libsystemd.
+ */
+#include "autoconfig.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "log.h"
+#include "sd.h"
+
+void sd_notifyf_(const char *fmt, ...)
+{
+#ifdef HAVE_LIBSYSTEMD
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	(void)sd_notify(0, buf);
+#else
+	(void)fmt;
+#endif
+}
+
+void sdn_reloading(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf_("RELOADING=1\nMONOTONIC_USEC=%llu",
+		    (unsigned long long)ts.tv_sec * 1000000ULL +
+			    (unsigned long long)ts.tv_nsec / 1000ULL);
+}
+
+uint64_t sdn_watchdog_usec(void)
+{
+#ifdef HAVE_LIBSYSTEMD
+	uint64_t usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) > 0)
+		return usec;
+#endif
+	return 0;
+}
+
+int sdn_listen_fd(void)
+{
+#ifdef HAVE_LIBSYSTEMD
+	int n = sd_listen_fds(1);
+
+	if (n < 0) {
+		log_error("socket activation: sd_listen_fds failed: %d", n);
+		return -2;
+	}
+	if (n == 0)
+		return -1;
+	if (n > 1) {
+		log_error("socket activation: %d sockets passed, convd takes "
+			  "exactly one", n);
+		return -2;
+	}
+	if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <=
+	    0) {
+		log_error("socket activation: the passed socket is not a "
+			  "listening Unix stream socket");
+		return -2;
+	}
+	return SD_LISTEN_FDS_START;
+#else
+	if (getenv("LISTEN_FDS"))
+		log_warn("LISTEN_FDS is set but convd was built without "
+			 "libsystemd: ignoring socket activation");
+	return -1;
+#endif
+}

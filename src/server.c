@@ -1,0 +1,965 @@
+/*
+ * server.c - the Unix socket listener and client connections.
+ *
+ * Reading: each client has a linear input buffer that starts small and
+ * grows only as far as one frame needs (bounded by max_request_bytes,
+ * which proto_decode enforces from the frame's headers, before the body
+ * arrives).  Complete frames are decoded in place; requests are copied
+ * out and dispatched; the buffer is compacted and shrunk back when empty.
+ *
+ * Writing: responses are packed into the client's output evbuffer and
+ * written once per loop pass (the write event is activated, not called).
+ * A client that does not read its responses is disconnected once its
+ * output passes max_output_bytes; one with max_inflight requests in flight
+ * stops being read until they drain.  Neither slows anyone else.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "clock.h"
+#include "log.h"
+#include "methods.h"
+#include "proto.h"
+#include "server.h"
+#include "stats.h"
+
+#define IN_MIN 4096
+#define IN_READ 16384
+#define MAX_IDS 64
+#define MAX_PEER_GROUPS 256
+
+static const char *const rpc_error_codes[E_COUNT_] = {
+	[E_INVALID_REQUEST] = "invalid_request",
+	[E_NO_SUCH_METHOD] = "no_such_method",
+	[E_INVALID_PARAMS] = "invalid_params",
+	[E_UNAVAILABLE] = "unavailable",
+	[E_TIMEOUT] = "timeout",
+	[E_OVERLOADED] = "overloaded",
+	[E_PERMISSION_DENIED] = "permission_denied",
+	[E_INTERNAL] = "internal",
+};
+
+struct client {
+	struct client *next, *prev;
+	uint64_t id;
+	int fd;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	bool admin;
+	struct event *rev, *wev;
+	char *in;
+	size_t in_len, in_cap;
+	struct evbuffer *out;
+	msgpack_packer pk;
+	int inflight;
+	int refs;		/* the connection itself + requests in flight */
+	bool read_paused;
+	bool eof;		/* peer will send nothing more */
+	bool closing;		/* close once output is flushed */
+	bool dead;		/* fd closed; waiting for requests to end */
+	bool flush_scheduled;
+	usec_t last_activity;
+};
+
+struct id_list {
+	int n;
+	unsigned int ids[MAX_IDS];
+};
+
+static struct {
+	struct event_base *base;
+	int listen_fd;
+	bool own_socket;		/* we created it: unlink at exit */
+	char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct event *accept_ev;
+	struct event *accept_pause;	/* out of fds: retry later */
+	struct event *sweep;		/* idle timeout */
+	struct client *clients;
+	int nclients;
+	int inflight;
+	uint64_t next_id;
+	bool stopping;
+	/* reloadable settings */
+	struct proto_limits lim;
+	struct validate_limits vlim;
+	int max_clients;
+	int max_inflight;
+	size_t max_output;
+	int idle_timeout;
+	struct id_list allow_users, allow_groups, admin_users, admin_groups;
+	bool allow_all, admin_default;
+	struct server_stats st;
+} srv;
+
+static struct evbuffer *discard_buf;	/* where answers to the dead go */
+
+const char *rpc_error_code(enum rpc_error e)
+{
+	return e < E_COUNT_ ? rpc_error_codes[e] : "internal";
+}
+
+/* ---- client life -------------------------------------------------------- */
+
+static void client_unref(struct client *c)
+{
+	if (--c->refs > 0)
+		return;
+	free(c);
+}
+
+static void client_close(struct client *c, const char *why)
+{
+	if (c->dead)
+		return;
+	if (why)
+		log_info("client %llu (uid %u pid %d): closed: %s",
+			 (unsigned long long)c->id, (unsigned)c->uid,
+			 (int)c->pid, why);
+	else
+		log_debug("client %llu: closed", (unsigned long long)c->id);
+	event_free(c->rev);
+	event_free(c->wev);
+	close(c->fd);
+	c->fd = -1;
+	c->dead = true;
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+	evbuffer_free(c->out);
+	c->out = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv.clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv.nclients--;
+	client_unref(c);
+}
+
+static int client_pack_write(void *data, const char *buf, size_t len)
+{
+	struct client *c = data;
+
+	if (c->dead)
+		return evbuffer_add(discard_buf, buf, len);
+	return evbuffer_add(c->out, buf, len);
+}
+
+static void client_set_reading(struct client *c, bool on)
+{
+	if (c->dead || c->eof || c->closing)
+		on = false;
+	if (on == !c->read_paused)
+		return;
+	if (on)
+		event_add(c->rev, NULL);
+	else
+		event_del(c->rev);
+	c->read_paused = !on;
+}
+
+static void client_schedule_flush(struct client *c)
+{
+	if (c->dead || c->flush_scheduled)
+		return;
+	c->flush_scheduled = true;
+	event_active(c->wev, EV_WRITE, 0);
+}
+
+static void client_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)what;
+	c->flush_scheduled = false;
+	while (evbuffer_get_length(c->out) > 0) {
+		int n = evbuffer_write(c->out, fd);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				event_add(c->wev, NULL);
+				return;
+			}
+			client_close(c, errno == EPIPE || errno == ECONNRESET ?
+						NULL :
+						strerror(errno));
+			return;
+		}
+	}
+	if ((c->closing || c->eof) && c->inflight == 0)
+		client_close(c, NULL);
+}
+
+/* After anything was packed for c: flush soon, or drop a slow reader. */
+static void client_output_added(struct client *c)
+{
+	if (c->dead)
+		return;
+	if (evbuffer_get_length(c->out) > srv.max_output) {
+		srv.st.closed_errors++;
+		log_warn("client %llu (uid %u pid %d): output buffer over "
+			 "max_output_bytes (%zu): the client does not read its "
+			 "responses; disconnecting",
+			 (unsigned long long)c->id, (unsigned)c->uid,
+			 (int)c->pid, srv.max_output);
+		client_close(c, NULL);
+		return;
+	}
+	client_schedule_flush(c);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+msgpack_packer *request_result(struct request *r)
+{
+	struct client *c = r->client;
+
+	if (proto_pack_result_head(&c->pk, r->msgid) < 0)
+		log_error("client %llu: cannot pack response",
+			  (unsigned long long)c->id);
+	return &c->pk;
+}
+
+static void request_end(struct request *r, enum rpc_error e)
+{
+	struct client *c = r->client;
+
+	stats_record(r->spec->id, e, clock_mono_usec() - r->started);
+	srv.inflight--;
+	c->inflight--;
+	if (c->dead)
+		evbuffer_drain(discard_buf, evbuffer_get_length(discard_buf));
+	else
+		client_output_added(c);
+	if (!c->dead && c->read_paused && c->inflight < srv.max_inflight) {
+		client_set_reading(c, true);
+		/* frames may be waiting in the buffer already */
+		if (!c->read_paused && c->in_len > 0)
+			event_active(c->rev, EV_READ, 0);
+	}
+	free(r);
+	client_unref(c);
+}
+
+void request_finish(struct request *r)
+{
+	request_end(r, E_COUNT_);
+}
+
+void request_error(struct request *r, enum rpc_error e, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (proto_pack_error(&r->client->pk, true, r->msgid, rpc_error_code(e),
+			     msg) < 0)
+		log_error("cannot pack error response");
+	request_end(r, e);
+}
+
+void request_abort(struct request *r, const char *why)
+{
+	log_error("%s: %s; closing the client connection", r->spec->name, why);
+	if (!r->client->dead) {
+		srv.st.closed_errors++;
+		client_close(r->client, NULL);
+	}
+	request_end(r, E_INTERNAL);
+}
+
+bool request_is_admin(const struct request *r)
+{
+	return r->client->admin;
+}
+
+/* An error for a message that never became a request. */
+static void client_reply_error(struct client *c, bool has_msgid,
+			       uint32_t msgid, enum rpc_error e,
+			       const char *msg)
+{
+	stats_record_error(e);
+	if (proto_pack_error(&c->pk, has_msgid, msgid, rpc_error_code(e),
+			     msg) < 0)
+		log_error("cannot pack error response");
+	client_output_added(c);
+}
+
+/* Copies the validated arguments into one allocation and dispatches. */
+static void client_start_request(struct client *c, const struct rpc_msg *m,
+				 const struct method_spec *spec,
+				 const struct method_args *args)
+{
+	size_t total = 0;
+	struct request *r;
+	char *p;
+
+	for (int i = 0; i < spec->nparams; i++)
+		if (spec->params[i].kind != PK_INT && args->v[i].present)
+			total += args->v[i].s.len + 1;
+	r = malloc(sizeof(*r) + total);
+	if (!r) {
+		client_reply_error(c, true, m->msgid, E_INTERNAL,
+				   "out of memory");
+		return;
+	}
+	memset(r, 0, sizeof(*r));
+	r->client = c;
+	r->msgid = m->msgid;
+	r->spec = spec;
+	r->args = *args;
+	r->started = clock_mono_usec();
+	p = r->data;
+	for (int i = 0; i < spec->nparams; i++) {
+		struct arg_value *v = &r->args.v[i];
+
+		if (!v->present)
+			continue;
+		if (spec->params[i].kind == PK_INT) {
+			snprintf(r->ints[i], sizeof(r->ints[i]), "%lld",
+				 (long long)v->i);
+			v->s.p = r->ints[i];
+			v->s.len = strlen(r->ints[i]);
+			continue;
+		}
+		memcpy(p, v->s.p, v->s.len);
+		p[v->s.len] = '\0';
+		v->s.p = p;
+		p += v->s.len + 1;
+	}
+	c->refs++;
+	c->inflight++;
+	srv.inflight++;
+	methods_dispatch(r);
+}
+
+static void client_handle_frame(struct client *c, const struct mp_doc *doc)
+{
+	struct rpc_msg m;
+	struct method_args args;
+	const struct method_spec *spec;
+	char err[256];
+
+	if (proto_parse_envelope(doc, &m, err, sizeof(err)) < 0) {
+		client_reply_error(c, m.has_msgid, m.msgid, E_INVALID_REQUEST,
+				   err);
+		return;
+	}
+	if (m.kind == RPC_NOTIFY) {
+		log_debug("client %llu: notification %.*s ignored",
+			  (unsigned long long)c->id, (int)m.method.len,
+			  m.method.p);
+		return;
+	}
+	if (m.kind == RPC_RESPONSE) {
+		client_reply_error(c, true, m.msgid, E_INVALID_REQUEST,
+				   "convd sends no requests: a response "
+				   "message is not expected");
+		return;
+	}
+	spec = validate_find_method(m.method.p, m.method.len);
+	if (!spec) {
+		char name[64];
+		size_t n = m.method.len < 40 ? m.method.len : 40;
+
+		/* echo a bounded, printable prefix only */
+		for (size_t i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)m.method.p[i];
+
+			name[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+		}
+		name[n] = '\0';
+		snprintf(err, sizeof(err), "no such method '%s%s'", name,
+			 m.method.len > n ? "..." : "");
+		client_reply_error(c, true, m.msgid, E_NO_SUCH_METHOD, err);
+		return;
+	}
+	if (validate_params(spec, doc, m.params, &srv.vlim, &args, err,
+			    sizeof(err)) < 0) {
+		client_reply_error(c, true, m.msgid, E_INVALID_PARAMS, err);
+		return;
+	}
+	if (spec->admin && !c->admin) {
+		log_warn("permission denied: uid %u pid %d called %s (an "
+			 "admin method)",
+			 (unsigned)c->uid, (int)c->pid, spec->name);
+		snprintf(err, sizeof(err),
+			 "%s is an admin method; uid %u is not in admin_users "
+			 "or admin_groups",
+			 spec->name, (unsigned)c->uid);
+		client_reply_error(c, true, m.msgid, E_PERMISSION_DENIED, err);
+		return;
+	}
+	client_start_request(c, &m, spec, &args);
+}
+
+/* Decodes and handles every complete frame in the input buffer. */
+static void client_process_input(struct client *c)
+{
+	static struct mp_doc doc;	/* one request at a time: no churn */
+	size_t off = 0;
+
+	while (off < c->in_len && !c->dead && !c->closing) {
+		size_t used = 0;
+		enum proto_status st;
+
+		st = proto_decode((const uint8_t *)c->in + off, c->in_len - off,
+				  &srv.lim, &doc, &used);
+		if (st == PROTO_INCOMPLETE)
+			break;
+		if (st != PROTO_OK) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg),
+				 "undecodable request: %s; closing the "
+				 "connection",
+				 proto_status_str(st));
+			srv.st.closed_errors++;
+			log_info("client %llu (uid %u pid %d): %s",
+				 (unsigned long long)c->id, (unsigned)c->uid,
+				 (int)c->pid, msg);
+			client_reply_error(c, false, 0, E_INVALID_REQUEST, msg);
+			c->closing = true;
+			client_set_reading(c, false);
+			off = c->in_len;
+			break;
+		}
+		off += used;
+		client_handle_frame(c, &doc);
+		if (c->inflight >= srv.max_inflight) {
+			client_set_reading(c, false);
+			break;
+		}
+	}
+	if (c->dead)
+		return;
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+	/* Give back a large buffer once it is empty. */
+	if (c->in_len == 0 && c->in_cap > IN_MIN * 4) {
+		char *small = realloc(c->in, IN_MIN);
+
+		if (small) {
+			c->in = small;
+			c->in_cap = IN_MIN;
+		}
+	}
+}
+
+static void client_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	ssize_t n;
+
+	(void)what;
+	if (c->in_cap - c->in_len < IN_READ / 4) {
+		size_t cap = c->in_cap ? c->in_cap * 2 : IN_MIN;
+		size_t limit = srv.lim.max_frame + IN_READ;
+		char *nb;
+
+		if (cap > limit)
+			cap = limit;
+		if (cap <= c->in_len) {
+			/* unreachable: the decoder refuses larger frames */
+			client_close(c, "input buffer limit");
+			return;
+		}
+		nb = realloc(c->in, cap);
+		if (!nb) {
+			client_close(c, "out of memory");
+			return;
+		}
+		c->in = nb;
+		c->in_cap = cap;
+	}
+	n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+			/* woken to go on with frames already buffered */
+			if (c->in_len > 0)
+				client_process_input(c);
+			return;
+		}
+		client_close(c, errno == ECONNRESET ? NULL : strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		c->eof = true;
+		client_set_reading(c, false);
+		if (c->inflight == 0 && evbuffer_get_length(c->out) == 0)
+			client_close(c, NULL);
+		return;
+	}
+	c->in_len += (size_t)n;
+	c->last_activity = clock_mono_usec();
+	client_process_input(c);
+}
+
+/* ---- credentials ----------------------------------------------------------- */
+
+static bool id_in(const struct id_list *l, unsigned int id)
+{
+	for (int i = 0; i < l->n; i++)
+		if (l->ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Parses "name, name, 123" into ids (users or groups). */
+static int parse_ids(const char *text, bool groups, struct id_list *out,
+		     const char *what)
+{
+	char buf[1024];
+	char *save = NULL, *tok;
+
+	out->n = 0;
+	if (!text || !*text)
+		return 0;
+	if (strlen(text) >= sizeof(buf)) {
+		log_error("%s: list too long", what);
+		return -1;
+	}
+	strcpy(buf, text);
+	for (tok = strtok_r(buf, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		char *end;
+		unsigned long v = strtoul(tok, &end, 10);
+
+		if (out->n == MAX_IDS) {
+			log_error("%s: more than %d entries", what, MAX_IDS);
+			return -1;
+		}
+		if (*tok >= '0' && *tok <= '9' && *end == '\0') {
+			out->ids[out->n++] = (unsigned int)v;
+		} else if (groups) {
+			struct group *g = getgrnam(tok);
+
+			if (!g) {
+				log_error("%s: no such group '%s'", what, tok);
+				return -1;
+			}
+			out->ids[out->n++] = g->gr_gid;
+		} else {
+			struct passwd *p = getpwnam(tok);
+
+			if (!p) {
+				log_error("%s: no such user '%s'", what, tok);
+				return -1;
+			}
+			out->ids[out->n++] = p->pw_uid;
+		}
+	}
+	return 0;
+}
+
+/* Whether the peer (uid, primary gid, supplementary groups) matches. */
+static bool creds_match(const struct id_list *users,
+			const struct id_list *groups, uid_t uid,
+			const gid_t *gids, int ngids)
+{
+	if (id_in(users, uid))
+		return true;
+	for (int i = 0; i < ngids; i++)
+		if (id_in(groups, gids[i]))
+			return true;
+	return false;
+}
+
+static int client_credentials(struct client *c, bool *allowed)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	gid_t gids[MAX_PEER_GROUPS + 1];
+	int ngids = 1;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -1;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->pid = cred.pid;
+	gids[0] = cred.gid;
+#ifdef SO_PEERGROUPS
+	len = sizeof(gid_t) * MAX_PEER_GROUPS;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, gids + 1, &len) == 0)
+		ngids += (int)(len / sizeof(gid_t));
+#endif
+	*allowed = srv.allow_all ||
+		   creds_match(&srv.allow_users, &srv.allow_groups, c->uid,
+			       gids, ngids);
+	if (srv.admin_default)
+		c->admin = c->uid == 0 || c->uid == geteuid();
+	else
+		c->admin = creds_match(&srv.admin_users, &srv.admin_groups,
+				       c->uid, gids, ngids);
+	return 0;
+}
+
+/* ---- accepting ----------------------------------------------------------- */
+
+/* Best effort, on a fresh non-blocking socket: one error, then close. */
+static void refuse(int fd, enum rpc_error e, const char *msg)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (proto_pack_error(&pk, false, 0, rpc_error_code(e), msg) == 0)
+		(void)!write(fd, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	close(fd);
+}
+
+static void server_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!srv.stopping && srv.accept_ev)
+		event_add(srv.accept_ev, NULL);
+}
+
+static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	for (int burst = 0; burst < 64; burst++) {
+		struct client *c;
+		bool allowed = false;
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				struct timeval tv = {1, 0};
+
+				log_error("accept: %s; pausing new connections "
+					  "for a second",
+					  strerror(errno));
+				event_del(srv.accept_ev);
+				evtimer_add(srv.accept_pause, &tv);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK &&
+				   errno != EINTR && errno != ECONNABORTED) {
+				log_warn("accept: %s", strerror(errno));
+			}
+			return;
+		}
+		srv.st.accepted++;
+		if (srv.nclients >= srv.max_clients) {
+			srv.st.rejected++;
+			log_warn("refusing a connection: max_clients (%d) "
+				 "reached",
+				 srv.max_clients);
+			refuse(fd, E_OVERLOADED,
+			       "too many clients (max_clients reached)");
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			refuse(fd, E_INTERNAL, "out of memory");
+			continue;
+		}
+		c->fd = fd;
+		c->id = ++srv.next_id;
+		c->refs = 1;
+		if (client_credentials(c, &allowed) < 0) {
+			log_warn("cannot read peer credentials: %s",
+				 strerror(errno));
+			free(c);
+			close(fd);
+			continue;
+		}
+		if (!allowed) {
+			srv.st.rejected++;
+			log_warn("permission denied: connection from uid %u "
+				 "gid %u pid %d is not in allow_users or "
+				 "allow_groups",
+				 (unsigned)c->uid, (unsigned)c->gid,
+				 (int)c->pid);
+			refuse(fd, E_PERMISSION_DENIED,
+			       "this user may not use convd");
+			free(c);
+			continue;
+		}
+		c->out = evbuffer_new();
+		c->rev = event_new(srv.base, fd, EV_READ | EV_PERSIST,
+				   client_on_read, c);
+		c->wev = event_new(srv.base, fd, EV_WRITE, client_on_write, c);
+		if (!c->out || !c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+			if (c->out)
+				evbuffer_free(c->out);
+			if (c->rev)
+				event_free(c->rev);
+			if (c->wev)
+				event_free(c->wev);
+			refuse(fd, E_INTERNAL, "out of memory");
+			free(c);
+			continue;
+		}
+		msgpack_packer_init(&c->pk, c, client_pack_write);
+		c->last_activity = clock_mono_usec();
+		c->next = srv.clients;
+		if (srv.clients)
+			srv.clients->prev = c;
+		srv.clients = c;
+		srv.nclients++;
+		log_debug("client %llu: connected (uid %u pid %d%s)",
+			  (unsigned long long)c->id, (unsigned)c->uid,
+			  (int)c->pid, c->admin ? ", admin" : "");
+	}
+}
+
+static void server_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	usec_t now = clock_mono_usec();
+	usec_t limit = (usec_t)srv.idle_timeout * USEC_PER_SEC;
+	struct client *c, *next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (limit <= 0)
+		return;
+	for (c = srv.clients; c; c = next) {
+		next = c->next;
+		if (c->inflight == 0 && now - c->last_activity > limit)
+			client_close(c, "idle timeout");
+	}
+}
+
+/* ---- the listening socket -------------------------------------------------- */
+
+static int server_listen(const struct convd_config *cfg)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *path = cfg->server.socket;
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_error("[server] socket: path too long: %s", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		int probe;
+
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("[server] socket: %s exists and is not a "
+				  "socket; refusing to replace it",
+				  path);
+			return -1;
+		}
+		/* A live convd answers connect(): never steal its socket. */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 &&
+		    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(probe);
+			log_error("[server] socket: %s is in use by a running "
+				  "process; is convd already running?",
+				  path);
+			return -1;
+		}
+		if (probe >= 0)
+			close(probe);
+		log_notice("removing stale socket %s", path);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			log_error("cannot remove stale socket %s: %s", path,
+				  strerror(errno));
+			return -1;
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	/* Create it with no access, then open it up to the configured mode:
+	 * there is no moment when the socket is more open than configured. */
+	old = umask(0777);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		umask(old);
+		log_error("cannot bind %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (cfg->server.socket_group && *cfg->server.socket_group) {
+		struct group *g = getgrnam(cfg->server.socket_group);
+
+		if (!g) {
+			log_error("[server] socket_group: no such group '%s'",
+				  cfg->server.socket_group);
+			goto fail;
+		}
+		if (chown(path, (uid_t)-1, g->gr_gid) < 0) {
+			log_error("cannot set group of %s to %s: %s", path,
+				  cfg->server.socket_group, strerror(errno));
+			goto fail;
+		}
+	}
+	if (chmod(path, (mode_t)cfg->server.socket_mode) < 0) {
+		log_error("cannot chmod %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (listen(fd, 1024) < 0) {
+		log_error("listen: %s", strerror(errno));
+		goto fail;
+	}
+	srv.own_socket = true;
+	snprintf(srv.socket_path, sizeof(srv.socket_path), "%s", path);
+	return fd;
+fail:
+	unlink(path);
+	close(fd);
+	return -1;
+}
+
+int server_reconfigure(const struct convd_config *cfg)
+{
+	struct id_list au, ag, mu, mg;
+
+	if (parse_ids(cfg->server.allow_users, false, &au,
+		      "[server] allow_users") < 0 ||
+	    parse_ids(cfg->server.allow_groups, true, &ag,
+		      "[server] allow_groups") < 0 ||
+	    parse_ids(cfg->server.admin_users, false, &mu,
+		      "[server] admin_users") < 0 ||
+	    parse_ids(cfg->server.admin_groups, true, &mg,
+		      "[server] admin_groups") < 0)
+		return -1;
+	srv.allow_users = au;
+	srv.allow_groups = ag;
+	srv.admin_users = mu;
+	srv.admin_groups = mg;
+	srv.allow_all = au.n == 0 && ag.n == 0;
+	srv.admin_default = mu.n == 0 && mg.n == 0;
+	srv.lim.max_frame = (size_t)cfg->server.max_request_bytes;
+	srv.lim.max_depth = PROTO_DEFAULT_DEPTH;
+	srv.lim.max_nodes = PROTO_MAX_NODES;
+	srv.lim.max_container = PROTO_DEFAULT_CONTAINER;
+	srv.vlim.max_content = (size_t)cfg->server.max_content_bytes;
+	srv.max_clients = (int)cfg->server.max_clients;
+	srv.max_inflight = (int)cfg->server.max_inflight;
+	srv.max_output = (size_t)cfg->server.max_output_bytes;
+	srv.idle_timeout = (int)cfg->server.idle_timeout;
+	/* clients paused under the old limit may go on */
+	for (struct client *c = srv.clients; c; c = c->next) {
+		if (c->read_paused && c->inflight < srv.max_inflight) {
+			client_set_reading(c, true);
+			if (!c->read_paused && c->in_len > 0)
+				event_active(c->rev, EV_READ, 0);
+		}
+	}
+	return 0;
+}
+
+int server_setup(struct event_base *base, const struct convd_config *cfg,
+		 int listen_fd)
+{
+	struct timeval tv = {1, 0};
+
+	memset(&srv, 0, sizeof(srv));
+	srv.base = base;
+	srv.listen_fd = -1;
+	discard_buf = evbuffer_new();
+	if (!discard_buf)
+		return -1;
+	if (server_reconfigure(cfg) < 0)
+		return -1;
+	if (listen_fd >= 0) {
+		int fl = fcntl(listen_fd, F_GETFL);
+
+		if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			log_error("socket activation: %s", strerror(errno));
+			return -1;
+		}
+		srv.listen_fd = listen_fd;
+		log_info("listening on the socket passed by systemd");
+	} else {
+		srv.listen_fd = server_listen(cfg);
+		if (srv.listen_fd < 0)
+			return -1;
+		log_info("listening on %s", srv.socket_path);
+	}
+	srv.accept_ev = event_new(base, srv.listen_fd, EV_READ | EV_PERSIST,
+				  server_on_accept, NULL);
+	srv.accept_pause = evtimer_new(base, server_accept_resume, NULL);
+	srv.sweep = event_new(base, -1, EV_PERSIST, server_sweep, NULL);
+	if (!srv.accept_ev || !srv.accept_pause || !srv.sweep ||
+	    event_add(srv.accept_ev, NULL) < 0 || event_add(srv.sweep, &tv) < 0) {
+		log_error("server: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void server_stop_accepting(void)
+{
+	if (srv.stopping)
+		return;
+	srv.stopping = true;
+	if (srv.accept_ev)
+		event_del(srv.accept_ev);
+	if (srv.accept_pause)
+		evtimer_del(srv.accept_pause);
+	if (srv.own_socket)
+		unlink(srv.socket_path);
+	srv.own_socket = false;
+	if (srv.listen_fd >= 0)
+		close(srv.listen_fd);
+	srv.listen_fd = -1;
+	/* Requests already read are finished; no new ones are read. */
+	for (struct client *c = srv.clients; c; c = c->next) {
+		client_set_reading(c, false);
+		c->closing = true;
+		if (c->inflight == 0)
+			client_schedule_flush(c);
+	}
+}
+
+int server_inflight(void)
+{
+	return srv.inflight;
+}
+
+void server_stats(struct server_stats *out)
+{
+	*out = srv.st;
+	out->clients = srv.nclients;
+}
+
+void server_cleanup(void)
+{
+	server_stop_accepting();
+	while (srv.clients)
+		client_close(srv.clients, NULL);
+	if (srv.accept_ev)
+		event_free(srv.accept_ev);
+	if (srv.accept_pause)
+		event_free(srv.accept_pause);
+	if (srv.sweep)
+		event_free(srv.sweep);
+	srv.accept_ev = srv.accept_pause = srv.sweep = NULL;
+	/* discard_buf stays until requests still in flight have ended */
+}
