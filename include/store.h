@@ -15,4 +15,7 @@ extern const size_t store_nstatements;
 /* Runs a database method's request to completion (answers it). */
 void store_dispatch(struct request *r);
 
+/* Answers add_message requests still queued for a batch (shutdown). */
+void store_cleanup(void);
+
 #endif

@@ -336,6 +336,7 @@ static void stop(void)
 {
 	retention_cleanup();
 	schema_check_cleanup();
+	store_cleanup();
 	pool_cleanup();
 	server_cleanup();
 	if (d.watchdog)

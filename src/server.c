@@ -290,16 +290,30 @@ bool request_is_admin(const struct request *r)
 	return r->client->admin;
 }
 
-/* An error for a message that never became a request. */
-static void client_reply_error(struct client *c, bool has_msgid,
-			       uint32_t msgid, enum rpc_error e,
-			       const char *msg)
+/*
+ * An error for a message that never became a request; counted under its
+ * method when it named a real one (spec), else as a protocol error.
+ */
+static void client_reply_error_for(struct client *c,
+				   const struct method_spec *spec,
+				   bool has_msgid, uint32_t msgid,
+				   enum rpc_error e, const char *msg)
 {
-	stats_record_error(e);
+	if (spec)
+		stats_record(spec->id, e, 0);
+	else
+		stats_record_error(e);
 	if (proto_pack_error(&c->pk, has_msgid, msgid, rpc_error_code(e),
 			     msg) < 0)
 		log_error("cannot pack error response");
 	client_output_added(c);
+}
+
+static void client_reply_error(struct client *c, bool has_msgid,
+			       uint32_t msgid, enum rpc_error e,
+			       const char *msg)
+{
+	client_reply_error_for(c, NULL, has_msgid, msgid, e, msg);
 }
 
 /* Copies the validated arguments into one allocation and dispatches. */
@@ -393,7 +407,8 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 	}
 	if (validate_params(spec, doc, m.params, &srv.vlim, &args, err,
 			    sizeof(err)) < 0) {
-		client_reply_error(c, true, m.msgid, E_INVALID_PARAMS, err);
+		client_reply_error_for(c, spec, true, m.msgid, E_INVALID_PARAMS,
+				       err);
 		return;
 	}
 	if (spec->admin && !c->admin) {
@@ -404,7 +419,8 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 			 "%s is an admin method; uid %u is not in admin_users "
 			 "or admin_groups",
 			 spec->name, (unsigned)c->uid);
-		client_reply_error(c, true, m.msgid, E_PERMISSION_DENIED, err);
+		client_reply_error_for(c, spec, true, m.msgid,
+				       E_PERMISSION_DENIED, err);
 		return;
 	}
 	client_start_request(c, &m, spec, &args);

@@ -28,6 +28,7 @@ enum store_stmt {
 	S_THREAD_GET,
 	S_THREAD_SAVE,
 	S_THREAD_DELETE,
+	S_ADD_BATCH,
 	S_COUNT_
 };
 
@@ -71,6 +72,15 @@ const struct pool_statement store_statements[] = {
 	[S_THREAD_DELETE] = {"convd_thread_delete",
 			     "DELETE FROM user_thread_table"
 			     " WHERE user_id = $1 AND platform = $2"},
+	/* Group commit: many add_message rows in one statement, one commit.
+	 * The arrays travel in binary (no quoting of any kind); rows come
+	 * back in the order of the arrays. */
+	[S_ADD_BATCH] = {"convd_add_batch",
+			 "INSERT INTO " HISTORY
+			 " (user_id, platform, model_provider, role, content)"
+			 " SELECT * FROM unnest($1::text[], $2::text[],"
+			 " $3::text[], $4::text[], $5::text[])"
+			 " RETURNING id, created_at"},
 };
 const size_t store_nstatements = S_COUNT_;
 
@@ -201,7 +211,7 @@ static const struct {
 	[S_CLEAR] = {0, false},	      [S_COUNT_ALL] = {1, true},
 	[S_COUNT_PROVIDER] = {1, true}, [S_USER_STATS] = {3, false},
 	[S_THREAD_GET] = {1, false},  [S_THREAD_SAVE] = {0, false},
-	[S_THREAD_DELETE] = {0, false},
+	[S_THREAD_DELETE] = {0, false}, [S_ADD_BATCH] = {2, false},
 };
 
 struct store_call {
@@ -415,12 +425,319 @@ static void store_on_acquire(void *arg, struct pool_conn *pc,
 	store_run(r, pc);
 }
 
+/* ---- group commit for add_message ---------------------------------------- */
+
+/*
+ * Concurrent add_message requests are coalesced: they queue here, and each
+ * time a batch slot and a connection are free, everything queued (up to
+ * GC_MAX_ROWS rows / GC_MAX_BYTES bytes) goes out as one INSERT ... SELECT
+ * FROM unnest(...) RETURNING, one round trip and one commit.  A request
+ * that arrives while nothing is in flight goes out alone at once: nobody
+ * is delayed to make a batch, and batches grow only with load.  Every
+ * client is answered only after its batch committed.  If a batch fails
+ * with a query error, its rows are retried one by one, so a bad row never
+ * fails its neighbours.  If the connection is lost, the outcome of the
+ * batch is unknown and each of its requests gets `unavailable` (none was
+ * acknowledged).
+ */
+#define GC_MAX_ROWS 512
+#define GC_MAX_BYTES (8u << 20)
+#define GC_MAX_BATCHES 2
+#define TEXT_OID 25
+
+struct gc_batch {
+	struct request *head;		/* its requests, in order */
+	int n;
+	struct pool_waiter waiter;
+	struct pool_conn *pc;
+	char *buf;			/* the five binary arrays */
+};
+
+static struct {
+	struct request *head, *tail;	/* queued, not yet in a batch */
+	int queued;
+	int batches;			/* in flight (acquiring or running) */
+} gc;
+
+static void gc_flush(void);
+static void store_run(struct request *r, struct pool_conn *pc);
+static void store_on_acquire(void *arg, struct pool_conn *pc,
+			     enum pool_status st, const char *msg);
+
+static void put_be32(char *p, uint32_t v)
+{
+	v = htobe32(v);
+	memcpy(p, &v, 4);
+}
+
+/* argument index of each column: user_id, platform, provider, role, content */
+static const int gc_cols[5] = {0, 4, 1, 2, 3};
+
+/* Builds the five binary text[] parameters for the batch's rows. */
+static int gc_build(struct gc_batch *b, const char *vals[5], int lens[5])
+{
+	size_t total = 0, off = 0;
+
+	for (int c = 0; c < 5; c++) {
+		size_t sz = 20;
+
+		for (struct request *r = b->head; r; r = r->next)
+			sz += 4 + r->args.v[gc_cols[c]].s.len;
+		if (sz > INT32_MAX)
+			return -1;
+		lens[c] = (int)sz;
+		total += sz;
+	}
+	b->buf = malloc(total);
+	if (!b->buf)
+		return -1;
+	for (int c = 0; c < 5; c++) {
+		char *p = b->buf + off;
+
+		vals[c] = p;
+		put_be32(p, 1);			/* dimensions */
+		put_be32(p + 4, 0);		/* no NULLs */
+		put_be32(p + 8, TEXT_OID);	/* element type */
+		put_be32(p + 12, (uint32_t)b->n);	/* length */
+		put_be32(p + 16, 1);		/* lower bound */
+		p += 20;
+		for (struct request *r = b->head; r; r = r->next) {
+			const struct strview *v = &r->args.v[gc_cols[c]].s;
+
+			put_be32(p, (uint32_t)v->len);
+			memcpy(p + 4, v->p, v->len);
+			p += 4 + v->len;
+		}
+		off += (size_t)lens[c];
+	}
+	return 0;
+}
+
+static void gc_batch_free(struct gc_batch *b)
+{
+	free(b->buf);
+	free(b);
+	gc.batches--;
+}
+
+/* Answers every request of the batch with the same error. */
+static void gc_fail(struct gc_batch *b, enum rpc_error e, const char *msg)
+{
+	struct request *r = b->head, *next;
+
+	for (; r; r = next) {
+		next = r->next;
+		r->next = NULL;
+		request_error(r, e, "%s", msg);
+	}
+	b->head = NULL;
+}
+
+/* The batch failed as a whole: each row again, alone. */
+static void gc_retry_alone(struct gc_batch *b)
+{
+	struct request *r = b->head, *next;
+
+	log_warn("add_message: a batch of %d rows failed; retrying each row "
+		 "alone",
+		 b->n);
+	for (; r; r = next) {
+		struct pool_conn *pc;
+		enum pool_status st;
+		const char *msg;
+
+		next = r->next;
+		r->next = NULL;
+		switch (pool_acquire(&r->waiter, store_on_acquire, r, &pc, &st,
+				     &msg)) {
+		case POOL_ACQ_READY:
+			store_run(r, pc);
+			break;
+		case POOL_ACQ_QUEUED:
+			break;
+		case POOL_ACQ_FAILED:
+			request_error(r, store_error_for(st), "%s", msg);
+			break;
+		}
+	}
+	b->head = NULL;
+}
+
+static void gc_on_result(void *arg, struct pool_conn *pc, enum pool_status st,
+			 const PGresult *res, const char *msg)
+{
+	struct gc_batch *b = arg;
+	struct request *r, *next;
+	int i = 0;
+
+	pool_release(pc);
+	if (st == POOL_OK && PQnfields(res) == 2 && PQntuples(res) == b->n) {
+		for (r = b->head; r; r = next, i++) {
+			msgpack_packer *pk;
+
+			next = r->next;
+			r->next = NULL;
+			pk = request_result(r);
+			if (msgpack_pack_map(pk, 2) < 0 ||
+			    proto_pack_cstr(pk, "id") < 0 ||
+			    msgpack_pack_int64(pk, store_int8(res, i, 0)) < 0 ||
+			    proto_pack_cstr(pk, "created_at") < 0 ||
+			    proto_pack_timestamp(pk, store_time(res, i, 1)) < 0)
+				request_abort(r, "cannot pack the result");
+			else
+				request_finish(r);
+		}
+		b->head = NULL;
+	} else if (st == POOL_OK) {
+		log_error("add_message: batch of %d returned %d rows", b->n,
+			  PQntuples(res));
+		gc_fail(b, E_INTERNAL, "unexpected result");
+	} else if (st == POOL_QUERY_ERROR && b->n > 1) {
+		gc_retry_alone(b);
+	} else if (st == POOL_QUERY_ERROR) {
+		r = b->head;
+		b->head = NULL;
+		store_query_failed(r, res, msg);
+	} else {
+		gc_fail(b, store_error_for(st),
+			st == POOL_UNAVAILABLE ?
+				"database unavailable (connection lost during "
+				"the query; the message may not have been "
+				"stored)" :
+				msg);
+	}
+	gc_batch_free(b);
+	gc_flush();
+}
+
+static void gc_send(struct gc_batch *b, struct pool_conn *pc)
+{
+	static const int fmts[5] = {1, 1, 1, 1, 1};
+	const char *vals[5];
+	int lens[5];
+	struct request *r;
+	size_t bytes = 0;
+
+	/* take what is queued now */
+	b->head = gc.head;
+	for (r = gc.head; r; r = r->next) {
+		b->n++;
+		bytes += r->args.v[3].s.len;
+		if (b->n == GC_MAX_ROWS || bytes >= GC_MAX_BYTES ||
+		    !r->next) {
+			gc.head = r->next;
+			if (!gc.head)
+				gc.tail = NULL;
+			r->next = NULL;
+			break;
+		}
+	}
+	gc.queued -= b->n;
+	if (b->n == 0) {
+		pool_release(pc);
+		gc_batch_free(b);
+		return;
+	}
+	if (gc_build(b, vals, lens) < 0) {
+		pool_release(pc);
+		gc_fail(b, E_INTERNAL, "out of memory");
+		gc_batch_free(b);
+		return;
+	}
+	b->pc = pc;
+	if (pool_exec(pc, store_statements[S_ADD_BATCH].name, NULL, 5, vals,
+		      lens, fmts, 1, gc_on_result, b) < 0) {
+		pool_release(pc);
+		gc_fail(b, E_UNAVAILABLE,
+			"database unavailable (cannot send the query)");
+		gc_batch_free(b);
+		gc_flush();
+	}
+}
+
+static void gc_on_acquire(void *arg, struct pool_conn *pc, enum pool_status st,
+			  const char *msg)
+{
+	struct gc_batch *b = arg;
+
+	if (st != POOL_OK) {
+		/* everything queued shares the fate: no connection */
+		b->head = gc.head;
+		gc.head = gc.tail = NULL;
+		gc.queued = 0;
+		gc_fail(b, store_error_for(st), msg);
+		gc_batch_free(b);
+		return;
+	}
+	gc_send(b, pc);
+}
+
+/* Starts a batch if rows are queued and a batch slot is free. */
+static void gc_flush(void)
+{
+	while (gc.queued > 0 && gc.batches < GC_MAX_BATCHES) {
+		struct gc_batch *b = calloc(1, sizeof(*b));
+		struct pool_conn *pc;
+		enum pool_status st;
+		const char *msg;
+
+		if (!b) {
+			struct gc_batch tmp = {.head = gc.head};
+
+			gc.head = gc.tail = NULL;
+			gc.queued = 0;
+			gc_fail(&tmp, E_INTERNAL, "out of memory");
+			return;
+		}
+		gc.batches++;
+		switch (pool_acquire(&b->waiter, gc_on_acquire, b, &pc, &st,
+				     &msg)) {
+		case POOL_ACQ_READY:
+			gc_send(b, pc);
+			break;
+		case POOL_ACQ_QUEUED:
+			/* rows queued meanwhile join this batch */
+			return;
+		case POOL_ACQ_FAILED:
+			gc_on_acquire(b, NULL, st, msg);
+			return;
+		}
+	}
+}
+
+static void gc_enqueue(struct request *r)
+{
+	r->next = NULL;
+	if (gc.tail)
+		gc.tail->next = r;
+	else
+		gc.head = r;
+	gc.tail = r;
+	gc.queued++;
+	gc_flush();
+}
+
+/* Pending batches end with the pool (pool_cleanup fails their queries);
+ * what is still queued is answered here. */
+void store_cleanup(void)
+{
+	struct gc_batch tmp = {.head = gc.head};
+
+	gc.head = gc.tail = NULL;
+	gc.queued = 0;
+	gc_fail(&tmp, E_UNAVAILABLE, "convd is shutting down");
+}
+
 void store_dispatch(struct request *r)
 {
 	struct pool_conn *pc;
 	enum pool_status st;
 	const char *msg;
 
+	if (r->spec->id == M_ADD_MESSAGE) {
+		gc_enqueue(r);
+		return;
+	}
 	switch (pool_acquire(&r->waiter, store_on_acquire, r, &pc, &st, &msg)) {
 	case POOL_ACQ_READY:
 		store_run(r, pc);
