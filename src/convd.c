@@ -403,7 +403,7 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	if (dbconf_build(&d.cfg, (const char *(*)(const char *))getenv, &d.dc,
+	if (dbconf_build(&d.cfg, dbconf_getenv, &d.dc,
 			 err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		config_free(&d.cfg);

@@ -34,7 +34,8 @@ struct pool_conn {
 	struct pool_conn *next, *prev;		/* all connections */
 	struct pool_conn *idle_next;		/* idle stack (LIFO) */
 	PGconn *pg;
-	struct event *ev;			/* socket */
+	struct event *ev;			/* socket, while connecting */
+	struct event *rev, *wev;		/* socket, once connected */
 	struct event *timer;			/* connect timeout */
 	int fd;
 	short watching;
@@ -127,6 +128,42 @@ static int pool_conn_watch(struct pool_conn *pc, short what)
 	pc->ev = event_new(pool.base, fd, what | EV_PERSIST, pool_conn_event,
 			   pc);
 	if (!pc->ev || event_add(pc->ev, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Once connected, the socket no longer changes: one persistent read event
+ * for the connection's whole life, and a write event added only while
+ * libpq has output it could not send (PQflush returned 1).
+ */
+static int pool_conn_attach(struct pool_conn *pc)
+{
+	int fd = PQsocket(pc->pg);
+
+	if (pc->ev) {
+		event_free(pc->ev);
+		pc->ev = NULL;
+	}
+	if (fd < 0)
+		return -1;
+	pc->fd = fd;
+	pc->rev = event_new(pool.base, fd, EV_READ | EV_PERSIST,
+			    pool_conn_event, pc);
+	pc->wev = event_new(pool.base, fd, EV_WRITE, pool_conn_event, pc);
+	if (!pc->rev || !pc->wev || event_add(pc->rev, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+/* Sends what libpq has buffered; waits for writability if it must. */
+static int pool_conn_flush(struct pool_conn *pc)
+{
+	int f = PQflush(pc->pg);
+
+	if (f < 0)
+		return -1;
+	if (f == 1 && event_add(pc->wev, NULL) < 0)
 		return -1;
 	return 0;
 }
@@ -230,6 +267,10 @@ static void pool_conn_free(struct pool_conn *pc)
 {
 	if (pc->ev)
 		event_free(pc->ev);
+	if (pc->rev)
+		event_free(pc->rev);
+	if (pc->wev)
+		event_free(pc->wev);
 	if (pc->timer)
 		event_free(pc->timer);
 	if (pc->res)
@@ -339,10 +380,6 @@ static void pool_conn_ready(struct pool_conn *pc)
 	pc->last_used = now;
 	pc->recycle_at = pool_recycle_deadline(now);
 	pool_idle_push(pc);
-	if (pool_conn_watch(pc, EV_READ) < 0) {
-		pool_conn_close(pc, "cannot watch socket");
-		return;
-	}
 	log_debug("pool: connection %llu ready", (unsigned long long)pc->id);
 	pool_serve_waiters();
 }
@@ -357,8 +394,8 @@ static void pool_conn_setup(struct pool_conn *pc)
 		return;
 	}
 	pc->exec_active = true;
-	if (pool_conn_watch(pc, EV_READ | EV_WRITE) < 0)
-		pool_connect_failed(pc, "cannot watch socket");
+	if (pool_conn_attach(pc) < 0 || pool_conn_flush(pc) < 0)
+		pool_connect_failed(pc, "cannot send the set-up queries");
 }
 
 static void pool_conn_poll(struct pool_conn *pc)
@@ -487,8 +524,7 @@ static int pool_ping_start(struct pool_conn *pc, struct pool_waiter *w)
 	pc->state = PC_PING;
 	pc->ping_for = w;
 	pool.st.pings++;
-	if (!PQsendQuery(pc->pg, "") ||
-	    pool_conn_watch(pc, EV_READ | EV_WRITE) < 0)
+	if (!PQsendQuery(pc->pg, "") || pool_conn_flush(pc) < 0)
 		return -1;
 	pc->exec_active = true;
 	return 0;
@@ -601,11 +637,6 @@ void pool_release(struct pool_conn *pc)
 	pool.nbusy--;
 	pc->last_used = clock_mono_usec();
 	pool_idle_push(pc);
-	if (pool_conn_watch(pc, EV_READ) < 0) {
-		pool_conn_close(pc, "cannot watch socket");
-		pool_fill();
-		return;
-	}
 	if (pool.wq.next != &pool.wq)
 		pool_serve_waiters();
 }
@@ -643,8 +674,9 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 	pc->exec_active = true;
 	pc->fn = fn;
 	pc->arg = arg;
-	if (pool_conn_watch(pc, EV_READ | EV_WRITE) < 0) {
+	if (pool_conn_flush(pc) < 0) {
 		pc->exec_active = false;
+		pc->fn = NULL;
 		pc->broken = true;
 		return -1;
 	}
@@ -704,14 +736,12 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 		if (!w) {
 			pc->last_used = clock_mono_usec();
 			pool_idle_push(pc);
-			(void)pool_conn_watch(pc, EV_READ);
 			pool_serve_waiters();
 			break;
 		}
 		pc->last_used = clock_mono_usec();
 		pc->state = PC_BUSY;
 		pool.nbusy++;
-		(void)pool_conn_watch(pc, EV_READ);
 		w->fn(w->arg, pc, POOL_OK, NULL);
 		break;
 	}
@@ -721,7 +751,6 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 		if (st == POOL_UNAVAILABLE)
 			pool.st.lost++;
 		pc->fn = NULL;
-		(void)pool_conn_watch(pc, EV_READ);
 		/* pc may be released (and reused) inside fn */
 		fn(pc->arg, pc, st, res, msg);
 		break;
@@ -789,17 +818,9 @@ static void pool_conn_event(evutil_socket_t fd, short what, void *arg)
 		__attribute__((fallthrough));
 	case PC_SETUP:
 	case PC_PING:
-		if (what & EV_WRITE) {
-			int f = PQflush(pc->pg);
-
-			if (f < 0) {
-				pool_conn_done(pc, true);
-				return;
-			}
-			if (f == 0 && pool_conn_watch(pc, EV_READ) < 0) {
-				pool_conn_done(pc, true);
-				return;
-			}
+		if ((what & EV_WRITE) && pool_conn_flush(pc) < 0) {
+			pool_conn_done(pc, true);
+			return;
 		}
 		if (what & EV_READ) {
 			if (!PQconsumeInput(pc->pg)) {

@@ -29,6 +29,7 @@ enum store_stmt {
 	S_THREAD_SAVE,
 	S_THREAD_DELETE,
 	S_ADD_BATCH,
+	S_RECENT_BATCH,
 	S_COUNT_
 };
 
@@ -81,6 +82,18 @@ const struct pool_statement store_statements[] = {
 			 " SELECT * FROM unnest($1::text[], $2::text[],"
 			 " $3::text[], $4::text[], $5::text[])"
 			 " RETURNING id, created_at"},
+	[S_RECENT_BATCH] = {"convd_recent_batch",
+			    "SELECT u.ord, h.id, h.role, h.content,"
+			    " h.created_at, h.model_provider"
+			    " FROM unnest($1::text[], $2::text[], $3::text[],"
+			    " $4::int8[]) WITH ORDINALITY"
+			    " AS u(user_id, platform, provider, lim, ord)"
+			    " CROSS JOIN LATERAL (SELECT id, role, content,"
+			    " created_at, model_provider FROM " HISTORY
+			    " WHERE user_id = u.user_id"
+			    " AND platform = u.platform"
+			    " AND model_provider = u.provider"
+			    " ORDER BY created_at DESC, id DESC LIMIT u.lim) h"},
 };
 const size_t store_nstatements = S_COUNT_;
 
@@ -212,6 +225,7 @@ static const struct {
 	[S_COUNT_PROVIDER] = {1, true}, [S_USER_STATS] = {3, false},
 	[S_THREAD_GET] = {1, false},  [S_THREAD_SAVE] = {0, false},
 	[S_THREAD_DELETE] = {0, false}, [S_ADD_BATCH] = {2, false},
+	[S_RECENT_BATCH] = {6, false},
 };
 
 struct store_call {
@@ -425,41 +439,58 @@ static void store_on_acquire(void *arg, struct pool_conn *pc,
 	store_run(r, pc);
 }
 
-/* ---- group commit for add_message ---------------------------------------- */
+/* ---- batching: group commit and group reads -------------------------------- */
 
 /*
- * Concurrent add_message requests are coalesced: they queue here, and each
- * time a batch slot and a connection are free, everything queued (up to
- * GC_MAX_ROWS rows / GC_MAX_BYTES bytes) goes out as one INSERT ... SELECT
- * FROM unnest(...) RETURNING, one round trip and one commit.  A request
- * that arrives while nothing is in flight goes out alone at once: nobody
- * is delayed to make a batch, and batches grow only with load.  Every
- * client is answered only after its batch committed.  If a batch fails
- * with a query error, its rows are retried one by one, so a bad row never
- * fails its neighbours.  If the connection is lost, the outcome of the
- * batch is unknown and each of its requests gets `unavailable` (none was
+ * Concurrent requests for the same method are coalesced.  They queue in
+ * their method's batcher; each time a batch slot and a connection are
+ * free, everything queued (up to max_rows rows / BATCH_MAX_BYTES bytes)
+ * goes out as ONE statement whose parameters are arrays (in binary: no
+ * quoting of any kind), one round trip, and for writes one commit.
+ * A request that arrives while nothing is in flight goes out alone at
+ * once: nobody is delayed to make a batch, and batches grow only with load.
+ *
+ * - add_message: INSERT ... SELECT FROM unnest(...) RETURNING, rows back
+ *   in array order; each client is answered only after the commit.
+ * - get_recent_conversations: unnest(...) WITH ORDINALITY CROSS JOIN
+ *   LATERAL (the single-user query), rows tagged with their request.
+ *
+ * If a batch fails with a query error, its requests are retried one by one
+ * with the single-request statements, so a bad row never fails its
+ * neighbours.  If the connection is lost, the outcome of a write batch is
+ * unknown and each of its requests gets `unavailable` (none was
  * acknowledged).
  */
-#define GC_MAX_ROWS 512
-#define GC_MAX_BYTES (8u << 20)
-#define GC_MAX_BATCHES 2
+#define BATCH_MAX_BYTES (8u << 20)
+#define BATCH_MAX_PARAMS 5
 #define TEXT_OID 25
+#define INT8_OID 20
 
-struct gc_batch {
-	struct request *head;		/* its requests, in order */
-	int n;
-	struct pool_waiter waiter;
-	struct pool_conn *pc;
-	char *buf;			/* the five binary arrays */
-};
+struct batch;
 
-static struct {
+struct batcher {
+	const char *what;
+	enum store_stmt stmt;
+	int nparams;
+	int max_rows;
+	int max_batches;
+	/* the parameters: one binary array per column */
+	const int *cols;		/* argument index per column, or -1 */
+	int (*deliver)(struct batch *b, const PGresult *res);
 	struct request *head, *tail;	/* queued, not yet in a batch */
 	int queued;
 	int batches;			/* in flight (acquiring or running) */
-} gc;
+};
 
-static void gc_flush(void);
+struct batch {
+	struct batcher *bt;
+	struct request *head;		/* its requests, in order */
+	int n;
+	struct pool_waiter waiter;
+	char *buf;			/* the binary arrays */
+};
+
+static void batch_flush(struct batcher *bt);
 static void store_run(struct request *r, struct pool_conn *pc);
 static void store_on_acquire(void *arg, struct pool_conn *pc,
 			     enum pool_status st, const char *msg);
@@ -470,19 +501,29 @@ static void put_be32(char *p, uint32_t v)
 	memcpy(p, &v, 4);
 }
 
-/* argument index of each column: user_id, platform, provider, role, content */
-static const int gc_cols[5] = {0, 4, 1, 2, 3};
-
-/* Builds the five binary text[] parameters for the batch's rows. */
-static int gc_build(struct gc_batch *b, const char *vals[5], int lens[5])
+static void put_be64(char *p, uint64_t v)
 {
+	v = htobe64(v);
+	memcpy(p, &v, 8);
+}
+
+/* add_message columns: user_id, platform, provider, role, content */
+static const int add_cols[5] = {0, 4, 1, 2, 3};
+/* get_recent columns: user_id, platform, provider, limit (int8) */
+static const int recent_cols[4] = {0, 3, 1, -2};
+
+/* Builds one binary array per column (text, or int8 for the limit). */
+static int batch_build(struct batch *b, const char *vals[], int lens[])
+{
+	const struct batcher *bt = b->bt;
 	size_t total = 0, off = 0;
 
-	for (int c = 0; c < 5; c++) {
+	for (int c = 0; c < bt->nparams; c++) {
 		size_t sz = 20;
 
 		for (struct request *r = b->head; r; r = r->next)
-			sz += 4 + r->args.v[gc_cols[c]].s.len;
+			sz += 4 + (bt->cols[c] < 0 ? 8 :
+						    r->args.v[bt->cols[c]].s.len);
 		if (sz > INT32_MAX)
 			return -1;
 		lens[c] = (int)sz;
@@ -491,18 +532,26 @@ static int gc_build(struct gc_batch *b, const char *vals[5], int lens[5])
 	b->buf = malloc(total);
 	if (!b->buf)
 		return -1;
-	for (int c = 0; c < 5; c++) {
+	for (int c = 0; c < bt->nparams; c++) {
 		char *p = b->buf + off;
+		int col = bt->cols[c];
 
 		vals[c] = p;
-		put_be32(p, 1);			/* dimensions */
-		put_be32(p + 4, 0);		/* no NULLs */
-		put_be32(p + 8, TEXT_OID);	/* element type */
+		put_be32(p, 1);				/* dimensions */
+		put_be32(p + 4, 0);			/* no NULLs */
+		put_be32(p + 8, col < 0 ? INT8_OID : TEXT_OID);
 		put_be32(p + 12, (uint32_t)b->n);	/* length */
-		put_be32(p + 16, 1);		/* lower bound */
+		put_be32(p + 16, 1);			/* lower bound */
 		p += 20;
 		for (struct request *r = b->head; r; r = r->next) {
-			const struct strview *v = &r->args.v[gc_cols[c]].s;
+			if (col < 0) {
+				/* the limit counts turns: two rows each */
+				put_be32(p, 8);
+				put_be64(p + 4, (uint64_t)r->args.v[-col].i * 2);
+				p += 12;
+				continue;
+			}
+			const struct strview *v = &r->args.v[col].s;
 
 			put_be32(p, (uint32_t)v->len);
 			memcpy(p + 4, v->p, v->len);
@@ -513,33 +562,31 @@ static int gc_build(struct gc_batch *b, const char *vals[5], int lens[5])
 	return 0;
 }
 
-static void gc_batch_free(struct gc_batch *b)
+static void batch_free(struct batch *b)
 {
+	b->bt->batches--;
 	free(b->buf);
 	free(b);
-	gc.batches--;
 }
 
-/* Answers every request of the batch with the same error. */
-static void gc_fail(struct gc_batch *b, enum rpc_error e, const char *msg)
+/* Answers every request of a list with the same error. */
+static void batch_fail(struct request *r, enum rpc_error e, const char *msg)
 {
-	struct request *r = b->head, *next;
+	struct request *next;
 
 	for (; r; r = next) {
 		next = r->next;
 		r->next = NULL;
 		request_error(r, e, "%s", msg);
 	}
-	b->head = NULL;
 }
 
-/* The batch failed as a whole: each row again, alone. */
-static void gc_retry_alone(struct gc_batch *b)
+/* The batch failed as a whole: each request again, alone. */
+static void batch_retry_alone(struct batch *b)
 {
 	struct request *r = b->head, *next;
 
-	log_warn("add_message: a batch of %d rows failed; retrying each row "
-		 "alone",
+	log_warn("%s: a batch of %d failed; retrying each alone", b->bt->what,
 		 b->n);
 	for (; r; r = next) {
 		struct pool_conn *pc;
@@ -560,172 +607,301 @@ static void gc_retry_alone(struct gc_batch *b)
 			break;
 		}
 	}
-	b->head = NULL;
 }
 
-static void gc_on_result(void *arg, struct pool_conn *pc, enum pool_status st,
-			 const PGresult *res, const char *msg)
+static void answer_add(struct request *r, const PGresult *res, int i)
 {
-	struct gc_batch *b = arg;
+	msgpack_packer *pk = request_result(r);
+
+	if (msgpack_pack_map(pk, 2) < 0 || proto_pack_cstr(pk, "id") < 0 ||
+	    msgpack_pack_int64(pk, store_int8(res, i, 0)) < 0 ||
+	    proto_pack_cstr(pk, "created_at") < 0 ||
+	    proto_pack_timestamp(pk, store_time(res, i, 1)) < 0)
+		request_abort(r, "cannot pack the result");
+	else
+		request_finish(r);
+}
+
+static int deliver_add(struct batch *b, const PGresult *res)
+{
 	struct request *r, *next;
 	int i = 0;
 
-	pool_release(pc);
-	if (st == POOL_OK && PQnfields(res) == 2 && PQntuples(res) == b->n) {
-		for (r = b->head; r; r = next, i++) {
-			msgpack_packer *pk;
-
-			next = r->next;
-			r->next = NULL;
-			pk = request_result(r);
-			if (msgpack_pack_map(pk, 2) < 0 ||
-			    proto_pack_cstr(pk, "id") < 0 ||
-			    msgpack_pack_int64(pk, store_int8(res, i, 0)) < 0 ||
-			    proto_pack_cstr(pk, "created_at") < 0 ||
-			    proto_pack_timestamp(pk, store_time(res, i, 1)) < 0)
-				request_abort(r, "cannot pack the result");
-			else
-				request_finish(r);
-		}
-		b->head = NULL;
-	} else if (st == POOL_OK) {
-		log_error("add_message: batch of %d returned %d rows", b->n,
-			  PQntuples(res));
-		gc_fail(b, E_INTERNAL, "unexpected result");
-	} else if (st == POOL_QUERY_ERROR && b->n > 1) {
-		gc_retry_alone(b);
-	} else if (st == POOL_QUERY_ERROR) {
-		r = b->head;
-		b->head = NULL;
-		store_query_failed(r, res, msg);
-	} else {
-		gc_fail(b, store_error_for(st),
-			st == POOL_UNAVAILABLE ?
-				"database unavailable (connection lost during "
-				"the query; the message may not have been "
-				"stored)" :
-				msg);
+	if (PQnfields(res) != 2 || PQntuples(res) != b->n)
+		return -1;
+	for (r = b->head; r; r = next, i++) {
+		next = r->next;
+		r->next = NULL;
+		answer_add(r, res, i);
 	}
-	gc_batch_free(b);
-	gc_flush();
+	return 0;
 }
 
-static void gc_send(struct gc_batch *b, struct pool_conn *pc)
+/* Row indexes of one request, sorted oldest first (created_at, id). */
+struct recent_sort {
+	const PGresult *res;
+};
+
+static const PGresult *recent_sort_res;
+
+static int cmp_recent_rows(const void *x, const void *y)
 {
-	static const int fmts[5] = {1, 1, 1, 1, 1};
-	const char *vals[5];
-	int lens[5];
+	int a = *(const int *)x, c = *(const int *)y;
+	usec_t ta = store_time(recent_sort_res, a, 4);
+	usec_t tc = store_time(recent_sort_res, c, 4);
+
+	if (ta != tc)
+		return ta < tc ? -1 : 1;
+	int64_t ia = store_int8(recent_sort_res, a, 1);
+	int64_t ic = store_int8(recent_sort_res, c, 1);
+
+	return ia < ic ? -1 : ia > ic;
+}
+
+/* Columns: ord, id, role, content, created_at, model_provider. */
+static int deliver_recent(struct batch *b, const PGresult *res)
+{
+	int nrows = PQntuples(res);
+	int *rows, *start, *count;
+	struct request *r, *next;
+	int k = 0;
+
+	if (PQnfields(res) != 6)
+		return -1;
+	rows = malloc(sizeof(int) * ((size_t)nrows + 2 * (size_t)b->n + 1));
+	if (!rows)
+		return -1;
+	start = rows + nrows;
+	count = start + b->n;
+	memset(count, 0, sizeof(int) * (size_t)b->n);
+	for (int i = 0; i < nrows; i++) {
+		int64_t ord = store_int8(res, i, 0);
+
+		if (ord < 1 || ord > b->n) {
+			free(rows);
+			return -1;
+		}
+		count[ord - 1]++;
+	}
+	for (int j = 0, acc = 0; j < b->n; j++) {
+		start[j] = acc;
+		acc += count[j];
+		count[j] = 0;
+	}
+	for (int i = 0; i < nrows; i++) {
+		int j = (int)store_int8(res, i, 0) - 1;
+
+		rows[start[j] + count[j]++] = i;
+	}
+	recent_sort_res = res;
+	for (r = b->head; r; r = next, k++) {
+		msgpack_packer *pk;
+		int *mine = rows + start[k];
+		int n = count[k], failed = 0;
+
+		next = r->next;
+		r->next = NULL;
+		qsort(mine, (size_t)n, sizeof(int), cmp_recent_rows);
+		pk = request_result(r);
+		failed |= msgpack_pack_array(pk, (size_t)n) < 0;
+		for (int i = 0; i < n && !failed; i++) {
+			int row = mine[i];
+
+			failed |= msgpack_pack_map(pk, 5) < 0 ||
+				  proto_pack_cstr(pk, "id") < 0 ||
+				  msgpack_pack_int64(pk, store_int8(res, row, 1)) < 0 ||
+				  proto_pack_cstr(pk, "role") < 0 ||
+				  store_pack_text(pk, res, row, 2) < 0 ||
+				  proto_pack_cstr(pk, "content") < 0 ||
+				  store_pack_text(pk, res, row, 3) < 0 ||
+				  proto_pack_cstr(pk, "created_at") < 0 ||
+				  proto_pack_timestamp(pk, store_time(res, row, 4)) < 0 ||
+				  proto_pack_cstr(pk, "provider") < 0 ||
+				  store_pack_text(pk, res, row, 5) < 0;
+		}
+		if (failed)
+			request_abort(r, "cannot pack the result");
+		else
+			request_finish(r);
+	}
+	free(rows);
+	return 0;
+}
+
+static struct batcher batch_add = {
+	.what = "add_message", .stmt = S_ADD_BATCH, .nparams = 5,
+	.max_rows = 512, .max_batches = 2, .cols = add_cols,
+	.deliver = deliver_add,
+};
+
+static struct batcher batch_recent = {
+	.what = "get_recent_conversations", .stmt = S_RECENT_BATCH,
+	.nparams = 4, .max_rows = 64, .max_batches = 2, .cols = recent_cols,
+	.deliver = deliver_recent,
+};
+
+static void batch_on_result(void *arg, struct pool_conn *pc,
+			    enum pool_status st, const PGresult *res,
+			    const char *msg)
+{
+	struct batch *b = arg;
+	struct batcher *bt = b->bt;
+	struct request *head = b->head;
+
+	pool_release(pc);
+	b->head = NULL;
+	if (st == POOL_OK) {
+		if (bt->deliver((struct batch *)&(struct batch){.bt = bt,
+								 .head = head,
+								 .n = b->n},
+				res) < 0) {
+			log_error("%s: a batch of %d got an unexpected result "
+				  "(%d columns, %d rows)",
+				  bt->what, b->n, PQnfields(res),
+				  PQntuples(res));
+			batch_fail(head, E_INTERNAL, "unexpected result");
+		}
+	} else if (st == POOL_QUERY_ERROR && b->n > 1) {
+		b->head = head;
+		batch_retry_alone(b);
+	} else if (st == POOL_QUERY_ERROR) {
+		store_query_failed(head, res, msg);
+	} else {
+		batch_fail(head, store_error_for(st),
+			   st == POOL_UNAVAILABLE ?
+				   "database unavailable (connection lost "
+				   "during the query)" :
+				   msg);
+	}
+	batch_free(b);
+	batch_flush(bt);
+}
+
+static void batch_send(struct batch *b, struct pool_conn *pc)
+{
+	static const int fmts[BATCH_MAX_PARAMS] = {1, 1, 1, 1, 1};
+	struct batcher *bt = b->bt;
+	const char *vals[BATCH_MAX_PARAMS];
+	int lens[BATCH_MAX_PARAMS];
 	struct request *r;
 	size_t bytes = 0;
 
 	/* take what is queued now */
-	b->head = gc.head;
-	for (r = gc.head; r; r = r->next) {
+	b->head = bt->head;
+	for (r = bt->head; r; r = r->next) {
 		b->n++;
-		bytes += r->args.v[3].s.len;
-		if (b->n == GC_MAX_ROWS || bytes >= GC_MAX_BYTES ||
+		bytes += r->args.v[0].s.len + (bt == &batch_add ?
+						       r->args.v[3].s.len :
+						       0);
+		if (b->n == bt->max_rows || bytes >= BATCH_MAX_BYTES ||
 		    !r->next) {
-			gc.head = r->next;
-			if (!gc.head)
-				gc.tail = NULL;
+			bt->head = r->next;
+			if (!bt->head)
+				bt->tail = NULL;
 			r->next = NULL;
 			break;
 		}
 	}
-	gc.queued -= b->n;
+	bt->queued -= b->n;
 	if (b->n == 0) {
 		pool_release(pc);
-		gc_batch_free(b);
+		batch_free(b);
 		return;
 	}
-	if (gc_build(b, vals, lens) < 0) {
+	if (batch_build(b, vals, lens) < 0) {
 		pool_release(pc);
-		gc_fail(b, E_INTERNAL, "out of memory");
-		gc_batch_free(b);
+		batch_fail(b->head, E_INTERNAL, "out of memory");
+		batch_free(b);
 		return;
 	}
-	b->pc = pc;
-	if (pool_exec(pc, store_statements[S_ADD_BATCH].name, NULL, 5, vals,
-		      lens, fmts, 1, gc_on_result, b) < 0) {
+	if (pool_exec(pc, store_statements[bt->stmt].name, NULL, bt->nparams,
+		      vals, lens, fmts, 1, batch_on_result, b) < 0) {
 		pool_release(pc);
-		gc_fail(b, E_UNAVAILABLE,
-			"database unavailable (cannot send the query)");
-		gc_batch_free(b);
-		gc_flush();
+		batch_fail(b->head, E_UNAVAILABLE,
+			   "database unavailable (cannot send the query)");
+		batch_free(b);
+		batch_flush(bt);
 	}
 }
 
-static void gc_on_acquire(void *arg, struct pool_conn *pc, enum pool_status st,
-			  const char *msg)
+static void batch_on_acquire(void *arg, struct pool_conn *pc,
+			     enum pool_status st, const char *msg)
 {
-	struct gc_batch *b = arg;
+	struct batch *b = arg;
+	struct batcher *bt = b->bt;
 
 	if (st != POOL_OK) {
 		/* everything queued shares the fate: no connection */
-		b->head = gc.head;
-		gc.head = gc.tail = NULL;
-		gc.queued = 0;
-		gc_fail(b, store_error_for(st), msg);
-		gc_batch_free(b);
+		struct request *head = bt->head;
+
+		bt->head = bt->tail = NULL;
+		bt->queued = 0;
+		batch_free(b);
+		batch_fail(head, store_error_for(st), msg);
 		return;
 	}
-	gc_send(b, pc);
+	batch_send(b, pc);
 }
 
-/* Starts a batch if rows are queued and a batch slot is free. */
-static void gc_flush(void)
+/* Starts a batch if requests are queued and a batch slot is free. */
+static void batch_flush(struct batcher *bt)
 {
-	while (gc.queued > 0 && gc.batches < GC_MAX_BATCHES) {
-		struct gc_batch *b = calloc(1, sizeof(*b));
+	while (bt->queued > 0 && bt->batches < bt->max_batches) {
+		struct batch *b = calloc(1, sizeof(*b));
 		struct pool_conn *pc;
 		enum pool_status st;
 		const char *msg;
 
 		if (!b) {
-			struct gc_batch tmp = {.head = gc.head};
+			struct request *head = bt->head;
 
-			gc.head = gc.tail = NULL;
-			gc.queued = 0;
-			gc_fail(&tmp, E_INTERNAL, "out of memory");
+			bt->head = bt->tail = NULL;
+			bt->queued = 0;
+			batch_fail(head, E_INTERNAL, "out of memory");
 			return;
 		}
-		gc.batches++;
-		switch (pool_acquire(&b->waiter, gc_on_acquire, b, &pc, &st,
+		b->bt = bt;
+		bt->batches++;
+		switch (pool_acquire(&b->waiter, batch_on_acquire, b, &pc, &st,
 				     &msg)) {
 		case POOL_ACQ_READY:
-			gc_send(b, pc);
+			batch_send(b, pc);
 			break;
 		case POOL_ACQ_QUEUED:
-			/* rows queued meanwhile join this batch */
+			/* requests queued meanwhile join this batch */
 			return;
 		case POOL_ACQ_FAILED:
-			gc_on_acquire(b, NULL, st, msg);
+			batch_on_acquire(b, NULL, st, msg);
 			return;
 		}
 	}
 }
 
-static void gc_enqueue(struct request *r)
+static void batch_enqueue(struct batcher *bt, struct request *r)
 {
 	r->next = NULL;
-	if (gc.tail)
-		gc.tail->next = r;
+	if (bt->tail)
+		bt->tail->next = r;
 	else
-		gc.head = r;
-	gc.tail = r;
-	gc.queued++;
-	gc_flush();
+		bt->head = r;
+	bt->tail = r;
+	bt->queued++;
+	batch_flush(bt);
 }
 
-/* Pending batches end with the pool (pool_cleanup fails their queries);
+/* Batches in flight end with the pool (pool_cleanup fails their queries);
  * what is still queued is answered here. */
 void store_cleanup(void)
 {
-	struct gc_batch tmp = {.head = gc.head};
+	struct batcher *all[] = {&batch_add, &batch_recent};
 
-	gc.head = gc.tail = NULL;
-	gc.queued = 0;
-	gc_fail(&tmp, E_UNAVAILABLE, "convd is shutting down");
+	for (size_t i = 0; i < ARRAY_LEN(all); i++) {
+		struct request *head = all[i]->head;
+
+		all[i]->head = all[i]->tail = NULL;
+		all[i]->queued = 0;
+		batch_fail(head, E_UNAVAILABLE, "convd is shutting down");
+	}
 }
 
 void store_dispatch(struct request *r)
@@ -735,7 +911,11 @@ void store_dispatch(struct request *r)
 	const char *msg;
 
 	if (r->spec->id == M_ADD_MESSAGE) {
-		gc_enqueue(r);
+		batch_enqueue(&batch_add, r);
+		return;
+	}
+	if (r->spec->id == M_GET_RECENT) {
+		batch_enqueue(&batch_recent, r);
 		return;
 	}
 	switch (pool_acquire(&r->waiter, store_on_acquire, r, &pc, &st, &msg)) {

@@ -1,0 +1,756 @@
+/*
+ * bench.c - convd-bench: drives a running convd with N clients over its
+ * Unix socket and reports requests/s and latency percentiles per method;
+ * with --compare it runs the equivalent work through pgbench (and
+ * redis-benchmark for ping) against the same machine in the same run and
+ * prints the ratios.
+ *
+ * One thread, one libevent loop, N non-blocking connections, each keeping
+ * `depth` requests in flight (pipelining).  Latency is measured from the
+ * moment a request is queued to the moment its response is decoded.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <msgpack.h>
+
+#include "autoconfig.h"
+#include "clock.h"
+#include "common.h"
+#include "proto.h"
+
+enum bench_method { BM_ADD, BM_RECENT, BM_PING, BM_COUNT_ };
+
+static const char *const bm_names[BM_COUNT_] = {
+	[BM_ADD] = "add_message",
+	[BM_RECENT] = "get_recent_conversations",
+	[BM_PING] = "ping",
+};
+
+#define MAX_DEPTH 256
+#define IN_CAP (1u << 20)
+
+struct lat {
+	usec_t *v;
+	size_t n, cap;
+	uint64_t errors;
+	char first_error[160];
+};
+
+struct bconn {
+	int fd;
+	struct event *ev;		/* readable (persistent) */
+	struct event *wev;		/* writable, only while output waits */
+	struct evbuffer *out;
+	char *in;
+	size_t in_len;
+	usec_t sent[MAX_DEPTH];
+	uint8_t method[MAX_DEPTH];
+	bool busy[MAX_DEPTH];
+	uint32_t seq;
+	int inflight;
+	unsigned rnd;
+};
+
+static struct {
+	const char *socket;
+	int clients, depth, seconds, size, users;
+	int weights[BM_COUNT_];
+	int wsum;
+	bool compare, json, load_only;
+	const char *pg;		/* libpq conninfo for pgbench */
+	char *content;
+	struct event_base *base;
+	struct bconn *conns;
+	struct lat lat[BM_COUNT_];
+	bool running;
+	usec_t started, stopped;
+	struct proto_limits lim;
+	int open_conns;
+} b = {
+	.socket = NULL, .clients = 32, .depth = 1, .seconds = 10,
+	.size = 400, .users = 10000,
+};
+
+static void lat_add(struct lat *l, usec_t v)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 65536;
+		usec_t *nv = realloc(l->v, cap * sizeof(*nv));
+
+		if (!nv) {
+			fprintf(stderr, "convd-bench: out of memory\n");
+			exit(1);
+		}
+		l->v = nv;
+		l->cap = cap;
+	}
+	l->v[l->n++] = v;
+}
+
+static int cmp_usec(const void *x, const void *y)
+{
+	usec_t a = *(const usec_t *)x, c = *(const usec_t *)y;
+
+	return a < c ? -1 : a > c;
+}
+
+static double lat_pct(const struct lat *l, double q)
+{
+	size_t i;
+
+	if (l->n == 0)
+		return 0;
+	i = (size_t)(q * (double)(l->n - 1));
+	return (double)l->v[i] / 1000.0;
+}
+
+static enum bench_method pick_method(struct bconn *c)
+{
+	int r;
+
+	c->rnd = c->rnd * 1103515245u + 12345u;
+	r = (int)((c->rnd >> 8) % (unsigned)b.wsum);
+	for (int m = 0; m < BM_COUNT_; m++) {
+		if (r < b.weights[m])
+			return (enum bench_method)m;
+		r -= b.weights[m];
+	}
+	return BM_PING;
+}
+
+static int pack_write(void *data, const char *buf, size_t len)
+{
+	return evbuffer_add(data, buf, len);
+}
+
+static void send_one(struct bconn *c)
+{
+	msgpack_packer pk;
+	enum bench_method m = pick_method(c);
+	char user[32];
+	int slot = 0;
+	uint32_t msgid;
+	int ulen;
+
+	while (c->busy[slot])
+		slot++;
+	msgid = (++c->seq << 8) | (uint32_t)slot;
+	c->rnd = c->rnd * 1103515245u + 12345u;
+	ulen = snprintf(user, sizeof(user), "bench-user-%u",
+			(c->rnd >> 4) % (unsigned)b.users);
+	msgpack_packer_init(&pk, c->out, pack_write);
+	if (proto_pack_request_head(&pk, msgid, bm_names[m]) < 0)
+		goto fail;
+	switch (m) {
+	case BM_ADD:
+		if (msgpack_pack_array(&pk, 4) < 0 ||
+		    proto_pack_str(&pk, user, (size_t)ulen) < 0 ||
+		    proto_pack_cstr(&pk, "anthropic") < 0 ||
+		    proto_pack_cstr(&pk, "user") < 0 ||
+		    proto_pack_str(&pk, b.content, (size_t)b.size) < 0)
+			goto fail;
+		break;
+	case BM_RECENT:
+		if (msgpack_pack_array(&pk, 3) < 0 ||
+		    proto_pack_str(&pk, user, (size_t)ulen) < 0 ||
+		    proto_pack_cstr(&pk, "anthropic") < 0 ||
+		    msgpack_pack_int(&pk, 10) < 0)
+			goto fail;
+		break;
+	default:
+		if (msgpack_pack_array(&pk, 0) < 0)
+			goto fail;
+		break;
+	}
+	c->busy[slot] = true;
+	c->method[slot] = (uint8_t)m;
+	c->sent[slot] = clock_mono_usec();
+	c->inflight++;
+	return;
+fail:
+	fprintf(stderr, "convd-bench: cannot pack a request\n");
+	exit(1);
+}
+
+static void conn_flush(struct bconn *c)
+{
+	while (evbuffer_get_length(c->out) > 0) {
+		if (evbuffer_write(c->out, c->fd) < 0) {
+			if (errno == EAGAIN) {
+				event_add(c->wev, NULL);
+				return;
+			}
+			fprintf(stderr, "convd-bench: write: %s\n",
+				strerror(errno));
+			exit(1);
+		}
+	}
+}
+
+static void conn_close(struct bconn *c)
+{
+	if (c->fd < 0)
+		return;
+	event_free(c->ev);
+	event_free(c->wev);
+	close(c->fd);
+	c->fd = -1;
+	if (--b.open_conns == 0)
+		event_base_loopexit(b.base, NULL);
+}
+
+static void handle_response(struct bconn *c, const struct mp_doc *doc)
+{
+	struct rpc_msg m;
+	char err[128];
+	int slot;
+	struct lat *l;
+
+	if (proto_parse_envelope(doc, &m, err, sizeof(err)) < 0 ||
+	    m.kind != RPC_RESPONSE || !m.has_msgid) {
+		fprintf(stderr, "convd-bench: bad response: %s\n", err);
+		exit(1);
+	}
+	slot = (int)(m.msgid & 0xff);
+	if (slot >= b.depth || !c->busy[slot]) {
+		fprintf(stderr, "convd-bench: response for an unknown msgid\n");
+		exit(1);
+	}
+	c->busy[slot] = false;
+	c->inflight--;
+	l = &b.lat[c->method[slot]];
+	if (doc->nodes[m.error].type != MP_NIL) {
+		uint32_t code = proto_map_get(doc, m.error, "code");
+		uint32_t msg = proto_map_get(doc, m.error, "message");
+
+		if (l->errors++ == 0 && code && msg)
+			snprintf(l->first_error, sizeof(l->first_error),
+				 "%.*s: %.*s",
+				 (int)doc->nodes[code].v.s.len,
+				 doc->nodes[code].v.s.p,
+				 (int)doc->nodes[msg].v.s.len,
+				 doc->nodes[msg].v.s.p);
+	} else if (b.running) {
+		lat_add(l, clock_mono_usec() - c->sent[slot]);
+	}
+}
+
+static void conn_event(evutil_socket_t fd, short what, void *arg)
+{
+	static struct mp_doc doc;
+	struct bconn *c = arg;
+	size_t off = 0;
+	ssize_t n;
+
+	if (what & EV_WRITE)
+		conn_flush(c);
+	if (!(what & EV_READ))
+		return;
+	n = read(fd, c->in + c->in_len, IN_CAP - c->in_len);
+	if (n <= 0) {
+		if (n < 0 && errno == EAGAIN)
+			return;
+		fprintf(stderr, "convd-bench: connection closed by convd\n");
+		exit(1);
+	}
+	c->in_len += (size_t)n;
+	for (;;) {
+		size_t used;
+		enum proto_status st = proto_decode(
+			(const uint8_t *)c->in + off, c->in_len - off, &b.lim,
+			&doc, &used);
+
+		if (st == PROTO_INCOMPLETE)
+			break;
+		if (st != PROTO_OK) {
+			fprintf(stderr, "convd-bench: undecodable response\n");
+			exit(1);
+		}
+		off += used;
+		handle_response(c, &doc);
+	}
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
+	if (b.running) {
+		while (c->inflight < b.depth)
+			send_one(c);
+		conn_flush(c);
+	} else if (c->inflight == 0) {
+		conn_close(c);
+	}
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	b.running = false;
+	b.stopped = clock_mono_usec();
+	/* in-flight requests drain; conns close as they empty */
+	for (int i = 0; i < b.clients; i++)
+		if (b.conns[i].fd >= 0 && b.conns[i].inflight == 0)
+			conn_close(&b.conns[i]);
+}
+
+static int connect_one(struct bconn *c, int idx)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", b.socket);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -1;
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+	    errno != EINPROGRESS) {
+		fprintf(stderr, "convd-bench: cannot connect to %s: %s\n",
+			b.socket, strerror(errno));
+		return -1;
+	}
+	c->out = evbuffer_new();
+	c->in = malloc(IN_CAP);
+	c->rnd = 2166136261u ^ (unsigned)idx * 16777619u;
+	c->ev = event_new(b.base, c->fd, EV_READ | EV_PERSIST, conn_event, c);
+	c->wev = event_new(b.base, c->fd, EV_WRITE, conn_event, c);
+	if (!c->out || !c->in || !c->ev || !c->wev ||
+	    event_add(c->ev, NULL) < 0)
+		return -1;
+	b.open_conns++;
+	return 0;
+}
+
+/* Runs the mix in b.weights for b.seconds; fills b.lat. */
+static int run_convd(void)
+{
+	struct timeval tv = {b.seconds, 0};
+	struct event *stop;
+
+	for (int m = 0; m < BM_COUNT_; m++) {
+		free(b.lat[m].v);
+		memset(&b.lat[m], 0, sizeof(b.lat[m]));
+	}
+	b.wsum = 0;
+	for (int m = 0; m < BM_COUNT_; m++)
+		b.wsum += b.weights[m];
+	b.base = event_base_new();
+	b.conns = calloc((size_t)b.clients, sizeof(*b.conns));
+	if (!b.base || !b.conns)
+		return -1;
+	for (int i = 0; i < b.clients; i++)
+		if (connect_one(&b.conns[i], i) < 0)
+			return -1;
+	stop = evtimer_new(b.base, on_stop, NULL);
+	evtimer_add(stop, &tv);
+	b.running = true;
+	b.started = clock_mono_usec();
+	for (int i = 0; i < b.clients; i++) {
+		while (b.conns[i].inflight < b.depth)
+			send_one(&b.conns[i]);
+		conn_flush(&b.conns[i]);
+	}
+	event_base_dispatch(b.base);
+	event_free(stop);
+	for (int i = 0; i < b.clients; i++) {
+		if (b.conns[i].fd >= 0)
+			conn_close(&b.conns[i]);
+		evbuffer_free(b.conns[i].out);
+		free(b.conns[i].in);
+	}
+	free(b.conns);
+	event_base_free(b.base);
+	for (int m = 0; m < BM_COUNT_; m++)
+		qsort(b.lat[m].v, b.lat[m].n, sizeof(usec_t), cmp_usec);
+	return 0;
+}
+
+static double rate(enum bench_method m)
+{
+	double secs = (double)(b.stopped - b.started) / 1e6;
+
+	return secs > 0 ? (double)b.lat[m].n / secs : 0;
+}
+
+static void report(const char *title)
+{
+	if (b.json) {
+		printf("{\"run\":\"%s\",\"clients\":%d,\"depth\":%d,\"seconds\":%d,"
+		       "\"methods\":{",
+		       title, b.clients, b.depth, b.seconds);
+		for (int m = 0, first = 1; m < BM_COUNT_; m++) {
+			if (!b.weights[m])
+				continue;
+			printf("%s\"%s\":{\"requests\":%zu,\"per_second\":%.0f,"
+			       "\"errors\":%" PRIu64 ",\"p50_ms\":%.3f,"
+			       "\"p95_ms\":%.3f,\"p99_ms\":%.3f}",
+			       first ? "" : ",", bm_names[m], b.lat[m].n,
+			       rate((enum bench_method)m), b.lat[m].errors,
+			       lat_pct(&b.lat[m], 0.50), lat_pct(&b.lat[m], 0.95),
+			       lat_pct(&b.lat[m], 0.99));
+			first = 0;
+		}
+		printf("}}\n");
+		return;
+	}
+	printf("%s: %d clients, depth %d, %d s\n", title, b.clients, b.depth,
+	       b.seconds);
+	printf("  %-26s %10s %10s %8s %9s %9s %9s\n", "method", "requests",
+	       "req/s", "errors", "p50 ms", "p95 ms", "p99 ms");
+	for (int m = 0; m < BM_COUNT_; m++) {
+		if (!b.weights[m])
+			continue;
+		printf("  %-26s %10zu %10.0f %8" PRIu64 " %9.3f %9.3f %9.3f\n",
+		       bm_names[m], b.lat[m].n, rate((enum bench_method)m),
+		       b.lat[m].errors, lat_pct(&b.lat[m], 0.50),
+		       lat_pct(&b.lat[m], 0.95), lat_pct(&b.lat[m], 0.99));
+		if (b.lat[m].errors)
+			printf("  first error: %s\n", b.lat[m].first_error);
+	}
+	fflush(stdout);
+}
+
+/* ---- --compare: the same work through pgbench / redis-benchmark ---------- */
+
+/* Runs argv, captures stdout into buf; returns the exit status. */
+static int run_capture(char *const argv[], char *buf, size_t len)
+{
+	int pfd[2], status = -1;
+	size_t got = 0;
+	pid_t pid;
+
+	if (pipe(pfd) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		ssize_t n = read(pfd[0], buf + got, len - 1 - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (got == len - 1)
+			got = 0; /* keep the tail only */
+	}
+	buf[got] = '\0';
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static double pgbench_tps(const char *script_body)
+{
+	char path[] = "/tmp/convd-bench-XXXXXX";
+	char out[65536], clients[16], secs[16], threads[16];
+	int fd = mkstemp(path);
+	double tps = -1;
+	char *p;
+
+	if (fd < 0 || write(fd, script_body, strlen(script_body)) < 0) {
+		perror("convd-bench: pgbench script");
+		return -1;
+	}
+	close(fd);
+	snprintf(clients, sizeof(clients), "%d", b.clients);
+	snprintf(threads, sizeof(threads), "%d", b.clients < 2 ? 1 : 2);
+	snprintf(secs, sizeof(secs), "%d", b.seconds);
+	{
+		char *argv[] = {"pgbench", "-n", "-M", "prepared", "-c",
+				clients, "-j", threads, "-T", secs, "-f", path,
+				(char *)b.pg, NULL};
+
+		if (run_capture(argv, out, sizeof(out)) != 0)
+			fprintf(stderr, "convd-bench: pgbench failed:\n%s\n",
+				out);
+		else if ((p = strstr(out, "tps = ")))
+			tps = strtod(p + 6, NULL);
+	}
+	unlink(path);
+	return tps;
+}
+
+static double redis_ping_rps(void)
+{
+	char dir[] = "/tmp/convd-bench-redis-XXXXXX";
+	char sock[256], out[65536], clients[16], n[32], conf[512];
+	double rps = -1;
+	pid_t pid;
+
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
+	pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		snprintf(conf, sizeof(conf), "%s", sock);
+		execlp("redis-server", "redis-server", "--port", "0",
+		       "--unixsocket", conf, "--save", "", "--appendonly",
+		       "no", "--dir", dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100 && access(sock, F_OK) < 0; i++)
+		usleep(20000);
+	if (access(sock, F_OK) == 0) {
+		/* the same number of requests convd served per second,
+		 * times the duration */
+		snprintf(clients, sizeof(clients), "%d", b.clients);
+		snprintf(n, sizeof(n), "%d", 100000 * b.seconds);
+		char *argv[] = {"redis-benchmark", "-s", sock, "-c", clients,
+				"-n", n, "-t", "ping", "-q", NULL};
+		if (run_capture(argv, out, sizeof(out)) == 0) {
+			/* the summary line: "PING_MBULK: 123.45 requests per
+			 * second" (PING_MBULK is the protocol form; progress
+			 * lines before it say "rps=") */
+			char *p = strstr(out, "PING_MBULK: ");
+
+			while (p && strncmp(p + 12, "rps=", 4) == 0)
+				p = strstr(p + 12, "PING_MBULK: ");
+			if (p)
+				rps = strtod(p + 12, NULL);
+		}
+	}
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	unlink(sock);
+	rmdir(dir);
+	return rps;
+}
+
+static void compare_line(const char *what, double ours, double theirs,
+			 double target)
+{
+	if (theirs <= 0) {
+		printf("  %-44s convd %10.0f/s   (the other side failed)\n",
+		       what, ours);
+		return;
+	}
+	printf("  %-44s convd %10.0f/s   other %10.0f/s   ratio %.2fx "
+	       "(target %.1fx: %s)\n",
+	       what, ours, theirs, ours / theirs, target,
+	       ours / theirs >= target ? "met" : "NOT met");
+}
+
+static int run_compare(void)
+{
+	char script[8192];
+	double ours, theirs;
+	int saved[BM_COUNT_];
+
+	memcpy(saved, b.weights, sizeof(saved));
+	printf("== compare: %d clients, %d s per run, %d-byte messages\n",
+	       b.clients, b.seconds, b.size);
+
+	memset(b.weights, 0, sizeof(b.weights));
+	b.weights[BM_ADD] = 1;
+	if (run_convd() < 0)
+		return -1;
+	report("convd add_message");
+	ours = rate(BM_ADD);
+	snprintf(script, sizeof(script),
+		 "\\set uid random(0, %d)\n"
+		 "INSERT INTO simple_conversation_history (user_id, platform,"
+		 " model_provider, role, content) VALUES ('bench-user-' || :uid,"
+		 " 'line', 'anthropic', 'user', '%s');\n",
+		 b.users - 1, b.content);
+	theirs = pgbench_tps(script);
+	compare_line("add_message vs pgbench INSERT", ours, theirs, 1.5);
+
+	memset(b.weights, 0, sizeof(b.weights));
+	b.weights[BM_RECENT] = 1;
+	if (run_convd() < 0)
+		return -1;
+	report("convd get_recent_conversations");
+	ours = rate(BM_RECENT);
+	snprintf(script, sizeof(script),
+		 "\\set uid random(0, %d)\n"
+		 "SELECT id, role, content, created_at, model_provider FROM"
+		 " simple_conversation_history WHERE user_id = 'bench-user-' ||"
+		 " :uid AND platform = 'line' AND model_provider = 'anthropic'"
+		 " ORDER BY created_at DESC, id DESC LIMIT 20;\n",
+		 b.users - 1);
+	theirs = pgbench_tps(script);
+	compare_line("get_recent_conversations vs pgbench SELECT", ours, theirs,
+		     0.8);
+
+	memset(b.weights, 0, sizeof(b.weights));
+	b.weights[BM_PING] = 1;
+	if (run_convd() < 0)
+		return -1;
+	report("convd ping");
+	ours = rate(BM_PING);
+	theirs = redis_ping_rps();
+	compare_line("ping vs redis-server PING", ours, theirs, 0.8);
+	memcpy(b.weights, saved, sizeof(saved));
+	return 0;
+}
+
+static int parse_mix(const char *s)
+{
+	char buf[256], *save = NULL, *tok;
+
+	memset(b.weights, 0, sizeof(b.weights));
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(tok, ':');
+		int w = 1, m;
+
+		if (colon) {
+			*colon = '\0';
+			w = atoi(colon + 1);
+		}
+		for (m = 0; m < BM_COUNT_; m++)
+			if (strcmp(tok, bm_names[m]) == 0 ||
+			    (m == BM_RECENT && strcmp(tok, "history") == 0))
+				break;
+		if (m == BM_COUNT_ || w < 0 || w > 1000)
+			return -1;
+		b.weights[m] = w;
+	}
+	return 0;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: convd-bench [-s SOCKET] [-c CLIENTS] [-d DEPTH] [-T SECONDS]\n"
+		"                   [-m MIX] [--size BYTES] [--users N] [--json]\n"
+		"                   [--compare --pg CONNINFO]\n"
+		"\n"
+		"  -s, --socket PATH   convd's socket (default $CONVD_SOCKET or %s)\n"
+		"  -c, --clients N     concurrent connections (default 32)\n"
+		"  -d, --depth N       requests in flight per connection (default 1, max %d)\n"
+		"  -T, --time SECONDS  duration of each run (default 10)\n"
+		"  -m, --mix MIX       methods and weights, e.g. add_message:1,get_recent_conversations:4\n"
+		"                      (default add_message:1,get_recent_conversations:1)\n"
+		"      --size BYTES    message size for add_message (default 400)\n"
+		"      --users N       distinct user ids (default 10000)\n"
+		"      --json          one JSON object per run\n"
+		"      --compare       also run pgbench (and redis-benchmark) with the\n"
+		"                      equivalent work and print the ratios\n"
+		"      --pg CONNINFO   the database for pgbench (libpq conninfo or URL)\n",
+		CONVD_DEFAULT_SOCKET, MAX_DEPTH);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"clients", required_argument, NULL, 'c'},
+		{"depth", required_argument, NULL, 'd'},
+		{"time", required_argument, NULL, 'T'},
+		{"mix", required_argument, NULL, 'm'},
+		{"size", required_argument, NULL, 1},
+		{"users", required_argument, NULL, 2},
+		{"json", no_argument, NULL, 3},
+		{"compare", no_argument, NULL, 4},
+		{"pg", required_argument, NULL, 5},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+
+	signal(SIGPIPE, SIG_IGN);
+	b.socket = getenv("CONVD_SOCKET") ? getenv("CONVD_SOCKET") :
+					    CONVD_DEFAULT_SOCKET;
+	b.weights[BM_ADD] = 1;
+	b.weights[BM_RECENT] = 1;
+	while ((opt = getopt_long(argc, argv, "s:c:d:T:m:hV", longopts, NULL)) !=
+	       -1) {
+		switch (opt) {
+		case 's':
+			b.socket = optarg;
+			break;
+		case 'c':
+			b.clients = atoi(optarg);
+			break;
+		case 'd':
+			b.depth = atoi(optarg);
+			break;
+		case 'T':
+			b.seconds = atoi(optarg);
+			break;
+		case 'm':
+			if (parse_mix(optarg) < 0) {
+				fprintf(stderr, "convd-bench: bad --mix '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 1:
+			b.size = atoi(optarg);
+			break;
+		case 2:
+			b.users = atoi(optarg);
+			break;
+		case 3:
+			b.json = true;
+			break;
+		case 4:
+			b.compare = true;
+			break;
+		case 5:
+			b.pg = optarg;
+			break;
+		case 'V':
+			printf("convd-bench %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc || b.clients < 1 || b.clients > 100000 ||
+	    b.depth < 1 || b.depth > MAX_DEPTH || b.seconds < 1 ||
+	    b.size < 1 || b.size > (1 << 20) || b.users < 1 ||
+	    (b.compare && !b.pg)) {
+		usage(stderr);
+		return 2;
+	}
+	b.lim.max_frame = 64u << 20;
+	b.lim.max_depth = PROTO_DEFAULT_DEPTH;
+	b.lim.max_nodes = PROTO_MAX_NODES;
+	b.lim.max_container = PROTO_DEFAULT_CONTAINER;
+	b.content = malloc((size_t)b.size + 1);
+	if (!b.content)
+		return 1;
+	for (int i = 0; i < b.size; i++)
+		b.content[i] = (char)('a' + i % 26);
+	b.content[b.size] = '\0';
+	if (b.compare)
+		return run_compare() < 0 ? 1 : 0;
+	if (run_convd() < 0)
+		return 1;
+	report("convd");
+	for (int m = 0; m < BM_COUNT_; m++)
+		if (b.weights[m] && b.lat[m].errors)
+			return 1;
+	return 0;
+}
