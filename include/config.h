@@ -105,6 +105,11 @@ struct config_option {
 	bool reloadable;	/* takes effect on SIGHUP */
 	bool secret;		/* never printed */
 	const char *doc;	/* one or two sentences */
+	/*
+	 * CT_STRING only, optional: checks a value (and may normalise it in
+	 * place, never making it longer).  Returns -1 with the reason in why.
+	 */
+	int (*check)(char *value, char *why, size_t whylen);
 };
 
 extern const struct config_option config_options[];
@@ -114,11 +119,21 @@ extern const size_t config_noptions;
 CONVD_WUR int config_init(struct convd_config *cfg);
 
 /*
- * Reads path over the current values.  On error returns -1 and writes
- * "FILE:LINE: [section] key: reason" into err.
+ * Reads path over the current values.  On error returns -1, leaves cfg
+ * unchanged and writes "FILE:LINE: [section] key: reason" into err.
+ * A key may appear only once per file; files are at most 1 MiB, lines at
+ * most 4096 bytes.
  */
 CONVD_WUR int config_load_file(struct convd_config *cfg, const char *path,
 			       char *err, size_t errlen);
+
+/*
+ * Sets one option from its text form, as if read from a file (the same
+ * checks; strings are copied).  On error returns -1 with the reason in why.
+ */
+CONVD_WUR int config_set(struct convd_config *cfg,
+			 const struct config_option *opt, const char *text,
+			 char *why, size_t whylen);
 
 /* Cross-option checks (e.g. max_content_bytes < max_request_bytes). */
 CONVD_WUR int config_validate(const struct convd_config *cfg, char *err,

@@ -27,12 +27,33 @@ struct dbconf {
 };
 
 /*
- * Builds the parameters.  env is normally getenv; tests pass their own.
- * Reads password_file (refused if group/other can read it).
+ * Builds the parameters.  env is normally dbconf_getenv (NULL means the
+ * same); tests pass their own.  An empty variable counts as unset.  Reads
+ * password_file (refused unless a regular file that group and others can
+ * neither read nor write).  Every value is copied into out, which does not
+ * point into cfg.  On error returns -1 with out empty and err saying why
+ * (never with a password in it).
+ *
+ * Array order (libpq: the last non-empty value wins; only the first dbname
+ * entry is expanded as a URI or connection string):
+ *   no URL:           options, then each of host/port/dbname/user/password
+ *                     once (DB_* over the file);
+ *   DATABASE_URL:     options, host/port/user/password fallbacks (DB_* over
+ *                     file), dbname=URL, then dbname (DB_NAME, else the
+ *                     file's name) only if the URL names no database;
+ *   file url only:    options, the file's host/port/user/password,
+ *                     dbname=url, then DB_HOST/DB_PORT/DB_USER/DB_PASSWORD
+ *                     and DB_NAME (else the file's name if the URL names no
+ *                     database).
+ * sslmode: the option if set; else "require" when no URL is used and the
+ * host is a TCP host; else nothing (libpq's default, normally prefer).
  */
 CONVD_WUR int dbconf_build(const struct convd_config *cfg,
 			   const char *(*env)(const char *name),
 			   struct dbconf *out, char *err, size_t errlen);
 void dbconf_free(struct dbconf *dc);
+
+/* getenv with dbconf_build's signature. */
+const char *dbconf_getenv(const char *name);
 
 #endif
