@@ -1,0 +1,328 @@
+/*
+ * convd/client.h - the C client library for convd (libconvclient).
+ *
+ * One implementation of the client side of convd's MessagePack-RPC
+ * protocol (convd-protocol(7)), used by convctl and meant to be installed
+ * with a pkg-config file.  It depends on libc and msgpack-c only: nothing
+ * here uses convd's internal headers.
+ *
+ * Model
+ *   A `struct convc` is one connection to convd's Unix socket.  It is not
+ *   thread-safe: use one connection per thread (or lock around it).
+ *   Calls block, each bounded by the connection's timeout (poll(2) on the
+ *   socket; the deadline covers sending the request and receiving its
+ *   response).
+ *
+ * Status
+ *   Every call that can fail returns an `int` status:
+ *     CONVC_OK          success;
+ *     CONVC_ERR_DAEMON  convd answered with an error: err->code is the
+ *                       daemon's code ("invalid_params", "unavailable",
+ *                       "timeout", "overloaded", "permission_denied", ...);
+ *                       the connection is still usable;
+ *     CONVC_ERR_LOCAL   the arguments were refused before anything was
+ *                       sent ("invalid_argument") or memory ran out
+ *                       ("no_memory"); the connection is still usable;
+ *     CONVC_ERR_CONN    the connection failed: "connect_failed", "timeout"
+ *                       (no complete answer in time), "protocol" (convd sent
+ *                       something that is not a valid response), "closed"
+ *                       (end of file, or the connection had already
+ *                       failed).  An error response that carries no msgid
+ *                       (convd could not read the request's envelope, or
+ *                       refused the connection, e.g. "overloaded") is also
+ *                       CONVC_ERR_CONN, with convd's code and message.
+ *                       The connection is unusable from then on (a later
+ *                       call fails with "closed"): close it and connect
+ *                       again.  A "timeout" leaves the connection unusable
+ *                       too, since the answer may still arrive.
+ *   err may be NULL where the caller does not want the details.
+ *
+ * Responses
+ *   Responses are decoded with msgpack-c (msgpack_unpack_next) after our
+ *   own framing scan has found one complete object.  The scan walks the
+ *   bytes with two counters (no recursion, no allocation) and refuses a
+ *   container that announces more elements than the response could hold,
+ *   so msgpack-c never allocates more than about 24 bytes per byte
+ *   received.  One response may be at most the connection's maximum
+ *   response size (CONVC_DEFAULT_MAX_RESPONSE, 256 MiB, changeable with
+ *   convc_set_max_response); a larger one is a "protocol" error.
+ *   Nesting deeper than msgpack-c's limit (32) is a "protocol" error too.
+ *
+ * Pipelining
+ *   convc_request_begin/_end (or convc_send) queue requests; convc_flush
+ *   writes them; convc_wait(msgid) returns the response for one msgid in
+ *   whatever order responses arrive: responses for other outstanding
+ *   msgids are kept in a queue for later convc_wait / convc_wait_any
+ *   calls, never dropped.  While writing, responses that arrive are read
+ *   too, so a long pipeline cannot deadlock against the daemon's
+ *   backpressure.  The typed calls (convc_ping, convc_add_message, ...)
+ *   are send + wait on one msgid and may be mixed with pipelined requests.
+ *
+ * Times are microseconds since the Unix epoch, UTC (int64_t).
+ */
+#ifndef CONVD_CLIENT_H
+#define CONVD_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CONVC_WUR __attribute__((warn_unused_result))
+#else
+#define CONVC_WUR
+#endif
+
+#define CONVC_VERSION_MAJOR 0
+#define CONVC_VERSION_MINOR 1
+#define CONVC_VERSION_PATCH 0
+
+/* Largest response accepted by default (bytes of one msgpack object). */
+#define CONVC_DEFAULT_MAX_RESPONSE ((size_t)256 << 20)
+/* Largest request that may be queued (bytes of one msgpack object). */
+#define CONVC_MAX_REQUEST ((size_t)256 << 20)
+
+enum convc_status {
+	CONVC_OK = 0,
+	CONVC_ERR_DAEMON = -1,
+	CONVC_ERR_LOCAL = -2,
+	CONVC_ERR_CONN = -3,
+};
+
+struct convc_error {
+	char code[32];		/* NUL-terminated; truncated if longer */
+	char message[256];	/* NUL-terminated; truncated if longer */
+};
+
+struct convc;
+
+/* ------------------------------------------------------------------ */
+/* Connections */
+
+/*
+ * Connects to convd's Unix socket at path.  timeout_ms bounds the connect
+ * and then every call on the connection (<= 0: no limit).  Returns NULL
+ * with err->code "connect_failed", "timeout" or "no_memory" on failure.
+ */
+CONVC_WUR struct convc *convc_connect(const char *path, int timeout_ms,
+				      struct convc_error *err);
+
+/* Closes the socket and frees everything, queued responses included. */
+void convc_close(struct convc *c);
+
+/* Changes the per-call timeout (<= 0: no limit). */
+void convc_set_timeout(struct convc *c, int timeout_ms);
+
+/* Changes the maximum response size (bytes, at least 64). */
+CONVC_WUR int convc_set_max_response(struct convc *c, size_t bytes,
+				     struct convc_error *err);
+
+/* false once the connection has failed (any CONVC_ERR_CONN). */
+bool convc_usable(const struct convc *c);
+
+/* Number of requests sent or queued whose response was not yet taken. */
+size_t convc_outstanding(const struct convc *c);
+
+/* ------------------------------------------------------------------ */
+/* Generic calls */
+
+/*
+ * A response.  `result` (and everything it points to) stays valid until
+ * convc_reply_free; after a non-CONVC_OK status the reply holds nothing
+ * (result is nil) but convc_reply_free may still be called.  The members
+ * after `result` are private.
+ */
+struct convc_reply {
+	uint32_t msgid;
+	msgpack_object result;
+	void *priv_frame;	/* the response bytes (result points into them) */
+	msgpack_zone *priv_zone;
+};
+
+void convc_reply_free(struct convc_reply *r);
+
+/*
+ * Starts a request: packs [0, msgid, method, and returns a packer on which
+ * the caller packs exactly one value, the params (an array of positional
+ * arguments, an array holding one map of named arguments, or a map).
+ * Then convc_request_end queues the request (or convc_request_abort drops
+ * it).  *msgid receives the request's msgid.  Only one request can be
+ * under construction at a time.  Returns NULL with err set on failure.
+ */
+CONVC_WUR msgpack_packer *convc_request_begin(struct convc *c,
+					      const char *method,
+					      uint32_t *msgid,
+					      struct convc_error *err);
+
+/*
+ * Checks that exactly one array or map was packed (else "invalid_argument",
+ * and the request is dropped) and queues the request for sending.
+ */
+CONVC_WUR int convc_request_end(struct convc *c, struct convc_error *err);
+
+void convc_request_abort(struct convc *c);
+
+/*
+ * Queues a request whose params are already packed (params, params_len:
+ * exactly one msgpack array or map; NULL means an empty array).
+ */
+CONVC_WUR int convc_send(struct convc *c, const char *method,
+			 const void *params, size_t params_len,
+			 uint32_t *msgid, struct convc_error *err);
+
+/* Writes every queued request (reading responses meanwhile). */
+CONVC_WUR int convc_flush(struct convc *c, struct convc_error *err);
+
+/*
+ * Flushes, then waits for the response to msgid (which must be
+ * outstanding, else "invalid_argument").  On CONVC_OK the caller owns
+ * *reply.  On CONVC_ERR_DAEMON err holds the daemon's error and reply->msgid
+ * the msgid.
+ */
+CONVC_WUR int convc_wait(struct convc *c, uint32_t msgid,
+			 struct convc_reply *reply, struct convc_error *err);
+
+/*
+ * Flushes, then returns the next response of any outstanding request
+ * (queued ones first, in arrival order).  reply->msgid says which one,
+ * also when the status is CONVC_ERR_DAEMON.  With nothing outstanding:
+ * "invalid_argument".
+ */
+CONVC_WUR int convc_wait_any(struct convc *c, struct convc_reply *reply,
+			     struct convc_error *err);
+
+/* convc_send + convc_wait. */
+CONVC_WUR int convc_call(struct convc *c, const char *method,
+			 const void *params, size_t params_len,
+			 struct convc_reply *reply, struct convc_error *err);
+
+/*
+ * Decodes a msgpack timestamp (extension type -1, any of its three sizes)
+ * into microseconds (nanoseconds are truncated towards minus infinity).
+ * Returns false if o is not a timestamp or is out of range.
+ */
+bool convc_object_timestamp(const msgpack_object *o, int64_t *usec);
+
+/* Value for a string key in a map object, or NULL. */
+const msgpack_object *convc_map_get(const msgpack_object *map,
+				    const char *key);
+
+/* ------------------------------------------------------------------ */
+/* Typed calls, one per method.  `platform` NULL means the daemon's default
+ * ("line").  Out-pointers marked "may be NULL" are optional. */
+
+struct convc_message {
+	int64_t id;
+	char *role;
+	char *content;		/* NUL-terminated; content_len bytes */
+	size_t content_len;
+	char *provider;
+	int64_t created_at_usec;
+};
+
+struct convc_provider_stats {
+	char *provider;
+	int64_t message_count;
+	bool has_last_message;	/* false if convd sent nil */
+	int64_t last_message_at_usec;
+};
+
+struct convc_user_stats {
+	int64_t total_messages;
+	size_t nproviders;
+	struct convc_provider_stats *providers;	/* sorted by name */
+};
+
+/* "ping" -> "pong". */
+CONVC_WUR int convc_ping(struct convc *c, struct convc_error *err);
+
+/* id, created_at_usec: may be NULL.  content: content_len bytes. */
+CONVC_WUR int convc_add_message(struct convc *c, const char *user_id,
+				const char *provider, const char *role,
+				const char *content, size_t content_len,
+				const char *platform, int64_t *id,
+				int64_t *created_at_usec,
+				struct convc_error *err);
+
+/*
+ * limit <= 0: the daemon's default (10 turns, i.e. up to 20 messages).
+ * On CONVC_OK *msgs (oldest first; NULL when *n is 0) is freed with
+ * convc_messages_free.
+ */
+CONVC_WUR int convc_get_recent_conversations(struct convc *c,
+					     const char *user_id,
+					     const char *provider, int limit,
+					     const char *platform,
+					     struct convc_message **msgs,
+					     size_t *n,
+					     struct convc_error *err);
+void convc_messages_free(struct convc_message *msgs, size_t n);
+
+/* deleted: may be NULL. */
+CONVC_WUR int convc_clear_user_history(struct convc *c, const char *user_id,
+				       const char *provider,
+				       const char *platform, int64_t *deleted,
+				       struct convc_error *err);
+
+/* provider NULL: all providers. */
+CONVC_WUR int convc_get_conversation_count(struct convc *c,
+					   const char *user_id,
+					   const char *provider,
+					   const char *platform,
+					   int64_t *count,
+					   struct convc_error *err);
+
+/* On CONVC_OK *st is freed with convc_user_stats_free. */
+CONVC_WUR int convc_get_user_statistics(struct convc *c, const char *user_id,
+					const char *platform,
+					struct convc_user_stats *st,
+					struct convc_error *err);
+void convc_user_stats_free(struct convc_user_stats *st);
+
+/* *thread_id: malloc'd (free()), or NULL when the user has no thread. */
+CONVC_WUR int convc_get_thread(struct convc *c, const char *user_id,
+			       const char *platform, char **thread_id,
+			       struct convc_error *err);
+
+CONVC_WUR int convc_save_thread(struct convc *c, const char *user_id,
+				const char *thread_id, const char *platform,
+				struct convc_error *err);
+
+/* deleted: may be NULL. */
+CONVC_WUR int convc_delete_thread(struct convc *c, const char *user_id,
+				  const char *platform, int64_t *deleted,
+				  struct convc_error *err);
+
+/* days_to_keep < 0: the daemon's configured value.  deleted: may be NULL. */
+CONVC_WUR int convc_cleanup_old_conversations(struct convc *c,
+					      int days_to_keep,
+					      int64_t *deleted,
+					      struct convc_error *err);
+
+/*
+ * "stats": the map as convd sends it (its content is described in
+ * convd-protocol(7)); the caller frees *reply.  Fails with "protocol" if
+ * the result is not a map.
+ */
+CONVC_WUR int convc_stats(struct convc *c, struct convc_reply *reply,
+			  struct convc_error *err);
+
+/*
+ * "health": *ok is the map's `ok`; reply (may be NULL) receives the whole
+ * map, freed by the caller.
+ */
+CONVC_WUR int convc_health(struct convc *c, bool *ok,
+			   struct convc_reply *reply,
+			   struct convc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,1585 @@
+/*
+ * convctl.c - the command-line client of convd.
+ *
+ *   convctl [-s SOCKET] [-c FILE] [--json] [--platform P] [-t SECONDS]
+ *           COMMAND [ARGS]
+ *
+ * Every command but `db` talks to convd through the client library
+ * (include/convd/client.h); `db ...` is handed to dbcmd_main.  Output is
+ * a readable table or listing for people, or with --json one line of
+ * stable JSON (shapes documented in convctl(1)).
+ *
+ * Exit status: 0 ok, 1 error from the daemon (or a local failure such as
+ * running out of memory), 2 usage error, 3 cannot reach the daemon
+ * (connect failure, timeout, connection closed, protocol error).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "autoconfig.h"
+#include "common.h"
+#include "config.h"
+#include "convd/client.h"
+#include "dbcmd.h"
+
+#define EXIT_DAEMON 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+
+#define MAX_STDIN_TEXT ((size_t)64 << 20)	/* add ... - */
+#define DEFAULT_TIMEOUT_S 60
+#define MAX_TIMEOUT_S 86400
+
+static const char *progname = "convctl";
+
+struct options {
+	const char *socket;
+	const char *config;
+	const char *platform;
+	bool json;
+	bool timeout_set;
+	int64_t timeout_s;
+	/* command options */
+	bool limit_set;
+	int64_t limit;
+	bool days_set;
+	int64_t days;
+	bool prometheus;
+};
+
+/* ------------------------------------------------------------------ */
+/* Usage */
+
+static const char usage_synopsis[] =
+	"usage: convctl [-s SOCKET] [-c FILE] [--json] [--platform P] "
+	"[-t SECONDS] COMMAND [ARGS]\n";
+
+static const char usage_commands[] =
+	"\n"
+	"Commands:\n"
+	"  ping                              check that convd answers\n"
+	"  add USER PROVIDER ROLE TEXT|-     store a message (- reads TEXT "
+	"from stdin)\n"
+	"  history USER PROVIDER [-n LIMIT]  recent messages, oldest first "
+	"(LIMIT turns)\n"
+	"  clear USER PROVIDER               delete a user's history for a "
+	"provider\n"
+	"  count USER [PROVIDER]             number of stored messages\n"
+	"  stats-user USER                   messages per provider\n"
+	"  thread get USER                   the user's thread id\n"
+	"  thread set USER THREAD            save the user's thread id\n"
+	"  thread delete USER                forget the user's thread id\n"
+	"  cleanup [--days N]                delete messages older than N days "
+	"(admin)\n"
+	"  stats [--prometheus]              daemon statistics\n"
+	"  health                            database and schema state (exit 1 "
+	"if not ok)\n"
+	"  db SUBCOMMAND ...                 schema migrations (see "
+	"convctl(1))\n"
+	"  help                              this text\n"
+	"\n"
+	"Options:\n"
+	"  -s, --socket PATH     convd's socket (default: $CONVD_SOCKET, else "
+	"the\n"
+	"                        [server] socket of -c FILE, else "
+	CONVD_DEFAULT_SOCKET ")\n"
+	"  -c, --config FILE     convd's configuration file\n"
+	"      --json            print JSON instead of text\n"
+	"      --platform NAME   platform of the user (default: line)\n"
+	"  -t, --timeout SECS    give up after SECS seconds (0: never; default "
+	"60,\n"
+	"                        none for cleanup)\n"
+	"  -n, --limit LIMIT     history: number of turns, 1 to 1000 (default "
+	"10)\n"
+	"      --days N          cleanup: keep N days, 0 to 36500 (default: "
+	"convd's)\n"
+	"      --prometheus      stats: Prometheus text format\n"
+	"  -h, --help            this text\n"
+	"  -V, --version         print the version\n"
+	"\n"
+	"Exit status: 0 ok, 1 error from convd, 2 usage error, 3 cannot reach "
+	"convd.\n";
+
+static void print_help(FILE *f)
+{
+	fputs(usage_synopsis, f);
+	fputs(usage_commands, f);
+}
+
+static int usage_error(const char *fmt, ...) CONVD_PRINTF(1, 2);
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(usage_synopsis, stderr);
+	fprintf(stderr, "Try '%s help' for more information.\n", progname);
+	return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Strict numbers */
+
+static bool parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !((*s >= '0' && *s <= '9') ||
+		    (*s == '-' && s[1] >= '0' && s[1] <= '9')))
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* UTF-8 and text output */
+
+/*
+ * Decodes one UTF-8 sequence at s[0..len).  Returns its length and the
+ * code point in *cp, or 1 with *cp = UINT32_MAX for a byte that does not
+ * start a valid sequence (overlong forms, surrogates and values above
+ * U+10FFFF are invalid).
+ */
+static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	uint32_t c = s[0], min;
+	size_t n;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+		c &= 0x1F;
+		min = 0x80;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		c &= 0x0F;
+		min = 0x800;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		c &= 0x07;
+		min = 0x10000;
+	} else {
+		*cp = UINT32_MAX;
+		return 1;
+	}
+	if (len < n) {
+		*cp = UINT32_MAX;
+		return 1;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80) {
+			*cp = UINT32_MAX;
+			return 1;
+		}
+		c = (c << 6) | (s[i] & 0x3F);
+	}
+	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+		*cp = UINT32_MAX;
+		return 1;
+	}
+	*cp = c;
+	return n;
+}
+
+/*
+ * Writes text for people: valid UTF-8 passes through; control characters
+ * (C0 except tab and newline, DEL, C1) and invalid bytes are shown as
+ * \xNN or \u00NN so that stored data cannot drive the terminal.  A newline
+ * starts a new line indented by `indent` spaces, or is shown as \n when
+ * indent is SIZE_MAX.
+ */
+static void put_text(FILE *f, const char *s, size_t len, size_t indent)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		uint32_t cp;
+		size_t n = utf8_next(p + i, len - i, &cp);
+
+		if (cp == '\n') {
+			if (indent == SIZE_MAX)
+				fputs("\\n", f);
+			else
+				fprintf(f, "\n%*s", (int)indent, "");
+		} else if (cp == UINT32_MAX) {
+			fprintf(f, "\\x%02X", p[i]);
+		} else if ((cp < 0x20 && cp != '\t') || cp == 0x7F ||
+			   (cp >= 0x80 && cp <= 0x9F)) {
+			if (cp < 0x80)
+				fprintf(f, "\\x%02X", (unsigned)cp);
+			else
+				fprintf(f, "\\u%04X", (unsigned)cp);
+		} else {
+			fwrite(p + i, 1, n, f);
+		}
+		i += n;
+	}
+}
+
+static void put_cstr(FILE *f, const char *s)
+{
+	put_text(f, s, strlen(s), SIZE_MAX);
+}
+
+/* A JSON string: RFC 8259 escapes; invalid UTF-8 becomes U+FFFD. */
+static void json_str(FILE *f, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	fputc('"', f);
+	while (i < len) {
+		uint32_t cp;
+		size_t n = utf8_next(p + i, len - i, &cp);
+
+		switch (cp) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\b': fputs("\\b", f); break;
+		case '\f': fputs("\\f", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		case UINT32_MAX: fputs("\\ufffd", f); break;
+		default:
+			if (cp < 0x20)
+				fprintf(f, "\\u%04x", (unsigned)cp);
+			else
+				fwrite(p + i, 1, n, f);
+		}
+		i += n;
+	}
+	fputc('"', f);
+}
+
+static void json_cstr(FILE *f, const char *s)
+{
+	if (s)
+		json_str(f, s, strlen(s));
+	else
+		fputs("null", f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Times */
+
+/* ISO 8601 UTC with 3 or 6 decimals: 2026-11-24T06:52:58.123Z. */
+static void fmt_time(char *buf, size_t len, int64_t usec, int digits)
+{
+	int64_t sec = usec / 1000000, frac = usec % 1000000;
+	time_t t;
+	struct tm tm;
+
+	if (frac < 0) {
+		frac += 1000000;
+		sec--;
+	}
+	t = (time_t)sec;
+	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 8099) {
+		snprintf(buf, len, "@%" PRId64, usec);
+		return;
+	}
+	if (digits == 3)
+		snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(frac / 1000));
+	else
+		snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+}
+
+static void json_time(FILE *f, int64_t usec)
+{
+	char buf[64];
+
+	fmt_time(buf, sizeof(buf), usec, 6);
+	json_cstr(f, buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* Generic msgpack values (stats, health) */
+
+static void fmt_double(char *buf, size_t len, double d)
+{
+	snprintf(buf, len, "%.15g", d);
+	if (strtod(buf, NULL) != d)
+		snprintf(buf, len, "%.17g", d);
+}
+
+static void json_hex(FILE *f, const char *p, size_t n)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", (unsigned char)p[i]);
+	fputc('"', f);
+}
+
+static void json_value(FILE *f, const msgpack_object *o);
+
+/* A map key as a JSON member name. */
+static void json_key(FILE *f, const msgpack_object *k)
+{
+	char buf[64];
+
+	switch (k->type) {
+	case MSGPACK_OBJECT_STR:
+		json_str(f, k->via.str.ptr, k->via.str.size);
+		return;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		snprintf(buf, sizeof(buf), "%" PRIu64, k->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		snprintf(buf, sizeof(buf), "%" PRId64, k->via.i64);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		snprintf(buf, sizeof(buf), "%s",
+			 k->via.boolean ? "true" : "false");
+		break;
+	case MSGPACK_OBJECT_NIL:
+		snprintf(buf, sizeof(buf), "null");
+		break;
+	default:
+		snprintf(buf, sizeof(buf), "?");
+		break;
+	}
+	json_cstr(f, buf);
+}
+
+/*
+ * msgpack -> JSON: timestamps as ISO 8601 strings (microseconds), binary
+ * and other extension values as hexadecimal strings, non-finite floats as
+ * null, map keys that are not strings as their text.
+ */
+static void json_value(FILE *f, const msgpack_object *o)
+{
+	char buf[64];
+	int64_t t;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		fputs("null", f);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		fputs(o->via.boolean ? "true" : "false", f);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		fprintf(f, "%" PRIu64, o->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		fprintf(f, "%" PRId64, o->via.i64);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		if (!isfinite(o->via.f64)) {
+			fputs("null", f);
+			break;
+		}
+		fmt_double(buf, sizeof(buf), o->via.f64);
+		fputs(buf, f);
+		break;
+	case MSGPACK_OBJECT_STR:
+		json_str(f, o->via.str.ptr, o->via.str.size);
+		break;
+	case MSGPACK_OBJECT_BIN:
+		json_hex(f, o->via.bin.ptr, o->via.bin.size);
+		break;
+	case MSGPACK_OBJECT_EXT:
+		if (convc_object_timestamp(o, &t))
+			json_time(f, t);
+		else
+			json_hex(f, o->via.ext.ptr, o->via.ext.size);
+		break;
+	case MSGPACK_OBJECT_ARRAY:
+		fputc('[', f);
+		for (uint32_t i = 0; i < o->via.array.size; i++) {
+			if (i)
+				fputc(',', f);
+			json_value(f, &o->via.array.ptr[i]);
+		}
+		fputc(']', f);
+		break;
+	case MSGPACK_OBJECT_MAP:
+		fputc('{', f);
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			if (i)
+				fputc(',', f);
+			json_key(f, &o->via.map.ptr[i].key);
+			fputc(':', f);
+			json_value(f, &o->via.map.ptr[i].val);
+		}
+		fputc('}', f);
+		break;
+	default:
+		fputs("null", f);
+		break;
+	}
+}
+
+/* A growable string for flattened paths and collected lines. */
+struct buf {
+	char *p;
+	size_t len, cap;
+	bool nomem;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->nomem)
+		return;
+	if (b->cap - b->len < n + 1) {
+		size_t cap = b->cap ? b->cap : 64;
+		char *p;
+
+		while (cap - b->len < n + 1) {
+			if (cap > SIZE_MAX / 2) {
+				b->nomem = true;
+				return;
+			}
+			cap *= 2;
+		}
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->nomem = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void buf_adds(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+/* A map key or array index as a path component, raw. */
+static void key_text(struct buf *b, const msgpack_object *k)
+{
+	char tmp[32];
+
+	switch (k->type) {
+	case MSGPACK_OBJECT_STR:
+		buf_add(b, k->via.str.ptr, k->via.str.size);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		snprintf(tmp, sizeof(tmp), "%" PRIu64, k->via.u64);
+		buf_adds(b, tmp);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		snprintf(tmp, sizeof(tmp), "%" PRId64, k->via.i64);
+		buf_adds(b, tmp);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		buf_adds(b, k->via.boolean ? "true" : "false");
+		break;
+	default:
+		buf_adds(b, "?");
+		break;
+	}
+}
+
+/* One leaf of a flattened map: its path and its value object. */
+struct leaf {
+	char *path;
+	const msgpack_object *val;
+};
+
+struct leaves {
+	struct leaf *v;
+	size_t n, cap;
+	bool nomem;
+};
+
+static void leaves_add(struct leaves *l, const char *path,
+		       const msgpack_object *val)
+{
+	if (l->nomem)
+		return;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct leaf *p = NULL;
+
+		if (cap <= SIZE_MAX / sizeof(*p))
+			p = realloc(l->v, cap * sizeof(*p));
+		if (!p) {
+			l->nomem = true;
+			return;
+		}
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n].path = strdup(path);
+	if (!l->v[l->n].path) {
+		l->nomem = true;
+		return;
+	}
+	l->v[l->n].val = val;
+	l->n++;
+}
+
+static void leaves_free(struct leaves *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].path);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * Flattens maps and arrays into leaves whose paths are the keys (array
+ * indexes) joined by sep.  An empty map or array is a leaf itself.
+ * Depth is bounded by msgpack-c's decoder (32).
+ */
+static void flatten(struct leaves *l, struct buf *path,
+		    const msgpack_object *o, char sep)
+{
+	size_t mark = path->len;
+	uint32_t n;
+
+	if (o->type == MSGPACK_OBJECT_MAP || o->type == MSGPACK_OBJECT_ARRAY) {
+		n = o->type == MSGPACK_OBJECT_MAP ? o->via.map.size
+						  : o->via.array.size;
+		if (n == 0) {
+			leaves_add(l, path->p ? path->p : "", o);
+			return;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			if (mark > 0)
+				buf_add(path, &sep, 1);
+			if (o->type == MSGPACK_OBJECT_MAP) {
+				key_text(path, &o->via.map.ptr[i].key);
+				flatten(l, path, &o->via.map.ptr[i].val, sep);
+			} else {
+				char tmp[16];
+
+				snprintf(tmp, sizeof(tmp), "%" PRIu32, i);
+				buf_adds(path, tmp);
+				flatten(l, path, &o->via.array.ptr[i], sep);
+			}
+			if (path->nomem) {
+				l->nomem = true;
+				return;
+			}
+			path->len = mark;
+			if (path->p)
+				path->p[mark] = '\0';
+		}
+		return;
+	}
+	leaves_add(l, path->p ? path->p : "", o);
+}
+
+/* A leaf's value for people. */
+static void put_value(FILE *f, const msgpack_object *o)
+{
+	char buf[64];
+	int64_t t;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		fputs("-", f);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		fputs(o->via.boolean ? "true" : "false", f);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		fprintf(f, "%" PRIu64, o->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		fprintf(f, "%" PRId64, o->via.i64);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		fmt_double(buf, sizeof(buf), o->via.f64);
+		fputs(buf, f);
+		break;
+	case MSGPACK_OBJECT_STR:
+		put_text(f, o->via.str.ptr, o->via.str.size, SIZE_MAX);
+		break;
+	case MSGPACK_OBJECT_BIN:
+		fprintf(f, "<%" PRIu32 " bytes>", o->via.bin.size);
+		break;
+	case MSGPACK_OBJECT_EXT:
+		if (convc_object_timestamp(o, &t)) {
+			fmt_time(buf, sizeof(buf), t, 3);
+			fputs(buf, f);
+		} else {
+			fprintf(f, "<extension %d, %" PRIu32 " bytes>",
+				o->via.ext.type, o->via.ext.size);
+		}
+		break;
+	case MSGPACK_OBJECT_ARRAY:
+		fputs("[]", f);
+		break;
+	case MSGPACK_OBJECT_MAP:
+		fputs("{}", f);
+		break;
+	default:
+		fputs("?", f);
+		break;
+	}
+}
+
+/* Display width of a path (code points; good enough for key names). */
+static size_t text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xC0) != 0x80)
+			w++;
+	return w;
+}
+
+/* "path  value" lines, aligned, for people. */
+static int print_flat(FILE *f, const msgpack_object *map)
+{
+	struct leaves l = { 0 };
+	struct buf path = { 0 };
+	size_t width = 0;
+
+	flatten(&l, &path, map, '.');
+	free(path.p);
+	if (l.nomem) {
+		leaves_free(&l);
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return EXIT_FAILURE;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		size_t w = text_width(l.v[i].path);
+
+		if (w > width)
+			width = w;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		put_cstr(f, l.v[i].path);
+		fprintf(f, "%*s  ", (int)(width - text_width(l.v[i].path)), "");
+		put_value(f, l.v[i].val);
+		fputc('\n', f);
+	}
+	leaves_free(&l);
+	return EXIT_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ */
+/* Prometheus text format */
+
+/* Metric name: convd_ + path with every character outside [A-Za-z0-9_]
+ * replaced by '_'. */
+static void prom_name(struct buf *b, const char *path)
+{
+	buf_adds(b, "convd_");
+	for (const char *p = path; *p; p++) {
+		char ch = *p;
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_'))
+			ch = '_';
+		buf_add(b, &ch, 1);
+	}
+}
+
+/* HELP text and label values: \\, \n (and \" in label values). */
+static void prom_escaped(FILE *f, const char *s, size_t len, bool quote)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\\')
+			fputs("\\\\", f);
+		else if (s[i] == '\n')
+			fputs("\\n", f);
+		else if (quote && s[i] == '"')
+			fputs("\\\"", f);
+		else
+			fputc(s[i], f);
+	}
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/*
+ * Numeric leaves (integers, floats, booleans as 0/1, timestamps as Unix
+ * seconds) become samples; a string leaf becomes NAME_info{value="..."} 1;
+ * nil, binary, other extensions and empty containers are skipped.  TYPE
+ * is counter for names ending in _total, gauge otherwise.  A name that
+ * collides with an earlier one (after replacing characters) is skipped.
+ */
+static int print_prometheus(FILE *f, const msgpack_object *map)
+{
+	struct leaves l = { 0 };
+	struct buf path = { 0 };
+	char **seen = NULL;
+	size_t nseen = 0;
+	int rc = EXIT_SUCCESS;
+
+	flatten(&l, &path, map, '.');
+	free(path.p);
+	if (l.nomem || (l.n && !(seen = calloc(l.n, sizeof(*seen))))) {
+		leaves_free(&l);
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return EXIT_FAILURE;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		const msgpack_object *o = l.v[i].val;
+		struct buf name = { 0 };
+		char value[64];
+		bool info = false, dup = false;
+		int64_t t;
+
+		switch (o->type) {
+		case MSGPACK_OBJECT_BOOLEAN:
+			snprintf(value, sizeof(value), "%d", o->via.boolean);
+			break;
+		case MSGPACK_OBJECT_POSITIVE_INTEGER:
+			snprintf(value, sizeof(value), "%" PRIu64, o->via.u64);
+			break;
+		case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+			snprintf(value, sizeof(value), "%" PRId64, o->via.i64);
+			break;
+		case MSGPACK_OBJECT_FLOAT32:
+		case MSGPACK_OBJECT_FLOAT64:
+			if (isnan(o->via.f64))
+				snprintf(value, sizeof(value), "NaN");
+			else if (isinf(o->via.f64))
+				snprintf(value, sizeof(value), "%cInf",
+					 o->via.f64 > 0 ? '+' : '-');
+			else
+				fmt_double(value, sizeof(value), o->via.f64);
+			break;
+		case MSGPACK_OBJECT_EXT:
+			if (!convc_object_timestamp(o, &t))
+				continue;
+			snprintf(value, sizeof(value), "%s%" PRId64 ".%06" PRId64,
+				 t < 0 && t > -1000000 ? "-" : "", t / 1000000,
+				 (t < 0 ? -t : t) % 1000000);
+			break;
+		case MSGPACK_OBJECT_STR:
+			info = true;
+			snprintf(value, sizeof(value), "1");
+			break;
+		default:
+			continue;
+		}
+		prom_name(&name, l.v[i].path);
+		if (info)
+			buf_adds(&name, "_info");
+		if (name.nomem) {
+			free(name.p);
+			rc = EXIT_FAILURE;
+			break;
+		}
+		for (size_t j = 0; j < nseen && !dup; j++)
+			dup = strcmp(seen[j], name.p) == 0;
+		if (dup) {
+			free(name.p);
+			continue;
+		}
+		seen[nseen++] = name.p;
+		fprintf(f, "# HELP %s convd stats ", name.p);
+		prom_escaped(f, l.v[i].path, strlen(l.v[i].path), false);
+		fprintf(f, "\n# TYPE %s %s\n%s", name.p,
+			ends_with(name.p, "_total") ? "counter" : "gauge",
+			name.p);
+		if (info) {
+			fputs("{value=\"", f);
+			prom_escaped(f, o->via.str.ptr, o->via.str.size, true);
+			fputs("\"}", f);
+		}
+		fprintf(f, " %s\n", value);
+	}
+	for (size_t j = 0; j < nseen; j++)
+		free(seen[j]);
+	free(seen);
+	leaves_free(&l);
+	if (rc != EXIT_SUCCESS)
+		fprintf(stderr, "%s: out of memory\n", progname);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Talking to convd */
+
+static int report(int st, const struct convc_error *e)
+{
+	fprintf(stderr, "%s: ", progname);
+	put_cstr(stderr, e->code);
+	fputs(": ", stderr);
+	put_cstr(stderr, e->message);
+	fputc('\n', stderr);
+	switch (st) {
+	case CONVC_ERR_DAEMON:
+		return EXIT_DAEMON;
+	case CONVC_ERR_CONN:
+		return EXIT_UNREACHABLE;
+	default:
+		return EXIT_FAILURE;
+	}
+}
+
+/* The socket: -s, else $CONVD_SOCKET, else -c FILE's, else the default.
+ * *owned is set when the path was allocated. */
+static int socket_path(const struct options *o, const char **path,
+		       char **owned)
+{
+	const char *env = getenv("CONVD_SOCKET");
+	struct convd_config cfg;
+	char err[512];
+
+	*owned = NULL;
+	if (o->socket) {
+		*path = o->socket;
+		return EXIT_SUCCESS;
+	}
+	if (env && *env) {
+		*path = env;
+		return EXIT_SUCCESS;
+	}
+	*path = CONVD_DEFAULT_SOCKET;
+	if (!o->config)
+		return EXIT_SUCCESS;
+	if (config_init(&cfg) < 0) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return EXIT_FAILURE;
+	}
+	if (config_load_file(&cfg, o->config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", progname, err);
+		config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	if (cfg.server.socket && *cfg.server.socket) {
+		*owned = strdup(cfg.server.socket);
+		if (!*owned) {
+			config_free(&cfg);
+			fprintf(stderr, "%s: out of memory\n", progname);
+			return EXIT_FAILURE;
+		}
+		*path = *owned;
+	}
+	config_free(&cfg);
+	return EXIT_SUCCESS;
+}
+
+static int open_conn(const struct options *o, int default_timeout_s,
+		     struct convc **out)
+{
+	struct convc_error e;
+	const char *path;
+	char *owned;
+	int64_t t = o->timeout_set ? o->timeout_s : default_timeout_s;
+	int rc = socket_path(o, &path, &owned);
+
+	if (rc != EXIT_SUCCESS)
+		return rc;
+	*out = convc_connect(path, (int)(t * 1000), &e);
+	free(owned);
+	if (!*out)
+		return report(strcmp(e.code, "no_memory") == 0 ? CONVC_ERR_LOCAL
+							       : CONVC_ERR_CONN,
+			      &e);
+	return EXIT_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands.  argv[0] is the command; argc counts the operands too. */
+
+struct cmd_ctx {
+	const struct options *o;
+	struct convc *c;
+	FILE *out;
+};
+
+static int cmd_ping(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	struct timespec a, b;
+	int64_t rtt;
+	int st;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	st = convc_ping(x->c, &e);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	if (st != CONVC_OK)
+		return report(st, &e);
+	rtt = (int64_t)(b.tv_sec - a.tv_sec) * 1000000 +
+	      (b.tv_nsec - a.tv_nsec) / 1000;
+	if (x->o->json)
+		fputs("\"pong\"\n", x->out);
+	else
+		fprintf(x->out, "pong (%" PRId64 ".%03" PRId64 " ms)\n",
+			rtt / 1000, rtt % 1000);
+	return EXIT_SUCCESS;
+}
+
+/* Reads all of stdin (at most MAX_STDIN_TEXT bytes) and removes one
+ * trailing newline. */
+static int read_stdin(char **text, size_t *len)
+{
+	/* Up to two bytes more: a newline to strip, then "too large". */
+	const size_t limit = MAX_STDIN_TEXT + 2;
+	size_t cap = 65536, n = 0;
+	char *p = malloc(cap);
+
+	if (!p) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return EXIT_FAILURE;
+	}
+	for (;;) {
+		size_t got;
+
+		if (n == cap) {
+			char *q;
+
+			if (cap >= limit)
+				break;
+			cap = cap > limit / 2 ? limit : cap * 2;
+			q = realloc(p, cap);
+			if (!q) {
+				free(p);
+				fprintf(stderr, "%s: out of memory\n",
+					progname);
+				return EXIT_FAILURE;
+			}
+			p = q;
+		}
+		got = fread(p + n, 1, cap - n, stdin);
+		n += got;
+		if (got == 0) {
+			if (ferror(stdin)) {
+				fprintf(stderr,
+					"%s: reading standard input: %s\n",
+					progname, strerror(errno));
+				free(p);
+				return EXIT_FAILURE;
+			}
+			break;
+		}
+	}
+	if (n > 0 && p[n - 1] == '\n')
+		n--;
+	if (n > MAX_STDIN_TEXT) {
+		free(p);
+		fprintf(stderr, "%s: standard input is larger than %zu MiB\n",
+			progname, MAX_STDIN_TEXT >> 20);
+		return EXIT_USAGE;
+	}
+	*text = p;
+	*len = n;
+	return EXIT_SUCCESS;
+}
+
+static int cmd_add(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	char *text = NULL;
+	const char *content = argv[4];
+	size_t len = strlen(argv[4]);
+	int64_t id, at;
+	char tbuf[64];
+	int st;
+
+	if (strcmp(argv[4], "-") == 0) {
+		int rc = read_stdin(&text, &len);
+
+		if (rc != EXIT_SUCCESS)
+			return rc;
+		content = text;
+	}
+	st = convc_add_message(x->c, argv[1], argv[2], argv[3], content, len,
+			       x->o->platform, &id, &at, &e);
+	free(text);
+	if (st != CONVC_OK)
+		return report(st, &e);
+	if (x->o->json) {
+		fprintf(x->out, "{\"id\":%" PRId64 ",\"created_at\":", id);
+		json_time(x->out, at);
+		fputs("}\n", x->out);
+	} else {
+		fmt_time(tbuf, sizeof(tbuf), at, 3);
+		fprintf(x->out, "added message %" PRId64 " at %s\n", id, tbuf);
+	}
+	return EXIT_SUCCESS;
+}
+
+static int cmd_history(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	struct convc_message *m;
+	size_t n, rolew = 4;
+	int st = convc_get_recent_conversations(
+		x->c, argv[1], argv[2], x->o->limit_set ? (int)x->o->limit : 0,
+		x->o->platform, &m, &n, &e);
+
+	if (st != CONVC_OK)
+		return report(st, &e);
+	if (x->o->json) {
+		fputc('[', x->out);
+		for (size_t i = 0; i < n; i++) {
+			fprintf(x->out, "%s{\"id\":%" PRId64 ",\"role\":",
+				i ? "," : "", m[i].id);
+			json_cstr(x->out, m[i].role);
+			fputs(",\"content\":", x->out);
+			json_str(x->out, m[i].content, m[i].content_len);
+			fputs(",\"created_at\":", x->out);
+			json_time(x->out, m[i].created_at_usec);
+			fputs(",\"provider\":", x->out);
+			json_cstr(x->out, m[i].provider);
+			fputc('}', x->out);
+		}
+		fputs("]\n", x->out);
+		convc_messages_free(m, n);
+		return EXIT_SUCCESS;
+	}
+	if (n == 0) {
+		fputs("(no messages)\n", x->out);
+		return EXIT_SUCCESS;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (text_width(m[i].role) > rolew)
+			rolew = text_width(m[i].role);
+	fprintf(x->out, "%-24s  %-*s  %s\n", "TIME", (int)rolew, "ROLE",
+		"CONTENT");
+	for (size_t i = 0; i < n; i++) {
+		char tbuf[64];
+
+		fmt_time(tbuf, sizeof(tbuf), m[i].created_at_usec, 3);
+		fprintf(x->out, "%-24s  ", tbuf);
+		put_cstr(x->out, m[i].role);
+		fprintf(x->out, "%*s  ", (int)(rolew - text_width(m[i].role)),
+			"");
+		put_text(x->out, m[i].content, m[i].content_len,
+			 24 + 2 + rolew + 2);
+		fputc('\n', x->out);
+	}
+	convc_messages_free(m, n);
+	return EXIT_SUCCESS;
+}
+
+static void print_deleted(struct cmd_ctx *x, int64_t deleted,
+			  const char *what)
+{
+	if (x->o->json)
+		fprintf(x->out, "{\"deleted\":%" PRId64 "}\n", deleted);
+	else
+		fprintf(x->out, "deleted %" PRId64 " %s%s\n", deleted, what,
+			deleted == 1 ? "" : "s");
+}
+
+static int cmd_clear(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	int64_t deleted;
+	int st = convc_clear_user_history(x->c, argv[1], argv[2],
+					  x->o->platform, &deleted, &e);
+
+	if (st != CONVC_OK)
+		return report(st, &e);
+	print_deleted(x, deleted, "message");
+	return EXIT_SUCCESS;
+}
+
+static int cmd_count(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	int64_t count;
+	int st = convc_get_conversation_count(x->c, argv[1],
+					      argc > 2 ? argv[2] : NULL,
+					      x->o->platform, &count, &e);
+
+	if (st != CONVC_OK)
+		return report(st, &e);
+	if (x->o->json)
+		fprintf(x->out, "{\"count\":%" PRId64 "}\n", count);
+	else
+		fprintf(x->out, "%" PRId64 "\n", count);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_stats_user(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	struct convc_user_stats s;
+	size_t namew = 8;
+	int st = convc_get_user_statistics(x->c, argv[1], x->o->platform, &s,
+					   &e);
+
+	if (st != CONVC_OK)
+		return report(st, &e);
+	if (x->o->json) {
+		fprintf(x->out, "{\"total_messages\":%" PRId64
+			",\"providers\":{", s.total_messages);
+		for (size_t i = 0; i < s.nproviders; i++) {
+			const struct convc_provider_stats *p = &s.providers[i];
+
+			if (i)
+				fputc(',', x->out);
+			json_cstr(x->out, p->provider);
+			fprintf(x->out, ":{\"message_count\":%" PRId64
+				",\"last_message_at\":", p->message_count);
+			if (p->has_last_message)
+				json_time(x->out, p->last_message_at_usec);
+			else
+				fputs("null", x->out);
+			fputc('}', x->out);
+		}
+		fputs("}}\n", x->out);
+		convc_user_stats_free(&s);
+		return EXIT_SUCCESS;
+	}
+	fprintf(x->out, "total messages: %" PRId64 "\n", s.total_messages);
+	for (size_t i = 0; i < s.nproviders; i++)
+		if (text_width(s.providers[i].provider) > namew)
+			namew = text_width(s.providers[i].provider);
+	if (s.nproviders > 0)
+		fprintf(x->out, "%-*s  %8s  %s\n", (int)namew, "PROVIDER",
+			"MESSAGES", "LAST MESSAGE");
+	for (size_t i = 0; i < s.nproviders; i++) {
+		const struct convc_provider_stats *p = &s.providers[i];
+		char tbuf[64] = "-";
+
+		if (p->has_last_message)
+			fmt_time(tbuf, sizeof(tbuf), p->last_message_at_usec, 3);
+		put_cstr(x->out, p->provider);
+		fprintf(x->out, "%*s  %8" PRId64 "  %s\n",
+			(int)(namew - text_width(p->provider)), "",
+			p->message_count, tbuf);
+	}
+	convc_user_stats_free(&s);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_thread(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	const char *sub = argv[1];
+	int st;
+
+	if (strcmp(sub, "get") == 0) {
+		char *tid;
+
+		st = convc_get_thread(x->c, argv[2], x->o->platform, &tid, &e);
+		if (st != CONVC_OK)
+			return report(st, &e);
+		if (x->o->json) {
+			fputs("{\"thread_id\":", x->out);
+			json_cstr(x->out, tid);
+			fputs("}\n", x->out);
+		} else if (tid) {
+			put_cstr(x->out, tid);
+			fputc('\n', x->out);
+		} else {
+			fputs("(no thread)\n", x->out);
+		}
+		free(tid);
+	} else if (strcmp(sub, "set") == 0) {
+		st = convc_save_thread(x->c, argv[2], argv[3], x->o->platform,
+				       &e);
+		if (st != CONVC_OK)
+			return report(st, &e);
+		fputs(x->o->json ? "{\"saved\":true}\n" : "thread saved\n",
+		      x->out);
+	} else {
+		int64_t deleted;
+
+		st = convc_delete_thread(x->c, argv[2], x->o->platform,
+					 &deleted, &e);
+		if (st != CONVC_OK)
+			return report(st, &e);
+		print_deleted(x, deleted, "thread");
+	}
+	return EXIT_SUCCESS;
+}
+
+static int cmd_cleanup(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	int64_t deleted;
+	int st = convc_cleanup_old_conversations(
+		x->c, x->o->days_set ? (int)x->o->days : -1, &deleted, &e);
+
+	if (st != CONVC_OK)
+		return report(st, &e);
+	print_deleted(x, deleted, "message");
+	return EXIT_SUCCESS;
+}
+
+static int cmd_stats(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	struct convc_reply r;
+	int rc;
+	int st = convc_stats(x->c, &r, &e);
+
+	if (st != CONVC_OK)
+		return report(st, &e);
+	if (x->o->prometheus) {
+		rc = print_prometheus(x->out, &r.result);
+	} else if (x->o->json) {
+		json_value(x->out, &r.result);
+		fputc('\n', x->out);
+		rc = EXIT_SUCCESS;
+	} else {
+		rc = print_flat(x->out, &r.result);
+	}
+	convc_reply_free(&r);
+	return rc;
+}
+
+static int cmd_health(struct cmd_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	struct convc_reply r;
+	bool ok;
+	int rc;
+	int st = convc_health(x->c, &ok, &r, &e);
+
+	if (st != CONVC_OK)
+		return report(st, &e);
+	if (x->o->json) {
+		json_value(x->out, &r.result);
+		fputc('\n', x->out);
+		rc = EXIT_SUCCESS;
+	} else {
+		rc = print_flat(x->out, &r.result);
+	}
+	convc_reply_free(&r);
+	if (rc == EXIT_SUCCESS && !ok)
+		rc = EXIT_DAEMON;
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Command table and option parsing */
+
+enum {
+	OPT_JSON = 0x100,
+	OPT_PLATFORM,
+	OPT_DAYS,
+	OPT_PROMETHEUS,
+};
+
+#define CO_LIMIT 1u
+#define CO_DAYS 2u
+#define CO_PROMETHEUS 4u
+
+struct command {
+	const char *name;
+	int min_args, max_args;		/* operands after the name */
+	unsigned opts;			/* CO_* allowed */
+	int default_timeout_s;		/* 0: no limit */
+	const char *synopsis;
+	int (*run)(struct cmd_ctx *x, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "ping", 0, 0, 0, DEFAULT_TIMEOUT_S, "ping", cmd_ping },
+	{ "add", 4, 4, 0, DEFAULT_TIMEOUT_S,
+	  "add USER PROVIDER ROLE TEXT|-", cmd_add },
+	{ "history", 2, 2, CO_LIMIT, DEFAULT_TIMEOUT_S,
+	  "history USER PROVIDER [-n LIMIT]", cmd_history },
+	{ "clear", 2, 2, 0, DEFAULT_TIMEOUT_S, "clear USER PROVIDER",
+	  cmd_clear },
+	{ "count", 1, 2, 0, DEFAULT_TIMEOUT_S, "count USER [PROVIDER]",
+	  cmd_count },
+	{ "stats-user", 1, 1, 0, DEFAULT_TIMEOUT_S, "stats-user USER",
+	  cmd_stats_user },
+	{ "thread", 2, 3, 0, DEFAULT_TIMEOUT_S,
+	  "thread get|set|delete USER [THREAD]", cmd_thread },
+	{ "cleanup", 0, 0, CO_DAYS, 0, "cleanup [--days N]", cmd_cleanup },
+	{ "stats", 0, 0, CO_PROMETHEUS, DEFAULT_TIMEOUT_S,
+	  "stats [--prometheus]", cmd_stats },
+	{ "health", 0, 0, 0, DEFAULT_TIMEOUT_S, "health", cmd_health },
+};
+
+static const struct option long_opts[] = {
+	{ "socket", required_argument, NULL, 's' },
+	{ "config", required_argument, NULL, 'c' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "platform", required_argument, NULL, OPT_PLATFORM },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "limit", required_argument, NULL, 'n' },
+	{ "days", required_argument, NULL, OPT_DAYS },
+	{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+enum parse_result {
+	PARSE_OK,
+	PARSE_HELP,
+	PARSE_VERSION,
+	PARSE_ERROR,		/* message printed; exit 2 */
+};
+
+static const char *opt_name(int ch, char *buf, size_t len)
+{
+	for (const struct option *lo = long_opts; lo->name; lo++)
+		if (lo->val == ch) {
+			snprintf(buf, len, "--%s", lo->name);
+			return buf;
+		}
+	snprintf(buf, len, "-%c", ch);
+	return buf;
+}
+
+/*
+ * One getopt pass over argv (argv[0] is skipped).  With `stop_at_operand`
+ * it stops at the first operand (the command); otherwise options and
+ * operands may be mixed and the operands end up at argv[*first..argc).
+ * *seen collects the CO_* options given.
+ */
+static enum parse_result parse_options(int argc, char **argv,
+				       bool stop_at_operand,
+				       struct options *o, unsigned *seen,
+				       int *first)
+{
+	const char *shortopts = stop_at_operand ? "+:s:c:t:n:hV" : ":s:c:t:n:hV";
+	char nbuf[32];
+	int ch;
+
+	optind = 0;	/* glibc: full re-initialisation */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, shortopts, long_opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			if (!*optarg) {
+				usage_error("empty socket path");
+				return PARSE_ERROR;
+			}
+			o->socket = optarg;
+			break;
+		case 'c':
+			o->config = optarg;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_PLATFORM:
+			o->platform = optarg;
+			break;
+		case 't':
+			if (!parse_int(optarg, 0, MAX_TIMEOUT_S, &o->timeout_s)) {
+				usage_error("-t: '%s' is not a number of seconds "
+					    "from 0 to %d", optarg,
+					    MAX_TIMEOUT_S);
+				return PARSE_ERROR;
+			}
+			o->timeout_set = true;
+			break;
+		case 'n':
+			if (!parse_int(optarg, 1, 1000, &o->limit)) {
+				usage_error("-n: '%s' is not a number from 1 "
+					    "to 1000", optarg);
+				return PARSE_ERROR;
+			}
+			o->limit_set = true;
+			*seen |= CO_LIMIT;
+			break;
+		case OPT_DAYS:
+			if (!parse_int(optarg, 0, 36500, &o->days)) {
+				usage_error("--days: '%s' is not a number from 0 "
+					    "to 36500", optarg);
+				return PARSE_ERROR;
+			}
+			o->days_set = true;
+			*seen |= CO_DAYS;
+			break;
+		case OPT_PROMETHEUS:
+			o->prometheus = true;
+			*seen |= CO_PROMETHEUS;
+			break;
+		case 'h':
+			return PARSE_HELP;
+		case 'V':
+			return PARSE_VERSION;
+		case ':':
+			usage_error("option %s needs a value",
+				    optind > 0 && optind <= argc
+					    ? argv[optind - 1]
+					    : opt_name(optopt, nbuf, sizeof(nbuf)));
+			return PARSE_ERROR;
+		default:
+			if (optopt)
+				usage_error("unknown option -%c", optopt);
+			else
+				usage_error("unknown option %s",
+					    argv[optind - 1]);
+			return PARSE_ERROR;
+		}
+	}
+	*first = optind;
+	return PARSE_OK;
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* Checks operands and command options; prints the usage error. */
+static bool check_command(const struct command *cmd, int nargs,
+			  char **args, unsigned seen, const struct options *o)
+{
+	if (seen & ~cmd->opts) {
+		const char *opt = (seen & CO_LIMIT) ? "-n/--limit"
+				  : (seen & CO_DAYS) ? "--days"
+						     : "--prometheus";
+
+		usage_error("%s does not apply to '%s' (usage: convctl %s)", opt,
+			    cmd->name, cmd->synopsis);
+		return false;
+	}
+	if (o->prometheus && o->json) {
+		usage_error("--prometheus and --json exclude each other");
+		return false;
+	}
+	if (nargs < cmd->min_args || nargs > cmd->max_args) {
+		usage_error("wrong number of arguments (usage: convctl %s)",
+			    cmd->synopsis);
+		return false;
+	}
+	if (cmd->run == cmd_thread) {
+		const char *sub = args[0];
+		int want = strcmp(sub, "set") == 0 ? 3 : 2;
+
+		if (strcmp(sub, "get") && strcmp(sub, "set") &&
+		    strcmp(sub, "delete")) {
+			usage_error("thread: unknown subcommand '%s' (usage: "
+				    "convctl %s)", sub, cmd->synopsis);
+			return false;
+		}
+		if (nargs != want) {
+			usage_error("wrong number of arguments (usage: convctl "
+				    "thread %s)",
+				    want == 3 ? "set USER THREAD"
+					      : strcmp(sub, "get") == 0
+						? "get USER"
+						: "delete USER");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Flushes stdout; a write error (other than a closed pipe) fails. */
+static int finish_output(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (errno != EPIPE)
+			fprintf(stderr, "%s: writing output: %s\n", progname,
+				strerror(errno));
+		return rc == EXIT_SUCCESS ? EXIT_FAILURE : rc;
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	const struct command *cmd;
+	struct cmd_ctx x;
+	unsigned seen = 0;
+	int first, sub_argc, rc;
+	char **sub_argv;
+
+	switch (parse_options(argc, argv, true, &o, &seen, &first)) {
+	case PARSE_HELP:
+		print_help(stdout);
+		return finish_output(EXIT_SUCCESS);
+	case PARSE_VERSION:
+		printf("convctl (convd) %s\n", PACKAGE_VERSION);
+		return finish_output(EXIT_SUCCESS);
+	case PARSE_ERROR:
+		return EXIT_USAGE;
+	case PARSE_OK:
+		break;
+	}
+	if (first >= argc)
+		return usage_error("no command given");
+	if (strcmp(argv[first], "help") == 0) {
+		print_help(stdout);
+		return finish_output(EXIT_SUCCESS);
+	}
+	if (strcmp(argv[first], "db") == 0) {
+		rc = dbcmd_main(argc - first, argv + first, o.config, o.json);
+		return finish_output(rc);
+	}
+	cmd = find_command(argv[first]);
+	if (!cmd)
+		return usage_error("unknown command '%s'", argv[first]);
+	/* Options may also follow the command, mixed with its operands. */
+	sub_argc = argc - first;
+	sub_argv = argv + first;
+	switch (parse_options(sub_argc, sub_argv, false, &o, &seen, &first)) {
+	case PARSE_HELP:
+		printf("usage: convctl [OPTIONS] %s\n", cmd->synopsis);
+		return finish_output(EXIT_SUCCESS);
+	case PARSE_VERSION:
+		printf("convctl (convd) %s\n", PACKAGE_VERSION);
+		return finish_output(EXIT_SUCCESS);
+	case PARSE_ERROR:
+		return EXIT_USAGE;
+	case PARSE_OK:
+		break;
+	}
+	/* Operands are now sub_argv[first..sub_argc); put them right after
+	 * the command name so that commands see argv[1..]. */
+	if (!check_command(cmd, sub_argc - first, sub_argv + first, seen, &o))
+		return EXIT_USAGE;
+	memmove(sub_argv + 1, sub_argv + first,
+		(size_t)(sub_argc - first) * sizeof(*sub_argv));
+	sub_argc = 1 + (sub_argc - first);
+
+	x.o = &o;
+	x.out = stdout;
+	rc = open_conn(&o, cmd->default_timeout_s, &x.c);
+	if (rc != EXIT_SUCCESS)
+		return rc;
+	rc = cmd->run(&x, sub_argc, sub_argv);
+	convc_close(x.c);
+	return finish_output(rc);
+}
