@@ -57,6 +57,12 @@ struct mp_node {
 	} v;
 };
 
+/*
+ * Limits are taken literally (a zero max_frame or max_nodes refuses every
+ * object); max_nodes above PROTO_MAX_NODES is treated as PROTO_MAX_NODES.
+ * Depth counts arrays and maps only, empty ones included: a scalar at the
+ * top level needs no depth, [[]] needs 2.
+ */
 struct proto_limits {
 	size_t max_frame;	/* bytes in one top-level object */
 	uint32_t max_depth;	/* nesting of arrays/maps, top level = 1 */
@@ -88,6 +94,15 @@ enum proto_status {
  * Decodes one object from buf[0..len).  On PROTO_OK, *consumed is the size
  * of the object and doc holds it (node 0 is the root).  Strings in doc
  * point into buf.  A PROTO_ERR_* means the stream cannot be resynchronised.
+ *
+ * Limits are enforced as soon as a header is read: a header whose declared
+ * length or element count could not fit in max_frame bytes (counting one
+ * byte at least for every value still owed) gives PROTO_ERR_TOO_LARGE, and
+ * a count beyond max_container or beyond what max_nodes leaves gives
+ * PROTO_ERR_TOO_MANY, without waiting for the body.  Errors are reported in
+ * byte order, so a stream fed in pieces gives PROTO_INCOMPLETE until the
+ * first offending byte is there, then the same status as a one-shot decode.
+ * Nothing is allocated; the caller may simply retry with more bytes.
  */
 CONVD_WUR enum proto_status proto_decode(const uint8_t *buf, size_t len,
 					 const struct proto_limits *lim,
@@ -101,7 +116,13 @@ enum rpc_kind {
 	RPC_NOTIFY = 2,
 };
 
-/* A decoded envelope: indexes into the doc it came from. */
+/*
+ * A decoded envelope: indexes into the doc it came from.
+ *
+ * has_msgid is set when the message is an array whose type (first element)
+ * is 0 or 1 and whose second element is an integer 0..UINT32_MAX, even if
+ * the rest of the envelope is invalid, so the error reply can carry it.
+ */
 struct rpc_msg {
 	enum rpc_kind kind;
 	bool has_msgid;		/* msgid could be read (for error replies) */
@@ -116,6 +137,9 @@ struct rpc_msg {
  * Checks the envelope of doc.  Returns 0 if it is a well-formed request,
  * response or notification.  Otherwise -1 with a human-readable reason in
  * err (msg->has_msgid says whether msg->msgid can be used to answer).
+ * Requests and notifications need a non-empty method name that is valid
+ * UTF-8 without NUL bytes (so it can be quoted back safely) and params that
+ * are an array or a map; a response's error must be nil or a map.
  */
 CONVD_WUR int proto_parse_envelope(const struct mp_doc *doc,
 				   struct rpc_msg *msg, char *err,

@@ -253,7 +253,10 @@ static void retention_start(struct request *req, int64_t days)
 	struct run *run = &ret.run;
 	usec_t now = clock_real_usec();
 	usec_t cutoff = now - days * 86400 * USEC_PER_SEC;
-	time_t secs = (time_t)(cutoff / USEC_PER_SEC);
+	/* floor division: a cut-off before 1970 (days_to_keep up to 36500)
+	 * has a negative seconds part and a positive microseconds part */
+	usec_t frac = ((cutoff % USEC_PER_SEC) + USEC_PER_SEC) % USEC_PER_SEC;
+	time_t secs = (time_t)((cutoff - frac) / USEC_PER_SEC);
 	struct tm tm;
 	enum pool_status st;
 	const char *msg;
@@ -268,7 +271,7 @@ static void retention_start(struct request *req, int64_t days)
 	n = strftime(run->cutoff, sizeof(run->cutoff), "%Y-%m-%d %H:%M:%S",
 		     &tm);
 	snprintf(run->cutoff + n, sizeof(run->cutoff) - n, ".%06lld+00",
-		 (long long)(cutoff % USEC_PER_SEC));
+		 (long long)frac);
 	run->step = STEP_ACQUIRE;
 	switch (pool_acquire(&run->waiter, retention_on_acquire, NULL, &pc, &st,
 			     &msg)) {
