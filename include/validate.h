@@ -25,6 +25,8 @@ enum method_id {
 	M_CLEANUP,
 	M_STATS,
 	M_HEALTH,
+	M_EXPORT_HISTORY,
+	M_IMPORT_MESSAGES,
 	M_COUNT_
 };
 
@@ -41,7 +43,8 @@ struct param_spec {
 	enum param_kind kind;
 	bool required;
 	int64_t min, max;	/* PK_INT only */
-	int64_t def_int;	/* PK_INT default when absent */
+	int64_t def_int;	/* PK_INT default when absent ... */
+	bool has_def_int;	/* ... if this is set */
 	const char *def_str;	/* string default when absent, or NULL */
 };
 
@@ -66,7 +69,10 @@ struct validate_limits {
 	size_t max_content;	/* bytes; default 1 MiB */
 };
 
-/* One argument after validation (defaults filled in). */
+/*
+ * One argument after validation (defaults filled in).  An optional
+ * parameter without a default that was absent or nil has present false.
+ */
 struct arg_value {
 	bool present;		/* given by the client, or defaulted */
 	struct strview s;	/* string kinds (points into the request) */
@@ -80,8 +86,11 @@ struct method_args {
 /*
  * Checks the params node (an array, or a map) against spec.  Returns 0 and
  * fills args, or -1 with a message for the client in err ("user_id: must be
- * 1 to 255 bytes", "role: must be one of user, assistant, system",
- * "unknown parameter 'foo'", "content: not valid UTF-8", ...).
+ * a string of 1 to 255 bytes", "role: must be one of user, assistant,
+ * system", "unknown parameter 'foo'", "content: not valid UTF-8", ...).
+ * A nil value counts as absent.  Messages start with the parameter's name
+ * when one parameter is at fault; names the client sent are quoted with
+ * anything but printable ASCII escaped as \xNN.  lim may be NULL (1 MiB).
  */
 CONVD_WUR int validate_params(const struct method_spec *spec,
 			      const struct mp_doc *doc, uint32_t params,
