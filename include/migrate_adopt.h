@@ -1,0 +1,69 @@
+/*
+ * migrate_adopt.h - recognising a database made before convctl db (the
+ * seed's tables made by hand from its README SQL, or altered by its
+ * Alembic revision '001') and the plan that turns it into the schema of
+ * convd's first revision, losing nothing.
+ *
+ * The plan only inspects; `convctl db setup` runs it in one transaction
+ * together with a row count check, a comparison of the result with the
+ * first revision's schema (loaded into a scratch schema) and the record
+ * of that revision as 'adopted'; any difference rolls everything back.
+ */
+#ifndef CONVD_MIGRATE_ADOPT_H
+#define CONVD_MIGRATE_ADOPT_H
+
+#include <libpq-fe.h>
+
+#include "common.h"
+
+/* The revision whose schema an adopted database gets. */
+#define MADOPT_REVISION "3f9c2a7d41e0"
+
+enum madopt_shape {
+	MA_EMPTY,		/* none of convd's tables */
+	MA_MANAGED,		/* the history table exists */
+	MA_LEGACY_README,	/* (a) README SQL: no platform */
+	MA_LEGACY_ALEMBIC,	/* (b) altered by Alembic '001' */
+	MA_UNKNOWN,		/* something else: refused */
+};
+
+struct madopt_step {
+	char *note;		/* one line: why */
+	char *sql;		/* one statement */
+};
+
+struct madopt {
+	enum madopt_shape shape;
+	char found[2048];	/* what was found, for people */
+	char problem[1024];	/* MA_UNKNOWN: why it is not recognised */
+	struct madopt_step *steps;
+	int nsteps;
+	bool alembic;		/* alembic_version exists (it is dropped) */
+	int64_t threads, messages;
+
+	/* the legacy state, for the fingerprint taken before the plan */
+	bool had_platform;
+	bool threads_naive, history_naive;	/* timestamp without tz */
+};
+
+/*
+ * Looks at schema nsp.  Returns -1 only when the database cannot be read
+ * (err); an unrecognised shape is MA_UNKNOWN with problem set.
+ */
+CONVD_WUR int madopt_inspect(PGconn *conn, const char *nsp,
+			     const char *history_table, struct madopt *out,
+			     char *err, size_t errlen);
+void madopt_free(struct madopt *a);
+
+/*
+ * A fingerprint of the two tables' contents: row counts and a sum of
+ * per-row hashes over every column (timestamps as UTC epochs, platform
+ * 'line' where the column did not exist yet), taken before the plan
+ * (after = false) and after it; they must be equal.
+ */
+CONVD_WUR int madopt_fingerprint(PGconn *conn, const char *nsp,
+				 const struct madopt *a, bool after,
+				 char *out, size_t outlen, char *err,
+				 size_t errlen);
+
+#endif

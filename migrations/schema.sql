@@ -1,0 +1,38 @@
+-- convd's schema model: the schema the newest revision produces.
+--
+-- `convctl db diff` compares the live database with this file and
+-- `convctl db migrate -m MSG --autogenerate` writes a revision from the
+-- differences.  To change the schema, edit this file, then run
+-- `convctl db migrate --autogenerate -m "what changed"`.
+--
+-- The file is loaded into a scratch schema inside a transaction that is
+-- rolled back, so write plain DDL without schema names.
+
+CREATE TABLE user_thread_table (
+    user_id    varchar(255) NOT NULL,
+    platform   varchar(50)  NOT NULL DEFAULT 'line',
+    thread_id  varchar(255) NOT NULL,
+    created_at timestamptz  NOT NULL DEFAULT now(),
+    CONSTRAINT user_thread_table_pkey PRIMARY KEY (user_id, platform)
+);
+
+CREATE TABLE simple_conversation_history (
+    id             bigserial    NOT NULL,
+    user_id        varchar(255) NOT NULL,
+    platform       varchar(50)  NOT NULL DEFAULT 'line',
+    model_provider varchar(50)  NOT NULL,
+    role           varchar(20)  NOT NULL,
+    content        text         NOT NULL,
+    created_at     timestamptz  NOT NULL DEFAULT now(),
+    CONSTRAINT simple_conversation_history_pkey PRIMARY KEY (id)
+);
+
+-- History look-ups, per-provider counts and statistics, and with the
+-- (user_id, platform) prefix the per-user counts.
+CREATE INDEX simple_conversation_history_recent_idx
+    ON simple_conversation_history
+    (user_id, platform, model_provider, created_at DESC, id DESC);
+
+-- The retention scan.
+CREATE INDEX simple_conversation_history_created_at_idx
+    ON simple_conversation_history (created_at);
