@@ -126,6 +126,13 @@ void pool_release(struct pool_conn *pc);
  * state, such as an advisory lock, must not outlive an error). */
 void pool_discard(struct pool_conn *pc);
 
+/*
+ * Replaces the connections whose statements could not be prepared (they
+ * were opened before the schema existed).  Called when the schema check
+ * first finds the schema in place.
+ */
+void pool_reset_unprepared(void);
+
 /* Counters and gauges for `stats` and the STATUS= line. */
 void pool_stats(struct pool_stats *out);
 

@@ -43,6 +43,8 @@ struct pool_conn {
 	usec_t created, last_used, recycle_at;
 	uint64_t id;
 	bool broken;
+	bool preparing;				/* SETUP, second phase */
+	bool unprepared;			/* PREPAREs failed (schema?) */
 	/* the query in progress (BUSY) or the ping (PING) */
 	bool exec_active;
 	pool_exec_fn fn;
@@ -61,7 +63,8 @@ static struct {
 	struct event_base *base;
 	const struct dbconf *dc;
 	struct pool_settings set;
-	char *setup_sql;			/* SET ...; PREPARE ...; */
+	char *setup_sql;			/* SET ...; */
+	char *prepare_sql;			/* PREPARE ...; */
 	const struct pool_statement *stmts;
 	size_t nstmts;
 	struct pool_conn *all;			/* every connection */
@@ -660,6 +663,11 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 
 	if (pc->state != PC_BUSY || pc->exec_active || pc->broken)
 		return -1;
+	if (stmt && pc->unprepared) {
+		/* see pool_reset_unprepared(): this one must be replaced */
+		pc->broken = true;
+		return -1;
+	}
 	if (stmt)
 		ok = PQsendQueryPrepared(pc->pg, stmt, nparams, values, lengths,
 					 formats, result_format);
@@ -712,10 +720,29 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 
 	switch (pc->state) {
 	case PC_SETUP:
-		if (st != POOL_OK)
-			pool_connect_failed(pc, msg ? msg : "setup failed");
-		else
+		if (st == POOL_QUERY_ERROR && pc->preparing) {
+			/* The connection works, but the statements could not
+			 * be prepared: most likely the schema is missing.  The
+			 * schema check says so; such a connection serves only
+			 * unprepared queries and is replaced by
+			 * pool_reset_unprepared() once the schema is there. */
+			log_notice("pool: connection %llu: statements not "
+				   "prepared: %s",
+				   (unsigned long long)pc->id, msg ? msg : "?");
+			pc->unprepared = true;
 			pool_conn_ready(pc);
+		} else if (st != POOL_OK) {
+			pool_connect_failed(pc, msg ? msg : "setup failed");
+		} else if (!pc->preparing) {
+			pc->preparing = true;
+			if (!PQsendQuery(pc->pg, pool.prepare_sql) ||
+			    pool_conn_flush(pc) < 0)
+				pool_connect_failed(pc, PQerrorMessage(pc->pg));
+			else
+				pc->exec_active = true;
+		} else {
+			pool_conn_ready(pc);
+		}
 		break;
 	case PC_PING: {
 		struct pool_waiter *w = pc->ping_for;
@@ -876,25 +903,57 @@ static void pool_upkeep(evutil_socket_t fd, short what, void *arg)
 
 /* ---- set-up ----------------------------------------------------------- */
 
-static char *pool_build_setup_sql(const struct pool_statement *stmts,
-				  size_t n, int statement_timeout)
+/* Numbers and our own statement names only: no user data here. */
+static char *pool_build_setup_sql(int statement_timeout)
 {
-	size_t len = 128;
+	char *sql = malloc(96);
+
+	if (sql)
+		snprintf(sql, 96,
+			 "SET statement_timeout = %d; SET TIME ZONE 'UTC'",
+			 statement_timeout);
+	return sql;
+}
+
+static char *pool_build_prepare_sql(const struct pool_statement *stmts,
+				    size_t n)
+{
+	size_t len = 1;
 	char *sql, *p;
 
 	for (size_t i = 0; i < n; i++)
-		len += strlen(stmts[i].name) + strlen(stmts[i].sql) + 32;
+		len += strlen(stmts[i].name) + strlen(stmts[i].sql) + 16;
 	sql = malloc(len);
 	if (!sql)
 		return NULL;
 	p = sql;
-	/* Numbers and our own statement names only: no user data here. */
-	p += sprintf(p, "SET statement_timeout = %d; SET TIME ZONE 'UTC';",
-		     statement_timeout);
+	*p = '\0';
 	for (size_t i = 0; i < n; i++)
 		p += sprintf(p, "PREPARE %s AS %s;", stmts[i].name,
 			     stmts[i].sql);
 	return sql;
+}
+
+void pool_reset_unprepared(void)
+{
+	struct pool_conn *pc, *next;
+	int n = 0;
+
+	for (pc = pool.all; pc; pc = next) {
+		next = pc->next;
+		if (!pc->unprepared)
+			continue;
+		n++;
+		if (pc->state == PC_IDLE)
+			pool_conn_close(pc, NULL);
+		else
+			pc->broken = true;	/* closed when released */
+	}
+	if (n)
+		log_info("pool: replacing %d connections opened before the "
+			 "schema existed",
+			 n);
+	pool_fill();
 }
 
 int pool_setup(struct event_base *base, const struct dbconf *dc,
@@ -910,11 +969,11 @@ int pool_setup(struct event_base *base, const struct dbconf *dc,
 	pool.wq.next = pool.wq.prev = &pool.wq;
 	pool.stmts = stmts;
 	pool.nstmts = nstmts;
-	pool.setup_sql = pool_build_setup_sql(stmts, nstmts,
-					      ps->statement_timeout);
+	pool.setup_sql = pool_build_setup_sql(ps->statement_timeout);
+	pool.prepare_sql = pool_build_prepare_sql(stmts, nstmts);
 	pool.wait_timer = evtimer_new(base, pool_wait_timeout, NULL);
 	pool.upkeep = event_new(base, -1, EV_PERSIST, pool_upkeep, NULL);
-	if (!pool.setup_sql || !pool.wait_timer || !pool.upkeep ||
+	if (!pool.setup_sql || !pool.prepare_sql || !pool.wait_timer || !pool.upkeep ||
 	    event_add(pool.upkeep, &tv) < 0) {
 		log_error("pool: out of memory");
 		return -1;
@@ -933,8 +992,7 @@ void pool_reconfigure(const struct pool_settings *ps)
 
 	pool.set = *ps;
 	if (timeout_changed) {
-		char *sql = pool_build_setup_sql(pool.stmts, pool.nstmts,
-						 ps->statement_timeout);
+		char *sql = pool_build_setup_sql(ps->statement_timeout);
 
 		if (sql) {
 			free(pool.setup_sql);
@@ -977,8 +1035,9 @@ void pool_cleanup(void)
 	if (pool.upkeep)
 		event_free(pool.upkeep);
 	free(pool.setup_sql);
+	free(pool.prepare_sql);
 	pool.wait_timer = pool.upkeep = NULL;
-	pool.setup_sql = NULL;
+	pool.setup_sql = pool.prepare_sql = NULL;
 }
 
 void pool_stats(struct pool_stats *out)

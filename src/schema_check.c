@@ -12,6 +12,7 @@
 #include "schema_check.h"
 
 #define RECHECK_USEC (30 * USEC_PER_SEC)
+#define RECHECK_BAD_USEC (2 * USEC_PER_SEC)	/* until someone fixes it */
 #define RETRY_USEC (1 * USEC_PER_SEC)
 
 enum sc_state { SC_UNKNOWN, SC_OK, SC_MISSING, SC_OUTDATED, SC_DIRTY };
@@ -40,11 +41,15 @@ static void schema_check_arm(usec_t delay)
 static void schema_check_set(enum sc_state st)
 {
 	if (st != sc.state) {
-		if (st == SC_OK)
+		if (st == SC_OK) {
 			log_info("schema: revision %s is applied",
 				 SCHEMA_REQUIRED_REVISION);
-		else
+			/* connections opened before the schema existed have
+			 * no prepared statements */
+			pool_reset_unprepared();
+		} else {
 			log_error("schema: %s", sc.message);
+		}
 	}
 	sc.state = st;
 }
@@ -68,7 +73,7 @@ static void schema_check_done(void *arg, struct pool_conn *pc,
 		} else {
 			log_warn("schema: check failed: %s", msg ? msg : "?");
 		}
-		schema_check_arm(RECHECK_USEC);
+		schema_check_arm(RECHECK_BAD_USEC);
 		return;
 	}
 	if (st != POOL_OK) {
@@ -91,7 +96,7 @@ static void schema_check_done(void *arg, struct pool_conn *pc,
 		snprintf(sc.message, sizeof(sc.message), "schema is up to date");
 		schema_check_set(SC_OK);
 	}
-	schema_check_arm(RECHECK_USEC);
+	schema_check_arm(sc.state == SC_OK ? RECHECK_USEC : RECHECK_BAD_USEC);
 }
 
 static void schema_check_run(struct pool_conn *pc)
