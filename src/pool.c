@@ -82,6 +82,7 @@ static struct {
 	bool down;				/* database known unreachable */
 	usec_t suspect_before;			/* ping conns created before */
 	bool closing;
+	bool shrinking;				/* a reload reduced `size` */
 	uint64_t next_id;
 	struct pool_stats st;
 } pool;
@@ -891,12 +892,22 @@ static void pool_upkeep(evutil_socket_t fd, short what, void *arg)
 	if (victim) {
 		pool.st.recycled++;
 		pool_conn_close(victim, "recycled (older than [pool] recycle)");
-	} else if (pool.nopen > pool.set.size && pool.idle) {
-		/* the least recently used idle connection is at the bottom */
-		for (pc = pool.idle; pc->idle_next; pc = pc->idle_next)
-			;
-		if (now - pc->last_used > OVERFLOW_IDLE_USEC)
-			pool_conn_close(pc, "idle overflow connection");
+	} else {
+		/* Connections above `size` are overflow: closed once idle for
+		 * a while, or at once when a reload made the pool smaller.
+		 * The least recently used idle connection is at the bottom. */
+		while (pool.nopen > pool.set.size && pool.idle) {
+			for (pc = pool.idle; pc->idle_next; pc = pc->idle_next)
+				;
+			if (!pool.shrinking &&
+			    now - pc->last_used <= OVERFLOW_IDLE_USEC)
+				break;
+			pool_conn_close(pc, pool.shrinking ?
+						    "pool size reduced" :
+						    "idle overflow connection");
+		}
+		if (pool.nopen <= pool.set.size)
+			pool.shrinking = false;
 	}
 	pool_fill();
 }
@@ -990,6 +1001,8 @@ void pool_reconfigure(const struct pool_settings *ps)
 			       pool.set.statement_timeout;
 	usec_t now = clock_mono_usec();
 
+	if (ps->size < pool.set.size)
+		pool.shrinking = true;
 	pool.set = *ps;
 	if (timeout_changed) {
 		char *sql = pool_build_setup_sql(ps->statement_timeout);

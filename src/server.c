@@ -481,12 +481,26 @@ static void client_process_input(struct client *c)
 	}
 }
 
+static void client_read(struct client *c, evutil_socket_t fd);
+
+/*
+ * Answering a request can close its client (output over the limit) and
+ * drop the last reference: hold one of our own while we use it.
+ */
 static void client_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = arg;
-	ssize_t n;
 
 	(void)what;
+	c->refs++;
+	client_read(c, fd);
+	client_unref(c);
+}
+
+static void client_read(struct client *c, evutil_socket_t fd)
+{
+	ssize_t n;
+
 	if (c->in_cap - c->in_len < IN_READ / 4) {
 		size_t cap = c->in_cap ? c->in_cap * 2 : IN_MIN;
 		size_t limit = srv.lim.max_frame + IN_READ;
@@ -642,6 +656,16 @@ static void refuse(int fd, enum rpc_error e, const char *msg)
 	if (proto_pack_error(&pk, false, 0, rpc_error_code(e), msg) == 0)
 		(void)!write(fd, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
+	/* Closing a Unix socket with unread input makes the peer's reads
+	 * fail with ECONNRESET before it sees our answer: end our side,
+	 * discard what the client already sent, then close. */
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16; i++) {
+		char junk[4096];
+
+		if (read(fd, junk, sizeof(junk)) <= 0)
+			break;
+	}
 	close(fd);
 }
 
