@@ -7,6 +7,7 @@ every test case, not just every file.
 """
 
 import os
+import shutil
 import sys
 
 import pytest
@@ -55,6 +56,20 @@ def pytest_sessionfinish(session, exitstatus):
     _out(f"1..{_tap['n']}")
 
 
+def pytest_addoption(parser, pluginmanager):
+    # runtest passes -p no:terminal, which also drops the options that
+    # pytest's own assertion and traceback code reads (-v, --tb, ...):
+    # declare the few it needs so that failures are reported, not masked
+    # by "no option named 'verbose'".
+    if pluginmanager.is_blocked("terminal"):
+        group = parser.getgroup("convd-tap")
+        group.addoption("--verbose", action="count", default=0,
+                        dest="verbose")
+        group.addoption("--tb", dest="tbstyle", default="auto")
+        group.addoption("--showlocals", action="store_true",
+                        dest="showlocals", default=False)
+
+
 @pytest.fixture(scope="module")
 def pg():
     """A private PostgreSQL cluster with an empty database `convd`."""
@@ -84,9 +99,56 @@ def convd(schema):
     d = convdtest.Convd(schema).start()
     yield d
     d.stop()
+    report = d.sanitizer_report()
+    shutil.rmtree(d.tmp, ignore_errors=True)
+    assert report is None, report
 
 
 @pytest.fixture
 def client(convd):
     with convd.client() as c:
         yield c
+
+
+@pytest.fixture
+def pg_factory():
+    """Makes extra private clusters for one test (destroyed after it):
+    make(schema=True) -> a started PgCluster with database `convd`, set up
+    by `convctl db setup` unless schema=False."""
+    made = []
+
+    def make(schema=True):
+        cluster = convdtest.PgCluster().initdb()
+        made.append(cluster)
+        cluster.start()
+        cluster.createdb()
+        if schema:
+            convdtest.setup_schema(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.destroy()
+
+
+@pytest.fixture
+def convd_factory():
+    """Starts extra convd processes for one test (stopped after it):
+    make(pg, extra=None, env=None, start=True, wait=True) -> Convd."""
+    made = []
+
+    def make(pg, extra=None, env=None, start=True, wait=True):
+        d = convdtest.Convd(pg, extra=extra, env=env)
+        made.append(d)
+        if start:
+            d.start(wait=wait)
+        return d
+
+    yield make
+    reports = []
+    for d in made:
+        d.stop()
+        reports.append(d.sanitizer_report())
+        shutil.rmtree(d.tmp, ignore_errors=True)
+    reports = [r for r in reports if r]
+    assert not reports, reports[0]

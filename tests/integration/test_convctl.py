@@ -1,0 +1,479 @@
+"""convctl: every command, readable and --json output (the shapes of
+convctl(1)), exit statuses, and where it finds the socket.  The real convctl
+against a real convd and PostgreSQL; results are cross-checked with psql."""
+
+import datetime
+import json
+import os
+import re
+import socket
+import uuid
+
+import pytest
+
+import convdtest
+from convdtest import scaled, wait_until
+
+HIST = "simple_conversation_history"
+TEXT_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+JSON_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+
+
+def uid(tag="ctl"):
+    return f"{tag}-{uuid.uuid4().hex[:16]}"
+
+
+def q(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
+def ok(r):
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    return r
+
+
+def jrun(convd, *args, input=None):
+    """convctl --json ARGS: the parsed JSON of a successful run (one line)."""
+    r = ok(convd.convctl("--json", *args, input=input))
+    assert r.stdout.endswith("\n") and r.stdout.count("\n") == 1, r.stdout
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"not JSON: {r.stdout!r}")
+
+
+def parse_time(text, pattern=JSON_TIME):
+    """An ISO 8601 UTC time as convctl prints it."""
+    assert re.fullmatch(pattern, text), text
+    t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    assert t.utcoffset() == datetime.timedelta(0), text
+    return t
+
+
+def history(convd, user, provider, *extra):
+    rows = jrun(convd, "history", user, provider, *extra)
+    assert isinstance(rows, list), rows
+    return rows
+
+
+def db_usec(pg, id_):
+    return int(pg.psql(f"SELECT (extract(epoch FROM created_at) * 1000000)"
+                       f"::bigint FROM {HIST} WHERE id = {id_}"))
+
+
+def as_usec(t):
+    return round(t.timestamp() * 1e6)
+
+
+# ------------------------------------------------------------------ ping
+
+def test_ping(convd):
+    r = ok(convd.convctl("ping"))
+    assert re.fullmatch(r"pong \(\d+\.\d{3} ms\)\n", r.stdout), r.stdout
+    res = jrun(convd, "ping")
+    assert isinstance(res, dict), res
+    assert res.get("result") == "pong", res
+    assert isinstance(res.get("rtt_usec"), int) and res["rtt_usec"] >= 0
+
+
+# ------------------------------------------------------------------- add
+
+def test_add_text(convd, pg):
+    user = uid()
+    r = ok(convd.convctl("add", user, "anthropic", "user", "hello there"))
+    m = re.fullmatch(rf"added message (\d+) at ({TEXT_TIME})\n", r.stdout)
+    assert m, r.stdout
+    row = pg.psql(f"SELECT user_id, model_provider, role, content FROM {HIST}"
+                  f" WHERE id = {m.group(1)}")
+    assert row == f"{user}|anthropic|user|hello there"
+    shown = parse_time(m.group(2), TEXT_TIME)
+    assert abs(as_usec(shown) - db_usec(pg, m.group(1))) < 1000
+
+    res = jrun(convd, "add", user, "anthropic", "assistant", "general kenobi")
+    assert set(res) >= {"id", "created_at"}, res
+    assert isinstance(res["id"], int) and res["id"] > int(m.group(1))
+    created = parse_time(res["created_at"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert abs((now - created).total_seconds()) < 60
+    # The printed time is exactly the stored one.
+    assert as_usec(created) == db_usec(pg, res["id"])
+    assert pg.psql(f"SELECT role || ':' || content FROM {HIST} WHERE id = "
+                   f"{res['id']}") == "assistant:general kenobi"
+
+
+def test_add_from_stdin(convd, pg):
+    user = uid()
+    text = "line one\nline two \u2603 \u4f60\u597d\n\n  indented\ttab"
+    res = jrun(convd, "add", user, "gemini", "user", "-", input=text)
+    got = pg.psql(f"SELECT encode(convert_to(content, 'UTF8'), 'hex') FROM "
+                  f"{HIST} WHERE id = {res['id']}")
+    assert bytes.fromhex(got).decode() == text
+    # One trailing newline is removed (`echo hello | convctl add ... -`),
+    # and only one.
+    ok(convd.convctl("add", user, "gemini", "assistant", "-",
+                     input="second \U0001f600\n"))
+    ok(convd.convctl("add", user, "gemini", "user", "-", input="third\n\n"))
+    assert [x["content"] for x in history(convd, user, "gemini")] == \
+        [text, "second \U0001f600", "third\n"]
+
+
+def test_add_argument_forms(convd):
+    user = uid()
+    ok(convd.convctl("add", user, "ollama", "user",
+                     "\u65e5\u672c\u8a9e \U0001f389"))
+    # An argument starting with '-' after "--".
+    ok(convd.convctl("add", user, "ollama", "assistant", "--", "-5 degrees"))
+    # Options after the command.
+    r = ok(convd.convctl("add", user, "ollama", "user", "last", "--json"))
+    assert set(json.loads(r.stdout)) >= {"id", "created_at"}
+    assert [x["content"] for x in history(convd, user, "ollama")] == \
+        ["\u65e5\u672c\u8a9e \U0001f389", "-5 degrees", "last"]
+
+
+def test_platform_option(convd, pg):
+    user = uid()
+    ok(convd.convctl("--platform", "telegram", "add", user, "gemini", "user",
+                     "on telegram"))
+    ok(convd.convctl("add", user, "gemini", "user", "on line"))
+    assert pg.psql(f"SELECT platform || ':' || content FROM {HIST} WHERE "
+                   f"user_id = {q(user)} ORDER BY id") == \
+        "telegram:on telegram\nline:on line"
+    assert jrun(convd, "--platform", "telegram", "count", user) == \
+        {"count": 1}
+    assert [x["content"] for x in history(convd, user, "gemini",
+                                          "--platform", "telegram")] == \
+        ["on telegram"]
+    ok(convd.convctl("--platform", "telegram", "thread", "set", user, "tg"))
+    assert jrun(convd, "thread", "get", user) == {"thread_id": None}
+    assert jrun(convd, "--platform", "telegram", "thread", "get", user) == \
+        {"thread_id": "tg"}
+    assert jrun(convd, "--platform", "telegram", "clear", user, "gemini") == \
+        {"deleted": 1}
+    assert jrun(convd, "count", user) == {"count": 1}
+
+
+# --------------------------------------------------------------- history
+
+def test_history(convd):
+    user = uid()
+    for i in range(8):
+        role = "user" if i % 2 == 0 else "assistant"
+        ok(convd.convctl("add", user, "anthropic", role, f"msg-{i}-tok"))
+    rows = history(convd, user, "anthropic", "-n", "2")
+    assert [x["content"] for x in rows] == \
+        ["msg-4-tok", "msg-5-tok", "msg-6-tok", "msg-7-tok"]
+    assert [x["role"] for x in rows] == ["user", "assistant"] * 2
+    assert all(x["provider"] == "anthropic" for x in rows)
+    ids = [x["id"] for x in rows]
+    assert ids == sorted(ids)
+    for x in rows:
+        parse_time(x["created_at"])
+    assert len(history(convd, user, "anthropic")) == 8
+    assert len(history(convd, user, "anthropic", "--limit", "1")) == 2
+    assert history(convd, user, "gemini") == []
+    # Readable: a table of the last 2 turns, oldest first.
+    r = ok(convd.convctl("history", user, "anthropic", "-n", "2"))
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["TIME", "ROLE", "CONTENT"], r.stdout
+    assert len(lines) == 5, r.stdout
+    for line, i in zip(lines[1:], range(4, 8)):
+        role = "user" if i % 2 == 0 else "assistant"
+        assert re.fullmatch(rf"{TEXT_TIME}\s+{role}\s+msg-{i}-tok", line), \
+            line
+    r = ok(convd.convctl("history", user, "gemini"))
+    assert r.stdout == "(no messages)\n"
+
+
+# ----------------------------------------------------------------- clear
+
+def test_clear(convd, pg):
+    user = uid()
+    for p in ("anthropic", "anthropic", "anthropic", "gemini"):
+        ok(convd.convctl("add", user, p, "user", "x"))
+    assert jrun(convd, "clear", user, "anthropic") == {"deleted": 3}
+    assert pg.psql(f"SELECT model_provider FROM {HIST} WHERE user_id = "
+                   f"{q(user)}") == "gemini"
+    r = ok(convd.convctl("clear", user, "gemini"))
+    assert re.fullmatch(r"deleted 1 messages?\n", r.stdout), r.stdout
+    assert jrun(convd, "clear", user, "gemini") == {"deleted": 0}
+
+
+# ----------------------------------------------------------------- count
+
+def test_count(convd):
+    user = uid()
+    for p in ("anthropic", "anthropic", "gemini"):
+        ok(convd.convctl("add", user, p, "user", "x"))
+    assert jrun(convd, "count", user) == {"count": 3}
+    assert jrun(convd, "count", user, "anthropic") == {"count": 2}
+    assert jrun(convd, "count", user, "gemini") == {"count": 1}
+    assert jrun(convd, "count", user, "ollama") == {"count": 0}
+    assert ok(convd.convctl("count", user)).stdout == "3\n"
+    assert ok(convd.convctl("count", user, "anthropic")).stdout == "2\n"
+
+
+# ------------------------------------------------------------ stats-user
+
+def test_stats_user(convd, pg):
+    user = uid()
+    for p in ("gemini", "anthropic", "anthropic"):
+        ok(convd.convctl("add", user, p, "user", "x"))
+    st = jrun(convd, "stats-user", user)
+    assert st["total_messages"] == 3, st
+    assert set(st["providers"]) == {"anthropic", "gemini"}, st
+    assert st["providers"]["anthropic"]["message_count"] == 2
+    assert st["providers"]["gemini"]["message_count"] == 1
+    last = pg.psql(f"SELECT (extract(epoch FROM max(created_at)) * 1000000)"
+                   f"::bigint FROM {HIST} WHERE user_id = {q(user)} AND "
+                   f"model_provider = 'anthropic'")
+    assert as_usec(parse_time(
+        st["providers"]["anthropic"]["last_message_at"])) == int(last)
+    lines = ok(convd.convctl("stats-user", user)).stdout.splitlines()
+    assert lines[0] == "total messages: 3", lines
+    assert lines[1].split() == ["PROVIDER", "MESSAGES", "LAST", "MESSAGE"]
+    # Providers sorted by name.
+    assert re.fullmatch(rf"anthropic\s+2\s+{TEXT_TIME}", lines[2]), lines
+    assert re.fullmatch(rf"gemini\s+1\s+{TEXT_TIME}", lines[3]), lines
+    empty = jrun(convd, "stats-user", uid())
+    assert empty == {"total_messages": 0, "providers": {}}, empty
+
+
+# ---------------------------------------------------------------- thread
+
+def test_thread(convd, pg):
+    user = uid()
+    assert jrun(convd, "thread", "get", user) == {"thread_id": None}
+    assert ok(convd.convctl("thread", "get", user)).stdout == "(no thread)\n"
+    assert ok(convd.convctl("thread", "set", user, "thread_one")).stdout == \
+        "thread saved\n"
+    assert jrun(convd, "thread", "get", user) == {"thread_id": "thread_one"}
+    assert ok(convd.convctl("thread", "get", user)).stdout == "thread_one\n"
+    assert jrun(convd, "thread", "set", user, "thread_two") == {"saved": True}
+    assert jrun(convd, "thread", "get", user) == {"thread_id": "thread_two"}
+    assert pg.psql(f"SELECT thread_id FROM user_thread_table WHERE "
+                   f"user_id = {q(user)}") == "thread_two"
+    assert jrun(convd, "thread", "delete", user) == {"deleted": 1}
+    assert jrun(convd, "thread", "get", user) == {"thread_id": None}
+    r = ok(convd.convctl("thread", "delete", user))
+    assert re.fullmatch(r"deleted 0 threads?\n", r.stdout), r.stdout
+
+
+# ------------------------------------------------- cleanup, stats, health
+
+def test_cleanup(convd, pg):
+    user = uid()
+    pg.psql(f"INSERT INTO {HIST} (user_id, platform, model_provider, role, "
+            f"content, created_at) VALUES "
+            f"({q(user)}, 'line', 'anthropic', 'user', 'old', "
+            f"now() - interval '20 days'), "
+            f"({q(user)}, 'line', 'anthropic', 'user', 'new', now())")
+    res = jrun(convd, "cleanup", "--days", "10")
+    assert isinstance(res["deleted"], int) and res["deleted"] >= 1, res
+    assert pg.psql(f"SELECT content FROM {HIST} WHERE user_id = "
+                   f"{q(user)}") == "new"
+    r = ok(convd.convctl("cleanup", "--days", "10"))
+    assert re.fullmatch(r"deleted 0 messages?\n", r.stdout), r.stdout
+    res = jrun(convd, "cleanup")
+    assert isinstance(res["deleted"], int), res
+
+
+def test_cleanup_refused_for_non_admin(schema, convd_factory):
+    d = convd_factory(schema, extra={"server": {"admin_users": "nobody",
+                                                "admin_groups": "nogroup"}})
+    r = d.convctl("cleanup", "--days", "30")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith("convctl: permission_denied: "), r.stderr
+    r = d.convctl("--json", "cleanup")
+    assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
+
+
+def test_stats(convd):
+    ok(convd.convctl("ping"))
+    st = jrun(convd, "stats")
+    assert isinstance(st, dict) and st, st
+    out = ok(convd.convctl("stats")).stdout
+    leaves = dict(line.split(None, 1) for line in out.splitlines())
+    assert leaves["version"].strip() == st["version"], out
+    assert any(k.startswith("methods.ping.") for k in leaves), out
+    r = ok(convd.convctl("stats", "--prometheus"))
+    assert f'convd_version_info{{value="{st["version"]}"}} 1' in r.stdout
+    for line in r.stdout.splitlines():
+        assert line.startswith(("# HELP convd_", "# TYPE convd_", "convd_")), \
+            line
+    r = convd.convctl("--json", "stats", "--prometheus")
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+
+
+def test_health(convd):
+    h = jrun(convd, "health")
+    assert h["ok"] is True, h
+    assert h["database"] == "up" and h["schema"] == "ok", h
+    lines = ok(convd.convctl("health")).stdout.splitlines()
+    assert lines[0].split() == ["ok", "true"], lines
+
+
+def test_health_exit_1_without_schema(schema, convd_factory):
+    schema.createdb("no_schema_here")
+    d = convd_factory(schema, env={"DB_NAME": "no_schema_here"})
+
+    def unhealthy():
+        r = d.convctl("--json", "health")
+        return r if r.returncode == 1 else None
+    r = wait_until(unhealthy, timeout=scaled(15),
+                   what="health to see no schema")
+    h = json.loads(r.stdout)
+    assert h["ok"] is False and h["schema"] != "ok", h
+    assert h["database"] == "up", h
+
+
+# ------------------------------------------------------------ exit codes
+
+def test_exit_1_on_daemon_error(convd, pg):
+    user = uid()
+    r = convd.convctl("add", user, "anthropic", "robot", "x")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == ""
+    assert r.stderr.startswith("convctl: invalid_params: role"), r.stderr
+    r = convd.convctl("--json", "add", user, "anthropic", "robot", "x")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == "", "--json printed something on failure"
+    r = convd.convctl("add", user, "a" * 51, "user", "x")
+    assert r.returncode == 1 and "provider" in r.stderr, r.stderr
+    r = convd.convctl("add", user, "anthropic", "user", "-", input="")
+    assert r.returncode == 1 and "content" in r.stderr, r.stderr
+    r = convd.convctl("add", user, "anthropic", "user", "-",
+                      input=b"bad \xff utf-8")
+    assert r.returncode == 1 and b"content" in r.stderr, r.stderr
+    assert pg.psql(f"SELECT count(*) FROM {HIST} WHERE user_id = "
+                   f"{q(user)}") == "0"
+
+
+@pytest.mark.parametrize("args", [
+    ("add", "u", "anthropic", "user"),          # missing TEXT
+    ("add", "u"),
+    ("add", "u", "anthropic", "user", "a", "b"),
+    ("history", "u"),
+    ("history", "u", "anthropic", "-n", "abc"),
+    ("history", "u", "anthropic", "-n"),
+    ("history", "u", "anthropic", "-n", "5x"),
+    ("history", "u", "anthropic", "-n", "0"),
+    ("history", "u", "anthropic", "-n", "1001"),
+    ("history", "u", "anthropic", "-n", "+5"),
+    ("history", "u", "anthropic", "-n", " 5"),
+    ("count", "u", "-n", "5"),
+    ("clear", "u"),
+    ("count",),
+    ("count", "u", "p", "extra"),
+    ("stats-user",),
+    ("thread", "get"),
+    ("thread", "set", "u"),
+    ("thread", "frob", "u"),
+    ("thread",),
+    ("cleanup", "--days", "soon"),
+    ("cleanup", "--days", "-1"),
+    ("cleanup", "--days", "36501"),
+    ("no-such-command",),
+    (),
+    ("--no-such-option", "ping"),
+    ("ping", "extra"),
+], ids=lambda a: "_".join(a).replace(" ", "sp") or "none")
+def test_exit_2_on_usage_error(convd, args):
+    r = convd.convctl(*args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "usage" in r.stderr.lower(), r.stderr
+    assert r.stdout == ""
+
+
+def test_help_and_version():
+    r = convdtest.convctl("help")
+    assert r.returncode == 0
+    for cmd in ("ping", "add", "history", "clear", "count", "stats-user",
+                "thread", "cleanup", "stats", "health", "db"):
+        assert re.search(rf"^\s+{cmd}\b", r.stdout, re.M), cmd
+    assert convdtest.convctl("--help").stdout == r.stdout
+    r = convdtest.convctl("--version")
+    assert r.returncode == 0
+    assert re.fullmatch(r"convctl \(convd\) \S+\n", r.stdout), r.stdout
+
+
+def test_exit_3_when_daemon_unreachable(tmp_path):
+    missing = str(tmp_path / "no" / "such.sock")
+    r = convdtest.convctl("ping", socket_path=missing)
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith("convctl: connect_failed"), r.stderr
+    r = convdtest.convctl("--json", "count", "u", socket_path=missing)
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == ""
+    # A socket file where nobody listens.
+    path = str(tmp_path / "dead.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.close()
+    r = convdtest.convctl("ping", socket_path=path)
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+
+
+def test_exit_3_when_overloaded(schema, convd_factory):
+    d = convd_factory(schema, extra={"server": {"max_clients": 1}})
+
+    def hold():
+        c = convdtest.Client(d.socket, timeout=scaled(5))
+        try:
+            assert c.call("ping") == "pong"
+        except BaseException:
+            c.close()
+            raise
+        return c
+    held = wait_until(hold, timeout=scaled(10),
+                      what="the one client slot")
+    try:
+        r = d.convctl("ping")
+        assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+        assert "overloaded" in r.stderr, r.stderr
+    finally:
+        held.close()
+
+
+# ------------------------------------------------------ finding the socket
+
+def test_socket_from_environment(convd, tmp_path):
+    env = {"CONVD_SOCKET": convd.socket}
+    r = convdtest.convctl("ping", env=env)
+    assert r.returncode == 0 and "pong" in r.stdout, (r.stdout, r.stderr)
+    user = uid()
+    r = convdtest.convctl("--json", "add", user, "anthropic", "user", "via env",
+                          env=env)
+    assert r.returncode == 0, r.stderr
+    assert [x["content"] for x in history(convd, user, "anthropic")] == \
+        ["via env"]
+    # -s wins over CONVD_SOCKET.
+    bogus = str(tmp_path / "nothing.sock")
+    r = convdtest.convctl("ping", socket_path=convd.socket,
+                          env={"CONVD_SOCKET": bogus})
+    assert r.returncode == 0, r.stderr
+    r = convdtest.convctl("ping", env={"CONVD_SOCKET": bogus})
+    assert r.returncode == 3, (r.returncode, r.stderr)
+
+
+def test_socket_from_config_file(convd, tmp_path):
+    env = {"CONVD_SOCKET": ""}      # set but empty: not used
+    r = convdtest.convctl("ping", config=convd.config, env=env)
+    assert r.returncode == 0 and "pong" in r.stdout, (r.stdout, r.stderr)
+    # CONVD_SOCKET wins over the file.
+    r = convdtest.convctl("ping", config=convd.config,
+                          env={"CONVD_SOCKET": str(tmp_path / "x.sock")})
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    # An unreadable file is a usage error when the socket comes from it.
+    r = convdtest.convctl("ping", config=str(tmp_path / "missing.conf"),
+                          env=env)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+
+
+def test_default_socket():
+    # Without -s, -c and CONVD_SOCKET (empty counts as unset), the default
+    # path is tried.
+    if os.path.exists("/run/convd/convd.sock"):
+        pytest.skip("a system convd is running")
+    r = convdtest.convctl("ping", env={"CONVD_SOCKET": ""})
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert "/run/convd/convd.sock" in r.stderr, r.stderr
