@@ -10,8 +10,9 @@
  *
  * Every connection is non-blocking and driven by libevent: connecting
  * (PQconnectStartParams / PQconnectPoll, with connect_timeout enforced by a
- * timer since libpq ignores it for non-blocking connects), preparing the
- * statements, running queries, and, while idle, watching the socket so that
+ * timer since libpq ignores it for non-blocking connects, until the session
+ * settings are in place), preparing each statement on first use, running
+ * queries, and, while idle, watching the socket so that
  * a server that closes it is noticed at once.
  *
  * Use: pool_acquire() -> a connection, pool_exec() one or more times, then
@@ -42,10 +43,13 @@ struct pool_settings {
 	int timeout;		/* seconds */
 	int recycle;		/* seconds, 0 = never */
 	bool pre_ping;
+	int overflow_idle;	/* seconds */
 	int statement_timeout;	/* ms, 0 = none */
 };
 
-/* A statement prepared on every connection before it is used. */
+/* A statement prepared on each connection the first time it is used
+ * there (never at connect: opening a connection touches no table). */
+#define POOL_MAX_PARAMS 8
 struct pool_statement {
 	const char *name;
 	const char *sql;
@@ -126,15 +130,11 @@ void pool_release(struct pool_conn *pc);
  * state, such as an advisory lock, must not outlive an error). */
 void pool_discard(struct pool_conn *pc);
 
-/*
- * Replaces the connections whose statements could not be prepared (they
- * were opened before the schema existed).  Called when the schema check
- * first finds the schema in place.
- */
-void pool_reset_unprepared(void);
-
 /* Counters and gauges for `stats` and the STATUS= line. */
 void pool_stats(struct pool_stats *out);
+
+/* How long a request may wait for a connection ([pool] timeout). */
+usec_t pool_wait_timeout(void);
 
 /* Connections handed out and not yet released. */
 int pool_busy_count(void);

@@ -305,6 +305,11 @@ const struct config_option config_options[] = {
 	 .offset = OFF(pool.pre_ping), .def = "yes", .reloadable = true,
 	 .doc = "Check that an idle connection still works before handing it "
 		"out, and replace it if it does not."},
+	{.section = "pool", .name = "overflow_idle_timeout", .type = CT_INT,
+	 .offset = OFF(pool.overflow_idle_timeout), .def = "30", .min = 1,
+	 .max = 86400, .reloadable = true,
+	 .doc = "Seconds an overflow connection (one above size) may stay "
+		"idle before it is closed."},
 
 	/* [server] */
 	{.section = "server", .name = "socket", .type = CT_STRING,

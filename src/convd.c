@@ -105,6 +105,7 @@ static struct pool_settings pool_settings_from(const struct convd_config *cfg)
 		.timeout = (int)cfg->pool.timeout,
 		.recycle = (int)cfg->pool.recycle,
 		.pre_ping = cfg->pool.pre_ping,
+		.overflow_idle = (int)cfg->pool.overflow_idle_timeout,
 		.statement_timeout = (int)cfg->db.statement_timeout,
 	};
 	return ps;
@@ -313,7 +314,7 @@ static int start(void)
 	if (pool_setup(d.base, &d.dc, &ps, store_statements,
 		       store_nstatements) < 0)
 		return -1;
-	if (schema_check_setup(d.base) < 0 ||
+	if (store_setup(d.base) < 0 || schema_check_setup(d.base) < 0 ||
 	    retention_setup(d.base, &d.cfg) < 0) {
 		log_error("out of memory");
 		return -1;

@@ -43,8 +43,13 @@ struct pool_conn {
 	usec_t created, last_used, recycle_at;
 	uint64_t id;
 	bool broken;
-	bool preparing;				/* SETUP, second phase */
-	bool unprepared;			/* PREPAREs failed (schema?) */
+	uint64_t prepared;			/* statements prepared here */
+	int prep_pending;			/* statement being prepared, or -1 */
+	/* the query to send once prep_pending is prepared */
+	int q_nparams, q_result_format;
+	const char *q_values[POOL_MAX_PARAMS];
+	int q_lengths[POOL_MAX_PARAMS], q_formats[POOL_MAX_PARAMS];
+	bool q_lengths_set, q_formats_set;
 	/* the query in progress (BUSY) or the ping (PING) */
 	bool exec_active;
 	pool_exec_fn fn;
@@ -54,7 +59,6 @@ struct pool_conn {
 };
 
 #define PING_AFTER_IDLE_USEC (5 * USEC_PER_SEC)
-#define OVERFLOW_IDLE_USEC (30 * USEC_PER_SEC)
 #define BACKOFF_MIN_USEC (100 * 1000)
 #define BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
 #define UPKEEP_USEC (500 * 1000)
@@ -64,7 +68,6 @@ static struct {
 	const struct dbconf *dc;
 	struct pool_settings set;
 	char *setup_sql;			/* SET ...; */
-	char *prepare_sql;			/* PREPARE ...; */
 	const struct pool_statement *stmts;
 	size_t nstmts;
 	struct pool_conn *all;			/* every connection */
@@ -232,7 +235,7 @@ static void pool_wait_timer_arm(void)
 	evtimer_add(pool.wait_timer, &tv);
 }
 
-static void pool_wait_timeout(evutil_socket_t fd, short what, void *arg)
+static void pool_waiters_expire(evutil_socket_t fd, short what, void *arg)
 {
 	usec_t now = clock_mono_usec();
 
@@ -372,6 +375,8 @@ static void pool_conn_ready(struct pool_conn *pc)
 {
 	usec_t now = clock_mono_usec();
 
+	if (pc->timer)
+		evtimer_del(pc->timer);
 	pool.nconnecting--;
 	pool.nopen++;
 	pool.st.connects++;
@@ -388,10 +393,9 @@ static void pool_conn_ready(struct pool_conn *pc)
 	pool_serve_waiters();
 }
 
+/* The session settings; the connect timeout stays armed until done. */
 static void pool_conn_setup(struct pool_conn *pc)
 {
-	if (pc->timer)
-		evtimer_del(pc->timer);
 	pc->state = PC_SETUP;
 	if (!PQsendQuery(pc->pg, pool.setup_sql)) {
 		pool_connect_failed(pc, PQerrorMessage(pc->pg));
@@ -432,6 +436,7 @@ static int pool_conn_open(void)
 		return -1;
 	pc->id = ++pool.next_id;
 	pc->fd = -1;
+	pc->prep_pending = -1;
 	pc->state = PC_CONNECTING;
 	pc->next = pool.all;
 	if (pool.all)
@@ -655,6 +660,25 @@ void pool_discard(struct pool_conn *pc)
 
 /* ---- queries ---------------------------------------------------------- */
 
+static int pool_stmt_index(const char *name)
+{
+	for (size_t i = 0; i < pool.nstmts; i++)
+		if (strcmp(pool.stmts[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Sends the query saved in pc (its statement is prepared by now). */
+static int pool_send_saved(struct pool_conn *pc, const char *stmt)
+{
+	if (!PQsendQueryPrepared(pc->pg, stmt, pc->q_nparams, pc->q_values,
+				 pc->q_lengths_set ? pc->q_lengths : NULL,
+				 pc->q_formats_set ? pc->q_formats : NULL,
+				 pc->q_result_format))
+		return -1;
+	return 0;
+}
+
 int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 	      int nparams, const char *const *values, const int *lengths,
 	      const int *formats, int result_format, pool_exec_fn fn,
@@ -664,19 +688,39 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 
 	if (pc->state != PC_BUSY || pc->exec_active || pc->broken)
 		return -1;
-	if (stmt && pc->unprepared) {
-		/* see pool_reset_unprepared(): this one must be replaced */
-		pc->broken = true;
-		return -1;
-	}
-	if (stmt)
-		ok = PQsendQueryPrepared(pc->pg, stmt, nparams, values, lengths,
-					 formats, result_format);
-	else
+	if (stmt) {
+		int idx = pool_stmt_index(stmt);
+
+		if (idx < 0 || nparams > POOL_MAX_PARAMS)
+			return -1;
+		/* Statements are prepared on first use on each connection,
+		 * so that opening a connection touches no table (and waits
+		 * on no lock). */
+		if (!(pc->prepared & (1ull << idx))) {
+			pc->q_nparams = nparams;
+			pc->q_result_format = result_format;
+			pc->q_lengths_set = lengths != NULL;
+			pc->q_formats_set = formats != NULL;
+			for (int i = 0; i < nparams; i++) {
+				pc->q_values[i] = values[i];
+				pc->q_lengths[i] = lengths ? lengths[i] : 0;
+				pc->q_formats[i] = formats ? formats[i] : 0;
+			}
+			pc->prep_pending = idx;
+			ok = PQsendPrepare(pc->pg, stmt, pool.stmts[idx].sql, 0,
+					   NULL);
+		} else {
+			ok = PQsendQueryPrepared(pc->pg, stmt, nparams, values,
+						 lengths, formats,
+						 result_format);
+		}
+	} else {
 		ok = PQsendQueryParams(pc->pg, sql, nparams, NULL, values,
 				       lengths, formats, result_format);
+	}
 	if (!ok) {
 		pool_set_error(PQerrorMessage(pc->pg));
+		pc->prep_pending = -1;
 		pc->broken = true;
 		return -1;
 	}
@@ -686,6 +730,7 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 	if (pool_conn_flush(pc) < 0) {
 		pc->exec_active = false;
 		pc->fn = NULL;
+		pc->prep_pending = -1;
 		pc->broken = true;
 		return -1;
 	}
@@ -721,29 +766,10 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 
 	switch (pc->state) {
 	case PC_SETUP:
-		if (st == POOL_QUERY_ERROR && pc->preparing) {
-			/* The connection works, but the statements could not
-			 * be prepared: most likely the schema is missing.  The
-			 * schema check says so; such a connection serves only
-			 * unprepared queries and is replaced by
-			 * pool_reset_unprepared() once the schema is there. */
-			log_notice("pool: connection %llu: statements not "
-				   "prepared: %s",
-				   (unsigned long long)pc->id, msg ? msg : "?");
-			pc->unprepared = true;
-			pool_conn_ready(pc);
-		} else if (st != POOL_OK) {
+		if (st != POOL_OK)
 			pool_connect_failed(pc, msg ? msg : "setup failed");
-		} else if (!pc->preparing) {
-			pc->preparing = true;
-			if (!PQsendQuery(pc->pg, pool.prepare_sql) ||
-			    pool_conn_flush(pc) < 0)
-				pool_connect_failed(pc, PQerrorMessage(pc->pg));
-			else
-				pc->exec_active = true;
-		} else {
+		else
 			pool_conn_ready(pc);
-		}
 		break;
 	case PC_PING: {
 		struct pool_waiter *w = pc->ping_for;
@@ -775,6 +801,25 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 	}
 	case PC_BUSY: {
 		pool_exec_fn fn = pc->fn;
+
+		if (pc->prep_pending >= 0) {
+			int idx = pc->prep_pending;
+
+			pc->prep_pending = -1;
+			if (st == POOL_OK) {
+				/* prepared: now the query itself */
+				pc->prepared |= 1ull << idx;
+				if (pool_send_saved(pc, pool.stmts[idx].name) < 0 ||
+				    pool_conn_flush(pc) < 0) {
+					pc->broken = true;
+					st = POOL_UNAVAILABLE;
+					msg = pool_conn_error(pc);
+				} else {
+					pc->exec_active = true;
+					break;
+				}
+			}
+		}
 
 		if (st == POOL_UNAVAILABLE)
 			pool.st.lost++;
@@ -900,7 +945,8 @@ static void pool_upkeep(evutil_socket_t fd, short what, void *arg)
 			for (pc = pool.idle; pc->idle_next; pc = pc->idle_next)
 				;
 			if (!pool.shrinking &&
-			    now - pc->last_used <= OVERFLOW_IDLE_USEC)
+			    now - pc->last_used <=
+				    (usec_t)pool.set.overflow_idle * USEC_PER_SEC)
 				break;
 			pool_conn_close(pc, pool.shrinking ?
 						    "pool size reduced" :
@@ -926,47 +972,6 @@ static char *pool_build_setup_sql(int statement_timeout)
 	return sql;
 }
 
-static char *pool_build_prepare_sql(const struct pool_statement *stmts,
-				    size_t n)
-{
-	size_t len = 1;
-	char *sql, *p;
-
-	for (size_t i = 0; i < n; i++)
-		len += strlen(stmts[i].name) + strlen(stmts[i].sql) + 16;
-	sql = malloc(len);
-	if (!sql)
-		return NULL;
-	p = sql;
-	*p = '\0';
-	for (size_t i = 0; i < n; i++)
-		p += sprintf(p, "PREPARE %s AS %s;", stmts[i].name,
-			     stmts[i].sql);
-	return sql;
-}
-
-void pool_reset_unprepared(void)
-{
-	struct pool_conn *pc, *next;
-	int n = 0;
-
-	for (pc = pool.all; pc; pc = next) {
-		next = pc->next;
-		if (!pc->unprepared)
-			continue;
-		n++;
-		if (pc->state == PC_IDLE)
-			pool_conn_close(pc, NULL);
-		else
-			pc->broken = true;	/* closed when released */
-	}
-	if (n)
-		log_info("pool: replacing %d connections opened before the "
-			 "schema existed",
-			 n);
-	pool_fill();
-}
-
 int pool_setup(struct event_base *base, const struct dbconf *dc,
 	       const struct pool_settings *ps,
 	       const struct pool_statement *stmts, size_t nstmts)
@@ -981,10 +986,13 @@ int pool_setup(struct event_base *base, const struct dbconf *dc,
 	pool.stmts = stmts;
 	pool.nstmts = nstmts;
 	pool.setup_sql = pool_build_setup_sql(ps->statement_timeout);
-	pool.prepare_sql = pool_build_prepare_sql(stmts, nstmts);
-	pool.wait_timer = evtimer_new(base, pool_wait_timeout, NULL);
+	pool.wait_timer = evtimer_new(base, pool_waiters_expire, NULL);
 	pool.upkeep = event_new(base, -1, EV_PERSIST, pool_upkeep, NULL);
-	if (!pool.setup_sql || !pool.prepare_sql || !pool.wait_timer || !pool.upkeep ||
+	if (nstmts > 64) {
+		log_error("pool: at most 64 prepared statements");
+		return -1;
+	}
+	if (!pool.setup_sql || !pool.wait_timer || !pool.upkeep ||
 	    event_add(pool.upkeep, &tv) < 0) {
 		log_error("pool: out of memory");
 		return -1;
@@ -1025,6 +1033,8 @@ void pool_reconfigure(const struct pool_settings *ps)
 
 void pool_cleanup(void)
 {
+	if (!pool.wq.next)
+		return;		/* start-up failed before pool_setup */
 	pool.closing = true;
 	pool_fail_waiters(POOL_SHUTDOWN, "convd is shutting down");
 	while (pool.all) {
@@ -1048,9 +1058,8 @@ void pool_cleanup(void)
 	if (pool.upkeep)
 		event_free(pool.upkeep);
 	free(pool.setup_sql);
-	free(pool.prepare_sql);
 	pool.wait_timer = pool.upkeep = NULL;
-	pool.setup_sql = pool.prepare_sql = NULL;
+	pool.setup_sql = NULL;
 }
 
 void pool_stats(struct pool_stats *out)
@@ -1062,6 +1071,11 @@ void pool_stats(struct pool_stats *out)
 	out->connecting = pool.nconnecting;
 	out->waiting = pool.nwaiting;
 	out->database_up = pool.nopen > 0 || (!pool.down && pool.failures == 0);
+}
+
+usec_t pool_wait_timeout(void)
+{
+	return (usec_t)pool.set.timeout * USEC_PER_SEC;
 }
 
 int pool_busy_count(void)

@@ -54,6 +54,7 @@ static struct {
 	uint64_t last_deleted;
 	char last_error[160];
 	bool closing;
+	bool timer_due;			/* the timer fired during another run */
 } ret;
 
 static void retention_start(struct request *req, int64_t days);
@@ -84,11 +85,14 @@ static void retention_on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	ret.next_run_real = 0;
-	if (ret.days_to_keep > 0 && ret.run.step == STEP_IDLE)
-		retention_start(NULL, ret.days_to_keep);
-	if (ret.days_to_keep > 0 && ret.run.step == STEP_IDLE &&
-	    !evtimer_pending(ret.timer, NULL))
-		retention_schedule(retention_jittered_interval());
+	if (ret.days_to_keep <= 0)
+		return;
+	if (ret.run.step != STEP_IDLE) {
+		/* an on-demand run is going on: ours follows it */
+		ret.timer_due = true;
+		return;
+	}
+	retention_start(NULL, ret.days_to_keep);
 }
 
 static void retention_finish(bool ok)
@@ -153,8 +157,11 @@ static void retention_finish(bool ok)
 		retention_start(next, next->args.v[0].present ?
 					      next->args.v[0].i :
 					      ret.days_to_keep);
-	} else if (!req && ret.days_to_keep > 0 &&
-		   !evtimer_pending(ret.timer, NULL)) {
+	} else if (ret.timer_due && ret.days_to_keep > 0) {
+		ret.timer_due = false;
+		retention_start(NULL, ret.days_to_keep);
+	} else if (ret.days_to_keep > 0 && !evtimer_pending(ret.timer, NULL)) {
+		/* whoever ran, the timer is armed again */
 		retention_schedule(retention_jittered_interval());
 	}
 }

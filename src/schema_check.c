@@ -44,9 +44,6 @@ static void schema_check_set(enum sc_state st)
 		if (st == SC_OK) {
 			log_info("schema: revision %s is applied",
 				 SCHEMA_REQUIRED_REVISION);
-			/* connections opened before the schema existed have
-			 * no prepared statements */
-			pool_reset_unprepared();
 		} else {
 			log_error("schema: %s", sc.message);
 		}

@@ -103,7 +103,7 @@ static struct {
 	struct id_list allow_users, allow_groups, admin_users, admin_groups;
 	bool allow_all, admin_default;
 	struct server_stats st;
-} srv;
+} srv = {.listen_fd = -1};
 
 static struct evbuffer *discard_buf;	/* where answers to the dead go */
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "proto.h"
 #include "store.h"
@@ -30,6 +31,9 @@ enum store_stmt {
 	S_THREAD_DELETE,
 	S_ADD_BATCH,
 	S_RECENT_BATCH,
+	S_EXPORT_ALL,
+	S_EXPORT_PROVIDER,
+	S_IMPORT,
 	S_COUNT_
 };
 
@@ -94,6 +98,37 @@ const struct pool_statement store_statements[] = {
 			    " AND platform = u.platform"
 			    " AND model_provider = u.provider"
 			    " ORDER BY created_at DESC, id DESC LIMIT u.lim) h"},
+	/* export_history: one page in id order, after the client's last id */
+	[S_EXPORT_ALL] = {"convd_export_all",
+			  "SELECT id, role, content, created_at, model_provider"
+			  " FROM " HISTORY
+			  " WHERE user_id = $1 AND platform = $2 AND id > $3"
+			  " ORDER BY id LIMIT $4"},
+	[S_EXPORT_PROVIDER] = {"convd_export_provider",
+			       "SELECT id, role, content, created_at,"
+			       " model_provider FROM " HISTORY
+			       " WHERE user_id = $1 AND platform = $2"
+			       " AND model_provider = $3 AND id > $4"
+			       " ORDER BY id LIMIT $5"},
+	/* import_message: $6 is microseconds since the Unix epoch (whole
+	 * seconds through to_timestamp, exact in float8, then the rest).  A
+	 * row equal in every column but id is not stored twice: its id comes
+	 * back with imported = false. */
+	[S_IMPORT] = {"convd_import",
+		      "WITH t AS (SELECT to_timestamp($6::int8 / 1000000)"
+		      " + ($6::int8 % 1000000)::float8"
+		      " * interval '1 microsecond' AS at),"
+		      " old AS (SELECT h.id FROM " HISTORY " h, t"
+		      " WHERE h.user_id = $1 AND h.platform = $2"
+		      " AND h.model_provider = $3 AND h.created_at = t.at"
+		      " AND h.role = $4 AND h.content = $5"
+		      " ORDER BY h.id LIMIT 1),"
+		      " new AS (INSERT INTO " HISTORY
+		      " (user_id, platform, model_provider, role, content,"
+		      " created_at) SELECT $1, $2, $3, $4, $5, t.at FROM t"
+		      " WHERE NOT EXISTS (SELECT 1 FROM old) RETURNING id)"
+		      " SELECT id, true FROM new"
+		      " UNION ALL SELECT id, false FROM old"},
 };
 const size_t store_nstatements = S_COUNT_;
 
@@ -123,6 +158,12 @@ static int store_pack_text(msgpack_packer *pk, const PGresult *res, int row,
 			      (size_t)PQgetlength(res, row, col));
 }
 
+static bool store_bool(const PGresult *res, int row, int col)
+{
+	return !PQgetisnull(res, row, col) && PQgetlength(res, row, col) == 1 &&
+	       PQgetvalue(res, row, col)[0] != 0;
+}
+
 
 /* ---- result packers, one per method ------------------------------------------ */
 
@@ -136,6 +177,24 @@ static int pack_add(msgpack_packer *pk, const PGresult *res)
 	return 0;
 }
 
+/* One message row (id, role, content, created_at, model_provider) as
+ * {id, role, content, created_at, provider}. */
+static int pack_message_row(msgpack_packer *pk, const PGresult *res, int i)
+{
+	if (msgpack_pack_map(pk, 5) < 0 || proto_pack_cstr(pk, "id") < 0 ||
+	    msgpack_pack_int64(pk, store_int8(res, i, 0)) < 0 ||
+	    proto_pack_cstr(pk, "role") < 0 ||
+	    store_pack_text(pk, res, i, 1) < 0 ||
+	    proto_pack_cstr(pk, "content") < 0 ||
+	    store_pack_text(pk, res, i, 2) < 0 ||
+	    proto_pack_cstr(pk, "created_at") < 0 ||
+	    proto_pack_timestamp(pk, store_time(res, i, 3)) < 0 ||
+	    proto_pack_cstr(pk, "provider") < 0 ||
+	    store_pack_text(pk, res, i, 4) < 0)
+		return -1;
+	return 0;
+}
+
 /* The query returns newest first; the answer is oldest first. */
 static int pack_recent(msgpack_packer *pk, const PGresult *res)
 {
@@ -143,20 +202,33 @@ static int pack_recent(msgpack_packer *pk, const PGresult *res)
 
 	if (msgpack_pack_array(pk, (size_t)n) < 0)
 		return -1;
-	for (int i = n - 1; i >= 0; i--) {
-		if (msgpack_pack_map(pk, 5) < 0 ||
-		    proto_pack_cstr(pk, "id") < 0 ||
-		    msgpack_pack_int64(pk, store_int8(res, i, 0)) < 0 ||
-		    proto_pack_cstr(pk, "role") < 0 ||
-		    store_pack_text(pk, res, i, 1) < 0 ||
-		    proto_pack_cstr(pk, "content") < 0 ||
-		    store_pack_text(pk, res, i, 2) < 0 ||
-		    proto_pack_cstr(pk, "created_at") < 0 ||
-		    proto_pack_timestamp(pk, store_time(res, i, 3)) < 0 ||
-		    proto_pack_cstr(pk, "provider") < 0 ||
-		    store_pack_text(pk, res, i, 4) < 0)
+	for (int i = n - 1; i >= 0; i--)
+		if (pack_message_row(pk, res, i) < 0)
 			return -1;
-	}
+	return 0;
+}
+
+/* export_history: the rows in the query's order (ascending id). */
+static int pack_export(msgpack_packer *pk, const PGresult *res)
+{
+	int n = PQntuples(res);
+
+	if (msgpack_pack_array(pk, (size_t)n) < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (pack_message_row(pk, res, i) < 0)
+			return -1;
+	return 0;
+}
+
+static int pack_import(msgpack_packer *pk, const PGresult *res)
+{
+	if (msgpack_pack_map(pk, 2) < 0 || proto_pack_cstr(pk, "id") < 0 ||
+	    msgpack_pack_int64(pk, store_int8(res, 0, 0)) < 0 ||
+	    proto_pack_cstr(pk, "imported") < 0 ||
+	    (store_bool(res, 0, 1) ? msgpack_pack_true(pk)
+				   : msgpack_pack_false(pk)) < 0)
+		return -1;
 	return 0;
 }
 
@@ -226,6 +298,8 @@ static const struct {
 	[S_THREAD_GET] = {1, false},  [S_THREAD_SAVE] = {0, false},
 	[S_THREAD_DELETE] = {0, false}, [S_ADD_BATCH] = {2, false},
 	[S_RECENT_BATCH] = {6, false},
+	[S_EXPORT_ALL] = {5, false},  [S_EXPORT_PROVIDER] = {5, false},
+	[S_IMPORT] = {2, true},
 };
 
 struct store_call {
@@ -319,6 +393,36 @@ static int store_prepare_call(struct request *r, struct store_call *call)
 		call->values[0] = arg(r, 0);
 		call->values[1] = arg(r, 1);
 		call->pack = pack_deleted;
+		return 0;
+	case M_EXPORT_HISTORY: /* user_id provider? after_id limit platform */
+		/* integer arguments arrive as text (server.c: r->ints) */
+		call->values[0] = arg(r, 0);
+		call->values[1] = arg(r, 4);
+		if (r->args.v[1].present) {
+			call->stmt = S_EXPORT_PROVIDER;
+			call->nparams = 5;
+			call->values[2] = arg(r, 1);
+			call->values[3] = arg(r, 2);
+			call->values[4] = arg(r, 3);
+		} else {
+			call->stmt = S_EXPORT_ALL;
+			call->nparams = 4;
+			call->values[2] = arg(r, 2);
+			call->values[3] = arg(r, 3);
+		}
+		call->pack = pack_export;
+		return 0;
+	case M_IMPORT_MESSAGES: /* user_id provider role content created_at
+				   platform */
+		call->stmt = S_IMPORT;
+		call->nparams = 6;
+		call->values[0] = arg(r, 0);
+		call->values[1] = arg(r, 5);
+		call->values[2] = arg(r, 1);
+		call->values[3] = arg(r, 2);
+		call->values[4] = arg(r, 3);
+		call->values[5] = arg(r, 4);
+		call->pack = pack_import;
 		return 0;
 	default:
 		return -1;
@@ -480,6 +584,7 @@ struct batcher {
 	struct request *head, *tail;	/* queued, not yet in a batch */
 	int queued;
 	int batches;			/* in flight (acquiring or running) */
+	struct event *timer;		/* the oldest queued request's deadline */
 };
 
 struct batch {
@@ -491,6 +596,7 @@ struct batch {
 };
 
 static void batch_flush(struct batcher *bt);
+static void batch_arm(struct batcher *bt);
 static void store_run(struct request *r, struct pool_conn *pc);
 static void store_on_acquire(void *arg, struct pool_conn *pc,
 			     enum pool_status st, const char *msg);
@@ -803,6 +909,7 @@ static void batch_send(struct batch *b, struct pool_conn *pc)
 		}
 	}
 	bt->queued -= b->n;
+	batch_arm(bt);
 	if (b->n == 0) {
 		pool_release(pc);
 		batch_free(b);
@@ -877,8 +984,54 @@ static void batch_flush(struct batcher *bt)
 	}
 }
 
+/*
+ * Requests wait in the batcher while its batches are all in flight: they
+ * get the same deadline as the pool's own queue (started + [pool]
+ * timeout), and `timeout` when it passes, like any request that found no
+ * connection.  The queue is FIFO, so the head is always due first.
+ */
+static void batch_arm(struct batcher *bt)
+{
+	struct timeval tv;
+	usec_t d;
+
+	if (!bt->timer)
+		return;
+	if (!bt->head) {
+		evtimer_del(bt->timer);
+		return;
+	}
+	d = bt->head->started + pool_wait_timeout() - clock_mono_usec();
+	tv = clock_tv(d > 0 ? d : 0);
+	evtimer_add(bt->timer, &tv);
+}
+
+static void batch_expire(evutil_socket_t fd, short what, void *arg)
+{
+	struct batcher *bt = arg;
+	usec_t now = clock_mono_usec(), limit = pool_wait_timeout();
+
+	(void)fd;
+	(void)what;
+	while (bt->head && bt->head->started + limit <= now) {
+		struct request *r = bt->head;
+
+		bt->head = r->next;
+		if (!bt->head)
+			bt->tail = NULL;
+		bt->queued--;
+		r->next = NULL;
+		request_error(r, E_TIMEOUT,
+			      "no database connection became free within the "
+			      "pool timeout");
+	}
+	batch_arm(bt);
+}
+
 static void batch_enqueue(struct batcher *bt, struct request *r)
 {
+	bool was_empty = bt->head == NULL;
+
 	r->next = NULL;
 	if (bt->tail)
 		bt->tail->next = r;
@@ -887,19 +1040,35 @@ static void batch_enqueue(struct batcher *bt, struct request *r)
 	bt->tail = r;
 	bt->queued++;
 	batch_flush(bt);
+	if (bt->head && (was_empty || !evtimer_pending(bt->timer, NULL)))
+		batch_arm(bt);
+}
+
+static struct batcher *const batchers[] = {&batch_add, &batch_recent};
+
+int store_setup(struct event_base *base)
+{
+	for (size_t i = 0; i < ARRAY_LEN(batchers); i++) {
+		batchers[i]->timer = evtimer_new(base, batch_expire, batchers[i]);
+		if (!batchers[i]->timer)
+			return -1;
+	}
+	return 0;
 }
 
 /* Batches in flight end with the pool (pool_cleanup fails their queries);
  * what is still queued is answered here. */
 void store_cleanup(void)
 {
-	struct batcher *all[] = {&batch_add, &batch_recent};
+	for (size_t i = 0; i < ARRAY_LEN(batchers); i++) {
+		struct batcher *bt = batchers[i];
+		struct request *head = bt->head;
 
-	for (size_t i = 0; i < ARRAY_LEN(all); i++) {
-		struct request *head = all[i]->head;
-
-		all[i]->head = all[i]->tail = NULL;
-		all[i]->queued = 0;
+		bt->head = bt->tail = NULL;
+		bt->queued = 0;
+		if (bt->timer)
+			event_free(bt->timer);
+		bt->timer = NULL;
 		batch_fail(head, E_UNAVAILABLE, "convd is shutting down");
 	}
 }

@@ -207,7 +207,7 @@ static void test_table(void)
 {
 	size_t nonreload = 0;
 
-	is_int(config_noptions, 44, "44 options");
+	is_int(config_noptions, 45, "45 options");
 	for (size_t i = 0; i < config_noptions; i++) {
 		const struct config_option *o = &config_options[i];
 		size_t dl = strlen(o->doc);
@@ -281,6 +281,7 @@ static void test_defaults(void)
 	is_int(c.pool.timeout, 30, "pool.timeout");
 	is_int(c.pool.recycle, 3600, "pool.recycle");
 	ok(c.pool.pre_ping, "pool.pre_ping");
+	is_int(c.pool.overflow_idle_timeout, 30, "pool.overflow_idle_timeout");
 	is_str(c.server.socket, "/run/convd/convd.sock", "server.socket");
 	is_int(c.server.socket_mode, 0660, "server.socket_mode");
 	is_str(c.server.socket_group, "", "server.socket_group");
