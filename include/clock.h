@@ -25,6 +25,33 @@ static inline usec_t clock_real_usec(void)
 	return (usec_t)ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
 }
 
+/*
+ * The daemon's notion of "now": read once per pass of the event loop
+ * (clock_tick(), called by convd's main loop before each pass), so every
+ * callback of a pass sees the same time and none pays for a clock read.
+ */
+struct clock_cache {
+	usec_t mono, real;
+};
+extern struct clock_cache clock_cache;
+
+static inline void clock_tick(void)
+{
+	clock_cache.mono = clock_mono_usec();
+	clock_cache.real = clock_real_usec();
+}
+
+/* Monotonic and wall-clock time of the current loop pass. */
+static inline usec_t clock_now(void)
+{
+	return clock_cache.mono;
+}
+
+static inline usec_t clock_now_real(void)
+{
+	return clock_cache.real;
+}
+
 static inline struct timeval clock_tv(usec_t us)
 {
 	struct timeval tv = {.tv_sec = us / USEC_PER_SEC,

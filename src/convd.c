@@ -39,6 +39,8 @@
 #define STATUS_USEC (5 * USEC_PER_SEC)
 #define DRAIN_CHECK_USEC (20 * 1000)
 
+struct clock_cache clock_cache;
+
 static struct {
 	struct event_base *base;
 	struct convd_config cfg;
@@ -288,6 +290,7 @@ static int start(void)
 	uint64_t wd;
 	int lfd;
 
+	clock_tick();
 	d.base = event_base_new();
 	if (!d.base) {
 		log_error("cannot create the event loop");
@@ -374,6 +377,7 @@ int main(int argc, char **argv)
 	int opt;
 
 	d.config_path = DEFAULT_CONFIG;
+	clock_tick();
 	log_setup("convd", LOG_LVL_INFO);
 	while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -429,7 +433,13 @@ int main(int argc, char **argv)
 		stop();
 		return 1;
 	}
-	event_base_dispatch(d.base);
+	/* One pass at a time: the cached clock is read before each. */
+	for (;;) {
+		clock_tick();
+		if (event_base_loop(d.base, EVLOOP_ONCE) != 0 ||
+		    event_base_got_exit(d.base) || event_base_got_break(d.base))
+			break;
+	}
 	stop();
 	return d.exit_code;
 }

@@ -58,7 +58,7 @@ static int pack_pool(msgpack_packer *pk)
 static int pack_stats(msgpack_packer *pk)
 {
 	struct server_stats ss;
-	usec_t up = clock_mono_usec() - ctx.started_mono;
+	usec_t up = clock_now() - ctx.started_mono;
 
 	server_stats(&ss);
 	if (msgpack_pack_map(pk, 8) < 0 ||

@@ -227,7 +227,7 @@ static void pool_wait_timer_arm(void)
 		evtimer_del(pool.wait_timer);
 		return;
 	}
-	now = clock_mono_usec();
+	now = clock_now();
 	d = pool.wq.next->deadline - now;
 	if (d < 0)
 		d = 0;
@@ -237,7 +237,7 @@ static void pool_wait_timer_arm(void)
 
 static void pool_waiters_expire(evutil_socket_t fd, short what, void *arg)
 {
-	usec_t now = clock_mono_usec();
+	usec_t now = clock_now();
 
 	(void)fd;
 	(void)what;
@@ -334,7 +334,7 @@ static void pool_note_failure(void)
 	if (b > BACKOFF_MAX_USEC)
 		b = BACKOFF_MAX_USEC;
 	/* half fixed, half random: a fleet does not retry in step */
-	pool.next_attempt = clock_mono_usec() + b / 2 +
+	pool.next_attempt = clock_now() + b / 2 +
 			    (usec_t)(random() % (b / 2 + 1));
 }
 
@@ -373,7 +373,7 @@ static void pool_connect_failed(struct pool_conn *pc, const char *msg)
 
 static void pool_conn_ready(struct pool_conn *pc)
 {
-	usec_t now = clock_mono_usec();
+	usec_t now = clock_now();
 
 	if (pc->timer)
 		evtimer_del(pc->timer);
@@ -476,7 +476,7 @@ static int pool_conn_open(void)
  */
 static void pool_fill(void)
 {
-	usec_t now = clock_mono_usec();
+	usec_t now = clock_now();
 	int have, want, max;
 
 	if (pool.closing)
@@ -542,7 +542,7 @@ static int pool_ping_start(struct pool_conn *pc, struct pool_waiter *w)
 /* Hands idle connections to the first waiters, pinging them if due. */
 static void pool_serve_waiters(void)
 {
-	usec_t now = clock_mono_usec();
+	usec_t now = clock_now();
 
 	while (pool.wq.next != &pool.wq && pool.idle) {
 		struct pool_conn *pc = pool.idle;
@@ -570,7 +570,7 @@ enum pool_acquire_result pool_acquire(struct pool_waiter *w,
 				      struct pool_conn **out,
 				      enum pool_status *st, const char **msg)
 {
-	usec_t now = clock_mono_usec();
+	usec_t now = clock_now();
 
 	*out = NULL;
 	if (pool.closing) {
@@ -644,7 +644,7 @@ void pool_release(struct pool_conn *pc)
 		return;
 	}
 	pool.nbusy--;
-	pc->last_used = clock_mono_usec();
+	pc->last_used = clock_now();
 	pool_idle_push(pc);
 	if (pool.wq.next != &pool.wq)
 		pool_serve_waiters();
@@ -777,7 +777,7 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 		pc->ping_for = NULL;
 		if (st != POOL_OK) {
 			pool.st.lost++;
-			pool.suspect_before = clock_mono_usec();
+			pool.suspect_before = clock_now();
 			log_warn("pool: pre-ping failed on connection %llu: %s",
 				 (unsigned long long)pc->id,
 				 msg ? msg : "?");
@@ -788,12 +788,12 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 			break;
 		}
 		if (!w) {
-			pc->last_used = clock_mono_usec();
+			pc->last_used = clock_now();
 			pool_idle_push(pc);
 			pool_serve_waiters();
 			break;
 		}
-		pc->last_used = clock_mono_usec();
+		pc->last_used = clock_now();
 		pc->state = PC_BUSY;
 		pool.nbusy++;
 		w->fn(w->arg, pc, POOL_OK, NULL);
@@ -870,7 +870,7 @@ static void pool_conn_event(evutil_socket_t fd, short what, void *arg)
 		if (!PQconsumeInput(pc->pg) ||
 		    PQstatus(pc->pg) != CONNECTION_OK) {
 			pool.st.lost++;
-			pool.suspect_before = clock_mono_usec();
+			pool.suspect_before = clock_now();
 			log_warn("pool: idle connection %llu lost: %s",
 				 (unsigned long long)pc->id,
 				 pool_conn_error(pc));
@@ -918,7 +918,7 @@ static void pool_conn_event(evutil_socket_t fd, short what, void *arg)
  */
 static void pool_upkeep(evutil_socket_t fd, short what, void *arg)
 {
-	usec_t now = clock_mono_usec();
+	usec_t now = clock_now();
 	struct pool_conn *pc, *victim = NULL;
 
 	(void)fd;
@@ -1007,7 +1007,7 @@ void pool_reconfigure(const struct pool_settings *ps)
 {
 	bool timeout_changed = ps->statement_timeout !=
 			       pool.set.statement_timeout;
-	usec_t now = clock_mono_usec();
+	usec_t now = clock_now();
 
 	if (ps->size < pool.set.size)
 		pool.shrinking = true;

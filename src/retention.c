@@ -66,7 +66,7 @@ static void retention_schedule(usec_t delay)
 {
 	struct timeval tv = clock_tv(delay);
 
-	ret.next_run_real = clock_real_usec() + delay;
+	ret.next_run_real = clock_now_real() + delay;
 	evtimer_add(ret.timer, &tv);
 }
 
@@ -99,7 +99,7 @@ static void retention_finish(bool ok)
 {
 	struct run *run = &ret.run;
 	struct request *req = run->req;
-	usec_t took = clock_mono_usec() - run->started;
+	usec_t took = clock_now() - run->started;
 
 	if (run->pc) {
 		if (ok)
@@ -114,7 +114,7 @@ static void retention_finish(bool ok)
 		ret.total_deleted += run->deleted;
 		ret.last_deleted = run->deleted;
 		ret.last_duration = took;
-		ret.last_run_real = clock_real_usec();
+		ret.last_run_real = clock_now_real();
 		if (run->deleted > 0 || req)
 			log_info("retention: deleted %" PRIu64 " messages older "
 				 "than %" PRId64 " days in %.3f s",
@@ -258,7 +258,7 @@ static void retention_on_acquire(void *arg, struct pool_conn *pc,
 static void retention_start(struct request *req, int64_t days)
 {
 	struct run *run = &ret.run;
-	usec_t now = clock_real_usec();
+	usec_t now = clock_now_real();
 	usec_t cutoff = now - days * 86400 * USEC_PER_SEC;
 	/* floor division: a cut-off before 1970 (days_to_keep up to 36500)
 	 * has a negative seconds part and a positive microseconds part */
@@ -273,7 +273,7 @@ static void retention_start(struct request *req, int64_t days)
 	memset(run, 0, sizeof(*run));
 	run->req = req;
 	run->days = days;
-	run->started = clock_mono_usec();
+	run->started = clock_now();
 	gmtime_r(&secs, &tm);
 	n = strftime(run->cutoff, sizeof(run->cutoff), "%Y-%m-%d %H:%M:%S",
 		     &tm);

@@ -239,7 +239,7 @@ static void request_end(struct request *r, enum rpc_error e)
 {
 	struct client *c = r->client;
 
-	stats_record(r->spec->id, e, clock_mono_usec() - r->started);
+	stats_record(r->spec->id, e, clock_now() - r->started);
 	srv.inflight--;
 	c->inflight--;
 	if (c->dead)
@@ -339,7 +339,7 @@ static void client_start_request(struct client *c, const struct rpc_msg *m,
 	r->msgid = m->msgid;
 	r->spec = spec;
 	r->args = *args;
-	r->started = clock_mono_usec();
+	r->started = clock_now();
 	p = r->data;
 	for (int i = 0; i < spec->nparams; i++) {
 		struct arg_value *v = &r->args.v[i];
@@ -540,7 +540,7 @@ static void client_read(struct client *c, evutil_socket_t fd)
 		return;
 	}
 	c->in_len += (size_t)n;
-	c->last_activity = clock_mono_usec();
+	c->last_activity = clock_now();
 	client_process_input(c);
 }
 
@@ -756,7 +756,7 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 			continue;
 		}
 		msgpack_packer_init(&c->pk, c, client_pack_write);
-		c->last_activity = clock_mono_usec();
+		c->last_activity = clock_now();
 		c->next = srv.clients;
 		if (srv.clients)
 			srv.clients->prev = c;
@@ -770,7 +770,7 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 
 static void server_sweep(evutil_socket_t fd, short what, void *arg)
 {
-	usec_t now = clock_mono_usec();
+	usec_t now = clock_now();
 	usec_t limit = (usec_t)srv.idle_timeout * USEC_PER_SEC;
 	struct client *c, *next;
 

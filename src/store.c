@@ -1001,7 +1001,7 @@ static void batch_arm(struct batcher *bt)
 		evtimer_del(bt->timer);
 		return;
 	}
-	d = bt->head->started + pool_wait_timeout() - clock_mono_usec();
+	d = bt->head->started + pool_wait_timeout() - clock_now();
 	tv = clock_tv(d > 0 ? d : 0);
 	evtimer_add(bt->timer, &tv);
 }
@@ -1009,7 +1009,7 @@ static void batch_arm(struct batcher *bt)
 static void batch_expire(evutil_socket_t fd, short what, void *arg)
 {
 	struct batcher *bt = arg;
-	usec_t now = clock_mono_usec(), limit = pool_wait_timeout();
+	usec_t now = clock_now(), limit = pool_wait_timeout();
 
 	(void)fd;
 	(void)what;
