@@ -222,15 +222,21 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (server_inflight() == 0) {
+	struct server_stats ss;
+
+	server_stats(&ss);
+	/* done when every request is answered and every answer written
+	 * (clients close once their output is flushed) */
+	if (server_inflight() == 0 && ss.clients == 0) {
 		log_info("all requests answered");
 		event_base_loopexit(d.base, NULL);
 		return;
 	}
 	if (clock_mono_usec() >= d.drain_deadline) {
-		log_warn("shutdown: %d requests still running after "
-			 "shutdown_timeout; closing their connections",
-			 server_inflight());
+		log_warn("shutdown: %d requests still running, %d clients "
+			 "not flushed after shutdown_timeout; closing their "
+			 "connections",
+			 server_inflight(), ss.clients);
 		event_base_loopexit(d.base, NULL);
 		return;
 	}

@@ -44,12 +44,8 @@ struct pool_conn {
 	uint64_t id;
 	bool broken;
 	uint64_t prepared;			/* statements prepared here */
-	int prep_pending;			/* statement being prepared, or -1 */
-	/* the query to send once prep_pending is prepared */
-	int q_nparams, q_result_format;
-	const char *q_values[POOL_MAX_PARAMS];
-	int q_lengths[POOL_MAX_PARAMS], q_formats[POOL_MAX_PARAMS];
-	bool q_lengths_set, q_formats_set;
+	int prep_sent;				/* PREPARE in flight, or -1 */
+	bool prep_seen;				/* its result came back */
 	/* the query in progress (BUSY) or the ping (PING) */
 	bool exec_active;
 	pool_exec_fn fn;
@@ -124,8 +120,9 @@ static int pool_conn_watch(struct pool_conn *pc, short what)
 
 	if (fd < 0)
 		return -1;
-	if (pc->ev && fd == pc->fd && what == pc->watching)
-		return 0;
+	/* Always register anew: libpq may have closed the socket and opened
+	 * another (next host or address) that got the same number, and the
+	 * old registration died with the old socket. */
 	if (pc->ev) {
 		event_free(pc->ev);
 		pc->ev = NULL;
@@ -344,6 +341,25 @@ static void pool_connect_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (pc->state == PC_PING) {
+		/* the pre-ping got no answer within its waiter's timeout */
+		struct pool_waiter *w = pc->ping_for;
+
+		pc->ping_for = NULL;
+		pool.st.lost++;
+		pool.suspect_before = clock_now();
+		log_warn("pool: pre-ping on connection %llu got no answer",
+			 (unsigned long long)pc->id);
+		pool_conn_close(pc, NULL);
+		if (w) {
+			pool.st.timeouts++;
+			w->fn(w->arg, NULL, POOL_TIMEOUT,
+			      "no database connection became free within the "
+			      "pool timeout");
+		}
+		pool_fill();
+		return;
+	}
 	pool_set_error("connect timeout expired");
 	log_warn("pool: connect to %s timed out after %lld s", pool.dc->describe,
 		 (long long)pool.dc->connect_timeout);
@@ -377,6 +393,13 @@ static void pool_conn_ready(struct pool_conn *pc)
 
 	if (pc->timer)
 		evtimer_del(pc->timer);
+	/* From here on every query is sent in pipeline mode: a statement's
+	 * first-use PREPARE, the query and its sync go out in one write and
+	 * come back in one round trip. */
+	if (!PQenterPipelineMode(pc->pg)) {
+		pool_connect_failed(pc, PQerrorMessage(pc->pg));
+		return;
+	}
 	pool.nconnecting--;
 	pool.nopen++;
 	pool.st.connects++;
@@ -436,7 +459,7 @@ static int pool_conn_open(void)
 		return -1;
 	pc->id = ++pool.next_id;
 	pc->fd = -1;
-	pc->prep_pending = -1;
+	pc->prep_sent = -1;
 	pc->state = PC_CONNECTING;
 	pc->next = pool.all;
 	if (pool.all)
@@ -530,12 +553,19 @@ static void pool_waiter_push_front(struct pool_waiter *w)
 /* Sends an empty query on an idle connection before handing it to w. */
 static int pool_ping_start(struct pool_conn *pc, struct pool_waiter *w)
 {
+	usec_t left = w->deadline - clock_now();
+	struct timeval tv = clock_tv(left > 0 ? left : 0);
+
 	pc->state = PC_PING;
 	pc->ping_for = w;
 	pool.st.pings++;
-	if (!PQsendQuery(pc->pg, "") || pool_conn_flush(pc) < 0)
+	if (!PQsendQueryParams(pc->pg, "", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQpipelineSync(pc->pg) || pool_conn_flush(pc) < 0)
 		return -1;
 	pc->exec_active = true;
+	/* the waiter's pool timeout goes on while the ping runs */
+	if (evtimer_add(pc->timer, &tv) < 0)
+		return -1;
 	return 0;
 }
 
@@ -607,11 +637,10 @@ enum pool_acquire_result pool_acquire(struct pool_waiter *w,
 	pool.nwaiting++;
 	if (pool.wq.next == w)
 		pool_wait_timer_arm();
-	/* Serve from the event loop, never from inside this call. */
-	if (pool.idle)
-		event_active(pool.upkeep, EV_TIMEOUT, 0);
-	else
-		pool_fill();
+	/* Serve, and open connections, from the event loop, never from
+	 * inside this call: a connect that fails at once fails every
+	 * waiter (w too) through pool_connect_failed(). */
+	event_active(pool.upkeep, EV_TIMEOUT, 0);
 	return POOL_ACQ_QUEUED;
 }
 
@@ -668,26 +697,17 @@ static int pool_stmt_index(const char *name)
 	return -1;
 }
 
-/* Sends the query saved in pc (its statement is prepared by now). */
-static int pool_send_saved(struct pool_conn *pc, const char *stmt)
-{
-	if (!PQsendQueryPrepared(pc->pg, stmt, pc->q_nparams, pc->q_values,
-				 pc->q_lengths_set ? pc->q_lengths : NULL,
-				 pc->q_formats_set ? pc->q_formats : NULL,
-				 pc->q_result_format))
-		return -1;
-	return 0;
-}
-
 int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 	      int nparams, const char *const *values, const int *lengths,
 	      const int *formats, int result_format, pool_exec_fn fn,
 	      void *arg)
 {
-	int ok;
+	int ok = 1;
 
 	if (pc->state != PC_BUSY || pc->exec_active || pc->broken)
 		return -1;
+	pc->prep_sent = -1;
+	pc->prep_seen = false;
 	if (stmt) {
 		int idx = pool_stmt_index(stmt);
 
@@ -695,32 +715,20 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 			return -1;
 		/* Statements are prepared on first use on each connection,
 		 * so that opening a connection touches no table (and waits
-		 * on no lock). */
+		 * on no lock); the PREPARE travels with the query. */
 		if (!(pc->prepared & (1ull << idx))) {
-			pc->q_nparams = nparams;
-			pc->q_result_format = result_format;
-			pc->q_lengths_set = lengths != NULL;
-			pc->q_formats_set = formats != NULL;
-			for (int i = 0; i < nparams; i++) {
-				pc->q_values[i] = values[i];
-				pc->q_lengths[i] = lengths ? lengths[i] : 0;
-				pc->q_formats[i] = formats ? formats[i] : 0;
-			}
-			pc->prep_pending = idx;
 			ok = PQsendPrepare(pc->pg, stmt, pool.stmts[idx].sql, 0,
 					   NULL);
-		} else {
-			ok = PQsendQueryPrepared(pc->pg, stmt, nparams, values,
-						 lengths, formats,
-						 result_format);
+			pc->prep_sent = idx;
 		}
+		ok = ok && PQsendQueryPrepared(pc->pg, stmt, nparams, values,
+					       lengths, formats, result_format);
 	} else {
 		ok = PQsendQueryParams(pc->pg, sql, nparams, NULL, values,
 				       lengths, formats, result_format);
 	}
-	if (!ok) {
+	if (!ok || !PQpipelineSync(pc->pg)) {
 		pool_set_error(PQerrorMessage(pc->pg));
-		pc->prep_pending = -1;
 		pc->broken = true;
 		return -1;
 	}
@@ -730,7 +738,6 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 	if (pool_conn_flush(pc) < 0) {
 		pc->exec_active = false;
 		pc->fn = NULL;
-		pc->prep_pending = -1;
 		pc->broken = true;
 		return -1;
 	}
@@ -774,6 +781,7 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 	case PC_PING: {
 		struct pool_waiter *w = pc->ping_for;
 
+		evtimer_del(pc->timer);
 		pc->ping_for = NULL;
 		if (st != POOL_OK) {
 			pool.st.lost++;
@@ -802,25 +810,6 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 	case PC_BUSY: {
 		pool_exec_fn fn = pc->fn;
 
-		if (pc->prep_pending >= 0) {
-			int idx = pc->prep_pending;
-
-			pc->prep_pending = -1;
-			if (st == POOL_OK) {
-				/* prepared: now the query itself */
-				pc->prepared |= 1ull << idx;
-				if (pool_send_saved(pc, pool.stmts[idx].name) < 0 ||
-				    pool_conn_flush(pc) < 0) {
-					pc->broken = true;
-					st = POOL_UNAVAILABLE;
-					msg = pool_conn_error(pc);
-				} else {
-					pc->exec_active = true;
-					break;
-				}
-			}
-		}
-
 		if (st == POOL_UNAVAILABLE)
 			pool.st.lost++;
 		pc->fn = NULL;
@@ -835,15 +824,39 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 		PQclear(res);
 }
 
-/* Reads results; true when the command is complete. */
+/*
+ * Reads results; true when the command is complete: at the NULL that ends
+ * a plain query (set-up, before pipeline mode), at the sync that ends a
+ * pipelined one.  Keeps the first error, else the last result; the result
+ * of a first-use PREPARE only marks the statement prepared.
+ */
 static bool pool_conn_collect(struct pool_conn *pc)
 {
+	bool pipelined = PQpipelineStatus(pc->pg) != PQ_PIPELINE_OFF;
+
 	while (!PQisBusy(pc->pg)) {
 		PGresult *r = PQgetResult(pc->pg);
+		ExecStatusType es;
 
-		if (!r)
+		if (!r) {
+			if (!pipelined)
+				return true;
+			continue;	/* end of one query's results */
+		}
+		es = PQresultStatus(r);
+		if (es == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
 			return true;
-		/* Keep the first error, else the last result. */
+		}
+		if (pc->prep_sent >= 0 && !pc->prep_seen) {
+			pc->prep_seen = true;
+			if (es == PGRES_COMMAND_OK) {
+				pc->prepared |= 1ull << pc->prep_sent;
+				PQclear(r);
+				continue;
+			}
+		}
+		/* Keep the first error (later ones are PIPELINE_ABORTED). */
 		if (pc->res && PQresultStatus(pc->res) == PGRES_FATAL_ERROR) {
 			PQclear(r);
 			continue;
@@ -1037,6 +1050,18 @@ void pool_cleanup(void)
 		return;		/* start-up failed before pool_setup */
 	pool.closing = true;
 	pool_fail_waiters(POOL_SHUTDOWN, "convd is shutting down");
+	/* waiters whose connection is being pre-pinged are in no queue */
+again:
+	for (struct pool_conn *pc = pool.all; pc; pc = pc->next) {
+		if (pc->state == PC_PING && pc->ping_for) {
+			struct pool_waiter *w = pc->ping_for;
+
+			pc->ping_for = NULL;
+			w->fn(w->arg, NULL, POOL_SHUTDOWN,
+			      "convd is shutting down");
+			goto again;
+		}
+	}
 	while (pool.all) {
 		struct pool_conn *pc = pool.all;
 

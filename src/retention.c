@@ -295,6 +295,14 @@ static void retention_start(struct request *req, int64_t days)
 
 void retention_request(struct request *r)
 {
+	if (!r->args.v[0].present && ret.days_to_keep == 0) {
+		/* days_to_keep = 0 in the file means "never delete", not
+		 * "delete everything older than now" */
+		request_error(r, E_INVALID_PARAMS,
+			      "days_to_keep is required while the periodic "
+			      "cleanup is off ([retention] days_to_keep = 0)");
+		return;
+	}
 	if (ret.run.step != STEP_IDLE) {
 		r->next = NULL;
 		if (ret.pending_tail)
@@ -379,6 +387,12 @@ int retention_setup(struct event_base *base, const struct convd_config *cfg)
 void retention_cleanup(void)
 {
 	ret.closing = true;
+	if (ret.run.step == STEP_BATCH && ret.yield &&
+	    event_pending(ret.yield, EV_TIMEOUT, NULL)) {
+		/* between two batches: no query that pool_cleanup could end */
+		event_del(ret.yield);
+		retention_fail("deleting", "convd is shutting down");
+	}
 	if (ret.run.step == STEP_ACQUIRE) {
 		pool_cancel(&ret.run.waiter);
 		if (ret.run.req)

@@ -118,6 +118,7 @@ static void client_unref(struct client *c)
 {
 	if (--c->refs > 0)
 		return;
+	srv.nclients--;	/* counted until its last request has ended */
 	free(c);
 }
 
@@ -147,7 +148,6 @@ static void client_close(struct client *c, const char *why)
 		srv.clients = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	srv.nclients--;
 	client_unref(c);
 }
 
@@ -201,7 +201,7 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
-	if ((c->closing || c->eof) && c->inflight == 0)
+	if ((c->closing || (c->eof && c->in_len == 0)) && c->inflight == 0)
 		client_close(c, NULL);
 }
 
@@ -246,10 +246,12 @@ static void request_end(struct request *r, enum rpc_error e)
 		evbuffer_drain(discard_buf, evbuffer_get_length(discard_buf));
 	else
 		client_output_added(c);
-	if (!c->dead && c->read_paused && c->inflight < srv.max_inflight) {
+	if (!c->dead && !c->closing && c->inflight < srv.max_inflight &&
+	    (c->read_paused || c->eof)) {
 		client_set_reading(c, true);
-		/* frames may be waiting in the buffer already */
-		if (!c->read_paused && c->in_len > 0)
+		/* frames may be waiting in the buffer already, also after
+		 * EOF (a client may pipeline, then shut down its side) */
+		if ((!c->read_paused || c->eof) && c->in_len > 0)
 			event_active(c->rev, EV_READ, 0);
 	}
 	free(r);
@@ -497,10 +499,29 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 	client_unref(c);
 }
 
+/* The peer sends nothing more: answer the frames it sent before. */
+static void client_eof(struct client *c)
+{
+	if (c->in_len > 0)
+		client_process_input(c);
+	/* unless stopped by max_inflight, what is left is a partial frame
+	 * that can never complete */
+	if (!c->dead && c->inflight < srv.max_inflight)
+		c->in_len = 0;
+	if (!c->dead && c->in_len == 0 && c->inflight == 0 &&
+	    evbuffer_get_length(c->out) == 0)
+		client_close(c, NULL);
+}
+
 static void client_read(struct client *c, evutil_socket_t fd)
 {
 	ssize_t n;
 
+	if (c->eof) {
+		/* woken by request_end to go on with frames already read */
+		client_eof(c);
+		return;
+	}
 	if (c->in_cap - c->in_len < IN_READ / 4) {
 		size_t cap = c->in_cap ? c->in_cap * 2 : IN_MIN;
 		size_t limit = srv.lim.max_frame + IN_READ;
@@ -535,8 +556,7 @@ static void client_read(struct client *c, evutil_socket_t fd)
 	if (n == 0) {
 		c->eof = true;
 		client_set_reading(c, false);
-		if (c->inflight == 0 && evbuffer_get_length(c->out) == 0)
-			client_close(c, NULL);
+		client_eof(c);
 		return;
 	}
 	c->in_len += (size_t)n;
@@ -878,22 +898,8 @@ fail:
 int server_reconfigure(const struct convd_config *cfg)
 {
 	struct id_list au, ag, mu, mg;
+	int rc = 0;
 
-	if (parse_ids(cfg->server.allow_users, false, &au,
-		      "[server] allow_users") < 0 ||
-	    parse_ids(cfg->server.allow_groups, true, &ag,
-		      "[server] allow_groups") < 0 ||
-	    parse_ids(cfg->server.admin_users, false, &mu,
-		      "[server] admin_users") < 0 ||
-	    parse_ids(cfg->server.admin_groups, true, &mg,
-		      "[server] admin_groups") < 0)
-		return -1;
-	srv.allow_users = au;
-	srv.allow_groups = ag;
-	srv.admin_users = mu;
-	srv.admin_groups = mg;
-	srv.allow_all = au.n == 0 && ag.n == 0;
-	srv.admin_default = mu.n == 0 && mg.n == 0;
 	srv.lim.max_frame = (size_t)cfg->server.max_request_bytes;
 	srv.lim.max_depth = PROTO_DEFAULT_DEPTH;
 	srv.lim.max_nodes = PROTO_MAX_NODES;
@@ -903,6 +909,24 @@ int server_reconfigure(const struct convd_config *cfg)
 	srv.max_inflight = (int)cfg->server.max_inflight;
 	srv.max_output = (size_t)cfg->server.max_output_bytes;
 	srv.idle_timeout = (int)cfg->server.idle_timeout;
+	/* The access lists change all together or not at all. */
+	if (parse_ids(cfg->server.allow_users, false, &au,
+		      "[server] allow_users") < 0 ||
+	    parse_ids(cfg->server.allow_groups, true, &ag,
+		      "[server] allow_groups") < 0 ||
+	    parse_ids(cfg->server.admin_users, false, &mu,
+		      "[server] admin_users") < 0 ||
+	    parse_ids(cfg->server.admin_groups, true, &mg,
+		      "[server] admin_groups") < 0) {
+		rc = -1;
+	} else {
+		srv.allow_users = au;
+		srv.allow_groups = ag;
+		srv.admin_users = mu;
+		srv.admin_groups = mg;
+		srv.allow_all = au.n == 0 && ag.n == 0;
+		srv.admin_default = mu.n == 0 && mg.n == 0;
+	}
 	/* clients paused under the old limit may go on */
 	for (struct client *c = srv.clients; c; c = c->next) {
 		if (c->read_paused && c->inflight < srv.max_inflight) {
@@ -911,7 +935,7 @@ int server_reconfigure(const struct convd_config *cfg)
 				event_active(c->rev, EV_READ, 0);
 		}
 	}
-	return 0;
+	return rc;
 }
 
 int server_setup(struct event_base *base, const struct convd_config *cfg,
@@ -991,6 +1015,8 @@ void server_stats(struct server_stats *out)
 
 void server_cleanup(void)
 {
+	if (!srv.base)
+		return;		/* server_setup never ran (start-up failed) */
 	server_stop_accepting();
 	while (srv.clients)
 		client_close(srv.clients, NULL);
