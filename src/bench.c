@@ -5,9 +5,12 @@
  * redis-benchmark for ping) against the same machine in the same run and
  * prints the ratios.
  *
- * One thread, one libevent loop, N non-blocking connections, each keeping
- * `depth` requests in flight (pipelining).  Latency is measured from the
- * moment a request is queued to the moment its response is decoded.
+ * One thread, one libevent loop, N connections of the client library
+ * (libconvclient) in its non-blocking mode, each keeping `depth` requests
+ * in flight (pipelining): libevent watches convc_fd(), convc_process()
+ * does the I/O and runs a completion callback per response, and the
+ * callback queues the next request.  Latency is measured from the moment
+ * a request is queued to the moment its response is decoded.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,19 +20,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <msgpack.h>
 
 #include "autoconfig.h"
 #include "clock.h"
 #include "common.h"
-#include "proto.h"
+#include "convd/client.h"
 
 enum bench_method { BM_ADD, BM_RECENT, BM_PING, BM_COUNT_ };
 
@@ -40,26 +40,30 @@ static const char *const bm_names[BM_COUNT_] = {
 };
 
 #define MAX_DEPTH 256
-#define IN_CAP (1u << 20)
 
 struct lat {
 	usec_t *v;
 	size_t n, cap;
 	uint64_t errors;
-	char first_error[160];
+	char first_error[sizeof(((struct convc_error *)0)->code) +
+			sizeof(((struct convc_error *)0)->message) + 2];
+};
+
+struct bconn;
+
+/* One request in flight: the callback's argument. */
+struct slot {
+	struct bconn *conn;
+	usec_t sent;
+	uint8_t method;
+	bool busy;
 };
 
 struct bconn {
-	int fd;
+	struct convc *c;
 	struct event *ev;		/* readable (persistent) */
 	struct event *wev;		/* writable, only while output waits */
-	struct evbuffer *out;
-	char *in;
-	size_t in_len;
-	usec_t sent[MAX_DEPTH];
-	uint8_t method[MAX_DEPTH];
-	bool busy[MAX_DEPTH];
-	uint32_t seq;
+	struct slot slots[MAX_DEPTH];
 	int inflight;
 	unsigned rnd;
 };
@@ -77,7 +81,6 @@ static struct {
 	struct lat lat[BM_COUNT_];
 	bool running;
 	usec_t started, stopped;
-	struct proto_limits lim;
 	int open_conns;
 } b = {
 	.socket = NULL, .clients = 32, .depth = 1, .seconds = 10,
@@ -131,166 +134,122 @@ static enum bench_method pick_method(struct bconn *c)
 	return BM_PING;
 }
 
-static int pack_write(void *data, const char *buf, size_t len)
+static void die_conn(const struct convc_error *e, const char *what)
 {
-	return evbuffer_add(data, buf, len);
-}
-
-static void send_one(struct bconn *c)
-{
-	msgpack_packer pk;
-	enum bench_method m = pick_method(c);
-	char user[32];
-	int slot = 0;
-	uint32_t msgid;
-	int ulen;
-
-	while (c->busy[slot])
-		slot++;
-	msgid = (++c->seq << 8) | (uint32_t)slot;
-	c->rnd = c->rnd * 1103515245u + 12345u;
-	ulen = snprintf(user, sizeof(user), "bench-user-%u",
-			(c->rnd >> 4) % (unsigned)b.users);
-	msgpack_packer_init(&pk, c->out, pack_write);
-	if (proto_pack_request_head(&pk, msgid, bm_names[m]) < 0)
-		goto fail;
-	switch (m) {
-	case BM_ADD:
-		if (msgpack_pack_array(&pk, 4) < 0 ||
-		    proto_pack_str(&pk, user, (size_t)ulen) < 0 ||
-		    proto_pack_cstr(&pk, "anthropic") < 0 ||
-		    proto_pack_cstr(&pk, "user") < 0 ||
-		    proto_pack_str(&pk, b.content, (size_t)b.size) < 0)
-			goto fail;
-		break;
-	case BM_RECENT:
-		if (msgpack_pack_array(&pk, 3) < 0 ||
-		    proto_pack_str(&pk, user, (size_t)ulen) < 0 ||
-		    proto_pack_cstr(&pk, "anthropic") < 0 ||
-		    msgpack_pack_int(&pk, 10) < 0)
-			goto fail;
-		break;
-	default:
-		if (msgpack_pack_array(&pk, 0) < 0)
-			goto fail;
-		break;
-	}
-	c->busy[slot] = true;
-	c->method[slot] = (uint8_t)m;
-	c->sent[slot] = clock_mono_usec();
-	c->inflight++;
-	return;
-fail:
-	fprintf(stderr, "convd-bench: cannot pack a request\n");
+	fprintf(stderr, "convd-bench: %s: %s: %s\n", what, e->code,
+		e->message);
 	exit(1);
 }
 
-static void conn_flush(struct bconn *c)
+static void on_response(struct convc *c, int status,
+			const struct convc_reply *reply,
+			const struct convc_error *err, void *arg);
+
+/* Queues one request on the connection (sent by the next convc_process). */
+static void send_one(struct bconn *c)
 {
-	while (evbuffer_get_length(c->out) > 0) {
-		if (evbuffer_write(c->out, c->fd) < 0) {
-			if (errno == EAGAIN) {
-				event_add(c->wev, NULL);
-				return;
-			}
-			fprintf(stderr, "convd-bench: write: %s\n",
-				strerror(errno));
-			exit(1);
-		}
+	struct convc_error e;
+	enum bench_method m = pick_method(c);
+	msgpack_packer *pk;
+	struct slot *s = c->slots;
+	char user[32];
+	int ulen;
+
+	while (s->busy)
+		s++;
+	c->rnd = c->rnd * 1103515245u + 12345u;
+	ulen = snprintf(user, sizeof(user), "bench-user-%u",
+			(c->rnd >> 4) % (unsigned)b.users);
+	pk = convc_request_begin(c->c, bm_names[m], NULL, &e);
+	if (!pk)
+		die_conn(&e, "cannot queue a request");
+	switch (m) {
+	case BM_ADD:
+		/* a packing failure is reported by convc_request_end_cb */
+		(void)!(msgpack_pack_array(pk, 4) < 0 ||
+			msgpack_pack_str_with_body(pk, user, (size_t)ulen) < 0 ||
+			msgpack_pack_str_with_body(pk, "anthropic", 9) < 0 ||
+			msgpack_pack_str_with_body(pk, "user", 4) < 0 ||
+			msgpack_pack_str_with_body(pk, b.content,
+						   (size_t)b.size) < 0);
+		break;
+	case BM_RECENT:
+		(void)!(msgpack_pack_array(pk, 3) < 0 ||
+			msgpack_pack_str_with_body(pk, user, (size_t)ulen) < 0 ||
+			msgpack_pack_str_with_body(pk, "anthropic", 9) < 0 ||
+			msgpack_pack_int(pk, 10) < 0);
+		break;
+	default:
+		(void)!msgpack_pack_array(pk, 0);
+		break;
 	}
+	s->conn = c;
+	s->method = (uint8_t)m;
+	s->busy = true;
+	s->sent = clock_mono_usec();
+	if (convc_request_end_cb(c->c, on_response, s, &e) != CONVC_OK)
+		die_conn(&e, "cannot queue a request");
+	c->inflight++;
+}
+
+static void on_response(struct convc *c, int status,
+			const struct convc_reply *reply,
+			const struct convc_error *err, void *arg)
+{
+	struct slot *s = arg;
+	struct bconn *bc = s->conn;
+	struct lat *l = &b.lat[s->method];
+
+	(void)c;
+	(void)reply;
+	s->busy = false;
+	bc->inflight--;
+	if (status == CONVC_ERR_CONN)
+		die_conn(err, "connection failed");
+	if (status == CONVC_ERR_DAEMON) {
+		if (l->errors++ == 0)
+			snprintf(l->first_error, sizeof(l->first_error),
+				 "%s: %s", err->code, err->message);
+	} else if (b.running) {
+		lat_add(l, clock_mono_usec() - s->sent);
+	}
+	if (b.running)
+		send_one(bc);
 }
 
 static void conn_close(struct bconn *c)
 {
-	if (c->fd < 0)
+	if (!c->c)
 		return;
 	event_free(c->ev);
 	event_free(c->wev);
-	close(c->fd);
-	c->fd = -1;
+	convc_close(c->c);
+	c->c = NULL;
 	if (--b.open_conns == 0)
 		event_base_loopexit(b.base, NULL);
 }
 
-static void handle_response(struct bconn *c, const struct mp_doc *doc)
-{
-	struct rpc_msg m;
-	char err[128];
-	int slot;
-	struct lat *l;
-
-	if (proto_parse_envelope(doc, &m, err, sizeof(err)) < 0 ||
-	    m.kind != RPC_RESPONSE || !m.has_msgid) {
-		fprintf(stderr, "convd-bench: bad response: %s\n", err);
-		exit(1);
-	}
-	slot = (int)(m.msgid & 0xff);
-	if (slot >= b.depth || !c->busy[slot]) {
-		fprintf(stderr, "convd-bench: response for an unknown msgid\n");
-		exit(1);
-	}
-	c->busy[slot] = false;
-	c->inflight--;
-	l = &b.lat[c->method[slot]];
-	if (doc->nodes[m.error].type != MP_NIL) {
-		uint32_t code = proto_map_get(doc, m.error, "code");
-		uint32_t msg = proto_map_get(doc, m.error, "message");
-
-		if (l->errors++ == 0 && code && msg)
-			snprintf(l->first_error, sizeof(l->first_error),
-				 "%.*s: %.*s",
-				 (int)doc->nodes[code].v.s.len,
-				 doc->nodes[code].v.s.p,
-				 (int)doc->nodes[msg].v.s.len,
-				 doc->nodes[msg].v.s.p);
-	} else if (b.running) {
-		lat_add(l, clock_mono_usec() - c->sent[slot]);
-	}
-}
-
+/* Runs convc_process for what libevent saw; watches for writability only
+ * while output waits. */
 static void conn_event(evutil_socket_t fd, short what, void *arg)
 {
-	static struct mp_doc doc;
 	struct bconn *c = arg;
-	size_t off = 0;
-	ssize_t n;
+	struct convc_error e;
+	int events = 0;
 
+	(void)fd;
+	if (what & EV_READ)
+		events |= CONVC_EV_READ;
 	if (what & EV_WRITE)
-		conn_flush(c);
-	if (!(what & EV_READ))
-		return;
-	n = read(fd, c->in + c->in_len, IN_CAP - c->in_len);
-	if (n <= 0) {
-		if (n < 0 && errno == EAGAIN)
-			return;
-		fprintf(stderr, "convd-bench: connection closed by convd\n");
-		exit(1);
-	}
-	c->in_len += (size_t)n;
-	for (;;) {
-		size_t used;
-		enum proto_status st = proto_decode(
-			(const uint8_t *)c->in + off, c->in_len - off, &b.lim,
-			&doc, &used);
-
-		if (st == PROTO_INCOMPLETE)
-			break;
-		if (st != PROTO_OK) {
-			fprintf(stderr, "convd-bench: undecodable response\n");
-			exit(1);
-		}
-		off += used;
-		handle_response(c, &doc);
-	}
-	memmove(c->in, c->in + off, c->in_len - off);
-	c->in_len -= off;
-	if (b.running) {
-		while (c->inflight < b.depth)
-			send_one(c);
-		conn_flush(c);
-	} else if (c->inflight == 0) {
+		events |= CONVC_EV_WRITE;
+	if (convc_process(c->c, events, &e) != CONVC_OK)
+		die_conn(&e, "connection failed");
+	if (!b.running && c->inflight == 0) {
 		conn_close(c);
+		return;
 	}
+	if (convc_want_write(c->c))
+		event_add(c->wev, NULL);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -302,34 +261,44 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	b.stopped = clock_mono_usec();
 	/* in-flight requests drain; conns close as they empty */
 	for (int i = 0; i < b.clients; i++)
-		if (b.conns[i].fd >= 0 && b.conns[i].inflight == 0)
+		if (b.conns[i].c && b.conns[i].inflight == 0)
 			conn_close(&b.conns[i]);
 }
 
 static int connect_one(struct bconn *c, int idx)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct convc_error e;
+	int fd;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", b.socket);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		return -1;
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-	    errno != EINPROGRESS) {
-		fprintf(stderr, "convd-bench: cannot connect to %s: %s\n",
-			b.socket, strerror(errno));
+	c->c = convc_connect(b.socket, 10000, &e);
+	if (!c->c) {
+		fprintf(stderr, "convd-bench: cannot connect to %s: %s: %s\n",
+			b.socket, e.code, e.message);
 		return -1;
 	}
-	c->out = evbuffer_new();
-	c->in = malloc(IN_CAP);
+	/* no per-request deadline: the run's timer bounds the benchmark */
+	convc_set_timeout(c->c, 0);
+	fd = convc_fd(c->c);
 	c->rnd = 2166136261u ^ (unsigned)idx * 16777619u;
-	c->ev = event_new(b.base, c->fd, EV_READ | EV_PERSIST, conn_event, c);
-	c->wev = event_new(b.base, c->fd, EV_WRITE, conn_event, c);
-	if (!c->out || !c->in || !c->ev || !c->wev ||
-	    event_add(c->ev, NULL) < 0)
+	c->ev = event_new(b.base, fd, EV_READ | EV_PERSIST, conn_event, c);
+	c->wev = event_new(b.base, fd, EV_WRITE, conn_event, c);
+	if (!c->ev || !c->wev || event_add(c->ev, NULL) < 0)
 		return -1;
 	b.open_conns++;
 	return 0;
+}
+
+/* Queues `depth` requests on a connection and writes them. */
+static void conn_start(struct bconn *c)
+{
+	struct convc_error e;
+
+	while (c->inflight < b.depth)
+		send_one(c);
+	if (convc_process(c->c, CONVC_EV_WRITE, &e) != CONVC_OK)
+		die_conn(&e, "connection failed");
+	if (convc_want_write(c->c))
+		event_add(c->wev, NULL);
 }
 
 /* Runs the mix in b.weights for b.seconds; fills b.lat. */
@@ -356,19 +325,12 @@ static int run_convd(void)
 	evtimer_add(stop, &tv);
 	b.running = true;
 	b.started = clock_mono_usec();
-	for (int i = 0; i < b.clients; i++) {
-		while (b.conns[i].inflight < b.depth)
-			send_one(&b.conns[i]);
-		conn_flush(&b.conns[i]);
-	}
+	for (int i = 0; i < b.clients; i++)
+		conn_start(&b.conns[i]);
 	event_base_dispatch(b.base);
 	event_free(stop);
-	for (int i = 0; i < b.clients; i++) {
-		if (b.conns[i].fd >= 0)
-			conn_close(&b.conns[i]);
-		evbuffer_free(b.conns[i].out);
-		free(b.conns[i].in);
-	}
+	for (int i = 0; i < b.clients; i++)
+		conn_close(&b.conns[i]);
 	free(b.conns);
 	event_base_free(b.base);
 	for (int m = 0; m < BM_COUNT_; m++)
@@ -734,10 +696,6 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	b.lim.max_frame = 64u << 20;
-	b.lim.max_depth = PROTO_DEFAULT_DEPTH;
-	b.lim.max_nodes = PROTO_MAX_NODES;
-	b.lim.max_container = PROTO_DEFAULT_CONTAINER;
 	b.content = malloc((size_t)b.size + 1);
 	if (!b.content)
 		return 1;

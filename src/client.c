@@ -15,6 +15,16 @@
  * - Every request id is kept in `outstanding` until its response has been
  *   handed to the caller; a response for an id that is not outstanding is
  *   a protocol error.
+ * - A request with a completion callback (non-blocking mode) is answered
+ *   as soon as its frame is complete: the frame is decoded where it lies
+ *   in the input buffer (peek_msgid() tells which request it is before
+ *   anything is copied), the callback runs, and the decoded objects are
+ *   freed when it returns.  Callbacks may queue requests but not do I/O
+ *   (`dispatching`); convc_close from a callback is deferred
+ *   (`close_pending`) to the end of the library call that ran it, which
+ *   is the only place a connection is freed (leave()).
+ * - Only the API in convd/client.h is exported: the library is built
+ *   with -fvisibility=hidden and the header sets default visibility.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +54,9 @@ struct queued {
 struct outstanding {
 	uint32_t msgid;
 	bool received;			/* its response is in the queue */
+	convc_callback cb;		/* NULL: answered through convc_wait */
+	void *arg;
+	int64_t deadline;		/* callback requests: monotonic ms, or -1 */
 };
 
 struct scan_state {
@@ -78,8 +91,14 @@ struct convc {
 	uint32_t next_msgid;
 	struct outstanding *pend;
 	size_t npend, pend_cap;
+	size_t ncb;			/* outstanding requests with a callback */
+	size_t ndeadline;		/* ... of which have a deadline */
 
 	struct queued *qhead, *qtail;
+
+	int dispatching;		/* a callback is running */
+	bool close_pending;		/* convc_close was called from one */
+	msgpack_zone *zone;		/* decoded callback replies, reused */
 };
 
 /* ------------------------------------------------------------------ */
@@ -374,6 +393,8 @@ static void remove_pending(struct convc *c, uint32_t msgid)
 {
 	for (size_t i = 0; i < c->npend; i++) {
 		if (c->pend[i].msgid == msgid) {
+			if (c->pend[i].deadline >= 0)
+				c->ndeadline--;
 			c->pend[i] = c->pend[c->npend - 1];
 			c->npend--;
 			return;
@@ -458,7 +479,9 @@ msgpack_packer *convc_request_begin(struct convc *c, const char *method,
 	return pk;
 }
 
-int convc_request_end(struct convc *c, struct convc_error *err)
+/* Checks and queues the request being built; cb may be NULL. */
+static int request_end(struct convc *c, convc_callback cb, void *arg,
+		       struct convc_error *err)
 {
 	struct scan_state st = { 0, 1 };
 	const unsigned char *p;
@@ -508,26 +531,70 @@ int convc_request_end(struct convc *c, struct convc_error *err)
 	}
 	c->pend[c->npend].msgid = c->req_msgid;
 	c->pend[c->npend].received = false;
+	c->pend[c->npend].cb = cb;
+	c->pend[c->npend].arg = arg;
+	c->pend[c->npend].deadline = cb && c->timeout_ms > 0
+					     ? now_ms() + c->timeout_ms
+					     : -1;
+	if (c->pend[c->npend].deadline >= 0)
+		c->ndeadline++;
 	c->npend++;
+	if (cb)
+		c->ncb++;
 	c->building = false;
 	c->out_ready = c->out_len;
 	return CONVC_OK;
 }
 
-int convc_send(struct convc *c, const char *method, const void *params,
-	       size_t params_len, uint32_t *msgid, struct convc_error *err)
+int convc_request_end(struct convc *c, struct convc_error *err)
+{
+	return request_end(c, NULL, NULL, err);
+}
+
+int convc_request_end_cb(struct convc *c, convc_callback cb, void *arg,
+			 struct convc_error *err)
+{
+	if (!cb) {
+		convc_request_abort(c);
+		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+			    "no callback");
+	}
+	return request_end(c, cb, arg, err);
+}
+
+static int send_params(struct convc *c, const char *method,
+		       const void *params, size_t params_len,
+		       convc_callback cb, void *arg, uint32_t *msgid,
+		       struct convc_error *err)
 {
 	msgpack_packer *pk;
 	int st = begin(c, method, msgid, &pk, err);
 
 	if (st != CONVC_OK)
 		return st;
-	/* A packing failure sets a flag that convc_request_end reports. */
+	/* A packing failure sets a flag that request_end reports. */
 	if (params)
 		(void)!out_write(c, params, params_len);
 	else
 		(void)!msgpack_pack_array(pk, 0);
-	return convc_request_end(c, err);
+	return request_end(c, cb, arg, err);
+}
+
+int convc_send(struct convc *c, const char *method, const void *params,
+	       size_t params_len, uint32_t *msgid, struct convc_error *err)
+{
+	return send_params(c, method, params, params_len, NULL, NULL, msgid,
+			   err);
+}
+
+int convc_send_cb(struct convc *c, const char *method, const void *params,
+		  size_t params_len, convc_callback cb, void *arg,
+		  uint32_t *msgid, struct convc_error *err)
+{
+	if (!cb)
+		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+			    "no callback");
+	return send_params(c, method, params, params_len, cb, arg, msgid, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -637,13 +704,242 @@ static bool obj_u32(const msgpack_object *o, uint32_t *v)
 }
 
 /*
- * Decodes one complete frame (which the function takes over) and queues
- * its response.  Notifications from the daemon are ignored.
+ * The msgid of a response frame [1, msgid, ...] read from its first bytes
+ * (any integer format), without decoding it, and in *hlen the size of
+ * those bytes; false if the frame does not start that way.
  */
-static int handle_frame(struct convc *c, char *frame, size_t len,
+static bool peek_msgid(const unsigned char *p, size_t len, uint32_t *msgid,
+		       size_t *hlen)
+{
+	uint64_t v;
+	unsigned n;
+
+	if (len < 3 || p[0] != 0x94 || p[1] != 0x01)
+		return false;
+	if (p[2] <= 0x7f) {
+		*msgid = p[2];
+		*hlen = 3;
+		return true;
+	}
+	switch (p[2]) {
+	case 0xcc: case 0xd0: n = 1; break;
+	case 0xcd: case 0xd1: n = 2; break;
+	case 0xce: case 0xd2: n = 4; break;
+	case 0xcf: case 0xd3: n = 8; break;
+	default:
+		return false;
+	}
+	if (len < 3 + (size_t)n)
+		return false;
+	/* a signed format holding a negative value has its top bit set */
+	if (p[2] >= 0xd0 && (p[3] & 0x80))
+		return false;
+	v = be(p + 3, n);
+	if (v > UINT32_MAX)
+		return false;
+	*msgid = (uint32_t)v;
+	*hlen = 3 + (size_t)n;
+	return true;
+}
+
+/*
+ * The result of a complete frame [1, msgid, nil, RESULT] whose first hlen
+ * bytes are the array, type and msgid, when RESULT is nil, a boolean, an
+ * integer or a string: decoded as msgpack-c decodes it (a string points
+ * into the frame), without msgpack-c.  False for anything else (an error,
+ * a container, a float, an extension), left to msgpack-c.
+ */
+static bool scalar_result(const unsigned char *p, size_t len, size_t hlen,
+			  msgpack_object *o)
+{
+	const unsigned char *q = p + hlen;
+	uint64_t left = len - hlen, need = 1, body = 0;
+	unsigned b, k;
+
+	if (left < 2 || q[0] != 0xc0)
+		return false;
+	q++;
+	left--;
+	b = q[0];
+	memset(o, 0, sizeof(*o));
+	if (b <= 0x7f) {
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = b;
+	} else if (b >= 0xe0) {
+		o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+		o->via.i64 = (int64_t)b - 256;
+	} else if (b == 0xc0) {
+		o->type = MSGPACK_OBJECT_NIL;
+	} else if (b == 0xc2 || b == 0xc3) {
+		o->type = MSGPACK_OBJECT_BOOLEAN;
+		o->via.boolean = b == 0xc3;
+	} else if (b >= 0xa0 && b <= 0xbf) {
+		o->type = MSGPACK_OBJECT_STR;
+		body = b & 0x1f;
+		need += body;
+	} else if (b >= 0xcc && b <= 0xd3) {
+		uint64_t v;
+
+		k = 1u << ((b - 0xcc) & 3);	/* 1, 2, 4, 8 bytes */
+		if (left < 1 + (uint64_t)k)
+			return false;
+		need += k;
+		v = be(q + 1, k);
+		if (b >= 0xd0 && k < 8 && (v >> (8 * k - 1)))
+			v |= ~(uint64_t)0 << (8 * k);	/* sign-extend */
+		if (b >= 0xd0 && (int64_t)v < 0) {
+			o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+			o->via.i64 = (int64_t)v;
+		} else {
+			o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+			o->via.u64 = v;
+		}
+	} else if (b >= 0xd9 && b <= 0xdb) {
+		k = 1u << (b - 0xd9);		/* str8, str16, str32 */
+		if (left < 1 + (uint64_t)k)
+			return false;
+		o->type = MSGPACK_OBJECT_STR;
+		body = be(q + 1, k);
+		need += k + body;
+	} else {
+		return false;
+	}
+	if (need != left)
+		return false;
+	if (o->type == MSGPACK_OBJECT_STR) {
+		o->via.str.ptr = (const char *)q + (need - body);
+		o->via.str.size = (uint32_t)body;
+	}
+	return true;
+}
+
+/* Runs a callback; the connection may not do I/O meanwhile. */
+static void run_callback(struct convc *c, convc_callback cb, void *arg,
+			 int status, const struct convc_reply *reply,
+			 const struct convc_error *e)
+{
+	c->dispatching++;
+	cb(c, status, reply, e, arg);
+	c->dispatching--;
+}
+
+/*
+ * Answers every outstanding callback request with the connection's
+ * failure (c->broken is set, so callbacks cannot queue new ones).
+ */
+static void fail_callbacks(struct convc *c)
+{
+	while (c->ncb > 0) {
+		struct convc_reply r;
+		convc_callback cb = NULL;
+		void *arg = NULL;
+		struct convc_error e = c->broken_err;
+
+		reply_clear(&r);
+		for (size_t i = 0; i < c->npend; i++) {
+			if (c->pend[i].cb) {
+				cb = c->pend[i].cb;
+				arg = c->pend[i].arg;
+				r.msgid = c->pend[i].msgid;
+				break;
+			}
+		}
+		if (!cb) {
+			c->ncb = 0;	/* cannot happen: ncb counts them */
+			break;
+		}
+		remove_pending(c, r.msgid);
+		c->ncb--;
+		run_callback(c, cb, arg, CONVC_ERR_CONN, &r, &e);
+	}
+}
+
+static void destroy(struct convc *c)
+{
+	struct queued *q, *next;
+
+	for (q = c->qhead; q; q = next) {
+		next = q->next;
+		convc_reply_free(&q->reply);
+		free(q);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->zone)
+		msgpack_zone_free(c->zone);
+	free(c->out);
+	free(c->in);
+	free(c->pend);
+	free(c);
+}
+
+/*
+ * The end of every library call that does I/O: callbacks of a failed
+ * connection are answered, and a connection closed from a callback is
+ * freed (the call then fails with "closed").
+ */
+static int leave(struct convc *c, int st, struct convc_error *err)
+{
+	if (c->broken && c->ncb > 0)
+		fail_callbacks(c);
+	if (c->close_pending) {
+		destroy(c);
+		return fail(err, CONVC_ERR_CONN, "closed",
+			    "the connection was closed by a callback");
+	}
+	return st;
+}
+
+/* Refuses a call that does I/O while a callback runs. */
+static int in_callback(struct convc_error *err, const char *what)
+{
+	return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+		    "%s cannot be called from a callback on the same "
+		    "connection", what);
+}
+
+/*
+ * Answers the callback request msgid (outstanding, with a callback): with
+ * result (CONVC_OK) or e (CONVC_ERR_DAEMON).
+ */
+static int dispatch(struct convc *c, uint32_t msgid, int status,
+		    const msgpack_object *result, const struct convc_error *e,
+		    struct convc_error *err)
+{
+	struct outstanding *o = find_pending(c, msgid);
+	convc_callback cb = o->cb;
+	void *arg = o->arg;
+	struct convc_reply r;
+
+	remove_pending(c, msgid);
+	c->ncb--;
+	reply_clear(&r);
+	r.msgid = msgid;
+	if (status == CONVC_OK)
+		r.result = *result;
+	run_callback(c, cb, arg, status, &r, e);
+	if (c->close_pending)
+		return conn_fail(c, err, "closed",
+				 "the connection was closed by a callback");
+	return CONVC_OK;
+}
+
+/*
+ * Decodes one complete frame and hands its response over: to its
+ * callback at once, or to the queue for convc_wait.  With `owned` the
+ * function takes the frame over (malloc'd) and decodes it into a zone of
+ * its own, which a queued reply keeps.  Otherwise the frame is borrowed
+ * from the input buffer, which only a callback request may use: it is
+ * decoded into the connection's zone, emptied when the callback returns,
+ * so answering a callback allocates nothing once the zone has grown (a
+ * queued reply must own its bytes: the frame is then copied).
+ * Notifications from the daemon are ignored.
+ */
+static int handle_frame(struct convc *c, char *frame, size_t len, bool owned,
 			struct convc_error *err)
 {
 	msgpack_unpacked up;
+	msgpack_object borrowed;
 	msgpack_unpack_return ur;
 	size_t off = 0;
 	const msgpack_object *root, *el;
@@ -651,11 +947,43 @@ static int handle_frame(struct convc *c, char *frame, size_t len,
 	uint32_t msgid;
 	struct outstanding *o;
 
+#define DROP_FRAME()                                    \
+	do {                                            \
+		if (owned) {                            \
+			msgpack_unpacked_destroy(&up);  \
+			free(frame);                    \
+		} else {                                \
+			msgpack_zone_clear(c->zone);    \
+		}                                       \
+	} while (0)
+
+	if (!owned) {
+		size_t hlen;
+		msgpack_object res;
+
+		/* the common answer, a scalar for a callback: no decoder */
+		if (peek_msgid((const unsigned char *)frame, len, &msgid,
+			       &hlen) &&
+		    (o = find_pending(c, msgid)) && o->cb &&
+		    scalar_result((const unsigned char *)frame, len, hlen,
+				  &res))
+			return dispatch(c, msgid, CONVC_OK, &res, NULL, err);
+	}
 	msgpack_unpacked_init(&up);
-	ur = msgpack_unpack_next(&up, frame, len, &off);
+	if (owned) {
+		ur = msgpack_unpack_next(&up, frame, len, &off);
+		root = &up.data;
+	} else {
+		if (!c->zone &&
+		    !(c->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)))
+			return conn_fail(c, err, "no_memory",
+					 "out of memory reading a response");
+		/* msgpack-c's one-shot decoder into a caller's zone */
+		ur = msgpack_unpack(frame, len, &off, c->zone, &borrowed);
+		root = &borrowed;
+	}
 	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
-		msgpack_unpacked_destroy(&up);
-		free(frame);
+		DROP_FRAME();
 		/* msgpack-c also reports nesting beyond its stack (32) as
 		 * NOMEM; the frame is valid msgpack (scanned) otherwise. */
 		return conn_fail(c, err, "protocol",
@@ -665,18 +993,15 @@ static int handle_frame(struct convc *c, char *frame, size_t len,
 					   "memory)"
 					 : "cannot decode a response");
 	}
-	root = &up.data;
 	el = root->type == MSGPACK_OBJECT_ARRAY ? root->via.array.ptr : NULL;
 	if (el && root->via.array.size == 3 &&
 	    el[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && el[0].via.u64 == 2) {
-		msgpack_unpacked_destroy(&up);	/* a notification */
-		free(frame);
+		DROP_FRAME();	/* a notification */
 		return CONVC_OK;
 	}
 	if (!el || root->via.array.size != 4 ||
 	    el[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || el[0].via.u64 != 1) {
-		msgpack_unpacked_destroy(&up);
-		free(frame);
+		DROP_FRAME();
 		return conn_fail(c, err, "protocol",
 				 "the daemon sent something that is not a "
 				 "response");
@@ -687,27 +1012,48 @@ static int handle_frame(struct convc *c, char *frame, size_t len,
 		struct convc_error e;
 
 		error_from_object(&el[2], &e);
-		msgpack_unpacked_destroy(&up);
-		free(frame);
+		DROP_FRAME();
 		return conn_fail(c, err, e.code, "%s", e.message);
 	}
 	if (!obj_u32(&el[1], &msgid)) {
-		msgpack_unpacked_destroy(&up);
-		free(frame);
+		DROP_FRAME();
 		return conn_fail(c, err, "protocol", "response with a bad msgid");
 	}
 	o = find_pending(c, msgid);
 	if (!o || o->received) {
-		msgpack_unpacked_destroy(&up);
-		free(frame);
+		DROP_FRAME();
 		return conn_fail(c, err, "protocol",
 				 "response for msgid %u, which is not "
 				 "outstanding", msgid);
 	}
+	if (o->cb) {
+		struct convc_error e;
+		int st;
+
+		if (el[2].type != MSGPACK_OBJECT_NIL) {
+			error_from_object(&el[2], &e);
+			st = dispatch(c, msgid, CONVC_ERR_DAEMON, NULL, &e, err);
+		} else {
+			st = dispatch(c, msgid, CONVC_OK, &el[3], NULL, err);
+		}
+		DROP_FRAME();
+		return st;
+	}
+	if (!owned) {
+		/* A queued reply keeps its frame: take a copy (rare: the
+		 * caller borrows frames for callback requests only). */
+		char *copy = malloc(len);
+
+		DROP_FRAME();
+		if (!copy)
+			return conn_fail(c, err, "no_memory",
+					 "out of memory reading a response");
+		memcpy(copy, frame, len);
+		return handle_frame(c, copy, len, true, err);
+	}
 	q = calloc(1, sizeof(*q));
 	if (!q) {
-		msgpack_unpacked_destroy(&up);
-		free(frame);
+		DROP_FRAME();
 		return conn_fail(c, err, "no_memory",
 				 "out of memory queueing a response");
 	}
@@ -716,8 +1062,7 @@ static int handle_frame(struct convc *c, char *frame, size_t len,
 		q->status = CONVC_ERR_DAEMON;
 		error_from_object(&el[2], &q->err);
 		q->reply.result.type = MSGPACK_OBJECT_NIL;
-		msgpack_unpacked_destroy(&up);
-		free(frame);
+		DROP_FRAME();
 	} else {
 		q->status = CONVC_OK;
 		q->reply.result = el[3];
@@ -731,16 +1076,19 @@ static int handle_frame(struct convc *c, char *frame, size_t len,
 		c->qhead = q;
 	c->qtail = q;
 	return CONVC_OK;
+#undef DROP_FRAME
 }
 
-/* Frames and queues every complete response in the input buffer. */
+/* Frames and handles every complete response in the input buffer. */
 static int process_input(struct convc *c, struct convc_error *err)
 {
 	for (;;) {
 		size_t avail = c->in_len - c->in_start;
 		enum scan_result r;
+		const struct outstanding *o;
 		char *frame;
-		size_t len;
+		size_t len, hlen;
+		uint32_t msgid;
 		int st;
 
 		if (avail == 0)
@@ -758,35 +1106,44 @@ static int process_input(struct convc *c, struct convc_error *err)
 					 "response larger than %zu bytes",
 					 c->max_response);
 		len = c->scan.pos;
-		if (c->in_start == 0 && len == c->in_len) {
+		c->scan.pos = 0;
+		c->scan.need = 1;
+		frame = c->in + c->in_start;
+		if (peek_msgid((const unsigned char *)frame, len, &msgid,
+			       &hlen) &&
+		    (o = find_pending(c, msgid)) && o->cb) {
+			/* Answered in place: nothing reads into the buffer
+			 * while the callback runs. */
+			c->in_start += len;
+			st = handle_frame(c, frame, len, false, err);
+			if (c->in_start == c->in_len)
+				c->in_start = c->in_len = 0;
+		} else if (c->in_start == 0 && len == c->in_len) {
 			/* The whole buffer is this frame: hand it over. */
-			frame = c->in;
 			c->in = NULL;
 			c->in_len = c->in_cap = 0;
+			st = handle_frame(c, frame, len, true, err);
 		} else {
-			frame = malloc(len);
-			if (!frame)
+			char *copy = malloc(len);
+
+			if (!copy)
 				return conn_fail(c, err, "no_memory",
 						 "out of memory reading a "
 						 "response");
-			memcpy(frame, c->in + c->in_start, len);
+			memcpy(copy, frame, len);
 			c->in_start += len;
 			if (c->in_start == c->in_len)
 				c->in_start = c->in_len = 0;
+			st = handle_frame(c, copy, len, true, err);
 		}
-		c->scan.pos = 0;
-		c->scan.need = 1;
-		st = handle_frame(c, frame, len, err);
 		if (st != CONVC_OK)
 			return st;
 	}
 }
 
-/* Reads what the socket has (non-blocking). */
-static int read_some(struct convc *c, struct convc_error *err)
+/* Makes room for READ_CHUNK more bytes in the input buffer. */
+static int in_reserve(struct convc *c, struct convc_error *err)
 {
-	ssize_t n;
-
 	if (c->in_start > 0 &&
 	    (c->in_start == c->in_len || c->in_cap - c->in_len < READ_CHUNK)) {
 		memmove(c->in, c->in + c->in_start, c->in_len - c->in_start);
@@ -806,22 +1163,41 @@ static int read_some(struct convc *c, struct convc_error *err)
 		c->in = p;
 		c->in_cap = cap;
 	}
+	return CONVC_OK;
+}
+
+/*
+ * Reads what the socket has (non-blocking) and handles the complete
+ * responses: until the socket would block, or a read that does not fill
+ * the space offered (the socket was drained), or once only with `once`.
+ */
+static int read_some(struct convc *c, bool once, struct convc_error *err)
+{
 	for (;;) {
-		n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len,
-			 MSG_DONTWAIT);
-		if (n > 0)
-			break;
+		ssize_t n;
+		size_t room;
+		int st = in_reserve(c, err);
+
+		if (st != CONVC_OK)
+			return st;
+		room = c->in_cap - c->in_len;
+		n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
 		if (n == 0)
 			return conn_fail(c, err, "closed",
 					 "convd closed the connection");
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return CONVC_OK;
-		return conn_fail(c, err, "closed", "read: %s", strerror(errno));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return CONVC_OK;
+			return conn_fail(c, err, "closed", "read: %s",
+					 strerror(errno));
+		}
+		c->in_len += (size_t)n;
+		st = process_input(c, err);
+		if (st != CONVC_OK || once || (size_t)n < room)
+			return st;
 	}
-	c->in_len += (size_t)n;
-	return process_input(c, err);
 }
 
 /* Writes what the socket takes (non-blocking). */
@@ -840,9 +1216,16 @@ static int write_some(struct convc *c, struct convc_error *err)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			break;
-		if (errno == EPIPE || errno == ECONNRESET)
+		if (errno == EPIPE || errno == ECONNRESET) {
+			/* convd may have said why before it closed (e.g.
+			 * "overloaded"): that reason, if it is there */
+			int st = read_some(c, false, err);
+
+			if (st != CONVC_OK)
+				return st;
 			return conn_fail(c, err, "closed",
 					 "convd closed the connection");
+		}
 		return conn_fail(c, err, "closed", "write: %s",
 				 strerror(errno));
 	}
@@ -884,7 +1267,7 @@ static int io_step(struct convc *c, int64_t deadline, struct convc_error *err)
 				 "no answer from convd within %d ms",
 				 c->timeout_ms);
 	if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-		st = read_some(c, err);
+		st = read_some(c, true, err);
 		if (st != CONVC_OK)
 			return st;
 	}
@@ -920,9 +1303,12 @@ int convc_flush(struct convc *c, struct convc_error *err)
 	if (!c)
 		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
 			    "no connection");
+	if (c->dispatching)
+		return in_callback(err, "convc_flush");
 	if (c->broken)
-		return broken_status(c, err);
-	return flush_until(c, deadline_after(c->timeout_ms), err);
+		return leave(c, broken_status(c, err), err);
+	return leave(c, flush_until(c, deadline_after(c->timeout_ms), err),
+		     err);
 }
 
 /* Hands a queued response to the caller. */
@@ -945,21 +1331,12 @@ static int deliver(struct convc *c, struct queued *q, struct queued *prev,
 	return status;
 }
 
-static int wait_for(struct convc *c, bool any, uint32_t msgid,
-		    struct convc_reply *reply, struct convc_error *err)
+static int wait_loop(struct convc *c, bool any, uint32_t msgid,
+		     struct convc_reply *reply, struct convc_error *err)
 {
-	int64_t deadline;
+	int64_t deadline = deadline_after(c->timeout_ms);
 	int st;
 
-	if (!c || !reply)
-		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
-			    "no connection or no reply");
-	reply_clear(reply);
-	if (any ? c->npend == 0 : !find_pending(c, msgid))
-		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
-			    any ? "no request is outstanding"
-				: "msgid %u is not outstanding", msgid);
-	deadline = deadline_after(c->timeout_ms);
 	for (;;) {
 		struct queued *prev = NULL;
 
@@ -978,6 +1355,27 @@ static int wait_for(struct convc *c, bool any, uint32_t msgid,
 		if (st != CONVC_OK)
 			return st;
 	}
+}
+
+static int wait_for(struct convc *c, bool any, uint32_t msgid,
+		    struct convc_reply *reply, struct convc_error *err)
+{
+	const struct outstanding *o;
+
+	if (!c || !reply)
+		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+			    "no connection or no reply");
+	reply_clear(reply);
+	if (c->dispatching)
+		return in_callback(err, any ? "convc_wait_any" : "convc_wait");
+	if (any ? c->npend == c->ncb
+		: !(o = find_pending(c, msgid)) || o->cb)
+		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+			    any ? "no request without a callback is "
+				  "outstanding"
+				: "msgid %u is not outstanding (or has a "
+				  "callback)", msgid);
+	return leave(c, wait_loop(c, any, msgid, reply, err), err);
 }
 
 int convc_wait(struct convc *c, uint32_t msgid, struct convc_reply *reply,
@@ -1001,10 +1399,99 @@ int convc_call(struct convc *c, const char *method, const void *params,
 
 	if (reply)
 		reply_clear(reply);
+	if (c && c->dispatching)	/* before anything is queued */
+		return in_callback(err, "convc_call");
 	st = convc_send(c, method, params, params_len, &msgid, err);
 	if (st != CONVC_OK)
 		return st;
 	return convc_wait(c, msgid, reply, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Non-blocking mode */
+
+int convc_fd(const struct convc *c)
+{
+	return c ? c->fd : -1;
+}
+
+bool convc_want_write(const struct convc *c)
+{
+	return c && !c->broken && c->out_sent < c->out_ready;
+}
+
+int convc_events(const struct convc *c)
+{
+	if (!c)
+		return 0;
+	return CONVC_EV_READ | (convc_want_write(c) ? CONVC_EV_WRITE : 0);
+}
+
+int convc_next_timeout(const struct convc *c)
+{
+	int64_t first = -1, left;
+
+	if (!c || c->ncb == 0)
+		return -1;
+	if (c->broken)
+		return 0;	/* convc_process answers the callbacks */
+	if (c->ndeadline == 0)
+		return -1;
+	for (size_t i = 0; i < c->npend; i++)
+		if (c->pend[i].cb && c->pend[i].deadline >= 0 &&
+		    (first < 0 || c->pend[i].deadline < first))
+			first = c->pend[i].deadline;
+	if (first < 0)
+		return -1;
+	left = first - now_ms();
+	if (left <= 0)
+		return 0;
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* The connection fails with "timeout" once a callback request is late. */
+static int check_deadlines(struct convc *c, struct convc_error *err)
+{
+	int64_t now = -1;
+
+	if (c->ndeadline == 0)
+		return CONVC_OK;
+	for (size_t i = 0; i < c->npend; i++) {
+		if (!c->pend[i].cb || c->pend[i].deadline < 0)
+			continue;
+		if (now < 0)
+			now = now_ms();
+		if (c->pend[i].deadline <= now)
+			return conn_fail(c, err, "timeout",
+					 "no answer from convd within %d ms",
+					 c->timeout_ms);
+	}
+	return CONVC_OK;
+}
+
+int convc_process(struct convc *c, int events, struct convc_error *err)
+{
+	int st = CONVC_OK;
+
+	if (!c)
+		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+			    "no connection");
+	if (c->dispatching)
+		return in_callback(err, "convc_process");
+	if (c->broken) {
+		st = broken_status(c, err);
+	} else {
+		if (events & CONVC_EV_READ)
+			st = read_some(c, false, err);
+		/* Write whatever is queued (callbacks may just have queued
+		 * requests), whether or not the socket was said writable:
+		 * a full socket costs one EAGAIN. */
+		if (st == CONVC_OK && c->out_sent < c->out_ready)
+			st = write_some(c, err);
+		if (st == CONVC_OK)
+			st = check_deadlines(c, err);
+	}
+	return leave(c, st, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1099,21 +1586,21 @@ fail_fd:
 
 void convc_close(struct convc *c)
 {
-	struct queued *q, *next;
-
 	if (!c)
 		return;
-	for (q = c->qhead; q; q = next) {
-		next = q->next;
-		convc_reply_free(&q->reply);
-		free(q);
+	if (!c->broken) {
+		struct convc_error e;
+
+		conn_fail(c, &e, "closed", "the connection was closed");
 	}
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c->out);
-	free(c->in);
-	free(c->pend);
-	free(c);
+	if (c->dispatching) {
+		/* from a callback: freed when the library call that ran the
+		 * callback returns */
+		c->close_pending = true;
+		return;
+	}
+	fail_callbacks(c);
+	destroy(c);
 }
 
 void convc_set_timeout(struct convc *c, int timeout_ms)
@@ -1141,6 +1628,15 @@ bool convc_usable(const struct convc *c)
 size_t convc_outstanding(const struct convc *c)
 {
 	return c ? c->npend : 0;
+}
+
+#define CONVC_STR_(x) #x
+#define CONVC_STR(x) CONVC_STR_(x)
+
+const char *convc_version(void)
+{
+	return CONVC_STR(CONVC_VERSION_MAJOR) "." CONVC_STR(
+		CONVC_VERSION_MINOR) "." CONVC_STR(CONVC_VERSION_PATCH);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1171,6 +1667,8 @@ static int call_named(struct convc *c, const char *method,
 	int st;
 
 	reply_clear(reply);
+	if (c && c->dispatching)	/* before anything is queued */
+		return in_callback(err, method);
 	for (size_t i = 0; i < nargs; i++) {
 		if (!args[i].is_int && !args[i].s && args[i].len == SIZE_MAX)
 			return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
@@ -1347,6 +1845,95 @@ void convc_messages_free(struct convc_message *msgs, size_t n)
 	free(msgs);
 }
 
+int convc_result_messages(const msgpack_object *result,
+			  struct convc_message **msgs, size_t *n,
+			  struct convc_error *err)
+{
+	struct convc_message *v;
+	uint32_t count;
+
+	if (!msgs || !n)
+		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+			    "no place for the result");
+	*msgs = NULL;
+	*n = 0;
+	if (!result || result->type != MSGPACK_OBJECT_ARRAY)
+		return fail(err, CONVC_ERR_LOCAL, "protocol",
+			    "unexpected result (not an array)");
+	count = result->via.array.size;
+	if (count == 0)
+		return CONVC_OK;
+	v = calloc(count, sizeof(*v));
+	if (!v)
+		return fail(err, CONVC_ERR_LOCAL, "no_memory", "out of memory");
+	for (uint32_t i = 0; i < count; i++) {
+		const msgpack_object *m = &result->via.array.ptr[i];
+		const msgpack_object *role = convc_map_get(m, "role");
+		const msgpack_object *content = convc_map_get(m, "content");
+		const msgpack_object *provider = convc_map_get(m, "provider");
+		const char *bad = NULL;
+
+		if (m->type != MSGPACK_OBJECT_MAP)
+			bad = "an element is not a map";
+		else if (!obj_int(convc_map_get(m, "id"), &v[i].id))
+			bad = "no integer 'id'";
+		else if (!convc_object_timestamp(convc_map_get(m, "created_at"),
+						 &v[i].created_at_usec))
+			bad = "no timestamp 'created_at'";
+		else if (!role || role->type != MSGPACK_OBJECT_STR ||
+			 !content || content->type != MSGPACK_OBJECT_STR ||
+			 !provider || provider->type != MSGPACK_OBJECT_STR)
+			bad = "'role', 'content' or 'provider' is not a string";
+		if (bad) {
+			convc_messages_free(v, count);
+			return fail(err, CONVC_ERR_LOCAL, "protocol",
+				    "unexpected result (%s)", bad);
+		}
+		v[i].role = obj_strdup(role, NULL);
+		v[i].content = obj_strdup(content, &v[i].content_len);
+		v[i].provider = obj_strdup(provider, NULL);
+		if (!v[i].role || !v[i].content || !v[i].provider) {
+			convc_messages_free(v, count);
+			return fail(err, CONVC_ERR_LOCAL, "no_memory",
+				    "out of memory");
+		}
+	}
+	*msgs = v;
+	*n = count;
+	return CONVC_OK;
+}
+
+/* A call whose result is an array of messages. */
+static int call_messages(struct convc *c, const char *method,
+			 const struct arg *args, size_t nargs,
+			 struct convc_message **msgs, size_t *n,
+			 struct convc_error *err)
+{
+	struct convc_reply r;
+	struct convc_error e;
+	int st;
+
+	if (!msgs || !n)
+		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+			    "no place for the result");
+	*msgs = NULL;
+	*n = 0;
+	st = call_named(c, method, args, nargs, &r, err);
+	if (st != CONVC_OK)
+		return st;
+	st = convc_result_messages(&r.result, msgs, n, &e);
+	convc_reply_free(&r);
+	if (st == CONVC_OK)
+		return CONVC_OK;
+	/* a result of the wrong shape: the connection cannot be trusted */
+	if (strcmp(e.code, "protocol") == 0)
+		return conn_fail(c, err, "protocol", "%s: %s", method,
+				 e.message);
+	if (err)
+		*err = e;
+	return st;
+}
+
 int convc_get_recent_conversations(struct convc *c, const char *user_id,
 				   const char *provider, int limit,
 				   const char *platform,
@@ -1360,69 +1947,65 @@ int convc_get_recent_conversations(struct convc *c, const char *user_id,
 			  : (struct arg)ARG_NONE("limit"),
 		opt_str("platform", platform),
 	};
-	struct convc_reply r;
-	struct convc_message *v;
-	uint32_t count;
-	int st;
 
-	if (!msgs || !n)
-		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
-			    "no place for the result");
-	*msgs = NULL;
-	*n = 0;
-	st = call_named(c, "get_recent_conversations", args,
-			sizeof(args) / sizeof(args[0]), &r, err);
+	return call_messages(c, "get_recent_conversations", args,
+			     sizeof(args) / sizeof(args[0]), msgs, n, err);
+}
+
+int convc_export_history(struct convc *c, const char *user_id,
+			 const char *provider, const char *platform,
+			 int64_t after_id, int limit,
+			 struct convc_message **msgs, size_t *n,
+			 struct convc_error *err)
+{
+	struct arg args[] = {
+		ARG_STR("user_id", user_id),
+		opt_str("provider", provider),
+		after_id > 0 ? (struct arg)ARG_INT("after_id", after_id)
+			     : (struct arg)ARG_NONE("after_id"),
+		limit > 0 ? (struct arg)ARG_INT("limit", limit)
+			  : (struct arg)ARG_NONE("limit"),
+		opt_str("platform", platform),
+	};
+
+	return call_messages(c, "export_history", args,
+			     sizeof(args) / sizeof(args[0]), msgs, n, err);
+}
+
+int convc_import_message(struct convc *c, const char *user_id,
+			 const char *provider, const char *role,
+			 const char *content, size_t content_len,
+			 const char *platform, int64_t created_at_usec,
+			 int64_t *id, bool *imported,
+			 struct convc_error *err)
+{
+	struct arg args[] = {
+		ARG_STR("user_id", user_id),
+		ARG_STR("provider", provider),
+		ARG_STR("role", role),
+		ARG_STRN("content", content, content ? content_len : SIZE_MAX),
+		ARG_INT("created_at", created_at_usec),
+		opt_str("platform", platform),
+	};
+	const msgpack_object *imp;
+	struct convc_reply r;
+	int64_t vid;
+	int st = call_named(c, "import_message", args,
+			    sizeof(args) / sizeof(args[0]), &r, err);
+
 	if (st != CONVC_OK)
 		return st;
-	if (r.result.type != MSGPACK_OBJECT_ARRAY)
-		return shape(c, &r, err, "get_recent_conversations",
-			     "not an array");
-	count = r.result.via.array.size;
-	if (count == 0) {
-		convc_reply_free(&r);
-		return CONVC_OK;
-	}
-	v = calloc(count, sizeof(*v));
-	if (!v) {
-		convc_reply_free(&r);
-		return fail(err, CONVC_ERR_LOCAL, "no_memory", "out of memory");
-	}
-	for (uint32_t i = 0; i < count; i++) {
-		const msgpack_object *m = &r.result.via.array.ptr[i];
-		const char *bad = NULL;
-
-		if (m->type != MSGPACK_OBJECT_MAP)
-			bad = "an element is not a map";
-		else if (!obj_int(convc_map_get(m, "id"), &v[i].id))
-			bad = "no integer 'id'";
-		else if (!convc_object_timestamp(convc_map_get(m, "created_at"),
-						 &v[i].created_at_usec))
-			bad = "no timestamp 'created_at'";
-		else if (!convc_map_get(m, "role") ||
-			 convc_map_get(m, "role")->type != MSGPACK_OBJECT_STR ||
-			 !convc_map_get(m, "content") ||
-			 convc_map_get(m, "content")->type != MSGPACK_OBJECT_STR ||
-			 !convc_map_get(m, "provider") ||
-			 convc_map_get(m, "provider")->type != MSGPACK_OBJECT_STR)
-			bad = "'role', 'content' or 'provider' is not a string";
-		if (bad) {
-			convc_messages_free(v, count);
-			return shape(c, &r, err, "get_recent_conversations", bad);
-		}
-		v[i].role = obj_strdup(convc_map_get(m, "role"), NULL);
-		v[i].content = obj_strdup(convc_map_get(m, "content"),
-					  &v[i].content_len);
-		v[i].provider = obj_strdup(convc_map_get(m, "provider"), NULL);
-		if (!v[i].role || !v[i].content || !v[i].provider) {
-			convc_messages_free(v, count);
-			convc_reply_free(&r);
-			return fail(err, CONVC_ERR_LOCAL, "no_memory",
-				    "out of memory");
-		}
-	}
+	imp = convc_map_get(&r.result, "imported");
+	if (!obj_int(convc_map_get(&r.result, "id"), &vid))
+		return shape(c, &r, err, "import_message", "no integer 'id'");
+	if (!imp || imp->type != MSGPACK_OBJECT_BOOLEAN)
+		return shape(c, &r, err, "import_message",
+			     "no boolean 'imported'");
+	if (id)
+		*id = vid;
+	if (imported)
+		*imported = imp->via.boolean;
 	convc_reply_free(&r);
-	*msgs = v;
-	*n = count;
 	return CONVC_OK;
 }
 

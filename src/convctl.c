@@ -35,7 +35,8 @@
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
 
-#define MAX_STDIN_TEXT ((size_t)64 << 20)	/* add ... - */
+#define MAX_STDIN_TEXT ((size_t)64 << 20)	/* add ... -, one import line */
+#define EXPORT_PAGE 1000			/* export: messages per request */
 #define DEFAULT_TIMEOUT_S 60
 #define MAX_TIMEOUT_S 86400
 
@@ -54,6 +55,7 @@ struct options {
 	bool days_set;
 	int64_t days;
 	bool prometheus;
+	const char *provider;			/* export --provider */
 };
 
 /* ------------------------------------------------------------------ */
@@ -80,6 +82,10 @@ static const char usage_commands[] =
 	"  thread delete USER                forget the user's thread id\n"
 	"  cleanup [--days N]                delete messages older than N days "
 	"(admin)\n"
+	"  export USER [--provider P]        the user's whole history as JSON "
+	"Lines\n"
+	"  import                            store JSON Lines from stdin, "
+	"times kept (admin)\n"
 	"  stats [--prometheus]              daemon statistics\n"
 	"  health                            database and schema state (exit 1 "
 	"if not ok)\n"
@@ -103,6 +109,7 @@ static const char usage_commands[] =
 	"      --days N          cleanup: keep N days, 0 to 36500 (default: "
 	"convd's)\n"
 	"      --prometheus      stats: Prometheus text format\n"
+	"      --provider NAME   export: only the messages with this provider\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         print the version\n"
 	"\n"
@@ -935,7 +942,8 @@ static int cmd_ping(struct cmd_ctx *x, int argc CONVD_UNUSED,
 	rtt = (int64_t)(b.tv_sec - a.tv_sec) * 1000000 +
 	      (b.tv_nsec - a.tv_nsec) / 1000;
 	if (x->o->json)
-		fputs("\"pong\"\n", x->out);
+		fprintf(x->out, "{\"result\":\"pong\",\"rtt_usec\":%" PRId64 "}\n",
+			rtt);
 	else
 		fprintf(x->out, "pong (%" PRId64 ".%03" PRId64 " ms)\n",
 			rtt / 1000, rtt % 1000);
@@ -1288,6 +1296,644 @@ static int cmd_health(struct cmd_ctx *x, int argc CONVD_UNUSED,
 	return rc;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* export and import: JSON Lines */
+
+/*
+ * One message per line, oldest first (id order), all of the user's
+ * history on the platform (with --provider, that provider's only),
+ * fetched EXPORT_PAGE messages at a time.  Always JSON Lines: --json
+ * changes nothing.
+ */
+static int cmd_export(struct cmd_ctx *x, int argc CONVD_UNUSED,
+		      char **argv CONVD_UNUSED)
+{
+	const char *platform = x->o->platform ? x->o->platform : "line";
+	struct convc_error e;
+	int64_t after = 0;
+
+	for (;;) {
+		struct convc_message *m;
+		size_t n;
+		int st = convc_export_history(x->c, argv[1], x->o->provider,
+					      x->o->platform, after,
+					      EXPORT_PAGE, &m, &n, &e);
+
+		if (st != CONVC_OK)
+			return report(st, &e);
+		for (size_t i = 0; i < n; i++) {
+			fprintf(x->out, "{\"id\":%" PRId64 ",\"user_id\":",
+				m[i].id);
+			json_cstr(x->out, argv[1]);
+			fputs(",\"platform\":", x->out);
+			json_cstr(x->out, platform);
+			fputs(",\"provider\":", x->out);
+			json_cstr(x->out, m[i].provider);
+			fputs(",\"role\":", x->out);
+			json_cstr(x->out, m[i].role);
+			fputs(",\"content\":", x->out);
+			json_str(x->out, m[i].content, m[i].content_len);
+			fputs(",\"created_at\":", x->out);
+			json_time(x->out, m[i].created_at_usec);
+			fputs("}\n", x->out);
+		}
+		if (n > 0)
+			after = m[n - 1].id;
+		convc_messages_free(m, n);
+		if (ferror(x->out))
+			return EXIT_FAILURE;	/* finish_output says why */
+		if (n < EXPORT_PAGE)
+			return EXIT_SUCCESS;
+	}
+}
+
+/* The fields of one import line; strings are malloc'd, NUL-terminated. */
+struct import_row {
+	char *user_id, *platform, *provider, *role, *content, *created_at;
+	size_t content_len;
+};
+
+static void import_row_free(struct import_row *r)
+{
+	free(r->user_id);
+	free(r->platform);
+	free(r->provider);
+	free(r->role);
+	free(r->content);
+	free(r->created_at);
+	memset(r, 0, sizeof(*r));
+}
+
+struct jparser {
+	const char *p, *end;
+	char *err;
+	size_t errlen;
+};
+
+static bool jfail(struct jparser *j, const char *fmt, ...) CONVD_PRINTF(2, 3);
+
+static bool jfail(struct jparser *j, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(j->err, j->errlen, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static void jws(struct jparser *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
+				 *j->p == '\r' || *j->p == '\n'))
+		j->p++;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool jhex4(struct jparser *j, uint32_t *v)
+{
+	*v = 0;
+	if (j->end - j->p < 4)
+		return jfail(j, "truncated \\u escape");
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(j->p[i]);
+
+		if (h < 0)
+			return jfail(j, "bad \\u escape");
+		*v = *v << 4 | (uint32_t)h;
+	}
+	j->p += 4;
+	return true;
+}
+
+static void put_utf8(struct buf *b, uint32_t cp)
+{
+	char u[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xC0 | cp >> 6);
+		u[1] = (char)(0x80 | (cp & 0x3F));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xE0 | cp >> 12);
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		u[2] = (char)(0x80 | (cp & 0x3F));
+		n = 3;
+	} else {
+		u[0] = (char)(0xF0 | cp >> 18);
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		u[3] = (char)(0x80 | (cp & 0x3F));
+		n = 4;
+	}
+	buf_add(b, u, n);
+}
+
+/*
+ * A JSON string at j->p (the opening quote) into out (when not NULL):
+ * escapes decoded, \u surrogate pairs joined; raw bytes are copied as
+ * they are (convd checks UTF-8).  Control characters must be escaped.
+ */
+static bool jstring(struct jparser *j, struct buf *out)
+{
+	if (j->p >= j->end || *j->p != '"')
+		return jfail(j, "expected a string");
+	j->p++;
+	for (;;) {
+		const char *q = j->p;
+		uint32_t cp, lo;
+		char c;
+
+		while (q < j->end && *q != '"' && *q != '\\' &&
+		       (unsigned char)*q >= 0x20)
+			q++;
+		if (out && q > j->p)
+			buf_add(out, j->p, (size_t)(q - j->p));
+		j->p = q;
+		if (j->p >= j->end)
+			return jfail(j, "unterminated string");
+		c = *j->p++;
+		if (c == '"')
+			return out ? !out->nomem || jfail(j, "out of memory")
+				   : true;
+		if (c != '\\')
+			return jfail(j, "control character in a string");
+		if (j->p >= j->end)
+			return jfail(j, "unterminated string");
+		c = *j->p++;
+		switch (c) {
+		case '"': case '\\': case '/':
+			cp = (unsigned char)c;
+			break;
+		case 'b': cp = '\b'; break;
+		case 'f': cp = '\f'; break;
+		case 'n': cp = '\n'; break;
+		case 'r': cp = '\r'; break;
+		case 't': cp = '\t'; break;
+		case 'u':
+			if (!jhex4(j, &cp))
+				return false;
+			if (cp >= 0xDC00 && cp <= 0xDFFF)
+				return jfail(j, "lone low surrogate \\u%04X",
+					     (unsigned)cp);
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				if (j->end - j->p < 2 || j->p[0] != '\\' ||
+				    j->p[1] != 'u')
+					return jfail(j, "lone high surrogate "
+						     "\\u%04X", (unsigned)cp);
+				j->p += 2;
+				if (!jhex4(j, &lo))
+					return false;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					return jfail(j, "bad surrogate pair");
+				cp = 0x10000 + ((cp - 0xD800) << 10) +
+				     (lo - 0xDC00);
+			}
+			break;
+		default:
+			return jfail(j, "bad escape \\%c", c);
+		}
+		if (out)
+			put_utf8(out, cp);
+	}
+}
+
+/* Skips a JSON number (grammar checked). */
+static bool jnumber(struct jparser *j)
+{
+	const char *q = j->p;
+
+	if (q < j->end && *q == '-')
+		q++;
+	if (q >= j->end || *q < '0' || *q > '9')
+		return jfail(j, "bad number");
+	if (*q == '0')
+		q++;
+	else
+		while (q < j->end && *q >= '0' && *q <= '9')
+			q++;
+	if (q < j->end && *q == '.') {
+		q++;
+		if (q >= j->end || *q < '0' || *q > '9')
+			return jfail(j, "bad number");
+		while (q < j->end && *q >= '0' && *q <= '9')
+			q++;
+	}
+	if (q < j->end && (*q == 'e' || *q == 'E')) {
+		q++;
+		if (q < j->end && (*q == '+' || *q == '-'))
+			q++;
+		if (q >= j->end || *q < '0' || *q > '9')
+			return jfail(j, "bad number");
+		while (q < j->end && *q >= '0' && *q <= '9')
+			q++;
+	}
+	j->p = q;
+	return true;
+}
+
+static bool jliteral(struct jparser *j, const char *w)
+{
+	size_t n = strlen(w);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, w, n) != 0)
+		return jfail(j, "unexpected character '%c'", *j->p);
+	j->p += n;
+	return true;
+}
+
+/* Skips any JSON value (the fields an import does not use). */
+static bool jskip(struct jparser *j, int depth)
+{
+	jws(j);
+	if (j->p >= j->end)
+		return jfail(j, "expected a value");
+	if (depth > 32)
+		return jfail(j, "nested too deep");
+	switch (*j->p) {
+	case '"':
+		return jstring(j, NULL);
+	case 't':
+		return jliteral(j, "true");
+	case 'f':
+		return jliteral(j, "false");
+	case 'n':
+		return jliteral(j, "null");
+	case '[':
+	case '{': {
+		char close = *j->p == '[' ? ']' : '}';
+		bool obj = close == '}';
+
+		j->p++;
+		jws(j);
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return true;
+		}
+		for (;;) {
+			if (obj) {
+				jws(j);
+				if (!jstring(j, NULL))
+					return false;
+				jws(j);
+				if (j->p >= j->end || *j->p != ':')
+					return jfail(j, "expected ':'");
+				j->p++;
+			}
+			if (!jskip(j, depth + 1))
+				return false;
+			jws(j);
+			if (j->p < j->end && *j->p == ',') {
+				j->p++;
+				continue;
+			}
+			if (j->p < j->end && *j->p == close) {
+				j->p++;
+				return true;
+			}
+			return jfail(j, "expected ',' or '%c'", close);
+		}
+	}
+	default:
+		return jnumber(j);
+	}
+}
+
+/*
+ * One line: a JSON object with the strings user_id, provider, role,
+ * content, created_at and optionally platform; other members (id, and
+ * any a later export adds) are skipped.
+ */
+static bool parse_import_line(const char *s, size_t len,
+			      struct import_row *row, char *err, size_t errlen)
+{
+	static const char *const names[] = { "user_id", "platform",
+					     "provider", "role", "content",
+					     "created_at" };
+	struct jparser j = { s, s + len, err, errlen };
+	char **slots[] = { &row->user_id, &row->platform, &row->provider,
+			   &row->role, &row->content, &row->created_at };
+	struct buf key = { 0 };
+	bool ok = false;
+
+	memset(row, 0, sizeof(*row));
+	jws(&j);
+	if (j.p >= j.end || *j.p != '{') {
+		jfail(&j, "not a JSON object");
+		goto out;
+	}
+	j.p++;
+	jws(&j);
+	if (j.p < j.end && *j.p == '}') {
+		j.p++;
+	} else {
+		for (;;) {
+			size_t k;
+
+			jws(&j);
+			key.len = 0;
+			if (!jstring(&j, &key))
+				goto out;
+			jws(&j);
+			if (j.p >= j.end || *j.p != ':') {
+				jfail(&j, "expected ':'");
+				goto out;
+			}
+			j.p++;
+			jws(&j);
+			for (k = 0; k < ARRAY_LEN(names); k++)
+				if (key.p && strlen(names[k]) == key.len &&
+				    memcmp(names[k], key.p, key.len) == 0)
+					break;
+			if (k < ARRAY_LEN(names)) {
+				struct buf v = { 0 };
+
+				if (*slots[k]) {
+					jfail(&j, "'%s' given twice", names[k]);
+					goto out;
+				}
+				if (j.p < j.end && *j.p != '"') {
+					jfail(&j, "'%s' must be a string",
+					      names[k]);
+					goto out;
+				}
+				if (!jstring(&j, &v)) {
+					free(v.p);
+					goto out;
+				}
+				buf_add(&v, "", 0);	/* "" -> allocated */
+				if (v.nomem) {
+					free(v.p);
+					jfail(&j, "out of memory");
+					goto out;
+				}
+				*slots[k] = v.p;
+				if (k == 4)
+					row->content_len = v.len;
+			} else if (!jskip(&j, 0)) {
+				goto out;
+			}
+			jws(&j);
+			if (j.p < j.end && *j.p == ',') {
+				j.p++;
+				continue;
+			}
+			if (j.p < j.end && *j.p == '}') {
+				j.p++;
+				break;
+			}
+			jfail(&j, "expected ',' or '}'");
+			goto out;
+		}
+	}
+	jws(&j);
+	if (j.p != j.end) {
+		jfail(&j, "text after the object");
+		goto out;
+	}
+	for (size_t k = 0; k < ARRAY_LEN(names); k++) {
+		if (k != 1 && !*slots[k]) {
+			jfail(&j, "'%s' is missing", names[k]);
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	free(key.p);
+	if (!ok)
+		import_row_free(row);
+	return ok;
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	/* H. Hinnant's algorithm: days since 1970-01-01, proleptic Gregorian */
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool digits(const char **p, const char *end, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++) {
+		if (*p >= end || **p < '0' || **p > '9')
+			return false;
+		*v = *v * 10 + (**p - '0');
+		(*p)++;
+	}
+	return true;
+}
+
+/*
+ * ISO 8601 / RFC 3339 date and time -> microseconds since the epoch:
+ * YYYY-MM-DD, 'T' (or 't' or a space), hh:mm:ss, an optional fraction
+ * (digits beyond microseconds are dropped), and Z, +hh:mm, -hh:mm, +hhmm
+ * or +hh; without a zone the time is UTC.
+ */
+static bool parse_iso_time(const char *s, int64_t *usec)
+{
+	const char *p = s, *end = s + strlen(s);
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	int64_t frac = 0, scale = 100000, days;
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+				     30, 31 };
+
+	if (!digits(&p, end, 4, &y) || p >= end || *p++ != '-' ||
+	    !digits(&p, end, 2, &mo) || p >= end || *p++ != '-' ||
+	    !digits(&p, end, 2, &d) || p >= end ||
+	    (*p != 'T' && *p != 't' && *p != ' '))
+		return false;
+	p++;
+	if (!digits(&p, end, 2, &h) || p >= end || *p++ != ':' ||
+	    !digits(&p, end, 2, &mi) || p >= end || *p++ != ':' ||
+	    !digits(&p, end, 2, &sec))
+		return false;
+	if (p < end && (*p == '.' || *p == ',')) {
+		p++;
+		if (p >= end || *p < '0' || *p > '9')
+			return false;
+		for (; p < end && *p >= '0' && *p <= '9'; p++) {
+			frac += (*p - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (p < end && (*p == 'Z' || *p == 'z')) {
+		p++;
+	} else if (p < end && (*p == '+' || *p == '-')) {
+		sign = *p++ == '-' ? -1 : 1;
+		if (!digits(&p, end, 2, &oh))
+			return false;
+		if (p < end && *p == ':')
+			p++;
+		if (p < end && !digits(&p, end, 2, &om))
+			return false;
+		if (oh > 23 || om > 59)
+			return false;
+	}
+	if (p != end || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 ||
+	    sec > 59)
+		return false;
+	if (d > mdays[mo - 1] + (mo == 2 && (y % 4 == 0 && (y % 100 != 0 ||
+							       y % 400 == 0))))
+		return false;
+	days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+	*usec = ((days * 24 + h) * 60 + mi) * 60 + sec;
+	*usec -= (int64_t)sign * (oh * 3600 + om * 60);
+	*usec = *usec * 1000000 + frac;
+	return true;
+}
+
+/* Reads one line of at most MAX_STDIN_TEXT bytes (without its newline);
+ * 0 at end of input, -1 after printing an error. */
+static int read_line(FILE *in, struct buf *line, bool *too_long)
+{
+	int c;
+
+	line->len = 0;
+	*too_long = false;
+	if (line->p)
+		line->p[0] = '\0';
+	while ((c = getc(in)) != EOF) {
+		char ch = (char)c;
+
+		if (ch == '\n')
+			return 1;
+		if (line->len >= MAX_STDIN_TEXT) {
+			*too_long = true;
+			continue;	/* read to the end of the line */
+		}
+		buf_add(line, &ch, 1);
+		if (line->nomem) {
+			fprintf(stderr, "%s: out of memory\n", progname);
+			return -1;
+		}
+	}
+	if (ferror(in)) {
+		fprintf(stderr, "%s: reading standard input: %s\n", progname,
+			strerror(errno));
+		return -1;
+	}
+	return line->len > 0 || *too_long ? 1 : 0;
+}
+
+static void print_import_count(struct cmd_ctx *x, int64_t imported,
+			       int64_t skipped)
+{
+	if (x->o->json)
+		fprintf(x->out, "{\"imported\":%" PRId64 ",\"skipped\":%" PRId64
+			"}\n", imported, skipped);
+	else
+		fprintf(x->out, "imported %" PRId64 " message%s, skipped %"
+			PRId64 " already present\n", imported,
+			imported == 1 ? "" : "s", skipped);
+}
+
+/*
+ * Standard input, one message per line in the format of export (blank
+ * lines are skipped), stored one at a time in the order of the lines
+ * with their time, role, provider, platform and content.  A message that
+ * is already stored (equal in all of these and the user) is skipped, so
+ * a file can be imported again.  The first bad line or error stops the
+ * import; what was stored before it stays.
+ */
+static int cmd_import(struct cmd_ctx *x, int argc CONVD_UNUSED,
+		      char **argv CONVD_UNUSED)
+{
+	struct buf line = { 0 };
+	int64_t imported = 0, skipped = 0, lineno = 0;
+	int rc = EXIT_SUCCESS;
+
+	for (;;) {
+		struct import_row row;
+		struct convc_error e;
+		char err[256];
+		bool too_long, fresh;
+		int64_t at;
+		int st, r = read_line(stdin, &line, &too_long);
+
+		if (r < 0) {
+			rc = EXIT_FAILURE;
+			break;
+		}
+		if (r == 0)
+			break;
+		lineno++;
+		if (too_long) {
+			fprintf(stderr, "%s: line %" PRId64 ": longer than %zu "
+				"MiB\n", progname, lineno, MAX_STDIN_TEXT >> 20);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (line.len == 0 || strspn(line.p, " \t\r") == line.len)
+			continue;
+		if (!parse_import_line(line.p, line.len, &row, err,
+				       sizeof(err))) {
+			fprintf(stderr, "%s: line %" PRId64 ": ", progname,
+				lineno);
+			put_cstr(stderr, err);
+			fputc('\n', stderr);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (!parse_iso_time(row.created_at, &at)) {
+			fprintf(stderr, "%s: line %" PRId64 ": created_at: not "
+				"an ISO 8601 time: ", progname, lineno);
+			put_cstr(stderr, row.created_at);
+			fputc('\n', stderr);
+			import_row_free(&row);
+			rc = EXIT_USAGE;
+			break;
+		}
+		st = convc_import_message(x->c, row.user_id, row.provider,
+					  row.role, row.content,
+					  row.content_len,
+					  row.platform ? row.platform
+						       : x->o->platform,
+					  at, NULL, &fresh, &e);
+		import_row_free(&row);
+		if (st != CONVC_OK) {
+			fprintf(stderr, "%s: line %" PRId64 ":\n", progname,
+				lineno);
+			rc = report(st, &e);
+			break;
+		}
+		if (fresh)
+			imported++;
+		else
+			skipped++;
+	}
+	free(line.p);
+	if (rc != EXIT_SUCCESS)
+		fprintf(stderr, "%s: stopped: imported %" PRId64 ", skipped %"
+			PRId64 " before the error\n", progname, imported,
+			skipped);
+	else
+		print_import_count(x, imported, skipped);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Command table and option parsing */
 
@@ -1296,11 +1942,13 @@ enum {
 	OPT_PLATFORM,
 	OPT_DAYS,
 	OPT_PROMETHEUS,
+	OPT_PROVIDER,
 };
 
 #define CO_LIMIT 1u
 #define CO_DAYS 2u
 #define CO_PROMETHEUS 4u
+#define CO_PROVIDER 8u
 
 struct command {
 	const char *name;
@@ -1328,6 +1976,9 @@ static const struct command commands[] = {
 	{ "cleanup", 0, 0, CO_DAYS, 0, "cleanup [--days N]", cmd_cleanup },
 	{ "stats", 0, 0, CO_PROMETHEUS, DEFAULT_TIMEOUT_S,
 	  "stats [--prometheus]", cmd_stats },
+	{ "export", 1, 1, CO_PROVIDER, DEFAULT_TIMEOUT_S,
+	  "export USER [--provider P]", cmd_export },
+	{ "import", 0, 0, 0, DEFAULT_TIMEOUT_S, "import", cmd_import },
 	{ "health", 0, 0, 0, DEFAULT_TIMEOUT_S, "health", cmd_health },
 };
 
@@ -1340,6 +1991,7 @@ static const struct option long_opts[] = {
 	{ "limit", required_argument, NULL, 'n' },
 	{ "days", required_argument, NULL, OPT_DAYS },
 	{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
+	{ "provider", required_argument, NULL, OPT_PROVIDER },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -1429,6 +2081,10 @@ static enum parse_result parse_options(int argc, char **argv,
 			o->prometheus = true;
 			*seen |= CO_PROMETHEUS;
 			break;
+		case OPT_PROVIDER:
+			o->provider = optarg;
+			*seen |= CO_PROVIDER;
+			break;
 		case 'h':
 			return PARSE_HELP;
 		case 'V':
@@ -1465,9 +2121,11 @@ static bool check_command(const struct command *cmd, int nargs,
 			  char **args, unsigned seen, const struct options *o)
 {
 	if (seen & ~cmd->opts) {
-		const char *opt = (seen & CO_LIMIT) ? "-n/--limit"
-				  : (seen & CO_DAYS) ? "--days"
-						     : "--prometheus";
+		unsigned bad = seen & ~cmd->opts;
+		const char *opt = (bad & CO_LIMIT)	? "-n/--limit"
+				  : (bad & CO_DAYS)	? "--days"
+				  : (bad & CO_PROVIDER) ? "--provider"
+							: "--prometheus";
 
 		usage_error("%s does not apply to '%s' (usage: convctl %s)", opt,
 			    cmd->name, cmd->synopsis);

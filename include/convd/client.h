@@ -2,16 +2,23 @@
  * convd/client.h - the C client library for convd (libconvclient).
  *
  * One implementation of the client side of convd's MessagePack-RPC
- * protocol (convd-protocol(7)), used by convctl and meant to be installed
- * with a pkg-config file.  It depends on libc and msgpack-c only: nothing
- * here uses convd's internal headers.
+ * protocol (convd-protocol(7)), used by convctl and convd-bench, installed
+ * as libconvclient (shared, soname libconvclient.so.MAJOR, and static)
+ * with a pkg-config file, convclient.pc:
+ *
+ *     cc app.c $(pkg-config --cflags --libs convclient)
+ *
+ * It depends on libc and msgpack-c only: nothing here uses convd's
+ * internal headers, and the library exports the convc_* names of this
+ * header and nothing else.  The full manual is libconvclient(3).
  *
  * Model
  *   A `struct convc` is one connection to convd's Unix socket.  It is not
  *   thread-safe: use one connection per thread (or lock around it).
  *   Calls block, each bounded by the connection's timeout (poll(2) on the
  *   socket; the deadline covers sending the request and receiving its
- *   response).
+ *   response) -- or, in the non-blocking mode below, an event loop drives
+ *   the connection and completion callbacks deliver the responses.
  *
  * Status
  *   Every call that can fail returns an `int` status:
@@ -38,8 +45,9 @@
  *   err may be NULL where the caller does not want the details.
  *
  * Responses
- *   Responses are decoded with msgpack-c (msgpack_unpack_next) after our
- *   own framing scan has found one complete object.  The scan walks the
+ *   Responses are decoded with msgpack-c after our own framing scan has
+ *   found one complete object (a callback's reply is decoded where it lies
+ *   in the input buffer, into a zone the connection reuses).  The scan walks the
  *   bytes with two counters (no recursion, no allocation) and refuses a
  *   container that announces more elements than the response could hold,
  *   so msgpack-c never allocates more than about 24 bytes per byte
@@ -57,6 +65,32 @@
  *   too, so a long pipeline cannot deadlock against the daemon's
  *   backpressure.  The typed calls (convc_ping, convc_add_message, ...)
  *   are send + wait on one msgid and may be mixed with pipelined requests.
+ *
+ * Non-blocking mode
+ *   convc_send_cb / convc_request_end_cb queue a request with a completion
+ *   callback.  The application watches convc_fd() in its own event loop
+ *   (poll, epoll, libevent, libuv, ...): for reading always, for writing
+ *   while convc_want_write() is true; and calls convc_process() with the
+ *   events that occurred.  convc_process reads what the socket has, runs
+ *   the callback of every complete response, and writes what is queued
+ *   (including requests the callbacks queued); it never blocks.  With a
+ *   timeout set, convc_next_timeout() says when to call convc_process
+ *   again even without an event: a request that gets no answer within
+ *   the timeout fails the connection with "timeout".
+ *
+ *   A callback gets the status (CONVC_OK, CONVC_ERR_DAEMON with err set,
+ *   or CONVC_ERR_CONN when the connection failed or was closed before the
+ *   answer came: every outstanding callback is called exactly once).  The
+ *   reply and its result are valid only while the callback runs: copy what
+ *   must outlive it.  A callback may queue requests on any connection and
+ *   do blocking calls on other connections; on its own connection it must
+ *   not call convc_process, convc_flush, convc_wait, convc_wait_any,
+ *   convc_call or the typed calls (they fail with "invalid_argument").  It
+ *   may call convc_close: the connection is then freed when the library
+ *   call that ran the callback returns, and that call fails with
+ *   CONVC_ERR_CONN "closed" (do not use the connection after that).
+ *   Callbacks run from convc_process, convc_close, and from a blocking
+ *   call on the same connection that happens to read their response.
  *
  * Times are microseconds since the Unix epoch, UTC (int64_t).
  */
@@ -79,9 +113,18 @@ extern "C" {
 #define CONVC_WUR
 #endif
 
-#define CONVC_VERSION_MAJOR 0
-#define CONVC_VERSION_MINOR 1
+/*
+ * The library's semantic version: MAJOR changes break the API or ABI (and
+ * the soname, libconvclient.so.MAJOR), MINOR adds to them, PATCH fixes.
+ */
+#define CONVC_VERSION_MAJOR 1
+#define CONVC_VERSION_MINOR 0
 #define CONVC_VERSION_PATCH 0
+
+/* Only the declarations below are exported from the shared library. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(default)
+#endif
 
 /* Largest response accepted by default (bytes of one msgpack object). */
 #define CONVC_DEFAULT_MAX_RESPONSE ((size_t)256 << 20)
@@ -101,6 +144,10 @@ struct convc_error {
 };
 
 struct convc;
+
+/* The library's version, "MAJOR.MINOR.PATCH" (of the library actually
+ * loaded, which may be newer than the header the program was built with). */
+const char *convc_version(void);
 
 /* ------------------------------------------------------------------ */
 /* Connections */
@@ -126,7 +173,8 @@ CONVC_WUR int convc_set_max_response(struct convc *c, size_t bytes,
 /* false once the connection has failed (any CONVC_ERR_CONN). */
 bool convc_usable(const struct convc *c);
 
-/* Number of requests sent or queued whose response was not yet taken. */
+/* Number of requests sent or queued whose response was not yet taken
+ * (callback requests included). */
 size_t convc_outstanding(const struct convc *c);
 
 /* ------------------------------------------------------------------ */
@@ -181,7 +229,7 @@ CONVC_WUR int convc_flush(struct convc *c, struct convc_error *err);
 
 /*
  * Flushes, then waits for the response to msgid (which must be
- * outstanding, else "invalid_argument").  On CONVC_OK the caller owns
+ * outstanding and have no callback, else "invalid_argument").  On CONVC_OK the caller owns
  * *reply.  On CONVC_ERR_DAEMON err holds the daemon's error and reply->msgid
  * the msgid.
  */
@@ -190,9 +238,9 @@ CONVC_WUR int convc_wait(struct convc *c, uint32_t msgid,
 
 /*
  * Flushes, then returns the next response of any outstanding request
- * (queued ones first, in arrival order).  reply->msgid says which one,
- * also when the status is CONVC_ERR_DAEMON.  With nothing outstanding:
- * "invalid_argument".
+ * without a callback (queued ones first, in arrival order).
+ * reply->msgid says which one, also when the status is CONVC_ERR_DAEMON.
+ * With no such request outstanding: "invalid_argument".
  */
 CONVC_WUR int convc_wait_any(struct convc *c, struct convc_reply *reply,
 			     struct convc_error *err);
@@ -212,6 +260,60 @@ bool convc_object_timestamp(const msgpack_object *o, int64_t *usec);
 /* Value for a string key in a map object, or NULL. */
 const msgpack_object *convc_map_get(const msgpack_object *map,
 				    const char *key);
+
+/* ------------------------------------------------------------------ */
+/* Non-blocking mode (see the top of this file) */
+
+/* convc_process events, and what convc_events() asks to watch. */
+#define CONVC_EV_READ 0x1
+#define CONVC_EV_WRITE 0x2
+
+/*
+ * A completion callback.  status: CONVC_OK (reply->result is the result),
+ * CONVC_ERR_DAEMON (err is convd's error) or CONVC_ERR_CONN (err says why
+ * the connection failed); reply->msgid is the request's in every case.
+ * reply and err are valid only during the call.
+ */
+typedef void (*convc_callback)(struct convc *c, int status,
+			       const struct convc_reply *reply,
+			       const struct convc_error *err, void *arg);
+
+/* The socket to watch (never changes while the connection is open). */
+int convc_fd(const struct convc *c);
+
+/* As convc_request_end, but the response goes to cb (not NULL). */
+CONVC_WUR int convc_request_end_cb(struct convc *c, convc_callback cb,
+				   void *arg, struct convc_error *err);
+
+/* As convc_send, but the response goes to cb (not NULL). */
+CONVC_WUR int convc_send_cb(struct convc *c, const char *method,
+			    const void *params, size_t params_len,
+			    convc_callback cb, void *arg, uint32_t *msgid,
+			    struct convc_error *err);
+
+/*
+ * Does the I/O that events (CONVC_EV_READ, CONVC_EV_WRITE, or 0 for a
+ * timer) allow without blocking: reads until the socket is drained and
+ * runs the callbacks of the complete responses, writes what is queued,
+ * and checks the callback requests' deadlines.  Returns CONVC_OK, or
+ * CONVC_ERR_CONN once the connection has failed (the outstanding
+ * callbacks have then been called with CONVC_ERR_CONN), or
+ * CONVC_ERR_LOCAL when called from a callback of this connection.
+ */
+CONVC_WUR int convc_process(struct convc *c, int events,
+			    struct convc_error *err);
+
+/* CONVC_EV_READ, plus CONVC_EV_WRITE while convc_want_write(). */
+int convc_events(const struct convc *c);
+
+/* Whether queued output waits for the socket to become writable. */
+bool convc_want_write(const struct convc *c);
+
+/*
+ * Milliseconds until the earliest callback request runs out of time
+ * (0: call convc_process now), or -1 if none has a deadline.
+ */
+int convc_next_timeout(const struct convc *c);
 
 /* ------------------------------------------------------------------ */
 /* Typed calls, one per method.  `platform` NULL means the daemon's default
@@ -249,6 +351,16 @@ CONVC_WUR int convc_add_message(struct convc *c, const char *user_id,
 				const char *platform, int64_t *id,
 				int64_t *created_at_usec,
 				struct convc_error *err);
+
+/*
+ * Decodes a result that is an array of messages (get_recent_conversations,
+ * export_history, or a callback's reply->result) into *msgs (NULL when *n
+ * is 0), freed with convc_messages_free.  Fails with CONVC_ERR_LOCAL:
+ * "protocol" if the result does not have that shape, "no_memory".
+ */
+CONVC_WUR int convc_result_messages(const msgpack_object *result,
+				    struct convc_message **msgs, size_t *n,
+				    struct convc_error *err);
 
 /*
  * limit <= 0: the daemon's default (10 turns, i.e. up to 20 messages).
@@ -299,6 +411,32 @@ CONVC_WUR int convc_delete_thread(struct convc *c, const char *user_id,
 				  const char *platform, int64_t *deleted,
 				  struct convc_error *err);
 
+/*
+ * One page of a user's history, in id order: up to limit messages (<= 0:
+ * 1000) whose id is greater than after_id (0: from the start), with one
+ * provider or all (provider NULL).  The next page starts after the last
+ * id; a page shorter than the limit is the last.  Freed with
+ * convc_messages_free.
+ */
+CONVC_WUR int convc_export_history(struct convc *c, const char *user_id,
+				   const char *provider, const char *platform,
+				   int64_t after_id, int limit,
+				   struct convc_message **msgs, size_t *n,
+				   struct convc_error *err);
+
+/*
+ * Stores a message with its original time (admin).  A message equal to a
+ * stored one in user, platform, provider, role, content and created_at is
+ * not stored again: *imported is then false and *id the stored one's.
+ * id, imported: may be NULL.
+ */
+CONVC_WUR int convc_import_message(struct convc *c, const char *user_id,
+				   const char *provider, const char *role,
+				   const char *content, size_t content_len,
+				   const char *platform,
+				   int64_t created_at_usec, int64_t *id,
+				   bool *imported, struct convc_error *err);
+
 /* days_to_keep < 0: the daemon's configured value.  deleted: may be NULL. */
 CONVC_WUR int convc_cleanup_old_conversations(struct convc *c,
 					      int days_to_keep,
@@ -320,6 +458,10 @@ CONVC_WUR int convc_stats(struct convc *c, struct convc_reply *reply,
 CONVC_WUR int convc_health(struct convc *c, bool *ok,
 			   struct convc_reply *reply,
 			   struct convc_error *err);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
