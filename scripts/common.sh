@@ -26,7 +26,7 @@ install_deps() {
 	# The postgresql package may start a system cluster; we use our own.
 	if command -v pg_lsclusters >/dev/null 2>&1; then
 		pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
-			pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
+			pg_ctlcluster "$ver" "$name" stop >/dev/null 2>&1 || true
 		done
 	fi
 }
