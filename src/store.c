@@ -177,20 +177,21 @@ static int pack_add(msgpack_packer *pk, const PGresult *res)
 	return 0;
 }
 
-/* One message row (id, role, content, created_at, model_provider) as
- * {id, role, content, created_at, provider}. */
-static int pack_message_row(msgpack_packer *pk, const PGresult *res, int i)
+/* One message row as {id, role, content, created_at, provider}: the
+ * columns id, role, content, created_at, model_provider from column c. */
+static int pack_message_row(msgpack_packer *pk, const PGresult *res, int i,
+			    int c)
 {
 	if (msgpack_pack_map(pk, 5) < 0 || proto_pack_cstr(pk, "id") < 0 ||
-	    msgpack_pack_int64(pk, store_int8(res, i, 0)) < 0 ||
+	    msgpack_pack_int64(pk, store_int8(res, i, c)) < 0 ||
 	    proto_pack_cstr(pk, "role") < 0 ||
-	    store_pack_text(pk, res, i, 1) < 0 ||
+	    store_pack_text(pk, res, i, c + 1) < 0 ||
 	    proto_pack_cstr(pk, "content") < 0 ||
-	    store_pack_text(pk, res, i, 2) < 0 ||
+	    store_pack_text(pk, res, i, c + 2) < 0 ||
 	    proto_pack_cstr(pk, "created_at") < 0 ||
-	    proto_pack_timestamp(pk, store_time(res, i, 3)) < 0 ||
+	    proto_pack_timestamp(pk, store_time(res, i, c + 3)) < 0 ||
 	    proto_pack_cstr(pk, "provider") < 0 ||
-	    store_pack_text(pk, res, i, 4) < 0)
+	    store_pack_text(pk, res, i, c + 4) < 0)
 		return -1;
 	return 0;
 }
@@ -203,7 +204,7 @@ static int pack_recent(msgpack_packer *pk, const PGresult *res)
 	if (msgpack_pack_array(pk, (size_t)n) < 0)
 		return -1;
 	for (int i = n - 1; i >= 0; i--)
-		if (pack_message_row(pk, res, i) < 0)
+		if (pack_message_row(pk, res, i, 0) < 0)
 			return -1;
 	return 0;
 }
@@ -216,7 +217,7 @@ static int pack_export(msgpack_packer *pk, const PGresult *res)
 	if (msgpack_pack_array(pk, (size_t)n) < 0)
 		return -1;
 	for (int i = 0; i < n; i++)
-		if (pack_message_row(pk, res, i) < 0)
+		if (pack_message_row(pk, res, i, 0) < 0)
 			return -1;
 	return 0;
 }
@@ -810,21 +811,8 @@ static int deliver_recent(struct batch *b, const PGresult *res)
 		qsort(mine, (size_t)n, sizeof(int), cmp_recent_rows);
 		pk = request_result(r);
 		failed |= msgpack_pack_array(pk, (size_t)n) < 0;
-		for (int i = 0; i < n && !failed; i++) {
-			int row = mine[i];
-
-			failed |= msgpack_pack_map(pk, 5) < 0 ||
-				  proto_pack_cstr(pk, "id") < 0 ||
-				  msgpack_pack_int64(pk, store_int8(res, row, 1)) < 0 ||
-				  proto_pack_cstr(pk, "role") < 0 ||
-				  store_pack_text(pk, res, row, 2) < 0 ||
-				  proto_pack_cstr(pk, "content") < 0 ||
-				  store_pack_text(pk, res, row, 3) < 0 ||
-				  proto_pack_cstr(pk, "created_at") < 0 ||
-				  proto_pack_timestamp(pk, store_time(res, row, 4)) < 0 ||
-				  proto_pack_cstr(pk, "provider") < 0 ||
-				  store_pack_text(pk, res, row, 5) < 0;
-		}
+		for (int i = 0; i < n && !failed; i++)
+			failed |= pack_message_row(pk, res, mine[i], 1) < 0;
 		if (failed)
 			request_abort(r, "cannot pack the result");
 		else
