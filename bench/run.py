@@ -88,7 +88,8 @@ def main():
             "server": {"max_clients": 20000},
             "retention": {"days_to_keep": 0},
             "log": {"level": "notice"}})
-        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         d.start()
         pgconn = f"host={pg.sockdir} port={pg.port} dbname={pg.dbname} user={pg.user}"
 

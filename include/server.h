@@ -48,6 +48,7 @@ struct request {
 	struct request *next;		/* free for the handler's own use */
 	void *handler_data;
 	char ints[METHOD_MAX_PARAMS][24]; /* PK_INT args as text */
+	size_t data_cap;		/* bytes in data[] */
 	char data[];			/* NUL-terminated copies */
 };
 

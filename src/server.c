@@ -105,7 +105,48 @@ static struct {
 	struct server_stats st;
 } srv = {.listen_fd = -1};
 
-static struct evbuffer *discard_buf;	/* where answers to the dead go */
+
+/*
+ * Request blocks are recycled: a request whose arguments fit in
+ * REQ_SMALL bytes (nearly all of them) takes a block from this list and
+ * gives it back, so the hot path does no malloc/free per request.
+ */
+#define REQ_SMALL 2048
+#define REQ_CACHE_MAX 512
+static struct {
+	struct request *free;
+	int n;
+} req_cache;
+
+static struct request *request_alloc(size_t data)
+{
+	struct request *r;
+	size_t cap = data <= REQ_SMALL ? REQ_SMALL : data;
+
+	if (cap == REQ_SMALL && req_cache.free) {
+		r = req_cache.free;
+		req_cache.free = r->next;
+		req_cache.n--;
+	} else {
+		r = malloc(sizeof(*r) + cap);
+		if (!r)
+			return NULL;
+	}
+	memset(r, 0, sizeof(*r));
+	r->data_cap = cap;
+	return r;
+}
+
+static void request_free(struct request *r)
+{
+	if (r->data_cap == REQ_SMALL && req_cache.n < REQ_CACHE_MAX) {
+		r->next = req_cache.free;
+		req_cache.free = r;
+		req_cache.n++;
+		return;
+	}
+	free(r);
+}
 
 const char *rpc_error_code(enum rpc_error e)
 {
@@ -151,13 +192,54 @@ static void client_close(struct client *c, const char *why)
 	client_unref(c);
 }
 
+/*
+ * Responses are packed into one staging buffer (the loop packs one
+ * response at a time) and handed to the client's output in one piece when
+ * complete: one evbuffer_add per response instead of one per field, and a
+ * response whose packing fails never reaches the socket half-made.
+ */
+#define STAGE_KEEP (256u << 10)
+static struct {
+	char *p;
+	size_t len, cap;
+} stage;
+
 static int client_pack_write(void *data, const char *buf, size_t len)
 {
-	struct client *c = data;
+	(void)data;
+	if (len > stage.cap - stage.len) {
+		size_t cap = stage.cap ? stage.cap : 16384;
+		char *np;
 
-	if (c->dead)
-		return evbuffer_add(discard_buf, buf, len);
-	return evbuffer_add(c->out, buf, len);
+		while (cap - stage.len < len) {
+			if (cap > SIZE_MAX / 2)
+				return -1;
+			cap *= 2;
+		}
+		np = realloc(stage.p, cap);
+		if (!np)
+			return -1;
+		stage.p = np;
+		stage.cap = cap;
+	}
+	memcpy(stage.p + stage.len, buf, len);
+	stage.len += len;
+	return 0;
+}
+
+/* The packed response goes to c (or nowhere, if c is gone). */
+static void stage_commit(struct client *c)
+{
+	if (!c->dead && stage.len > 0 &&
+	    evbuffer_add(c->out, stage.p, stage.len) < 0)
+		log_error("client %llu: out of memory for a response",
+			  (unsigned long long)c->id);
+	stage.len = 0;
+	if (stage.cap > STAGE_KEEP) {
+		free(stage.p);
+		stage.p = NULL;
+		stage.cap = 0;
+	}
 }
 
 static void client_set_reading(struct client *c, bool on)
@@ -242,9 +324,8 @@ static void request_end(struct request *r, enum rpc_error e)
 	stats_record(r->spec->id, e, clock_now() - r->started);
 	srv.inflight--;
 	c->inflight--;
-	if (c->dead)
-		evbuffer_drain(discard_buf, evbuffer_get_length(discard_buf));
-	else
+	stage_commit(c);
+	if (!c->dead)
 		client_output_added(c);
 	if (!c->dead && !c->closing && c->inflight < srv.max_inflight &&
 	    (c->read_paused || c->eof)) {
@@ -254,7 +335,7 @@ static void request_end(struct request *r, enum rpc_error e)
 		if ((!c->read_paused || c->eof) && c->in_len > 0)
 			event_active(c->rev, EV_READ, 0);
 	}
-	free(r);
+	request_free(r);
 	client_unref(c);
 }
 
@@ -308,6 +389,7 @@ static void client_reply_error_for(struct client *c,
 	if (proto_pack_error(&c->pk, has_msgid, msgid, rpc_error_code(e),
 			     msg) < 0)
 		log_error("cannot pack error response");
+	stage_commit(c);
 	client_output_added(c);
 }
 
@@ -330,13 +412,12 @@ static void client_start_request(struct client *c, const struct rpc_msg *m,
 	for (int i = 0; i < spec->nparams; i++)
 		if (spec->params[i].kind != PK_INT && args->v[i].present)
 			total += args->v[i].s.len + 1;
-	r = malloc(sizeof(*r) + total);
+	r = request_alloc(total);
 	if (!r) {
 		client_reply_error(c, true, m->msgid, E_INTERNAL,
 				   "out of memory");
 		return;
 	}
-	memset(r, 0, sizeof(*r));
 	r->client = c;
 	r->msgid = m->msgid;
 	r->spec = spec;
@@ -946,9 +1027,6 @@ int server_setup(struct event_base *base, const struct convd_config *cfg,
 	memset(&srv, 0, sizeof(srv));
 	srv.base = base;
 	srv.listen_fd = -1;
-	discard_buf = evbuffer_new();
-	if (!discard_buf)
-		return -1;
 	if (server_reconfigure(cfg) < 0)
 		return -1;
 	if (listen_fd >= 0) {
@@ -1027,5 +1105,11 @@ void server_cleanup(void)
 	if (srv.sweep)
 		event_free(srv.sweep);
 	srv.accept_ev = srv.accept_pause = srv.sweep = NULL;
-	/* discard_buf stays until requests still in flight have ended */
+	while (req_cache.free) {
+		struct request *r = req_cache.free;
+
+		req_cache.free = r->next;
+		free(r);
+	}
+	req_cache.n = 0;
 }
