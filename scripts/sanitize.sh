@@ -128,6 +128,8 @@ step_valgrind() {
 	rm -rf "$reports"
 	mkdir -p "$reports"
 	tests=$(integration_tests)
+	# the one test program an integration test drives (test_libclient.py)
+	make -C "$VG_BUILD" tests/libclient_nb >>"$VG_BUILD/build.log" 2>&1
 	say "integration tests with convd under valgrind"
 	CONVD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --num-callers=30 --log-file=$reports/vg.%p.log" \
 		check_run "$VG_BUILD" valgrind TESTS="$tests" check_PROGRAMS=

@@ -334,7 +334,8 @@ static int run_convd(void)
 	free(b.conns);
 	event_base_free(b.base);
 	for (int m = 0; m < BM_COUNT_; m++)
-		qsort(b.lat[m].v, b.lat[m].n, sizeof(usec_t), cmp_usec);
+		if (b.lat[m].n)
+			qsort(b.lat[m].v, b.lat[m].n, sizeof(usec_t), cmp_usec);
 	return 0;
 }
 

@@ -104,6 +104,16 @@ int main(int argc, char **argv)
 """
 
 
+def sanitized_library():
+    """Whether the build under test was configured --enable-sanitizers."""
+    try:
+        with open(os.path.join(convdtest.BUILDDIR, "Makefile")) as f:
+            return any(line.startswith("SAN_CFLAGS = -fsanitize")
+                       for line in f)
+    except OSError:
+        return False
+
+
 @pytest.mark.parametrize("link", ["shared", "static"])
 def test_program_from_public_header(convd, tmp_path, link):
     lib = SHARED if link == "shared" else STATIC
@@ -120,6 +130,10 @@ def test_program_from_public_header(convd, tmp_path, link):
     shutil.copy(os.path.join(convdtest.SRCDIR, "include", "convd",
                              "client.h"), inc / "convd" / "client.h")
     exe = tmp_path / "app"
+    # A library built by ./configure --enable-sanitizers (scripts/
+    # sanitize.sh) needs the sanitizer runtimes in the program too.
+    if sanitized_library():
+        flags += ["-fsanitize=address,undefined"]
     r = run([cc, "-std=c99", "-Wall", "-Werror", "-I", str(inc), str(src),
              lib, *flags, "-o", str(exe)])
     assert r.returncode == 0, r.stdout
