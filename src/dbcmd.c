@@ -2790,22 +2790,9 @@ static int cmd_verify(struct ctx *c)
 	char err[ERRLEN];
 	int rc, bad = 0;
 
-	migrate_set_init(&c->set);
-	c->set_ok = true;
-	if (migrate_set_load_dir(&c->set, c->dir, MODEL_FILE, report_file,
-				 NULL, err, sizeof(err)) < 0) {
-		errmsg("%s", err);
-		return EX_FAIL;
-	}
-	if (migrate_set_build(&c->set, err, sizeof(err)) < 0) {
-		errmsg("%s: %s", c->dir, err);
-		return EX_FAIL;
-	}
-	c->applied = calloc((size_t)c->set.n + 1, sizeof(bool));
-	if (!c->applied) {
-		errmsg("out of memory");
-		return EX_FAIL;
-	}
+	rc = load_set(c);
+	if (rc != EX_OK)
+		return rc;
 	for (int i = 0; i < c->set.n; i++) {
 		const struct migrate_rev *r = &c->set.revs[c->set.order[i]];
 		struct migrate_finding *f = NULL;
