@@ -891,8 +891,8 @@ static void pool_conn_event(evutil_socket_t fd, short what, void *arg)
 			pool_fill();
 			return;
 		}
-		while (PQnotifies(pc->pg))
-			;
+		for (PGnotify *n; (n = PQnotifies(pc->pg)); )
+			PQfreemem(n);
 		return;
 	case PC_BUSY:
 		if (!pc->exec_active) {
