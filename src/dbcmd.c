@@ -1673,10 +1673,58 @@ static int require_new_or_managed(struct ctx *c)
 
 /* ------------------------------------------------- upgrade / downgrade */
 
+/*
+ * Shows (--sql), rehearses (--try) or runs a computed plan: `up` for an
+ * upgrade, else a downgrade.  Frees plan.
+ */
+static int execute_plan(struct ctx *c, int *plan, int n, bool up,
+			const char *target_text, bool allow_destructive)
+{
+	char err[ERRLEN], cur[512];
+	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
+	int rc;
+
+	current_text(c, cur, sizeof(cur));
+	if (n == 0) {
+		printf("nothing to do: the database is at %s\n", cur);
+		rc = EX_OK;
+	} else if (sql) {
+		printf("-- convctl db %s %s: %d revision%s from %s\n",
+		       up ? "upgrade" : "downgrade", target_text, n,
+		       n == 1 ? "" : "s", cur);
+		if (up && !c->has_hist)
+			print_history_ddl(c);
+		print_plan_sql(c, plan, n, up);
+		rc = EX_OK;
+	} else if (try_) {
+		rc = rehearse(c, plan, n, up, NULL);
+	} else {
+		rc = maybe_backup(c);
+		if (rc == EX_OK && up && !c->has_hist &&
+		    history_create(c, err, sizeof(err)) < 0) {
+			errmsg("cannot create %s: %s", c->qhist, err);
+			rc = EX_FAIL;
+		}
+		if (rc == EX_OK)
+			rc = run_plan(c, plan, n, up, allow_destructive);
+	}
+	free(plan);
+	return rc;
+}
+
+static int *plan_alloc(const struct ctx *c)
+{
+	int *plan = malloc(sizeof(int) * ((size_t)c->set.n + 1));
+
+	if (!plan)
+		errmsg("out of memory");
+	return plan;
+}
+
 static int do_upgrade(struct ctx *c, const char *target_text)
 {
 	struct migrate_target t;
-	char err[ERRLEN], cur[512];
+	char err[ERRLEN];
 	int *plan, n = 0, rc;
 	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
 
@@ -1689,54 +1737,23 @@ static int do_upgrade(struct ctx *c, const char *target_text)
 	rc = gate(c, !sql && !try_);
 	if (rc != EX_OK)
 		return rc;
-	plan = malloc(sizeof(int) * ((size_t)c->set.n + 1));
-	if (!plan) {
-		errmsg("out of memory");
+	plan = plan_alloc(c);
+	if (!plan)
 		return EX_FAIL;
-	}
 	if (migrate_plan_upgrade(&c->set, c->applied, &t, plan, &n, err,
 				 sizeof(err)) < 0) {
 		errmsg("%s", err);
 		free(plan);
 		return EX_FAIL;
 	}
-	current_text(c, cur, sizeof(cur));
-	if (n == 0) {
-		printf("nothing to do: the database is at %s\n", cur);
-		free(plan);
-		return EX_OK;
-	}
-	if (sql) {
-		printf("-- convctl db upgrade %s: %d revision%s from %s\n",
-		       target_text, n, n == 1 ? "" : "s", cur);
-		if (!c->has_hist)
-			print_history_ddl(c);
-		print_plan_sql(c, plan, n, true);
-		free(plan);
-		return EX_OK;
-	}
-	if (try_) {
-		rc = rehearse(c, plan, n, true, NULL);
-		free(plan);
-		return rc;
-	}
-	rc = maybe_backup(c);
-	if (rc == EX_OK && !c->has_hist &&
-	    history_create(c, err, sizeof(err)) < 0) {
-		errmsg("cannot create %s: %s", c->qhist, err);
-		rc = EX_FAIL;
-	}
-	if (rc == EX_OK)
-		rc = run_plan(c, plan, n, true,
-			      c->o.given & O_ALLOW_DESTRUCTIVE);
-	free(plan);
-	return rc;
+	return execute_plan(c, plan, n, true, target_text,
+			    c->o.given & O_ALLOW_DESTRUCTIVE);
 }
 
 static int do_downgrade(struct ctx *c, const struct migrate_target *t,
 			const char *target_text, bool allow_destructive)
 {
-	char err[ERRLEN], cur[512];
+	char err[ERRLEN];
 	int *plan, n = 0, rc;
 	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
 
@@ -1748,40 +1765,16 @@ static int do_downgrade(struct ctx *c, const struct migrate_target *t,
 	rc = gate(c, !sql && !try_);
 	if (rc != EX_OK)
 		return rc;
-	plan = malloc(sizeof(int) * ((size_t)c->set.n + 1));
-	if (!plan) {
-		errmsg("out of memory");
+	plan = plan_alloc(c);
+	if (!plan)
 		return EX_FAIL;
-	}
 	if (migrate_plan_downgrade(&c->set, c->applied, t, plan, &n, err,
 				   sizeof(err)) < 0) {
 		errmsg("%s", err);
 		free(plan);
 		return EX_FAIL;
 	}
-	current_text(c, cur, sizeof(cur));
-	if (n == 0) {
-		printf("nothing to do: the database is at %s\n", cur);
-		free(plan);
-		return EX_OK;
-	}
-	if (sql) {
-		printf("-- convctl db downgrade %s: %d revision%s from %s\n",
-		       target_text, n, n == 1 ? "" : "s", cur);
-		print_plan_sql(c, plan, n, false);
-		free(plan);
-		return EX_OK;
-	}
-	if (try_) {
-		rc = rehearse(c, plan, n, false, NULL);
-		free(plan);
-		return rc;
-	}
-	rc = maybe_backup(c);
-	if (rc == EX_OK)
-		rc = run_plan(c, plan, n, false, allow_destructive);
-	free(plan);
-	return rc;
+	return execute_plan(c, plan, n, false, target_text, allow_destructive);
 }
 
 static int cmd_upgrade(struct ctx *c)
