@@ -23,6 +23,7 @@
 #include "config.h"
 #include "dbconf.h"
 #include "log.h"
+#include "memory.h"
 #include "methods.h"
 #include "pool.h"
 #include "retention.h"
@@ -328,7 +329,8 @@ static int start(void)
 		log_error("out of memory");
 		return -1;
 	}
-	if (add_timer(&d.status, on_status, STATUS_USEC) < 0)
+	if (memory_setup(d.base) < 0 ||
+	    add_timer(&d.status, on_status, STATUS_USEC) < 0)
 		return -1;
 	wd = sdn_watchdog_usec();
 	if (wd > 0) {
@@ -344,6 +346,7 @@ static int start(void)
 
 static void stop(void)
 {
+	memory_cleanup();
 	retention_cleanup();
 	schema_check_cleanup();
 	store_cleanup();

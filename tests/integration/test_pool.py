@@ -469,11 +469,10 @@ def test_exhaustion_times_out_batched_methods(schema, convd_factory, held,
     get_recent_conversations and get_conversation_count all wait, and
     all fail with timeout after about 2 s.
 
-    FAILS with the current store.c: once max_batches (2) batches of a
-    method are in flight, a further request of that method waits in the
-    batcher's queue with no deadline at all, so it hangs until a blocked
-    batch finishes (here: until the lock goes) instead of failing with
-    timeout."""
+    Regression: once max_batches batches of a method were in flight, a
+    further request of that method waited in the batcher's queue with no
+    deadline at all, so it hung until a blocked batch finished (here:
+    until the lock goes) instead of failing with timeout."""
     app = appname("batchx")
     d = convd_factory(schema, extra=extra(app, {
         "size": 2, "max_overflow": 0, "timeout": 2}))
@@ -544,8 +543,8 @@ def test_overflow_under_table_lock(schema, convd_factory):
     overflow, whose set-up touches no table and so does not wait on the
     lock) and wait on the lock; only the excess gets timeout.
     (add_message and get_recent_conversations are batched: at most two
-    batches are in flight per method, see test_exhaustion_times_out_\
-    batched_methods.)  Regression: the set-up once PREPAREd every statement
+    add_message and four get_recent_conversations batches are in flight,
+    see test_exhaustion_times_out_batched_methods.)  Regression: the set-up once PREPAREd every statement
     and waited on the lock, with no time limit."""
     app = appname("tlock")
     d = convd_factory(schema, extra=extra(app, {

@@ -1,0 +1,17 @@
+/*
+ * memory.h - the allocator's policy: freed memory stays in the heap for
+ * reuse while the daemon is busy, and goes back to the kernel once it is
+ * quiet.
+ */
+#ifndef CONVD_MEMORY_H
+#define CONVD_MEMORY_H
+
+#include <event2/event.h>
+
+#include "common.h"
+
+/* Sets the allocator's thresholds and starts the quiet-time trim timer. */
+CONVD_WUR int memory_setup(struct event_base *base);
+void memory_cleanup(void);
+
+#endif

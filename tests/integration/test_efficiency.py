@@ -1,0 +1,121 @@
+"""What makes convd fast, checked as behaviour, never as a timing
+(benchmarks are not tests: scripts/bench.sh and BENCHMARKS.md measure
+speed).  Each test names the cost it guards against:
+
+- PostgreSQL plans convd's batch statements once per connection, not once
+  per batch (counted by pg_stat_statements with track_planning);
+- the heap does not breathe under load: no page faults per request;
+- an idle convd gives its free heap back to the kernel."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+import convdtest
+from convdtest import scaled, wait_until
+
+BENCH = os.path.join(convdtest.BUILDDIR, "convd-bench")
+
+
+def bench(d, *args):
+    r = subprocess.run([BENCH, "-s", d.socket, "--json"] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])["methods"]
+
+
+def minflt(pid):
+    """Minor page faults of a process so far (/proc/PID/stat field 10)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+def own_allocator():
+    """False when malloc is not glibc's: convd under valgrind, or built
+    with AddressSanitizer (both bring their own allocator)."""
+    if convdtest.WRAPPER:
+        return False
+    with open(convdtest.CONVD, "rb") as f:
+        return b"__asan_init" not in f.read()
+
+
+@pytest.fixture(scope="module")
+def pgss():
+    """A cluster that counts planning per statement."""
+    cluster = convdtest.PgCluster().initdb(
+        "shared_preload_libraries = 'pg_stat_statements'\n"
+        "pg_stat_statements.track_planning = on\n")
+    cluster.start()
+    cluster.createdb()
+    convdtest.setup_schema(cluster)
+    cluster.psql("CREATE EXTENSION pg_stat_statements")
+    yield cluster
+    cluster.destroy()
+
+
+def plans_and_calls(pg, like):
+    row = pg.psql("SELECT coalesce(sum(plans), 0), coalesce(sum(calls), 0)"
+                  " FROM pg_stat_statements WHERE query LIKE "
+                  + convdtest.sql_literal(like))
+    plans, calls = row.split("|")
+    return int(plans), int(calls)
+
+
+@pytest.mark.parametrize("method,like", [
+    ("add_message", "INSERT INTO simple_conversation_history%unnest%"),
+    ("get_recent_conversations", "%unnest%WITH ORDINALITY%"),
+])
+def test_batch_statement_planned_once_per_connection(pgss, convd_factory,
+                                                     method, like):
+    """Every add_message and get_recent_conversations goes through its
+    batch statement, whose parameters are arrays.  When the planner could
+    see the arrays' length, every get_recent_conversations batch got a
+    custom plan: the statement was planned as often as it ran (14% of
+    PostgreSQL's work per history read).  Now, on one connection, each
+    batch statement is planned for the first five executions at most and
+    then runs its generic plan."""
+    pgss.psql("SELECT pg_stat_statements_reset()")
+    d = convd_factory(pgss, extra={"pool": {"size": 1, "max_overflow": 0}})
+    with d.client() as c:
+        for i in range(40):
+            if method == "add_message":
+                c.call("add_message", "plan-user", "anthropic", "user",
+                       f"message {i}")
+            else:
+                c.call("get_recent_conversations", "plan-user", "anthropic")
+    plans, calls = plans_and_calls(pgss, like)
+    assert calls >= 40, (plans, calls)
+    assert plans <= 6, \
+        f"{method}'s batch statement was planned {plans} times in " \
+        f"{calls} executions on one connection"
+
+
+@pytest.mark.skipif(not own_allocator(),
+                    reason="valgrind / ASan replace the allocator")
+def test_no_page_faults_per_request_under_load(schema, convd_factory):
+    """32 clients reading 20 messages of 400 bytes each.  With glibc's
+    default thresholds the top of the heap went back to the kernel and was
+    faulted in again, zero filled, all the time: 1.5 minor page faults per
+    request.  Now freed memory is kept for reuse while convd is busy."""
+    d = convd_factory(schema)
+    bench(d, "-c", "8", "-T", "1", "-m", "add_message", "--users", "40")
+    before = minflt(d.proc.pid)
+    out = bench(d, "-c", "32", "-T", "2", "-m", "get_recent_conversations",
+                "--users", "40")["get_recent_conversations"]
+    faults = minflt(d.proc.pid) - before
+    assert out["requests"] > 1000 and out["errors"] == 0, out
+    assert faults / out["requests"] < 0.1, \
+        f"{faults} page faults for {out['requests']} requests"
+
+
+def test_quiet_convd_returns_free_heap(schema, convd_factory):
+    """After a burst of work, once a whole trim period (5 s) has gone by
+    without a request, convd hands its free heap back (malloc_trim): an
+    idle daemon does not keep its busiest moment's memory."""
+    d = convd_factory(schema, extra={"log": {"level": "debug"}})
+    bench(d, "-c", "8", "-T", "1", "-m", "add_message", "--users", "20")
+    wait_until(lambda: "memory: quiet, free heap" in d.log(),
+               timeout=scaled(15), what="the quiet-time trim")
