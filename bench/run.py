@@ -104,7 +104,8 @@ def main():
             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') >> 30} GiB, "
             f"{platform.platform()}")
         say(f"- {pgver}, local, Unix socket, fsync on; convd pool size 20, "
-            f"max_overflow 30; 32 clients, depth 1, {secs} s per run")
+            f"max_overflow 30; 32 clients, depth 1, 2 client threads "
+            f"(convd-bench -j 2, pgbench -j 2), {secs} s per run")
         say()
 
         # 4a. idle RSS (before any load)

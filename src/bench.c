@@ -5,16 +5,19 @@
  * redis-benchmark for ping) against the same machine in the same run and
  * prints the ratios.
  *
- * One thread, one libevent loop, N connections of the client library
+ * `threads` threads (like pgbench's -j), each with its own libevent loop
+ * and its share of the N connections of the client library
  * (libconvclient) in its non-blocking mode, each keeping `depth` requests
  * in flight (pipelining): libevent watches convc_fd(), convc_process()
  * does the I/O and runs a completion callback per response, and the
  * callback queues the next request.  Latency is measured from the moment
- * a request is queued to the moment its response is decoded.
+ * a request is queued to the moment its response is decoded; each thread
+ * keeps its own, merged when the run ends.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +53,7 @@ struct lat {
 };
 
 struct bconn;
+struct worker;
 
 /* One request in flight: the callback's argument. */
 struct slot {
@@ -60,6 +64,7 @@ struct slot {
 };
 
 struct bconn {
+	struct worker *w;
 	struct convc *c;
 	struct event *ev;		/* readable (persistent) */
 	struct event *wev;		/* writable, only while output waits */
@@ -68,22 +73,29 @@ struct bconn {
 	unsigned rnd;
 };
 
+/* One thread: its loop, its connections, its latencies. */
+struct worker {
+	pthread_t tid;
+	struct event_base *base;
+	struct bconn *conns;
+	int nconns, open_conns;
+	bool running;
+	usec_t started, stopped;
+	struct lat lat[BM_COUNT_];
+};
+
 static struct {
 	const char *socket;
-	int clients, depth, seconds, size, users;
+	int clients, threads, depth, seconds, size, users;
 	int weights[BM_COUNT_];
 	int wsum;
 	bool compare, json, load_only;
 	const char *pg;		/* libpq conninfo for pgbench */
 	char *content;
-	struct event_base *base;
-	struct bconn *conns;
-	struct lat lat[BM_COUNT_];
-	bool running;
+	struct lat lat[BM_COUNT_];	/* the run's, merged */
 	usec_t started, stopped;
-	int open_conns;
 } b = {
-	.socket = NULL, .clients = 32, .depth = 1, .seconds = 10,
+	.socket = NULL, .clients = 32, .threads = -1, .depth = 1, .seconds = 10,
 	.size = 400, .users = 10000,
 };
 
@@ -198,7 +210,8 @@ static void on_response(struct convc *c, int status,
 {
 	struct slot *s = arg;
 	struct bconn *bc = s->conn;
-	struct lat *l = &b.lat[s->method];
+	struct worker *w = bc->w;
+	struct lat *l = &w->lat[s->method];
 
 	(void)c;
 	(void)reply;
@@ -210,10 +223,10 @@ static void on_response(struct convc *c, int status,
 		if (l->errors++ == 0)
 			snprintf(l->first_error, sizeof(l->first_error),
 				 "%s: %s", err->code, err->message);
-	} else if (b.running) {
+	} else if (w->running) {
 		lat_add(l, clock_mono_usec() - s->sent);
 	}
-	if (b.running)
+	if (w->running)
 		send_one(bc);
 }
 
@@ -225,8 +238,8 @@ static void conn_close(struct bconn *c)
 	event_free(c->wev);
 	convc_close(c->c);
 	c->c = NULL;
-	if (--b.open_conns == 0)
-		event_base_loopexit(b.base, NULL);
+	if (--c->w->open_conns == 0)
+		event_base_loopexit(c->w->base, NULL);
 }
 
 /* Runs convc_process for what libevent saw; watches for writability only
@@ -244,7 +257,7 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 		events |= CONVC_EV_WRITE;
 	if (convc_process(c->c, events, &e) != CONVC_OK)
 		die_conn(&e, "connection failed");
-	if (!b.running && c->inflight == 0) {
+	if (!c->w->running && c->inflight == 0) {
 		conn_close(c);
 		return;
 	}
@@ -254,18 +267,19 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
+	struct worker *w = arg;
+
 	(void)fd;
 	(void)what;
-	(void)arg;
-	b.running = false;
-	b.stopped = clock_mono_usec();
+	w->running = false;
+	w->stopped = clock_mono_usec();
 	/* in-flight requests drain; conns close as they empty */
-	for (int i = 0; i < b.clients; i++)
-		if (b.conns[i].c && b.conns[i].inflight == 0)
-			conn_close(&b.conns[i]);
+	for (int i = 0; i < w->nconns; i++)
+		if (w->conns[i].c && w->conns[i].inflight == 0)
+			conn_close(&w->conns[i]);
 }
 
-static int connect_one(struct bconn *c, int idx)
+static int connect_one(struct worker *w, struct bconn *c, int idx)
 {
 	struct convc_error e;
 	int fd;
@@ -279,12 +293,13 @@ static int connect_one(struct bconn *c, int idx)
 	/* no per-request deadline: the run's timer bounds the benchmark */
 	convc_set_timeout(c->c, 0);
 	fd = convc_fd(c->c);
+	c->w = w;
 	c->rnd = 2166136261u ^ (unsigned)idx * 16777619u;
-	c->ev = event_new(b.base, fd, EV_READ | EV_PERSIST, conn_event, c);
-	c->wev = event_new(b.base, fd, EV_WRITE, conn_event, c);
+	c->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_event, c);
+	c->wev = event_new(w->base, fd, EV_WRITE, conn_event, c);
 	if (!c->ev || !c->wev || event_add(c->ev, NULL) < 0)
 		return -1;
-	b.open_conns++;
+	w->open_conns++;
 	return 0;
 }
 
@@ -301,11 +316,47 @@ static void conn_start(struct bconn *c)
 		event_add(c->wev, NULL);
 }
 
-/* Runs the mix in b.weights for b.seconds; fills b.lat. */
+/* One thread's run: starts its connections, runs its loop until the
+ * timer has stopped them and they have drained. */
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tv = {b.seconds, 0};
+	struct event *stop = evtimer_new(w->base, on_stop, w);
+
+	if (!stop || evtimer_add(stop, &tv) < 0) {
+		fprintf(stderr, "convd-bench: cannot start a timer\n");
+		exit(1);
+	}
+	w->running = true;
+	w->started = clock_mono_usec();
+	for (int i = 0; i < w->nconns; i++)
+		conn_start(&w->conns[i]);
+	event_base_dispatch(w->base);
+	event_free(stop);
+	return NULL;
+}
+
+/* Appends a worker's latencies to the run's. */
+static void lat_merge(struct lat *into, struct lat *from)
+{
+	for (size_t i = 0; i < from->n; i++)
+		lat_add(into, from->v[i]);
+	if (from->errors && !into->errors)
+		memcpy(into->first_error, from->first_error,
+		       sizeof(into->first_error));
+	into->errors += from->errors;
+	free(from->v);
+	memset(from, 0, sizeof(*from));
+}
+
+/* Runs the mix in b.weights for b.seconds on b.threads threads; fills
+ * b.lat, b.started and b.stopped. */
 static int run_convd(void)
 {
-	struct timeval tv = {b.seconds, 0};
-	struct event *stop;
+	struct bconn *conns;
+	struct worker *ws;
+	int nw = b.threads;
 
 	for (int m = 0; m < BM_COUNT_; m++) {
 		free(b.lat[m].v);
@@ -314,25 +365,52 @@ static int run_convd(void)
 	b.wsum = 0;
 	for (int m = 0; m < BM_COUNT_; m++)
 		b.wsum += b.weights[m];
-	b.base = event_base_new();
-	b.conns = calloc((size_t)b.clients, sizeof(*b.conns));
-	if (!b.base || !b.conns)
+	conns = calloc((size_t)b.clients, sizeof(*conns));
+	ws = calloc((size_t)nw, sizeof(*ws));
+	if (!conns || !ws) {
+		free(conns);
+		free(ws);
 		return -1;
-	for (int i = 0; i < b.clients; i++)
-		if (connect_one(&b.conns[i], i) < 0)
+	}
+	/* connections dealt out evenly, in blocks */
+	for (int t = 0, next = 0; t < nw; t++) {
+		struct worker *w = &ws[t];
+		int upto = (int)((long)b.clients * (t + 1) / nw);
+
+		w->conns = conns + next;
+		w->nconns = upto - next;
+		w->base = event_base_new();
+		if (!w->base)
 			return -1;
-	stop = evtimer_new(b.base, on_stop, NULL);
-	evtimer_add(stop, &tv);
-	b.running = true;
-	b.started = clock_mono_usec();
-	for (int i = 0; i < b.clients; i++)
-		conn_start(&b.conns[i]);
-	event_base_dispatch(b.base);
-	event_free(stop);
-	for (int i = 0; i < b.clients; i++)
-		conn_close(&b.conns[i]);
-	free(b.conns);
-	event_base_free(b.base);
+		for (int i = 0; i < w->nconns; i++)
+			if (connect_one(w, &w->conns[i], next + i) < 0)
+				return -1;
+		next = upto;
+	}
+	for (int t = 0; t < nw; t++)
+		if (pthread_create(&ws[t].tid, NULL, worker_run, &ws[t]) != 0) {
+			fprintf(stderr, "convd-bench: cannot start a thread\n");
+			exit(1);
+		}
+	for (int t = 0; t < nw; t++)
+		pthread_join(ws[t].tid, NULL);
+	b.started = ws[0].started;
+	b.stopped = ws[0].stopped;
+	for (int t = 0; t < nw; t++) {
+		struct worker *w = &ws[t];
+
+		if (w->started < b.started)
+			b.started = w->started;
+		if (w->stopped > b.stopped)
+			b.stopped = w->stopped;
+		for (int i = 0; i < w->nconns; i++)
+			conn_close(&w->conns[i]);
+		event_base_free(w->base);
+		for (int m = 0; m < BM_COUNT_; m++)
+			lat_merge(&b.lat[m], &w->lat[m]);
+	}
+	free(ws);
+	free(conns);
 	for (int m = 0; m < BM_COUNT_; m++)
 		if (b.lat[m].n)
 			qsort(b.lat[m].v, b.lat[m].n, sizeof(usec_t), cmp_usec);
@@ -349,9 +427,9 @@ static double rate(enum bench_method m)
 static void report(const char *title)
 {
 	if (b.json) {
-		printf("{\"run\":\"%s\",\"clients\":%d,\"depth\":%d,\"seconds\":%d,"
-		       "\"methods\":{",
-		       title, b.clients, b.depth, b.seconds);
+		printf("{\"run\":\"%s\",\"clients\":%d,\"threads\":%d,"
+		       "\"depth\":%d,\"seconds\":%d,\"methods\":{",
+		       title, b.clients, b.threads, b.depth, b.seconds);
 		for (int m = 0, first = 1; m < BM_COUNT_; m++) {
 			if (!b.weights[m])
 				continue;
@@ -367,8 +445,8 @@ static void report(const char *title)
 		printf("}}\n");
 		return;
 	}
-	printf("%s: %d clients, depth %d, %d s\n", title, b.clients, b.depth,
-	       b.seconds);
+	printf("%s: %d clients, %d threads, depth %d, %d s\n", title,
+	       b.clients, b.threads, b.depth, b.seconds);
 	printf("  %-26s %10s %10s %8s %9s %9s %9s\n", "method", "requests",
 	       "req/s", "errors", "p50 ms", "p95 ms", "p99 ms");
 	for (int m = 0; m < BM_COUNT_; m++) {
@@ -435,7 +513,7 @@ static double pgbench_tps(const char *script_body)
 	}
 	close(fd);
 	snprintf(clients, sizeof(clients), "%d", b.clients);
-	snprintf(threads, sizeof(threads), "%d", b.clients < 2 ? 1 : 2);
+	snprintf(threads, sizeof(threads), "%d", b.threads);
 	snprintf(secs, sizeof(secs), "%d", b.seconds);
 	{
 		char *argv[] = {"pgbench", "-n", "-M", "prepared", "-c",
@@ -455,7 +533,7 @@ static double pgbench_tps(const char *script_body)
 static double redis_ping_rps(void)
 {
 	char dir[] = "/tmp/convd-bench-redis-XXXXXX";
-	char sock[256], out[65536], clients[16], n[32], conf[512];
+	char sock[256], out[65536], clients[16], n[32], conf[512], th[16];
 	double rps = -1;
 	pid_t pid;
 
@@ -481,8 +559,11 @@ static double redis_ping_rps(void)
 		 * times the duration */
 		snprintf(clients, sizeof(clients), "%d", b.clients);
 		snprintf(n, sizeof(n), "%d", 100000 * b.seconds);
+		snprintf(th, sizeof(th), "%d", b.threads);
+		/* as many client threads as convd-bench's (--threads: 6.0+) */
 		char *argv[] = {"redis-benchmark", "-s", sock, "-c", clients,
-				"-n", n, "-t", "ping", "-q", NULL};
+				"-n", n, "-t", "ping", "-q",
+				b.threads > 1 ? "--threads" : NULL, th, NULL};
 		if (run_capture(argv, out, sizeof(out)) == 0) {
 			/* the summary line: "PING_MBULK: 123.45 requests per
 			 * second" (PING_MBULK is the protocol form; progress
@@ -599,12 +680,14 @@ static int parse_mix(const char *s)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: convd-bench [-s SOCKET] [-c CLIENTS] [-d DEPTH] [-T SECONDS]\n"
-		"                   [-m MIX] [--size BYTES] [--users N] [--json]\n"
+		"Usage: convd-bench [-s SOCKET] [-c CLIENTS] [-j THREADS] [-d DEPTH]\n"
+		"                   [-T SECONDS] [-m MIX] [--size BYTES] [--users N] [--json]\n"
 		"                   [--compare --pg CONNINFO]\n"
 		"\n"
 		"  -s, --socket PATH   convd's socket (default $CONVD_SOCKET or %s)\n"
 		"  -c, --clients N     concurrent connections (default 32)\n"
+		"  -j, --threads N     client threads sharing them, like pgbench -j\n"
+		"                      (default 2, at most CLIENTS)\n"
 		"  -d, --depth N       requests in flight per connection (default 1, max %d)\n"
 		"  -T, --time SECONDS  duration of each run (default 10)\n"
 		"  -m, --mix MIX       methods and weights, e.g. add_message:1,get_recent_conversations:4\n"
@@ -623,6 +706,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"clients", required_argument, NULL, 'c'},
+		{"threads", required_argument, NULL, 'j'},
 		{"depth", required_argument, NULL, 'd'},
 		{"time", required_argument, NULL, 'T'},
 		{"mix", required_argument, NULL, 'm'},
@@ -642,7 +726,7 @@ int main(int argc, char **argv)
 					    CONVD_DEFAULT_SOCKET;
 	b.weights[BM_ADD] = 1;
 	b.weights[BM_RECENT] = 1;
-	while ((opt = getopt_long(argc, argv, "s:c:d:T:m:hV", longopts, NULL)) !=
+	while ((opt = getopt_long(argc, argv, "s:c:j:d:T:m:hV", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
 		case 's':
@@ -650,6 +734,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			b.clients = atoi(optarg);
+			break;
+		case 'j':
+			b.threads = atoi(optarg);
 			break;
 		case 'd':
 			b.depth = atoi(optarg);
@@ -690,7 +777,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (b.threads == -1)	/* not given */
+		b.threads = b.clients < 2 ? 1 : 2;
 	if (optind < argc || b.clients < 1 || b.clients > 100000 ||
+	    b.threads < 1 || b.threads > b.clients || b.threads > 64 ||
 	    b.depth < 1 || b.depth > MAX_DEPTH || b.seconds < 1 ||
 	    b.size < 1 || b.size > (1 << 20) || b.users < 1 ||
 	    (b.compare && !b.pg)) {

@@ -65,3 +65,27 @@ def test_bench_unreachable_daemon(tmp_path):
     r = run_bench("-s", str(tmp_path / "nothing.sock"), "-T", "1")
     assert r.returncode == 1
     assert "cannot connect" in r.stderr
+
+
+def test_bench_threads(convd):
+    """-j spreads the connections over client threads (like pgbench -j);
+    their latencies are merged into one report."""
+    r = run_bench("-s", convd.socket, "-c", "5", "-j", "3", "-T", "1",
+                  "-m", "ping", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["clients"] == 5 and out["threads"] == 3, out
+    p = out["methods"]["ping"]
+    assert p["requests"] > 0 and p["errors"] == 0, p
+    assert 0 < p["p50_ms"] <= p["p99_ms"], p
+    r = run_bench("-s", convd.socket, "-c", "1", "-T", "1", "-m", "ping",
+                  "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["threads"] == 1
+
+
+def test_bench_bad_threads(convd):
+    for bad in ("0", "-2", "5"):
+        r = run_bench("-s", convd.socket, "-c", "4", "-j", bad, "-T", "1")
+        assert r.returncode == 2, (bad, r.stdout, r.stderr)
+        assert "Usage" in r.stderr, r.stderr
