@@ -946,14 +946,27 @@ static void batch_send(struct batch *b, struct pool_conn *pc)
 	}
 }
 
+static void batch_fail_due(struct batcher *bt);
+
 static void batch_on_acquire(void *arg, struct pool_conn *pc,
 			     enum pool_status st, const char *msg)
 {
 	struct batch *b = arg;
 	struct batcher *bt = b->bt;
 
+	if (st == POOL_TIMEOUT) {
+		/* The batch waited the whole pool timeout: the requests queued
+		 * as long as it fail; younger ones keep their own deadline and
+		 * wait for a connection in a batch of their own. */
+		batch_free(b);
+		batch_fail_due(bt);
+		batch_arm(bt);
+		batch_flush(bt);
+		return;
+	}
 	if (st != POOL_OK) {
-		/* everything queued shares the fate: no connection */
+		/* the database is down (or convd stops): everything queued
+		 * shares the fate, at once */
 		struct request *head = bt->head;
 
 		bt->head = bt->tail = NULL;
@@ -1021,13 +1034,11 @@ static void batch_arm(struct batcher *bt)
 	evtimer_add(bt->timer, &tv);
 }
 
-static void batch_expire(evutil_socket_t fd, short what, void *arg)
+/* Fails the queued requests whose deadline has passed (the oldest first). */
+static void batch_fail_due(struct batcher *bt)
 {
-	struct batcher *bt = arg;
 	usec_t now = clock_now(), limit = pool_wait_timeout();
 
-	(void)fd;
-	(void)what;
 	while (bt->head && bt->head->started + limit <= now) {
 		struct request *r = bt->head;
 
@@ -1040,6 +1051,15 @@ static void batch_expire(evutil_socket_t fd, short what, void *arg)
 			      "no database connection became free within the "
 			      "pool timeout");
 	}
+}
+
+static void batch_expire(evutil_socket_t fd, short what, void *arg)
+{
+	struct batcher *bt = arg;
+
+	(void)fd;
+	(void)what;
+	batch_fail_due(bt);
 	batch_arm(bt);
 }
 

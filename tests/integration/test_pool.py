@@ -536,6 +536,54 @@ def test_exhaustion_times_out_batched_methods(schema, convd_factory, held,
             cl.close()
 
 
+def test_batch_timeout_fails_only_requests_that_waited(schema,
+                                                      convd_factory):
+    """size 1 + max_overflow 0, timeout 2; the only connection is held by
+    a save_thread blocked behind a row lock.  Two add_message wait from
+    t=0, a third from t=1.  The first two fail with timeout at about
+    t=2; the lock then goes, and the third, whose own deadline is t=3,
+    is stored.  Regression: when a batch's wait for a connection timed
+    out, every add_message queued behind it failed with it, even one
+    that had waited a single second."""
+    app = appname("btime")
+    d = convd_factory(schema, extra=extra(app, {
+        "size": 1, "max_overflow": 0, "timeout": 2}))
+    user = uid()
+    locker = None
+    clients = [d.client(timeout=30) for _ in range(3)]
+    try:
+        with d.client() as c:
+            assert c.call("save_thread", user, "thread-0") is True
+        locker = Locker(schema, user=user)
+        blocked, ids = blocked_save_threads(d, user, 1)
+        clients += blocked
+        wait_for_waiters(schema, 1)
+        t0 = time.monotonic()
+        early = [cl.request("add_message", user, "anthropic", "user",
+                            f"early-{i}") for i, cl in
+                 enumerate(clients[:2])]
+        time.sleep(1)
+        late = clients[2].request("add_message", user, "anthropic", "user",
+                                  "late")
+        for cl, msgid in zip(clients[:2], early):
+            m = cl.recv()
+            assert m[1] == msgid and m[2] and m[2]["code"] == "timeout", m
+        assert 1.5 < time.monotonic() - t0 < 2.9
+        locker.release()
+        m = clients[2].recv()
+        assert m[1] == late and m[2] is None, \
+            f"the add_message that had waited 1 s failed with the " \
+            f"batch that had waited 2 s: {m}"
+        m = blocked[0].recv()
+        assert m[1] == ids[0] and m[2] is None, m
+        assert list(contents(schema, user)) == ["late"]
+    finally:
+        if locker:
+            locker.release()
+        for cl in clients:
+            cl.close()
+
+
 def test_overflow_under_table_lock(schema, convd_factory):
     """The scenario of the issue with a table lock: size 2 + max_overflow
     1, LOCK TABLE history IN ACCESS EXCLUSIVE MODE held by psql, three
