@@ -246,7 +246,8 @@ const struct config_option config_options[] = {
 	 .offset = OFF(db.connect_timeout), .def = "10", .min = 1,
 	 .max = 3600,
 	 .doc = "Seconds allowed to open a database connection, "
-		"authentication included."},
+		"authentication included.  With a list of hosts each host "
+		"has this long before the next one is tried."},
 	{.section = "database", .name = "keepalives_idle", .type = CT_INT,
 	 .offset = OFF(db.keepalives_idle), .def = "600", .min = 0,
 	 .max = 86400,

@@ -52,6 +52,7 @@ struct pool_conn {
 	void *arg;
 	PGresult *res;
 	struct pool_waiter *ping_for;		/* PING: who gets it next */
+	char host[300];				/* CONNECTING: "host:port" */
 };
 
 #define PING_AFTER_IDLE_USEC (5 * USEC_PER_SEC)
@@ -335,6 +336,186 @@ static void pool_note_failure(void)
 			    (usec_t)(random() % (b / 2 + 1));
 }
 
+/* ---- multi-host lists: a connect timeout per host ------------------------ */
+
+#define HOST_LIST_MAX 64
+
+/* Splits a comma-separated list in place; returns the number of items. */
+static int pool_split(char *s, char **item, int max)
+{
+	int n = 0;
+
+	if (!s)
+		return 0;
+	for (;;) {
+		char *comma = strchr(s, ',');
+
+		if (n == max)
+			return -1;
+		item[n++] = s;
+		if (!comma)
+			return n;
+		*comma = '\0';
+		s = comma + 1;
+	}
+}
+
+/* Joins items[from..n) with commas into out; false if it does not fit. */
+static bool pool_join(char *out, size_t len, char **item, int from, int n)
+{
+	size_t at = 0;
+
+	out[0] = '\0';
+	for (int i = from; i < n; i++) {
+		int w = snprintf(out + at, len - at, "%s%s",
+				 i > from ? "," : "", item[i]);
+
+		if (w < 0 || (size_t)w >= len - at)
+			return false;
+		at += (size_t)w;
+	}
+	return true;
+}
+
+/*
+ * libpq tries the hosts of a list in order, but only its blocking
+ * PQconnectdb times each host out on its own: with PQconnectPoll the
+ * caller's timer covers the whole attempt, so a first host that accepts
+ * and then never answers (a hung server, a half-dead network) would hide
+ * every host after it for ever.  So convd restarts its timer whenever
+ * libpq moves to another host (pool_conn_track_host), and when it expires
+ * on a host that has others after it, starts the attempt again from the
+ * next one: with the parameters libpq is using (PQconninfo, a URL already
+ * expanded), host, hostaddr and port cut to the hosts after the silent
+ * one.  Returns the new connection, or NULL when there is no next host.
+ */
+static PGconn *pool_start_after_current_host(PGconn *pg)
+{
+	PQconninfoOption *opts = PQconninfo(pg), *o;
+	const char *now_host = PQhost(pg), *now_port = PQport(pg);
+	char *h[HOST_LIST_MAX], *a[HOST_LIST_MAX], *p[HOST_LIST_MAX];
+	char *hosts = NULL, *addrs = NULL, *ports = NULL;
+	char jh[4096], ja[4096], jp[1024];
+	const char **keys = NULL, **vals = NULL;
+	int nh, na, np, n, cur = -1, nopts = 0, k = 0;
+	PGconn *next = NULL;
+
+	if (!opts || !now_host)
+		goto out;
+	for (o = opts; o->keyword; o++, nopts++) {
+		if (!o->val)
+			continue;
+		if (strcmp(o->keyword, "host") == 0)
+			hosts = strdup(o->val);
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			addrs = strdup(o->val);
+		else if (strcmp(o->keyword, "port") == 0)
+			ports = strdup(o->val);
+	}
+	nh = pool_split(hosts, h, HOST_LIST_MAX);
+	na = pool_split(addrs, a, HOST_LIST_MAX);
+	np = pool_split(ports, p, HOST_LIST_MAX);
+	if (nh < 0 || na < 0 || np < 0)
+		goto out;
+	n = nh > na ? nh : na;
+	for (int i = 0; i < n && cur < 0; i++) {
+		const char *name = i < nh && *h[i] ? h[i] : i < na ? a[i] : "";
+		const char *port = np == 1 ? p[0] : i < np ? p[i] : "";
+
+		if (strcmp(name, now_host) == 0 &&
+		    (!*port || !now_port || strcmp(port, now_port) == 0))
+			cur = i;
+	}
+	if (cur < 0 || cur + 1 >= n)
+		goto out;
+	if (!pool_join(jh, sizeof(jh), h, cur + 1, nh) ||
+	    !pool_join(ja, sizeof(ja), a, cur + 1, na) ||
+	    !pool_join(jp, sizeof(jp), p, np == 1 ? 0 : cur + 1, np))
+		goto out;
+	keys = calloc((size_t)nopts + 1, sizeof(*keys));
+	vals = calloc((size_t)nopts + 1, sizeof(*vals));
+	if (!keys || !vals)
+		goto out;
+	for (o = opts; o->keyword; o++) {
+		const char *v = o->val;
+
+		if (strcmp(o->keyword, "host") == 0)
+			v = nh > 0 ? jh : NULL;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			v = na > 0 ? ja : NULL;
+		else if (strcmp(o->keyword, "port") == 0)
+			v = np > 0 ? jp : NULL;
+		if (!v || !*v)
+			continue;
+		keys[k] = o->keyword;
+		vals[k++] = v;
+	}
+	next = PQconnectStartParams(keys, vals, 0);
+out:
+	free(keys);
+	free(vals);
+	free(hosts);
+	free(addrs);
+	free(ports);
+	if (opts)
+		PQconninfoFree(opts);
+	return next;
+}
+
+static void pool_conn_arm_connect_timer(struct pool_conn *pc)
+{
+	struct timeval tv = {
+		.tv_sec = pool.dc->connect_timeout > 0 ? pool.dc->connect_timeout
+						       : 10,
+	};
+
+	evtimer_add(pc->timer, &tv);
+}
+
+/* A new host of the list: it gets the whole connect_timeout of its own. */
+static void pool_conn_track_host(struct pool_conn *pc)
+{
+	const char *h = PQhost(pc->pg), *p = PQport(pc->pg);
+	char now[sizeof(pc->host)];
+
+	snprintf(now, sizeof(now), "%s:%s", h ? h : "", p ? p : "");
+	if (strcmp(now, pc->host) == 0)
+		return;
+	if (pc->host[0])
+		pool_conn_arm_connect_timer(pc);
+	memcpy(pc->host, now, sizeof(now));
+}
+
+/* The connect timer expired while a host of a list had not answered:
+ * starts over from the next host; false if there is none. */
+static bool pool_conn_next_host(struct pool_conn *pc)
+{
+	PGconn *next = pool_start_after_current_host(pc->pg);
+
+	if (!next)
+		return false;
+	log_warn("pool: %s did not answer within connect_timeout (%lld s); "
+		 "trying the next host",
+		 pc->host[0] ? pc->host : "a host",
+		 (long long)pool.dc->connect_timeout);
+	if (pc->ev) {
+		event_free(pc->ev);
+		pc->ev = NULL;
+	}
+	PQfinish(pc->pg);
+	pc->pg = next;
+	pc->host[0] = '\0';
+	if (PQstatus(pc->pg) == CONNECTION_BAD ||
+	    PQsetnonblocking(pc->pg, 1) < 0) {
+		pool_connect_failed(pc, PQerrorMessage(pc->pg));
+		return true;
+	}
+	pool_conn_arm_connect_timer(pc);
+	if (pool_conn_watch(pc, EV_WRITE) < 0)
+		pool_connect_failed(pc, "cannot watch socket");
+	return true;
+}
+
 static void pool_connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct pool_conn *pc = arg;
@@ -360,6 +541,8 @@ static void pool_connect_timeout(evutil_socket_t fd, short what, void *arg)
 		pool_fill();
 		return;
 	}
+	if (pc->state == PC_CONNECTING && pool_conn_next_host(pc))
+		return;
 	pool_set_error("connect timeout expired");
 	log_warn("pool: connect to %s timed out after %lld s", pool.dc->describe,
 		 (long long)pool.dc->connect_timeout);
@@ -433,10 +616,12 @@ static void pool_conn_poll(struct pool_conn *pc)
 {
 	switch (PQconnectPoll(pc->pg)) {
 	case PGRES_POLLING_READING:
+		pool_conn_track_host(pc);
 		if (pool_conn_watch(pc, EV_READ) < 0)
 			pool_connect_failed(pc, "cannot watch socket");
 		break;
 	case PGRES_POLLING_WRITING:
+		pool_conn_track_host(pc);
 		if (pool_conn_watch(pc, EV_WRITE) < 0)
 			pool_connect_failed(pc, "cannot watch socket");
 		break;
@@ -453,7 +638,6 @@ static void pool_conn_poll(struct pool_conn *pc)
 static int pool_conn_open(void)
 {
 	struct pool_conn *pc = calloc(1, sizeof(*pc));
-	struct timeval tv;
 
 	if (!pc)
 		return -1;
@@ -482,9 +666,7 @@ static int pool_conn_open(void)
 		pool_connect_failed(pc, "out of memory");
 		return -1;
 	}
-	tv.tv_sec = pool.dc->connect_timeout > 0 ? pool.dc->connect_timeout : 10;
-	tv.tv_usec = 0;
-	evtimer_add(pc->timer, &tv);
+	pool_conn_arm_connect_timer(pc);
 	/* libpq starts by writing; PQconnectPoll tells us the rest. */
 	if (pool_conn_watch(pc, EV_WRITE) < 0) {
 		pool_connect_failed(pc, "cannot watch socket");

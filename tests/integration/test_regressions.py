@@ -262,6 +262,43 @@ def test_multihost_first_host_refuses(tcp_pg, convd_factory):
     stop_ok(d)
 
 
+def test_multihost_first_host_hangs(tcp_pg, convd_factory):
+    """Bug: with a multi-host conninfo whose first host accepts the TCP
+    connection and then never answers (a hung server), convd's connect
+    timer covered the whole attempt, so every attempt ended on the first
+    host and the second was never tried: convd never connected.  Now
+    each host gets connect_timeout of its own and convd moves on to the
+    next one."""
+    pg = tcp_pg
+    app = appname("hung")
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)             # the kernel accepts; nobody ever answers
+    try:
+        url = (f"postgresql://{pg.user}@/{pg.dbname}?host=127.0.0.1,"
+               f"127.0.0.1&port={hung.getsockname()[1]},{pg.port}"
+               f"&sslmode=disable")
+        t0 = time.monotonic()
+        d = convd_factory(pg, extra={
+            "database": {"url": url, "application_name": app,
+                         "connect_timeout": 2},
+            "pool": {"size": 1, "max_overflow": 0, "timeout": 10},
+            "retention": {"days_to_keep": 0}})
+        with d.client(timeout=scaled(20)) as c:
+            user = uid()
+            wait_until(lambda: c.call("get_thread", user) is None,
+                       scaled(10), interval=0.2,
+                       what="a first request to work")
+            assert time.monotonic() - t0 < scaled(10)
+            assert c.call("save_thread", user, "t-1") is True
+        assert "did not answer within connect_timeout (2 s); trying the " \
+            "next host" in d.log(), d.log()
+        assert pg.backend_pids(app), "convd is not connected to host 2"
+        stop_ok(d)
+    finally:
+        hung.close()
+
+
 # ---------------------------------------- 4. retention days_to_keep = 0
 
 def test_cleanup_without_days_when_retention_off(schema, convd_factory):
