@@ -29,6 +29,7 @@ enum rpc_error {
 	E_TIMEOUT,
 	E_OVERLOADED,
 	E_PERMISSION_DENIED,
+	E_RESULT_TOO_LARGE,
 	E_INTERNAL,
 	E_COUNT_
 };
@@ -62,7 +63,9 @@ void request_error(struct request *r, enum rpc_error e, const char *fmt, ...)
 	CONVD_PRINTF(3, 4);
 
 /*
- * Ends a request whose response could not be packed whole: its client's
+ * Ends a request whose response could not be packed whole.  When the
+ * result went over max_output_bytes, the request gets result_too_large
+ * instead (nothing of the result was sent); otherwise its client's
  * connection is closed (a half response must never be followed by more).
  */
 void request_abort(struct request *r, const char *why);

@@ -350,7 +350,9 @@ const struct config_option config_options[] = {
 	 .offset = OFF(server.max_output_bytes), .def = "16M", .min = KIB,
 	 .max = 4 * GIB, .reloadable = true,
 	 .doc = "A client whose unsent responses exceed this size is "
-		"disconnected. It must be at least max_request_bytes."},
+		"disconnected, and a single response larger than this is "
+		"refused with result_too_large. It must be at least "
+		"max_request_bytes."},
 	{.section = "server", .name = "idle_timeout", .type = CT_INT,
 	 .offset = OFF(server.idle_timeout), .def = "0", .min = 0,
 	 .max = 7 * 86400, .reloadable = true,

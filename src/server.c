@@ -49,6 +49,7 @@ static const char *const rpc_error_codes[E_COUNT_] = {
 	[E_TIMEOUT] = "timeout",
 	[E_OVERLOADED] = "overloaded",
 	[E_PERMISSION_DENIED] = "permission_denied",
+	[E_RESULT_TOO_LARGE] = "result_too_large",
 	[E_INTERNAL] = "internal",
 };
 
@@ -202,11 +203,19 @@ static void client_close(struct client *c, const char *why)
 static struct {
 	char *p;
 	size_t len, cap;
+	bool too_large;		/* the response went over max_output */
 } stage;
 
+/* A response may not outgrow max_output_bytes: staging stops there (and
+ * the request gets result_too_large) instead of holding a result of any
+ * size in memory, then dropping the client for it. */
 static int client_pack_write(void *data, const char *buf, size_t len)
 {
 	(void)data;
+	if (len > srv.max_output - stage.len || stage.too_large) {
+		stage.too_large = true;
+		return -1;
+	}
 	if (len > stage.cap - stage.len) {
 		size_t cap = stage.cap ? stage.cap : 16384;
 		char *np;
@@ -235,6 +244,7 @@ static void stage_commit(struct client *c)
 		log_error("client %llu: out of memory for a response",
 			  (unsigned long long)c->id);
 	stage.len = 0;
+	stage.too_large = false;
 	if (stage.cap > STAGE_KEEP) {
 		free(stage.p);
 		stage.p = NULL;
@@ -349,6 +359,9 @@ void request_error(struct request *r, enum rpc_error e, const char *fmt, ...)
 	char msg[512];
 	va_list ap;
 
+	/* whatever was packed of a result is dropped for the error */
+	stage.len = 0;
+	stage.too_large = false;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -360,6 +373,17 @@ void request_error(struct request *r, enum rpc_error e, const char *fmt, ...)
 
 void request_abort(struct request *r, const char *why)
 {
+	if (stage.too_large) {
+		log_notice("%s: the result is larger than max_output_bytes "
+			   "(%zu); answered result_too_large",
+			   r->spec->name, srv.max_output);
+		request_error(r, E_RESULT_TOO_LARGE,
+			      "the result is larger than [server] "
+			      "max_output_bytes (%zu bytes); ask for fewer rows "
+			      "(limit)",
+			      srv.max_output);
+		return;
+	}
 	log_error("%s: %s; closing the client connection", r->spec->name, why);
 	if (!r->client->dead) {
 		srv.st.closed_errors++;

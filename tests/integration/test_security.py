@@ -611,6 +611,40 @@ def test_backpressure_slow_reader_disconnected(schema, convd_factory):
     stop_ok(d)
 
 
+def test_result_larger_than_max_output_refused(schema, convd_factory):
+    """A single answer may not be larger than max_output_bytes: an
+    export_history page (or history) of 6 messages of 30 KB against a
+    64 KB limit gets result_too_large, nothing of it is sent, and the
+    connection goes on.  Regression: the whole result was packed in
+    memory first, whatever its size, queued, and then the client was
+    disconnected for the size of its output."""
+    d = make(convd_factory, schema,
+             extra={"server": {"max_output_bytes": "64K",
+                               "max_request_bytes": "64K",
+                               "max_content_bytes": "32K"}})
+    user = uid("big")
+    with d.client(timeout=scaled(10)) as c:
+        for i in range(6):
+            c.call("add_message", user, "anthropic", "user",
+                   chr(ord("a") + i) * 30000)
+        for method, args in (("export_history", [user]),
+                             ("get_recent_conversations",
+                              [user, "anthropic", 10])):
+            with pytest.raises(RpcError) as e:
+                c.call(method, *args)
+            assert e.value.code == "result_too_large", e.value
+            assert "max_output_bytes" in e.value.message, e.value
+        # the same connection goes on; a smaller page fits
+        assert c.call("ping") == "pong"
+        page = c.call("export_history", {"user_id": user, "limit": 2})
+        assert [len(m["content"]) for m in page] == [30000, 30000]
+        st = c.call("stats")
+        assert st["clients"]["closed_on_error"] == 0, st
+        errs = st["methods"]["export_history"]["errors"]
+        assert errs.get("result_too_large") == 1, errs
+    stop_ok(d)
+
+
 def test_max_inflight_stops_reading(schema, convd_factory):
     d = make(convd_factory, schema, extra={"server": {"max_inflight": 2}})
     user = uid("inflight")

@@ -75,7 +75,8 @@ class ConvdError(Exception):
 
     ``code`` is convd's error code (convd-protocol(7): ``invalid_params``,
     ``unavailable``, ``timeout``, ``overloaded``, ``permission_denied``,
-    ``no_such_method``, ``invalid_request``, ``internal``) or, for a
+    ``result_too_large``, ``no_such_method``, ``invalid_request``,
+    ``internal``) or, for a
     ConvdConnectionError, one of ``connect_failed``, ``closed``,
     ``timeout``, ``protocol``.  ``message`` is for people.
     """
