@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -186,6 +187,48 @@ static void config_take_reloadable(struct convd_config *dst,
 	}
 }
 
+/*
+ * Every client and every database connection is a descriptor, plus a few
+ * of convd's own.  As Redis does for maxclients: the soft limit is raised
+ * toward the hard one as far as max_clients and the pool need; if even the
+ * hard limit is short, the log says so at start (beyond it, new clients
+ * wait in the listen backlog while accepting pauses, see server.c).
+ */
+#define FD_RESERVE 32
+
+static void fit_fd_limit(const struct convd_config *cfg)
+{
+	rlim_t want = (rlim_t)cfg->server.max_clients +
+		      (rlim_t)cfg->pool.size + (rlim_t)cfg->pool.max_overflow +
+		      FD_RESERVE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > rl.rlim_cur) {
+		rlim_t to = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ?
+				    rl.rlim_max :
+				    want;
+		struct rlimit nrl = {.rlim_cur = to, .rlim_max = rl.rlim_max};
+
+		if (setrlimit(RLIMIT_NOFILE, &nrl) == 0) {
+			log_info("open file limit raised from %llu to %llu",
+				 (unsigned long long)rl.rlim_cur,
+				 (unsigned long long)to);
+			rl.rlim_cur = to;
+		}
+	}
+	if (rl.rlim_cur < want)
+		log_warn("max_clients (%lld) and the pool (up to %lld "
+			 "connections) need %llu file descriptors, but the "
+			 "limit is %llu (LimitNOFILE=, ulimit -n): clients "
+			 "beyond it wait until others leave",
+			 (long long)cfg->server.max_clients,
+			 (long long)(cfg->pool.size + cfg->pool.max_overflow),
+			 (unsigned long long)want,
+			 (unsigned long long)rl.rlim_cur);
+}
+
 static void reload(void)
 {
 	struct convd_config next;
@@ -207,6 +250,7 @@ static void reload(void)
 	config_take_reloadable(&d.cfg, &next);
 	config_free(&next);
 	log_set_level(d.cfg.log.level);
+	fit_fd_limit(&d.cfg);
 	ps = pool_settings_from(&d.cfg);
 	pool_reconfigure(&ps);
 	if (server_reconfigure(&d.cfg) < 0)
@@ -314,6 +358,7 @@ static int start(void)
 		log_error("cannot set up signal handling");
 		return -1;
 	}
+	fit_fd_limit(&d.cfg);
 	stats_setup();
 	methods_setup(&mc);
 	lfd = sdn_listen_fd();

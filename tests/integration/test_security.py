@@ -512,6 +512,52 @@ def test_max_clients(schema, convd_factory):
     stop_ok(d)
 
 
+def test_out_of_descriptors_pauses_accepting(schema, convd_factory):
+    """convd run with a hard limit of 48 open files (prlimit) and the
+    default max_clients: at start it says that the limit is short of what
+    max_clients needs; when the descriptors run out, accept fails with
+    EMFILE and convd pauses accepting (instead of spinning on a listener
+    it cannot serve), the clients already in keep working, and the
+    waiting ones are served once descriptors are free again."""
+    d = make(convd_factory, schema,
+             extra={"pool": {"size": 2, "max_overflow": 0}}, start=False)
+    d.start(prefix=["prlimit", "--nofile=48:48"])
+    assert "need 1058 file descriptors, but the limit is 48" in d.log(), \
+        d.log()
+    socks = []
+    try:
+        for _ in range(60):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.socket)     # the listen backlog takes them all
+            socks.append(s)
+        for i, s in enumerate(socks):
+            s.sendall(msgpack.packb([0, i, "ping", []]))
+        wait_until(lambda: "pausing new connections" in d.log(),
+                   scaled(10), what="accept to pause on EMFILE")
+
+        def answered(s, timeout):
+            s.settimeout(timeout)
+            try:
+                return msgpack.unpackb(s.recv(64)) is not None
+            except (socket.timeout, BlockingIOError):
+                return False
+        served = [s for s in socks if answered(s, 0.3)]
+        waiting = [s for s in socks if s not in served]
+        assert 10 < len(served) < 48 and waiting, len(served)
+        assert d.proc.poll() is None, d.log()
+        for s in served:
+            s.close()
+        # freed descriptors: the waiting clients are taken in and served
+        for s in waiting:
+            assert answered(s, scaled(10)), "a waiting client was never served"
+    finally:
+        for s in socks:
+            s.close()
+    with d.client() as c:
+        assert c.call("ping") == "pong"
+    stop_ok(d)
+
+
 def test_huge_declared_string_refused_after_header(schema, convd_factory):
     d = make(convd_factory, schema,
              extra={"server": {"max_request_bytes": 4096,
