@@ -592,8 +592,9 @@ def test_overflow_under_table_lock(schema, convd_factory):
     lock) and wait on the lock; only the excess gets timeout.
     (add_message and get_recent_conversations are batched: at most two
     add_message and four get_recent_conversations batches are in flight,
-    see test_exhaustion_times_out_batched_methods.)  Regression: the set-up once PREPAREd every statement
-    and waited on the lock, with no time limit."""
+    see test_exhaustion_times_out_batched_methods.)  Regression: the
+    set-up once PREPAREd every statement and waited on the lock, with no
+    time limit."""
     app = appname("tlock")
     d = convd_factory(schema, extra=extra(app, {
         "size": 2, "max_overflow": 1, "timeout": 2}))
