@@ -51,6 +51,7 @@ struct convd_config {
 		int64_t timeout;
 		int64_t recycle;
 		bool pre_ping;
+		int64_t pre_ping_after;
 		int64_t overflow_idle_timeout;
 	} pool;
 

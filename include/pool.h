@@ -43,6 +43,7 @@ struct pool_settings {
 	int timeout;		/* seconds */
 	int recycle;		/* seconds, 0 = never */
 	bool pre_ping;
+	int pre_ping_after;	/* seconds idle before a pre-ping */
 	int overflow_idle;	/* seconds */
 	int statement_timeout;	/* ms, 0 = none */
 };

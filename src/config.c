@@ -306,6 +306,13 @@ const struct config_option config_options[] = {
 	 .offset = OFF(pool.pre_ping), .def = "yes", .reloadable = true,
 	 .doc = "Check that an idle connection still works before handing it "
 		"out, and replace it if it does not."},
+	{.section = "pool", .name = "pre_ping_after", .type = CT_INT,
+	 .offset = OFF(pool.pre_ping_after), .def = "5", .min = 0,
+	 .max = 86400, .reloadable = true,
+	 .doc = "Seconds a connection must have been idle before pre_ping "
+		"checks it; 0 checks it before every use. After a connection "
+		"is found broken, every connection older than the failure is "
+		"checked whatever its idle time."},
 	{.section = "pool", .name = "overflow_idle_timeout", .type = CT_INT,
 	 .offset = OFF(pool.overflow_idle_timeout), .def = "30", .min = 1,
 	 .max = 86400, .reloadable = true,

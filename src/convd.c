@@ -109,6 +109,7 @@ static struct pool_settings pool_settings_from(const struct convd_config *cfg)
 		.timeout = (int)cfg->pool.timeout,
 		.recycle = (int)cfg->pool.recycle,
 		.pre_ping = cfg->pool.pre_ping,
+		.pre_ping_after = (int)cfg->pool.pre_ping_after,
 		.overflow_idle = (int)cfg->pool.overflow_idle_timeout,
 		.statement_timeout = (int)cfg->db.statement_timeout,
 	};

@@ -55,7 +55,6 @@ struct pool_conn {
 	char host[300];				/* CONNECTING: "host:port" */
 };
 
-#define PING_AFTER_IDLE_USEC (5 * USEC_PER_SEC)
 #define BACKOFF_MIN_USEC (100 * 1000)
 #define BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
 #define UPKEEP_USEC (500 * 1000)
@@ -719,7 +718,8 @@ static bool pool_needs_ping(const struct pool_conn *pc, usec_t now)
 	if (!pool.set.pre_ping)
 		return false;
 	return pc->created < pool.suspect_before ||
-	       now - pc->last_used > PING_AFTER_IDLE_USEC;
+	       now - pc->last_used >=
+		       (usec_t)pool.set.pre_ping_after * USEC_PER_SEC;
 }
 
 static void pool_waiter_push_front(struct pool_waiter *w)

@@ -584,6 +584,36 @@ def test_batch_timeout_fails_only_requests_that_waited(schema,
             cl.close()
 
 
+def test_pre_ping_after(schema, convd_factory):
+    """[pool] pre_ping_after: 0 checks the connection before every use;
+    a long one not at all between quick requests; a reload changes it."""
+    app = appname("ppa")
+    d = convd_factory(schema, extra=extra(app, {
+        "size": 1, "max_overflow": 0, "pre_ping": True,
+        "pre_ping_after": 0}))
+    user = uid()
+    with d.client() as c:
+        assert c.call("get_thread", user) is None     # connects
+        pings = c.call("stats")["pool"]["pings"]
+        for _ in range(5):
+            assert c.call("get_thread", user) is None
+        assert c.call("stats")["pool"]["pings"] - pings == 5
+    with open(d.config) as f:
+        text = f.read()
+    assert "pre_ping_after = 0\n" in text, text
+    with open(d.config, "w") as f:
+        f.write(text.replace("pre_ping_after = 0\n",
+                             "pre_ping_after = 3600\n"))
+    d.signal(signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in d.log(), 10,
+               what="the reload")
+    with d.client() as c:
+        pings = c.call("stats")["pool"]["pings"]
+        for _ in range(5):
+            assert c.call("get_thread", user) is None
+        assert c.call("stats")["pool"]["pings"] == pings
+
+
 def test_overflow_under_table_lock(schema, convd_factory):
     """The scenario of the issue with a table lock: size 2 + max_overflow
     1, LOCK TABLE history IN ACCESS EXCLUSIVE MODE held by psql, three

@@ -83,14 +83,14 @@ def cont_backends(pids):
 
 def idle_for_a_ping(d, app, pg):
     """Uses d's only connection once, then leaves it idle long enough
-    (convd pre-pings a connection idle for more than 5 s) that the next
-    request pre-pings it."""
+    (convd pre-pings a connection idle for pre_ping_after seconds: 1 in
+    these tests) that the next request pre-pings it."""
     with d.client() as c:
         assert c.call("get_thread", uid()) is None
     wait_until(lambda: (lambda s: s["open"] == 1 and s["idle"] == 1)(
         pool_stats(d)), scaled(5), what="one idle connection")
     assert len(pg.backend_pids(app)) == 1
-    time.sleep(5.5)
+    time.sleep(1.5)
 
 
 def test_hung_preping_times_out(schema, convd_factory):
@@ -102,7 +102,7 @@ def test_hung_preping_times_out(schema, convd_factory):
     app = appname("pingstall")
     d = convd_factory(schema, extra={
         "pool": {"size": 1, "max_overflow": 0, "timeout": 2,
-                 "pre_ping": True},
+                 "pre_ping": True, "pre_ping_after": 1},
         "database": {"application_name": app},
         "retention": {"days_to_keep": 0},
         "server": {"shutdown_timeout": 3}})
@@ -145,7 +145,7 @@ def test_sigterm_while_preping_hangs(schema, convd_factory):
     app = appname("pingterm")
     d = convd_factory(schema, extra={
         "pool": {"size": 1, "max_overflow": 0, "timeout": 30,
-                 "pre_ping": True},
+                 "pre_ping": True, "pre_ping_after": 1},
         "database": {"application_name": app},
         "retention": {"days_to_keep": 0},
         "server": {"shutdown_timeout": 1}})
