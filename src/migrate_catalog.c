@@ -62,6 +62,16 @@ void mcat_result_error(const PGresult *res, PGconn *conn, char *buf,
 		snprintf(buf + o, len - o, "; hint: %s", hint);
 }
 
+/* Sets err from a failed result, and clears the result. */
+static void result_fail(PGresult *res, PGconn *conn, char *err, size_t errlen)
+{
+	char msg[1024];
+
+	mcat_result_error(res, conn, msg, sizeof(msg));
+	seterr(err, errlen, "%s", msg);
+	PQclear(res);
+}
+
 /* Runs a parameterised query that must return rows (or a command). */
 static PGresult *run(PGconn *conn, const char *sql, int n,
 		     const char *const *vals, char *err, size_t errlen)
@@ -70,36 +80,102 @@ static PGresult *run(PGconn *conn, const char *sql, int n,
 	ExecStatusType st = PQresultStatus(res);
 
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		char msg[1024];
-
-		mcat_result_error(res, conn, msg, sizeof(msg));
-		seterr(err, errlen, "%s", msg);
-		PQclear(res);
+		result_fail(res, conn, err, errlen);
 		return NULL;
 	}
 	return res;
 }
 
-static char *dupval(const PGresult *r, int row, int col, bool *oom)
+/* One row of a loader's query, as its store callback sees it. */
+struct row {
+	const PGresult *res;
+	int i;		/* this row */
+	int n;		/* of how many (an upper bound for any array) */
+	bool oom;	/* set by str() and the callbacks */
+	char *err;	/* for errors other than out of memory */
+	size_t errlen;
+};
+
+static const char *val(const struct row *w, int col)
+{
+	return PQgetvalue(w->res, w->i, col);
+}
+
+static bool isnull(const struct row *w, int col)
+{
+	return PQgetisnull(w->res, w->i, col);
+}
+
+/* A copy of the value, or NULL for SQL NULL (or out of memory). */
+static char *str(struct row *w, int col)
 {
 	char *s;
 
-	if (PQgetisnull(r, row, col))
+	if (isnull(w, col))
 		return NULL;
-	s = strdup(PQgetvalue(r, row, col));
+	s = strdup(val(w, col));
 	if (!s)
-		*oom = true;
+		w->oom = true;
 	return s;
 }
 
-static int64_t intval(const PGresult *r, int row, int col)
+static int64_t intval(const struct row *w, int col)
 {
-	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+	return strtoll(val(w, col), NULL, 10);
 }
 
-static bool boolval(const PGresult *r, int row, int col)
+static uint32_t oidval(const struct row *w, int col)
 {
-	return PQgetvalue(r, row, col)[0] == 't';
+	return (uint32_t)strtoul(val(w, col), NULL, 10);
+}
+
+static bool boolval(const struct row *w, int col)
+{
+	return val(w, col)[0] == 't';
+}
+
+/* Whether the first column of the row is name (rows of a group). */
+static bool first_is(const struct row *w, const char *name)
+{
+	return strcmp(val(w, 0), name) == 0;
+}
+
+/*
+ * A query and what to do with its rows: prepare (may be NULL) makes room
+ * for n rows and returns false when out of memory; store takes one row,
+ * returning -1 (with err set) to stop on an error other than out of
+ * memory.
+ */
+struct loader {
+	const char *sql;
+	int nparams;
+	bool (*prepare)(void *dst, int n);
+	int (*store)(struct row *w, void *dst);
+};
+
+/* Runs the loader's query with parameters p and stores its rows in dst. */
+static int load_rows(PGconn *conn, const struct loader *l,
+		     const char *const *p, void *dst, char *err, size_t errlen)
+{
+	PGresult *r = run(conn, l->sql, l->nparams, p, err, errlen);
+	struct row w = {.res = r, .err = err, .errlen = errlen};
+	int rc = 0;
+
+	if (!r)
+		return -1;
+	w.n = PQntuples(r);
+	if (l->prepare && !l->prepare(dst, w.n))
+		w.oom = true;
+	for (w.i = 0; w.i < w.n && !w.oom && rc == 0; w.i++)
+		rc = l->store(&w, dst);
+	PQclear(r);
+	if (rc < 0)
+		return -1;
+	if (w.oom) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 #define TABS_CTE                                                            \
@@ -188,230 +264,195 @@ static const char q_sequences[] =
 	"  AND di.deptype IN ('i', 'e'))"
 	" ORDER BY 1";
 
+/* The table of s named name (they are not sorted yet), or NULL. */
 static struct mschema_table *table_by_name(struct mschema *s,
 					   const char *name)
 {
-	for (int i = s->ntables - 1; i >= 0; i--)
-		if (strcmp(s->tables[i].name, name) == 0)
-			return &s->tables[i];
-	return NULL;
+	/* s is ours: the const of the lookup does not apply */
+	return (struct mschema_table *)mschema_table(s, name);
 }
 
-static int load_columns(PGconn *conn, const char *const *p,
-			struct mschema *s, char *err, size_t errlen)
+static bool alloc_tables(void *dst, int n)
 {
-	PGresult *r = run(conn, q_columns, 2, p, err, errlen);
-	bool oom = false;
-	int n;
+	struct mschema *s = dst;
 
-	if (!r)
-		return -1;
-	n = PQntuples(r);
 	s->tables = calloc((size_t)n + 1, sizeof(*s->tables));
-	if (!s->tables)
-		oom = true;
-	for (int i = 0; i < n && !oom; i++) {
-		const char *tname = PQgetvalue(r, i, 0);
-		struct mschema_table *t = NULL;
-		struct mschema_column *c;
+	return s->tables != NULL;
+}
 
-		if (s->ntables > 0 &&
-		    strcmp(s->tables[s->ntables - 1].name, tname) == 0)
-			t = &s->tables[s->ntables - 1];
-		if (!t) {
-			t = &s->tables[s->ntables++];
-			t->name = dupval(r, i, 0, &oom);
-			t->qname = dupval(r, i, 1, &oom);
-			t->cols = calloc((size_t)n, sizeof(*t->cols));
-			if (!t->cols)
-				oom = true;
-		}
-		if (oom || PQgetisnull(r, i, 2))
-			continue;
-		c = &t->cols[t->ncols++];
-		c->name = dupval(r, i, 2, &oom);
-		c->qname = dupval(r, i, 3, &oom);
-		c->attnum = (int)intval(r, i, 4);
-		c->type = dupval(r, i, 5, &oom);
-		c->typid = (uint32_t)strtoul(PQgetvalue(r, i, 6), NULL, 10);
-		c->typmod = (int32_t)intval(r, i, 7);
-		c->typname = dupval(r, i, 8, &oom);
-		c->is_array = boolval(r, i, 9);
-		c->collation = dupval(r, i, 10, &oom);
-		c->notnull = boolval(r, i, 11);
-		c->def = dupval(r, i, 12, &oom);
-		c->identity = PQgetvalue(r, i, 13)[0];
-		c->generated = dupval(r, i, 14, &oom);
+/* q_columns: one row per column, grouped by table; a table without
+ * columns has one row whose column fields are NULL. */
+static int store_column(struct row *w, void *dst)
+{
+	struct mschema *s = dst;
+	struct mschema_table *t;
+	struct mschema_column *c;
+
+	if (s->ntables == 0 || !first_is(w, s->tables[s->ntables - 1].name)) {
+		t = &s->tables[s->ntables++];
+		t->name = str(w, 0);
+		t->qname = str(w, 1);
+		t->cols = calloc((size_t)w->n, sizeof(*t->cols));
+		if (!t->cols)
+			w->oom = true;
 	}
-	PQclear(r);
-	if (oom) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
+	t = &s->tables[s->ntables - 1];
+	if (w->oom || isnull(w, 2))
+		return 0;
+	c = &t->cols[t->ncols++];
+	c->name = str(w, 2);
+	c->qname = str(w, 3);
+	c->attnum = (int)intval(w, 4);
+	c->type = str(w, 5);
+	c->typid = oidval(w, 6);
+	c->typmod = (int32_t)intval(w, 7);
+	c->typname = str(w, 8);
+	c->is_array = boolval(w, 9);
+	c->collation = str(w, 10);
+	c->notnull = boolval(w, 11);
+	c->def = str(w, 12);
+	c->identity = val(w, 13)[0];
+	c->generated = str(w, 14);
 	return 0;
 }
 
-static int load_constraints(PGconn *conn, const char *const *p,
-			    struct mschema *s, char *err, size_t errlen)
+static int store_constraint(struct row *w, void *dst)
 {
-	PGresult *r = run(conn, q_constraints, 2, p, err, errlen);
-	bool oom = false;
-	int n;
+	struct mschema_table *t = table_by_name(dst, val(w, 0));
+	struct mschema_constraint *k;
 
-	if (!r)
-		return -1;
-	n = PQntuples(r);
-	for (int i = 0; i < n && !oom; i++) {
-		struct mschema_table *t = table_by_name(s, PQgetvalue(r, i, 0));
-		struct mschema_constraint *k;
-
-		if (!t)
-			continue;
-		if (!t->cons) {
-			t->cons = calloc((size_t)n, sizeof(*t->cons));
-			if (!t->cons) {
-				oom = true;
-				break;
-			}
-		}
-		k = &t->cons[t->ncons++];
-		k->name = dupval(r, i, 1, &oom);
-		k->qname = dupval(r, i, 2, &oom);
-		k->type = PQgetvalue(r, i, 3)[0];
-		k->def = dupval(r, i, 4, &oom);
+	if (!t)
+		return 0;
+	if (!t->cons)
+		t->cons = calloc((size_t)w->n, sizeof(*t->cons));
+	if (!t->cons) {
+		w->oom = true;
+		return 0;
 	}
-	PQclear(r);
-	if (oom) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
+	k = &t->cons[t->ncons++];
+	k->name = str(w, 1);
+	k->qname = str(w, 2);
+	k->type = val(w, 3)[0];
+	k->def = str(w, 4);
 	return 0;
 }
 
-static int load_indexes(PGconn *conn, const char *const *p,
-			struct mschema *s, char *err, size_t errlen)
+static int store_index(struct row *w, void *dst)
 {
-	PGresult *r = run(conn, q_indexes, 2, p, err, errlen);
-	bool oom = false;
-	int n;
+	struct mschema_table *t = table_by_name(dst, val(w, 0));
+	struct mschema_index *x;
 
-	if (!r)
+	if (!t)
+		return 0;
+	if (isnull(w, 4)) {
+		seterr(w->err, w->errlen, "cannot take index %s apart: %s",
+		       val(w, 1), val(w, 5));
 		return -1;
-	n = PQntuples(r);
-	for (int i = 0; i < n && !oom; i++) {
-		struct mschema_table *t = table_by_name(s, PQgetvalue(r, i, 0));
-		struct mschema_index *x;
+	}
+	if (!t->idx)
+		t->idx = calloc((size_t)w->n, sizeof(*t->idx));
+	if (!t->idx) {
+		w->oom = true;
+		return 0;
+	}
+	x = &t->idx[t->nidx++];
+	x->name = str(w, 1);
+	x->qname = str(w, 2);
+	x->unique = boolval(w, 3);
+	x->tail = str(w, 4);
+	return 0;
+}
 
-		if (!t)
-			continue;
-		if (PQgetisnull(r, i, 4)) {
-			seterr(err, errlen,
-			       "cannot take index %s apart: %s",
-			       PQgetvalue(r, i, 1), PQgetvalue(r, i, 5));
-			PQclear(r);
+static bool alloc_enums(void *dst, int n)
+{
+	struct mschema *s = dst;
+
+	s->enums = calloc((size_t)n + 1, sizeof(*s->enums));
+	return s->enums != NULL;
+}
+
+/* q_enums: one row per label, grouped by type; a type without labels
+ * has one row whose label fields are NULL. */
+static int store_enum(struct row *w, void *dst)
+{
+	struct mschema *s = dst;
+	struct mschema_enum *e;
+
+	if (s->nenums == 0 || !first_is(w, s->enums[s->nenums - 1].name)) {
+		e = &s->enums[s->nenums++];
+		e->name = str(w, 0);
+		e->qname = str(w, 1);
+		e->labels = calloc((size_t)w->n, sizeof(char *));
+		e->qlabels = calloc((size_t)w->n, sizeof(char *));
+		if (!e->labels || !e->qlabels) {
+			w->oom = true;
+			return 0;
+		}
+	}
+	e = &s->enums[s->nenums - 1];
+	if (isnull(w, 2))
+		return 0;
+	e->labels[e->nlabels] = str(w, 2);
+	e->qlabels[e->nlabels] = str(w, 3);
+	e->nlabels++;
+	return 0;
+}
+
+static bool alloc_seqs(void *dst, int n)
+{
+	struct mschema *s = dst;
+
+	s->seqs = calloc((size_t)n + 1, sizeof(*s->seqs));
+	return s->seqs != NULL;
+}
+
+static int store_sequence(struct row *w, void *dst)
+{
+	struct mschema *s = dst;
+	struct mschema_sequence *q = &s->seqs[s->nseqs++];
+
+	q->name = str(w, 0);
+	q->qname = str(w, 1);
+	q->type = str(w, 2);
+	q->start = intval(w, 3);
+	q->inc = intval(w, 4);
+	q->min = intval(w, 5);
+	q->max = intval(w, 6);
+	q->cache = intval(w, 7);
+	q->cycle = boolval(w, 8);
+	q->owner_table = str(w, 9);
+	q->owner_qtable = str(w, 10);
+	q->owner_column = str(w, 11);
+	q->owner_qcolumn = str(w, 12);
+	return 0;
+}
+
+/* What a schema is read with, in this order (the tables first: the
+ * constraints and indexes are attached to them). */
+static const struct loader schema_loaders[] = {
+	{q_columns, 2, alloc_tables, store_column},
+	{q_constraints, 2, NULL, store_constraint},
+	{q_indexes, 2, NULL, store_index},
+	{q_enums, 1, alloc_enums, store_enum},
+	{q_sequences, 1, alloc_seqs, store_sequence},
+};
+
+/* Reads schema nsp, except table exclude (may be NULL), into the zeroed
+ * out; frees what it read on failure. */
+static int load_schema(PGconn *conn, const char *nsp, const char *exclude,
+		       struct mschema *out, char *err, size_t errlen)
+{
+	const char *p[2] = {nsp, exclude ? exclude : ""};
+
+	for (size_t i = 0; i < ARRAY_LEN(schema_loaders); i++) {
+		const struct loader *l = &schema_loaders[i];
+
+		if (load_rows(conn, l, p, out, err, errlen) < 0) {
+			mschema_free(out);
 			return -1;
 		}
-		if (!t->idx) {
-			t->idx = calloc((size_t)n, sizeof(*t->idx));
-			if (!t->idx) {
-				oom = true;
-				break;
-			}
-		}
-		x = &t->idx[t->nidx++];
-		x->name = dupval(r, i, 1, &oom);
-		x->qname = dupval(r, i, 2, &oom);
-		x->unique = boolval(r, i, 3);
-		x->tail = dupval(r, i, 4, &oom);
 	}
-	PQclear(r);
-	if (oom) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-static int load_enums(PGconn *conn, const char *const *p, struct mschema *s,
-		      char *err, size_t errlen)
-{
-	PGresult *r = run(conn, q_enums, 1, p, err, errlen);
-	bool oom = false;
-	int n;
-
-	if (!r)
-		return -1;
-	n = PQntuples(r);
-	s->enums = calloc((size_t)n + 1, sizeof(*s->enums));
-	if (!s->enums)
-		oom = true;
-	for (int i = 0; i < n && !oom; i++) {
-		struct mschema_enum *e = NULL;
-
-		if (s->nenums > 0 &&
-		    strcmp(s->enums[s->nenums - 1].name, PQgetvalue(r, i, 0)) ==
-			    0)
-			e = &s->enums[s->nenums - 1];
-		if (!e) {
-			e = &s->enums[s->nenums++];
-			e->name = dupval(r, i, 0, &oom);
-			e->qname = dupval(r, i, 1, &oom);
-			e->labels = calloc((size_t)n, sizeof(char *));
-			e->qlabels = calloc((size_t)n, sizeof(char *));
-			if (!e->labels || !e->qlabels) {
-				oom = true;
-				break;
-			}
-		}
-		if (PQgetisnull(r, i, 2))
-			continue;
-		e->labels[e->nlabels] = dupval(r, i, 2, &oom);
-		e->qlabels[e->nlabels] = dupval(r, i, 3, &oom);
-		e->nlabels++;
-	}
-	PQclear(r);
-	if (oom) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-static int load_sequences(PGconn *conn, const char *const *p,
-			  struct mschema *s, char *err, size_t errlen)
-{
-	PGresult *r = run(conn, q_sequences, 1, p, err, errlen);
-	bool oom = false;
-	int n;
-
-	if (!r)
-		return -1;
-	n = PQntuples(r);
-	s->seqs = calloc((size_t)n + 1, sizeof(*s->seqs));
-	if (!s->seqs)
-		oom = true;
-	for (int i = 0; i < n && !oom; i++) {
-		struct mschema_sequence *q = &s->seqs[s->nseqs++];
-
-		q->name = dupval(r, i, 0, &oom);
-		q->qname = dupval(r, i, 1, &oom);
-		q->type = dupval(r, i, 2, &oom);
-		q->start = intval(r, i, 3);
-		q->inc = intval(r, i, 4);
-		q->min = intval(r, i, 5);
-		q->max = intval(r, i, 6);
-		q->cache = intval(r, i, 7);
-		q->cycle = boolval(r, i, 8);
-		q->owner_table = dupval(r, i, 9, &oom);
-		q->owner_qtable = dupval(r, i, 10, &oom);
-		q->owner_column = dupval(r, i, 11, &oom);
-		q->owner_qcolumn = dupval(r, i, 12, &oom);
-	}
-	PQclear(r);
-	if (oom) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
+	mschema_sort(out);
 	return 0;
 }
 
@@ -450,7 +491,6 @@ static char *quote_ident(PGconn *conn, const char *name, char *err,
 int mcat_load(PGconn *conn, const char *nsp, const char *exclude,
 	      struct mschema *out, char *err, size_t errlen)
 {
-	const char *p[2] = {nsp, exclude ? exclude : ""};
 	char *qn = quote_ident(conn, nsp, err, errlen);
 	int rc;
 
@@ -461,16 +501,7 @@ int mcat_load(PGconn *conn, const char *nsp, const char *exclude,
 	free(qn);
 	if (rc < 0)
 		return -1;
-	if (load_columns(conn, p, out, err, errlen) < 0 ||
-	    load_constraints(conn, p, out, err, errlen) < 0 ||
-	    load_indexes(conn, p, out, err, errlen) < 0 ||
-	    load_enums(conn, p, out, err, errlen) < 0 ||
-	    load_sequences(conn, p, out, err, errlen) < 0) {
-		mschema_free(out);
-		return -1;
-	}
-	mschema_sort(out);
-	return 0;
+	return load_schema(conn, nsp, exclude, out, err, errlen);
 }
 
 static int exec_simple(PGconn *conn, const char *sql, char *err,
@@ -481,11 +512,7 @@ static int exec_simple(PGconn *conn, const char *sql, char *err,
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 	    st != PGRES_EMPTY_QUERY) {
-		char msg[1024];
-
-		mcat_result_error(r, conn, msg, sizeof(msg));
-		seterr(err, errlen, "%s", msg);
-		PQclear(r);
+		result_fail(r, conn, err, errlen);
 		return -1;
 	}
 	PQclear(r);
@@ -509,9 +536,11 @@ int mcat_load_sql(PGconn *conn, const char *sql, const char *nsp,
 	qn = quote_ident(conn, nsp, err, errlen);
 	if (!qs || !qn)
 		goto out;
-	if (asprintf(&path, "%s, %s", qs, qn) < 0 ||
-	    asprintf(&create, "CREATE SCHEMA %s", qs) < 0) {
-		path = create = NULL;
+	if (asprintf(&path, "%s, %s", qs, qn) < 0)
+		path = NULL;
+	else if (asprintf(&create, "CREATE SCHEMA %s", qs) < 0)
+		create = NULL;
+	if (!path || !create) {
 		seterr(err, errlen, "out of memory");
 		goto out;
 	}
@@ -528,19 +557,8 @@ int mcat_load_sql(PGconn *conn, const char *sql, const char *nsp,
 				    e2, sizeof(e2));
 		goto out;
 	}
-	{
-		const char *p[2] = {scratch, exclude ? exclude : ""};
-
-		if (load_columns(conn, p, out, err, errlen) < 0 ||
-		    load_constraints(conn, p, out, err, errlen) < 0 ||
-		    load_indexes(conn, p, out, err, errlen) < 0 ||
-		    load_enums(conn, p, out, err, errlen) < 0 ||
-		    load_sequences(conn, p, out, err, errlen) < 0) {
-			mschema_free(out);
-			goto rollback;
-		}
-	}
-	mschema_sort(out);
+	if (load_schema(conn, scratch, exclude, out, err, errlen) < 0)
+		goto rollback;
 	rc = 0;
 rollback:
 	if (exec_simple(conn, "ROLLBACK TO SAVEPOINT convd_scratch", err,
@@ -574,39 +592,38 @@ static const char q_guard[] =
 	"  AND a.attnum > 0 AND NOT a.attisdropped"
 	" ORDER BY 1, 2";
 
+static bool alloc_cols(void *dst, int n)
+{
+	struct migrate_cols *out = dst;
+
+	out->v = calloc((size_t)n + 1, sizeof(*out->v));
+	return out->v != NULL;
+}
+
+static int store_col(struct row *w, void *dst)
+{
+	struct migrate_cols *out = dst;
+	struct migrate_col *c = &out->v[out->n++];
+
+	c->relid = oidval(w, 0);
+	c->attnum = (int)intval(w, 1);
+	c->table = str(w, 2);
+	c->column = str(w, 3);
+	c->typid = oidval(w, 4);
+	c->typmod = (int32_t)intval(w, 5);
+	c->type = str(w, 6);
+	return 0;
+}
+
 int mcat_columns(PGconn *conn, struct migrate_cols *out, char *err,
 		 size_t errlen)
 {
-	PGresult *r = run(conn, q_guard, 0, NULL, err, errlen);
-	bool oom = false;
-	int n;
+	static const struct loader guard = {q_guard, 0, alloc_cols, store_col};
 
 	out->v = NULL;
 	out->n = 0;
-	if (!r)
-		return -1;
-	n = PQntuples(r);
-	out->v = calloc((size_t)n + 1, sizeof(*out->v));
-	if (!out->v) {
-		PQclear(r);
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
-	for (int i = 0; i < n && !oom; i++) {
-		struct migrate_col *c = &out->v[out->n++];
-
-		c->relid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
-		c->attnum = (int)intval(r, i, 1);
-		c->table = dupval(r, i, 2, &oom);
-		c->column = dupval(r, i, 3, &oom);
-		c->typid = (uint32_t)strtoul(PQgetvalue(r, i, 4), NULL, 10);
-		c->typmod = (int32_t)intval(r, i, 5);
-		c->type = dupval(r, i, 6, &oom);
-	}
-	PQclear(r);
-	if (oom) {
+	if (load_rows(conn, &guard, NULL, out, err, errlen) < 0) {
 		migrate_cols_free(out);
-		seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;

@@ -7,8 +7,10 @@
 #define _GNU_SOURCE /* vasprintf */
 #endif
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,10 +83,26 @@ void mschema_free(struct mschema *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int cmp_table(const void *a, const void *b)
+/*
+ * Tables, columns, constraints, indexes, enums and sequences all start
+ * with their name, so that one comparator sorts them and one loop finds
+ * them by name.
+ */
+static_assert(offsetof(struct mschema_table, name) == 0, "name first");
+static_assert(offsetof(struct mschema_column, name) == 0, "name first");
+static_assert(offsetof(struct mschema_constraint, name) == 0, "name first");
+static_assert(offsetof(struct mschema_index, name) == 0, "name first");
+static_assert(offsetof(struct mschema_enum, name) == 0, "name first");
+static_assert(offsetof(struct mschema_sequence, name) == 0, "name first");
+
+static const char *name_of(const void *obj)
 {
-	return strcmp(((const struct mschema_table *)a)->name,
-		      ((const struct mschema_table *)b)->name);
+	return *(char *const *)obj;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(name_of(a), name_of(b));
 }
 
 static int cmp_col(const void *a, const void *b)
@@ -93,113 +111,78 @@ static int cmp_col(const void *a, const void *b)
 	       ((const struct mschema_column *)b)->attnum;
 }
 
-static int cmp_con(const void *a, const void *b)
+/* qsort for the n elements of size size at v (n may be 0). */
+static void sort(void *v, int n, size_t size,
+		 int (*cmp)(const void *, const void *))
 {
-	return strcmp(((const struct mschema_constraint *)a)->name,
-		      ((const struct mschema_constraint *)b)->name);
-}
-
-static int cmp_idx(const void *a, const void *b)
-{
-	return strcmp(((const struct mschema_index *)a)->name,
-		      ((const struct mschema_index *)b)->name);
-}
-
-static int cmp_enum(const void *a, const void *b)
-{
-	return strcmp(((const struct mschema_enum *)a)->name,
-		      ((const struct mschema_enum *)b)->name);
-}
-
-static int cmp_seq(const void *a, const void *b)
-{
-	return strcmp(((const struct mschema_sequence *)a)->name,
-		      ((const struct mschema_sequence *)b)->name);
+	if (n > 1)
+		qsort(v, (size_t)n, size, cmp);
 }
 
 void mschema_sort(struct mschema *s)
 {
-	if (s->ntables > 1)
-		qsort(s->tables, (size_t)s->ntables, sizeof(*s->tables),
-		      cmp_table);
+	sort(s->tables, s->ntables, sizeof(*s->tables), cmp_name);
 	for (int i = 0; i < s->ntables; i++) {
 		struct mschema_table *t = &s->tables[i];
 
-		if (t->ncols > 1)
-			qsort(t->cols, (size_t)t->ncols, sizeof(*t->cols),
-			      cmp_col);
-		if (t->ncons > 1)
-			qsort(t->cons, (size_t)t->ncons, sizeof(*t->cons),
-			      cmp_con);
-		if (t->nidx > 1)
-			qsort(t->idx, (size_t)t->nidx, sizeof(*t->idx),
-			      cmp_idx);
+		sort(t->cols, t->ncols, sizeof(*t->cols), cmp_col);
+		sort(t->cons, t->ncons, sizeof(*t->cons), cmp_name);
+		sort(t->idx, t->nidx, sizeof(*t->idx), cmp_name);
 	}
-	if (s->nenums > 1)
-		qsort(s->enums, (size_t)s->nenums, sizeof(*s->enums),
-		      cmp_enum);
-	if (s->nseqs > 1)
-		qsort(s->seqs, (size_t)s->nseqs, sizeof(*s->seqs), cmp_seq);
+	sort(s->enums, s->nenums, sizeof(*s->enums), cmp_name);
+	sort(s->seqs, s->nseqs, sizeof(*s->seqs), cmp_name);
+}
+
+/* The first of the n objects of size size at v named name, or NULL. */
+static const void *find_named(const void *v, int n, size_t size,
+			      const char *name)
+{
+	for (int i = 0; i < n; i++) {
+		const void *obj = (const char *)v + (size_t)i * size;
+
+		if (strcmp(name_of(obj), name) == 0)
+			return obj;
+	}
+	return NULL;
 }
 
 const struct mschema_table *mschema_table(const struct mschema *s,
 					  const char *name)
 {
-	for (int i = 0; i < s->ntables; i++)
-		if (strcmp(s->tables[i].name, name) == 0)
-			return &s->tables[i];
-	return NULL;
+	return find_named(s->tables, s->ntables, sizeof(*s->tables), name);
 }
 
+/* The finders of a table's parts take a NULL table (none there). */
 static const struct mschema_column *find_col(const struct mschema_table *t,
 					     const char *name)
 {
-	if (!t)
-		return NULL;
-	for (int i = 0; i < t->ncols; i++)
-		if (strcmp(t->cols[i].name, name) == 0)
-			return &t->cols[i];
-	return NULL;
+	return t ? find_named(t->cols, t->ncols, sizeof(*t->cols), name)
+		 : NULL;
 }
 
 static const struct mschema_constraint *
 find_con(const struct mschema_table *t, const char *name)
 {
-	if (!t)
-		return NULL;
-	for (int i = 0; i < t->ncons; i++)
-		if (strcmp(t->cons[i].name, name) == 0)
-			return &t->cons[i];
-	return NULL;
+	return t ? find_named(t->cons, t->ncons, sizeof(*t->cons), name)
+		 : NULL;
 }
 
 static const struct mschema_index *find_idx(const struct mschema_table *t,
 					    const char *name)
 {
-	if (!t)
-		return NULL;
-	for (int i = 0; i < t->nidx; i++)
-		if (strcmp(t->idx[i].name, name) == 0)
-			return &t->idx[i];
-	return NULL;
+	return t ? find_named(t->idx, t->nidx, sizeof(*t->idx), name) : NULL;
 }
 
 static const struct mschema_enum *find_enum(const struct mschema *s,
 					    const char *name)
 {
-	for (int i = 0; i < s->nenums; i++)
-		if (strcmp(s->enums[i].name, name) == 0)
-			return &s->enums[i];
-	return NULL;
+	return find_named(s->enums, s->nenums, sizeof(*s->enums), name);
 }
 
 static const struct mschema_sequence *find_seq(const struct mschema *s,
 					       const char *name)
 {
-	for (int i = 0; i < s->nseqs; i++)
-		if (strcmp(s->seqs[i].name, name) == 0)
-			return &s->seqs[i];
-	return NULL;
+	return find_named(s->seqs, s->nseqs, sizeof(*s->seqs), name);
 }
 
 /* --------------------------------------------------------------- steps */
@@ -238,32 +221,35 @@ static char *CONVD_PRINTF(2, 3) fmt(struct gen *g, const char *f, ...)
 	return s;
 }
 
+/* Makes room for one more step; false when out of memory. */
+static bool reserve(struct mdiff *d)
+{
+	int cap;
+	struct mdiff_step *nv;
+
+	if (d->n < d->cap)
+		return true;
+	cap = d->cap ? d->cap * 2 : 16;
+	nv = realloc(d->v, sizeof(*nv) * (size_t)cap);
+	if (!nv)
+		return false;
+	d->v = nv;
+	d->cap = cap;
+	return true;
+}
+
 /* Adds a step; takes the strings (what and warning may be NULL). */
 static void step(struct gen *g, char *what, char *sql, bool destructive,
 		 char *warning)
 {
 	struct mdiff *d = g->out;
 
-	if (g->oom || !sql) {
+	if (g->oom || !sql || !reserve(d)) {
 		g->oom = true;
 		free(what);
 		free(sql);
 		free(warning);
 		return;
-	}
-	if (d->n == d->cap) {
-		int cap = d->cap ? d->cap * 2 : 16;
-		struct mdiff_step *nv = realloc(d->v, sizeof(*nv) * (size_t)cap);
-
-		if (!nv) {
-			g->oom = true;
-			free(what);
-			free(sql);
-			free(warning);
-			return;
-		}
-		d->v = nv;
-		d->cap = cap;
 	}
 	d->v[d->n].what = what;
 	d->v[d->n].sql = sql;
@@ -285,6 +271,25 @@ static bool from_table_compared(const struct gen *g,
 {
 	return !(g->flags & MDIFF_ONLY_TO_TABLES) ||
 	       mschema_table(g->to, t->name) != NULL;
+}
+
+/*
+ * Steps through the tables kept (in both schemas) in the order of schema
+ * a: the next table of a from index *i on that b has too, with b's table
+ * of that name in *b_table; NULL after the last.
+ */
+static const struct mschema_table *
+next_kept(const struct mschema *a, const struct mschema *b, int *i,
+	  const struct mschema_table **b_table)
+{
+	while (*i < a->ntables) {
+		const struct mschema_table *t = &a->tables[(*i)++];
+
+		*b_table = mschema_table(b, t->name);
+		if (*b_table)
+			return t;
+	}
+	return NULL;
 }
 
 static char *column_def(struct gen *g, const struct mschema_column *c)
@@ -327,6 +332,20 @@ static const char *con_kind(char type)
 	return "constraint";
 }
 
+/* Whether constraint a (may be NULL) is the same as b. */
+static bool con_same(const struct mschema_constraint *a,
+		     const struct mschema_constraint *b)
+{
+	return a && a->type == b->type && str_eq(a->def, b->def);
+}
+
+/* Whether index a (may be NULL) is the same as b. */
+static bool idx_same(const struct mschema_index *a,
+		     const struct mschema_index *b)
+{
+	return a && a->unique == b->unique && str_eq(a->tail, b->tail);
+}
+
 /* P1/P2: constraints of `from` that go away or change. */
 static void drop_constraints(struct gen *g, bool fks)
 {
@@ -346,8 +365,7 @@ static void drop_constraints(struct gen *g, bool fks)
 
 			if ((fc->type == 'f') != fks)
 				continue;
-			if (tc && tc->type == fc->type &&
-			    str_eq(tc->def, fc->def))
+			if (con_same(tc, fc))
 				continue;
 			if (!tt)
 				what = NULL; /* reported as the table */
@@ -370,19 +388,15 @@ static void drop_constraints(struct gen *g, bool fks)
 /* P3: indexes of `from` that go away or change. */
 static void drop_indexes(struct gen *g)
 {
-	for (int i = 0; i < g->from->ntables; i++) {
-		const struct mschema_table *ft = &g->from->tables[i];
-		const struct mschema_table *tt = mschema_table(g->to, ft->name);
+	const struct mschema_table *ft, *tt;
 
-		if (!tt)
-			continue;
+	for (int i = 0; (ft = next_kept(g->from, g->to, &i, &tt)) != NULL;) {
 		for (int k = 0; k < ft->nidx; k++) {
 			const struct mschema_index *fi = &ft->idx[k];
 			const struct mschema_index *ti = find_idx(tt, fi->name);
 			char *what;
 
-			if (ti && ti->unique == fi->unique &&
-			    str_eq(ti->tail, fi->tail))
+			if (idx_same(ti, fi))
 				continue;
 			if (ti)
 				what = fmt(g, "~ index %s on %s: %s%s -> %s%s",
@@ -450,16 +464,15 @@ static bool enum_only_adds(const struct mschema_enum *from,
 static void enum_recreate(struct gen *g, const struct mschema_enum *fe,
 			  const struct mschema_enum *te, bool removes)
 {
-	char *oldq = fmt(g, "%s", fe->qname);
 	char *tmpname;
 	char *list = label_list(g, te, true);
+	const struct mschema_table *ft, *tt;
 
 	/* The old type is renamed, so that its name can be reused; it is
 	 * dropped with the other types at the end. */
 	tmpname = fmt(g, "%s__old", fe->name);
-	if (!tmpname || !list || !oldq) {
+	if (!tmpname || !list) {
 		g->oom = true;
-		free(oldq);
 		free(tmpname);
 		free(list);
 		return;
@@ -469,12 +482,7 @@ static void enum_recreate(struct gen *g, const struct mschema_enum *fe,
 	     false, NULL);
 	step(g, NULL, fmt(g, "CREATE TYPE %s AS ENUM (%s)", te->qname, list),
 	     false, NULL);
-	for (int i = 0; i < g->from->ntables; i++) {
-		const struct mschema_table *ft = &g->from->tables[i];
-		const struct mschema_table *tt = mschema_table(g->to, ft->name);
-
-		if (!tt)
-			continue;
+	for (int i = 0; (ft = next_kept(g->from, g->to, &i, &tt)) != NULL;) {
 		for (int k = 0; k < ft->ncols; k++) {
 			const struct mschema_column *fc = &ft->cols[k];
 			const struct mschema_column *tc = find_col(tt, fc->name);
@@ -513,7 +521,6 @@ static void enum_recreate(struct gen *g, const struct mschema_enum *fe,
 				     false, NULL);
 		}
 	}
-	free(oldq);
 	free(tmpname);
 	free(list);
 }
@@ -701,12 +708,9 @@ static const char *identity_name(char c)
 /* P7: new and changed columns of kept tables. */
 static void columns_add_alter(struct gen *g)
 {
-	for (int i = 0; i < g->to->ntables; i++) {
-		const struct mschema_table *tt = &g->to->tables[i];
-		const struct mschema_table *ft = mschema_table(g->from, tt->name);
+	const struct mschema_table *ft, *tt;
 
-		if (!ft)
-			continue;
+	for (int i = 0; (tt = next_kept(g->to, g->from, &i, &ft)) != NULL;) {
 		for (int k = 0; k < tt->ncols; k++) {
 			const struct mschema_column *tc = &tt->cols[k];
 			const struct mschema_column *fc = find_col(ft, tc->name);
@@ -949,8 +953,7 @@ static void add_constraints(struct gen *g, bool fks)
 
 			if ((tc->type == 'f') != fks)
 				continue;
-			if (fc && fc->type == tc->type &&
-			    str_eq(fc->def, tc->def))
+			if (con_same(fc, tc))
 				continue;
 			changed = fc != NULL;
 			step(g,
@@ -980,8 +983,7 @@ static void create_indexes(struct gen *g)
 			const struct mschema_index *ti = &tt->idx[k];
 			const struct mschema_index *fi = find_idx(ft, ti->name);
 
-			if (fi && fi->unique == ti->unique &&
-			    str_eq(fi->tail, ti->tail))
+			if (idx_same(fi, ti))
 				continue;
 			step(g,
 			     ft && !fi ? fmt(g, "+ index %s on %s: %s%s",
@@ -1005,12 +1007,9 @@ static void create_indexes(struct gen *g)
 /* P11: columns that go away. */
 static void drop_columns(struct gen *g)
 {
-	for (int i = 0; i < g->from->ntables; i++) {
-		const struct mschema_table *ft = &g->from->tables[i];
-		const struct mschema_table *tt = mschema_table(g->to, ft->name);
+	const struct mschema_table *ft, *tt;
 
-		if (!tt)
-			continue;
+	for (int i = 0; (ft = next_kept(g->from, g->to, &i, &tt)) != NULL;) {
 		for (int k = 0; k < ft->ncols; k++) {
 			const struct mschema_column *fc = &ft->cols[k];
 
