@@ -7,8 +7,10 @@ import json
 import os
 import re
 import socket
+import threading
 import uuid
 
+import msgpack
 import pytest
 
 import convdtest
@@ -287,6 +289,76 @@ def test_cleanup_refused_for_non_admin(schema, convd_factory):
     assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
 
 
+# ------------------------------------------------ stats --prometheus
+
+PROM_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+PROM_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+PROM_SAMPLE = re.compile(
+    rf"({PROM_NAME})(?:\{{((?:{PROM_LABEL})(?:,{PROM_LABEL})*)\}})? (\S+)")
+PROM_HELP = re.compile(rf"# HELP ({PROM_NAME}) (.+)")
+PROM_TYPE = re.compile(rf"# TYPE ({PROM_NAME}) (counter|gauge)")
+
+
+def prom_unescape(s):
+    return re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m[1], m[1]), s)
+
+
+def parse_prometheus(text):
+    """The text exposition format as convctl writes it, checked line by
+    line: {family: {"help", "type", "samples": [(labels, value)]}} in
+    order.  Each family is one HELP line, one TYPE line, then its samples
+    (named as the family, as there are no histograms or summaries), all
+    together; no family twice, no label set twice in a family."""
+    fams = {}
+    cur = None
+    assert text.endswith("\n"), text
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            m = PROM_HELP.fullmatch(line)
+            assert m, line
+            assert m[1] not in fams, f"family {m[1]} twice:\n{text}"
+            cur = fams[m[1]] = {"help": m[2], "type": None, "samples": []}
+            last = m[1]
+            continue
+        if line.startswith("# TYPE "):
+            m = PROM_TYPE.fullmatch(line)
+            assert m and cur and m[1] == last and cur["type"] is None, line
+            cur["type"] = m[2]
+            continue
+        m = PROM_SAMPLE.fullmatch(line)
+        assert m, f"not a sample: {line!r}"
+        assert cur and cur["type"] and m[1] == last, \
+            f"{line!r} not under its own HELP and TYPE:\n{text}"
+        labels = {}
+        for pair in re.findall(PROM_LABEL, m[2] or ""):
+            k, v = pair.split("=", 1)
+            assert k not in labels, line
+            labels[k] = prom_unescape(v[1:-1])
+        assert all(labels != seen for seen, _ in cur["samples"]), line
+        cur["samples"].append((labels, float(m[3])))
+    for name, fam in fams.items():
+        assert fam["samples"], f"{name}: no samples"
+        assert fam["type"] != "counter" or name.endswith("_total"), name
+    return fams
+
+
+def prom_value(fams, name, **labels):
+    vals = [v for ls, v in fams[name]["samples"] if ls == labels]
+    assert len(vals) == 1, (name, labels, fams.get(name))
+    return vals[0]
+
+
+COUNTERS = ["convd_clients_accepted_total", "convd_clients_rejected_total",
+            "convd_clients_closed_on_error_total", "convd_pool_connects_total",
+            "convd_pool_connect_failures_total",
+            "convd_pool_connections_lost_total",
+            "convd_pool_connections_recycled_total",
+            "convd_pool_timeouts_total", "convd_pool_unavailable_total",
+            "convd_pool_pings_total", "convd_retention_runs_total",
+            "convd_retention_skipped_total", "convd_retention_failures_total",
+            "convd_retention_deleted_total"]
+
+
 def test_stats(convd):
     ok(convd.convctl("ping"))
     st = jrun(convd, "stats")
@@ -295,13 +367,212 @@ def test_stats(convd):
     leaves = dict(line.split(None, 1) for line in out.splitlines())
     assert leaves["version"].strip() == st["version"], out
     assert any(k.startswith("methods.ping.") for k in leaves), out
-    r = ok(convd.convctl("stats", "--prometheus"))
-    assert f'convd_version_info{{value="{st["version"]}"}} 1' in r.stdout
-    for line in r.stdout.splitlines():
-        assert line.startswith(("# HELP convd_", "# TYPE convd_", "convd_")), \
-            line
     r = convd.convctl("--json", "stats", "--prometheus")
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+
+
+def test_stats_prometheus(convd):
+    pings = 3
+    for _ in range(pings):
+        ok(convd.convctl("ping"))
+    with convd.client() as c:
+        with pytest.raises(convdtest.RpcError) as e:
+            c.call("add_message", uid(), "gemini", "nobody", "hello")
+        assert e.value.code == "invalid_params"
+    st = jrun(convd, "stats")
+    r = ok(convd.convctl("stats", "--prometheus"))
+    fams = parse_prometheus(r.stdout)
+    # the per-method and per-code figures are in the labelled families
+    for name in fams:
+        assert not re.fullmatch(r"convd_(methods_.*_(requests|errors_.*|"
+                                r"latency_us_.*)|protocol_errors_.*)",
+                                name), name
+    for name in COUNTERS:
+        assert fams[name]["type"] == "counter", name
+        assert prom_value(fams, name) >= 0, name
+    assert prom_value(fams, "convd_clients_accepted_total") >= pings + 1
+    assert prom_value(fams, "convd_version_info",
+                      value=st["version"]) == 1
+    assert prom_value(fams, "convd_pool_database_up") == 1
+    assert fams["convd_uptime_seconds"]["type"] == "gauge"
+    started = parse_time(st["started_at"]).timestamp()
+    assert abs(prom_value(fams, "convd_start_time_seconds") - started) \
+        < 1e-3, (st["started_at"], fams["convd_start_time_seconds"])
+    assert prom_value(fams, "convd_retention_days_to_keep") == \
+        st["retention"]["days_to_keep"]
+    # per method and per code: one family each, with labels
+    assert fams["convd_requests_total"]["type"] == "counter"
+    assert prom_value(fams, "convd_requests_total", method="ping") >= pings
+    assert prom_value(fams, "convd_requests_total", method="add_message") >= 1
+    assert fams["convd_request_errors_total"]["type"] == "counter"
+    assert prom_value(fams, "convd_request_errors_total",
+                      method="add_message", code="invalid_params") >= 1
+    assert fams["convd_request_duration_seconds"]["type"] == "gauge"
+    for method in ("ping", "add_message"):
+        qs = [prom_value(fams, "convd_request_duration_seconds",
+                         method=method, quantile=q)
+              for q in ("0.5", "0.95", "0.99")]
+        top = prom_value(fams, "convd_request_duration_max_seconds",
+                         method=method)
+        assert 0 <= qs[0] <= qs[1] <= qs[2] <= top < 60, (method, qs, top)
+    # an undecodable byte: a protocol error, counted by code
+    with convd.client() as c:
+        c.send_raw(b"\xc1")
+        msg = c.recv()
+        assert msg[2]["code"] == "invalid_request", msg
+    fams = parse_prometheus(ok(convd.convctl("stats", "--prometheus")).stdout)
+    assert fams["convd_protocol_errors_total"]["type"] == "counter"
+    assert prom_value(fams, "convd_protocol_errors_total",
+                      code="invalid_request") >= 1
+
+
+def fake_stats_daemon(path, result):
+    """A socket that answers every request with `result`, packed as given
+    (convctl's side of stats without convd, for fields convd does not
+    send).  Returns the listening thread."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(scaled(30))
+
+    def serve():
+        try:
+            conn, _ = srv.accept()
+        finally:
+            srv.close()
+        with conn:
+            unpacker = msgpack.Unpacker(raw=False)
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                unpacker.feed(data)
+                for req in unpacker:
+                    conn.sendall(msgpack.packb([1, req[1], None, result],
+                                               use_bin_type=True))
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t
+
+
+def test_stats_prometheus_conversions(tmp_path):
+    """Units, labels and escaping, and leaves convctl does not know (as a
+    newer convd could send): kept as generic gauges, never under a name
+    that is already taken."""
+    weird = 'we"ird\\m\n'
+    result = {
+        "version": 'v"1\\x\n',
+        "uptime_s": 5,
+        "started_at": msgpack.Timestamp(1700000000, 250000000),
+        "pool": {"open": "four", "lost": 2, "last_error": None,
+                 "database_up": False},
+        "methods": {
+            "ping": {"requests": 7, "errors": {},
+                     "latency_us": {"p50": 1500000, "p95": 12, "p99": 0,
+                                    "max": 2000000, "p75": 3},
+                     "bytes": 9},
+            weird: {"requests": 2, "errors": {"timeout": 1, "internal": 3},
+                    "latency_us": {"p50": 1, "p95": 2, "p99": 3,
+                                   "max": 1000000}},
+        },
+        "protocol_errors": {"invalid_request": 4},
+        "retention": {"last_duration_us": 2500000,
+                      "last_run": msgpack.Timestamp(1700000001, 0),
+                      "next_run": None},
+        "requests_total": 99,
+        "future": {"count": 3, "ratio": 0.25, "flag": True, "label": "x",
+                   "when": msgpack.Timestamp(-2, 500000000),
+                   "blob": b"\x00", "empty": {}, "list": [1, 2], "neg": -4,
+                   "nan": float("nan"), "inf": float("-inf")},
+        "a.b": 1,
+        "a_b": 2,
+    }
+    path = str(tmp_path / "fake.sock")
+    t = fake_stats_daemon(path, result)
+    r = convdtest.convctl("stats", "--prometheus", socket_path=path)
+    t.join(scaled(30))
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    fams = parse_prometheus(r.stdout)
+    types = {name: fam["type"] for name, fam in fams.items()}
+    assert list(types.items()) == [
+        ("convd_version_info", "gauge"),
+        ("convd_uptime_seconds", "gauge"),
+        ("convd_start_time_seconds", "gauge"),
+        ("convd_pool_open_info", "gauge"),
+        ("convd_pool_connections_lost_total", "counter"),
+        ("convd_pool_database_up", "gauge"),
+        ("convd_requests_total", "counter"),
+        ("convd_request_duration_seconds", "gauge"),
+        ("convd_request_duration_max_seconds", "gauge"),
+        ("convd_methods_ping_latency_us_p75", "gauge"),
+        ("convd_methods_ping_bytes", "gauge"),
+        ("convd_request_errors_total", "counter"),
+        ("convd_protocol_errors_total", "counter"),
+        ("convd_retention_last_run_duration_seconds", "gauge"),
+        ("convd_retention_last_run_timestamp_seconds", "gauge"),
+        ("convd_future_count", "gauge"),
+        ("convd_future_ratio", "gauge"),
+        ("convd_future_flag", "gauge"),
+        ("convd_future_label_info", "gauge"),
+        ("convd_future_when", "gauge"),
+        ("convd_future_list_0", "gauge"),
+        ("convd_future_list_1", "gauge"),
+        ("convd_future_neg", "gauge"),
+        ("convd_future_nan", "gauge"),
+        ("convd_future_inf", "gauge"),
+        ("convd_a_b", "gauge"),
+    ], r.stdout
+    # the samples exactly as written (HELP lines aside)
+    samples = [line for line in r.stdout.splitlines()
+               if not line.startswith("#")]
+    assert samples == [
+        'convd_version_info{value="v\\"1\\\\x\\n"} 1',
+        "convd_uptime_seconds 5",
+        "convd_start_time_seconds 1700000000.25",
+        'convd_pool_open_info{value="four"} 1',
+        "convd_pool_connections_lost_total 2",
+        "convd_pool_database_up 0",
+        'convd_requests_total{method="ping"} 7',
+        'convd_requests_total{method="we\\"ird\\\\m\\n"} 2',
+        'convd_request_duration_seconds{method="ping",quantile="0.5"} 1.5',
+        'convd_request_duration_seconds{method="ping",quantile="0.95"} '
+        '0.000012',
+        'convd_request_duration_seconds{method="ping",quantile="0.99"} 0',
+        'convd_request_duration_seconds{method="we\\"ird\\\\m\\n",'
+        'quantile="0.5"} 0.000001',
+        'convd_request_duration_seconds{method="we\\"ird\\\\m\\n",'
+        'quantile="0.95"} 0.000002',
+        'convd_request_duration_seconds{method="we\\"ird\\\\m\\n",'
+        'quantile="0.99"} 0.000003',
+        'convd_request_duration_max_seconds{method="ping"} 2',
+        'convd_request_duration_max_seconds{method="we\\"ird\\\\m\\n"} 1',
+        "convd_methods_ping_latency_us_p75 3",
+        "convd_methods_ping_bytes 9",
+        'convd_request_errors_total{method="we\\"ird\\\\m\\n",'
+        'code="timeout"} 1',
+        'convd_request_errors_total{method="we\\"ird\\\\m\\n",'
+        'code="internal"} 3',
+        'convd_protocol_errors_total{code="invalid_request"} 4',
+        "convd_retention_last_run_duration_seconds 2.5",
+        "convd_retention_last_run_timestamp_seconds 1700000001",
+        "convd_future_count 3",
+        "convd_future_ratio 0.25",
+        "convd_future_flag 1",
+        'convd_future_label_info{value="x"} 1',
+        "convd_future_when -1.5",
+        "convd_future_list_0 1",
+        "convd_future_list_1 2",
+        "convd_future_neg -4",
+        "convd_future_nan NaN",
+        "convd_future_inf -Inf",
+        "convd_a_b 1",
+    ], r.stdout
+    assert prom_value(fams, "convd_version_info", value='v"1\\x\n') == 1
+    assert prom_value(fams, "convd_requests_total", method=weird) == 2
+    assert fams["convd_requests_total"]["help"] != \
+        fams["convd_future_count"]["help"]
+    assert fams["convd_future_count"]["help"] == \
+        "The stats field future.count, not known to this version of convctl."
 
 
 def test_health(convd):
