@@ -26,6 +26,18 @@ typedef int64_t usec_t;
 
 #define USEC_PER_SEC 1000000LL
 
+/* The value of a hexadecimal digit, or -1 if c is not one. */
+static inline int hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Default socket path used by convd and its clients. */
 #define CONVD_DEFAULT_SOCKET "/run/convd/convd.sock"
 

@@ -1814,24 +1814,13 @@ static void jws(struct jparser *j)
 		j->p++;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool jhex4(struct jparser *j, uint32_t *v)
 {
 	*v = 0;
 	if (j->end - j->p < 4)
 		return jfail(j, "truncated \\u escape");
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(j->p[i]);
+		int h = hex_digit(j->p[i]);
 
 		if (h < 0)
 			return jfail(j, "bad \\u escape");

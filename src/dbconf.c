@@ -65,17 +65,6 @@ static void add_mask(struct urlinfo *ui, size_t start, size_t end)
 	ui->nmasks++;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes s[0..n) into out (truncated to outlen - 1 bytes). */
 static void uri_decode(const char *s, size_t n, char *out, size_t outlen)
 {
@@ -85,8 +74,8 @@ static void uri_decode(const char *s, size_t n, char *out, size_t outlen)
 		int hi, lo;
 
 		if (s[i] == '%' && i + 2 < n &&
-		    (hi = hexval(s[i + 1])) >= 0 &&
-		    (lo = hexval(s[i + 2])) >= 0) {
+		    (hi = hex_digit(s[i + 1])) >= 0 &&
+		    (lo = hex_digit(s[i + 2])) >= 0) {
 			out[o++] = (char)(hi * 16 + lo);
 			i += 2;
 		} else {

@@ -128,17 +128,6 @@ char *migrate_message_escape(const char *msg)
 	return out;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Inverse of migrate_message_escape; an unknown escape stays as it is. */
 static char *message_unescape(const char *s, size_t len)
 {
@@ -170,9 +159,9 @@ static char *message_unescape(const char *s, size_t len)
 			i++;
 			break;
 		case 'x':
-			if (i + 3 < len && hexval(s[i + 2]) >= 0 &&
-			    hexval(s[i + 3]) >= 0) {
-				int v = hexval(s[i + 2]) * 16 + hexval(s[i + 3]);
+			if (i + 3 < len && hex_digit(s[i + 2]) >= 0 &&
+			    hex_digit(s[i + 3]) >= 0) {
+				int v = hex_digit(s[i + 2]) * 16 + hex_digit(s[i + 3]);
 
 				if (v != 0) {
 					out[o++] = (char)v;
