@@ -18,8 +18,6 @@ void stats_record_error(enum rpc_error error);
 /* Latency percentile (0 < q < 1) of a method, in microseconds. */
 usec_t stats_percentile(enum method_id m, double q);
 uint64_t stats_requests(enum method_id m);
-/* Every request seen, whatever its method or fate. */
-uint64_t stats_requests_total(void);
 /* Packs the per-method and per-code part of the `stats` result. */
 CONVD_WUR int stats_pack_requests(msgpack_packer *pk);
 

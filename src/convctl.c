@@ -813,6 +813,13 @@ static const struct prom_metric prom_table[] = {
 	{ "retention.next_run", "convd_retention_next_run_timestamp_seconds",
 	  false, PROM_TIME, "When the next retention run is due, in seconds "
 	  "since the Unix epoch." },
+	{ "memory.trims", "convd_memory_trims_total", true, PROM_NUMBER,
+	  "Times convd gave its free heap back to the kernel after a quiet "
+	  "spell." },
+	{ "memory.heap_bytes", "convd_memory_heap_bytes", false, PROM_NUMBER,
+	  "Bytes of heap convd holds, free or in use." },
+	{ "memory.heap_free_bytes", "convd_memory_heap_free_bytes", false,
+	  PROM_NUMBER, "Bytes of convd's heap free for reuse." },
 };
 
 /* The families with labels. */

@@ -8,23 +8,31 @@
  * are free there, and blocks over a similar size get a fresh mmap each
  * time; either way the next request faults every page back in, zero
  * filled.  Measured on get_recent_conversations under load: 1.5 minor page
- * faults per request, and 15% of convd's CPU.
+ * faults per request, and a quarter of convd's CPU.
  *
  * So convd keeps up to MEMORY_KEEP bytes of free heap, serves only blocks
  * of MEMORY_MMAP_MIN or more with mmap (those are rare: a request or batch
  * of several megabytes), and gives the free heap back with malloc_trim()
- * once the daemon has been quiet for a whole TRIM_EVERY period: an idle
- * convd holds no more than it needs, a busy one does not breathe.
+ * once the daemon has been quiet for a whole TRIM_EVERY period (no request
+ * of a method that uses the database: a monitor polling stats, health or
+ * ping does not count as work): an idle convd holds no more than it
+ * needs, a busy one does not breathe.
  */
-#include <malloc.h>
 #include <stdbool.h>
 
 #include "autoconfig.h"
+#if defined(HAVE_MALLOPT) || defined(HAVE_MALLOC_TRIM) || \
+	defined(HAVE_MALLINFO2)
+#include <malloc.h>
+#endif
+
 #include "clock.h"
 #include "log.h"
 #include "memory.h"
+#include "proto.h"
 #include "server.h"
 #include "stats.h"
+#include "validate.h"
 
 #define MEMORY_KEEP (16 << 20)
 #define MEMORY_MMAP_MIN (4 << 20)
@@ -32,13 +40,25 @@
 
 static struct {
 	struct event *timer;
-	uint64_t seen;		/* requests counted at the last tick */
-	bool trimmed;		/* since the last request */
+	uint64_t seen;		/* work counted at the last tick */
+	bool trimmed;		/* since the last work */
+	uint64_t trims;
 } mem;
+
+/* Requests of the methods that use the database, so far. */
+static uint64_t memory_work(void)
+{
+	uint64_t n = 0;
+
+	for (int m = 0; m < M_COUNT_; m++)
+		if (validate_methods[m].needs_db)
+			n += stats_requests((enum method_id)m);
+	return n;
+}
 
 static void memory_on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t seen = stats_requests_total();
+	uint64_t seen = memory_work();
 
 	(void)fd;
 	(void)what;
@@ -51,9 +71,16 @@ static void memory_on_timer(evutil_socket_t fd, short what, void *arg)
 	if (mem.trimmed)
 		return;
 	mem.trimmed = true;
+	mem.trims++;
 #ifdef HAVE_MALLOC_TRIM
-	log_debug("memory: quiet, free heap %s to the kernel",
-		  malloc_trim(0) ? "returned" : "already returned");
+	{
+		/* not inside log_debug(): its arguments are not evaluated
+		 * below the debug level */
+		int released = malloc_trim(0);
+
+		log_debug("memory: quiet, free heap %s to the kernel",
+			  released ? "returned" : "already returned");
+	}
 #endif
 }
 
@@ -67,10 +94,32 @@ int memory_setup(struct event_base *base)
 	    !mallopt(M_MMAP_THRESHOLD, MEMORY_MMAP_MIN))
 		log_warn("memory: cannot set the allocator's thresholds");
 #endif
-	mem.seen = stats_requests_total();
+	mem.seen = memory_work();
 	mem.trimmed = false;
+	mem.trims = 0;
 	mem.timer = event_new(base, -1, EV_PERSIST, memory_on_timer, NULL);
 	if (!mem.timer || event_add(mem.timer, &tv) < 0)
+		return -1;
+	return 0;
+}
+
+int memory_pack_stats(msgpack_packer *pk)
+{
+	uint64_t heap = 0, free_bytes = 0;
+
+#ifdef HAVE_MALLINFO2
+	struct mallinfo2 mi = mallinfo2();
+
+	heap = (uint64_t)mi.arena + (uint64_t)mi.hblkhd;
+	free_bytes = (uint64_t)mi.fordblks;
+#endif
+	if (proto_pack_cstr(pk, "memory") < 0 || msgpack_pack_map(pk, 3) < 0 ||
+	    proto_pack_cstr(pk, "trims") < 0 ||
+	    msgpack_pack_uint64(pk, mem.trims) < 0 ||
+	    proto_pack_cstr(pk, "heap_bytes") < 0 ||
+	    msgpack_pack_uint64(pk, heap) < 0 ||
+	    proto_pack_cstr(pk, "heap_free_bytes") < 0 ||
+	    msgpack_pack_uint64(pk, free_bytes) < 0)
 		return -1;
 	return 0;
 }

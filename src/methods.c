@@ -6,6 +6,7 @@
 
 #include "autoconfig.h"
 #include "clock.h"
+#include "memory.h"
 #include "methods.h"
 #include "pool.h"
 #include "proto.h"
@@ -61,7 +62,7 @@ static int pack_stats(msgpack_packer *pk)
 	usec_t up = clock_now() - ctx.started_mono;
 
 	server_stats(&ss);
-	if (msgpack_pack_map(pk, 8) < 0 ||
+	if (msgpack_pack_map(pk, 9) < 0 ||
 	    proto_pack_cstr(pk, "version") < 0 ||
 	    proto_pack_cstr(pk, PACKAGE_VERSION) < 0 ||
 	    pack_kv_int(pk, "uptime_s", up / USEC_PER_SEC) < 0 ||
@@ -74,7 +75,7 @@ static int pack_stats(msgpack_packer *pk)
 	    pack_kv_int(pk, "closed_on_error", (int64_t)ss.closed_errors) < 0 ||
 	    pack_kv_int(pk, "requests_in_flight", server_inflight()) < 0 ||
 	    pack_pool(pk) < 0 || stats_pack_requests(pk) < 0 ||
-	    retention_pack_stats(pk) < 0)
+	    retention_pack_stats(pk) < 0 || memory_pack_stats(pk) < 0)
 		return -1;
 	return 0;
 }

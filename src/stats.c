@@ -76,17 +76,6 @@ uint64_t stats_requests(enum method_id m)
 	return stats.m[m].requests;
 }
 
-uint64_t stats_requests_total(void)
-{
-	uint64_t n = 0;
-
-	for (int m = 0; m < M_COUNT_; m++)
-		n += stats.m[m].requests;
-	for (int e = 0; e < E_COUNT_; e++)
-		n += stats.early_errors[e];
-	return n;
-}
-
 usec_t stats_percentile(enum method_id m, double q)
 {
 	const struct method_stats *s = &stats.m[m];

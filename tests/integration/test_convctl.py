@@ -356,7 +356,7 @@ COUNTERS = ["convd_clients_accepted_total", "convd_clients_rejected_total",
             "convd_pool_timeouts_total", "convd_pool_unavailable_total",
             "convd_pool_pings_total", "convd_retention_runs_total",
             "convd_retention_skipped_total", "convd_retention_failures_total",
-            "convd_retention_deleted_total"]
+            "convd_retention_deleted_total", "convd_memory_trims_total"]
 
 
 def test_stats(convd):
