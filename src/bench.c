@@ -234,8 +234,11 @@ static void conn_close(struct bconn *c)
 {
 	if (!c->c)
 		return;
-	event_free(c->ev);
-	event_free(c->wev);
+	if (c->ev)
+		event_free(c->ev);
+	if (c->wev)
+		event_free(c->wev);
+	c->ev = c->wev = NULL;
 	convc_close(c->c);
 	c->c = NULL;
 	if (--c->w->open_conns == 0)
@@ -350,6 +353,24 @@ static void lat_merge(struct lat *into, struct lat *from)
 	memset(from, 0, sizeof(*from));
 }
 
+/* Closes the workers' connections and frees them, their loops and
+ * latencies (those not merged yet). */
+static void workers_free(struct worker *ws, int nw, struct bconn *conns)
+{
+	for (int t = 0; t < nw; t++) {
+		struct worker *w = &ws[t];
+
+		for (int i = 0; i < w->nconns; i++)
+			conn_close(&w->conns[i]);
+		if (w->base)
+			event_base_free(w->base);
+		for (int m = 0; m < BM_COUNT_; m++)
+			free(w->lat[m].v);
+	}
+	free(ws);
+	free(conns);
+}
+
 /* Runs the mix in b.weights for b.seconds on b.threads threads; fills
  * b.lat, b.started and b.stopped. */
 static int run_convd(void)
@@ -380,12 +401,17 @@ static int run_convd(void)
 		w->conns = conns + next;
 		w->nconns = upto - next;
 		w->base = event_base_new();
-		if (!w->base)
-			return -1;
-		for (int i = 0; i < w->nconns; i++)
-			if (connect_one(w, &w->conns[i], next + i) < 0)
-				return -1;
 		next = upto;
+		if (!w->base) {
+			workers_free(ws, t + 1, conns);
+			return -1;
+		}
+		for (int i = 0; i < w->nconns; i++)
+			if (connect_one(w, &w->conns[i], next - w->nconns + i) <
+			    0) {
+				workers_free(ws, t + 1, conns);
+				return -1;
+			}
 	}
 	for (int t = 0; t < nw; t++)
 		if (pthread_create(&ws[t].tid, NULL, worker_run, &ws[t]) != 0) {
@@ -403,14 +429,10 @@ static int run_convd(void)
 			b.started = w->started;
 		if (w->stopped > b.stopped)
 			b.stopped = w->stopped;
-		for (int i = 0; i < w->nconns; i++)
-			conn_close(&w->conns[i]);
-		event_base_free(w->base);
 		for (int m = 0; m < BM_COUNT_; m++)
 			lat_merge(&b.lat[m], &w->lat[m]);
 	}
-	free(ws);
-	free(conns);
+	workers_free(ws, nw, conns);
 	for (int m = 0; m < BM_COUNT_; m++)
 		if (b.lat[m].n)
 			qsort(b.lat[m].v, b.lat[m].n, sizeof(usec_t), cmp_usec);
