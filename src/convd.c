@@ -488,9 +488,10 @@ int main(int argc, char **argv)
 		stop();
 		return 1;
 	}
-	/* One pass at a time: the cached clock is read before each. */
+	/* One pass at a time; the cached clock is read anew in each, at its
+	 * first use after the wait for events. */
 	for (;;) {
-		clock_tick();
+		clock_invalidate();
 		if (event_base_loop(d.base, EVLOOP_ONCE) != 0 ||
 		    event_base_got_exit(d.base) || event_base_got_break(d.base))
 			break;

@@ -299,6 +299,23 @@ def test_multihost_first_host_hangs(tcp_pg, convd_factory):
         hung.close()
 
 
+def test_latency_does_not_count_the_idle_wait(schema, convd_factory):
+    """Bug: the loop's cached clock was read before the wait for events,
+    so a request that came after a quiet spell started "in the past":
+    its latency in stats (and its pool deadline) counted the idle time
+    (a 1 ms request after a 0.4 s pause showed as 0.4 s).  Now the clock
+    is read at its first use after the wait."""
+    d = convd_factory(schema)
+    user = uid()
+    with d.client() as c:
+        for _ in range(5):
+            time.sleep(0.4)
+            assert c.call("get_thread", user) is None
+        lat = c.call("stats")["methods"]["get_thread"]["latency_us"]
+    assert lat["max"] < scaled(0.1) * 1e6, lat
+    stop_ok(d)
+
+
 # ---------------------------------------- 4. retention days_to_keep = 0
 
 def test_cleanup_without_days_when_retention_off(schema, convd_factory):
