@@ -359,15 +359,18 @@ static int pool_split(char *s, char **item, int max)
 	}
 }
 
-/* Joins items[from..n) with commas into out; false if it does not fit. */
-static bool pool_join(char *out, size_t len, char **item, int from, int n)
+/* Joins the items picked by idx[0..n) with commas into out (all of them
+ * the same item when one is given for every host); false if it does not
+ * fit. */
+static bool pool_join(char *out, size_t len, char **item, int nitems,
+		      const int *idx, int n)
 {
 	size_t at = 0;
 
 	out[0] = '\0';
-	for (int i = from; i < n; i++) {
-		int w = snprintf(out + at, len - at, "%s%s",
-				 i > from ? "," : "", item[i]);
+	for (int i = 0; i < n; i++) {
+		int w = snprintf(out + at, len - at, "%s%s", i ? "," : "",
+				 item[nitems == 1 ? 0 : idx[i]]);
 
 		if (w < 0 || (size_t)w >= len - at)
 			return false;
@@ -382,21 +385,28 @@ static bool pool_join(char *out, size_t len, char **item, int from, int n)
  * caller's timer covers the whole attempt, so a first host that accepts
  * and then never answers (a hung server, a half-dead network) would hide
  * every host after it for ever.  So convd restarts its timer whenever
- * libpq moves to another host (pool_conn_track_host), and when it expires
- * on a host that has others after it, starts the attempt again from the
- * next one: with the parameters libpq is using (PQconninfo, a URL already
+ * libpq moves to another host or address (pool_conn_track_host), and when
+ * it expires on a host of a list, starts the attempt again without it:
+ * with the parameters libpq is using (PQconninfo, a URL already
  * expanded), host, hostaddr and port cut to the hosts after the silent
- * one.  Returns the new connection, or NULL when there is no next host.
+ * one (or, with load_balance_hosts=random, to all the others, which libpq
+ * shuffles anew).  Returns the new connection, or NULL when there is no
+ * other host, or when the current one cannot be told apart or a host
+ * left would fall back on a default (an empty item: libpq would fill it
+ * from the environment the second time, not the first).
  */
 static PGconn *pool_start_after_current_host(PGconn *pg)
 {
 	PQconninfoOption *opts = PQconninfo(pg), *o;
 	const char *now_host = PQhost(pg), *now_port = PQport(pg);
+	const char *now_addr = PQhostaddr(pg);
 	char *h[HOST_LIST_MAX], *a[HOST_LIST_MAX], *p[HOST_LIST_MAX];
 	char *hosts = NULL, *addrs = NULL, *ports = NULL;
 	char jh[4096], ja[4096], jp[1024];
 	const char **keys = NULL, **vals = NULL;
-	int nh, na, np, n, cur = -1, nopts = 0, k = 0;
+	int idx[HOST_LIST_MAX];
+	int nh, na, np, n, cur = -1, nopts = 0, k = 0, nidx = 0;
+	bool random_order = false;
 	PGconn *next = NULL;
 
 	if (!opts || !now_host)
@@ -410,6 +420,8 @@ static PGconn *pool_start_after_current_host(PGconn *pg)
 			addrs = strdup(o->val);
 		else if (strcmp(o->keyword, "port") == 0)
 			ports = strdup(o->val);
+		else if (strcmp(o->keyword, "load_balance_hosts") == 0)
+			random_order = strcmp(o->val, "random") == 0;
 	}
 	nh = pool_split(hosts, h, HOST_LIST_MAX);
 	na = pool_split(addrs, a, HOST_LIST_MAX);
@@ -417,19 +429,28 @@ static PGconn *pool_start_after_current_host(PGconn *pg)
 	if (nh < 0 || na < 0 || np < 0)
 		goto out;
 	n = nh > na ? nh : na;
-	for (int i = 0; i < n && cur < 0; i++) {
-		const char *name = i < nh && *h[i] ? h[i] : i < na ? a[i] : "";
-		const char *port = np == 1 ? p[0] : i < np ? p[i] : "";
+	if ((nh && nh != n) || (na && na != n) || (np > 1 && np != n))
+		goto out;
+	for (int i = 0; i < n; i++) {
+		const char *name = nh && *h[i] ? h[i] : na ? a[i] : "";
+		const char *addr = na ? a[i] : "";
+		const char *port = np == 1 ? p[0] : np ? p[i] : "";
 
-		if (strcmp(name, now_host) == 0 &&
-		    (!*port || !now_port || strcmp(port, now_port) == 0))
+		if (!*name || (np && !*port))
+			goto out;	/* a default: see above */
+		if (cur < 0 && strcmp(name, now_host) == 0 &&
+		    (!*port || !now_port || strcmp(port, now_port) == 0) &&
+		    (!*addr || !now_addr || strcmp(addr, now_addr) == 0))
 			cur = i;
 	}
-	if (cur < 0 || cur + 1 >= n)
+	if (cur < 0)
 		goto out;
-	if (!pool_join(jh, sizeof(jh), h, cur + 1, nh) ||
-	    !pool_join(ja, sizeof(ja), a, cur + 1, na) ||
-	    !pool_join(jp, sizeof(jp), p, np == 1 ? 0 : cur + 1, np))
+	for (int i = random_order ? 0 : cur + 1; i < n; i++)
+		if (i != cur)
+			idx[nidx++] = i;
+	if (nidx == 0 || !pool_join(jh, sizeof(jh), h, nh, idx, nh ? nidx : 0) ||
+	    !pool_join(ja, sizeof(ja), a, na, idx, na ? nidx : 0) ||
+	    !pool_join(jp, sizeof(jp), p, np, idx, np ? nidx : 0))
 		goto out;
 	keys = calloc((size_t)nopts + 1, sizeof(*keys));
 	vals = calloc((size_t)nopts + 1, sizeof(*vals));
@@ -471,13 +492,17 @@ static void pool_conn_arm_connect_timer(struct pool_conn *pc)
 	evtimer_add(pc->timer, &tv);
 }
 
-/* A new host of the list: it gets the whole connect_timeout of its own. */
+/* A new host or address of the list: it gets the whole connect_timeout
+ * of its own.  Called as soon as the attempt starts too, so that a move
+ * made within the first poll is seen. */
 static void pool_conn_track_host(struct pool_conn *pc)
 {
 	const char *h = PQhost(pc->pg), *p = PQport(pc->pg);
+	const char *a = PQhostaddr(pc->pg);
 	char now[sizeof(pc->host)];
 
-	snprintf(now, sizeof(now), "%s:%s", h ? h : "", p ? p : "");
+	snprintf(now, sizeof(now), "%s:%s%s%s%s", h ? h : "", p ? p : "",
+		 a && *a ? " (" : "", a && *a ? a : "", a && *a ? ")" : "");
 	if (strcmp(now, pc->host) == 0)
 		return;
 	if (pc->host[0])
@@ -509,6 +534,7 @@ static bool pool_conn_next_host(struct pool_conn *pc)
 		pool_connect_failed(pc, PQerrorMessage(pc->pg));
 		return true;
 	}
+	pool_conn_track_host(pc);
 	pool_conn_arm_connect_timer(pc);
 	if (pool_conn_watch(pc, EV_WRITE) < 0)
 		pool_connect_failed(pc, "cannot watch socket");
@@ -665,6 +691,7 @@ static int pool_conn_open(void)
 		pool_connect_failed(pc, "out of memory");
 		return -1;
 	}
+	pool_conn_track_host(pc);
 	pool_conn_arm_connect_timer(pc);
 	/* libpq starts by writing; PQconnectPoll tells us the rest. */
 	if (pool_conn_watch(pc, EV_WRITE) < 0) {

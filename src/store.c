@@ -601,6 +601,7 @@ struct batcher {
 	struct request *head, *tail;	/* queued, not yet in a batch */
 	int queued;
 	int batches;			/* in flight (acquiring or running) */
+	bool acquiring;			/* one batch waits for a connection */
 	struct event *timer;		/* the oldest queued request's deadline */
 };
 
@@ -954,6 +955,7 @@ static void batch_on_acquire(void *arg, struct pool_conn *pc,
 	struct batch *b = arg;
 	struct batcher *bt = b->bt;
 
+	bt->acquiring = false;
 	if (st == POOL_TIMEOUT) {
 		/* The batch waited the whole pool timeout: the requests queued
 		 * as long as it fail; younger ones keep their own deadline and
@@ -978,10 +980,13 @@ static void batch_on_acquire(void *arg, struct pool_conn *pc,
 	batch_send(b, pc);
 }
 
-/* Starts a batch if requests are queued and a batch slot is free. */
+/* Starts a batch if requests are queued and a batch slot is free; while
+ * one batch waits for a connection, requests queued meanwhile join it
+ * rather than start batches (and pool waiters) of their own. */
 static void batch_flush(struct batcher *bt)
 {
-	while (bt->queued > 0 && bt->batches < bt->max_batches) {
+	while (bt->queued > 0 && bt->batches < bt->max_batches &&
+	       !bt->acquiring) {
 		struct batch *b = calloc(1, sizeof(*b));
 		struct pool_conn *pc;
 		enum pool_status st;
@@ -1004,6 +1009,7 @@ static void batch_flush(struct batcher *bt)
 			break;
 		case POOL_ACQ_QUEUED:
 			/* requests queued meanwhile join this batch */
+			bt->acquiring = true;
 			return;
 		case POOL_ACQ_FAILED:
 			batch_on_acquire(b, NULL, st, msg);
