@@ -896,27 +896,34 @@ static void prom_help(FILE *f, const char *s)
 	}
 }
 
-/* Appends name="value" (\\, \" and \n escaped) to a label list. */
+/* Appends name="value" (\\, \" and \n escaped) to a label list.  The
+ * format is UTF-8: an invalid byte (a server's message in another
+ * encoding, say) becomes U+FFFD, or the scraper would refuse the file. */
 static void prom_label(struct buf *b, const char *name, const char *v,
 		       size_t len)
 {
-	size_t run = 0;
+	const unsigned char *u = (const unsigned char *)v;
 
 	if (b->len > 0)
 		buf_add(b, ",", 1);
 	buf_adds(b, name);
 	buf_add(b, "=\"", 2);
-	for (size_t i = 0; i < len; i++) {
-		const char *esc = v[i] == '\\' ? "\\\\" : v[i] == '"' ? "\\\""
-			        : v[i] == '\n' ? "\\n" : NULL;
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = utf8_next(u + i, len - i, &cp);
 
-		if (!esc)
-			continue;
-		buf_add(b, v + run, i - run);
-		buf_adds(b, esc);
-		run = i + 1;
+		if (cp == UINT32_MAX)
+			buf_adds(b, "\xEF\xBF\xBD");
+		else if (cp == '\\')
+			buf_adds(b, "\\\\");
+		else if (cp == '"')
+			buf_adds(b, "\\\"");
+		else if (cp == '\n')
+			buf_adds(b, "\\n");
+		else
+			buf_add(b, v + i, n);
+		i += n;
 	}
-	buf_add(b, v + run, len - run);
 	buf_add(b, "\"", 1);
 }
 

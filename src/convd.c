@@ -217,6 +217,11 @@ static void fit_fd_limit(const struct convd_config *cfg)
 				 (unsigned long long)rl.rlim_cur,
 				 (unsigned long long)to);
 			rl.rlim_cur = to;
+		} else {
+			log_warn("cannot raise the open file limit from %llu "
+				 "to %llu: %s",
+				 (unsigned long long)rl.rlim_cur,
+				 (unsigned long long)to, strerror(errno));
 		}
 	}
 	if (rl.rlim_cur < want)

@@ -35,7 +35,8 @@
 #include "validate.h"
 
 #define MEMORY_KEEP (16 << 20)
-#define MEMORY_MMAP_MIN (4 << 20)
+/* glibc takes at most 512 KiB on 32-bit systems */
+#define MEMORY_MMAP_MIN (sizeof(void *) > 4 ? 4 << 20 : 512 << 10)
 #define TRIM_EVERY_USEC (5 * USEC_PER_SEC)
 
 static struct {
@@ -71,8 +72,8 @@ static void memory_on_timer(evutil_socket_t fd, short what, void *arg)
 	if (mem.trimmed)
 		return;
 	mem.trimmed = true;
-	mem.trims++;
 #ifdef HAVE_MALLOC_TRIM
+	mem.trims++;
 	{
 		/* not inside log_debug(): its arguments are not evaluated
 		 * below the debug level */

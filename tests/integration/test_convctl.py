@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import threading
 import uuid
 
@@ -426,10 +427,11 @@ def test_stats_prometheus(convd):
                       code="invalid_request") >= 1
 
 
-def fake_stats_daemon(path, result):
+def fake_stats_daemon(path, result, packed=None):
     """A socket that answers every request with `result`, packed as given
     (convctl's side of stats without convd, for fields convd does not
-    send).  Returns the listening thread."""
+    send), or with the bytes `packed` as the result.  Returns the
+    listening thread."""
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(1)
@@ -448,11 +450,34 @@ def fake_stats_daemon(path, result):
                     return
                 unpacker.feed(data)
                 for req in unpacker:
+                    if packed is not None:
+                        conn.sendall(b"\x94\x01" + msgpack.packb(req[1]) +
+                                     b"\xc0" + packed)
+                        continue
                     conn.sendall(msgpack.packb([1, req[1], None, result],
                                                use_bin_type=True))
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     return t
+
+
+def test_stats_prometheus_label_not_utf8(tmp_path):
+    """A label value that is not valid UTF-8 (a server error message in
+    another encoding, say) has its bad bytes replaced by U+FFFD: the
+    exposition format is UTF-8, and a scraper refuses a file that is
+    not."""
+    packed = msgpack.packb({"pool": {"last_error": b'caf\xe9 \xff"x'}},
+                           use_bin_type=False)
+    path = str(tmp_path / "fake.sock")
+    t = fake_stats_daemon(path, None, packed=packed)
+    r = subprocess.run([convdtest.CONVCTL, "-s", path, "stats",
+                        "--prometheus"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    t.join(scaled(30))
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    out = r.stdout.decode("utf-8")      # strict: raises if not UTF-8
+    assert 'convd_pool_last_error_info{value="caf\ufffd \ufffd\\"x"} 1' \
+        in out, out
 
 
 def test_stats_prometheus_conversions(tmp_path):
