@@ -247,7 +247,9 @@ const struct config_option config_options[] = {
 	 .max = 3600,
 	 .doc = "Seconds allowed to open a database connection, "
 		"authentication included.  With a list of hosts each host "
-		"has this long before the next one is tried."},
+		"has this long before the next one is tried, and a host that "
+		"did not answer is skipped by the connections opened in the "
+		"next 30 seconds."},
 	{.section = "database", .name = "keepalives_idle", .type = CT_INT,
 	 .offset = OFF(db.keepalives_idle), .def = "600", .min = 0,
 	 .max = 86400,

@@ -80,6 +80,9 @@ static struct {
 	int failures;				/* consecutive connect failures */
 	bool down;				/* database known unreachable */
 	usec_t suspect_before;			/* ping conns created before */
+	/* the last host that hung (as struct pool_conn's host) */
+	char silent_host[sizeof(((struct pool_conn *)0)->host)];
+	usec_t silent_until;			/* ... skipped until then */
 	bool closing;
 	bool shrinking;				/* a reload reduced `size` */
 	uint64_t next_id;
@@ -510,18 +513,33 @@ static void pool_conn_track_host(struct pool_conn *pc)
 	memcpy(pc->host, now, sizeof(now));
 }
 
-/* The connect timer expired while a host of a list had not answered:
- * starts over from the next host; false if there is none. */
-static bool pool_conn_next_host(struct pool_conn *pc)
+/*
+ * The connect timer expired while a host of a list had not answered (or
+ * the attempt starts on a host that recently did not, skip_silent):
+ * starts over from the next host; false if there is none.  A host that
+ * hung is skipped by the connections opened in the next SILENT_SKIP_USEC,
+ * so that each of them does not wait connect_timeout on it again.
+ */
+#define SILENT_SKIP_USEC (30 * USEC_PER_SEC)
+
+static bool pool_conn_next_host(struct pool_conn *pc, bool skip_silent)
 {
 	PGconn *next = pool_start_after_current_host(pc->pg);
 
 	if (!next)
 		return false;
-	log_warn("pool: %s did not answer within connect_timeout (%lld s); "
-		 "trying the next host",
-		 pc->host[0] ? pc->host : "a host",
-		 (long long)pool.dc->connect_timeout);
+	if (skip_silent) {
+		log_debug("pool: connection %llu skips %s (it did not answer "
+			  "lately)",
+			  (unsigned long long)pc->id, pc->host);
+	} else {
+		log_warn("pool: %s did not answer within connect_timeout "
+			 "(%lld s); trying the next host",
+			 pc->host[0] ? pc->host : "a host",
+			 (long long)pool.dc->connect_timeout);
+		memcpy(pool.silent_host, pc->host, sizeof(pool.silent_host));
+		pool.silent_until = clock_now() + SILENT_SKIP_USEC;
+	}
 	if (pc->ev) {
 		event_free(pc->ev);
 		pc->ev = NULL;
@@ -566,7 +584,7 @@ static void pool_connect_timeout(evutil_socket_t fd, short what, void *arg)
 		pool_fill();
 		return;
 	}
-	if (pc->state == PC_CONNECTING && pool_conn_next_host(pc))
+	if (pc->state == PC_CONNECTING && pool_conn_next_host(pc, false))
 		return;
 	pool_set_error("connect timeout expired");
 	log_warn("pool: connect to %s timed out after %lld s", pool.dc->describe,
@@ -693,6 +711,10 @@ static int pool_conn_open(void)
 	}
 	pool_conn_track_host(pc);
 	pool_conn_arm_connect_timer(pc);
+	if (pool.silent_host[0] && clock_now() < pool.silent_until &&
+	    strcmp(pc->host, pool.silent_host) == 0 &&
+	    pool_conn_next_host(pc, true))
+		return 0;	/* started again (or failed: pc is gone) */
 	/* libpq starts by writing; PQconnectPoll tells us the rest. */
 	if (pool_conn_watch(pc, EV_WRITE) < 0) {
 		pool_connect_failed(pc, "cannot watch socket");

@@ -268,7 +268,8 @@ def test_multihost_first_host_hangs(tcp_pg, convd_factory):
     timer covered the whole attempt, so every attempt ended on the first
     host and the second was never tried: convd never connected.  Now
     each host gets connect_timeout of its own and convd moves on to the
-    next one."""
+    next one; and the connections opened in the next 30 s skip the host
+    that hung rather than each wait on it again."""
     pg = tcp_pg
     app = appname("hung")
     hung = socket.socket()
@@ -294,6 +295,16 @@ def test_multihost_first_host_hangs(tcp_pg, convd_factory):
         assert "did not answer within connect_timeout (2 s); trying the " \
             "next host" in d.log(), d.log()
         assert pg.backend_pids(app), "convd is not connected to host 2"
+        # The connection is lost; its replacement skips the host that
+        # hung a moment ago instead of waiting 2 s on it again.
+        pg.terminate_app(app)
+        t1 = time.monotonic()
+        with d.client(timeout=scaled(20)) as c:
+            wait_until(lambda: c.call("get_thread", user) == "t-1",
+                       scaled(10), interval=0.05,
+                       what="a request after the reconnect")
+        assert time.monotonic() - t1 < scaled(1.5), time.monotonic() - t1
+        assert d.log().count("did not answer within connect_timeout") == 1
         stop_ok(d)
     finally:
         hung.close()
