@@ -1616,6 +1616,20 @@ static int parse_target(struct ctx *c, const char *text,
 	return EX_OK;
 }
 
+/* Whether revision x is applied and none of its children is: one of the
+ * database's current revisions. */
+static bool is_current(const struct ctx *c, int x)
+{
+	const struct migrate_rev *r = &c->set.revs[x];
+
+	if (!c->applied[x])
+		return false;
+	for (int k = 0; k < r->nchildren; k++)
+		if (c->applied[r->child_idx[k]])
+			return false;
+	return true;
+}
+
 /* "a, b" of the applied revisions that have no applied child. */
 static void current_text(const struct ctx *c, char *buf, size_t len)
 {
@@ -1626,14 +1640,8 @@ static void current_text(const struct ctx *c, char *buf, size_t len)
 	for (int i = 0; i < c->set.n && o < len; i++) {
 		int x = c->set.order[i];
 		const struct migrate_rev *r = &c->set.revs[x];
-		bool child = false;
 
-		if (!c->applied[x])
-			continue;
-		for (int k = 0; k < r->nchildren; k++)
-			if (c->applied[r->child_idx[k]])
-				child = true;
-		if (child)
+		if (!is_current(c, x))
 			continue;
 		o += (size_t)snprintf(buf + o, len - o, "%s%s",
 				      any ? ", " : "", r->id);
@@ -2301,14 +2309,8 @@ static void json_current(FILE *f, const struct ctx *c)
 	for (int i = 0; i < c->set.n; i++) {
 		int x = c->set.order[i];
 		const struct migrate_rev *r = &c->set.revs[x];
-		bool child = false;
 
-		if (!c->applied[x])
-			continue;
-		for (int k = 0; k < r->nchildren; k++)
-			if (c->applied[r->child_idx[k]])
-				child = true;
-		if (child)
+		if (!is_current(c, x))
 			continue;
 		if (!first)
 			fputc(',', f);
@@ -2490,15 +2492,9 @@ static int cmd_current(struct ctx *c)
 	for (int i = 0; i < c->set.n; i++) {
 		int x = c->set.order[i];
 		const struct migrate_rev *r = &c->set.revs[x];
-		bool child = false;
 		char *m;
 
-		if (!c->applied[x])
-			continue;
-		for (int k = 0; k < r->nchildren; k++)
-			if (c->applied[r->child_idx[k]])
-				child = true;
-		if (child)
+		if (!is_current(c, x))
 			continue;
 		m = oneline(r->message);
 		printf("%s%s %s\n", r->id, r->nchildren == 0 ? " (head)" : "",
