@@ -180,14 +180,20 @@ static bool store_bool(const PGresult *res, int row, int col)
 
 /* ---- result packers, one per method ------------------------------------------ */
 
-static int pack_add(msgpack_packer *pk, const PGresult *res)
+/* add_message's answer {id, created_at} from row i (id, created_at). */
+static int pack_add_row(msgpack_packer *pk, const PGresult *res, int i)
 {
 	if (msgpack_pack_map(pk, 2) < 0 || proto_pack_cstr(pk, "id") < 0 ||
-	    msgpack_pack_int64(pk, store_int8(res, 0, 0)) < 0 ||
+	    msgpack_pack_int64(pk, store_int8(res, i, 0)) < 0 ||
 	    proto_pack_cstr(pk, "created_at") < 0 ||
-	    proto_pack_timestamp(pk, store_time(res, 0, 1)) < 0)
+	    proto_pack_timestamp(pk, store_time(res, i, 1)) < 0)
 		return -1;
 	return 0;
+}
+
+static int pack_add(msgpack_packer *pk, const PGresult *res)
+{
+	return pack_add_row(pk, res, 0);
 }
 
 /* One message row as {id, role, content, created_at, provider}: the
@@ -735,12 +741,7 @@ static void batch_retry_alone(struct batch *b)
 
 static void answer_add(struct request *r, const PGresult *res, int i)
 {
-	msgpack_packer *pk = request_result(r);
-
-	if (msgpack_pack_map(pk, 2) < 0 || proto_pack_cstr(pk, "id") < 0 ||
-	    msgpack_pack_int64(pk, store_int8(res, i, 0)) < 0 ||
-	    proto_pack_cstr(pk, "created_at") < 0 ||
-	    proto_pack_timestamp(pk, store_time(res, i, 1)) < 0)
+	if (pack_add_row(request_result(r), res, i) < 0)
 		request_abort(r, "cannot pack the result");
 	else
 		request_finish(r);
