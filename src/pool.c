@@ -522,6 +522,8 @@ static void pool_conn_track_host(struct pool_conn *pc)
  */
 #define SILENT_SKIP_USEC (30 * USEC_PER_SEC)
 
+static int pool_conn_begin(struct pool_conn *pc, bool skip_silent_host);
+
 static bool pool_conn_next_host(struct pool_conn *pc, bool skip_silent)
 {
 	PGconn *next = pool_start_after_current_host(pc->pg);
@@ -547,15 +549,7 @@ static bool pool_conn_next_host(struct pool_conn *pc, bool skip_silent)
 	PQfinish(pc->pg);
 	pc->pg = next;
 	pc->host[0] = '\0';
-	if (PQstatus(pc->pg) == CONNECTION_BAD ||
-	    PQsetnonblocking(pc->pg, 1) < 0) {
-		pool_connect_failed(pc, PQerrorMessage(pc->pg));
-		return true;
-	}
-	pool_conn_track_host(pc);
-	pool_conn_arm_connect_timer(pc);
-	if (pool_conn_watch(pc, EV_WRITE) < 0)
-		pool_connect_failed(pc, "cannot watch socket");
+	(void)pool_conn_begin(pc, false);
 	return true;
 }
 
@@ -678,6 +672,34 @@ static void pool_conn_poll(struct pool_conn *pc)
 	}
 }
 
+/*
+ * An attempt just started on pc->pg (its timer made): non-blocking, its
+ * first host noted and given connect_timeout, its socket watched; with
+ * skip_silent_host, a first host that hung lately is skipped at once.
+ * Returns -1 after pool_connect_failed (pc is gone).
+ */
+static int pool_conn_begin(struct pool_conn *pc, bool skip_silent_host)
+{
+	if (PQstatus(pc->pg) == CONNECTION_BAD ||
+	    PQsetnonblocking(pc->pg, 1) < 0) {
+		pool_connect_failed(pc, PQerrorMessage(pc->pg));
+		return -1;
+	}
+	pool_conn_track_host(pc);
+	pool_conn_arm_connect_timer(pc);
+	if (skip_silent_host && pool.silent_host[0] &&
+	    clock_now() < pool.silent_until &&
+	    strcmp(pc->host, pool.silent_host) == 0 &&
+	    pool_conn_next_host(pc, true))
+		return 0;	/* started again (or failed: pc is gone) */
+	/* libpq starts by writing; PQconnectPoll tells us the rest. */
+	if (pool_conn_watch(pc, EV_WRITE) < 0) {
+		pool_connect_failed(pc, "cannot watch socket");
+		return -1;
+	}
+	return 0;
+}
+
 static int pool_conn_open(void)
 {
 	struct pool_conn *pc = calloc(1, sizeof(*pc));
@@ -699,28 +721,12 @@ static int pool_conn_open(void)
 		pool_connect_failed(pc, "out of memory");
 		return -1;
 	}
-	if (PQstatus(pc->pg) == CONNECTION_BAD ||
-	    PQsetnonblocking(pc->pg, 1) < 0) {
-		pool_connect_failed(pc, PQerrorMessage(pc->pg));
-		return -1;
-	}
 	pc->timer = evtimer_new(pool.base, pool_connect_timeout, pc);
 	if (!pc->timer) {
 		pool_connect_failed(pc, "out of memory");
 		return -1;
 	}
-	pool_conn_track_host(pc);
-	pool_conn_arm_connect_timer(pc);
-	if (pool.silent_host[0] && clock_now() < pool.silent_until &&
-	    strcmp(pc->host, pool.silent_host) == 0 &&
-	    pool_conn_next_host(pc, true))
-		return 0;	/* started again (or failed: pc is gone) */
-	/* libpq starts by writing; PQconnectPoll tells us the rest. */
-	if (pool_conn_watch(pc, EV_WRITE) < 0) {
-		pool_connect_failed(pc, "cannot watch socket");
-		return -1;
-	}
-	return 0;
+	return pool_conn_begin(pc, true);
 }
 
 /*
