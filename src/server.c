@@ -236,6 +236,13 @@ static int client_pack_write(void *data, const char *buf, size_t len)
 	return 0;
 }
 
+/* Drops what is staged (sent, or given up for an error). */
+static void stage_discard(void)
+{
+	stage.len = 0;
+	stage.too_large = false;
+}
+
 /* The packed response goes to c (or nowhere, if c is gone). */
 static void stage_commit(struct client *c)
 {
@@ -243,8 +250,7 @@ static void stage_commit(struct client *c)
 	    evbuffer_add(c->out, stage.p, stage.len) < 0)
 		log_error("client %llu: out of memory for a response",
 			  (unsigned long long)c->id);
-	stage.len = 0;
-	stage.too_large = false;
+	stage_discard();
 	if (stage.cap > STAGE_KEEP) {
 		free(stage.p);
 		stage.p = NULL;
@@ -360,8 +366,7 @@ void request_error(struct request *r, enum rpc_error e, const char *fmt, ...)
 	va_list ap;
 
 	/* whatever was packed of a result is dropped for the error */
-	stage.len = 0;
-	stage.too_large = false;
+	stage_discard();
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
