@@ -367,6 +367,34 @@ static int append(char **acts, const char *text)
 	return n ? 0 : -1;
 }
 
+/* The table's primary key must be `name` with definition `def`: any
+ * other is dropped, then it is added.  -1 when out of memory. */
+static int want_pk(PGconn *conn, char **acts, const struct ltable *t,
+		   const char *name, const char *def)
+{
+	char *add;
+	int rc;
+
+	if (t->has_pk && strcmp(t->pk_name, name) == 0 &&
+	    strcmp(t->pk_def, def) == 0)
+		return 0;
+	if (t->has_pk) {
+		char *q = PQescapeIdentifier(conn, t->pk_name,
+					     strlen(t->pk_name));
+		char *s = q ? xfmt("DROP CONSTRAINT %s", q) : NULL;
+
+		rc = s ? append(acts, s) : -1;
+		PQfreemem(q);
+		free(s);
+		if (rc < 0)
+			return -1;
+	}
+	add = xfmt("ADD CONSTRAINT %s %s", name, def);
+	rc = add ? append(acts, add) : -1;
+	free(add);
+	return rc;
+}
+
 /* The platform column and created_at, the same in both tables. */
 static int common_cols(char **acts, const struct ltable *t)
 {
@@ -451,23 +479,9 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 	    want_col(&acts, lcol_find(th, "thread_id"), "varchar(255)",
 		     OID_VARCHAR, 255 + 4) < 0)
 		goto nomem;
-	if (!th->has_pk || strcmp(th->pk_name, "user_thread_table_pkey") != 0 ||
-	    strcmp(th->pk_def, "PRIMARY KEY (user_id, platform)") != 0) {
-		if (th->has_pk) {
-			char *q = PQescapeIdentifier(conn, th->pk_name,
-						     strlen(th->pk_name));
-			char *s = q ? xfmt("DROP CONSTRAINT %s", q) : NULL;
-			int rc = s ? append(&acts, s) : -1;
-
-			PQfreemem(q);
-			free(s);
-			if (rc < 0)
-				goto nomem;
-		}
-		if (append(&acts, "ADD CONSTRAINT user_thread_table_pkey "
-				  "PRIMARY KEY (user_id, platform)") < 0)
-			goto nomem;
-	}
+	if (want_pk(conn, &acts, th, "user_thread_table_pkey",
+		    "PRIMARY KEY (user_id, platform)") < 0)
+		goto nomem;
 	if (add_step(a,
 		     xfmt("%s: platform, NOT NULL, timestamptz (stored values "
 			  "are UTC), key (user_id, platform)",
@@ -500,25 +514,9 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 		    want_col(&acts, ct, "text", OID_TEXT, -1) < 0)
 			goto nomem;
 	}
-	if (!hi->has_pk ||
-	    strcmp(hi->pk_name, "simple_conversation_history_pkey") != 0 ||
-	    strcmp(hi->pk_def, "PRIMARY KEY (id)") != 0) {
-		if (hi->has_pk) {
-			char *q = PQescapeIdentifier(conn, hi->pk_name,
-						     strlen(hi->pk_name));
-			char *s = q ? xfmt("DROP CONSTRAINT %s", q) : NULL;
-			int rc = s ? append(&acts, s) : -1;
-
-			PQfreemem(q);
-			free(s);
-			if (rc < 0)
-				goto nomem;
-		}
-		if (append(&acts, "ADD CONSTRAINT "
-				  "simple_conversation_history_pkey PRIMARY "
-				  "KEY (id)") < 0)
-			goto nomem;
-	}
+	if (want_pk(conn, &acts, hi, "simple_conversation_history_pkey",
+		    "PRIMARY KEY (id)") < 0)
+		goto nomem;
 	if (add_step(a,
 		     xfmt("%s: bigint ids (kept), platform, NOT NULL, "
 			  "timestamptz (stored values are UTC)",
