@@ -20,9 +20,9 @@ install_deps() {
 	fi
 	echo "== installing dependencies (apt-get)"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
 	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $DEPS >/dev/null
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $DEPS >/dev/null
 	# The postgresql package may start a system cluster; we use our own.
 	if command -v pg_lsclusters >/dev/null 2>&1; then
 		pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
