@@ -475,7 +475,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		config_print_effective(stdout, &d.cfg);
+		/* the url as it may be shown: its passwords masked */
+		struct convd_config shown = d.cfg;
+		char url[8192];
+
+		dbconf_mask(d.cfg.db.url, url, sizeof(url));
+		shown.db.url = url;
+		config_print_effective(stdout, &shown);
 		printf("# database: %s\n", d.dc.describe);
 		printf("configuration OK: %s\n",
 		       d.config_given || access(d.config_path, F_OK) == 0 ?
