@@ -136,6 +136,7 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	update_status();
+	log_ratelimit_flush();
 }
 
 /* A timer that fires proves the loop turns: only then is systemd told. */

@@ -41,6 +41,16 @@
 #define MAX_IDS 64
 #define MAX_PEER_GROUPS 256
 
+/* Messages that a burst of clients can repeat thousands of times. */
+static struct log_ratelimit rl_refused =
+	LOG_RATELIMIT("refused connections (max_clients)");
+static struct log_ratelimit rl_denied =
+	LOG_RATELIMIT("refused connections (allow_users, allow_groups)");
+static struct log_ratelimit rl_admin =
+	LOG_RATELIMIT("admin calls refused (admin_users, admin_groups)");
+static struct log_ratelimit rl_slow =
+	LOG_RATELIMIT("clients cut off for not reading (max_output_bytes)");
+
 static const char *const rpc_error_codes[E_COUNT_] = {
 	[E_INVALID_REQUEST] = "invalid_request",
 	[E_NO_SUCH_METHOD] = "no_such_method",
@@ -310,7 +320,8 @@ static void client_output_added(struct client *c)
 		return;
 	if (evbuffer_get_length(c->out) > srv.max_output) {
 		srv.st.closed_errors++;
-		log_warn("client %llu (uid %u pid %d): output buffer over "
+		log_warn_rl(&rl_slow,
+			    "client %llu (uid %u pid %d): output buffer over "
 			 "max_output_bytes (%zu): the client does not read its "
 			 "responses; disconnecting",
 			 (unsigned long long)c->id, (unsigned)c->uid,
@@ -524,7 +535,8 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 		return;
 	}
 	if (spec->admin && !c->admin) {
-		log_warn("permission denied: uid %u pid %d called %s (an "
+		log_warn_rl(&rl_admin,
+			    "permission denied: uid %u pid %d called %s (an "
 			 "admin method)",
 			 (unsigned)c->uid, (int)c->pid, spec->name);
 		snprintf(err, sizeof(err),
@@ -744,6 +756,11 @@ static bool creds_match(const struct id_list *users,
 	return false;
 }
 
+/*
+ * Reads the peer's credentials (as they were at connect) and decides
+ * whether it may use convd and the admin methods under the current lists:
+ * at accept, and again for every open connection after a reload.
+ */
 static int client_credentials(struct client *c, bool *allowed)
 {
 	struct ucred cred;
@@ -836,7 +853,8 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 		srv.st.accepted++;
 		if (srv.nclients >= srv.max_clients) {
 			srv.st.rejected++;
-			log_warn("refusing a connection: max_clients (%d) "
+			log_warn_rl(&rl_refused,
+				    "refusing a connection: max_clients (%d) "
 				 "reached",
 				 srv.max_clients);
 			refuse(fd, E_OVERLOADED,
@@ -860,7 +878,8 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 		}
 		if (!allowed) {
 			srv.st.rejected++;
-			log_warn("permission denied: connection from uid %u "
+			log_warn_rl(&rl_denied,
+				    "permission denied: connection from uid %u "
 				 "gid %u pid %d is not in allow_users or "
 				 "allow_groups",
 				 (unsigned)c->uid, (unsigned)c->gid,
@@ -918,27 +937,141 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the listening socket -------------------------------------------------- */
 
+/*
+ * The directory of the socket must not let anyone else swap what convd
+ * creates in it: owned by root or by convd's user, and writable by nobody
+ * else unless sticky (as /tmp; there, others cannot rename or remove our
+ * entries).
+ */
+static int server_check_socket_dir(int dirfd, const char *path)
+{
+	struct stat st;
+
+	if (fstat(dirfd, &st) < 0) {
+		log_error("[server] socket: directory of %s: %s", path,
+			  strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		log_error("[server] socket: the directory of %s belongs to uid "
+			  "%u (neither root nor convd's user), who could "
+			  "replace the socket; refusing it",
+			  path, (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & S_ISVTX) == 0 &&
+	    ((st.st_mode & S_IWOTH) ||
+	     ((st.st_mode & S_IWGRP) && st.st_gid != getegid() &&
+	      st.st_gid != 0))) {
+		log_error("[server] socket: the directory of %s is writable by "
+			  "others (mode %04o) without the sticky bit, so they "
+			  "could replace the socket; refusing it (use a "
+			  "directory such as /run/convd)",
+			  path, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Sets the fresh socket's group and mode through a descriptor of the
+ * node itself, opened without following a link and checked to be a
+ * socket that convd owns: never by path, so that a racer who swaps the
+ * socket for a link (or anything else) after bind() gets nothing
+ * chowned or chmodded.  Until then the node has mode 0000 (umask).
+ */
+static int server_socket_perms(int dirfd, const char *base, const char *path,
+			       const struct convd_config *cfg)
+{
+	char proc[64];
+	struct stat st;
+	int nfd = openat(dirfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int rc = -1;
+
+	if (nfd < 0) {
+		log_error("cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(nfd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+	    st.st_uid != geteuid()) {
+		log_error("[server] socket: %s was replaced right after convd "
+			  "created it; refusing to change its owner or mode",
+			  path);
+		goto out;
+	}
+	if (cfg->server.socket_group && *cfg->server.socket_group) {
+		struct group *g = getgrnam(cfg->server.socket_group);
+
+		if (!g) {
+			log_error("[server] socket_group: no such group '%s'",
+				  cfg->server.socket_group);
+			goto out;
+		}
+		if (fchownat(nfd, "", (uid_t)-1, g->gr_gid, AT_EMPTY_PATH) < 0) {
+			log_error("cannot set group of %s to %s: %s", path,
+				  cfg->server.socket_group, strerror(errno));
+			goto out;
+		}
+	}
+	/* chmod has no AT_EMPTY_PATH before Linux 6.6: the descriptor's
+	 * /proc link names this very node, whatever the path holds now. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", nfd);
+	if (chmod(proc, (mode_t)cfg->server.socket_mode) < 0) {
+		log_error("cannot chmod %s: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	close(nfd);
+	return rc;
+}
+
 static int server_listen(const struct convd_config *cfg)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	const char *path = cfg->server.socket;
+	char dir[sizeof(sa.sun_path)];
+	const char *base, *slash;
 	struct stat st;
 	mode_t old;
-	int fd;
+	int fd = -1, dirfd;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_error("[server] socket: path too long: %s", path);
 		return -1;
 	}
 	strcpy(sa.sun_path, path);
-	if (lstat(path, &st) == 0) {
+	slash = strrchr(path, '/');
+	if (slash) {
+		size_t n = slash == path ? 1 : (size_t)(slash - path);
+
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+		base = slash + 1;
+	} else {
+		strcpy(dir, ".");
+		base = path;
+	}
+	if (*base == '\0') {
+		log_error("[server] socket: %s names a directory", path);
+		return -1;
+	}
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		log_error("[server] socket: cannot open the directory %s: %s",
+			  dir, strerror(errno));
+		return -1;
+	}
+	if (server_check_socket_dir(dirfd, path) < 0)
+		goto fail_dir;
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		int probe;
 
 		if (!S_ISSOCK(st.st_mode)) {
 			log_error("[server] socket: %s exists and is not a "
 				  "socket; refusing to replace it",
 				  path);
-			return -1;
+			goto fail_dir;
 		}
 		/* A live convd answers connect(): never steal its socket. */
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -948,21 +1081,21 @@ static int server_listen(const struct convd_config *cfg)
 			log_error("[server] socket: %s is in use by a running "
 				  "process; is convd already running?",
 				  path);
-			return -1;
+			goto fail_dir;
 		}
 		if (probe >= 0)
 			close(probe);
 		log_notice("removing stale socket %s", path);
-		if (unlink(path) < 0 && errno != ENOENT) {
+		if (unlinkat(dirfd, base, 0) < 0 && errno != ENOENT) {
 			log_error("cannot remove stale socket %s: %s", path,
 				  strerror(errno));
-			return -1;
+			goto fail_dir;
 		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error("socket: %s", strerror(errno));
-		return -1;
+		goto fail_dir;
 	}
 	/* Create it with no access, then open it up to the configured mode:
 	 * there is no moment when the socket is more open than configured. */
@@ -970,39 +1103,63 @@ static int server_listen(const struct convd_config *cfg)
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		umask(old);
 		log_error("cannot bind %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
+		goto fail_dir;
 	}
 	umask(old);
-	if (cfg->server.socket_group && *cfg->server.socket_group) {
-		struct group *g = getgrnam(cfg->server.socket_group);
-
-		if (!g) {
-			log_error("[server] socket_group: no such group '%s'",
-				  cfg->server.socket_group);
-			goto fail;
-		}
-		if (chown(path, (uid_t)-1, g->gr_gid) < 0) {
-			log_error("cannot set group of %s to %s: %s", path,
-				  cfg->server.socket_group, strerror(errno));
-			goto fail;
-		}
-	}
-	if (chmod(path, (mode_t)cfg->server.socket_mode) < 0) {
-		log_error("cannot chmod %s: %s", path, strerror(errno));
+	if (server_socket_perms(dirfd, base, path, cfg) < 0)
 		goto fail;
-	}
 	if (listen(fd, 1024) < 0) {
 		log_error("listen: %s", strerror(errno));
 		goto fail;
 	}
+	close(dirfd);
 	srv.own_socket = true;
 	snprintf(srv.socket_path, sizeof(srv.socket_path), "%s", path);
 	return fd;
 fail:
-	unlink(path);
-	close(fd);
+	/* only our own socket is removed, never what replaced it */
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISSOCK(st.st_mode) && st.st_uid == geteuid())
+		unlinkat(dirfd, base, 0);
+fail_dir:
+	if (fd >= 0)
+		close(fd);
+	close(dirfd);
 	return -1;
+}
+
+/*
+ * New access lists reach the connections already open: a client no
+ * longer allowed is disconnected (its requests in flight finish, their
+ * answers are dropped), and admin rights follow the new lists.
+ */
+static void server_recheck_access(void)
+{
+	struct client *c, *next;
+
+	for (c = srv.clients; c; c = next) {
+		bool allowed = false, was_admin = c->admin;
+
+		next = c->next;
+		if (client_credentials(c, &allowed) < 0) {
+			client_close(c, "cannot read peer credentials");
+			continue;
+		}
+		if (!allowed) {
+			srv.st.rejected++;
+			log_warn("client %llu (uid %u pid %d): no longer in "
+				 "allow_users or allow_groups after the "
+				 "reload; disconnecting",
+				 (unsigned long long)c->id, (unsigned)c->uid,
+				 (int)c->pid);
+			client_close(c, NULL);
+		} else if (was_admin != c->admin) {
+			log_notice("client %llu (uid %u pid %d): admin rights "
+				   "%s by the reload",
+				   (unsigned long long)c->id, (unsigned)c->uid,
+				   (int)c->pid, c->admin ? "granted" : "revoked");
+		}
+	}
 }
 
 int server_reconfigure(const struct convd_config *cfg)
@@ -1036,6 +1193,7 @@ int server_reconfigure(const struct convd_config *cfg)
 		srv.admin_groups = mg;
 		srv.allow_all = au.n == 0 && ag.n == 0;
 		srv.admin_default = mu.n == 0 && mg.n == 0;
+		server_recheck_access();
 	}
 	/* clients paused under the old limit may go on */
 	for (struct client *c = srv.clients; c; c = c->next) {
