@@ -337,3 +337,59 @@ def test_refusals_are_rate_limited_with_a_count(schema, convd_factory):
                what="every refusal logged or counted")
     for c in held:
         c.close()
+
+
+# ------------------------------------- 5. export_history's generic plans
+
+def test_export_history_generic_plans_use_the_index(schema, convd_factory):
+    """Every statement convd runs for export_history (and the other reads)
+    has a plan on the (user_id, platform, ...) index whatever the
+    parameters: with plan_cache_mode=force_generic_plan and auto_explain
+    logging every plan of convd's sessions, after six pages per form, no
+    plan scans the primary key or the whole table (before: a primary key
+    walk in id order filtered on the user)."""
+    pg = schema
+    db = "plans_" + uuid.uuid4().hex[:6]
+    pg.createdb(db)
+    convdtest.setup_schema(pg, db)
+    # skewed: three users hold nearly every row, 2,000 users a few each
+    pg.psql(f"""INSERT INTO {HIST} (user_id, platform, model_provider, role,
+                content, created_at)
+        SELECT CASE WHEN g % 50 = 0 THEN 'u' || (g % 2000)
+                    ELSE 'big' || (g % 3) END,
+               'line', CASE WHEN g % 2 = 0 THEN 'openai' ELSE 'claude' END,
+               'user', 'x', now() - g * interval '1 second'
+        FROM generate_series(1, 100000) g;
+        ANALYZE {HIST};""", db=db)
+    pg.psql(f"ALTER DATABASE {db} SET plan_cache_mode = force_generic_plan;"
+            f"ALTER DATABASE {db} SET session_preload_libraries = "
+            f"'auto_explain';"
+            f"ALTER DATABASE {db} SET auto_explain.log_min_duration = 0;")
+    start = os.path.getsize(pg.logfile)
+    cv = convd_factory(pg, extra={"database": {"name": db},
+                                  "pool": {"size": 1, "max_overflow": 0}})
+    with cv.client() as c:
+        for _ in range(6):
+            rows = c.call("export_history", {"user_id": "u100",
+                                             "after_id": 0, "limit": 1000})
+            assert len(rows) == 50 and rows[0]["content"] == "x", rows
+            rows = c.call("export_history", {"user_id": "u100",
+                                             "provider": "openai",
+                                             "after_id": 0, "limit": 1000})
+            assert len(rows) == 50, rows
+            c.call("get_recent_conversations", "u100", "openai", 10)
+            c.call("get_conversation_count", "u100")
+            c.call("get_user_statistics", "u100")
+    cv.stop()
+    with open(pg.logfile, errors="replace") as f:
+        f.seek(start)
+        log = f.read()
+    plans = [p for p in log.split("plan:")[1:] if HIST in p.split("\n")[1]]
+    exports = [p for p in plans if "ORDER BY id" in p.split("\n")[1]]
+    assert len(exports) >= 12, log[-3000:]
+    for p in plans:
+        body = p.split("LOG:")[0]
+        assert "Seq Scan on " + HIST not in body, body
+        assert HIST + "_pkey" not in body, body
+    for p in exports:
+        assert HIST + "_recent_idx" in p.split("LOG:")[0], p
