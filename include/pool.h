@@ -61,8 +61,17 @@ struct pool_stats {
 	uint64_t connects, connect_failures, lost, recycled, timeouts,
 		unavailable, pings;
 	bool database_up;
+	/* queries are outstanding and none has been answered for
+	 * POOL_STALL_USEC, or one was given up at its deadline and none has
+	 * been answered since: the server is frozen, or a commit waits on a
+	 * standby that is not there */
+	bool database_stalled;
+	int64_t stalled_usec;		/* since the last answer */
+	uint64_t abandoned;		/* queries given up at a deadline */
 	char last_error[256];
 };
+
+#define POOL_STALL_USEC (5 * USEC_PER_SEC)
 
 /* Called when a queued acquire completes; pc is NULL unless st == OK. */
 typedef void (*pool_acquire_fn)(void *arg, struct pool_conn *pc,
@@ -124,6 +133,14 @@ CONVD_WUR int pool_exec(struct pool_conn *pc, const char *stmt,
 			const char *const *values, const int *lengths,
 			const int *formats, int result_format,
 			pool_exec_fn fn, void *arg);
+
+/*
+ * Gives up on the query running on an acquired connection (its request's
+ * deadline passed): a cancel request is sent from a helper thread
+ * (PQcancel blocks; cancel.h), the connection is closed at once and
+ * replaced, and the query's callback is never called.  Never blocks.
+ */
+void pool_abandon(struct pool_conn *pc);
 
 /* Gives the connection back (or closes it, if it broke). */
 void pool_release(struct pool_conn *pc);

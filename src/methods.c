@@ -6,6 +6,8 @@
 
 #include "autoconfig.h"
 #include "clock.h"
+#include "deadline.h"
+#include "health.h"
 #include "memory.h"
 #include "methods.h"
 #include "pool.h"
@@ -34,7 +36,7 @@ static int pack_pool(msgpack_packer *pk)
 	struct pool_stats ps;
 
 	pool_stats(&ps);
-	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 14) < 0 ||
+	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 17) < 0 ||
 	    proto_pack_cstr(pk, "database_up") < 0 ||
 	    (ps.database_up ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    pack_kv_int(pk, "open", ps.open) < 0 ||
@@ -49,6 +51,12 @@ static int pack_pool(msgpack_packer *pk)
 	    pack_kv_int(pk, "timeouts", (int64_t)ps.timeouts) < 0 ||
 	    pack_kv_int(pk, "unavailable", (int64_t)ps.unavailable) < 0 ||
 	    pack_kv_int(pk, "pings", (int64_t)ps.pings) < 0 ||
+	    proto_pack_cstr(pk, "database_stalled") < 0 ||
+	    (ps.database_stalled ? msgpack_pack_true(pk) :
+				   msgpack_pack_false(pk)) < 0 ||
+	    pack_kv_int(pk, "abandoned", (int64_t)ps.abandoned) < 0 ||
+	    pack_kv_int(pk, "deadline_timeouts",
+			(int64_t)deadline_expired_count()) < 0 ||
 	    proto_pack_cstr(pk, "last_error") < 0 ||
 	    (ps.last_error[0] ? proto_pack_cstr(pk, ps.last_error) :
 				msgpack_pack_nil(pk)) < 0)
@@ -82,22 +90,17 @@ static int pack_stats(msgpack_packer *pk)
 
 static int pack_health(msgpack_packer *pk)
 {
-	struct pool_stats ps;
-	const char *schema = schema_check_state();
-	bool ok;
+	struct health h;
 
-	pool_stats(&ps);
-	ok = ps.database_up && strcmp(schema, "ok") == 0;
+	health_check(&h);
 	if (msgpack_pack_map(pk, 4) < 0 || proto_pack_cstr(pk, "ok") < 0 ||
-	    (ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
+	    (h.ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    proto_pack_cstr(pk, "database") < 0 ||
-	    proto_pack_cstr(pk, ps.database_up ? "up" : "down") < 0 ||
-	    proto_pack_cstr(pk, "schema") < 0 || proto_pack_cstr(pk, schema) < 0 ||
+	    proto_pack_cstr(pk, h.database) < 0 ||
+	    proto_pack_cstr(pk, "schema") < 0 ||
+	    proto_pack_cstr(pk, h.schema) < 0 ||
 	    proto_pack_cstr(pk, "message") < 0 ||
-	    proto_pack_cstr(pk, !ps.database_up ? (ps.last_error[0] ?
-						       ps.last_error :
-						       "database unreachable") :
-						schema_check_message()) < 0)
+	    proto_pack_cstr(pk, h.message) < 0)
 		return -1;
 	return 0;
 }

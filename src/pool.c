@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
+#include "cancel.h"
 #include "clock.h"
 #include "log.h"
 #include "pool.h"
@@ -48,6 +49,7 @@ struct pool_conn {
 	bool prep_seen;				/* its result came back */
 	/* the query in progress (BUSY) or the ping (PING) */
 	bool exec_active;
+	usec_t exec_started;			/* when it was sent */
 	pool_exec_fn fn;
 	void *arg;
 	PGresult *res;
@@ -86,6 +88,8 @@ static struct {
 	bool closing;
 	bool shrinking;				/* a reload reduced `size` */
 	uint64_t next_id;
+	usec_t last_answer;			/* a query or ping completed */
+	usec_t last_abandon;			/* a query was given up */
 	struct pool_stats st;
 } pool;
 
@@ -800,6 +804,7 @@ static int pool_ping_start(struct pool_conn *pc, struct pool_waiter *w)
 	    !PQpipelineSync(pc->pg) || pool_conn_flush(pc) < 0)
 		return -1;
 	pc->exec_active = true;
+	pc->exec_started = clock_now();
 	/* the waiter's pool timeout goes on while the ping runs */
 	if (evtimer_add(pc->timer, &tv) < 0)
 		return -1;
@@ -916,6 +921,21 @@ void pool_release(struct pool_conn *pc)
 		pool_serve_waiters();
 }
 
+void pool_abandon(struct pool_conn *pc)
+{
+	if (pc->state != PC_BUSY)
+		return;
+	if (pc->exec_active) {
+		pool.st.abandoned++;
+		pool.last_abandon = clock_now();
+		cancel_send(pc->pg);
+	}
+	pc->exec_active = false;
+	pc->fn = NULL;
+	pool_conn_close(pc, "its request's deadline passed during the query");
+	pool_fill();
+}
+
 void pool_discard(struct pool_conn *pc)
 {
 	if (pc->state != PC_BUSY)
@@ -970,6 +990,7 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 		return -1;
 	}
 	pc->exec_active = true;
+	pc->exec_started = clock_now();
 	pc->fn = fn;
 	pc->arg = arg;
 	if (pool_conn_flush(pc) < 0) {
@@ -990,6 +1011,8 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 
 	pc->res = NULL;
 	pc->exec_active = false;
+	if (!lost)
+		pool.last_answer = clock_now();
 	if (lost) {
 		pc->broken = true;
 		msg = pool_conn_error(pc);
@@ -1324,6 +1347,25 @@ again:
 	pool.setup_sql = NULL;
 }
 
+/* Whether the server has stopped answering (see pool.h). */
+static void pool_stall(struct pool_stats *out)
+{
+	usec_t now = clock_now(), oldest = 0;
+
+	for (struct pool_conn *pc = pool.all; pc; pc = pc->next)
+		if (pc->exec_active && (pc->state == PC_BUSY ||
+					pc->state == PC_PING) &&
+		    (!oldest || pc->exec_started < oldest))
+			oldest = pc->exec_started;
+	out->database_stalled =
+		(pool.last_abandon && pool.last_abandon >= pool.last_answer) ||
+		(oldest && now - oldest >= POOL_STALL_USEC &&
+		 now - pool.last_answer >= POOL_STALL_USEC);
+	out->stalled_usec = out->database_stalled && pool.last_answer ?
+				    now - pool.last_answer :
+				    0;
+}
+
 void pool_stats(struct pool_stats *out)
 {
 	*out = pool.st;
@@ -1333,6 +1375,7 @@ void pool_stats(struct pool_stats *out)
 	out->connecting = pool.nconnecting;
 	out->waiting = pool.nwaiting;
 	out->database_up = pool.nopen > 0 || (!pool.down && pool.failures == 0);
+	pool_stall(out);
 }
 
 usec_t pool_wait_timeout(void)

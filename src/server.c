@@ -349,6 +349,7 @@ static void request_end(struct request *r, enum rpc_error e)
 	struct client *c = r->client;
 
 	stats_record(r->spec->id, e, clock_now() - r->started);
+	deadline_unwatch(r);
 	srv.inflight--;
 	c->inflight--;
 	stage_commit(c);

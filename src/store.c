@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "deadline.h"
 #include "log.h"
 #include "proto.h"
 #include "store.h"
@@ -624,6 +625,7 @@ struct batch {
 	struct batcher *bt;
 	struct request *head;		/* its requests, in order */
 	int n;
+	struct pool_conn *pc;		/* while its query runs */
 	struct pool_waiter waiter;
 	char *buf;			/* the binary arrays */
 };
@@ -734,6 +736,7 @@ static void batch_retry_alone(struct batch *b)
 
 		next = r->next;
 		r->next = NULL;
+		r->handler_data = NULL;		/* alone now */
 		switch (pool_acquire(&r->waiter, store_on_acquire, r, &pc, &st,
 				     &msg)) {
 		case POOL_ACQ_READY:
@@ -879,9 +882,12 @@ static void batch_on_result(void *arg, struct pool_conn *pc,
 	struct batch *b = arg;
 	struct batcher *bt = b->bt;
 	struct request *head = b->head;
+	const char *sqlstate =
+		res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
 	pool_release(pc);
 	b->head = NULL;
+	b->pc = NULL;
 	if (st == POOL_OK) {
 		if (bt->deliver((struct batch *)&(struct batch){.bt = bt,
 								 .head = head,
@@ -893,7 +899,10 @@ static void batch_on_result(void *arg, struct pool_conn *pc,
 				  PQntuples(res));
 			batch_fail(head, E_INTERNAL, "unexpected result");
 		}
-	} else if (st == POOL_QUERY_ERROR && b->n > 1) {
+	} else if (st == POOL_QUERY_ERROR && b->n > 1 &&
+		   !(sqlstate && strcmp(sqlstate, "57014") == 0)) {
+		/* not after a statement timeout: each request would wait as
+		 * long again (they keep their deadline in any case) */
 		b->head = head;
 		batch_retry_alone(b);
 	} else if (st == POOL_QUERY_ERROR) {
@@ -947,8 +956,12 @@ static void batch_send(struct batch *b, struct pool_conn *pc)
 		batch_free(b);
 		return;
 	}
+	for (r = b->head; r; r = r->next)
+		r->handler_data = b;	/* running: store_expire */
+	b->pc = pc;
 	if (pool_exec(pc, store_statements[bt->stmt].name, NULL, bt->nparams,
 		      vals, lens, fmts, 1, batch_on_result, b) < 0) {
+		b->pc = NULL;
 		pool_release(pc);
 		batch_fail(b->head, E_UNAVAILABLE,
 			   "database unavailable (cannot send the query)");
@@ -1084,6 +1097,7 @@ static void batch_enqueue(struct batcher *bt, struct request *r)
 	bool was_empty = bt->head == NULL;
 
 	r->next = NULL;
+	r->handler_data = bt;		/* queued: store_expire */
 	if (bt->tail)
 		bt->tail->next = r;
 	else
@@ -1124,11 +1138,69 @@ void store_cleanup(void)
 	}
 }
 
+/*
+ * A request's deadline passed (deadline.h): it is answered `timeout`, and
+ * what it waited for is given up.  Queued in a batcher: it leaves the
+ * queue.  In a running batch: the batch's query is cancelled and its
+ * connection dropped, and every request of the batch is answered
+ * `timeout` (one statement: they share its fate; a batch ends at the
+ * deadline of its oldest request).  Alone: its pool wait is cancelled, or
+ * its query and connection as for a batch.  A write answered `timeout`
+ * may or may not have been committed.
+ */
+static void store_expire(struct request *r)
+{
+	static const char why[] = "no answer from the database within "
+				  "[server] request_timeout";
+	void *h = r->handler_data;
+
+	if (h == &batch_add || h == &batch_recent) {
+		struct batcher *bt = h;
+		struct request **pp, *prev = NULL;
+
+		for (pp = &bt->head; *pp && *pp != r; pp = &(*pp)->next)
+			prev = *pp;
+		if (*pp) {
+			*pp = r->next;
+			if (bt->tail == r)
+				bt->tail = prev;
+			bt->queued--;
+		}
+		r->next = NULL;
+		batch_arm(bt);
+		request_error(r, E_TIMEOUT, "%s", why);
+		return;
+	}
+	if (h) {
+		struct batch *b = h;
+		struct batcher *bt = b->bt;
+		struct request *head = b->head;
+
+		if (b->pc)
+			pool_abandon(b->pc);
+		b->pc = NULL;
+		b->head = NULL;
+		batch_free(b);
+		batch_fail(head, E_TIMEOUT, why);
+		batch_flush(bt);
+		return;
+	}
+	if (r->pc) {
+		pool_abandon(r->pc);
+		r->pc = NULL;
+	} else {
+		pool_cancel(&r->waiter);
+	}
+	request_error(r, E_TIMEOUT, "%s", why);
+}
+
 void store_dispatch(struct request *r)
 {
 	struct pool_conn *pc;
 	enum pool_status st;
 	const char *msg;
+
+	deadline_watch(r, store_expire);
 
 	if (r->spec->id == M_ADD_MESSAGE) {
 		batch_enqueue(&batch_add, r);

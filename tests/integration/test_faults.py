@@ -393,3 +393,195 @@ def test_export_history_generic_plans_use_the_index(schema, convd_factory):
         assert HIST + "_pkey" not in body, body
     for p in exports:
         assert HIST + "_recent_idx" in p.split("LOG:")[0], p
+
+
+# ------------------------------------------ 1. deadlines under a hung database
+
+def pg_pids(pg):
+    """The postmaster and every process it started (by pid)."""
+    top = pg.postmaster_pid()
+    pids = [top]
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == top:
+            pids.append(int(d))
+    return pids
+
+
+class Load(threading.Thread):
+    """A client that calls add_message (or get_recent_conversations) in a
+    loop and records (start, end, outcome) of each call: outcome is the
+    row id, or the error code."""
+
+    def __init__(self, path, user, method="add_message"):
+        super().__init__(daemon=True)
+        self.path, self.user, self.method = path, user, method
+        self.calls = []
+        self.acked = {}
+        self.stop = threading.Event()
+        self.exc = None
+
+    def run(self):
+        try:
+            with Client(self.path, timeout=60) as c:
+                n = 0
+                while not self.stop.is_set():
+                    n += 1
+                    content = f"{self.user} #{n}"
+                    t0 = time.monotonic()
+                    try:
+                        if self.method == "add_message":
+                            r = c.call("add_message", self.user, "openai",
+                                       "user", content)
+                            self.acked[r["id"]] = content
+                            out = r["id"]
+                        else:
+                            c.call("get_recent_conversations", self.user,
+                                   "openai", 5)
+                            out = "ok"
+                    except RpcError as e:
+                        out = e.code
+                    self.calls.append((t0, time.monotonic(), out))
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            self.exc = e
+
+
+def ping_latencies(path, until):
+    """ping every 50 ms until `until` (monotonic): the loop's latency."""
+    lat = []
+    with Client(path, timeout=10) as c:
+        while time.monotonic() < until:
+            t0 = time.monotonic()
+            assert c.call("ping") == "pong"
+            lat.append(time.monotonic() - t0)
+            time.sleep(0.05)
+    return lat
+
+
+def check_acked_stored(pg, loads):
+    for ld in loads:
+        if ld.method != "add_message":
+            continue
+        rows = pg.psql(f"SELECT id, content FROM {HIST} "
+                       f"WHERE user_id = '{ld.user}'")
+        db = dict(line.split("|", 1) for line in rows.splitlines())
+        for rowid, content in ld.acked.items():
+            assert db.get(str(rowid)) == content, (rowid, content)
+
+
+DEADLINE_MS = 1500
+
+
+def test_frozen_database_requests_end_at_their_deadline(pg_factory,
+                                                        convd_factory):
+    """PostgreSQL frozen with SIGSTOP for 5 s under load: requests already
+    sent to it end with `timeout` at request_timeout (1.5 s), not when it
+    thaws; the loop keeps answering (ping); `health` says stalled; after
+    SIGCONT everything works again and every acknowledged write is
+    stored.  (Before: requests hung for the whole freeze and health said
+    up.)"""
+    pg = pg_factory()
+    cv = convd_factory(pg, extra={
+        "server": {"request_timeout": DEADLINE_MS},
+        "database": {"connect_timeout": 2},
+        "pool": {"size": 3, "max_overflow": 2, "timeout": 30}})
+    loads = [Load(cv.socket, uid("frz")) for _ in range(4)]
+    loads += [Load(cv.socket, uid("frzr"), "get_recent_conversations")]
+    for ld in loads:
+        ld.start()
+    time.sleep(1.0)
+    pids = pg_pids(pg)
+    t_stop = time.monotonic()
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        lat = ping_latencies(cv.socket, t_stop + 2.5)
+        with cv.client() as c:
+            h = wait_until(lambda: (lambda h: h if h["database"] == "stalled"
+                                    else None)(c.call("health")),
+                           timeout=scaled(6), what="health: stalled")
+        assert h["ok"] is False, h
+        time.sleep(max(0.0, t_stop + 5 - time.monotonic()))
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+    t_cont = time.monotonic()
+    # back to normal: a fresh write succeeds, health is up again
+    with cv.client() as c:
+        wait_until(lambda: c.call("add_message", uid("after"), "openai",
+                                  "user", "back") and True,
+                   timeout=scaled(20), what="a write after the thaw")
+        wait_until(lambda: c.call("health")["database"] == "up",
+                   timeout=scaled(10), what="health: up")
+    time.sleep(0.5)
+    for ld in loads:
+        ld.stop.set()
+    for ld in loads:
+        ld.join(30)
+        assert ld.exc is None, ld.exc
+    # every call that was running while frozen ended within the deadline
+    # (plus slack), with `timeout`
+    frozen = [c for ld in loads for c in ld.calls
+              if c[0] < t_cont and c[1] > t_stop + 0.2]
+    assert frozen, "no call ran during the freeze"
+    late = [c for c in frozen
+            if c[1] - c[0] > DEADLINE_MS / 1000 + scaled(1.0)]
+    assert not late, late[:5]
+    assert any(c[2] == "timeout" for c in frozen), frozen[:5]
+    assert max(lat) < scaled(0.5), max(lat)
+    check_acked_stored(pg, loads)
+    st = cv.client().call("stats")
+    assert st["pool"]["abandoned"] >= 1, st["pool"]
+    assert "answered timeout" in cv.log()
+
+
+def test_commit_that_never_returns_ends_at_the_deadline(pg_factory,
+                                                        convd_factory):
+    """synchronous_standby_names names a standby that is not there (as
+    Patroni's strict synchronous mode with no standby does): every commit
+    waits for ever, outside statement_timeout.  add_message gets `timeout`
+    at request_timeout, the wait is cancelled on the server (off convd's
+    loop), health says stalled; once the setting is gone, writes work."""
+    pg = pg_factory()
+    cv = convd_factory(pg, extra={
+        "server": {"request_timeout": DEADLINE_MS},
+        "database": {"statement_timeout": 1000},
+        "pool": {"size": 2, "max_overflow": 2}})
+    with cv.client() as c:
+        c.call("add_message", uid("sync"), "openai", "user", "before")
+    pg.psql("ALTER SYSTEM SET synchronous_standby_names = 'missing'",
+            db="postgres")
+    pg.psql("SELECT pg_reload_conf()", db="postgres")
+    time.sleep(0.3)
+    user = uid("sync")
+    with cv.client() as c:
+        t0 = time.monotonic()
+        with pytest.raises(RpcError) as e:
+            c.call("add_message", user, "openai", "user", "stuck")
+        took = time.monotonic() - t0
+        assert e.value.code == "timeout", e.value
+        assert DEADLINE_MS / 1000 - 0.1 <= took < DEADLINE_MS / 1000 + \
+            scaled(1.0), took
+        h = c.call("health")
+        assert h["database"] == "stalled" and h["ok"] is False, h
+        assert c.call("ping") == "pong"
+    # the backend was told to stop waiting (a cancel request): nothing is
+    # left waiting for the standby
+    wait_until(lambda: pg.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        db="postgres").strip() == "0", timeout=scaled(10),
+        what="no backend waiting for the missing standby")
+    pg.psql("ALTER SYSTEM RESET synchronous_standby_names", db="postgres")
+    pg.psql("SELECT pg_reload_conf()", db="postgres")
+    with cv.client() as c:
+        wait_until(lambda: c.call("add_message", user, "openai", "user",
+                                  "after"), timeout=scaled(15),
+                   what="a write once the setting is gone")
+        wait_until(lambda: c.call("health")["database"] == "up",
+                   timeout=scaled(10), what="health: up")
