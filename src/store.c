@@ -899,10 +899,15 @@ static void batch_on_result(void *arg, struct pool_conn *pc,
 				  PQntuples(res));
 			batch_fail(head, E_INTERNAL, "unexpected result");
 		}
-	} else if (st == POOL_QUERY_ERROR && b->n > 1 &&
-		   !(sqlstate && strcmp(sqlstate, "57014") == 0)) {
-		/* not after a statement timeout: each request would wait as
-		 * long again (they keep their deadline in any case) */
+	} else if (st == POOL_QUERY_ERROR && b->n > 1 && sqlstate &&
+		   strcmp(sqlstate, "57014") == 0) {
+		/* not retried after a statement timeout: each request would
+		 * wait as long again */
+		log_error("%s: a batch of %d took longer than "
+			  "statement_timeout", bt->what, b->n);
+		batch_fail(head, E_TIMEOUT, "the query took longer than "
+					    "[database] statement_timeout");
+	} else if (st == POOL_QUERY_ERROR && b->n > 1) {
 		b->head = head;
 		batch_retry_alone(b);
 	} else if (st == POOL_QUERY_ERROR) {

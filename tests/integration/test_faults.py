@@ -585,3 +585,30 @@ def test_commit_that_never_returns_ends_at_the_deadline(pg_factory,
                    what="a write once the setting is gone")
         wait_until(lambda: c.call("health")["database"] == "up",
                    timeout=scaled(10), what="health: up")
+
+
+def test_batch_statement_timeout_does_not_double_the_wait(schema,
+                                                          convd_factory):
+    """A batch of add_message that hits statement_timeout (1.5 s, the table
+    locked) is not retried request by request (each would wait 1.5 s
+    again): its requests get `timeout` when the batch does.  Two lone
+    requests go first (batches in flight), the other ten wait and go
+    together: answered at ~3 s, not ~4.5 s."""
+    cv = convd_factory(schema, extra={"database": {"statement_timeout": 1500},
+                                      "pool": {"size": 4, "max_overflow": 4}})
+    user = uid("retry")
+    with convdtest.TableLock(schema, HIST):
+        with cv.client(timeout=30) as c:
+            t0 = time.monotonic()
+            ids = [c.request("add_message", user, "openai", "user",
+                             f"m{i}") for i in range(12)]
+            answers = {}
+            while len(answers) < len(ids):
+                m = c.recv()
+                assert m is not None, (answers, cv.log()[-3000:])
+                answers[m[1]] = (time.monotonic() - t0, m[2])
+    codes = {a[1]["code"] for a in answers.values() if a[1]}
+    assert codes == {"timeout"}, answers
+    worst = max(a[0] for a in answers.values())
+    assert worst < 3.0 + scaled(0.9), sorted(a[0] for a in answers.values())
+    assert "retrying each alone" not in cv.log()
