@@ -35,6 +35,7 @@ enum pool_status {
 	POOL_TIMEOUT,		/* no connection within the pool timeout */
 	POOL_QUERY_ERROR,	/* the server reported an error for the query */
 	POOL_SHUTDOWN,		/* the pool is closing */
+	POOL_RESULT_TOO_LARGE,	/* the rows passed pool_set_result_limit */
 };
 
 struct pool_settings {
@@ -141,6 +142,15 @@ CONVD_WUR int pool_exec(struct pool_conn *pc, const char *stmt,
  * replaced, and the query's callback is never called.  Never blocks.
  */
 void pool_abandon(struct pool_conn *pc);
+
+/*
+ * Bounds the rows of the next pool_exec on pc: they are read one at a
+ * time (libpq's single-row mode) and gathered into one result while their
+ * values stay within `bytes`; past that the rest is read and dropped, and
+ * the query ends with POOL_RESULT_TOO_LARGE (res NULL).  A result is so
+ * checked while it is read, never held whole first.  0 = no bound.
+ */
+void pool_set_result_limit(struct pool_conn *pc, size_t bytes);
 
 /* Gives the connection back (or closes it, if it broke). */
 void pool_release(struct pool_conn *pc);

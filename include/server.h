@@ -72,6 +72,9 @@ void request_error(struct request *r, enum rpc_error e, const char *fmt, ...)
  */
 void request_abort(struct request *r, const char *why);
 
+/* [server] max_output_bytes: the largest answer. */
+size_t request_max_output(void);
+
 /* Whether the request's client may call admin methods. */
 bool request_is_admin(const struct request *r);
 

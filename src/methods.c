@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "autoconfig.h"
+#include "budget.h"
 #include "clock.h"
 #include "deadline.h"
 #include "health.h"
@@ -70,7 +71,7 @@ static int pack_stats(msgpack_packer *pk)
 	usec_t up = clock_now() - ctx.started_mono;
 
 	server_stats(&ss);
-	if (msgpack_pack_map(pk, 9) < 0 ||
+	if (msgpack_pack_map(pk, 10) < 0 ||
 	    proto_pack_cstr(pk, "version") < 0 ||
 	    proto_pack_cstr(pk, PACKAGE_VERSION) < 0 ||
 	    pack_kv_int(pk, "uptime_s", up / USEC_PER_SEC) < 0 ||
@@ -83,7 +84,8 @@ static int pack_stats(msgpack_packer *pk)
 	    pack_kv_int(pk, "closed_on_error", (int64_t)ss.closed_errors) < 0 ||
 	    pack_kv_int(pk, "requests_in_flight", server_inflight()) < 0 ||
 	    pack_pool(pk) < 0 || stats_pack_requests(pk) < 0 ||
-	    retention_pack_stats(pk) < 0 || memory_pack_stats(pk) < 0)
+	    retention_pack_stats(pk) < 0 || memory_pack_stats(pk) < 0 ||
+	    budget_pack_stats(pk) < 0)
 		return -1;
 	return 0;
 }

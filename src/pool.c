@@ -50,6 +50,11 @@ struct pool_conn {
 	/* the query in progress (BUSY) or the ping (PING) */
 	bool exec_active;
 	usec_t exec_started;			/* when it was sent */
+	/* bounded results (pool_set_result_limit) */
+	size_t res_limit, res_bytes;
+	bool rows_pending;			/* row mode after the PREPARE */
+	bool rows_mode;				/* rows come one at a time */
+	bool too_large;
 	pool_exec_fn fn;
 	void *arg;
 	PGresult *res;
@@ -57,6 +62,7 @@ struct pool_conn {
 	char host[300];				/* CONNECTING: "host:port" */
 };
 
+#define POOL_MAX_FIELDS 16			/* of a bounded result */
 #define BACKOFF_MIN_USEC (100 * 1000)
 #define BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
 #define UPKEEP_USEC (500 * 1000)
@@ -921,6 +927,70 @@ void pool_release(struct pool_conn *pc)
 		pool_serve_waiters();
 }
 
+void pool_set_result_limit(struct pool_conn *pc, size_t bytes)
+{
+	pc->res_limit = bytes;
+}
+
+/*
+ * One row of a bounded result: added to the result gathered so far, or,
+ * once the values pass the limit, the result is dropped and the rest of
+ * the rows only counted.
+ */
+static void pool_conn_add_row(struct pool_conn *pc, const PGresult *row)
+{
+	int nf = PQnfields(row), at;
+	size_t bytes = 0;
+
+	if (pc->too_large)
+		return;
+	for (int i = 0; i < nf; i++)
+		bytes += (size_t)PQgetlength(row, 0, i);
+	pc->res_bytes += bytes;
+	if (pc->res_bytes > pc->res_limit) {
+		pc->too_large = true;
+		if (pc->res) {
+			PQclear(pc->res);
+			pc->res = NULL;
+		}
+		return;
+	}
+	if (!pc->res) {
+		PGresAttDesc att[POOL_MAX_FIELDS];
+
+		if (nf > POOL_MAX_FIELDS)
+			goto oom;
+		for (int i = 0; i < nf; i++) {
+			att[i].name = PQfname(row, i);
+			att[i].tableid = PQftable(row, i);
+			att[i].columnid = PQftablecol(row, i);
+			att[i].format = PQfformat(row, i);
+			att[i].typid = PQftype(row, i);
+			att[i].typlen = PQfsize(row, i);
+			att[i].atttypmod = PQfmod(row, i);
+		}
+		pc->res = PQmakeEmptyPGresult(pc->pg, PGRES_TUPLES_OK);
+		if (!pc->res || !PQsetResultAttrs(pc->res, nf, att))
+			goto oom;
+	}
+	at = PQntuples(pc->res);
+	for (int i = 0; i < nf; i++)
+		if (!PQsetvalue(pc->res, at, i,
+				PQgetisnull(row, 0, i) ? NULL :
+							 PQgetvalue(row, 0, i),
+				PQgetisnull(row, 0, i) ? -1 :
+							 PQgetlength(row, 0, i)))
+			goto oom;
+	return;
+oom:
+	/* counted as too large: the request fails, convd goes on */
+	pc->too_large = true;
+	if (pc->res) {
+		PQclear(pc->res);
+		pc->res = NULL;
+	}
+}
+
 void pool_abandon(struct pool_conn *pc)
 {
 	if (pc->state != PC_BUSY)
@@ -989,6 +1059,19 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 		pc->broken = true;
 		return -1;
 	}
+	/* A bounded result comes a row at a time: single-row mode is set
+	 * for the query at the head of libpq's queue, so after a first-use
+	 * PREPARE it waits for the PREPARE's result (pool_conn_collect). */
+	pc->res_bytes = 0;
+	pc->too_large = false;
+	pc->rows_mode = false;
+	pc->rows_pending = false;
+	if (pc->res_limit > 0) {
+		if (pc->prep_sent >= 0)
+			pc->rows_pending = true;
+		else
+			pc->rows_mode = PQsetSingleRowMode(pc->pg) == 1;
+	}
 	pc->exec_active = true;
 	pc->exec_started = clock_now();
 	pc->fn = fn;
@@ -1013,6 +1096,30 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 	pc->exec_active = false;
 	if (!lost)
 		pool.last_answer = clock_now();
+	/* should single-row mode not have been set, the bound still holds
+	 * for the answer (not for the memory) */
+	if (pc->res_limit > 0 && !pc->rows_mode && res &&
+	    PQresultStatus(res) == PGRES_TUPLES_OK) {
+		size_t bytes = 0;
+
+		for (int i = 0; i < PQntuples(res); i++)
+			for (int j = 0; j < PQnfields(res); j++)
+				bytes += (size_t)PQgetlength(res, i, j);
+		if (bytes > pc->res_limit)
+			pc->too_large = true;
+	}
+	pc->res_limit = 0;
+	pc->rows_pending = pc->rows_mode = false;
+	if (pc->too_large && !lost && (!res || PQresultStatus(res) ==
+						       PGRES_TUPLES_OK)) {
+		pc->too_large = false;
+		if (res)
+			PQclear(res);
+		res = NULL;
+		st = POOL_RESULT_TOO_LARGE;
+		msg = "the result is larger than the limit";
+	}
+	pc->too_large = false;
 	if (lost) {
 		pc->broken = true;
 		msg = pool_conn_error(pc);
@@ -1101,12 +1208,28 @@ static bool pool_conn_collect(struct pool_conn *pc)
 		if (!r) {
 			if (!pipelined)
 				return true;
-			continue;	/* end of one query's results */
+			/* end of one query's results; the next is ours */
+			if (pc->rows_pending) {
+				pc->rows_pending = false;
+				pc->rows_mode = PQsetSingleRowMode(pc->pg) == 1;
+			}
+			continue;
 		}
 		es = PQresultStatus(r);
 		if (es == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
 			return true;
+		}
+		if (es == PGRES_SINGLE_TUPLE) {
+			pool_conn_add_row(pc, r);
+			PQclear(r);
+			continue;
+		}
+		/* the end of a bounded result: keep what was gathered */
+		if (pc->rows_mode && es == PGRES_TUPLES_OK &&
+		    (pc->res || pc->too_large)) {
+			PQclear(r);
+			continue;
 		}
 		if (pc->prep_sent >= 0 && !pc->prep_seen) {
 			pc->prep_seen = true;

@@ -29,6 +29,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "budget.h"
 #include "clock.h"
 #include "log.h"
 #include "methods.h"
@@ -50,6 +51,8 @@ static struct log_ratelimit rl_admin =
 	LOG_RATELIMIT("admin calls refused (admin_users, admin_groups)");
 static struct log_ratelimit rl_slow =
 	LOG_RATELIMIT("clients cut off for not reading (max_output_bytes)");
+static struct log_ratelimit rl_budget =
+	LOG_RATELIMIT("clients cut off at the memory budget");
 
 static const char *const rpc_error_codes[E_COUNT_] = {
 	[E_INVALID_REQUEST] = "invalid_request",
@@ -84,6 +87,9 @@ struct client {
 	bool dead;		/* fd closed; waiting for requests to end */
 	bool flush_scheduled;
 	usec_t last_activity;
+	/* charged to the memory budget (budget.h) */
+	size_t charged_io;	/* input buffer + unsent output */
+	size_t charged_req;	/* requests in flight */
 };
 
 struct id_list {
@@ -174,6 +180,61 @@ static void client_unref(struct client *c)
 	free(c);
 }
 
+/* Re-charges c's input buffer and unsent output after either changed. */
+static void client_account(struct client *c)
+{
+	size_t now = c->in_cap + (c->out ? evbuffer_get_length(c->out) : 0);
+
+	budget_charge((int64_t)now - (int64_t)c->charged_io);
+	c->charged_io = now;
+}
+
+static void client_close(struct client *c, const char *why);
+
+/*
+ * Makes room in the memory budget for `more` bytes that self is about to
+ * buffer: while they do not fit, the client holding the most (a half-sent
+ * frame, answers it does not read, many requests in flight) is cut off.
+ * False when self was the one cut off, or nobody was left to cut: self
+ * must then not buffer them.
+ */
+static bool server_make_room(struct client *self, size_t more)
+{
+	while (!budget_fits(more)) {
+		struct client *victim = NULL;
+
+		for (struct client *c = srv.clients; c; c = c->next)
+			if (!victim || c->charged_io + c->charged_req >
+					       victim->charged_io +
+						       victim->charged_req)
+				victim = c;
+		if (!victim || victim->charged_io == 0)
+			break;	/* what is left is held by requests */
+		budget_note_cutoff();
+		srv.st.closed_errors++;
+		log_warn_rl(&rl_budget,
+			    "client %llu (uid %u pid %d): cut off at the memory "
+			    "budget (%zu bytes): it holds %zu bytes of input "
+			    "and output and %zu of requests, the most of any "
+			    "client",
+			    (unsigned long long)victim->id,
+			    (unsigned)victim->uid, (int)victim->pid,
+			    budget_limit(), victim->charged_io,
+			    victim->charged_req);
+		client_close(victim, NULL);
+		if (victim == self)
+			return false;
+	}
+	if (!budget_fits(more)) {
+		if (self && !self->dead) {
+			budget_note_cutoff();
+			client_close(self, "memory budget exhausted");
+		}
+		return false;
+	}
+	return true;
+}
+
 static void client_close(struct client *c, const char *why)
 {
 	if (c->dead)
@@ -194,6 +255,7 @@ static void client_close(struct client *c, const char *why)
 	c->in_len = c->in_cap = 0;
 	evbuffer_free(c->out);
 	c->out = NULL;
+	client_account(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -256,10 +318,12 @@ static void stage_discard(void)
 /* The packed response goes to c (or nowhere, if c is gone). */
 static void stage_commit(struct client *c)
 {
-	if (!c->dead && stage.len > 0 &&
-	    evbuffer_add(c->out, stage.p, stage.len) < 0)
-		log_error("client %llu: out of memory for a response",
-			  (unsigned long long)c->id);
+	if (!c->dead && stage.len > 0 && server_make_room(c, stage.len)) {
+		if (evbuffer_add(c->out, stage.p, stage.len) < 0)
+			log_error("client %llu: out of memory for a response",
+				  (unsigned long long)c->id);
+		client_account(c);
+	}
 	stage_discard();
 	if (stage.cap > STAGE_KEEP) {
 		free(stage.p);
@@ -300,6 +364,7 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
 
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				client_account(c);
 				event_add(c->wev, NULL);
 				return;
 			}
@@ -309,6 +374,7 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
+	client_account(c);
 	if ((c->closing || (c->eof && c->in_len == 0)) && c->inflight == 0)
 		client_close(c, NULL);
 }
@@ -348,8 +414,12 @@ static void request_end(struct request *r, enum rpc_error e)
 {
 	struct client *c = r->client;
 
+	size_t held = sizeof(*r) + r->data_cap;
+
 	stats_record(r->spec->id, e, clock_now() - r->started);
 	deadline_unwatch(r);
+	budget_charge(-(int64_t)held);
+	c->charged_req -= held;
 	srv.inflight--;
 	c->inflight--;
 	stage_commit(c);
@@ -409,6 +479,11 @@ void request_abort(struct request *r, const char *why)
 	request_end(r, E_INTERNAL);
 }
 
+size_t request_max_output(void)
+{
+	return srv.max_output;
+}
+
 bool request_is_admin(const struct request *r)
 {
 	return r->client->admin;
@@ -453,12 +528,17 @@ static void client_start_request(struct client *c, const struct rpc_msg *m,
 	for (int i = 0; i < spec->nparams; i++)
 		if (spec->params[i].kind != PK_INT && args->v[i].present)
 			total += args->v[i].s.len + 1;
+	if (!server_make_room(c, sizeof(*r) + (total > REQ_SMALL ? total :
+							   REQ_SMALL)))
+		return;
 	r = request_alloc(total);
 	if (!r) {
 		client_reply_error(c, true, m->msgid, E_INTERNAL,
 				   "out of memory");
 		return;
 	}
+	budget_charge((int64_t)(sizeof(*r) + r->data_cap));
+	c->charged_req += sizeof(*r) + r->data_cap;
 	r->client = c;
 	r->msgid = m->msgid;
 	r->spec = spec;
@@ -602,6 +682,7 @@ static void client_process_input(struct client *c)
 		if (small) {
 			c->in = small;
 			c->in_cap = IN_MIN;
+			client_account(c);
 		}
 	}
 }
@@ -657,6 +738,8 @@ static void client_read(struct client *c, evutil_socket_t fd)
 			client_close(c, "input buffer limit");
 			return;
 		}
+		if (!server_make_room(c, cap - c->in_cap))
+			return;		/* c was cut off */
 		nb = realloc(c->in, cap);
 		if (!nb) {
 			client_close(c, "out of memory");
@@ -664,6 +747,7 @@ static void client_read(struct client *c, evutil_socket_t fd)
 		}
 		c->in = nb;
 		c->in_cap = cap;
+		client_account(c);
 	}
 	n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n < 0) {
@@ -1177,6 +1261,7 @@ int server_reconfigure(const struct convd_config *cfg)
 	srv.max_inflight = (int)cfg->server.max_inflight;
 	srv.max_output = (size_t)cfg->server.max_output_bytes;
 	srv.idle_timeout = (int)cfg->server.idle_timeout;
+	budget_set_limit((size_t)cfg->server.memory_budget);
 	/* The access lists change all together or not at all. */
 	if (parse_ids(cfg->server.allow_users, false, &au,
 		      "[server] allow_users") < 0 ||

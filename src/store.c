@@ -508,6 +508,20 @@ static void store_query_failed(struct request *r, const PGresult *res,
 		      sqlstate ? sqlstate : "unknown");
 }
 
+/* The rows passed max_output_bytes as they were read (pool.h). */
+static void store_too_large(struct request *r)
+{
+	size_t max = request_max_output();
+
+	log_notice("%s: the result is larger than max_output_bytes (%zu); "
+		   "answered result_too_large",
+		   r->spec->name, max);
+	request_error(r, E_RESULT_TOO_LARGE,
+		      "the result is larger than [server] max_output_bytes "
+		      "(%zu bytes); ask for fewer rows (limit)",
+		      max);
+}
+
 static void store_on_result(void *arg, struct pool_conn *pc,
 			    enum pool_status st, const PGresult *res,
 			    const char *msg)
@@ -537,6 +551,8 @@ static void store_on_result(void *arg, struct pool_conn *pc,
 	pool_release(pc);
 	if (st == POOL_QUERY_ERROR)
 		store_query_failed(r, res, msg);
+	else if (st == POOL_RESULT_TOO_LARGE)
+		store_too_large(r);
 	else
 		request_error(r, store_error_for(st), "%s",
 			      st == POOL_UNAVAILABLE ?
@@ -555,6 +571,7 @@ static void store_run(struct request *r, struct pool_conn *pc)
 		return;
 	}
 	r->pc = pc;
+	pool_set_result_limit(pc, request_max_output());
 	if (pool_exec(pc, store_statements[call.stmt].name, NULL, call.nparams,
 		      call.values, NULL, NULL, 1, store_on_result, r) < 0) {
 		r->pc = NULL;
@@ -907,9 +924,12 @@ static void batch_on_result(void *arg, struct pool_conn *pc,
 			  "statement_timeout", bt->what, b->n);
 		batch_fail(head, E_TIMEOUT, "the query took longer than "
 					    "[database] statement_timeout");
-	} else if (st == POOL_QUERY_ERROR && b->n > 1) {
+	} else if ((st == POOL_QUERY_ERROR || st == POOL_RESULT_TOO_LARGE) &&
+		   b->n > 1) {
 		b->head = head;
 		batch_retry_alone(b);
+	} else if (st == POOL_RESULT_TOO_LARGE) {
+		store_too_large(head);
 	} else if (st == POOL_QUERY_ERROR) {
 		store_query_failed(head, res, msg);
 	} else {
@@ -964,6 +984,9 @@ static void batch_send(struct batch *b, struct pool_conn *pc)
 	for (r = b->head; r; r = r->next)
 		r->handler_data = b;	/* running: store_expire */
 	b->pc = pc;
+	/* the whole batch within one answer's bound: a batch over it is
+	 * retried request by request, each within its own */
+	pool_set_result_limit(pc, request_max_output());
 	if (pool_exec(pc, store_statements[bt->stmt].name, NULL, bt->nparams,
 		      vals, lens, fmts, 1, batch_on_result, b) < 0) {
 		b->pc = NULL;
