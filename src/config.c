@@ -383,8 +383,12 @@ const struct config_option config_options[] = {
 		"responses may hold together. When a new buffer would go past "
 		"it, the clients holding the most (half-sent requests, unread "
 		"responses) are disconnected first, until the new buffer "
-		"fits. 0 means no budget. It must be at least twice "
-		"max_output_bytes."},
+		"fits. The process's memory then stays within the budget plus "
+		"a margin of about 16 MiB and (1 + size + max_overflow of "
+		"[pool]) times max_output_bytes: the answer being packed and "
+		"one result per database connection, each read within "
+		"max_output_bytes. 0 means no budget. It must be at least "
+		"twice max_output_bytes."},
 	{.section = "server", .name = "shutdown_timeout", .type = CT_INT,
 	 .offset = OFF(server.shutdown_timeout), .def = "10", .min = 0,
 	 .max = 3600, .reloadable = true,
