@@ -9,7 +9,6 @@ live in tests/integration/test_faults.py, whose helpers this reuses.
 import os
 import signal
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -147,24 +146,7 @@ def budget(pg, big, huge):
     f = Factory()
     cv = tf.budget_convd(f, pg)
     base = tf.rss_peak(cv.proc.pid)
-    out = []
-
-    def ask(method, *params):
-        with convdtest.Client(cv.socket, timeout=60) as c:
-            try:
-                c.call(method, *params)
-                out.append("ok")
-            except convdtest.RpcError as e:
-                out.append(e.code)
-    ts = [threading.Thread(target=ask, args=("get_recent_conversations", huge,
-                                             "openai", 150))
-          for _ in range(8)]
-    ts += [threading.Thread(target=ask, args=("export_history", huge))
-           for _ in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    out = tf.concurrent_large(cv.socket, huge)
     print(f"16 concurrent 10 MiB answers over max_output_bytes (4 MiB): "
           f"{out.count('result_too_large')} result_too_large, RSS grew "
           f"{(tf.rss_peak(cv.proc.pid) - base) >> 20} MiB")
@@ -179,24 +161,10 @@ def main():
     try:
         frozen(pg)
         never_commits(pg)
-        big, huge = make_big(pg)
+        big, huge = tf.make_big_users(pg)
         budget(pg, big, huge)
     finally:
         pg.destroy()
-
-
-def make_big(pg):
-    big, huge = tf.uid("big"), tf.uid("huge")
-    pg.psql(f"""INSERT INTO {tf.HIST} (user_id, platform, model_provider,
-        role, content)
-        SELECT '{big}', 'line', 'openai', 'user', repeat('b', 150 * 1024)
-        FROM generate_series(1, 20);
-        INSERT INTO {tf.HIST} (user_id, platform, model_provider, role,
-        content)
-        SELECT '{huge}', 'line', 'openai', 'user',
-               repeat(md5(g::text), 8 * 1024)
-        FROM generate_series(1, 40) g;""")
-    return big, huge
 
 
 if __name__ == "__main__":

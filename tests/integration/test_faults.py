@@ -214,6 +214,16 @@ for line in sys.stdin:
 """
 
 
+def reload_with(cv, old, new, nth):
+    """Replaces a line of cv's config file and reloads (the nth reload)."""
+    text = open(cv.config).read()
+    assert old in text
+    open(cv.config, "w").write(text.replace(old, new))
+    cv.signal(signal.SIGHUP)
+    wait_until(lambda: cv.log().count("configuration reloaded") >= nth,
+               timeout=scaled(10), what=f"reload {nth}")
+
+
 def test_reload_revokes_access_of_open_connections(schema, convd_factory):
     nobody = pwd.getpwnam("nobody").pw_uid
     d = tempfile.mkdtemp(prefix="cvf-")
@@ -240,25 +250,15 @@ def test_reload_revokes_access_of_open_connections(schema, convd_factory):
             assert r[2] is None, r
             # admin rights only revoked: the connection stays, admin
             # methods are refused at once
-            text = open(cv.config).read()
-            open(cv.config, "w").write(
-                text.replace("admin_users = root,nobody",
-                             "admin_users = root"))
-            cv.signal(signal.SIGHUP)
-            wait_until(lambda: cv.log().count("configuration reloaded") >= 1,
-                       timeout=scaled(10), what="reload")
+            reload_with(cv, "admin_users = root,nobody",
+                        "admin_users = root", 1)
             r = call("import_message", user, "openai", "user", "hi2",
                      1_700_000_000_000_001)
             assert r[2] and r[2]["code"] == "permission_denied", r
             assert call("ping")[3] == "pong"
             # access revoked: the open connection is closed
-            text = open(cv.config).read()
-            open(cv.config, "w").write(
-                text.replace("allow_users = root,nobody",
-                             "allow_users = root"))
-            cv.signal(signal.SIGHUP)
-            wait_until(lambda: cv.log().count("configuration reloaded") >= 2,
-                       timeout=scaled(10), what="second reload")
+            reload_with(cv, "allow_users = root,nobody",
+                        "allow_users = root", 2)
             r = call("ping")
             assert r in ("eof", "reset"), r
             assert f"uid {nobody}" in cv.log()
@@ -478,15 +478,26 @@ def check_acked_stored(pg, loads):
 DEADLINE_MS = 1500
 
 
-def test_frozen_database_requests_end_at_their_deadline(pg_factory,
-                                                        convd_factory):
-    """PostgreSQL frozen with SIGSTOP for 5 s under load: requests already
+@pytest.fixture(scope="module")
+def fpg():
+    """A private cluster of this module's own, for the tests that freeze
+    it or change its settings."""
+    cluster = convdtest.PgCluster().initdb()
+    cluster.start()
+    cluster.createdb()
+    convdtest.setup_schema(cluster)
+    yield cluster
+    cluster.destroy()
+
+
+def test_frozen_database_requests_end_at_their_deadline(fpg, convd_factory):
+    """PostgreSQL frozen with SIGSTOP for 4 s under load: requests already
     sent to it end with `timeout` at request_timeout (1.5 s), not when it
     thaws; the loop keeps answering (ping); `health` says stalled; after
     SIGCONT everything works again and every acknowledged write is
     stored.  (Before: requests hung for the whole freeze and health said
     up.)"""
-    pg = pg_factory()
+    pg = fpg
     cv = convd_factory(pg, extra={
         "server": {"request_timeout": DEADLINE_MS},
         "database": {"connect_timeout": 2},
@@ -507,7 +518,7 @@ def test_frozen_database_requests_end_at_their_deadline(pg_factory,
                                     else None)(c.call("health")),
                            timeout=scaled(6), what="health: stalled")
         assert h["ok"] is False, h
-        time.sleep(max(0.0, t_stop + 5 - time.monotonic()))
+        time.sleep(max(0.0, t_stop + 4 - time.monotonic()))
     finally:
         for p in pids:
             os.kill(p, signal.SIGCONT)
@@ -541,14 +552,13 @@ def test_frozen_database_requests_end_at_their_deadline(pg_factory,
     assert "answered timeout" in cv.log()
 
 
-def test_commit_that_never_returns_ends_at_the_deadline(pg_factory,
-                                                        convd_factory):
+def test_commit_that_never_returns_ends_at_the_deadline(fpg, convd_factory):
     """synchronous_standby_names names a standby that is not there (as
     Patroni's strict synchronous mode with no standby does): every commit
     waits for ever, outside statement_timeout.  add_message gets `timeout`
     at request_timeout, the wait is cancelled on the server (off convd's
     loop), health says stalled; once the setting is gone, writes work."""
-    pg = pg_factory()
+    pg = fpg
     cv = convd_factory(pg, extra={
         "server": {"request_timeout": DEADLINE_MS},
         "database": {"statement_timeout": 1000},
@@ -712,13 +722,12 @@ def non_readers(path, count, user, per=3):
     return socks
 
 
-@pytest.fixture(scope="module")
-def big_user(schema):
+def make_big_users(pg):
     """A user whose 20 newest messages are 150 KiB each (a 3 MiB answer for
     get_recent_conversations(limit=10)), and one whose 40 are 256 KiB (10
     MiB: over max_output_bytes)."""
     big, huge = uid("big"), uid("huge")
-    schema.psql(f"""INSERT INTO {HIST} (user_id, platform, model_provider,
+    pg.psql(f"""INSERT INTO {HIST} (user_id, platform, model_provider,
         role, content)
         SELECT '{big}', 'line', 'openai', 'user', repeat('b', 150 * 1024)
         FROM generate_series(1, 20);
@@ -727,6 +736,11 @@ def big_user(schema):
                repeat(md5(g::text), 8 * 1024)
         FROM generate_series(1, 40) g;""")
     return big, huge
+
+
+@pytest.fixture(scope="module")
+def big_user(schema):
+    return make_big_users(schema)
 
 
 def budget_convd(convd_factory, pg, budget=BUDGET):
@@ -775,6 +789,31 @@ def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
         assert c.call("ping") == "pong"
 
 
+def concurrent_large(path, user):
+    """8 get_recent_conversations(limit=150) and 8 export_history of user
+    at once; returns their outcomes ("ok" or the error code)."""
+    out = []
+
+    def ask(method, *params):
+        with Client(path, timeout=60) as c:
+            try:
+                c.call(method, *params)
+                out.append("ok")
+            except RpcError as e:
+                out.append(e.code)
+
+    ts = [threading.Thread(target=ask, args=("get_recent_conversations",
+                                             user, "openai", 150))
+          for _ in range(8)]
+    ts += [threading.Thread(target=ask, args=("export_history", user))
+           for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    return out
+
+
 def test_large_results_checked_while_read(schema, convd_factory, big_user):
     """8 concurrent get_recent_conversations and export_history whose
     answers (10 MiB) are over max_output_bytes (4 MiB): each gets
@@ -785,25 +824,7 @@ def test_large_results_checked_while_read(schema, convd_factory, big_user):
     cv = budget_convd(convd_factory, schema)
     pid = cv.proc.pid
     base = rss_peak(pid)
-    out = []
-
-    def ask(method, *params):
-        with Client(cv.socket, timeout=30) as c:
-            try:
-                c.call(method, *params)
-                out.append("ok")
-            except RpcError as e:
-                out.append(e.code)
-
-    ts = [threading.Thread(target=ask, args=("get_recent_conversations",
-                                             huge, "openai", 150))
-          for _ in range(8)]
-    ts += [threading.Thread(target=ask, args=("export_history", huge))
-           for _ in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(60)
+    out = concurrent_large(cv.socket, huge)
     assert out == ["result_too_large"] * 16, out
     peak = rss_peak(pid)
     assert peak - base < budget_margin(), ((peak - base) >> 20)
