@@ -63,9 +63,9 @@ struct pool_stats {
 		unavailable, pings;
 	bool database_up;
 	/* queries are outstanding and none has been answered for
-	 * POOL_STALL_USEC, or one was given up at its deadline and none has
-	 * been answered since: the server is frozen, or a commit waits on a
-	 * standby that is not there */
+	 * POOL_STALL_USEC, or one was given up at its deadline less than
+	 * POOL_STALL_USEC ago or with none answered since: the server is
+	 * frozen, or commits wait on a standby that is not there */
 	bool database_stalled;
 	int64_t stalled_usec;		/* since the last answer */
 	uint64_t abandoned;		/* queries given up at a deadline */

@@ -3,9 +3,10 @@
  *
  * The database is "down" when no connection can be opened, "stalled" when
  * queries are outstanding and the server has answered none for
- * POOL_STALL_USEC, or when one was given up at its deadline and none has
- * been answered since (a frozen server, a commit waiting for a standby
- * that is not there); either way convd is not ready.
+ * POOL_STALL_USEC, or when one was given up at its deadline less than
+ * POOL_STALL_USEC ago or with none answered since (a frozen server,
+ * commits waiting for a standby that is not there); either way convd is
+ * not ready.
  */
 #include <stdio.h>
 #include <string.h>

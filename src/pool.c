@@ -1094,7 +1094,9 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 
 	pc->res = NULL;
 	pc->exec_active = false;
-	if (!lost)
+	/* a request's query or a ping answered (not a new connection's
+	 * set-up: a server whose commits hang still accepts connections) */
+	if (!lost && pc->state != PC_SETUP)
 		pool.last_answer = clock_now();
 	/* should single-row mode not have been set, the bound still holds
 	 * for the answer (not for the memory) */
@@ -1481,7 +1483,9 @@ static void pool_stall(struct pool_stats *out)
 		    (!oldest || pc->exec_started < oldest))
 			oldest = pc->exec_started;
 	out->database_stalled =
-		(pool.last_abandon && pool.last_abandon >= pool.last_answer) ||
+		(pool.last_abandon &&
+		 (pool.last_abandon >= pool.last_answer ||
+		  now - pool.last_abandon < POOL_STALL_USEC)) ||
 		(oldest && now - oldest >= POOL_STALL_USEC &&
 		 now - pool.last_answer >= POOL_STALL_USEC);
 	out->stalled_usec = out->database_stalled && pool.last_answer ?

@@ -558,8 +558,11 @@ def test_commit_that_never_returns_ends_at_the_deadline(fpg, convd_factory):
     waits for ever, outside statement_timeout.  add_message gets `timeout`
     at request_timeout, the wait is cancelled on the server (off convd's
     loop), health says stalled; once the setting is gone, writes work."""
+    from test_systemd import NotifySocket
     pg = fpg
-    cv = convd_factory(pg, extra={
+    nd = tempfile.mkdtemp(prefix="cvn-")
+    notify = NotifySocket(nd)
+    cv = convd_factory(pg, env={"NOTIFY_SOCKET": notify.path}, extra={
         "server": {"request_timeout": DEADLINE_MS},
         "database": {"statement_timeout": 1000},
         "pool": {"size": 2, "max_overflow": 2}})
@@ -581,6 +584,14 @@ def test_commit_that_never_returns_ends_at_the_deadline(fpg, convd_factory):
         h = c.call("health")
         assert h["database"] == "stalled" and h["ok"] is False, h
         assert c.call("ping") == "pong"
+    # the systemd status line says so too (sent again after a reload)
+    notify.drain()
+    cv.signal(signal.SIGHUP)
+    _, st, _ = notify.wait_for(lambda f: "STATUS" in f, scaled(10),
+                               "STATUS=")
+    notify.close()
+    shutil.rmtree(nd, ignore_errors=True)
+    assert "database STALLED" in st["STATUS"], st
     # the backend was told to stop waiting (a cancel request): nothing is
     # left waiting for the standby
     wait_until(lambda: pg.psql(
