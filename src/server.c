@@ -213,10 +213,10 @@ static bool server_make_room(struct client *self, size_t more)
 		budget_note_cutoff();
 		srv.st.closed_errors++;
 		log_warn_rl(&rl_budget,
-			    "client %llu (uid %u pid %d): cut off at the memory "
-			    "budget (%zu bytes): it holds %zu bytes of input "
-			    "and output and %zu of requests, the most of any "
-			    "client",
+			    "client %llu (uid %u pid %d): cut off at the "
+			    "memory budget (%zu bytes): it holds %zu bytes "
+			    "of input and output and %zu of requests, the "
+			    "most of any client",
 			    (unsigned long long)victim->id,
 			    (unsigned)victim->uid, (int)victim->pid,
 			    budget_limit(), victim->charged_io,
@@ -388,10 +388,10 @@ static void client_output_added(struct client *c)
 		srv.st.closed_errors++;
 		log_warn_rl(&rl_slow,
 			    "client %llu (uid %u pid %d): output buffer over "
-			 "max_output_bytes (%zu): the client does not read its "
-			 "responses; disconnecting",
-			 (unsigned long long)c->id, (unsigned)c->uid,
-			 (int)c->pid, srv.max_output);
+			    "max_output_bytes (%zu): the client does not read "
+			    "its responses; disconnecting",
+			    (unsigned long long)c->id, (unsigned)c->uid,
+			    (int)c->pid, srv.max_output);
 		client_close(c, NULL);
 		return;
 	}
@@ -413,7 +413,6 @@ msgpack_packer *request_result(struct request *r)
 static void request_end(struct request *r, enum rpc_error e)
 {
 	struct client *c = r->client;
-
 	size_t held = sizeof(*r) + r->data_cap;
 
 	stats_record(r->spec->id, e, clock_now() - r->started);
@@ -618,8 +617,8 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 	if (spec->admin && !c->admin) {
 		log_warn_rl(&rl_admin,
 			    "permission denied: uid %u pid %d called %s (an "
-			 "admin method)",
-			 (unsigned)c->uid, (int)c->pid, spec->name);
+			    "admin method)",
+			    (unsigned)c->uid, (int)c->pid, spec->name);
 		snprintf(err, sizeof(err),
 			 "%s is an admin method; uid %u is not in admin_users "
 			 "or admin_groups",
@@ -940,8 +939,8 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 			srv.st.rejected++;
 			log_warn_rl(&rl_refused,
 				    "refusing a connection: max_clients (%d) "
-				 "reached",
-				 srv.max_clients);
+				    "reached",
+				    srv.max_clients);
 			refuse(fd, E_OVERLOADED,
 			       "too many clients (max_clients reached)");
 			continue;
@@ -965,10 +964,10 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 			srv.st.rejected++;
 			log_warn_rl(&rl_denied,
 				    "permission denied: connection from uid %u "
-				 "gid %u pid %d is not in allow_users or "
-				 "allow_groups",
-				 (unsigned)c->uid, (unsigned)c->gid,
-				 (int)c->pid);
+				    "gid %u pid %d is not in allow_users or "
+				    "allow_groups",
+				    (unsigned)c->uid, (unsigned)c->gid,
+				    (int)c->pid);
 			refuse(fd, E_PERMISSION_DENIED,
 			       "this user may not use convd");
 			free(c);
@@ -1092,7 +1091,8 @@ static int server_socket_perms(int dirfd, const char *base, const char *path,
 				  cfg->server.socket_group);
 			goto out;
 		}
-		if (fchownat(nfd, "", (uid_t)-1, g->gr_gid, AT_EMPTY_PATH) < 0) {
+		if (fchownat(nfd, "", (uid_t)-1, g->gr_gid,
+			     AT_EMPTY_PATH) < 0) {
 			log_error("cannot set group of %s to %s: %s", path,
 				  cfg->server.socket_group, strerror(errno));
 			goto out;
