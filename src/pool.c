@@ -922,6 +922,7 @@ void pool_release(struct pool_conn *pc)
 	}
 	pool.nbusy--;
 	pc->last_used = clock_now();
+	pc->res_limit = 0;	/* set for one query only */
 	pool_idle_push(pc);
 	if (pool.wq.next != &pool.wq)
 		pool_serve_waiters();
