@@ -12,6 +12,7 @@ DEPS="build-essential autoconf automake libtool pkg-config
       postgresql postgresql-contrib
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
+DEPS="$DEPS libclang-rt-14-dev"   # issue 15: libFuzzer, for the fuzz harness test (test_faults.py)
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then
