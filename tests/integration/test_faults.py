@@ -785,7 +785,8 @@ def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
         s.close()
     assert st["budget"]["cutoffs"] > 0, st["budget"]
     assert st["budget"]["peak_bytes"] <= BUDGET, st["budget"]
-    assert peak < BUDGET + budget_margin(), (peak >> 20, st["budget"])
+    if convdtest.own_allocator():	# ASan and valgrind keep freed memory
+        assert peak < BUDGET + budget_margin(), (peak >> 20, st["budget"])
     assert len(good.lat) > 50
     # the loop answers the good client at once; its database calls wait
     # their turn for a connection behind the hostile clients' own reads
@@ -835,4 +836,5 @@ def test_large_results_checked_while_read(schema, convd_factory, big_user):
     out = concurrent_large(cv.socket, huge)
     assert out == ["result_too_large"] * 16, out
     peak = rss_peak(pid)
-    assert peak - base < budget_margin(), ((peak - base) >> 20)
+    if convdtest.own_allocator():	# ASan and valgrind keep freed memory
+        assert peak - base < budget_margin(), ((peak - base) >> 20)
