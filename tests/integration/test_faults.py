@@ -694,40 +694,36 @@ def big_frame(n):
                           [uid("big"), "openai", "user", "y" * (n - 200)]])
 
 
-def stalled_frames(path, count, size=2 << 20):
-    """count connections that each send a frame of size bytes but its last
-    byte; returns the sockets (those convd has not cut off yet)."""
-    frame = big_frame(size - 1024)
+def hostile(path, count, payloads):
+    """count connections that each send payloads (a list of bytes) and
+    then nothing more, reading nothing; returns the sockets convd has not
+    cut off yet."""
     socks = []
     for _ in range(count):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(5)
         try:
             s.connect(path)
-            s.sendall(frame[:-1])
+            for p in payloads:
+                s.sendall(p)
         except OSError:
             s.close()
             continue
         socks.append(s)
     return socks
+
+
+def stalled_frames(path, count, size=2 << 20):
+    """count connections that each send a frame of size bytes but its last
+    byte."""
+    return hostile(path, count, [big_frame(size - 1024)[:-1]])
 
 
 def non_readers(path, count, user, per=3):
     """count connections that ask for large answers and never read them."""
-    socks = []
-    for _ in range(count):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.connect(path)
-            for i in range(per):
-                s.sendall(msgpack.packb([0, i, "get_recent_conversations",
-                                         [user, "openai", 10]]))
-        except OSError:
-            s.close()
-            continue
-        socks.append(s)
-    return socks
+    return hostile(path, count, [
+        msgpack.packb([0, i, "get_recent_conversations", [user, "openai", 10]])
+        for i in range(per)])
 
 
 def make_big_users(pg):
