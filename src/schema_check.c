@@ -15,11 +15,14 @@
 #define RECHECK_BAD_USEC (2 * USEC_PER_SEC)	/* until someone fixes it */
 #define RETRY_USEC (1 * USEC_PER_SEC)
 
-enum sc_state { SC_UNKNOWN, SC_OK, SC_MISSING, SC_OUTDATED, SC_DIRTY };
+enum sc_state {
+	SC_UNKNOWN, SC_OK, SC_MISSING, SC_OUTDATED, SC_DIRTY, SC_MISMATCH
+};
 
 static const char *const sc_names[] = {
 	[SC_UNKNOWN] = "unknown", [SC_OK] = "ok",	  [SC_MISSING] = "missing",
 	[SC_OUTDATED] = "outdated", [SC_DIRTY] = "dirty",
+	[SC_MISMATCH] = "mismatch",
 };
 
 static struct {
@@ -27,7 +30,7 @@ static struct {
 	enum sc_state state;
 	bool running;
 	struct pool_waiter waiter;
-	char message[256];
+	char message[1024];
 } sc;
 
 static void schema_check_arm(usec_t delay)
@@ -51,13 +54,49 @@ static void schema_check_set(enum sc_state st)
 	sc.state = st;
 }
 
+/* The live columns, types and keys against what the recorded revisions
+ * promise (SCHEMA_VERIFY_QUERY): any row is a difference. */
+static void schema_verify_done(void *arg, struct pool_conn *pc,
+			       enum pool_status st, const PGresult *res,
+			       const char *msg)
+{
+	(void)arg;
+	pool_release(pc);
+	sc.running = false;
+	if (st != POOL_OK) {
+		if (st == POOL_QUERY_ERROR)
+			log_warn("schema: verification failed: %s",
+				 msg ? msg : "?");
+		schema_check_arm(st == POOL_QUERY_ERROR ? RECHECK_BAD_USEC
+							: RETRY_USEC);
+		return;
+	}
+	if (PQntuples(res) > 0) {
+		int n = PQntuples(res);
+
+		snprintf(sc.message, sizeof(sc.message),
+			 "the tables differ from what the recorded revisions "
+			 "promise (%d difference%s; first: %s): convd refuses "
+			 "them; 'convctl db check' lists them all",
+			 n, n == 1 ? "" : "s", PQgetvalue(res, 0, 0));
+		schema_check_set(SC_MISMATCH);
+	} else {
+		snprintf(sc.message, sizeof(sc.message), "schema is up to date");
+		schema_check_set(SC_OK);
+	}
+	schema_check_arm(sc.state == SC_OK ? RECHECK_USEC : RECHECK_BAD_USEC);
+}
+
 static void schema_check_done(void *arg, struct pool_conn *pc,
 			      enum pool_status st, const PGresult *res,
 			      const char *msg)
 {
 	(void)arg;
-	pool_release(pc);
 	sc.running = false;
+	if (st != POOL_OK || PQntuples(res) != 1 ||
+	    strtoll(PQgetvalue(res, 0, 0), NULL, 10) != 1 ||
+	    strtoll(PQgetvalue(res, 0, 1), NULL, 10) > 0)
+		pool_release(pc);
 	if (st == POOL_QUERY_ERROR) {
 		const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
@@ -90,10 +129,18 @@ static void schema_check_done(void *arg, struct pool_conn *pc,
 			 SCHEMA_REQUIRED_REVISION, SCHEMA_FIX_COMMAND);
 		schema_check_set(SC_OUTDATED);
 	} else {
-		snprintf(sc.message, sizeof(sc.message), "schema is up to date");
-		schema_check_set(SC_OK);
+		/* the revision is recorded: are the tables what it says? */
+		if (pool_exec(pc, NULL, SCHEMA_VERIFY_QUERY, 0, NULL, NULL,
+			      NULL, 0, schema_verify_done, NULL) == 0) {
+			sc.running = true;
+			return;
+		}
+		log_warn("schema: cannot send the verification query");
+		pool_release(pc);
+		schema_check_arm(RETRY_USEC);
+		return;
 	}
-	schema_check_arm(sc.state == SC_OK ? RECHECK_USEC : RECHECK_BAD_USEC);
+	schema_check_arm(RECHECK_BAD_USEC);
 }
 
 static void schema_check_run(struct pool_conn *pc)
@@ -176,6 +223,11 @@ const char *schema_check_state(void)
 const char *schema_check_message(void)
 {
 	return sc.message;
+}
+
+bool schema_check_ok(void)
+{
+	return sc.state == SC_OK;
 }
 
 bool schema_check_serving(void)
