@@ -20,7 +20,8 @@
  *
  * The plan only inspects; `convctl db setup` runs it in one transaction
  * together with a row count check, a comparison of the result with the
- * first revision's schema (loaded into a scratch schema) and the record
+ * first revision's schema (loaded into a scratch schema; what only the
+ * live tables have is the user's, kept) and the record
  * of that revision as 'adopted'; any difference rolls everything back.
  */
 #ifndef CONVD_MIGRATE_ADOPT_H

@@ -1529,8 +1529,8 @@ static void print_adoption_sql(struct ctx *c, const struct madopt *a,
 	for (int i = 0; i < a->nsteps; i++)
 		printf("-- %s\n%s;\n", a->steps[i].note, a->steps[i].sql);
 	printf("-- (convctl db checks here that every row is unchanged and "
-	       "that the schema\n-- is exactly revision %s's; any difference "
-	       "rolls everything back)\n",
+	       "that the schema\n-- is revision %s's plus the objects kept; "
+	       "any difference rolls everything back)\n",
 	       MADOPT_REVISION);
 	{
 		char *ddl = history_ddl(c);

@@ -53,7 +53,8 @@ static void CONVD_PRINTF(2, 3) unknown(struct madopt *a, const char *fmt, ...)
 }
 
 /* Appends to a fixed buffer (truncated when full). */
-static void vcat(char *buf, size_t size, const char *fmt, va_list ap)
+static void CONVD_PRINTF(3, 0) vcat(char *buf, size_t size, const char *fmt,
+				    va_list ap)
 {
 	size_t o = strlen(buf);
 
@@ -658,25 +659,56 @@ nomem:
 	return -1;
 }
 
-static int count_rows(PGconn *conn, const char *nsp, const char *table,
-		      int64_t *out, char *err, size_t errlen)
+/*
+ * A query on tables of schema nsp: in tmpl, {S} stands for the quoted
+ * schema and {T} for `table` (a constant name).
+ */
+static PGresult *query_nsp(PGconn *conn, const char *nsp, const char *table,
+			   const char *tmpl, int n, const char *const *vals,
+			   char *err, size_t errlen)
 {
 	char *qn = PQescapeIdentifier(conn, nsp, strlen(nsp));
-	char *sql;
+	size_t cap = strlen(tmpl) + 1, len = 0;
+	char *sql = NULL;
 	PGresult *r;
 
-	if (!qn) {
-		seterr(err, errlen, "out of memory");
-		return -1;
+	if (qn) {
+		/* each {S} or {T} (3 bytes) grows by at most its value */
+		for (const char *p = tmpl; (p = strchr(p, '{')); p++)
+			cap += strlen(qn) + (table ? strlen(table) : 0);
+		sql = malloc(cap);
 	}
-	sql = xfmt("SELECT count(*) FROM %s.%s", qn, table);
+	for (const char *p = tmpl; sql && *p; p++) {
+		const char *v = strncmp(p, "{S}", 3) == 0   ? qn
+				: strncmp(p, "{T}", 3) == 0 ? table
+							    : NULL;
+
+		if (v) {
+			memcpy(sql + len, v, strlen(v));
+			len += strlen(v);
+			p += 2;
+		} else {
+			sql[len++] = *p;
+		}
+	}
 	PQfreemem(qn);
 	if (!sql) {
 		seterr(err, errlen, "out of memory");
-		return -1;
+		return NULL;
 	}
-	r = query(conn, sql, 0, NULL, err, errlen);
+	sql[len] = '\0';
+	r = query(conn, sql, n, vals, err, errlen);
 	free(sql);
+	return r;
+}
+
+static int count_rows(PGconn *conn, const char *nsp, const char *table,
+		      int64_t *out, char *err, size_t errlen)
+{
+	PGresult *r = query_nsp(conn, nsp, table,
+				"SELECT count(*) FROM {S}.{T}", 0, NULL, err,
+				errlen);
+
 	if (!r)
 		return -1;
 	*out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -740,28 +772,17 @@ static int zone_is_utc(PGconn *conn, const char *zone, bool *out, char *err,
 static int future_rows(PGconn *conn, const char *nsp, const char *table,
 		       struct madopt *a, bool *doubt, char *err, size_t errlen)
 {
-	char *qn = PQescapeIdentifier(conn, nsp, strlen(nsp));
-	char *sql = qn ? xfmt("SELECT count(*), count(*) FILTER (WHERE"
-			      " created_at > (now() AT TIME ZONE 'UTC')"
-			      " + interval '1 minute'),"
-			      " coalesce(to_char(max(created_at),"
-			      " 'YYYY-MM-DD HH24:MI:SS'), ''),"
-			      " coalesce(round(extract(epoch FROM max(created_at)"
-			      " - (now() AT TIME ZONE 'UTC')) / 3600.0, 1)::text,"
-			      " '')"
-			      " FROM %s.%s",
-			      qn, table)
-		       : NULL;
-	PGresult *r;
+	PGresult *r = query_nsp(
+		conn, nsp, table,
+		"SELECT count(*), count(*) FILTER (WHERE"
+		" created_at > (now() AT TIME ZONE 'UTC') + interval '1 minute'),"
+		" coalesce(to_char(max(created_at), 'YYYY-MM-DD HH24:MI:SS'), ''),"
+		" coalesce(round(extract(epoch FROM max(created_at)"
+		" - (now() AT TIME ZONE 'UTC')) / 3600.0, 1)::text, '')"
+		" FROM {S}.{T}",
+		0, NULL, err, errlen);
 	int64_t n, fut;
 
-	PQfreemem(qn);
-	if (!sql) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
-	r = query(conn, sql, 0, NULL, err, errlen);
-	free(sql);
 	if (!r)
 		return -1;
 	n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -791,24 +812,15 @@ static int future_rows(PGconn *conn, const char *nsp, const char *table,
 static int future_in_zone(PGconn *conn, const char *nsp, const char *zone,
 			  struct madopt *a, char *err, size_t errlen)
 {
-	char *qn = PQescapeIdentifier(conn, nsp, strlen(nsp));
-	char *sql = qn ? xfmt("SELECT (SELECT count(*) FROM %s." T_HISTORY
-			      " WHERE created_at AT TIME ZONE $1 > now()"
-			      " + interval '1 minute') + (SELECT count(*) FROM"
-			      " %s." T_THREADS " WHERE created_at AT TIME ZONE"
-			      " $1 > now() + interval '1 minute')",
-			      qn, qn)
-		       : NULL;
 	const char *p[1] = {zone};
-	PGresult *r;
+	PGresult *r = query_nsp(
+		conn, nsp, NULL,
+		"SELECT (SELECT count(*) FROM {S}." T_HISTORY
+		" WHERE created_at AT TIME ZONE $1 > now() + interval '1 minute')"
+		" + (SELECT count(*) FROM {S}." T_THREADS
+		" WHERE created_at AT TIME ZONE $1 > now() + interval '1 minute')",
+		1, p, err, errlen);
 
-	PQfreemem(qn);
-	if (!sql) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
-	r = query(conn, sql, 1, p, err, errlen);
-	free(sql);
 	if (!r)
 		return -1;
 	evidence(a, "  - read as %s, %s rows would be dated in the future\n",
@@ -997,24 +1009,15 @@ int madopt_inspect_tz(PGconn *conn, const char *nsp,
 	a->threads_naive = lcol_find(&th, "created_at")->typid == OID_TIMESTAMP;
 	a->history_naive = lcol_find(&hi, "created_at")->typid == OID_TIMESTAMP;
 	if (al.exists) {
-		char *qn = PQescapeIdentifier(conn, nsp, strlen(nsp));
-		char *sql;
-
 		if (al.ncols != 1 || strcmp(al.cols[0].name, "version_num") != 0) {
-			PQfreemem(qn);
 			unknown(a, "alembic_version does not look like "
 				   "Alembic's");
 			return 0;
 		}
-		sql = qn ? xfmt("SELECT version_num FROM %s." T_ALEMBIC, qn)
-			 : NULL;
-		PQfreemem(qn);
-		if (!sql) {
-			seterr(err, errlen, "out of memory");
-			return -1;
-		}
-		r = query(conn, sql, 0, NULL, err, errlen);
-		free(sql);
+		r = query_nsp(conn, nsp, NULL,
+			      "SELECT version_num FROM {S}." T_ALEMBIC
+			      " ORDER BY 1",
+			      0, NULL, err, errlen);
 		if (!r)
 			return -1;
 		/* any revision: 001, or the user's own after it (several
