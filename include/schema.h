@@ -31,12 +31,17 @@
 #define SCHEMA_REQUIRED_REVISION "b8e15d6c0a93"
 
 /*
- * One row: applied (bigint, 1 when $1 is applied and clean) and dirty
- * (bigint, how many revisions are marked dirty).
+ * One row: applied (bigint, 1 when $1 is applied and clean), dirty
+ * (bigint, how many revisions are marked dirty) and mismatch (text: the
+ * number of rows of SCHEMA_VERIFY_QUERY, a newline, and the first of
+ * them), in one round trip.
  */
 #define SCHEMA_CHECK_QUERY                                              \
 	"SELECT count(*) FILTER (WHERE revision = $1 AND NOT dirty),"   \
-	" count(*) FILTER (WHERE dirty) FROM " SCHEMA_HISTORY_TABLE
+	" count(*) FILTER (WHERE dirty),"                               \
+	" (SELECT count(*) || E'\\n' || coalesce(min(m), '') FROM ("    \
+	SCHEMA_VERIFY_QUERY ") v(m))"                                   \
+	" FROM " SCHEMA_HISTORY_TABLE
 
 /*
  * What the code relies on, beyond the revision being recorded: the live

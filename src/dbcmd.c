@@ -1904,7 +1904,7 @@ static void retention_preview(struct ctx *c)
 		 c->cfg.retention.days_to_keep);
 	r = sql_params(c,
 		       "SELECT count(*) FILTER (WHERE created_at < now()"
-		       " - $1::int * interval '1 day'), count(*)"
+		       " - $1::int * interval '86400 seconds'), count(*)"
 		       " FROM simple_conversation_history",
 		       1, p, err, sizeof(err));
 	if (!r) {

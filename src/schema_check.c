@@ -54,49 +54,13 @@ static void schema_check_set(enum sc_state st)
 	sc.state = st;
 }
 
-/* The live columns, types and keys against what the recorded revisions
- * promise (SCHEMA_VERIFY_QUERY): any row is a difference. */
-static void schema_verify_done(void *arg, struct pool_conn *pc,
-			       enum pool_status st, const PGresult *res,
-			       const char *msg)
-{
-	(void)arg;
-	pool_release(pc);
-	sc.running = false;
-	if (st != POOL_OK) {
-		if (st == POOL_QUERY_ERROR)
-			log_warn("schema: verification failed: %s",
-				 msg ? msg : "?");
-		schema_check_arm(st == POOL_QUERY_ERROR ? RECHECK_BAD_USEC
-							: RETRY_USEC);
-		return;
-	}
-	if (PQntuples(res) > 0) {
-		int n = PQntuples(res);
-
-		snprintf(sc.message, sizeof(sc.message),
-			 "the tables differ from what the recorded revisions "
-			 "promise (%d difference%s; first: %s): convd refuses "
-			 "them; 'convctl db check' lists them all",
-			 n, n == 1 ? "" : "s", PQgetvalue(res, 0, 0));
-		schema_check_set(SC_MISMATCH);
-	} else {
-		snprintf(sc.message, sizeof(sc.message), "schema is up to date");
-		schema_check_set(SC_OK);
-	}
-	schema_check_arm(sc.state == SC_OK ? RECHECK_USEC : RECHECK_BAD_USEC);
-}
-
 static void schema_check_done(void *arg, struct pool_conn *pc,
 			      enum pool_status st, const PGresult *res,
 			      const char *msg)
 {
 	(void)arg;
+	pool_release(pc);
 	sc.running = false;
-	if (st != POOL_OK || PQntuples(res) != 1 ||
-	    strtoll(PQgetvalue(res, 0, 0), NULL, 10) != 1 ||
-	    strtoll(PQgetvalue(res, 0, 1), NULL, 10) > 0)
-		pool_release(pc);
 	if (st == POOL_QUERY_ERROR) {
 		const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
@@ -128,19 +92,23 @@ static void schema_check_done(void *arg, struct pool_conn *pc,
 			 "(revision %s); run '%s'",
 			 SCHEMA_REQUIRED_REVISION, SCHEMA_FIX_COMMAND);
 		schema_check_set(SC_OUTDATED);
+	} else if (strtoll(PQgetvalue(res, 0, 2), NULL, 10) > 0) {
+		/* the revision is recorded, but the tables are not what the
+		 * recorded revisions promise (SCHEMA_VERIFY_QUERY) */
+		const char *first = strchr(PQgetvalue(res, 0, 2), '\n');
+		long n = strtol(PQgetvalue(res, 0, 2), NULL, 10);
+
+		snprintf(sc.message, sizeof(sc.message),
+			 "the tables differ from what the recorded revisions "
+			 "promise (%ld difference%s; first: %s): convd refuses "
+			 "them; 'convctl db check' lists them all",
+			 n, n == 1 ? "" : "s", first ? first + 1 : "?");
+		schema_check_set(SC_MISMATCH);
 	} else {
-		/* the revision is recorded: are the tables what it says? */
-		if (pool_exec(pc, NULL, SCHEMA_VERIFY_QUERY, 0, NULL, NULL,
-			      NULL, 0, schema_verify_done, NULL) == 0) {
-			sc.running = true;
-			return;
-		}
-		log_warn("schema: cannot send the verification query");
-		pool_release(pc);
-		schema_check_arm(RETRY_USEC);
-		return;
+		snprintf(sc.message, sizeof(sc.message), "schema is up to date");
+		schema_check_set(SC_OK);
 	}
-	schema_check_arm(RECHECK_BAD_USEC);
+	schema_check_arm(sc.state == SC_OK ? RECHECK_USEC : RECHECK_BAD_USEC);
 }
 
 static void schema_check_run(struct pool_conn *pc)
