@@ -5,7 +5,7 @@ SQLAlchemy and Alembic from Debian (python3-sqlalchemy 1.4,
 python3-alembic 1.8, python3-psycopg2).  See /work/shared/seed/ORIGIN.md.
 
     seedbot.py schema URL DIR SHAPE    readme | 001 | user
-    seedbot.py write URL SHAPE WAY USER N
+    seedbot.py write URL SHAPE USER WAY:N[,WAY:N...]
 
 `schema` makes the tables: from the README's SQL (run through
 SQLAlchemy), then for 001 the seed's Alembic revision '001' ("add platform
@@ -13,8 +13,8 @@ support", which only alters existing tables), and for `user` also a
 revision of the user's own after it (a column, an index, and a seed index
 renamed), each applied by `alembic upgrade` with an env.py in DIR.
 
-`write` stores N messages of USER the way WAY (run it with TZ set, as the
-bot ran):
+`write` stores N messages of USER the way WAY, for each WAY:N in turn (run
+it with TZ set, as the bot ran):
   utcnow  the ORM model's default, datetime.utcnow (naive UTC)
   now     created_at=datetime.now() (naive local time of TZ)
   server  raw SQL without created_at: the column default CURRENT_TIMESTAMP
@@ -199,10 +199,18 @@ def schema(url, directory, shape):
     command.upgrade(cfg, "head")
 
 
-def write(url, shape, way, user, n):
+def write(url, shape, user, spec):
     model = models(shape != "readme")
     engine = create_engine(url, future=True)
     out = []
+    for way, n in (w.split(":") for w in spec.split(",")):
+        write_way(engine, model, way, user, int(n), out)
+    engine.dispose()
+    for o in out:
+        print(json.dumps(o))
+
+
+def write_way(engine, model, way, user, n, out):
     for i in range(n):
         content = f"{way} {i} of {user}"
         t0 = time.time()
@@ -230,16 +238,13 @@ def write(url, shape, way, user, n):
             t1 -= 40 * 86400
         out.append({"content": content, "t0": t0, "t1": t1})
         time.sleep(0.002)           # distinct, ordered instants
-    engine.dispose()
-    for o in out:
-        print(json.dumps(o))
 
 
 def main():
     if sys.argv[1] == "schema":
         schema(*sys.argv[2:5])
     elif sys.argv[1] == "write":
-        write(*sys.argv[2:6], int(sys.argv[6]))
+        write(*sys.argv[2:6])
     else:
         sys.exit(f"usage: {sys.argv[0]} schema|write ...")
 

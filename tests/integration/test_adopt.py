@@ -60,9 +60,10 @@ class Legacy:
         assert r.returncode == 0, r.stderr
         return r.stdout
 
-    def write(self, way, user, n):
-        for line in self.bot("write", self.url, self.shape, way, user,
-                             str(n)).splitlines():
+    def write(self, user, spec):
+        """spec: "way:n,way:n" (seedbot.py write)."""
+        for line in self.bot("write", self.url, self.shape, user,
+                             spec).splitlines():
             o = json.loads(line)
             self.written[o["content"]] = (o["t0"], o["t1"])
 
@@ -123,8 +124,7 @@ def test_readme_shape_utc_database(pg, tmp_path, convd_factory):
     the times are not UTC, so setup reads them as UTC without asking; the
     instants are the ones the messages were written at."""
     leg = Legacy(pg, tmp_path, "readme", "UTC")
-    leg.write("utcnow", "U1", 4)
-    leg.write("server", "U1", 3)
+    leg.write("U1", "utcnow:4,server:3")
     before = leg.sql("SELECT count(*) FROM simple_conversation_history")
     r = leg.db("setup")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -150,10 +150,7 @@ def test_alembic_001_local_times(pg, tmp_path, convd_factory):
     are in the history, and the retention of the configuration says what
     it would delete before convd deletes anything."""
     leg = Legacy(pg, tmp_path, "001", "Asia/Taipei", retention=30)
-    leg.write("now", "U2", 3)
-    leg.write("server", "U2", 3)
-    leg.write("aware", "U2", 3)
-    leg.write("old", "U2", 2)
+    leg.write("U2", "now:3,server:3,aware:3,old:2")
     before = leg.sql("SELECT count(*) FROM simple_conversation_history")
     assert before == "11"
 
@@ -222,8 +219,7 @@ def test_user_revision_mixed_times(pg, tmp_path, convd_factory):
     as documented, and still listed in their order; the user's objects
     are kept and the seed's indexes, found by their definition, replaced."""
     leg = Legacy(pg, tmp_path, "user", "Asia/Taipei")
-    leg.write("utcnow", "U3", 3)
-    leg.write("now", "U3", 3)
+    leg.write("U3", "utcnow:3,now:3")
     leg.sql("UPDATE simple_conversation_history SET sentiment = 1")
     leg.sql("INSERT INTO bot_feedback VALUES (1, 1, 5)")
     objects = leg.objects()
@@ -273,7 +269,7 @@ def test_unadopted_and_stamped_legacy_untouched(pg, tmp_path,
     refuse (a 4-byte serial, naive times), no message suggests stamp, and
     retention still deletes nothing."""
     leg = Legacy(pg, tmp_path, "readme", "UTC", retention=30)
-    leg.write("old", "U4", 3)
+    leg.write("U4", "old:3")
     d = leg.convd(convd_factory, retention={"days_to_keep": 30})
     with d.client() as c:
         wait_until(lambda: "waiting until convd accepts the database "
