@@ -532,6 +532,22 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 	}
 	PQclear(r);
 
+	/* the schema's other tables and views: untouched, and listed */
+	r = query(conn,
+		  "SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN"
+		  " 'materialized view ' ELSE 'table ' END || c.relname"
+		  " FROM pg_class c JOIN pg_namespace n"
+		  " ON n.oid = c.relnamespace WHERE n.nspname = $1"
+		  " AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition"
+		  " AND c.relname NOT IN ('" T_THREADS "', '" T_HISTORY "',"
+		  "  '" T_ALEMBIC "') ORDER BY c.relname",
+		  1, p, err, errlen);
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++)
+		kept(a, "%s", PQgetvalue(r, i, 0));
+	PQclear(r);
+
 	zq = PQescapeLiteral(conn, a->zone, strlen(a->zone));
 	if (!zq)
 		goto nomem;

@@ -236,6 +236,7 @@ def test_user_revision_mixed_times(pg, tmp_path, convd_factory):
     assert "kept column simple_conversation_history.sentiment integer" \
         in r.stdout
     assert "kept index CREATE INDEX my_report_idx" in r.stdout
+    assert "kept table bot_feedback" in r.stdout
     after = leg.objects()
     assert {"i my_report_idx", "r bot_feedback",
             "i bot_feedback_pkey"} <= after
