@@ -307,10 +307,11 @@ static void client_schedule_flush(struct client *c)
 }
 
 /* Reads and discards what the peer sends after our side was shut down;
- * closes once the peer has closed its side too. */
-static void client_discard(struct client *c)
+ * closes once the peer has closed its side too.  Returns true if c was
+ * closed (and is gone unless the caller holds a reference). */
+static bool client_discard(struct client *c)
 {
-	for (int i = 0; i < 64 && !c->dead; i++) {
+	for (int i = 0; i < 64; i++) {
 		char junk[16384];
 		ssize_t n = read(c->fd, junk, sizeof(junk));
 
@@ -318,9 +319,11 @@ static void client_discard(struct client *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 			      errno == EINTR))
-			return;
+			return false;
 		client_close(c, NULL);	/* EOF (or an error): done */
+		return true;
 	}
+	return false;
 }
 
 /*
@@ -343,8 +346,10 @@ static void client_finish(struct client *c)
 	c->lingering = true;
 	c->linger_since = clock_now();
 	c->in_len = 0;
-	client_discard(c);
-	client_set_reading(c, true);
+	c->refs++;		/* c stays ours while we look at it */
+	if (!client_discard(c))
+		client_set_reading(c, true);
+	client_unref(c);
 }
 
 static bool client_done_reading(const struct client *c)
@@ -1080,8 +1085,11 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 		next = c->next;
 		if (c->lingering) {
 			if (now - c->linger_since > LINGER_USEC) {
-				client_discard(c);
-				client_close(c, NULL);
+				/* what came last is read: no reset */
+				c->refs++;
+				if (!client_discard(c))
+					client_close(c, NULL);
+				client_unref(c);
 			}
 		} else if (c->refusing && !c->refuse_answered &&
 			   now - c->last_activity > REFUSE_WAIT_USEC) {
