@@ -710,26 +710,14 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 	client_unref(c);
 }
 
-/* The peer sends nothing more: answer the frames it sent before. */
+/* Nothing more will be read (the peer sent EOF, or convd stops and has
+ * read all that had arrived): answer the frames read before. */
 static void client_eof(struct client *c)
 {
 	if (c->in_len > 0)
 		client_process_input(c);
 	/* unless stopped by max_inflight, what is left is a partial frame
 	 * that can never complete */
-	if (!c->dead && c->inflight < srv.max_inflight)
-		c->in_len = 0;
-	if (!c->dead && c->in_len == 0 && c->inflight == 0 &&
-	    evbuffer_get_length(c->out) == 0)
-		client_close(c, NULL);
-}
-
-/* Draining, and everything that had arrived is read: answer what is
- * buffered; a partial frame left over can never complete. */
-static void client_read_done(struct client *c)
-{
-	if (c->in_len > 0)
-		client_process_input(c);
 	if (!c->dead && c->inflight < srv.max_inflight)
 		c->in_len = 0;
 	if (!c->dead && c->in_len == 0 && c->inflight == 0 &&
@@ -745,13 +733,9 @@ static void client_read(struct client *c, evutil_socket_t fd)
 		client_discard(c);
 		return;
 	}
-	if (c->eof) {
+	if (client_done_reading(c)) {
 		/* woken by request_end to go on with frames already read */
 		client_eof(c);
-		return;
-	}
-	if (c->read_done) {
-		client_read_done(c);
 		return;
 	}
 	if (c->in_cap - c->in_len < IN_READ / 4) {
@@ -780,7 +764,7 @@ static void client_read(struct client *c, evutil_socket_t fd)
 			/* all that had arrived is read: no more reads */
 			c->read_done = true;
 			client_set_reading(c, false);
-			client_read_done(c);
+			client_eof(c);
 			return;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
