@@ -129,10 +129,14 @@ const struct pool_statement store_statements[] = {
 			 " CASE WHEN idempotency_key IS NOT NULL"
 			 " THEN platform END)"
 			 " SELECT 0::int8, * FROM ins"
+			 /* one probe of the key index per keyed row (LIMIT
+			  * keeps the planner from a join over the table) */
 			 " UNION ALL SELECT u.ord, h.id, h.created_at,"
-			 " NULL, NULL, NULL FROM u JOIN " HISTORY " h"
-			 " ON h.user_id = u.user_id AND h.platform = u.platform"
-			 " AND h.idempotency_key = u.ikey"},
+			 " NULL, NULL, NULL FROM u CROSS JOIN LATERAL"
+			 " (SELECT id, created_at FROM " HISTORY
+			 " WHERE user_id = u.user_id AND platform = u.platform"
+			 " AND idempotency_key = u.ikey LIMIT 1) h"
+			 " WHERE u.ikey IS NOT NULL"},
 	/*
 	 * Group reads: each user's newest rows, tagged with the request's
 	 * place in the arrays.  The arrays are read through a sub-select the
