@@ -197,8 +197,9 @@ def test_convd_requires_the_key_revision(pg_factory, convd_factory):
                           "--allow-destructive", config=cfg)
     assert r.returncode == 0, r.stdout + r.stderr
     d = convd_factory(pg2, wait=False)
-    convdtest.wait_until(lambda: Client(d.socket).call("ping") == "pong",
-                         timeout=scaled(15), what="convd up")
+    convdtest.wait_until(
+        lambda: Client(d.socket).call("health")["schema"] == "outdated",
+        timeout=scaled(15), what="the schema check")
     with Client(d.socket) as c:
         with pytest.raises(RpcError) as e:
             c.call("add_message", "u", "p", "user", "x")
