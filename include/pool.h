@@ -152,6 +152,13 @@ void pool_abandon(struct pool_conn *pc);
  */
 void pool_set_result_limit(struct pool_conn *pc, size_t bytes);
 
+/*
+ * As pool_set_result_limit, for a page: the rows past the bound are read
+ * and dropped, and the query ends POOL_OK with the rows before them.  A
+ * first row alone past the bound still ends it POOL_RESULT_TOO_LARGE.
+ */
+void pool_set_result_page(struct pool_conn *pc, size_t bytes);
+
 /* Gives the connection back (or closes it, if it broke). */
 void pool_release(struct pool_conn *pc);
 /* Closes an acquired connection instead of giving it back (its session

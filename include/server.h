@@ -49,6 +49,7 @@ struct request {
 	struct pool_conn *pc;
 	struct request *next;		/* free for the handler's own use */
 	void *handler_data;
+	unsigned reruns;		/* store.c: a keyed write run again */
 	struct deadline_link dl;	/* database requests (deadline.h) */
 	char ints[METHOD_MAX_PARAMS][24]; /* PK_INT args as text */
 	size_t data_cap;		/* bytes in data[] */

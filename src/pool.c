@@ -55,6 +55,8 @@ struct pool_conn {
 	bool rows_pending;			/* row mode after the PREPARE */
 	bool rows_mode;				/* rows come one at a time */
 	bool too_large;
+	bool res_page;				/* pool_set_result_page */
+	bool res_full;				/* the page is full */
 	pool_exec_fn fn;
 	void *arg;
 	PGresult *res;
@@ -923,6 +925,7 @@ void pool_release(struct pool_conn *pc)
 	pool.nbusy--;
 	pc->last_used = clock_now();
 	pc->res_limit = 0;	/* set for one query only */
+	pc->res_page = false;
 	pool_idle_push(pc);
 	if (pool.wq.next != &pool.wq)
 		pool_serve_waiters();
@@ -931,6 +934,13 @@ void pool_release(struct pool_conn *pc)
 void pool_set_result_limit(struct pool_conn *pc, size_t bytes)
 {
 	pc->res_limit = bytes;
+	pc->res_page = false;
+}
+
+void pool_set_result_page(struct pool_conn *pc, size_t bytes)
+{
+	pc->res_limit = bytes;
+	pc->res_page = bytes > 0;
 }
 
 /*
@@ -943,11 +953,16 @@ static void pool_conn_add_row(struct pool_conn *pc, const PGresult *row)
 	int nf = PQnfields(row), at;
 	size_t bytes = 0;
 
-	if (pc->too_large)
+	if (pc->too_large || pc->res_full)
 		return;
 	for (int i = 0; i < nf; i++)
 		bytes += (size_t)PQgetlength(row, 0, i);
 	pc->res_bytes += bytes;
+	if (pc->res_bytes > pc->res_limit && pc->res_page && pc->res &&
+	    PQntuples(pc->res) > 0) {
+		pc->res_full = true;	/* a page: keep the rows before */
+		return;
+	}
 	if (pc->res_bytes > pc->res_limit) {
 		pc->too_large = true;
 		if (pc->res) {
@@ -1065,6 +1080,7 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 	 * PREPARE it waits for the PREPARE's result (pool_conn_collect). */
 	pc->res_bytes = 0;
 	pc->too_large = false;
+	pc->res_full = false;
 	pc->rows_mode = false;
 	pc->rows_pending = false;
 	if (pc->res_limit > 0) {
@@ -1108,10 +1124,11 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 		for (int i = 0; i < PQntuples(res); i++)
 			for (int j = 0; j < PQnfields(res); j++)
 				bytes += (size_t)PQgetlength(res, i, j);
-		if (bytes > pc->res_limit)
+		if (bytes > pc->res_limit && !pc->res_page)
 			pc->too_large = true;
 	}
 	pc->res_limit = 0;
+	pc->res_page = pc->res_full = false;
 	pc->rows_pending = pc->rows_mode = false;
 	if (pc->too_large && !lost && (!res || PQresultStatus(res) ==
 						       PGRES_TUPLES_OK)) {
