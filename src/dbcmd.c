@@ -831,14 +831,23 @@ static void print_findings(const char *rev, const struct migrate_finding *f,
 		       migrate_hazard_name(f[i].kind), f[i].what);
 }
 
+/* How run_transactional runs a revision. */
+enum run_how {
+	RUN_OWN_TXN,	/* in a transaction of its own, committed */
+	RUN_IN_TXN,	/* in the caller's transaction (reset) */
+	RUN_REHEARSE,	/* in the caller's transaction, rolled back later */
+};
+
 /*
- * One transactional revision, up or down, in its own transaction (or in
- * the caller's when rehearsing: then nothing is recorded and destructive
- * findings are only reported).
+ * One transactional revision, up or down, with its history row and the
+ * destructive-change guard: in its own transaction, or in the caller's
+ * (RUN_IN_TXN, RUN_REHEARSE: every check and the history row alike, the
+ * caller commits or rolls back).
  */
-static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
-			     bool allow_destructive)
+static int run_transactional(struct ctx *c, int idx, bool up,
+			     enum run_how how, bool allow_destructive)
 {
+	bool rehearse = how == RUN_REHEARSE, own = how == RUN_OWN_TXN;
 	const struct migrate_rev *rev = &c->set.revs[idx];
 	const char *sql = up ? rev->up : rev->down;
 	int line0 = up ? rev->up_line : rev->down_line;
@@ -866,7 +875,7 @@ static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
 		free(st);
 		return EX_FAIL;
 	}
-	if (!rehearse && sql_ok(c, "BEGIN", err, sizeof(err)) < 0)
+	if (own && sql_ok(c, "BEGIN", err, sizeof(err)) < 0)
 		goto fail;
 	if (mcat_columns(c->conn, &before, err, sizeof(err)) < 0)
 		goto fail;
@@ -901,7 +910,7 @@ static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
 		goto fail;
 	}
 	if (nf > 0) {
-		if (rehearse || allow_destructive) {
+		if (allow_destructive) {
 			for (size_t i = 0; i < nf; i++)
 				warnmsg("revision %s %s: %s", rev->id,
 					migrate_hazard_name(f[i].kind),
@@ -915,15 +924,13 @@ static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
 			goto fail;
 		}
 	}
-	if (!rehearse) {
-		if (up ? record_applied(c, rev, "applied", ms, false, NULL, err,
-					sizeof(err)) < 0
-		       : record_change(c, "DELETE FROM ", " WHERE revision = $1",
-				       rev->id, NULL, err, sizeof(err)) < 0)
-			goto fail;
-		if (sql_ok(c, "COMMIT", err, sizeof(err)) < 0)
-			goto fail;
-	}
+	if (up ? record_applied(c, rev, "applied", ms, false, NULL, err,
+				sizeof(err)) < 0
+	       : record_change(c, "DELETE FROM ", " WHERE revision = $1",
+			       rev->id, NULL, err, sizeof(err)) < 0)
+		goto fail;
+	if (own && sql_ok(c, "COMMIT", err, sizeof(err)) < 0)
+		goto fail;
 	migrate_cols_free(&before);
 	migrate_cols_free(&after);
 	free(f);
@@ -939,7 +946,7 @@ static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
 	}
 	return EX_OK;
 fail:
-	if (!rehearse)
+	if (own)
 		sql_rollback(c);
 	migrate_cols_free(&before);
 	migrate_cols_free(&after);
@@ -955,22 +962,25 @@ fail:
  * A non-transactional revision: marked dirty first (committed), each
  * statement on its own, then marked clean.  On failure it stays dirty.
  */
-static int run_nontransactional(struct ctx *c, int idx, bool up,
-				bool allow_destructive)
+/*
+ * The checks made before a non-transactional revision runs (it splits,
+ * and it is not destructive unless allowed); *st gets its statements
+ * when st is not NULL.
+ */
+static int nontx_check(const struct migrate_rev *rev, bool up,
+		       bool allow_destructive, struct migrate_stmt **st,
+		       size_t *nst)
 {
-	const struct migrate_rev *rev = &c->set.revs[idx];
 	const char *sql = up ? rev->up : rev->down;
-	int line0 = up ? rev->up_line : rev->down_line;
-	struct migrate_stmt *st = NULL;
+	struct migrate_stmt *st1 = NULL;
 	struct migrate_finding *f = NULL;
-	size_t nst = 0, nf = 0;
-	char err[ERRLEN], msbuf[32];
-	usec_t t0 = clock_mono_usec();
+	size_t nst1 = 0, nf = 0;
+	char err[ERRLEN];
 
-	if (migrate_sql_split(sql, &st, &nst, err, sizeof(err)) < 0 ||
+	if (migrate_sql_split(sql, &st1, &nst1, err, sizeof(err)) < 0 ||
 	    migrate_sql_scan(sql, &f, &nf, err, sizeof(err)) < 0) {
 		errmsg("revision %s: %s", rev->id, err);
-		free(st);
+		free(st1);
 		return EX_FAIL;
 	}
 	if (nf > 0 && !allow_destructive) {
@@ -978,11 +988,33 @@ static int run_nontransactional(struct ctx *c, int idx, bool up,
 		errmsg("revision %s is destructive: nothing was changed; run "
 		       "again with --allow-destructive to accept the loss",
 		       rev->id);
-		free(st);
+		free(st1);
 		free(f);
 		return EX_FAIL;
 	}
 	free(f);
+	if (st) {
+		*st = st1;
+		*nst = nst1;
+	} else {
+		free(st1);
+	}
+	return EX_OK;
+}
+
+static int run_nontransactional(struct ctx *c, int idx, bool up,
+				bool allow_destructive)
+{
+	const struct migrate_rev *rev = &c->set.revs[idx];
+	const char *sql = up ? rev->up : rev->down;
+	int line0 = up ? rev->up_line : rev->down_line;
+	struct migrate_stmt *st = NULL;
+	size_t nst = 0;
+	char err[ERRLEN], msbuf[32];
+	usec_t t0 = clock_mono_usec();
+
+	if (nontx_check(rev, up, allow_destructive, &st, &nst) != EX_OK)
+		return EX_FAIL;
 	if (up ? record_applied(c, rev, "applied", 0, true,
 				"running (non-transactional)", err,
 				sizeof(err)) < 0
@@ -1104,7 +1136,8 @@ static int run_plan(struct ctx *c, const int *plan, int n, bool up,
 	for (int i = 0; i < n; i++) {
 		const struct migrate_rev *rev = &c->set.revs[plan[i]];
 		int rc = rev->transactional
-				 ? run_transactional(c, plan[i], up, false,
+				 ? run_transactional(c, plan[i], up,
+						     RUN_OWN_TXN,
 						     allow_destructive)
 				 : run_nontransactional(c, plan[i], up,
 							allow_destructive);
@@ -1124,13 +1157,59 @@ static int run_plan(struct ctx *c, const int *plan, int n, bool up,
 	return EX_OK;
 }
 
-/* All pending revisions in one transaction that is rolled back. */
+/*
+ * The statements of revisions that will not be rehearsed are still read
+ * and checked as the real run would before running them.
+ */
+static int static_check(struct ctx *c, int idx, bool up,
+			bool allow_destructive)
+{
+	const struct migrate_rev *rev = &c->set.revs[idx];
+	const char *sql = up ? rev->up : rev->down;
+	struct migrate_stmt *st = NULL;
+	size_t nst = 0;
+	char err[ERRLEN];
+	int line;
+
+	if (!rev->transactional)
+		return nontx_check(rev, up, allow_destructive, NULL, NULL);
+	if (migrate_sql_split(sql, &st, &nst, err, sizeof(err)) < 0) {
+		errmsg("revision %s (%s): %s", rev->id,
+		       rev->path ? rev->path : "", err);
+		return EX_FAIL;
+	}
+	free(st);
+	line = migrate_sql_txn_control(sql);
+	if (line) {
+		errmsg("revision %s (%s:%d): a transactional revision must "
+		       "not begin or end a transaction",
+		       rev->id, rev->path ? rev->path : "",
+		       (up ? rev->up_line : rev->down_line) + line - 1);
+		return EX_FAIL;
+	}
+	return EX_OK;
+}
+
+/*
+ * --try: the plan as the real run would run it (the destructive pre-check,
+ * the backup's prerequisites, the adoption, each revision with its guard
+ * and history row) in one transaction that is rolled back.  A
+ * non-transactional revision cannot run in it: the rehearsal stops
+ * there, checks the rest without running it, and fails, since it cannot
+ * say that the real run would succeed.
+ */
 static int rehearse(struct ctx *c, const int *plan, int n, bool up,
-		    const struct madopt *adopt)
+		    const struct madopt *adopt, bool allow_destructive)
 {
 	char err[ERRLEN];
-	int done = 0, rc = EX_OK;
+	int done = 0, rc = EX_OK, stop = -1;
+	bool had_hist = c->has_hist;
 
+	if (!allow_destructive) {
+		rc = precheck_destructive(c, plan, n, up);
+		if (rc != EX_OK)
+			return rc;
+	}
 	if (sql_ok(c, "BEGIN", err, sizeof(err)) < 0) {
 		errmsg("%s", err);
 		return EX_FAIL;
@@ -1147,22 +1226,42 @@ static int rehearse(struct ctx *c, const int *plan, int n, bool up,
 		printf("would adopt the database as revision %s\n",
 		       MADOPT_REVISION);
 	}
+	if (n > 0 && !c->has_hist && history_create(c, err, sizeof(err)) < 0) {
+		errmsg("cannot create %s: %s", c->qhist, err);
+		rc = EX_FAIL;
+		n = 0;
+	}
 	for (int i = 0; i < n; i++) {
 		const struct migrate_rev *rev = &c->set.revs[plan[i]];
 
 		if (!rev->transactional) {
-			warnmsg("revision %s is non-transactional: the "
-				"rehearsal stops before it",
-				rev->id);
+			stop = i;
 			break;
 		}
-		if (run_transactional(c, plan[i], up, true, true) != EX_OK) {
+		if (run_transactional(c, plan[i], up, RUN_REHEARSE,
+				      allow_destructive) != EX_OK) {
 			rc = EX_FAIL;
 			break;
 		}
 		done++;
 	}
 	sql_rollback(c);
+	c->has_hist = had_hist;
+	if (stop >= 0) {
+		const struct migrate_rev *rev = &c->set.revs[plan[stop]];
+
+		for (int i = stop; i < n; i++)
+			if (static_check(c, plan[i], up, allow_destructive) !=
+			    EX_OK)
+				rc = EX_FAIL;
+		errmsg("revision %s is non-transactional: it cannot run in the "
+		       "rehearsal's transaction, so the rehearsal cannot tell "
+		       "whether it and the %d revision%s after it would %s "
+		       "(their SQL was read and checked, not run)",
+		       rev->id, n - stop - 1, n - stop - 1 == 1 ? "" : "s",
+		       up ? "apply" : "revert");
+		rc = EX_FAIL;
+	}
 	printf("rehearsal: %d of %d revision%s would %s; everything was "
 	       "rolled back\n",
 	       done, n, n == 1 ? "" : "s", up ? "apply" : "revert");
@@ -1377,6 +1476,47 @@ static int maybe_backup(struct ctx *c)
 		return EX_OK;
 	}
 	return run_pg_dump(c, c->o.backup);
+}
+
+/* --try --backup FILE: what the backup needs, without writing it. */
+static int backup_check(struct ctx *c)
+{
+	const char *path = getenv("PATH"), *slash;
+	char dir[PATH_MAX], exe[PATH_MAX];
+	bool data, found = false;
+	int rc;
+
+	if (!(c->o.given & O_BACKUP))
+		return EX_OK;
+	rc = holds_data(c, &data);
+	if (rc != EX_OK || !data)
+		return rc;
+	for (const char *p = path ? path : "/usr/bin:/bin"; p && !found;) {
+		const char *end = strchr(p, ':');
+		int len = end ? (int)(end - p) : (int)strlen(p);
+
+		snprintf(exe, sizeof(exe), "%.*s/pg_dump", len, len ? p : ".");
+		found = access(exe, X_OK) == 0;
+		p = end ? end + 1 : NULL;
+	}
+	slash = strrchr(c->o.backup, '/');
+	snprintf(dir, sizeof(dir), "%.*s",
+		 slash ? (int)(slash - c->o.backup) + (slash == c->o.backup)
+		       : 1,
+		 slash ? c->o.backup : ".");
+	if (!found) {
+		errmsg("backup: pg_dump is not in PATH: the real run would "
+		       "fail before changing anything");
+		return EX_FAIL;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		errmsg("backup: cannot write into %s: %s", dir,
+		       strerror(errno));
+		return EX_FAIL;
+	}
+	printf("backup: would run pg_dump --format=custom --file=%s\n",
+	       c->o.backup);
+	return EX_OK;
 }
 
 /* ---------------------------------------------------------- --sql text */
@@ -1705,7 +1845,9 @@ static int execute_plan(struct ctx *c, int *plan, int n, bool up,
 		print_plan_sql(c, plan, n, up);
 		rc = EX_OK;
 	} else if (try_) {
-		rc = rehearse(c, plan, n, up, NULL);
+		rc = backup_check(c);
+		if (rc == EX_OK)
+			rc = rehearse(c, plan, n, up, NULL, allow_destructive);
 	} else {
 		rc = maybe_backup(c);
 		if (rc == EX_OK && up && !c->has_hist &&
@@ -1787,7 +1929,7 @@ static int do_downgrade(struct ctx *c, const struct migrate_target *t,
 
 static int cmd_upgrade(struct ctx *c)
 {
-	bool lock = !(c->o.given & (O_SQL | O_TRY));
+	bool lock = !(c->o.given & O_SQL);
 	int rc = prepare(c, true, lock);
 
 	if (rc != EX_OK)
@@ -1797,7 +1939,7 @@ static int cmd_upgrade(struct ctx *c)
 
 static int cmd_downgrade(struct ctx *c)
 {
-	bool lock = !(c->o.given & (O_SQL | O_TRY));
+	bool lock = !(c->o.given & O_SQL);
 	struct migrate_target t;
 	int rc = prepare(c, true, lock);
 
@@ -1812,7 +1954,7 @@ static int cmd_downgrade(struct ctx *c)
 
 static int cmd_rollback(struct ctx *c)
 {
-	bool lock = !(c->o.given & (O_SQL | O_TRY));
+	bool lock = !(c->o.given & O_SQL);
 	struct migrate_target t = {MT_RELATIVE, 0, -1};
 	char text[32];
 	int rc;
@@ -1930,7 +2072,7 @@ static int cmd_setup(struct ctx *c)
 	int *plan = NULL, n = 0, r1 = -1, rc;
 	bool legacy;
 
-	rc = prepare(c, true, !sql && !try_);
+	rc = prepare(c, true, !sql);
 	if (rc != EX_OK)
 		return rc;
 	if (madopt_inspect(c->conn, c->nsp, SCHEMA_HISTORY_TABLE, &a, err,
@@ -1993,7 +2135,10 @@ static int cmd_setup(struct ctx *c)
 		goto out;
 	}
 	if (try_) {
-		rc = rehearse(c, plan, n, true, legacy ? &a : NULL);
+		rc = legacy || n > 0 ? backup_check(c) : EX_OK;
+		if (rc == EX_OK)
+			rc = rehearse(c, plan, n, true, legacy ? &a : NULL,
+				      c->o.given & O_ALLOW_DESTRUCTIVE);
 		goto out;
 	}
 	if (legacy || n > 0) {
@@ -2031,9 +2176,52 @@ out:
 
 /* --------------------------------------------------------------- reset */
 
+/*
+ * Runs steps [from, to) of a reset, each transactional: in one transaction.
+ * Returns the index of the step that failed, or -1.
+ */
+static int reset_group(struct ctx *c, const int *steps, const bool *up,
+		       int from, int to)
+{
+	char err[ERRLEN];
+
+	if (sql_ok(c, "BEGIN", err, sizeof(err)) < 0) {
+		errmsg("%s", err);
+		return from;
+	}
+	if (!c->has_hist && history_create(c, err, sizeof(err)) < 0) {
+		errmsg("cannot create %s: %s", c->qhist, err);
+		sql_rollback(c);
+		c->has_hist = false;
+		return from;
+	}
+	for (int i = from; i < to; i++) {
+		if (run_transactional(c, steps[i], up[i], RUN_IN_TXN, true) !=
+		    EX_OK) {
+			sql_rollback(c);
+			return i;
+		}
+	}
+	if (sql_ok(c, "COMMIT", err, sizeof(err)) < 0) {
+		errmsg("%s", err);
+		return to - 1;
+	}
+	return -1;
+}
+
+/*
+ * Down to base, then every revision up again (all heads).  When every
+ * revision is transactional, the whole reset is one transaction; a
+ * non-transactional revision cannot share one, so the steps around it run
+ * in groups, and a failure names the step where the reset stopped and
+ * what was committed before it.  Running reset again finishes the job.
+ */
 static int cmd_reset(struct ctx *c)
 {
-	struct migrate_target base = {MT_BASE, 0, 0};
+	struct migrate_target base = {MT_BASE, 0, 0}, heads = {MT_HEADS, 0, 0};
+	char err[ERRLEN], cur[512];
+	int *steps = NULL, ndown = 0, nup = 0, n, failed = -1, committed = 0;
+	bool *up = NULL, *none = NULL;
 	int rc;
 
 	if (!(c->o.given & O_YES)) {
@@ -2057,17 +2245,101 @@ static int cmd_reset(struct ctx *c)
 	rc = gate(c, true);
 	if (rc != EX_OK)
 		return rc;
-	if (c->has_hist) {
-		rc = do_downgrade(c, &base, "base", true);
-		if (rc != EX_OK)
-			return rc;
-		c->o.given &= ~(unsigned)O_BACKUP; /* taken already */
-		rc = history_load(c);
-		if (rc != EX_OK)
-			return rc;
+	steps = malloc(sizeof(int) * (2 * (size_t)c->set.n + 1));
+	up = calloc(2 * (size_t)c->set.n + 1, sizeof(bool));
+	none = calloc((size_t)c->set.n + 1, sizeof(bool));
+	if (!steps || !up || !none) {
+		errmsg("out of memory");
+		rc = EX_FAIL;
+		goto out;
 	}
-	c->o.given |= O_ALLOW_DESTRUCTIVE;
-	return do_upgrade(c, "head");
+	/* Both plans first: nothing runs unless all of it can. */
+	if ((c->has_hist &&
+	     migrate_plan_downgrade(&c->set, c->applied, &base, steps, &ndown,
+				    err, sizeof(err)) < 0) ||
+	    migrate_plan_upgrade(&c->set, none, &heads, steps + ndown, &nup,
+				 err, sizeof(err)) < 0) {
+		errmsg("%s", err);
+		rc = EX_FAIL;
+		goto out;
+	}
+	n = ndown + nup;
+	for (int i = ndown; i < n; i++)
+		up[i] = true;
+	rc = maybe_backup(c);
+	if (rc != EX_OK)
+		goto out;
+	for (int i = 0; i < n && failed < 0;) {
+		int j = i;
+
+		if (!c->set.revs[steps[i]].transactional) {
+			if (run_nontransactional(c, steps[i], up[i], true) !=
+			    EX_OK)
+				failed = i;
+			else
+				committed = i + 1;
+			i++;
+			continue;
+		}
+		while (j < n && c->set.revs[steps[j]].transactional)
+			j++;
+		failed = reset_group(c, steps, up, i, j);
+		if (failed < 0)
+			committed = j;
+		i = j;
+	}
+	if (failed < 0) {
+		rc = history_load(c);
+		if (rc == EX_OK) {
+			bool one = true;
+
+			for (int i = 0; i < n; i++)
+				one = one && c->set.revs[steps[i]].transactional;
+			current_text(c, cur, sizeof(cur));
+			printf("reset: reverted %d and applied %d revision%s"
+			       "%s; the database is at %s\n",
+			       ndown, nup, nup == 1 ? "" : "s",
+			       one ? " in one transaction" : "", cur);
+		}
+		goto out;
+	}
+	rc = EX_FAIL;
+	if (committed == 0) {
+		errmsg("reset stopped at revision %s (%s) and nothing was "
+		       "changed: %s",
+		       c->set.revs[steps[failed]].id,
+		       up[failed] ? "applying it" : "reverting it",
+		       c->set.revs[steps[failed]].transactional
+			       ? "everything it had done was rolled back"
+			       : "see above");
+		goto out;
+	}
+	if (history_load(c) == EX_OK)
+		current_text(c, cur, sizeof(cur));
+	else
+		snprintf(cur, sizeof(cur), "(unknown)");
+	errmsg("reset stopped at step %d of %d, %s revision %s; the %d "
+	       "step%s before it (%d revert%s, %d appl%s) %s committed, "
+	       "since a non-transactional revision cannot share their "
+	       "transaction; the database is now at %s",
+	       failed + 1, n, up[failed] ? "applying" : "reverting",
+	       c->set.revs[steps[failed]].id, committed,
+	       committed == 1 ? "" : "s",
+	       committed < ndown ? committed : ndown,
+	       (committed < ndown ? committed : ndown) == 1 ? "" : "s",
+	       committed > ndown ? committed - ndown : 0,
+	       committed - ndown == 1 ? "y" : "ies",
+	       committed == 1 ? "is" : "are", cur);
+	errmsg("repair the cause%s, then run 'convctl db reset --yes' again: "
+	       "it reverts what is applied and applies everything",
+	       c->set.revs[steps[failed]].transactional
+		       ? ""
+		       : " and resolve the dirty revision (see above)");
+out:
+	free(steps);
+	free(up);
+	free(none);
+	return rc;
 }
 
 /* --------------------------------------------------------------- stamp */

@@ -1,0 +1,192 @@
+"""`convctl db`: rehearsals, reset, offline SQL, branches (issue 13, points
+6 to 10), against a real PostgreSQL and, where it says how things should
+behave, the real Alembic (python3-alembic).
+
+The helpers and fixtures are test_migrate's: a fresh database per test in
+the module's private cluster, and a private copy of the migrations.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+import convdtest
+from test_migrate import DB, R1, R2, data_rows, migdir, mkdb, write_rev  # noqa: F401
+
+# A statement that fails only while the database's setting says so, so
+# that a revision that applied once fails when it runs again.
+FAIL_SWITCH = ("DO $$ BEGIN IF current_setting('convd_test.fail', true)"
+               " = 'on' THEN RAISE EXCEPTION 'told to fail'; END IF;"
+               " END $$;")
+
+
+def switch(d, on):
+    d.sql(f"ALTER DATABASE {d.name} SET convd_test.fail = "
+          f"'{'on' if on else 'off'}'")
+
+
+def dev(d, tmp_path, pg):
+    """The same database with a configuration that allows reset."""
+    x = DB.__new__(DB)
+    x.__dict__.update(d.__dict__)
+    x.conf = convdtest.write_config(str(tmp_path / f"{d.name}-dev.conf"), {
+        "database": {"host": pg.sockdir, "port": pg.port, "name": d.name,
+                     "user": pg.user},
+        "migrations": {"directory": d.dir, "allow_reset": True}})
+    return x
+
+
+# ------------------------------------------------- 6: --try = the real run
+
+def test_try_refuses_what_the_real_run_refuses(mkdb, migdir):
+    write_rev(migdir, "de57000000b1", R2, "drop a column",
+              "ALTER TABLE simple_conversation_history DROP role;",
+              "ALTER TABLE simple_conversation_history"
+              " ADD COLUMN role varchar(20);")
+    d = mkdb(migdir)
+    d.ok("upgrade", R2)
+    real = d.fails("upgrade", "--try")
+    assert "drops a column" in real.stderr
+    assert "--allow-destructive" in real.stderr
+    assert "would apply" not in real.stdout
+    r = d.ok("upgrade", "--try", "--allow-destructive")
+    assert "would apply de57000000b1" in r.stdout
+    assert any(c.startswith("role ") for c in
+               d.columns("simple_conversation_history"))
+    assert d.applied() == sorted([R1, R2])
+
+
+def test_try_runs_the_guard(mkdb, migdir):
+    # a narrowing hidden in a DO block: only the guard sees it
+    write_rev(migdir, "a1de000000b2", R2, "narrower",
+              "DO $$ BEGIN EXECUTE 'ALTER TABLE user_thread_table"
+              " ALTER COLUMN platform TYPE varchar(20)'; END $$;",
+              "ALTER TABLE user_thread_table"
+              " ALTER COLUMN platform TYPE varchar(50);")
+    d = mkdb(migdir)
+    d.ok("upgrade", R2)
+    real = d.fails("upgrade")
+    tried = d.fails("upgrade", "--try")
+    assert "narrows a column type" in real.stderr
+    assert "narrows a column type" in tried.stderr
+    assert "0 of 1 revision would apply" in tried.stdout
+    d.ok("upgrade", "--try", "--allow-destructive")
+    assert "platform character varying(50) not null" in \
+        d.columns("user_thread_table")
+
+
+def test_try_fails_before_a_nontransactional_revision(mkdb, migdir):
+    write_rev(migdir, "c1c1000000b3", R2, "concurrent index",
+              "CREATE INDEX CONCURRENTLY uth_thread_idx"
+              " ON user_thread_table (thread_id);",
+              "DROP INDEX CONCURRENTLY uth_thread_idx;",
+              transactional=False)
+    write_rev(migdir, "c1c1000000b4", "c1c1000000b3", "a column",
+              "ALTER TABLE user_thread_table ADD COLUMN note text;",
+              "ALTER TABLE user_thread_table DROP COLUMN note;")
+    d = mkdb(migdir)
+    d.ok("upgrade", R1)
+    r = d.fails("upgrade", "--try")
+    assert "would apply " + R2 in r.stdout
+    assert "1 of 3 revisions would apply" in r.stdout
+    assert "c1c1000000b3 is non-transactional" in r.stderr
+    assert "cannot tell" in r.stderr
+    assert d.applied() == [R1]
+    assert "uth_thread_idx" not in d.indexes()
+    # the revisions it cannot run are still checked as the real run would
+    write_rev(migdir, "c1c1000000b4", "c1c1000000b3", "a column",
+              "ALTER TABLE user_thread_table ADD COLUMN note text;\nCOMMIT;",
+              "ALTER TABLE user_thread_table DROP COLUMN note;")
+    r = d.fails("upgrade", "--try")
+    assert "must not begin or end a transaction" in r.stderr
+
+
+def test_try_records_the_history_as_the_real_run(mkdb, migdir):
+    # The real run makes the history table first and records each
+    # revision in it: a revision that clashes with it fails there, and so
+    # does the rehearsal.
+    write_rev(migdir, "c1a5000000b9", R2, "clashes with the history",
+              "CREATE TABLE convd_schema_history (x int);", "")
+    d = mkdb(migdir)
+    tried = d.fails("upgrade", "--try")
+    assert "already exists" in tried.stderr
+    assert "2 of 3 revisions would apply" in tried.stdout
+    assert "convd_schema_history" not in d.tables()
+    real = d.fails("upgrade")
+    assert "already exists" in real.stderr
+    d.ok("upgrade", R2, "--try")
+    assert "convd_schema_history" in d.tables()     # the real run's
+
+
+# ------------------------------------------------ 8: reset, all or nothing
+
+def test_reset_is_one_transaction(mkdb, migdir, pg, tmp_path):
+    write_rev(migdir, "f0f0000000b5", R2, "fails when told to",
+              "CREATE TABLE extra (x int);\n" + FAIL_SWITCH,
+              "DROP TABLE extra;")
+    d = dev(mkdb(migdir), tmp_path, pg)
+    d.ok("setup")
+    data_rows(d)
+    switch(d, True)
+    r = d.fails("reset", "--yes")
+    assert "reverted " + R1 in r.stdout       # ran, then rolled back
+    assert "told to fail" in r.stderr
+    assert "nothing was changed" in r.stderr
+    # nothing lost: every row, every table and the whole history are there
+    assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
+    assert d.sql("SELECT count(*) FROM user_thread_table") == "2"
+    assert "extra" in d.tables()
+    assert d.applied() == sorted([R1, R2, "f0f0000000b5"])
+    switch(d, False)
+    r = d.ok("reset", "--yes")
+    assert "in one transaction" in r.stdout
+    assert d.sql("SELECT count(*) FROM simple_conversation_history") == "0"
+    assert d.applied() == sorted([R1, R2, "f0f0000000b5"])
+
+
+def test_reset_with_a_nontransactional_revision_says_where(
+        mkdb, migdir, pg, tmp_path):
+    write_rev(migdir, "c1c1000000b6", R2, "concurrent index",
+              "CREATE INDEX CONCURRENTLY uth_thread_idx"
+              " ON user_thread_table (thread_id);",
+              "DROP INDEX CONCURRENTLY IF EXISTS uth_thread_idx;",
+              transactional=False)
+    write_rev(migdir, "f0f0000000b7", "c1c1000000b6", "fails when told to",
+              "CREATE TABLE extra (x int);\n" + FAIL_SWITCH,
+              "DROP TABLE extra;")
+    d = dev(mkdb(migdir), tmp_path, pg)
+    d.ok("setup")
+    data_rows(d)
+    switch(d, True)
+    r = d.fails("reset", "--yes")
+    # down: f0f0 | c1c1 (alone) | R2 R1 + up: R1 R2 | c1c1 (alone) | f0f0
+    assert "stopped at step 8 of 8, applying revision f0f0000000b7" \
+        in r.stderr, r.stderr
+    assert "the 7 steps before it (4 reverts, 3 applies) are committed" \
+        in r.stderr
+    assert "the database is now at c1c1000000b6" in r.stderr
+    assert "run 'convctl db reset --yes' again" in r.stderr
+    assert "extra" not in d.tables()
+    assert d.applied() == sorted([R1, R2, "c1c1000000b6"])
+    switch(d, False)
+    d.ok("reset", "--yes")
+    assert d.applied() == sorted([R1, R2, "c1c1000000b6", "f0f0000000b7"])
+    assert "extra" in d.tables() and "uth_thread_idx" in d.indexes()
+    assert d.sql("SELECT count(*) FROM simple_conversation_history") == "0"
+    d.ok("check")
+
+
+def test_reset_refuses_before_anything_when_it_cannot_finish(
+        mkdb, migdir, pg, tmp_path):
+    d = dev(mkdb(migdir), tmp_path, pg)
+    d.ok("setup")
+    data_rows(d)
+    # a revision that no longer reads: found before anything is reverted
+    write_rev(migdir, "b0b0000000b8", R2, "broken",
+              "CREATE TABLE broken ('unterminated;", "")
+    r = d.fails("reset", "--yes")
+    assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
+    assert d.applied() == sorted([R1, R2])
+    assert r.returncode == 1
