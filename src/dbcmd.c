@@ -75,11 +75,13 @@ enum {
 	O_BACKUP = 1u << 10,
 	O_MODEL = 1u << 11,
 	O_LOCK_TIMEOUT = 1u << 12,
+	O_HEAD = 1u << 13,
+	O_SPLICE = 1u << 14,
 };
 
 struct opts {
 	unsigned given;
-	const char *message, *backup, *model;
+	const char *message, *backup, *model, *head;
 	long lock_timeout;
 	char **args;
 	int nargs;
@@ -2806,6 +2808,65 @@ static int cmd_heads(struct ctx *c)
 	return EX_OK;
 }
 
+/* Branch points: the revisions with more than one child, and the
+ * children, as Alembic's `branches` shows them.  Reads only the files. */
+static int cmd_branches(struct ctx *c)
+{
+	int rc = prepare(c, false, false), nb = 0;
+
+	if (rc != EX_OK)
+		return rc;
+	if (c->json)
+		printf("{\"branches\":[");
+	for (int i = 0; i < c->set.n; i++) {
+		const struct migrate_rev *r = &c->set.revs[c->set.order[i]];
+
+		if (r->nchildren < 2)
+			continue;
+		if (c->json) {
+			bool first = true;
+
+			printf("%s{", nb ? "," : "");
+			json_kv_str(stdout, &first, "revision", r->id);
+			json_kv_str(stdout, &first, "message", r->message);
+			json_key(stdout, &first, "children");
+			printf("[");
+			for (int k = 0; k < r->nchildren; k++) {
+				const struct migrate_rev *ch =
+					&c->set.revs[r->child_idx[k]];
+				bool f2 = true;
+
+				printf("%s{", k ? "," : "");
+				json_kv_str(stdout, &f2, "revision", ch->id);
+				json_kv_bool(stdout, &f2, "head",
+					     ch->nchildren == 0);
+				printf("}");
+			}
+			printf("]}");
+		} else {
+			char *m = oneline(r->message);
+
+			printf("%s (branch point) %s\n", r->id, m);
+			free(m);
+			for (int k = 0; k < r->nchildren; k++) {
+				const struct migrate_rev *ch =
+					&c->set.revs[r->child_idx[k]];
+
+				m = oneline(ch->message);
+				printf("    -> %s%s %s\n", ch->id,
+				       ch->nchildren == 0 ? " (head)" : "", m);
+				free(m);
+			}
+		}
+		nb++;
+	}
+	if (c->json)
+		printf("]}\n");
+	else if (nb == 0)
+		printf("no branch points\n");
+	return EX_OK;
+}
+
 static int cmd_history(struct ctx *c)
 {
 	int rc = prepare(c, true, false);
@@ -3405,10 +3466,24 @@ static int check_message(const char *msg)
 	return EX_OK;
 }
 
+/* Whether exactly x and its ancestors are applied. */
+static bool at_revision(const struct ctx *c, int x)
+{
+	bool *mark = calloc((size_t)c->set.n + 1, sizeof(bool)), same = true;
+
+	if (!mark)
+		return false;
+	migrate_set_ancestors(&c->set, x, mark);
+	for (int i = 0; i < c->set.n; i++)
+		same = same && mark[i] == c->applied[i];
+	free(mark);
+	return same;
+}
+
 static int cmd_migrate(struct ctx *c)
 {
 	char *parents[1];
-	int nparents = 0, rc;
+	int nparents = 0, rc, on = -1;
 	bool autogen = c->o.given & O_AUTOGENERATE;
 	struct mdiff up = {0}, down = {0};
 	char *ups = NULL, *downs = NULL;
@@ -3419,7 +3494,29 @@ static int cmd_migrate(struct ctx *c)
 	rc = prepare(c, autogen, false);
 	if (rc != EX_OK)
 		return rc;
-	if (c->set.nheads > 1) {
+	if ((c->o.given & O_SPLICE) && !(c->o.given & O_HEAD)) {
+		errmsg("--splice goes with --head REV");
+		return EX_USAGE;
+	}
+	if ((c->o.given & O_HEAD) && strcmp(c->o.head, "head") != 0) {
+		char err[ERRLEN];
+
+		on = migrate_set_find(&c->set, c->o.head, err, sizeof(err));
+		if (on < 0) {
+			errmsg("--head: %s", err);
+			return EX_FAIL;
+		}
+		if (c->set.revs[on].nchildren > 0 &&
+		    !(c->o.given & O_SPLICE)) {
+			errmsg("revision %s is not a head (%s follows it): give "
+			       "--splice as well to start a new branch from it",
+			       c->set.revs[on].id,
+			       c->set.revs[c->set.revs[on].child_idx[0]].id);
+			return EX_FAIL;
+		}
+		parents[0] = c->set.revs[on].id;
+		nparents = 1;
+	} else if (c->set.nheads > 1) {
 		char heads[512];
 
 		migrate_set_heads_text(&c->set, heads, sizeof(heads));
@@ -3429,7 +3526,7 @@ static int cmd_migrate(struct ctx *c)
 		       c->set.revs[c->set.heads[1]].id);
 		return EX_FAIL;
 	}
-	if (c->set.nheads == 1) {
+	if (on < 0 && c->set.nheads == 1) {
 		parents[0] = c->set.revs[c->set.heads[0]].id;
 		nparents = 1;
 	}
@@ -3445,7 +3542,14 @@ static int cmd_migrate(struct ctx *c)
 			errmsg("fix the history first; nothing was written");
 			return EX_FAIL;
 		}
-		if (!c->has_hist || pending_count(c) > 0) {
+		if (on >= 0 && !at_revision(c, on)) {
+			errmsg("the database is not at %s: autogenerate compares "
+			       "the model with a database that has exactly %s "
+			       "and its ancestors applied",
+			       c->set.revs[on].id, c->set.revs[on].id);
+			return EX_FAIL;
+		}
+		if (on < 0 && (!c->has_hist || pending_count(c) > 0)) {
 			errmsg("the database is not at head: autogenerate "
 			       "compares the model with a database that has "
 			       "every revision; run 'convctl db upgrade "
@@ -3561,6 +3665,7 @@ static const struct command commands[] = {
 	{"current", cmd_current, 0, 0, 0, ""},
 	{"history", cmd_history, 0, 0, 0, ""},
 	{"heads", cmd_heads, 0, 0, 0, ""},
+	{"branches", cmd_branches, 0, 0, 0, ""},
 	{"show", cmd_show, 0, 1, 1, " REV"},
 	{"upgrade", cmd_upgrade, RUN_OPTS, 0, 1, " [TARGET]"},
 	{"downgrade", cmd_downgrade, RUN_OPTS, 1, 1, " TARGET"},
@@ -3569,8 +3674,9 @@ static const struct command commands[] = {
 	 " REV REV... -m MESSAGE"},
 	{"stamp", cmd_stamp, O_SQL | O_LOCK_TIMEOUT, 1, 1, " TARGET"},
 	{"verify", cmd_verify, O_OFFLINE, 0, 0, ""},
-	{"migrate", cmd_migrate, O_MESSAGE | O_AUTOGENERATE | O_MODEL, 0, 0,
-	 " -m MESSAGE"},
+	{"migrate", cmd_migrate,
+	 O_MESSAGE | O_AUTOGENERATE | O_MODEL | O_HEAD | O_SPLICE, 0, 0,
+	 " -m MESSAGE [--autogenerate] [--head REV [--splice]]"},
 	{"diff", cmd_diff, O_MODEL | O_SQL, 0, 0, ""},
 	{"reset", cmd_reset, O_YES | O_BACKUP | O_LOCK_TIMEOUT, 0, 0, ""},
 	{"resolve", cmd_resolve, O_APPLIED | O_ROLLED_BACK | O_LOCK_TIMEOUT, 1,
@@ -3587,7 +3693,7 @@ static void usage(FILE *f)
 		"                          upgrade to head (idempotent)\n"
 		"  check                   connection, server, schema state, "
 		"tables\n"
-		"  status | current | history | heads | show REV\n"
+		"  status | current | history | heads | branches | show REV\n"
 		"  upgrade [TARGET]        TARGET: head (default), heads, REV, "
 		"+N\n"
 		"  downgrade TARGET        TARGET: base, REV, -N\n"
@@ -3596,7 +3702,8 @@ static void usage(FILE *f)
 		"  stamp TARGET            record as applied without running\n"
 		"  verify [--offline]      files, graph, checksums, destructive "
 		"statements\n"
-		"  migrate -m MSG [--autogenerate] [--model FILE]\n"
+		"  migrate -m MSG [--autogenerate] [--model FILE] [--head REV "
+		"[--splice]]\n"
 		"  diff [--model FILE] [--sql]  database against the schema "
 		"model\n"
 		"  reset --yes             down to base and up to head (needs "
@@ -3632,6 +3739,8 @@ static const struct optdef optdefs[] = {
 	{"backup", O_BACKUP, true},
 	{"model", O_MODEL, true},
 	{"lock-timeout", O_LOCK_TIMEOUT, true},
+	{"head", O_HEAD, true},
+	{"splice", O_SPLICE, false},
 };
 
 static bool is_relative(const char *s)
@@ -3660,6 +3769,9 @@ static int set_opt(struct ctx *c, const struct optdef *d, const char *val)
 		break;
 	case O_MODEL:
 		c->o.model = val;
+		break;
+	case O_HEAD:
+		c->o.head = val;
 		break;
 	case O_LOCK_TIMEOUT: {
 		char *end;

@@ -190,3 +190,114 @@ def test_reset_refuses_before_anything_when_it_cannot_finish(
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
     assert d.applied() == sorted([R1, R2])
     assert r.returncode == 1
+
+
+# ------------------------------------------------------ 10: two heads
+
+class Alembic:
+    """A real Alembic project (python3-alembic) on a database of the
+    test cluster: the reference for how revision walks behave."""
+
+    def __init__(self, pg, tmp, dbname):
+        self.dir = os.path.join(str(tmp), "alembic")
+        self.ini = os.path.join(self.dir, "alembic.ini")
+        subprocess.run(["/usr/bin/python3", "-m", "alembic", "init",
+                        os.path.join(self.dir, "env")], cwd=str(tmp),
+                       check=True, stdout=subprocess.DEVNULL)
+        os.rename(os.path.join(str(tmp), "alembic.ini"), self.ini)
+        url = (f"postgresql+psycopg2://{pg.user}@/{dbname}"
+               f"?host={pg.sockdir}&port={pg.port}")
+        text = open(self.ini).read()
+        text = text.replace("script_location = env",
+                            "script_location = " +
+                            os.path.join(self.dir, "env"))
+        text = "\n".join(
+            "sqlalchemy.url = " + url.replace("%", "%%")
+            if line.startswith("sqlalchemy.url") else line
+            for line in text.splitlines()) + "\n"
+        open(self.ini, "w").write(text)
+
+    def rev(self, rid, parent):
+        with open(os.path.join(self.dir, "env", "versions",
+                               rid + ".py"), "w") as f:
+            f.write(f"revision = {rid!r}\ndown_revision = {parent!r}\n"
+                    "branch_labels = None\ndepends_on = None\n\n"
+                    "def upgrade():\n    pass\n\n"
+                    "def downgrade():\n    pass\n")
+
+    def run(self, *args):
+        return subprocess.run(["/usr/bin/python3", "-m", "alembic", "-c",
+                               self.ini] + list(args),
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+
+    def current(self):
+        """The revisions the database is at (the log lines left out)."""
+        return sorted(line.split()[0] for line in
+                      self.run("current").stdout.splitlines()
+                      if line.strip() and not line.startswith("INFO"))
+
+
+def test_relative_upgrade_walks_like_alembic(mkdb, migdir, pg, tmp_path):
+    # R1 -> R2 -> aaaa, and a branch from R1 made with --head R1 --splice
+    write_rev(migdir, "aaaa000000c1", R2, "on the line of R2",
+              "CREATE TABLE ta (a int);", "DROP TABLE ta;")
+    d = mkdb(migdir)
+    r = d.fails("migrate", "-m", "side branch", "--head", R1)
+    assert "not a head" in r.stderr and "--splice" in r.stderr
+    r = d.ok("migrate", "-m", "side branch", "--head", R1, "--splice")
+    side = r.stdout.split("created revision ")[1].split()[0]
+    assert json.loads(d.ok("show", side, "--json").stdout)["parents"] == [R1]
+    r = d.ok("branches")
+    assert r.stdout.startswith(R1 + " (branch point)")
+    assert f"-> {R2} " in r.stdout and f"-> {side} (head)" in r.stdout
+    b = json.loads(d.ok("branches", "--json").stdout)["branches"]
+    assert [x["revision"] for x in b] == [R1]
+    assert {(c["revision"], c["head"]) for c in b[0]["children"]} == \
+        {(R2, False), (side, True)}
+
+    # the same graph in Alembic: x1 -> x2 -> xa, x1 -> xc
+    a = Alembic(pg, tmp_path, d.name)
+    a.rev("x1", None)
+    a.rev("x2", "x1")
+    a.rev("xa", "x2")
+    a.rev("xc", "x1")
+    assert "x1 (branchpoint)" in a.run("branches").stdout
+
+    # at the branch point, +1 is ambiguous for both
+    d.ok("upgrade", R1)
+    assert a.run("upgrade", "x1").returncode == 0
+    r = d.fails("upgrade", "+1")
+    ra = a.run("upgrade", "+1")
+    assert ra.returncode != 0 and "Ambiguous walk" in ra.stdout
+    assert "ambiguous" in r.stderr
+    assert "aaaa000000c1" in r.stderr and side in r.stderr   # the heads
+    assert R2 in r.stderr                  # and what could come next
+    assert d.applied() == [R1] and a.current() == ["x1"]
+    # and from base, a walk through the branch point too
+    d.ok("downgrade", "base", "--allow-destructive")
+    a.run("downgrade", "base")
+    assert "ambiguous" in d.fails("upgrade", "+3").stderr
+    assert "Ambiguous walk" in a.run("upgrade", "+3").stdout
+    d.ok("upgrade", "+1")
+    assert a.run("upgrade", "+1").returncode == 0
+    assert d.applied() == [R1] and a.current() == ["x1"]
+    # on the line of R2, +1 follows it, as Alembic does
+    d.ok("upgrade", R2)
+    a.run("upgrade", "x2")
+    d.ok("upgrade", "+1")
+    assert a.run("upgrade", "+1").returncode == 0
+    assert d.applied() == sorted([R1, R2, "aaaa000000c1"])
+    assert "xa" in a.current()
+    # nothing follows a head: refused, where it used to take the side
+    # branch
+    r = d.fails("upgrade", "+1")
+    assert "nothing follows aaaa000000c1" in r.stderr
+    assert a.run("upgrade", "+1").returncode != 0
+    # a revision on a branch that is not the newest: autogenerate compares
+    # the model with the database at that revision
+    r = d.fails("migrate", "--autogenerate", "-m", "x", "--head", side)
+    assert f"not at {side}" in r.stderr
+    d.ok("upgrade", "heads")
+    d.ok("migrate", "-m", "on the side", "--head", side)
+    assert "no branch points" not in d.ok("branches").stdout
