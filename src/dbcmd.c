@@ -1523,11 +1523,35 @@ static int backup_check(struct ctx *c)
 
 /* ---------------------------------------------------------- --sql text */
 
+/* A string literal that means s whatever standard_conforming_strings
+ * says (E'' when it holds a backslash), for SQL written offline. */
+static char *lit_offline(const char *s)
+{
+	bool bs = strchr(s, '\\') != NULL;
+	char *d = malloc(2 * strlen(s) + 4), *o = d;
+
+	if (!d)
+		return NULL;
+	if (bs)
+		*o++ = 'E';
+	*o++ = '\'';
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			*o++ = *s;
+		*o++ = *s;
+	}
+	*o++ = '\'';
+	*o = '\0';
+	return d;
+}
+
 static char *lit(struct ctx *c, const char *s)
 {
-	char *q = PQescapeLiteral(c->conn, s ? s : "", s ? strlen(s) : 0);
-	char *d;
+	char *q, *d;
 
+	if (!c->conn)
+		return lit_offline(s ? s : "");
+	q = PQescapeLiteral(c->conn, s ? s : "", s ? strlen(s) : 0);
 	if (!q)
 		return strdup("''");
 	d = strdup(q);
@@ -1553,6 +1577,16 @@ static void print_insert(struct ctx *c, const struct migrate_rev *rev,
 	char *parents = parents_array(rev);
 	char *lp = lit(c, parents ? parents : "{}"), *lm = lit(c, rev->message);
 	char *lc = lit(c, rev->checksum), *lw = lit(c, c->who);
+
+	if (!c->conn && lw) {
+		/* offline: the role is known only when the SQL runs */
+		char *e = NULL;
+
+		if (asprintf(&e, "current_user || %s", lw) < 0)
+			e = NULL;
+		free(lw);
+		lw = e;
+	}
 	char *ln = note ? lit(c, note) : NULL;
 
 	printf("INSERT INTO %s (revision, parents, message, checksum, kind,"
@@ -1929,11 +1963,100 @@ static int do_downgrade(struct ctx *c, const struct migrate_target *t,
 	return execute_plan(c, plan, n, false, target_text, allow_destructive);
 }
 
+/*
+ * --sql with FROM:TO: the SQL from revision FROM (base, head, heads or a
+ * revision and its ancestors applied) to TO, written without a database,
+ * as Alembic's offline mode does.  The history table is named without a
+ * schema (the search_path decides when the SQL runs).
+ */
+static int offline_sql(struct ctx *c, const char *range, bool up)
+{
+	const char *colon = strchr(range, ':');
+	char *from = NULL, err[ERRLEN], host[256] = "?";
+	struct migrate_target f, t;
+	struct passwd *pw = getpwuid(geteuid());
+	int *plan = NULL, n = 0, rc;
+
+	if (!(c->o.given & O_SQL) || colon == range || !colon[1]) {
+		errmsg("a range FROM:TO goes with --sql (offline SQL): "
+		       "'convctl db %s FROM:TO --sql'",
+		       up ? "upgrade" : "downgrade");
+		return EX_USAGE;
+	}
+	rc = prepare(c, false, false);
+	if (rc != EX_OK)
+		return rc;
+	from = strndup(range, (size_t)(colon - range));
+	if (!from) {
+		errmsg("out of memory");
+		return EX_FAIL;
+	}
+	rc = parse_target(c, from, &f);
+	if (rc == EX_OK)
+		rc = parse_target(c, colon + 1, &t);
+	if (rc == EX_OK && f.kind == MT_RELATIVE) {
+		errmsg("the start of a range is base, head, heads or a "
+		       "revision, not '%s'", from);
+		rc = EX_USAGE;
+	}
+	if (rc != EX_OK)
+		goto out;
+	if (f.kind == MT_HEAD && c->set.nheads > 1) {
+		char heads[512];
+
+		migrate_set_heads_text(&c->set, heads, sizeof(heads));
+		errmsg("there are %d heads (%s): start from one of them or "
+		       "from 'heads'", c->set.nheads, heads);
+		rc = EX_FAIL;
+		goto out;
+	}
+	for (int i = 0; i < c->set.nheads; i++)
+		if (f.kind == MT_HEADS || f.kind == MT_HEAD)
+			migrate_set_ancestors(&c->set, c->set.heads[i],
+					      c->applied);
+	if (f.kind == MT_REV)
+		migrate_set_ancestors(&c->set, f.rev, c->applied);
+	c->has_hist = f.kind != MT_BASE;
+	c->qhist = strdup(SCHEMA_HISTORY_TABLE);
+	plan = plan_alloc(c);
+	if (!c->qhist || !plan) {
+		errmsg("out of memory");
+		rc = EX_FAIL;
+		goto out;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "?");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(c->who, sizeof(c->who), " (offline SQL by %s@%s)",
+		 pw ? pw->pw_name : "?", host);
+	if ((up ? migrate_plan_upgrade(&c->set, c->applied, &t, plan, &n, err,
+				       sizeof(err))
+		: migrate_plan_downgrade(&c->set, c->applied, &t, plan, &n,
+					 err, sizeof(err))) < 0) {
+		errmsg("%s", err);
+		rc = EX_FAIL;
+		goto out;
+	}
+	printf("-- convctl db %s %s --sql: %d revision%s, written without a "
+	       "database\n",
+	       up ? "upgrade" : "downgrade", range, n, n == 1 ? "" : "s");
+	if (up && !c->has_hist)
+		print_history_ddl(c);
+	print_plan_sql(c, plan, n, up);
+out:
+	free(plan);
+	free(from);
+	return rc;
+}
+
 static int cmd_upgrade(struct ctx *c)
 {
 	bool lock = !(c->o.given & O_SQL);
-	int rc = prepare(c, true, lock);
+	int rc;
 
+	if (c->o.nargs > 0 && strchr(c->o.args[0], ':'))
+		return offline_sql(c, c->o.args[0], true);
+	rc = prepare(c, true, lock);
 	if (rc != EX_OK)
 		return rc;
 	return do_upgrade(c, c->o.nargs > 0 ? c->o.args[0] : "head");
@@ -1943,8 +2066,11 @@ static int cmd_downgrade(struct ctx *c)
 {
 	bool lock = !(c->o.given & O_SQL);
 	struct migrate_target t;
-	int rc = prepare(c, true, lock);
+	int rc;
 
+	if (strchr(c->o.args[0], ':'))
+		return offline_sql(c, c->o.args[0], false);
+	rc = prepare(c, true, lock);
 	if (rc != EX_OK)
 		return rc;
 	rc = parse_target(c, c->o.args[0], &t);
@@ -3697,6 +3823,7 @@ static void usage(FILE *f)
 		"  upgrade [TARGET]        TARGET: head (default), heads, REV, "
 		"+N\n"
 		"  downgrade TARGET        TARGET: base, REV, -N\n"
+		"  upgrade|downgrade FROM:TO --sql   offline SQL, no database\n"
 		"  rollback [N]            revert the last N (default 1)\n"
 		"  merge REV REV... -m MSG a revision joining heads\n"
 		"  stamp TARGET            record as applied without running\n"

@@ -301,3 +301,69 @@ def test_relative_upgrade_walks_like_alembic(mkdb, migdir, pg, tmp_path):
     d.ok("upgrade", "heads")
     d.ok("migrate", "-m", "on the side", "--head", side)
     assert "no branch points" not in d.ok("branches").stdout
+
+
+# ------------------------------------------------- 9: offline SQL ranges
+
+def run_script(d, sql):
+    """Runs a script as psql -f would (transactions as written)."""
+    r = subprocess.run(
+        [d.pg.bin("psql"), "-h", d.pg.sockdir, "-p", str(d.pg.port), "-U",
+         d.pg.user, "-d", d.name, "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+        input=sql, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_offline_sql_ranges_need_no_database(mkdb, migdir, tmp_path):
+    write_rev(migdir, "c1c1000000d1", R2, "concurrent index",
+              "CREATE INDEX CONCURRENTLY uth_thread_idx"
+              " ON user_thread_table (thread_id);",
+              "DROP INDEX CONCURRENTLY uth_thread_idx;",
+              transactional=False)
+    write_rev(migdir, "7e57000000d2", "c1c1000000d1",
+              "it's a back\\slash and 中文",
+              "CREATE TABLE extra (x int);", "DROP TABLE extra;")
+    # nothing to connect to: a socket directory that does not exist
+    off = DB.__new__(DB)
+    off.conf = convdtest.write_config(str(tmp_path / "offline.conf"), {
+        "database": {"host": "/nonexistent-convd-socket", "name": "none"},
+        "migrations": {"directory": migdir}})
+    assert off.db("check").returncode == 3
+    up = off.db("upgrade", "base:head", "--sql")
+    assert up.returncode == 0, up.stderr
+    assert "written without a database" in up.stdout
+    assert "CREATE TABLE IF NOT EXISTS convd_schema_history" in up.stdout
+
+    d = mkdb(migdir)
+    run_script(d, up.stdout)
+    assert d.applied() == sorted([R1, R2, "c1c1000000d1", "7e57000000d2"])
+    assert "uth_thread_idx" in d.indexes() and "extra" in d.tables()
+    assert d.sql("SELECT message FROM convd_schema_history WHERE"
+                 " revision = '7e57000000d2'") == "it's a back\\slash and 中文"
+    assert "offline SQL by" in d.sql(
+        "SELECT applied_by FROM convd_schema_history WHERE"
+        f" revision = '{R1}'")
+    d.ok("check")
+    d.ok("verify")                              # the checksums match
+
+    down = off.db("downgrade", "head:" + R2, "--sql")
+    assert down.returncode == 0, down.stderr
+    run_script(d, down.stdout)
+    assert d.applied() == sorted([R1, R2])
+    assert "uth_thread_idx" not in d.indexes() and "extra" not in d.tables()
+
+    up2 = off.db("upgrade", R2 + ":head", "--sql")
+    assert up2.returncode == 0, up2.stderr
+    assert "CREATE TABLE IF NOT EXISTS convd_schema_history" \
+        not in up2.stdout
+    run_script(d, up2.stdout)
+    d.ok("check")
+    # the same as a database would have computed
+    assert d.ok("upgrade", "--sql").stdout.startswith("nothing to do")
+
+    # ranges are for --sql; the start is not relative
+    assert off.db("upgrade", "base:head").returncode == 2
+    assert off.db("downgrade", "head:base", "--try").returncode == 2
+    assert off.db("upgrade", "+1:head", "--sql").returncode == 2
+    r = off.db("downgrade", R1 + ":" + R2, "--sql")
+    assert r.returncode == 1 and "not applied" in r.stderr
