@@ -367,3 +367,109 @@ def test_offline_sql_ranges_need_no_database(mkdb, migdir, tmp_path):
     assert off.db("upgrade", "+1:head", "--sql").returncode == 2
     r = off.db("downgrade", R1 + ":" + R2, "--sql")
     assert r.returncode == 1 and "not applied" in r.stderr
+
+
+# ------------------------------------------- 7: autogenerate settles
+
+# Every construct `diff` compares, each written the way people write it
+# (IN lists on varchar, casts left implicit), on new tables and on the
+# product's own.
+SETTLE_MODEL = """
+CREATE TYPE mood AS ENUM ('calm', 'busy');
+CREATE SEQUENCE ticket_seq AS integer START 100 INCREMENT 5 MINVALUE 50
+    MAXVALUE 100000 CACHE 2 CYCLE;
+CREATE TABLE settle_user (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email varchar(320) COLLATE "C" NOT NULL UNIQUE,
+    role varchar(20) NOT NULL DEFAULT 'user'
+        CHECK (role IN ('user', 'assistant', 'system')),
+    score numeric(6,2) DEFAULT 0.5,
+    mood mood NOT NULL DEFAULT 'calm',
+    tags text[] DEFAULT '{}',
+    label varchar(40) DEFAULT 'a' || 'b',
+    created timestamptz NOT NULL DEFAULT now(),
+    lower_email text GENERATED ALWAYS AS (lower(email)) STORED,
+    is_staff boolean GENERATED ALWAYS AS (role IN ('assistant', 'system'))
+        STORED,
+    ticket integer DEFAULT nextval('ticket_seq'),
+    CONSTRAINT settle_score CHECK (score BETWEEN 0 AND 100),
+    CONSTRAINT settle_label CHECK (label NOT IN ('x', 'y') AND label <> '')
+);
+ALTER SEQUENCE ticket_seq OWNED BY settle_user.ticket;
+CREATE TABLE settle_slot (
+    id serial PRIMARY KEY,
+    user_id bigint NOT NULL REFERENCES settle_user (id) ON DELETE CASCADE,
+    during tsrange NOT NULL,
+    room int NOT NULL,
+    EXCLUDE USING gist (during WITH &&) WHERE (room > 0 AND room IN (1, 2))
+);
+CREATE UNIQUE INDEX settle_email_lower ON settle_user (lower(email));
+CREATE INDEX settle_created ON settle_user (created DESC NULLS LAST, id);
+CREATE INDEX settle_role_part ON settle_user (created)
+    WHERE role IN ('user', 'assistant');
+CREATE INDEX settle_mood_hash ON settle_user USING hash (mood);
+CREATE INDEX settle_tags ON settle_user USING gin (tags);
+CREATE INDEX settle_email_ops ON settle_user (email varchar_pattern_ops)
+    INCLUDE (role) WHERE email LIKE '%@example.com';
+ALTER TABLE simple_conversation_history ADD CONSTRAINT sch_role
+    CHECK (role IN ('user', 'assistant', 'system'));
+CREATE INDEX sch_role_part ON simple_conversation_history (user_id)
+    WHERE role IN ('user', 'assistant') AND model_provider <> 'test';
+"""
+
+# Then each of them changed.
+SETTLE_MORE = """
+ALTER TYPE mood ADD VALUE 'away';
+ALTER SEQUENCE ticket_seq INCREMENT 10;
+ALTER TABLE settle_user ALTER COLUMN role SET DEFAULT 'system';
+ALTER TABLE settle_user ALTER COLUMN label TYPE varchar(60);
+ALTER TABLE settle_user DROP CONSTRAINT settle_user_role_check;
+ALTER TABLE settle_user ADD CONSTRAINT settle_user_role_check
+    CHECK (role IN ('user', 'assistant', 'system', 'tool'));
+DROP INDEX settle_role_part;
+CREATE INDEX settle_role_part ON settle_user (created)
+    WHERE role IN ('user', 'tool');
+ALTER TABLE simple_conversation_history DROP CONSTRAINT sch_role;
+ALTER TABLE simple_conversation_history ADD CONSTRAINT sch_role
+    CHECK (role IN ('user', 'assistant', 'system', 'tool'));
+"""
+
+
+def test_autogenerate_settles_for_every_construct(mkdb, migdir):
+    model = os.path.join(migdir, "schema.sql")
+    base = open(model).read()
+    d = mkdb(migdir)
+    d.ok("setup")
+    data_rows(d)
+    for extra, what in ((SETTLE_MODEL, "every construct"),
+                        (SETTLE_MORE, "each changed")):
+        open(model, "a").write(extra)
+        d.fails("diff")
+        d.ok("migrate", "--autogenerate", "-m", what)
+        d.ok("upgrade")
+        r = d.db("diff")
+        assert r.returncode == 0, f"{what}: does not settle:\n{r.stdout}"
+        r = d.ok("migrate", "--autogenerate", "-m", "again")
+        assert "no revision written" in r.stdout
+    # what the revisions made is there and works
+    assert {"settle_email_lower", "settle_role_part", "settle_mood_hash",
+            "settle_tags", "settle_email_ops", "sch_role_part"} \
+        <= d.indexes()
+    uid = d.returning("INSERT INTO settle_user (email, role) VALUES"
+                      " ('A@example.com', 'tool') RETURNING id")
+    assert d.sql(f"SELECT lower_email, is_staff, label, mood, ticket"
+                 f" FROM settle_user WHERE id = {uid}") == \
+        "a@example.com|f|ab|calm|100"
+    with pytest.raises(RuntimeError, match="settle_user_role_check"):
+        d.sql("INSERT INTO settle_user (email, role) VALUES ('b', 'x')")
+    d.sql(f"INSERT INTO settle_slot (user_id, during, room) VALUES"
+          f" ({uid}, '[2026-01-01, 2026-01-02)', 1)")
+    with pytest.raises(RuntimeError, match="settle_slot_during_excl"):
+        d.sql(f"INSERT INTO settle_slot (user_id, during, room) VALUES"
+              f" ({uid}, '[2026-01-01 12:00, 2026-01-03)', 2)")
+    # and back down through both, to the product's schema ('tool' is not
+    # allowed there)
+    d.sql("DELETE FROM settle_user")
+    d.ok("rollback", "2", "--allow-destructive")
+    open(model, "w").write(base)
+    d.ok("diff")
