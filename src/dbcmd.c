@@ -2397,6 +2397,12 @@ static int cmd_reset(struct ctx *c)
 	rc = maybe_backup(c);
 	if (rc != EX_OK)
 		goto out;
+	if (!c->has_hist && n > 0 && !c->set.revs[steps[0]].transactional &&
+	    history_create(c, err, sizeof(err)) < 0) {
+		errmsg("cannot create %s: %s", c->qhist, err);
+		rc = EX_FAIL;
+		goto out;
+	}
 	for (int i = 0; i < n && failed < 0;) {
 		int j = i;
 
