@@ -27,6 +27,23 @@ def switch(d, on):
           f"'{'on' if on else 'off'}'")
 
 
+def write_failing(migdir, rid, parent):
+    """A revision that makes table extra, and fails while switched on."""
+    write_rev(migdir, rid, parent, "fails when told to",
+              "CREATE TABLE extra (x int);\n" + FAIL_SWITCH,
+              "DROP TABLE extra;")
+
+
+def reset_db(mkdb, migdir, pg, tmp_path):
+    """A database at head with rows, that reset may run on, whose
+    failing revision is switched on."""
+    d = dev(mkdb(migdir), tmp_path, pg)
+    d.ok("setup")
+    data_rows(d)
+    switch(d, True)
+    return d
+
+
 def dev(d, tmp_path, pg):
     """The same database with a configuration that allows reset."""
     x = DB.__new__(DB)
@@ -123,13 +140,8 @@ def test_try_records_the_history_as_the_real_run(mkdb, migdir):
 # ------------------------------------------------ 8: reset, all or nothing
 
 def test_reset_is_one_transaction(mkdb, migdir, pg, tmp_path):
-    write_rev(migdir, "f0f0000000b5", R2, "fails when told to",
-              "CREATE TABLE extra (x int);\n" + FAIL_SWITCH,
-              "DROP TABLE extra;")
-    d = dev(mkdb(migdir), tmp_path, pg)
-    d.ok("setup")
-    data_rows(d)
-    switch(d, True)
+    write_failing(migdir, "f0f0000000b5", R2)
+    d = reset_db(mkdb, migdir, pg, tmp_path)
     r = d.fails("reset", "--yes")
     assert "reverted " + R1 in r.stdout       # ran, then rolled back
     assert "told to fail" in r.stderr
@@ -153,13 +165,8 @@ def test_reset_with_a_nontransactional_revision_says_where(
               " ON user_thread_table (thread_id);",
               "DROP INDEX CONCURRENTLY IF EXISTS uth_thread_idx;",
               transactional=False)
-    write_rev(migdir, "f0f0000000b7", "c1c1000000b6", "fails when told to",
-              "CREATE TABLE extra (x int);\n" + FAIL_SWITCH,
-              "DROP TABLE extra;")
-    d = dev(mkdb(migdir), tmp_path, pg)
-    d.ok("setup")
-    data_rows(d)
-    switch(d, True)
+    write_failing(migdir, "f0f0000000b7", "c1c1000000b6")
+    d = reset_db(mkdb, migdir, pg, tmp_path)
     r = d.fails("reset", "--yes")
     # down: f0f0 | c1c1 (alone) | R2 R1 + up: R1 R2 | c1c1 (alone) | f0f0
     assert "stopped at step 8 of 8, applying revision f0f0000000b7" \
