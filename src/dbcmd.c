@@ -1497,7 +1497,10 @@ static int backup_check(struct ctx *c)
 		const char *end = strchr(p, ':');
 		int len = end ? (int)(end - p) : (int)strlen(p);
 
-		snprintf(exe, sizeof(exe), "%.*s/pg_dump", len, len ? p : ".");
+		if (len > 0)
+			snprintf(exe, sizeof(exe), "%.*s/pg_dump", len, p);
+		else
+			snprintf(exe, sizeof(exe), "./pg_dump");
 		found = access(exe, X_OK) == 0;
 		p = end ? end + 1 : NULL;
 	}
@@ -1577,6 +1580,7 @@ static void print_insert(struct ctx *c, const struct migrate_rev *rev,
 	char *parents = parents_array(rev);
 	char *lp = lit(c, parents ? parents : "{}"), *lm = lit(c, rev->message);
 	char *lc = lit(c, rev->checksum), *lw = lit(c, c->who);
+	char *ln = note ? lit(c, note) : NULL;
 
 	if (!c->conn && lw) {
 		/* offline: the role is known only when the SQL runs */
@@ -1587,7 +1591,6 @@ static void print_insert(struct ctx *c, const struct migrate_rev *rev,
 		free(lw);
 		lw = e;
 	}
-	char *ln = note ? lit(c, note) : NULL;
 
 	printf("INSERT INTO %s (revision, parents, message, checksum, kind,"
 	       " applied_by, dirty, note)\n    VALUES ('%s', %s, %s, %s, '%s',"
@@ -2438,14 +2441,11 @@ static int cmd_reset(struct ctx *c)
 		goto out;
 	}
 	rc = EX_FAIL;
-	if (committed == 0) {
+	if (committed == 0 && c->set.revs[steps[failed]].transactional) {
 		errmsg("reset stopped at revision %s (%s) and nothing was "
-		       "changed: %s",
+		       "changed: everything it had done was rolled back",
 		       c->set.revs[steps[failed]].id,
-		       up[failed] ? "applying it" : "reverting it",
-		       c->set.revs[steps[failed]].transactional
-			       ? "everything it had done was rolled back"
-			       : "see above");
+		       up[failed] ? "applying it" : "reverting it");
 		goto out;
 	}
 	if (history_load(c) == EX_OK)
