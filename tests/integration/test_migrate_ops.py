@@ -206,7 +206,7 @@ class Alembic:
     """A real Alembic project (python3-alembic) on a database of the
     test cluster: the reference for how revision walks behave."""
 
-    def __init__(self, pg, tmp, dbname):
+    def __init__(self, pg, tmp, dbname, host=None):
         self.dir = os.path.join(str(tmp), "alembic")
         self.ini = os.path.join(self.dir, "alembic.ini")
         subprocess.run(["/usr/bin/python3", "-m", "alembic", "init",
@@ -214,7 +214,7 @@ class Alembic:
                        check=True, stdout=subprocess.DEVNULL)
         os.rename(os.path.join(str(tmp), "alembic.ini"), self.ini)
         url = (f"postgresql+psycopg2://{pg.user}@/{dbname}"
-               f"?host={pg.sockdir}&port={pg.port}")
+               f"?host={host or pg.sockdir}&port={pg.port}")
         text = open(self.ini).read()
         text = text.replace("script_location = env",
                             "script_location = " +
@@ -368,6 +368,32 @@ def test_offline_sql_ranges_need_no_database(mkdb, migdir, tmp_path):
     d.ok("check")
     # the same as a database would have computed
     assert d.ok("upgrade", "--sql").stdout.startswith("nothing to do")
+
+    # the same ranges in Alembic's offline mode, on the same graph and
+    # with nothing to connect to either, run the same revisions
+    a = Alembic(d.pg, tmp_path, "none", host="/nonexistent-convd-socket")
+    for rid, parent in (("x1", None), ("x2", "x1"), ("x3", "x2"),
+                        ("x4", "x3")):
+        a.rev(rid, parent)
+    mine = {R1: "x1", R2: "x2", "c1c1000000d1": "x3", "7e57000000d2": "x4"}
+
+    def ran(text, word):
+        return [mine[line[len(word) + 4:].split()[0].rstrip(":")]
+                for line in text.splitlines()
+                if line.startswith(f"-- {word} ")]
+
+    for rng, arng, up_ in ((R2 + ":head", "x2:head", True),
+                           ("base:" + R2, "base:x2", True),
+                           ("head:" + R1, "x4:x1", False)):
+        r = a.run("upgrade" if up_ else "downgrade", arng, "--sql")
+        assert r.returncode == 0, r.stdout
+        theirs = [line.split()[-1] if up_ else line.split()[3]
+                  for line in r.stdout.splitlines()
+                  if line.startswith("-- Running ")]
+        ours = off.db("upgrade" if up_ else "downgrade", rng, "--sql")
+        assert ours.returncode == 0, ours.stderr
+        assert ran(ours.stdout, "upgrade to" if up_ else "revert") == \
+            theirs, (rng, ours.stdout, r.stdout)
 
     # ranges are for --sql; the start is not relative
     assert off.db("upgrade", "base:head").returncode == 2
