@@ -1194,14 +1194,16 @@ static int static_check(struct ctx *c, int idx, bool up,
 
 /*
  * --try: the plan as the real run would run it (the destructive pre-check,
- * the backup's prerequisites, the adoption, each revision with its guard
- * and history row) in one transaction that is rolled back.  A
+ * the backup's prerequisites, the adoption with its checks, each revision
+ * with its guard and history row) in one transaction that is rolled back.  A
  * non-transactional revision cannot run in it: the rehearsal stops
  * there, checks the rest without running it, and fails, since it cannot
  * say that the real run would succeed.
  */
+static int adopt(struct ctx *c, struct madopt *a, bool rehearse);
+
 static int rehearse(struct ctx *c, const int *plan, int n, bool up,
-		    const struct madopt *adopt, bool allow_destructive)
+		    struct madopt *ma, bool allow_destructive)
 {
 	char err[ERRLEN];
 	int done = 0, rc = EX_OK, stop = -1;
@@ -1216,17 +1218,10 @@ static int rehearse(struct ctx *c, const int *plan, int n, bool up,
 		errmsg("%s", err);
 		return EX_FAIL;
 	}
-	if (adopt) {
-		for (int i = 0; i < adopt->nsteps; i++) {
-			if (sql_ok(c, adopt->steps[i].sql, err, sizeof(err)) < 0) {
-				errmsg("adoption would fail at step %d (%s): %s",
-				       i + 1, adopt->steps[i].note, err);
-				sql_rollback(c);
-				return EX_FAIL;
-			}
-		}
-		printf("would adopt the database as revision %s\n",
-		       MADOPT_REVISION);
+	if (ma && adopt(c, ma, true) != EX_OK) {
+		sql_rollback(c);
+		c->has_hist = had_hist;
+		return EX_FAIL;
 	}
 	if (n > 0 && !c->has_hist && history_create(c, err, sizeof(err)) < 0) {
 		errmsg("cannot create %s: %s", c->qhist, err);
@@ -2113,7 +2108,9 @@ static int cmd_rollback(struct ctx *c)
 
 /* --------------------------------------------------------------- setup */
 
-static int adopt(struct ctx *c, struct madopt *a)
+/* The adoption in one transaction, with its checks; rehearse: in the
+ * caller's transaction, which the caller rolls back. */
+static int adopt(struct ctx *c, struct madopt *a, bool rehearse)
 {
 	char err[ERRLEN], fp_before[512], fp_after[512];
 	struct mschema live = {0}, want = {0};
@@ -2121,7 +2118,7 @@ static int adopt(struct ctx *c, struct madopt *a)
 	int r1 = migrate_set_find_exact(&c->set, MADOPT_REVISION);
 	usec_t t0 = clock_mono_usec();
 
-	if (sql_ok(c, "BEGIN", err, sizeof(err)) < 0)
+	if (!rehearse && sql_ok(c, "BEGIN", err, sizeof(err)) < 0)
 		goto fail;
 	if (madopt_fingerprint(c->conn, c->nsp, a, false, fp_before,
 			       sizeof(fp_before), err, sizeof(err)) < 0)
@@ -2174,21 +2171,27 @@ static int adopt(struct ctx *c, struct madopt *a)
 	    record_applied(c, &c->set.revs[r1], "adopted",
 			   (clock_mono_usec() - t0) / 1000, false, a->found,
 			   err, sizeof(err)) < 0 ||
-	    sql_ok(c, "COMMIT", err, sizeof(err)) < 0)
+	    (!rehearse && sql_ok(c, "COMMIT", err, sizeof(err)) < 0))
 		goto fail;
 	mschema_free(&live);
 	mschema_free(&want);
 	mdiff_free(&d);
+	if (rehearse) {
+		printf("would adopt the database as revision %s\n",
+		       MADOPT_REVISION);
+		return EX_OK;
+	}
 	printf("adopted the database as revision %s%s\n", MADOPT_REVISION,
 	       a->alembic ? " (alembic_version dropped)" : "");
 	return history_load(c);
 fail:
-	sql_rollback(c);
+	if (!rehearse)
+		sql_rollback(c);
 	c->has_hist = false;
 	mschema_free(&live);
 	mschema_free(&want);
 	mdiff_free(&d);
-	errmsg("adoption failed: %s", err);
+	errmsg("adoption %s: %s", rehearse ? "would fail" : "failed", err);
 	errmsg("nothing was changed (the adoption runs in one transaction)");
 	return EX_FAIL;
 }
@@ -2278,7 +2281,7 @@ static int cmd_setup(struct ctx *c)
 			goto out;
 	}
 	if (legacy) {
-		rc = adopt(c, &a);
+		rc = adopt(c, &a, false);
 		if (rc != EX_OK)
 			goto out;
 	} else if (!c->has_hist) {

@@ -13,7 +13,8 @@ import subprocess
 import pytest
 
 import convdtest
-from test_migrate import DB, R1, R2, data_rows, migdir, mkdb, write_rev  # noqa: F401
+from test_migrate import (ALEMBIC_001, DB, LEGACY_DATA, LEGACY_README,  # noqa: F401
+                          R1, R2, data_rows, migdir, mkdb, write_rev)
 
 # A statement that fails only while the database's setting says so, so
 # that a revision that applied once fails when it runs again.
@@ -135,6 +136,37 @@ def test_try_records_the_history_as_the_real_run(mkdb, migdir):
     assert "already exists" in real.stderr
     d.ok("upgrade", R2, "--try")
     assert "convd_schema_history" in d.tables()     # the real run's
+
+
+def test_try_runs_the_adoptions_checks(mkdb):
+    # Something outside the adoption changes a row while it runs (an event
+    # trigger, here): the real setup finds it by its check that every row
+    # is unchanged and refuses; so must the rehearsal.
+    d = mkdb()
+    d.sql(LEGACY_README)
+    d.sql(LEGACY_DATA)
+    d.sql(ALEMBIC_001)
+    d.sql("CREATE FUNCTION bump() RETURNS event_trigger LANGUAGE plpgsql"
+          " AS $$ BEGIN IF tg_tag = 'ALTER TABLE' THEN"
+          " UPDATE simple_conversation_history SET content = content || '!'"
+          " WHERE id = 5; END IF; END $$")
+    d.sql("CREATE EVENT TRIGGER bump ON ddl_command_end"
+          " EXECUTE FUNCTION bump()")
+    before = d.sql("SELECT md5(string_agg(content, ',' ORDER BY id))"
+                   " FROM simple_conversation_history")
+    real = d.fails("setup")
+    assert "contents would change" in real.stderr
+    tried = d.fails("setup", "--try")
+    assert "adoption would fail" in tried.stderr
+    assert "contents would change" in tried.stderr
+    assert "convd_schema_history" not in d.tables()
+    assert d.sql("SELECT md5(string_agg(content, ',' ORDER BY id))"
+                 " FROM simple_conversation_history") == before
+    d.sql("DROP EVENT TRIGGER bump")
+    r = d.ok("setup", "--try")
+    assert "would adopt the database as revision " + R1 in r.stdout
+    assert "convd_schema_history" not in d.tables()
+    d.ok("setup")
 
 
 # ------------------------------------------------ 8: reset, all or nothing
