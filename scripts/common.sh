@@ -12,7 +12,7 @@ DEPS="build-essential autoconf automake libtool pkg-config
       postgresql postgresql-contrib
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
-DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13 (adopt-b): Alembic's walks and offline SQL as the reference
+DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13: real Alembic databases (adoption), Alembic as the reference for walks and offline SQL
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then
