@@ -2,7 +2,8 @@
  * dbconf.h - libpq connection parameters from the config and environment.
  *
  * Precedence: DATABASE_URL > DB_HOST, DB_PORT, DB_NAME, DB_USER,
- * DB_PASSWORD > the config file ([database] url, then its other keys).
+ * DB_PASSWORD > the config file ([database] url, then its other keys) >
+ * libpq's PG* variables > the seed's sslmode=require for a TCP host.
  * Parameters are built as keyword/value arrays for PQconnectStartParams /
  * PQconnectdbParams (expand_dbname = 1 for URLs), never by pasting
  * strings, so any password works.
@@ -45,8 +46,13 @@ struct dbconf {
  *                     dbname=url, then DB_HOST/DB_PORT/DB_USER/DB_PASSWORD
  *                     and DB_NAME (else the file's name if the URL names no
  *                     database).
- * sslmode: the option if set; else "require" when no URL is used and the
- * host is a TCP host; else nothing (libpq's default, normally prefer).
+ * sslmode: the option if set (a URL's sslmode wins over it); else
+ * "require", first in the arrays, when neither the URL, PGSSLMODE nor a
+ * service (PGSERVICE, service=) says a mode and the host that will be used
+ * is a TCP host (DB_HOST over a file url, the URL's host, DB_HOST or the
+ * file's host, PGHOSTADDR, PGHOST); else nothing (libpq's default).
+ * DATABASE_URL and url must be postgresql:// or postgres:// URIs or
+ * key=value strings; anything else is an error naming them.
  */
 CONVD_WUR int dbconf_build(const struct convd_config *cfg,
 			   const char *(*env)(const char *name),

@@ -36,18 +36,25 @@ struct mschema_column {
 	char *def;		/* default expression or NULL */
 	char identity;		/* 0, 'a' (always) or 'd' (by default) */
 	char *generated;	/* stored generated expression or NULL */
+	/* Schemas loaded from SQL (mcat_load_sql): the text the server
+	 * shows for an object made again from its own deparsed text, where
+	 * that differs (the server deparses "x IN ('a')" on varchar one way,
+	 * and its own deparse another).  Either text compares equal. */
+	char *alt_def, *alt_generated;
 };
 
 struct mschema_constraint {
 	char *name, *qname;
 	char type;		/* p, u, c, f, x */
 	char *def;		/* pg_get_constraintdef */
+	char *alt_def;		/* see mschema_column */
 };
 
 struct mschema_index {
 	char *name, *qname;
 	bool unique;
 	char *tail;		/* pg_get_indexdef after "... USING " */
+	char *alt_tail;		/* see mschema_column */
 };
 
 struct mschema_table {

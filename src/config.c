@@ -180,7 +180,8 @@ static const struct {
 	{"database",
 	 "How to connect to PostgreSQL. DATABASE_URL, and then DB_HOST, "
 	 "DB_PORT, DB_NAME, DB_USER and DB_PASSWORD, in the environment take "
-	 "precedence over this section."},
+	 "precedence over this section, which takes precedence over libpq's "
+	 "PG* variables."},
 	{"pool", "The pool of database connections."},
 	{"server", "The Unix socket and the clients that use it."},
 	{"retention", "The periodic deletion of old messages."},
@@ -229,8 +230,10 @@ const struct config_option config_options[] = {
 	{.section = "database", .name = "sslmode", .type = CT_STRING,
 	 .offset = OFF(db.sslmode), .def = "", .check = check_sslmode,
 	 .doc = "SSL mode: disable, allow, prefer, require, verify-ca or "
-		"verify-full. Empty means require for a TCP host, and libpq's "
-		"default for a Unix socket or when a URL is used."},
+		"verify-full. It wins over PGSSLMODE; a URL's sslmode wins "
+		"over it. Empty means require for a TCP host where nothing "
+		"else says a mode (the URL, PGSSLMODE, a service file), and "
+		"libpq's default for a Unix socket."},
 	{.section = "database", .name = "sslrootcert", .type = CT_STRING,
 	 .offset = OFF(db.sslrootcert), .def = "",
 	 .doc = "File of the certificate authorities trusted by verify-ca and "

@@ -77,11 +77,13 @@ enum {
 	O_MODEL = 1u << 11,
 	O_LOCK_TIMEOUT = 1u << 12,
 	O_LEGACY_TZ = 1u << 13,
+	O_HEAD = 1u << 14,
+	O_SPLICE = 1u << 15,
 };
 
 struct opts {
 	unsigned given;
-	const char *message, *backup, *model;
+	const char *message, *backup, *model, *head;
 	const char *legacy_tz;		/* setup --legacy-timezone ZONE */
 	long lock_timeout;
 	char **args;
@@ -860,14 +862,23 @@ static void print_findings(const char *rev, const struct migrate_finding *f,
 		       migrate_hazard_name(f[i].kind), f[i].what);
 }
 
+/* How run_transactional runs a revision. */
+enum run_how {
+	RUN_OWN_TXN,	/* in a transaction of its own, committed */
+	RUN_IN_TXN,	/* in the caller's transaction (reset) */
+	RUN_REHEARSE,	/* in the caller's transaction, rolled back later */
+};
+
 /*
- * One transactional revision, up or down, in its own transaction (or in
- * the caller's when rehearsing: then nothing is recorded and destructive
- * findings are only reported).
+ * One transactional revision, up or down, with its history row and the
+ * destructive-change guard: in its own transaction, or in the caller's
+ * (RUN_IN_TXN, RUN_REHEARSE: every check and the history row alike, the
+ * caller commits or rolls back).
  */
-static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
-			     bool allow_destructive)
+static int run_transactional(struct ctx *c, int idx, bool up,
+			     enum run_how how, bool allow_destructive)
 {
+	bool rehearse = how == RUN_REHEARSE, own = how == RUN_OWN_TXN;
 	const struct migrate_rev *rev = &c->set.revs[idx];
 	const char *sql = up ? rev->up : rev->down;
 	int line0 = up ? rev->up_line : rev->down_line;
@@ -895,7 +906,7 @@ static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
 		free(st);
 		return EX_FAIL;
 	}
-	if (!rehearse && sql_ok(c, "BEGIN", err, sizeof(err)) < 0)
+	if (own && sql_ok(c, "BEGIN", err, sizeof(err)) < 0)
 		goto fail;
 	if (mcat_columns(c->conn, &before, err, sizeof(err)) < 0)
 		goto fail;
@@ -930,7 +941,7 @@ static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
 		goto fail;
 	}
 	if (nf > 0) {
-		if (rehearse || allow_destructive) {
+		if (allow_destructive) {
 			for (size_t i = 0; i < nf; i++)
 				warnmsg("revision %s %s: %s", rev->id,
 					migrate_hazard_name(f[i].kind),
@@ -944,15 +955,13 @@ static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
 			goto fail;
 		}
 	}
-	if (!rehearse) {
-		if (up ? record_applied(c, rev, "applied", ms, false, NULL, err,
-					sizeof(err)) < 0
-		       : record_change(c, "DELETE FROM ", " WHERE revision = $1",
-				       rev->id, NULL, err, sizeof(err)) < 0)
-			goto fail;
-		if (sql_ok(c, "COMMIT", err, sizeof(err)) < 0)
-			goto fail;
-	}
+	if (up ? record_applied(c, rev, "applied", ms, false, NULL, err,
+				sizeof(err)) < 0
+	       : record_change(c, "DELETE FROM ", " WHERE revision = $1",
+			       rev->id, NULL, err, sizeof(err)) < 0)
+		goto fail;
+	if (own && sql_ok(c, "COMMIT", err, sizeof(err)) < 0)
+		goto fail;
 	migrate_cols_free(&before);
 	migrate_cols_free(&after);
 	free(f);
@@ -968,7 +977,7 @@ static int run_transactional(struct ctx *c, int idx, bool up, bool rehearse,
 	}
 	return EX_OK;
 fail:
-	if (!rehearse)
+	if (own)
 		sql_rollback(c);
 	migrate_cols_free(&before);
 	migrate_cols_free(&after);
@@ -984,22 +993,25 @@ fail:
  * A non-transactional revision: marked dirty first (committed), each
  * statement on its own, then marked clean.  On failure it stays dirty.
  */
-static int run_nontransactional(struct ctx *c, int idx, bool up,
-				bool allow_destructive)
+/*
+ * The checks made before a non-transactional revision runs (it splits,
+ * and it is not destructive unless allowed); *st gets its statements
+ * when st is not NULL.
+ */
+static int nontx_check(const struct migrate_rev *rev, bool up,
+		       bool allow_destructive, struct migrate_stmt **st,
+		       size_t *nst)
 {
-	const struct migrate_rev *rev = &c->set.revs[idx];
 	const char *sql = up ? rev->up : rev->down;
-	int line0 = up ? rev->up_line : rev->down_line;
-	struct migrate_stmt *st = NULL;
+	struct migrate_stmt *st1 = NULL;
 	struct migrate_finding *f = NULL;
-	size_t nst = 0, nf = 0;
-	char err[ERRLEN], msbuf[32];
-	usec_t t0 = clock_mono_usec();
+	size_t nst1 = 0, nf = 0;
+	char err[ERRLEN];
 
-	if (migrate_sql_split(sql, &st, &nst, err, sizeof(err)) < 0 ||
+	if (migrate_sql_split(sql, &st1, &nst1, err, sizeof(err)) < 0 ||
 	    migrate_sql_scan(sql, &f, &nf, err, sizeof(err)) < 0) {
 		errmsg("revision %s: %s", rev->id, err);
-		free(st);
+		free(st1);
 		return EX_FAIL;
 	}
 	if (nf > 0 && !allow_destructive) {
@@ -1007,11 +1019,33 @@ static int run_nontransactional(struct ctx *c, int idx, bool up,
 		errmsg("revision %s is destructive: nothing was changed; run "
 		       "again with --allow-destructive to accept the loss",
 		       rev->id);
-		free(st);
+		free(st1);
 		free(f);
 		return EX_FAIL;
 	}
 	free(f);
+	if (st) {
+		*st = st1;
+		*nst = nst1;
+	} else {
+		free(st1);
+	}
+	return EX_OK;
+}
+
+static int run_nontransactional(struct ctx *c, int idx, bool up,
+				bool allow_destructive)
+{
+	const struct migrate_rev *rev = &c->set.revs[idx];
+	const char *sql = up ? rev->up : rev->down;
+	int line0 = up ? rev->up_line : rev->down_line;
+	struct migrate_stmt *st = NULL;
+	size_t nst = 0;
+	char err[ERRLEN], msbuf[32];
+	usec_t t0 = clock_mono_usec();
+
+	if (nontx_check(rev, up, allow_destructive, &st, &nst) != EX_OK)
+		return EX_FAIL;
 	if (up ? record_applied(c, rev, "applied", 0, true,
 				"running (non-transactional)", err,
 				sizeof(err)) < 0
@@ -1133,7 +1167,8 @@ static int run_plan(struct ctx *c, const int *plan, int n, bool up,
 	for (int i = 0; i < n; i++) {
 		const struct migrate_rev *rev = &c->set.revs[plan[i]];
 		int rc = rev->transactional
-				 ? run_transactional(c, plan[i], up, false,
+				 ? run_transactional(c, plan[i], up,
+						     RUN_OWN_TXN,
 						     allow_destructive)
 				 : run_nontransactional(c, plan[i], up,
 							allow_destructive);
@@ -1153,45 +1188,106 @@ static int run_plan(struct ctx *c, const int *plan, int n, bool up,
 	return EX_OK;
 }
 
-/* All pending revisions in one transaction that is rolled back. */
+/*
+ * The statements of revisions that will not be rehearsed are still read
+ * and checked as the real run would before running them.
+ */
+static int static_check(struct ctx *c, int idx, bool up,
+			bool allow_destructive)
+{
+	const struct migrate_rev *rev = &c->set.revs[idx];
+	const char *sql = up ? rev->up : rev->down;
+	struct migrate_stmt *st = NULL;
+	size_t nst = 0;
+	char err[ERRLEN];
+	int line;
+
+	if (!rev->transactional)
+		return nontx_check(rev, up, allow_destructive, NULL, NULL);
+	if (migrate_sql_split(sql, &st, &nst, err, sizeof(err)) < 0) {
+		errmsg("revision %s (%s): %s", rev->id,
+		       rev->path ? rev->path : "", err);
+		return EX_FAIL;
+	}
+	free(st);
+	line = migrate_sql_txn_control(sql);
+	if (line) {
+		errmsg("revision %s (%s:%d): a transactional revision must "
+		       "not begin or end a transaction",
+		       rev->id, rev->path ? rev->path : "",
+		       (up ? rev->up_line : rev->down_line) + line - 1);
+		return EX_FAIL;
+	}
+	return EX_OK;
+}
+
+/*
+ * --try: the plan as the real run would run it (the destructive pre-check,
+ * the backup's prerequisites, the adoption with its checks, each revision
+ * with its guard and history row) in one transaction that is rolled back.  A
+ * non-transactional revision cannot run in it: the rehearsal stops
+ * there, checks the rest without running it, and fails, since it cannot
+ * say that the real run would succeed.
+ */
+static int adopt(struct ctx *c, struct madopt *a, bool rehearse);
+
 static int rehearse(struct ctx *c, const int *plan, int n, bool up,
-		    const struct madopt *adopt)
+		    struct madopt *ma, bool allow_destructive)
 {
 	char err[ERRLEN];
-	int done = 0, rc = EX_OK;
+	int done = 0, rc = EX_OK, stop = -1;
+	bool had_hist = c->has_hist;
 
+	if (!allow_destructive) {
+		rc = precheck_destructive(c, plan, n, up);
+		if (rc != EX_OK)
+			return rc;
+	}
 	if (sql_ok(c, "BEGIN", err, sizeof(err)) < 0) {
 		errmsg("%s", err);
 		return EX_FAIL;
 	}
-	if (adopt) {
-		for (int i = 0; i < adopt->nsteps; i++) {
-			if (sql_ok(c, adopt->steps[i].sql, err, sizeof(err)) < 0) {
-				errmsg("adoption would fail at step %d (%s): %s",
-				       i + 1, adopt->steps[i].note, err);
-				sql_rollback(c);
-				return EX_FAIL;
-			}
-		}
-		printf("would adopt the database as revision %s\n",
-		       MADOPT_REVISION);
+	if (ma && adopt(c, ma, true) != EX_OK) {
+		sql_rollback(c);
+		c->has_hist = had_hist;
+		return EX_FAIL;
+	}
+	if (n > 0 && !c->has_hist && history_create(c, err, sizeof(err)) < 0) {
+		errmsg("cannot create %s: %s", c->qhist, err);
+		rc = EX_FAIL;
+		n = 0;
 	}
 	for (int i = 0; i < n; i++) {
 		const struct migrate_rev *rev = &c->set.revs[plan[i]];
 
 		if (!rev->transactional) {
-			warnmsg("revision %s is non-transactional: the "
-				"rehearsal stops before it",
-				rev->id);
+			stop = i;
 			break;
 		}
-		if (run_transactional(c, plan[i], up, true, true) != EX_OK) {
+		if (run_transactional(c, plan[i], up, RUN_REHEARSE,
+				      allow_destructive) != EX_OK) {
 			rc = EX_FAIL;
 			break;
 		}
 		done++;
 	}
 	sql_rollback(c);
+	c->has_hist = had_hist;
+	if (stop >= 0) {
+		const struct migrate_rev *rev = &c->set.revs[plan[stop]];
+
+		for (int i = stop; i < n; i++)
+			if (static_check(c, plan[i], up, allow_destructive) !=
+			    EX_OK)
+				rc = EX_FAIL;
+		errmsg("revision %s is non-transactional: it cannot run in the "
+		       "rehearsal's transaction, so the rehearsal cannot tell "
+		       "whether it and the %d revision%s after it would %s "
+		       "(their SQL was read and checked, not run)",
+		       rev->id, n - stop - 1, n - stop - 1 == 1 ? "" : "s",
+		       up ? "apply" : "revert");
+		rc = EX_FAIL;
+	}
 	printf("rehearsal: %d of %d revision%s would %s; everything was "
 	       "rolled back\n",
 	       done, n, n == 1 ? "" : "s", up ? "apply" : "revert");
@@ -1408,13 +1504,81 @@ static int maybe_backup(struct ctx *c)
 	return run_pg_dump(c, c->o.backup);
 }
 
+/* --try --backup FILE: what the backup needs, without writing it. */
+static int backup_check(struct ctx *c)
+{
+	const char *path = getenv("PATH"), *slash;
+	char dir[PATH_MAX], exe[PATH_MAX];
+	bool data, found = false;
+	int rc;
+
+	if (!(c->o.given & O_BACKUP))
+		return EX_OK;
+	rc = holds_data(c, &data);
+	if (rc != EX_OK || !data)
+		return rc;
+	for (const char *p = path ? path : "/usr/bin:/bin"; p && !found;) {
+		const char *end = strchr(p, ':');
+		int len = end ? (int)(end - p) : (int)strlen(p);
+
+		if (len > 0)
+			snprintf(exe, sizeof(exe), "%.*s/pg_dump", len, p);
+		else
+			snprintf(exe, sizeof(exe), "./pg_dump");
+		found = access(exe, X_OK) == 0;
+		p = end ? end + 1 : NULL;
+	}
+	slash = strrchr(c->o.backup, '/');
+	snprintf(dir, sizeof(dir), "%.*s",
+		 slash ? (int)(slash - c->o.backup) + (slash == c->o.backup)
+		       : 1,
+		 slash ? c->o.backup : ".");
+	if (!found) {
+		errmsg("backup: pg_dump is not in PATH: the real run would "
+		       "fail before changing anything");
+		return EX_FAIL;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		errmsg("backup: cannot write into %s: %s", dir,
+		       strerror(errno));
+		return EX_FAIL;
+	}
+	printf("backup: would run pg_dump --format=custom --file=%s\n",
+	       c->o.backup);
+	return EX_OK;
+}
+
 /* ---------------------------------------------------------- --sql text */
+
+/* A string literal that means s whatever standard_conforming_strings
+ * says (E'' when it holds a backslash), for SQL written offline. */
+static char *lit_offline(const char *s)
+{
+	bool bs = strchr(s, '\\') != NULL;
+	char *d = malloc(2 * strlen(s) + 4), *o = d;
+
+	if (!d)
+		return NULL;
+	if (bs)
+		*o++ = 'E';
+	*o++ = '\'';
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			*o++ = *s;
+		*o++ = *s;
+	}
+	*o++ = '\'';
+	*o = '\0';
+	return d;
+}
 
 static char *lit(struct ctx *c, const char *s)
 {
-	char *q = PQescapeLiteral(c->conn, s ? s : "", s ? strlen(s) : 0);
-	char *d;
+	char *q, *d;
 
+	if (!c->conn)
+		return lit_offline(s ? s : "");
+	q = PQescapeLiteral(c->conn, s ? s : "", s ? strlen(s) : 0);
 	if (!q)
 		return strdup("''");
 	d = strdup(q);
@@ -1441,6 +1605,16 @@ static void print_insert(struct ctx *c, const struct migrate_rev *rev,
 	char *lp = lit(c, parents ? parents : "{}"), *lm = lit(c, rev->message);
 	char *lc = lit(c, rev->checksum), *lw = lit(c, c->who);
 	char *ln = note ? lit(c, note) : NULL;
+
+	if (!c->conn && lw) {
+		/* offline: the role is known only when the SQL runs */
+		char *e = NULL;
+
+		if (asprintf(&e, "current_user || %s", lw) < 0)
+			e = NULL;
+		free(lw);
+		lw = e;
+	}
 
 	printf("INSERT INTO %s (revision, parents, message, checksum, kind,"
 	       " applied_by, dirty, note)\n    VALUES ('%s', %s, %s, %s, '%s',"
@@ -1734,7 +1908,9 @@ static int execute_plan(struct ctx *c, int *plan, int n, bool up,
 		print_plan_sql(c, plan, n, up);
 		rc = EX_OK;
 	} else if (try_) {
-		rc = rehearse(c, plan, n, up, NULL);
+		rc = backup_check(c);
+		if (rc == EX_OK)
+			rc = rehearse(c, plan, n, up, NULL, allow_destructive);
 	} else {
 		rc = maybe_backup(c);
 		if (rc == EX_OK && up && !c->has_hist &&
@@ -1814,11 +1990,100 @@ static int do_downgrade(struct ctx *c, const struct migrate_target *t,
 	return execute_plan(c, plan, n, false, target_text, allow_destructive);
 }
 
+/*
+ * --sql with FROM:TO: the SQL from revision FROM (base, head, heads or a
+ * revision and its ancestors applied) to TO, written without a database,
+ * as Alembic's offline mode does.  The history table is named without a
+ * schema (the search_path decides when the SQL runs).
+ */
+static int offline_sql(struct ctx *c, const char *range, bool up)
+{
+	const char *colon = strchr(range, ':');
+	char *from = NULL, err[ERRLEN], host[256] = "?";
+	struct migrate_target f, t;
+	struct passwd *pw = getpwuid(geteuid());
+	int *plan = NULL, n = 0, rc;
+
+	if (!(c->o.given & O_SQL) || colon == range || !colon[1]) {
+		errmsg("a range FROM:TO goes with --sql (offline SQL): "
+		       "'convctl db %s FROM:TO --sql'",
+		       up ? "upgrade" : "downgrade");
+		return EX_USAGE;
+	}
+	rc = prepare(c, false, false);
+	if (rc != EX_OK)
+		return rc;
+	from = strndup(range, (size_t)(colon - range));
+	if (!from) {
+		errmsg("out of memory");
+		return EX_FAIL;
+	}
+	rc = parse_target(c, from, &f);
+	if (rc == EX_OK)
+		rc = parse_target(c, colon + 1, &t);
+	if (rc == EX_OK && f.kind == MT_RELATIVE) {
+		errmsg("the start of a range is base, head, heads or a "
+		       "revision, not '%s'", from);
+		rc = EX_USAGE;
+	}
+	if (rc != EX_OK)
+		goto out;
+	if (f.kind == MT_HEAD && c->set.nheads > 1) {
+		char heads[512];
+
+		migrate_set_heads_text(&c->set, heads, sizeof(heads));
+		errmsg("there are %d heads (%s): start from one of them or "
+		       "from 'heads'", c->set.nheads, heads);
+		rc = EX_FAIL;
+		goto out;
+	}
+	for (int i = 0; i < c->set.nheads; i++)
+		if (f.kind == MT_HEADS || f.kind == MT_HEAD)
+			migrate_set_ancestors(&c->set, c->set.heads[i],
+					      c->applied);
+	if (f.kind == MT_REV)
+		migrate_set_ancestors(&c->set, f.rev, c->applied);
+	c->has_hist = f.kind != MT_BASE;
+	c->qhist = strdup(SCHEMA_HISTORY_TABLE);
+	plan = plan_alloc(c);
+	if (!c->qhist || !plan) {
+		errmsg("out of memory");
+		rc = EX_FAIL;
+		goto out;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "?");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(c->who, sizeof(c->who), " (offline SQL by %s@%s)",
+		 pw ? pw->pw_name : "?", host);
+	if ((up ? migrate_plan_upgrade(&c->set, c->applied, &t, plan, &n, err,
+				       sizeof(err))
+		: migrate_plan_downgrade(&c->set, c->applied, &t, plan, &n,
+					 err, sizeof(err))) < 0) {
+		errmsg("%s", err);
+		rc = EX_FAIL;
+		goto out;
+	}
+	printf("-- convctl db %s %s --sql: %d revision%s, written without a "
+	       "database\n",
+	       up ? "upgrade" : "downgrade", range, n, n == 1 ? "" : "s");
+	if (up && !c->has_hist)
+		print_history_ddl(c);
+	print_plan_sql(c, plan, n, up);
+out:
+	free(plan);
+	free(from);
+	return rc;
+}
+
 static int cmd_upgrade(struct ctx *c)
 {
-	bool lock = !(c->o.given & (O_SQL | O_TRY));
-	int rc = prepare(c, true, lock);
+	bool lock = !(c->o.given & O_SQL);
+	int rc;
 
+	if (c->o.nargs > 0 && strchr(c->o.args[0], ':'))
+		return offline_sql(c, c->o.args[0], true);
+	rc = prepare(c, true, lock);
 	if (rc != EX_OK)
 		return rc;
 	return do_upgrade(c, c->o.nargs > 0 ? c->o.args[0] : "head");
@@ -1826,10 +2091,13 @@ static int cmd_upgrade(struct ctx *c)
 
 static int cmd_downgrade(struct ctx *c)
 {
-	bool lock = !(c->o.given & (O_SQL | O_TRY));
+	bool lock = !(c->o.given & O_SQL);
 	struct migrate_target t;
-	int rc = prepare(c, true, lock);
+	int rc;
 
+	if (strchr(c->o.args[0], ':'))
+		return offline_sql(c, c->o.args[0], false);
+	rc = prepare(c, true, lock);
 	if (rc != EX_OK)
 		return rc;
 	rc = parse_target(c, c->o.args[0], &t);
@@ -1841,7 +2109,7 @@ static int cmd_downgrade(struct ctx *c)
 
 static int cmd_rollback(struct ctx *c)
 {
-	bool lock = !(c->o.given & (O_SQL | O_TRY));
+	bool lock = !(c->o.given & O_SQL);
 	struct migrate_target t = {MT_RELATIVE, 0, -1};
 	char text[32];
 	int rc;
@@ -1917,7 +2185,9 @@ static void retention_preview(struct ctx *c)
 	PQclear(r);
 }
 
-static int adopt(struct ctx *c, struct madopt *a)
+/* The adoption in one transaction, with its checks; rehearse: in the
+ * caller's transaction, which the caller rolls back. */
+static int adopt(struct ctx *c, struct madopt *a, bool rehearse)
 {
 	char err[ERRLEN], fp_before[512], fp_after[512];
 	struct mschema live = {0}, want = {0};
@@ -1925,7 +2195,7 @@ static int adopt(struct ctx *c, struct madopt *a)
 	int r1 = migrate_set_find_exact(&c->set, MADOPT_REVISION);
 	usec_t t0 = clock_mono_usec();
 
-	if (sql_ok(c, "BEGIN", err, sizeof(err)) < 0)
+	if (!rehearse && sql_ok(c, "BEGIN", err, sizeof(err)) < 0)
 		goto fail;
 	if (madopt_fingerprint(c->conn, c->nsp, a, false, fp_before,
 			       sizeof(fp_before), err, sizeof(err)) < 0)
@@ -1990,21 +2260,27 @@ static int adopt(struct ctx *c, struct madopt *a)
 	    record_applied(c, &c->set.revs[r1], "adopted",
 			   (clock_mono_usec() - t0) / 1000, false, a->found,
 			   err, sizeof(err)) < 0 ||
-	    sql_ok(c, "COMMIT", err, sizeof(err)) < 0)
+	    (!rehearse && sql_ok(c, "COMMIT", err, sizeof(err)) < 0))
 		goto fail;
 	mschema_free(&live);
 	mschema_free(&want);
 	mdiff_free(&d);
+	if (rehearse) {
+		printf("would adopt the database as revision %s\n",
+		       MADOPT_REVISION);
+		return EX_OK;
+	}
 	printf("adopted the database as revision %s%s\n", MADOPT_REVISION,
 	       a->alembic ? " (alembic_version dropped)" : "");
 	return history_load(c);
 fail:
-	sql_rollback(c);
+	if (!rehearse)
+		sql_rollback(c);
 	c->has_hist = false;
 	mschema_free(&live);
 	mschema_free(&want);
 	mdiff_free(&d);
-	errmsg("adoption failed: %s", err);
+	errmsg("adoption %s: %s", rehearse ? "would fail" : "failed", err);
 	errmsg("nothing was changed (the adoption runs in one transaction)");
 	return EX_FAIL;
 }
@@ -2019,7 +2295,7 @@ static int cmd_setup(struct ctx *c)
 	int *plan = NULL, n = 0, r1 = -1, rc;
 	bool legacy;
 
-	rc = prepare(c, true, !sql && !try_);
+	rc = prepare(c, true, !sql);
 	if (rc != EX_OK)
 		return rc;
 	if (c->o.legacy_tz &&
@@ -2116,7 +2392,10 @@ static int cmd_setup(struct ctx *c)
 		goto out;
 	}
 	if (try_) {
-		rc = rehearse(c, plan, n, true, legacy ? &a : NULL);
+		rc = legacy || n > 0 ? backup_check(c) : EX_OK;
+		if (rc == EX_OK)
+			rc = rehearse(c, plan, n, true, legacy ? &a : NULL,
+				      c->o.given & O_ALLOW_DESTRUCTIVE);
 		goto out;
 	}
 	if (legacy || n > 0) {
@@ -2125,7 +2404,7 @@ static int cmd_setup(struct ctx *c)
 			goto out;
 	}
 	if (legacy) {
-		rc = adopt(c, &a);
+		rc = adopt(c, &a, false);
 		if (rc != EX_OK)
 			goto out;
 	} else if (!c->has_hist) {
@@ -2155,9 +2434,52 @@ out:
 
 /* --------------------------------------------------------------- reset */
 
+/*
+ * Runs steps [from, to) of a reset, each transactional: in one transaction.
+ * Returns the index of the step that failed, or -1.
+ */
+static int reset_group(struct ctx *c, const int *steps, const bool *up,
+		       int from, int to)
+{
+	char err[ERRLEN];
+
+	if (sql_ok(c, "BEGIN", err, sizeof(err)) < 0) {
+		errmsg("%s", err);
+		return from;
+	}
+	if (!c->has_hist && history_create(c, err, sizeof(err)) < 0) {
+		errmsg("cannot create %s: %s", c->qhist, err);
+		sql_rollback(c);
+		c->has_hist = false;
+		return from;
+	}
+	for (int i = from; i < to; i++) {
+		if (run_transactional(c, steps[i], up[i], RUN_IN_TXN, true) !=
+		    EX_OK) {
+			sql_rollback(c);
+			return i;
+		}
+	}
+	if (sql_ok(c, "COMMIT", err, sizeof(err)) < 0) {
+		errmsg("%s", err);
+		return to - 1;
+	}
+	return -1;
+}
+
+/*
+ * Down to base, then every revision up again (all heads).  When every
+ * revision is transactional, the whole reset is one transaction; a
+ * non-transactional revision cannot share one, so the steps around it run
+ * in groups, and a failure names the step where the reset stopped and
+ * what was committed before it.  Running reset again finishes the job.
+ */
 static int cmd_reset(struct ctx *c)
 {
-	struct migrate_target base = {MT_BASE, 0, 0};
+	struct migrate_target base = {MT_BASE, 0, 0}, heads = {MT_HEADS, 0, 0};
+	char err[ERRLEN], cur[512];
+	int *steps = NULL, ndown = 0, nup = 0, n, failed = -1, committed = 0;
+	bool *up = NULL, *none = NULL;
 	int rc;
 
 	if (!(c->o.given & O_YES)) {
@@ -2181,17 +2503,104 @@ static int cmd_reset(struct ctx *c)
 	rc = gate(c, true);
 	if (rc != EX_OK)
 		return rc;
-	if (c->has_hist) {
-		rc = do_downgrade(c, &base, "base", true);
-		if (rc != EX_OK)
-			return rc;
-		c->o.given &= ~(unsigned)O_BACKUP; /* taken already */
-		rc = history_load(c);
-		if (rc != EX_OK)
-			return rc;
+	steps = malloc(sizeof(int) * (2 * (size_t)c->set.n + 1));
+	up = calloc(2 * (size_t)c->set.n + 1, sizeof(bool));
+	none = calloc((size_t)c->set.n + 1, sizeof(bool));
+	if (!steps || !up || !none) {
+		errmsg("out of memory");
+		rc = EX_FAIL;
+		goto out;
 	}
-	c->o.given |= O_ALLOW_DESTRUCTIVE;
-	return do_upgrade(c, "head");
+	/* Both plans first: nothing runs unless all of it can. */
+	if ((c->has_hist &&
+	     migrate_plan_downgrade(&c->set, c->applied, &base, steps, &ndown,
+				    err, sizeof(err)) < 0) ||
+	    migrate_plan_upgrade(&c->set, none, &heads, steps + ndown, &nup,
+				 err, sizeof(err)) < 0) {
+		errmsg("%s", err);
+		rc = EX_FAIL;
+		goto out;
+	}
+	n = ndown + nup;
+	for (int i = ndown; i < n; i++)
+		up[i] = true;
+	rc = maybe_backup(c);
+	if (rc != EX_OK)
+		goto out;
+	if (!c->has_hist && n > 0 && !c->set.revs[steps[0]].transactional &&
+	    history_create(c, err, sizeof(err)) < 0) {
+		errmsg("cannot create %s: %s", c->qhist, err);
+		rc = EX_FAIL;
+		goto out;
+	}
+	for (int i = 0; i < n && failed < 0;) {
+		int j = i;
+
+		if (!c->set.revs[steps[i]].transactional) {
+			if (run_nontransactional(c, steps[i], up[i], true) !=
+			    EX_OK)
+				failed = i;
+			else
+				committed = i + 1;
+			i++;
+			continue;
+		}
+		while (j < n && c->set.revs[steps[j]].transactional)
+			j++;
+		failed = reset_group(c, steps, up, i, j);
+		if (failed < 0)
+			committed = j;
+		i = j;
+	}
+	if (failed < 0) {
+		rc = history_load(c);
+		if (rc == EX_OK) {
+			bool one = true;
+
+			for (int i = 0; i < n; i++)
+				one = one && c->set.revs[steps[i]].transactional;
+			current_text(c, cur, sizeof(cur));
+			printf("reset: reverted %d and applied %d revision%s"
+			       "%s; the database is at %s\n",
+			       ndown, nup, nup == 1 ? "" : "s",
+			       one ? " in one transaction" : "", cur);
+		}
+		goto out;
+	}
+	rc = EX_FAIL;
+	if (committed == 0 && c->set.revs[steps[failed]].transactional) {
+		errmsg("reset stopped at revision %s (%s) and nothing was "
+		       "changed: everything it had done was rolled back",
+		       c->set.revs[steps[failed]].id,
+		       up[failed] ? "applying it" : "reverting it");
+		goto out;
+	}
+	if (history_load(c) == EX_OK)
+		current_text(c, cur, sizeof(cur));
+	else
+		snprintf(cur, sizeof(cur), "(unknown)");
+	errmsg("reset stopped at step %d of %d, %s revision %s; the %d "
+	       "step%s before it (%d revert%s, %d appl%s) %s committed, "
+	       "since a non-transactional revision cannot share their "
+	       "transaction; the database is now at %s",
+	       failed + 1, n, up[failed] ? "applying" : "reverting",
+	       c->set.revs[steps[failed]].id, committed,
+	       committed == 1 ? "" : "s",
+	       committed < ndown ? committed : ndown,
+	       (committed < ndown ? committed : ndown) == 1 ? "" : "s",
+	       committed > ndown ? committed - ndown : 0,
+	       committed - ndown == 1 ? "y" : "ies",
+	       committed == 1 ? "is" : "are", cur);
+	errmsg("repair the cause%s, then run 'convctl db reset --yes' again: "
+	       "it reverts what is applied and applies everything",
+	       c->set.revs[steps[failed]].transactional
+		       ? ""
+		       : " and resolve the dirty revision (see above)");
+out:
+	free(steps);
+	free(up);
+	free(none);
+	return rc;
 }
 
 /* --------------------------------------------------------------- stamp */
@@ -2666,6 +3075,65 @@ static int cmd_heads(struct ctx *c)
 			"-m MESSAGE'",
 			c->set.nheads, c->set.revs[c->set.heads[0]].id,
 			c->set.revs[c->set.heads[1]].id);
+	return EX_OK;
+}
+
+/* Branch points: the revisions with more than one child, and the
+ * children, as Alembic's `branches` shows them.  Reads only the files. */
+static int cmd_branches(struct ctx *c)
+{
+	int rc = prepare(c, false, false), nb = 0;
+
+	if (rc != EX_OK)
+		return rc;
+	if (c->json)
+		printf("{\"branches\":[");
+	for (int i = 0; i < c->set.n; i++) {
+		const struct migrate_rev *r = &c->set.revs[c->set.order[i]];
+
+		if (r->nchildren < 2)
+			continue;
+		if (c->json) {
+			bool first = true;
+
+			printf("%s{", nb ? "," : "");
+			json_kv_str(stdout, &first, "revision", r->id);
+			json_kv_str(stdout, &first, "message", r->message);
+			json_key(stdout, &first, "children");
+			printf("[");
+			for (int k = 0; k < r->nchildren; k++) {
+				const struct migrate_rev *ch =
+					&c->set.revs[r->child_idx[k]];
+				bool f2 = true;
+
+				printf("%s{", k ? "," : "");
+				json_kv_str(stdout, &f2, "revision", ch->id);
+				json_kv_bool(stdout, &f2, "head",
+					     ch->nchildren == 0);
+				printf("}");
+			}
+			printf("]}");
+		} else {
+			char *m = oneline(r->message);
+
+			printf("%s (branch point) %s\n", r->id, m);
+			free(m);
+			for (int k = 0; k < r->nchildren; k++) {
+				const struct migrate_rev *ch =
+					&c->set.revs[r->child_idx[k]];
+
+				m = oneline(ch->message);
+				printf("    -> %s%s %s\n", ch->id,
+				       ch->nchildren == 0 ? " (head)" : "", m);
+				free(m);
+			}
+		}
+		nb++;
+	}
+	if (c->json)
+		printf("]}\n");
+	else if (nb == 0)
+		printf("no branch points\n");
 	return EX_OK;
 }
 
@@ -3292,10 +3760,24 @@ static int check_message(const char *msg)
 	return EX_OK;
 }
 
+/* Whether exactly x and its ancestors are applied. */
+static bool at_revision(const struct ctx *c, int x)
+{
+	bool *mark = calloc((size_t)c->set.n + 1, sizeof(bool)), same = true;
+
+	if (!mark)
+		return false;
+	migrate_set_ancestors(&c->set, x, mark);
+	for (int i = 0; i < c->set.n; i++)
+		same = same && mark[i] == c->applied[i];
+	free(mark);
+	return same;
+}
+
 static int cmd_migrate(struct ctx *c)
 {
 	char *parents[1];
-	int nparents = 0, rc;
+	int nparents = 0, rc, on = -1;
 	bool autogen = c->o.given & O_AUTOGENERATE;
 	struct mdiff up = {0}, down = {0};
 	char *ups = NULL, *downs = NULL;
@@ -3306,7 +3788,29 @@ static int cmd_migrate(struct ctx *c)
 	rc = prepare(c, autogen, false);
 	if (rc != EX_OK)
 		return rc;
-	if (c->set.nheads > 1) {
+	if ((c->o.given & O_SPLICE) && !(c->o.given & O_HEAD)) {
+		errmsg("--splice goes with --head REV");
+		return EX_USAGE;
+	}
+	if ((c->o.given & O_HEAD) && strcmp(c->o.head, "head") != 0) {
+		char err[ERRLEN];
+
+		on = migrate_set_find(&c->set, c->o.head, err, sizeof(err));
+		if (on < 0) {
+			errmsg("--head: %s", err);
+			return EX_FAIL;
+		}
+		if (c->set.revs[on].nchildren > 0 &&
+		    !(c->o.given & O_SPLICE)) {
+			errmsg("revision %s is not a head (%s follows it): give "
+			       "--splice as well to start a new branch from it",
+			       c->set.revs[on].id,
+			       c->set.revs[c->set.revs[on].child_idx[0]].id);
+			return EX_FAIL;
+		}
+		parents[0] = c->set.revs[on].id;
+		nparents = 1;
+	} else if (c->set.nheads > 1) {
 		char heads[512];
 
 		migrate_set_heads_text(&c->set, heads, sizeof(heads));
@@ -3316,7 +3820,7 @@ static int cmd_migrate(struct ctx *c)
 		       c->set.revs[c->set.heads[1]].id);
 		return EX_FAIL;
 	}
-	if (c->set.nheads == 1) {
+	if (on < 0 && c->set.nheads == 1) {
 		parents[0] = c->set.revs[c->set.heads[0]].id;
 		nparents = 1;
 	}
@@ -3332,7 +3836,14 @@ static int cmd_migrate(struct ctx *c)
 			errmsg("fix the history first; nothing was written");
 			return EX_FAIL;
 		}
-		if (!c->has_hist || pending_count(c) > 0) {
+		if (on >= 0 && !at_revision(c, on)) {
+			errmsg("the database is not at %s: autogenerate compares "
+			       "the model with a database that has exactly %s "
+			       "and its ancestors applied",
+			       c->set.revs[on].id, c->set.revs[on].id);
+			return EX_FAIL;
+		}
+		if (on < 0 && (!c->has_hist || pending_count(c) > 0)) {
 			errmsg("the database is not at head: autogenerate "
 			       "compares the model with a database that has "
 			       "every revision; run 'convctl db upgrade "
@@ -3448,6 +3959,7 @@ static const struct command commands[] = {
 	{"current", cmd_current, 0, 0, 0, ""},
 	{"history", cmd_history, 0, 0, 0, ""},
 	{"heads", cmd_heads, 0, 0, 0, ""},
+	{"branches", cmd_branches, 0, 0, 0, ""},
 	{"show", cmd_show, 0, 1, 1, " REV"},
 	{"upgrade", cmd_upgrade, RUN_OPTS, 0, 1, " [TARGET]"},
 	{"downgrade", cmd_downgrade, RUN_OPTS, 1, 1, " TARGET"},
@@ -3456,8 +3968,9 @@ static const struct command commands[] = {
 	 " REV REV... -m MESSAGE"},
 	{"stamp", cmd_stamp, O_SQL | O_LOCK_TIMEOUT, 1, 1, " TARGET"},
 	{"verify", cmd_verify, O_OFFLINE, 0, 0, ""},
-	{"migrate", cmd_migrate, O_MESSAGE | O_AUTOGENERATE | O_MODEL, 0, 0,
-	 " -m MESSAGE"},
+	{"migrate", cmd_migrate,
+	 O_MESSAGE | O_AUTOGENERATE | O_MODEL | O_HEAD | O_SPLICE, 0, 0,
+	 " -m MESSAGE [--autogenerate] [--head REV [--splice]]"},
 	{"diff", cmd_diff, O_MODEL | O_SQL, 0, 0, ""},
 	{"reset", cmd_reset, O_YES | O_BACKUP | O_LOCK_TIMEOUT, 0, 0, ""},
 	{"resolve", cmd_resolve, O_APPLIED | O_ROLLED_BACK | O_LOCK_TIMEOUT, 1,
@@ -3474,16 +3987,18 @@ static void usage(FILE *f)
 		"                          upgrade to head (idempotent)\n"
 		"  check                   connection, server, schema state, "
 		"tables\n"
-		"  status | current | history | heads | show REV\n"
+		"  status | current | history | heads | branches | show REV\n"
 		"  upgrade [TARGET]        TARGET: head (default), heads, REV, "
 		"+N\n"
 		"  downgrade TARGET        TARGET: base, REV, -N\n"
+		"  upgrade|downgrade FROM:TO --sql   offline SQL, no database\n"
 		"  rollback [N]            revert the last N (default 1)\n"
 		"  merge REV REV... -m MSG a revision joining heads\n"
 		"  stamp TARGET            record as applied without running\n"
 		"  verify [--offline]      files, graph, checksums, destructive "
 		"statements\n"
-		"  migrate -m MSG [--autogenerate] [--model FILE]\n"
+		"  migrate -m MSG [--autogenerate] [--model FILE] [--head REV "
+		"[--splice]]\n"
 		"  diff [--model FILE] [--sql]  database against the schema "
 		"model\n"
 		"  reset --yes             down to base and up to head (needs "
@@ -3522,6 +4037,8 @@ static const struct optdef optdefs[] = {
 	{"model", O_MODEL, true},
 	{"lock-timeout", O_LOCK_TIMEOUT, true},
 	{"legacy-timezone", O_LEGACY_TZ, true},
+	{"head", O_HEAD, true},
+	{"splice", O_SPLICE, false},
 };
 
 static bool is_relative(const char *s)
@@ -3553,6 +4070,9 @@ static int set_opt(struct ctx *c, const struct optdef *d, const char *val)
 		break;
 	case O_LEGACY_TZ:
 		c->o.legacy_tz = val;
+		break;
+	case O_HEAD:
+		c->o.head = val;
 		break;
 	case O_LOCK_TIMEOUT: {
 		char *end;

@@ -40,6 +40,9 @@ struct span {
 
 struct urlinfo {
 	bool has_dbname;
+	bool has_sslmode;	/* says sslmode (or requiressl) */
+	bool has_service;	/* names a service, which may say sslmode */
+	int tcp;		/* its host: -1 not given, 0 a socket, 1 TCP */
 	int64_t connect_timeout;	/* 0 = not given or not usable */
 	struct span masks[DBCONF_MAX_MASKS];
 	int nmasks;
@@ -102,10 +105,20 @@ static int64_t timeout_value(const char *v)
 	return t;
 }
 
+static bool has_tcp_host(const char *h);
+
 /* One parameter seen in a URI query or a key=value string. */
 static void note_param(struct urlinfo *ui, const char *key, const char *val,
 		       size_t vstart, size_t vend)
 {
+	if (strcmp(key, "sslmode") == 0 || strcmp(key, "requiressl") == 0)
+		ui->has_sslmode = vend > vstart;
+	else if (strcmp(key, "service") == 0)
+		ui->has_service = vend > vstart;
+	else if (strcmp(key, "host") == 0 && vend > vstart)
+		ui->tcp = has_tcp_host(val);
+	else if (strcmp(key, "hostaddr") == 0 && vend > vstart)
+		ui->tcp = 1;
 	if (strcmp(key, "password") == 0)
 		add_mask(ui, vstart, vend);
 	else if (strcmp(key, "dbname") == 0 && vend > vstart)
@@ -131,8 +144,24 @@ static void inspect_uri(const char *s, size_t p, struct urlinfo *ui)
 			add_mask(ui, (size_t)(colon - s) + 1, q);
 		p = q + 1;
 	}
-	while (s[p] && s[p] != '/' && s[p] != '?')
-		p++;
+	/* host[:port][,...]: TCP unless every host is a socket directory
+	 * (percent-encoded "/...") */
+	for (size_t h = p;; p++) {
+		bool end = s[p] == '\0' || s[p] == '/' || s[p] == '?';
+		char host[256];
+		size_t n = p - h;
+
+		if (!end && s[p] != ',')
+			continue;
+		if (n > 0 && s[h] != '[' && memchr(s + h, ':', n))
+			n = (size_t)((const char *)memchr(s + h, ':', n) - (s + h));
+		uri_decode(s + h, n, host, sizeof(host));
+		if (host[0] && ui->tcp < 1)
+			ui->tcp = host[0] != '/';
+		if (end)
+			break;
+		h = p + 1;
+	}
 	if (s[p] == '/') {
 		size_t start = ++p;
 
@@ -240,19 +269,47 @@ static bool is_uri(const char *s)
 	       strncmp(s, "postgres://", 11) == 0;
 }
 
+/*
+ * A URI (postgresql://, postgres://) or a key=value string; anything else
+ * (another scheme, a bare word that libpq would take for a database name
+ * and then fail on a socket) is refused with why.  The value itself is
+ * never quoted in why: it may hold a password.
+ */
 static int inspect_url(const char *s, struct urlinfo *ui, char *why,
 		       size_t whylen)
 {
+	const char *sep = strstr(s, "://");
+	size_t n = 0;
+
 	memset(ui, 0, sizeof(*ui));
-	if (strncmp(s, "postgresql://", 13) == 0)
+	ui->tcp = -1;
+	if (strncmp(s, "postgresql://", 13) == 0) {
 		inspect_uri(s, 13, ui);
-	else if (strncmp(s, "postgres://", 11) == 0)
+		return 0;
+	}
+	if (strncmp(s, "postgres://", 11) == 0) {
 		inspect_uri(s, 11, ui);
-	else if (strchr(s, '='))
+		return 0;
+	}
+	while (s + n < (sep ? sep : s) &&
+	       ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+		(s[n] >= '0' && s[n] <= '9') || s[n] == '+' || s[n] == '-' ||
+		s[n] == '.'))
+		n++;
+	if (sep && n > 0 && n <= 32 && s + n == sep) {
+		snprintf(why, whylen,
+			 "the scheme \"%.*s://\" is not PostgreSQL's: a URL "
+			 "starts with postgresql:// or postgres://",
+			 (int)n, s);
+		return -1;
+	}
+	if (!sep && strchr(s, '='))
 		return inspect_kv(s, ui, why, whylen);
-	else
-		ui->has_dbname = s[0] != '\0';	/* a plain database name */
-	return 0;
+	snprintf(why, whylen,
+		 "not a connection URL: expected "
+		 "postgresql://[user[:password]@][host][:port][/dbname]"
+		 "[?param=value&...] or key=value pairs");
+	return -1;
 }
 
 /* s with every password replaced by "***". */
@@ -588,6 +645,38 @@ static const char *pick(const char *a, const char *b)
 	return a ? a : (b && b[0] ? b : NULL);
 }
 
+/*
+ * The seed's sslmode=require, where nothing says otherwise: not
+ * [database] sslmode (checked by the caller), not the URL, not PGSSLMODE
+ * and no service file (PGSERVICE, service=), and only when the host that
+ * will be used is a TCP host.  That host is the first of: DB_HOST over a
+ * file url, the URL's host, the host under it (DB_HOST, else the file's),
+ * PGHOSTADDR, PGHOST; with none, libpq uses the local Unix socket.
+ */
+static bool default_require(const char *(*env)(const char *),
+			    const struct urlinfo *ui, bool url_from_env,
+			    const struct target *e, const struct target *f)
+{
+	const char *v, *host;
+
+	if ((v = env("PGSSLMODE")) && v[0])
+		return false;
+	if ((v = env("PGSERVICE")) && v[0])
+		return false;
+	if (ui && (ui->has_sslmode || ui->has_service))
+		return false;
+	if (ui && !url_from_env && e->host)
+		return has_tcp_host(e->host);
+	if (ui && ui->tcp >= 0)
+		return ui->tcp == 1;
+	host = pick(e->host, f->host);
+	if (host)
+		return has_tcp_host(host);
+	if ((v = env("PGHOSTADDR")) && v[0])
+		return true;
+	return has_tcp_host(env("PGHOST"));
+}
+
 int dbconf_build(const struct convd_config *cfg,
 		 const char *(*env)(const char *name), struct dbconf *out,
 		 char *err, size_t errlen)
@@ -666,7 +755,8 @@ int dbconf_build(const struct convd_config *cfg,
 	if (cfg->db.sslmode && cfg->db.sslmode[0]) {
 		if (add(out, "sslmode", cfg->db.sslmode, err, errlen) < 0)
 			goto fail;
-	} else if (!url && has_tcp_host(r.host)) {
+	} else if (default_require(env, url ? &ui : NULL, url_from_env, &e,
+				   &f)) {
 		if (add(out, "sslmode", "require", err, errlen) < 0)
 			goto fail;
 	}

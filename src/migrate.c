@@ -1367,6 +1367,132 @@ static int plan_pending_closure(const struct migrate_set *s,
 	return 0;
 }
 
+/* Whether x is applied (in done[]) and none of its children is. */
+static bool walk_current(const struct migrate_set *s, const bool *done,
+			 int x)
+{
+	if (!done[x])
+		return false;
+	for (int k = 0; k < s->revs[x].nchildren; k++)
+		if (done[s->revs[x].child_idx[k]])
+			return false;
+	return true;
+}
+
+/* Whether x may come next in a walk: pending, its parents applied, and
+ * a root (when nothing is applied) or a child of a current revision. */
+static bool walk_next(const struct migrate_set *s, const bool *done,
+		      bool any, int x)
+{
+	const struct migrate_rev *r = &s->revs[x];
+	bool from_current = false;
+
+	if (done[x])
+		return false;
+	for (int k = 0; k < r->nparents; k++) {
+		if (!done[r->parent_idx[k]])
+			return false;
+		if (walk_current(s, done, r->parent_idx[k]))
+			from_current = true;
+	}
+	return any ? from_current : r->nparents == 0;
+}
+
+/* "a, b and c" of the revisions marked in set[] (size s->n). */
+static void ids_text(const struct migrate_set *s, const bool *set, char *buf,
+		     size_t len)
+{
+	int total = 0, k = 0;
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < s->n; i++)
+		total += set[s->order[i]];
+	for (int i = 0; i < s->n && o < len; i++) {
+		int x = s->order[i];
+
+		if (!set[x])
+			continue;
+		o += (size_t)snprintf(buf + o, len - o, "%s%s",
+				      k == 0 ? "" : k == total - 1 ? " and "
+								  : ", ",
+				      s->revs[x].id);
+		k++;
+	}
+	if (total == 0)
+		snprintf(buf, len, "base");
+}
+
+/*
+ * +N, as Alembic walks it: N steps forward from the current revisions,
+ * each to the one pending revision that follows them (a child of a current
+ * revision whose parents are all applied; a root when nothing is).  Where
+ * two revisions could come next the walk is ambiguous and refused, naming
+ * them and the heads.  done[] (size s->n) is scratch space.
+ */
+static int plan_walk(const struct migrate_set *s, const bool *applied,
+		     int steps, bool *done, int *out, int *nout, char *err,
+		     size_t errlen)
+{
+	char cur[512], next[512], heads[512];
+	bool *mark = calloc((size_t)s->n + 1, sizeof(bool));
+	bool any = false;
+	int rc = 0;
+
+	if (!mark) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(done, applied, sizeof(bool) * (size_t)s->n);
+	for (int i = 0; i < s->n; i++)
+		any = any || done[i];
+	for (int step = 0; step < steps && rc == 0; step++) {
+		int found = 0, pick = -1;
+
+		memset(mark, 0, sizeof(bool) * (size_t)s->n);
+		for (int i = 0; i < s->n; i++) {
+			int x = s->order[i];
+
+			if (walk_next(s, done, any, x)) {
+				mark[x] = true;
+				found++;
+				if (pick < 0)
+					pick = x;
+			}
+		}
+		if (found == 1) {
+			done[pick] = true;
+			any = true;
+			out[(*nout)++] = pick;
+			continue;
+		}
+		for (int i = 0; i < s->n; i++)
+			mark[i] = walk_current(s, done, i);
+		ids_text(s, mark, cur, sizeof(cur));
+		migrate_set_heads_text(s, heads, sizeof(heads));
+		if (found == 0) {
+			seterr(err, errlen,
+			       "cannot upgrade +%d: nothing follows %s after "
+			       "%d step%s (the heads are %s); upgrade to a "
+			       "revision or to 'heads' instead",
+			       steps, cur, step, step == 1 ? "" : "s", heads);
+		} else {
+			for (int i = 0; i < s->n; i++)
+				mark[i] = walk_next(s, done, any, i);
+			ids_text(s, mark, next, sizeof(next));
+			seterr(err, errlen,
+			       "+%d is ambiguous: after %s, %s could each come "
+			       "next (%d heads: %s); upgrade to a revision or "
+			       "to 'heads' instead",
+			       steps, cur, next, s->nheads, heads);
+		}
+		*nout = 0;
+		rc = -1;
+	}
+	free(mark);
+	return rc;
+}
+
 int migrate_plan_upgrade(const struct migrate_set *s, const bool *applied,
 			 const struct migrate_target *t, int *out, int *nout,
 			 char *err, size_t errlen)
@@ -1434,9 +1560,7 @@ int migrate_plan_upgrade(const struct migrate_set *s, const bool *applied,
 			rc = -1;
 			break;
 		}
-		for (int i = 0; i < s->n && *nout < t->n; i++)
-			if (!applied[s->order[i]])
-				out[(*nout)++] = s->order[i];
+		rc = plan_walk(s, applied, t->n, want, out, nout, err, errlen);
 		break;
 	}
 	}

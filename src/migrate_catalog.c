@@ -519,6 +519,112 @@ static int exec_simple(PGconn *conn, const char *sql, char *err,
 	return 0;
 }
 
+/*
+ * A revision generated from a model writes the model's deparsed text; the
+ * server deparses that text differently again for some expressions (an IN
+ * list on varchar: ARRAY[...]::text[] becomes ARRAY[...::text, ...]), so a
+ * database built from the revision would never compare equal to the model.
+ * Here every check and exclusion constraint, index, default and generation
+ * expression of the scratch schema is made once more from its own
+ * deparsed text (copies under temporary names; defaults in place), read
+ * back, and kept as the object's alternative text where it differs.  Best
+ * effort: if anything fails, the model simply has no alternatives.
+ */
+static void settle(PGconn *conn, const char *scratch, const char *qs,
+		   const char *exclude, struct mschema *m)
+{
+	struct mschema m2 = {0};
+	char *script = NULL, err[256], name[64];
+	size_t len = 0;
+	FILE *f = open_memstream(&script, &len);
+	bool ok;
+
+	if (!f)
+		return;
+	for (int ti = 0; ti < m->ntables; ti++) {
+		const struct mschema_table *t = &m->tables[ti];
+
+		for (int k = 0; k < t->ncons; k++)
+			if (t->cons[k].type == 'c' || t->cons[k].type == 'x')
+				fprintf(f, "ALTER TABLE %s.%s ADD CONSTRAINT "
+					   "convd_settle_c%d_%d %s;\n",
+					qs, t->qname, ti, k, t->cons[k].def);
+		for (int k = 0; k < t->nidx; k++)
+			fprintf(f, "CREATE %sINDEX convd_settle_i%d_%d ON %s.%s "
+				   "USING %s;\n",
+				t->idx[k].unique ? "UNIQUE " : "", ti, k, qs,
+				t->qname, t->idx[k].tail);
+		for (int k = 0; k < t->ncols; k++) {
+			const struct mschema_column *c = &t->cols[k];
+
+			if (c->generated)
+				fprintf(f, "ALTER TABLE %s.%s ADD COLUMN "
+					   "convd_settle_g%d_%d %s GENERATED "
+					   "ALWAYS AS (%s) STORED;\n",
+					qs, t->qname, ti, k, c->type,
+					c->generated);
+			else if (c->def)
+				fprintf(f, "ALTER TABLE %s.%s ALTER COLUMN %s "
+					   "SET DEFAULT %s;\n",
+					qs, t->qname, c->qname, c->def);
+		}
+	}
+	if (fclose(f) != 0 || !script) {
+		free(script);
+		return;
+	}
+	if (exec_simple(conn, "SAVEPOINT convd_settle", err, sizeof(err)) < 0) {
+		free(script);
+		return;
+	}
+	ok = exec_simple(conn, script, err, sizeof(err)) == 0 &&
+	     load_schema(conn, scratch, exclude, &m2, err, sizeof(err)) == 0;
+	free(script);
+	for (int ti = 0; ok && ti < m->ntables; ti++) {
+		struct mschema_table *t = &m->tables[ti];
+		const struct mschema_table *t2 = mschema_table(&m2, t->name);
+
+		for (int k = 0; t2 && k < t->ncons; k++) {
+			snprintf(name, sizeof(name), "convd_settle_c%d_%d", ti, k);
+			for (int j = 0; j < t2->ncons; j++)
+				if (strcmp(t2->cons[j].name, name) == 0 &&
+				    strcmp(t2->cons[j].def, t->cons[k].def) != 0)
+					t->cons[k].alt_def =
+						strdup(t2->cons[j].def);
+		}
+		for (int k = 0; t2 && k < t->nidx; k++) {
+			snprintf(name, sizeof(name), "convd_settle_i%d_%d", ti, k);
+			for (int j = 0; j < t2->nidx; j++)
+				if (strcmp(t2->idx[j].name, name) == 0 &&
+				    strcmp(t2->idx[j].tail, t->idx[k].tail) != 0)
+					t->idx[k].alt_tail =
+						strdup(t2->idx[j].tail);
+		}
+		for (int k = 0; t2 && k < t->ncols; k++) {
+			struct mschema_column *c = &t->cols[k];
+
+			snprintf(name, sizeof(name), "convd_settle_g%d_%d", ti, k);
+			for (int j = 0; j < t2->ncols; j++) {
+				const struct mschema_column *c2 = &t2->cols[j];
+
+				if (c->generated && c2->generated &&
+				    strcmp(c2->name, name) == 0 &&
+				    strcmp(c2->generated, c->generated) != 0)
+					c->alt_generated = strdup(c2->generated);
+				if (!c->generated && c->def && c2->def &&
+				    strcmp(c2->name, c->name) == 0 &&
+				    strcmp(c2->def, c->def) != 0)
+					c->alt_def = strdup(c2->def);
+			}
+		}
+	}
+	mschema_free(&m2);
+	if (exec_simple(conn, "ROLLBACK TO SAVEPOINT convd_settle", err,
+			sizeof(err)) == 0)
+		exec_simple(conn, "RELEASE SAVEPOINT convd_settle", err,
+			    sizeof(err));
+}
+
 int mcat_load_sql(PGconn *conn, const char *sql, const char *nsp,
 		  const char *exclude, struct mschema *out, char *err,
 		  size_t errlen)
@@ -559,6 +665,7 @@ int mcat_load_sql(PGconn *conn, const char *sql, const char *nsp,
 	}
 	if (load_schema(conn, scratch, exclude, out, err, errlen) < 0)
 		goto rollback;
+	settle(conn, scratch, qs, exclude, out);
 	rc = 0;
 rollback:
 	if (exec_simple(conn, "ROLLBACK TO SAVEPOINT convd_scratch", err,

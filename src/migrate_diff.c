@@ -29,6 +29,8 @@ static void column_free(struct mschema_column *c)
 	free(c->collation);
 	free(c->def);
 	free(c->generated);
+	free(c->alt_def);
+	free(c->alt_generated);
 }
 
 void mschema_free(struct mschema *s)
@@ -42,11 +44,13 @@ void mschema_free(struct mschema *s)
 			free(t->cons[k].name);
 			free(t->cons[k].qname);
 			free(t->cons[k].def);
+			free(t->cons[k].alt_def);
 		}
 		for (int k = 0; k < t->nidx; k++) {
 			free(t->idx[k].name);
 			free(t->idx[k].qname);
 			free(t->idx[k].tail);
+			free(t->idx[k].alt_tail);
 		}
 		free(t->name);
 		free(t->qname);
@@ -265,6 +269,14 @@ static bool str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/* Equal texts, either of them taken in its alternative form too. */
+static bool text_same(const char *a, const char *a_alt, const char *b,
+		      const char *b_alt)
+{
+	return str_eq(a, b) || (a_alt && str_eq(a_alt, b)) ||
+	       (b_alt && str_eq(a, b_alt));
+}
+
 /* Whether the table of `from` takes part (MDIFF_ONLY_TO_TABLES). */
 static bool from_table_compared(const struct gen *g,
 				const struct mschema_table *t)
@@ -336,14 +348,16 @@ static const char *con_kind(char type)
 static bool con_same(const struct mschema_constraint *a,
 		     const struct mschema_constraint *b)
 {
-	return a && a->type == b->type && str_eq(a->def, b->def);
+	return a && a->type == b->type &&
+	       text_same(a->def, a->alt_def, b->def, b->alt_def);
 }
 
 /* Whether index a (may be NULL) is the same as b. */
 static bool idx_same(const struct mschema_index *a,
 		     const struct mschema_index *b)
 {
-	return a && a->unique == b->unique && str_eq(a->tail, b->tail);
+	return a && a->unique == b->unique &&
+	       text_same(a->tail, a->alt_tail, b->tail, b->alt_tail);
 }
 
 /* P1/P2: constraints of `from` that go away or change. */
@@ -736,7 +750,8 @@ static void columns_add_alter(struct gen *g)
 				free(def);
 				continue;
 			}
-			if (!str_eq(fc->generated, tc->generated)) {
+			if (!text_same(fc->generated, fc->alt_generated,
+				       tc->generated, tc->alt_generated)) {
 				char *def = column_def(g, tc);
 
 				if (fc->generated && !tc->generated &&
@@ -786,7 +801,8 @@ static void columns_add_alter(struct gen *g)
 			}
 			type_changes = !str_eq(fc->type, tc->type) ||
 				       !str_eq(fc->collation, tc->collation);
-			def_changes = !str_eq(fc->def, tc->def);
+			def_changes = !text_same(fc->def, fc->alt_def, tc->def,
+						 tc->alt_def);
 			if (fc->identity && fc->identity != tc->identity &&
 			    !tc->identity)
 				step(g,

@@ -1321,8 +1321,10 @@ static void test_dbconf_env(void)
 		ok(find_key(&dc, "dbname", 1) > u &&
 			   strcmp(last_val(&dc, "dbname"), "envdb") == 0,
 		   "DB_NAME after the url, as a plain name");
-		is_int(count_key(&dc, "sslmode"), 0,
-		       "url: sslmode left to the url / libpq");
+		is_str(last_val(&dc, "sslmode"), "require",
+		       "url saying no sslmode, TCP host: the seed's require");
+		ok(find_key(&dc, "sslmode", 0) < u,
+		   "before the url, which may say otherwise");
 		is_str(dc.describe,
 		       "postgresql://urluser@urlhost:3333/urldb host=envhost "
 		       "dbname=envdb user=envuser",

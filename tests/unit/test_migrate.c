@@ -405,6 +405,54 @@ static void test_graph(void)
 	migrate_set_free(&s);
 }
 
+/* +N walks from the current revisions as Alembic does (issue 13). */
+static void test_walk(void)
+{
+	struct migrate_set s;
+	struct migrate_target t = {MT_RELATIVE, 0, 1};
+	char err[512], buf[256];
+	bool applied[8] = {false};
+	int plan[8], n;
+
+	/* a - b - c, b - d; e merges c and d */
+	migrate_set_init(&s);
+	add(&s, "a", "");
+	add(&s, "b", "a");
+	add(&s, "c", "b");
+	add(&s, "d", "b");
+	is_int(migrate_set_build(&s, err, sizeof(err)), 0, "build");
+	t.n = 3;
+	ok(migrate_plan_upgrade(&s, applied, &t, plan, &n, err, sizeof(err)) <
+			   0 &&
+		   n == 0 && strstr(err, "ambiguous") &&
+		   strstr(err, "after b, c and d could each come next") &&
+		   strstr(err, "2 heads: c and d"),
+	   "+3 from base crosses the branch point: refused (%s)", err);
+	t.n = 2;
+	is_int(migrate_plan_upgrade(&s, applied, &t, plan, &n, err,
+				    sizeof(err)),
+	       0, "+2 from base stops at the branch point");
+	names(&s, plan, n, buf, sizeof(buf));
+	is_str(buf, "a b", "+2: a b");
+	applied[migrate_set_find_exact(&s, "a")] = true;
+	applied[migrate_set_find_exact(&s, "b")] = true;
+	applied[migrate_set_find_exact(&s, "c")] = true;
+	t.n = 1;
+	ok(migrate_plan_upgrade(&s, applied, &t, plan, &n, err, sizeof(err)) <
+			   0 &&
+		   strstr(err, "nothing follows c"),
+	   "at the head c, +1 does not jump to the other branch (%s)", err);
+	add(&s, "e", "c d");
+	is_int(migrate_set_build(&s, err, sizeof(err)), 0, "build the merge");
+	applied[migrate_set_find_exact(&s, "d")] = true;
+	is_int(migrate_plan_upgrade(&s, applied, &t, plan, &n, err,
+				    sizeof(err)),
+	       0, "with both branches applied, +1 is the merge");
+	names(&s, plan, n, buf, sizeof(buf));
+	is_str(buf, "e", "+1: e");
+	migrate_set_free(&s);
+}
+
 /* ----------------------------------------------------------------- SQL */
 
 static void test_split(void)
@@ -758,6 +806,7 @@ int main(void)
 	test_parse();
 	test_format();
 	test_graph();
+	test_walk();
 	test_split();
 	test_scan();
 	test_types();
