@@ -12,6 +12,7 @@ DEPS="build-essential autoconf automake libtool pkg-config
       postgresql postgresql-contrib
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
+DEPS="$DEPS nodejs"   # issue 20: the Node.js client (node --test; npm comes with it)
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then
