@@ -64,9 +64,9 @@ export interface ManagerOptions {
   reconnectTimeout?: number;
   /** Times a call is sent again when that is safe.  Default 3. */
   maxRetries?: number;
-  /** false: addMessage and importMessage send no idempotency key unless
-   * given one (for a convd without them), and are then not retried once
-   * sent.  Default true. */
+  /** false: addMessage sends no idempotency key unless given one (for a
+   * convd without them), and is then not retried once sent.  Default
+   * true. */
   idempotencyKeys?: boolean;
 }
 
@@ -76,7 +76,8 @@ export interface PlatformOption {
 }
 
 export interface WriteOptions extends PlatformOption {
-  /** 1..255 bytes of UTF-8 without NUL; default a fresh random UUID. */
+  /** 1..255 bytes of UTF-8 without NUL.  addMessage: default a fresh
+   * random UUID; importMessage: default none. */
   idempotencyKey?: string;
 }
 
@@ -126,6 +127,8 @@ export interface ExportedMessage {
   role: Role;
   content: string;
   createdAt: ConvdDate;
+  /** The key it was stored with, or null. */
+  idempotencyKey: string | null;
 }
 
 export interface ProviderStatistics {

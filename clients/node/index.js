@@ -9,8 +9,8 @@
  * keeps).  One connection carries every call, pipelined: calls do not wait
  * for each other.  It reconnects by itself, and sends a call again after a
  * broken connection when that is safe: reads, saveThreadId, and writes that
- * carry an idempotency key (addMessage and importMessage make a fresh one
- * for every call unless given one).
+ * carry an idempotency key (addMessage makes a fresh one for every call
+ * unless given one; importMessage uses one when given).
  *
  * The only dependency is @msgpack/msgpack.
  */
@@ -36,8 +36,9 @@ const MSGID_MAX = 0xffffffff;
 
 // Methods sent again after a broken connection (or an `unavailable`
 // answer): reads and idempotent writes.  add_message and import_message
-// join them when they carry an idempotency key; clear_user_history,
-// delete_thread and cleanup_old_conversations never do.
+// join them when they carry an idempotency key (addMessage makes one for
+// every call); clear_user_history, delete_thread and
+// cleanup_old_conversations never do.
 const RETRY_SAFE = new Set([
   'ping', 'stats', 'health', 'get_recent_conversations',
   'get_conversation_count', 'get_user_statistics', 'get_thread',
@@ -596,7 +597,7 @@ class ConversationManager {
 
   /** The user's whole history, oldest first (id order), page by page:
    * an async iterator of {id, userId, platform, provider, role, content,
-   * createdAt}. */
+   * createdAt, idempotencyKey}. */
   async *exportHistory(userId, modelProvider, opts) {
     const [p, o] = pick(modelProvider);
     opts = o || opts || {};
@@ -612,6 +613,7 @@ class ConversationManager {
         yield {
           id: r.id, userId, platform, provider: r.provider, role: r.role,
           content: r.content, createdAt: r.created_at,
+          idempotencyKey: r.idempotency_key ?? null,
         };
       }
       if (rows.length < page) return;
@@ -620,16 +622,19 @@ class ConversationManager {
   }
 
   /** Stores a message with its original time (a ConvdDate, Date, ISO 8601
-   * text or bigint microseconds): resolves to true if stored, false if an
-   * equal message was already there.  An admin method of convd. */
+   * text or bigint microseconds): resolves to true if stored, false if it
+   * was already there (an equal message or, with opts.idempotencyKey, one
+   * stored under that key).  An admin method of convd. */
   async importMessage(userId, modelProvider, role, content, createdAt, opts = {}) {
     const res = await this.call('import_message', {
       user_id: userId, provider: modelProvider, role, content,
       created_at: toEpochMicroseconds(createdAt),
       platform: this._platform(opts),
-      idempotency_key: this._key(opts),
+      // no key unless given: without one convd finds an equal message
+      // already stored, so that importing twice stores nothing twice
+      idempotency_key: opts.idempotencyKey,
     });
-    return res.imported === true || res.duplicate === true;
+    return res.imported === true;
   }
 }
 

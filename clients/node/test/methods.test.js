@@ -49,8 +49,10 @@ test('addMessage stores and answers with the row, time to the microsecond', asyn
   assert.equal(b.createdAt.epochMicroseconds, db[1][1]);
   assert.equal(a.createdAt.getTime(), Number(db[0][1] / 1000n));
   assert.equal(a.createdAt.microseconds, Number(db[0][1] % 1000000n));
-  const [row] = psql(`SELECT content, role, model_provider, platform FROM ${HIST} WHERE id = ${b.id}`);
-  assert.deepEqual(row, ['Hi \u4f60\u597d\n\u2603', 'assistant', 'anthropic', 'line']);
+  // (as JSON: the content has a newline)
+  const [[row]] = psql(`SELECT json_build_array(content, role, model_provider, platform) FROM ${HIST} ` +
+    `WHERE id = ${b.id}`);
+  assert.deepEqual(JSON.parse(row), ['Hi \u4f60\u597d\n\u2603', 'assistant', 'anthropic', 'line']);
 });
 
 test('getRecentConversations: newest 2 x limit, oldest first, Dates', async () => {
@@ -134,7 +136,10 @@ test('exportHistory pages through everything; importMessage keeps the microsecon
   assert.deepEqual(all.map((r) => r.id), added.map((a) => a.id));
   assert.deepEqual(all.map((r) => r.createdAt.epochMicroseconds), added.map((a) => a.createdAt.epochMicroseconds));
   assert.deepEqual(Object.keys(all[0]).sort(),
-    ['content', 'createdAt', 'id', 'platform', 'provider', 'role', 'userId']);
+    ['content', 'createdAt', 'id', 'idempotencyKey', 'platform', 'provider', 'role', 'userId']);
+  // addMessage gave each a key of its own, and the export carries it
+  assert.equal(new Set(all.map((r) => r.idempotencyKey)).size, 5);
+  assert.ok(all.every((r) => typeof r.idempotencyKey === 'string'));
   const gem = [];
   for await (const r of m.exportHistory(user, 'gemini')) gem.push(r.content);
   assert.deepEqual(gem, ['e1', 'e3']);
@@ -148,6 +153,16 @@ test('exportHistory pages through everything; importMessage keeps the microsecon
   // the same message again: convd finds it, nothing stored
   assert.equal(await m.importMessage(copy, all[0].provider, 'user', 'e0', all[0].createdAt), false);
   assert.deepEqual(dbTimes(copy).map((r) => r[1]), all.map((r) => r.createdAt.epochMicroseconds));
+  // with the exported keys: stored once per key, however often it runs
+  const keyed = uid();
+  for (let round = 0; round < 2; round++) {
+    for (const r of all) {
+      assert.equal(await m.importMessage(keyed, r.provider, r.role, r.content, r.createdAt,
+        { idempotencyKey: r.idempotencyKey }), round === 0);
+    }
+  }
+  assert.deepEqual(psql(`SELECT idempotency_key FROM ${HIST} WHERE user_id = ${lit(keyed)} ORDER BY id`)
+    .map((r) => r[0]), all.map((r) => r.idempotencyKey));
 
   // whole seconds (timestamp 32), and after 2514 (timestamp 96): exact
   const old = uid();
