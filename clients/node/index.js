@@ -439,6 +439,19 @@ class ConversationManager {
     return this._connecting;
   }
 
+  /** _connection(), failing with `timeout` (not sent) at deadline. */
+  _connectionBy(deadline) {
+    const p = this._connection();
+    if (deadline === Infinity) return p;
+    let timer;
+    const late = new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new ConvdConnectionError('timeout',
+        `${this.socketPath}: no connection within the call's timeout`, false)),
+      Math.max(0, deadline - Date.now()));
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  }
+
   /**
    * Calls a convd method with named parameters (snake_case, as in
    * convd-protocol(7); undefined and null values are left out) and
@@ -461,10 +474,11 @@ class ConversationManager {
     let tries = 0;
     for (;;) {
       try {
-        const conn = await this._connection();
+        const conn = await this._connectionBy(deadline);
         return await conn.send(method, clean, deadline - Date.now());
       } catch (e) {
-        if (!(e instanceof ConvdError)) throw e;
+        // connect_failed: _connect already waited reconnectTimeout
+        if (!(e instanceof ConvdError) || e.code === 'connect_failed') throw e;
         const again = e instanceof ConvdConnectionError
           ? !e.sent || (safe && e.code === 'closed')
           : safe && e.code === 'unavailable';
