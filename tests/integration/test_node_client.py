@@ -98,6 +98,12 @@ def node_env(prefix, convd, pg, results, restart_convd):
     return env
 
 
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def tap_counts(out):
     counts = {}
     for name in ("tests", "pass", "fail", "cancelled", "skipped", "todo"):
@@ -132,9 +138,8 @@ def test_installed_package_has_one_runtime_dependency(prefix, convd):
     assert files == ["README.md", "examples/line_bot.js", "index.d.ts",
                      "index.js", "package.json"], files
     # CommonJS and ES module users both get the named exports
-    esm = os.path.join(prefix, "esm-check.mjs")
-    with open(esm, "w") as f:
-        f.write("import { ConversationManager, ConvdDate } from 'convd-client';\n"
+    esm = write(os.path.join(prefix, "esm-check.mjs"),
+                "import { ConversationManager, ConvdDate } from 'convd-client';\n"
                 "const m = new ConversationManager(process.argv[2]);\n"
                 "const s = await m.stats();\n"
                 "console.log(await m.ping(), s.started_at instanceof ConvdDate);\n"
@@ -178,9 +183,8 @@ def test_typescript_declarations(prefix):
     r = run(argv + [src], cwd=prefix)
     assert r.returncode == 0, r.stdout + r.stderr
     # and a wrong call is refused
-    bad = os.path.join(prefix, "types-bad.ts")
-    with open(bad, "w") as f:
-        f.write("import { ConversationManager } from 'convd-client';\n"
+    bad = write(os.path.join(prefix, "types-bad.ts"),
+                "import { ConversationManager } from 'convd-client';\n"
                 "const m = new ConversationManager();\n"
                 "void m.addMessage('U', 'p', 'robot', 'x');\n"
                 "const n: string = await m.getConversationCount('U');\n"

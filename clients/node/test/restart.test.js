@@ -33,15 +33,18 @@ function syncRepWaiters() {
   return Number(psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")[0][0]);
 }
 
-function manager(d) {
-  return new ConversationManager(d.socket, { reconnectTimeout: 30000, maxRetries: 6, timeout: 90000 });
+/** A convd of the test's own and a manager on it, both ended after the
+ * test. */
+async function setUp(t) {
+  const d = await new Daemon().start();
+  t.after(() => d.stop('SIGKILL'));
+  const m = new ConversationManager(d.socket, { reconnectTimeout: 30000, maxRetries: 6, timeout: 90000 });
+  t.after(() => m.close());
+  return { d, m };
 }
 
 async function restartMidRun(t, sig, tag) {
-  const d = await new Daemon().start();
-  t.after(() => d.stop('SIGKILL'));
-  const m = manager(d);
-  t.after(() => m.close());
+  const { d, m } = await setUp(t);
   const user = uid(tag);
   assert.equal(await m.ping(), true);
   let settled;
@@ -64,14 +67,14 @@ async function restartMidRun(t, sig, tag) {
   const res = results.map((r) => r.value);
   const ids = res.map((r) => r.id);
   assert.equal(new Set(ids).size, 100, 'one row per call');
-  const duplicates = res.filter((r) => r.duplicate).length;
-  // every commit that was waiting when convd went down was answered, after
-  // the restart, as a duplicate of itself
-  assert.ok(duplicates >= 1, `duplicates: ${duplicates}, commits held: ${held}`);
   const rows = new Map(psql(`SELECT id, content FROM ${HIST} WHERE user_id = ${lit(user)}`)
     .map(([id, c]) => [Number(id), c]));
   assert.equal(rows.size, 100, 'exactly 100 rows: nothing lost, nothing stored twice');
   ids.forEach((id, i) => assert.equal(rows.get(id), `${tag} #${i}`));
+  const duplicates = res.filter((r) => r.duplicate).length;
+  // every commit that was waiting when convd went down was answered, after
+  // the restart, as a duplicate of itself
+  assert.ok(duplicates >= 1, `duplicates: ${duplicates}, commits held: ${held}`);
   // the client's answers match the rows, times included
   const recent = await m.getRecentConversations(user, 'anthropic', 50);
   const byId = new Map(recent.map((r) => [r.id, r]));
@@ -90,10 +93,7 @@ test('SIGTERM (graceful restart) with 100 pipelined addMessage in flight: each s
 });
 
 test('reads are sent again after a restart; a clear that may have run is not', async (t) => {
-  const d = await new Daemon().start();
-  t.after(() => d.stop('SIGKILL'));
-  const m = manager(d);
-  t.after(() => m.close());
+  const { d, m } = await setUp(t);
   const reader = uid('read');
   const clearer = uid('clear');
   await m.addMessage(reader, 'anthropic', 'user', 'one');
@@ -128,10 +128,7 @@ test('reads are sent again after a restart; a clear that may have run is not', a
 });
 
 test('a manager kept across a restart reconnects on its next call', async (t) => {
-  const d = await new Daemon().start();
-  t.after(() => d.stop('SIGKILL'));
-  const m = manager(d);
-  t.after(() => m.close());
+  const { d, m } = await setUp(t);
   const user = uid('idle');
   const first = await m.addMessage(user, 'gemini', 'user', 'before');
   await d.stop('SIGTERM');
@@ -141,30 +138,24 @@ test('a manager kept across a restart reconnects on its next call', async (t) =>
   assert.equal(await m.getConversationCount(user), 2);
 });
 
-test('an idempotency key given by the caller: the second add is a duplicate', async () => {
-  const d = await new Daemon().start();
-  const m = manager(d);
-  try {
-    const user = uid('key');
-    const key = `line-event-${uid()}`;
-    const a = await m.addMessage(user, 'anthropic', 'user', 'once', { idempotencyKey: key });
-    const b = await m.addMessage(user, 'anthropic', 'user', 'once', { idempotencyKey: key });
-    assert.equal(a.duplicate, false);
-    assert.equal(b.duplicate, true);
-    assert.equal(b.id, a.id);
-    assert.equal(b.createdAt.epochMicroseconds, a.createdAt.epochMicroseconds);
-    // the key is per (user, platform)
-    const c = await m.addMessage(user, 'anthropic', 'user', 'once', { idempotencyKey: key, platform: 'slack' });
-    assert.equal(c.duplicate, false);
-    assert.equal(await m.getConversationCount(user), 1);
-    const [[stored]] = psql(`SELECT idempotency_key FROM ${HIST} WHERE id = ${a.id}`);
-    assert.equal(stored, key);
-    // a fresh key for every call unless given: two equal adds, two rows
-    await m.addMessage(user, 'gemini', 'user', 'same');
-    await m.addMessage(user, 'gemini', 'user', 'same');
-    assert.equal(await m.getConversationCount(user, 'gemini'), 2);
-  } finally {
-    m.close();
-    await d.stop();
-  }
+test('an idempotency key given by the caller: the second add is a duplicate', async (t) => {
+  const { m } = await setUp(t);
+  const user = uid('key');
+  const key = `line-event-${uid()}`;
+  const a = await m.addMessage(user, 'anthropic', 'user', 'once', { idempotencyKey: key });
+  const b = await m.addMessage(user, 'anthropic', 'user', 'once', { idempotencyKey: key });
+  assert.equal(a.duplicate, false);
+  assert.equal(b.duplicate, true);
+  assert.equal(b.id, a.id);
+  assert.equal(b.createdAt.epochMicroseconds, a.createdAt.epochMicroseconds);
+  // the key is per (user, platform)
+  const c = await m.addMessage(user, 'anthropic', 'user', 'once', { idempotencyKey: key, platform: 'slack' });
+  assert.equal(c.duplicate, false);
+  assert.equal(await m.getConversationCount(user), 1);
+  const [[stored]] = psql(`SELECT idempotency_key FROM ${HIST} WHERE id = ${a.id}`);
+  assert.equal(stored, key);
+  // a fresh key for every call unless given: two equal adds, two rows
+  await m.addMessage(user, 'gemini', 'user', 'same');
+  await m.addMessage(user, 'gemini', 'user', 'same');
+  assert.equal(await m.getConversationCount(user, 'gemini'), 2);
 });
