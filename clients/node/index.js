@@ -308,12 +308,12 @@ class Connection {
   flush() {
     this.flushing = false;
     if (this.closed || this.queue.length === 0) return;
-    const batch = this.queue;
+    // (a call that timed out before its turn came is not sent: it was
+    // reported as never sent)
+    const batch = this.queue.filter(([msgid]) => this.pending.has(msgid));
     this.queue = [];
-    for (const [msgid] of batch) {
-      const p = this.pending.get(msgid);
-      if (p) p.sent = true;
-    }
+    if (batch.length === 0) return;
+    for (const [msgid] of batch) this.pending.get(msgid).sent = true;
     this.sock.write(batch.length === 1 ? batch[0][1]
       : Buffer.concat(batch.map((b) => b[1])));
   }
