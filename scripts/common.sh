@@ -12,7 +12,8 @@ DEPS="build-essential autoconf automake libtool pkg-config
       postgresql postgresql-contrib
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
-DEPS="$DEPS nodejs"   # issue 20: the Node.js client (node --test; npm comes with it)
+DEPS="$DEPS python3-pynvim python3-greenlet"   # issue 14: a third-party msgpack-rpc client
+DEPS="$DEPS nodejs"   # issues 14, 20: Node.js (msgpack-rpc clients from npm; the Node.js client); npm comes with it
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then
