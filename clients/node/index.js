@@ -148,8 +148,14 @@ function toEpochMicroseconds(t) {
   if (typeof t === 'string') {
     const m = ISO_RE.exec(t.trim());
     if (!m) throw new TypeError(`createdAt: not an ISO 8601 time: ${t}`);
-    const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
-    if (Number.isNaN(ms)) throw new TypeError(`createdAt: not a valid time: ${t}`);
+    const d = new Date(0);
+    d.setUTCFullYear(+m[1], +m[2] - 1, +m[3]); // (Date.UTC maps 0..99 to 19xx)
+    d.setUTCHours(+m[4], +m[5], +m[6]);
+    const ms = d.getTime();
+    if (Number.isNaN(ms) || d.getUTCMonth() !== +m[2] - 1 || d.getUTCDate() !== +m[3] ||
+        +m[4] > 23 || +m[5] > 59 || +m[6] > 59) {
+      throw new TypeError(`createdAt: not a valid time: ${t}`);
+    }
     let us = BigInt(ms) * 1000n + BigInt(((m[7] || '') + '000000').slice(0, 6));
     const zone = m[8];
     if (zone && zone !== 'Z' && zone !== 'z') {
