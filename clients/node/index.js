@@ -421,7 +421,9 @@ class ConversationManager {
         return conn;
       } catch (e) {
         if (e instanceof ConvdError) throw e;
-        const waiting = ['ENOENT', 'ECONNREFUSED', 'EAGAIN'].includes(e.code);
+        // convd not there yet, not listening yet, its backlog full, or a
+        // connection queued in its backlog as it stopped (a restart)
+        const waiting = ['ENOENT', 'ECONNREFUSED', 'EAGAIN', 'ECONNRESET'].includes(e.code);
         if (!waiting || Date.now() >= deadline) {
           throw new ConvdConnectionError('connect_failed',
             `${this.socketPath}: ${e.message}`, false);
