@@ -5,9 +5,10 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { client, need, uid, lockTable } = require('./helpers');
+const { client, need, uid, lockTable, Daemon } = require('./helpers');
 
 const { ConversationManager, ConvdError, ConvdConnectionError } = client;
 
@@ -82,4 +83,33 @@ test('a closed manager refuses calls', async () => {
 test('parameters that cannot be encoded are a TypeError, nothing is sent', async () => {
   await assert.rejects(m.call('ping', { x: () => 1 }), TypeError);
   assert.equal(await m.ping(), true);
+});
+
+test('a connection convd refuses (max_clients) is ConvdError overloaded', async (t) => {
+  // a convd of our own with room for one client
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convd-node-'));
+  const sock = path.join(dir, 'convd.sock');
+  const config = path.join(dir, 'convd.conf');
+  fs.writeFileSync(config, fs.readFileSync(need('CONVD_RESTART_CONFIG'), 'utf8')
+    .replace(/^socket\s*=.*$/m, `socket = ${sock}\nmax_clients = 1`));
+  const d = await new Daemon(config).start();
+  t.after(async () => {
+    await d.stop('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const holder = new ConversationManager(sock);
+  const other = new ConversationManager(sock);
+  try {
+    assert.equal(await holder.ping(), true);
+    await assert.rejects(other.ping(), (e) => {
+      assert.ok(e instanceof ConvdError);
+      assert.equal(e.code, 'overloaded');
+      return true;
+    });
+    // the one that got in goes on
+    assert.equal(await holder.ping(), true);
+  } finally {
+    holder.close();
+    other.close();
+  }
 });
