@@ -21,6 +21,17 @@ def count(pg, user, platform="line"):
                        f"AND platform = {convdtest.sql_literal(platform)}"))
 
 
+def pipeline(c, frames):
+    """Sends the frames at once; {msgid: result} (no error allowed)."""
+    c.send_raw(b"".join(frames))
+    got = {}
+    for _ in frames:
+        m = c.recv()
+        assert m[2] is None, m
+        got[m[1]] = m[3]
+    return got
+
+
 def test_second_add_with_key_stores_nothing(convd, schema):
     with convd.client() as c:
         first = c.call("add_message", user_id="k1", provider="openai",
@@ -86,12 +97,7 @@ def test_pipelined_duplicates_in_one_batch(convd, schema):
                      [{"user_id": f"pd{i % 7}", "provider": "p",
                        "role": "user", "content": f"m{i}",
                        "idempotency_key": f"key-{i}"}]]))
-        c.send_raw(b"".join(frames))
-        got = {}
-        for _ in frames:
-            m = c.recv()
-            assert m[2] is None, m
-            got[m[1]] = m[3]
+        got = pipeline(c, frames)
     for i in range(n):
         a, b = got[2 * i], got[2 * i + 1]
         assert a["id"] == b["id"] and a["created_at"] == b["created_at"]
@@ -111,13 +117,7 @@ def test_concurrent_connections_same_keys(convd, schema):
             frames = [msgpack.packb([0, i, "add_message",
                                      ["cc", "p", "user", f"m{i}", "line",
                                       f"cc-{i}"]]) for i in range(100)]
-            c.send_raw(b"".join(frames))
-            out = {}
-            for _ in frames:
-                m = c.recv()
-                assert m[2] is None, m
-                out[m[1]] = m[3]
-            results[k] = out
+            results[k] = pipeline(c, frames)
 
     ts = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
     for t in ts:
@@ -197,11 +197,30 @@ def test_convd_requires_the_key_revision(pg_factory, convd_factory):
                           "--allow-destructive", config=cfg)
     assert r.returncode == 0, r.stdout + r.stderr
     d = convd_factory(pg2, wait=False)
-    convdtest.wait_until(lambda: Client(d.socket).call("ping") == "pong",
-                         timeout=scaled(15), what="convd up")
+    convdtest.wait_until(
+        lambda: Client(d.socket).call("health")["schema"] == "outdated",
+        timeout=scaled(15), what="the schema check")
     with Client(d.socket) as c:
         with pytest.raises(RpcError) as e:
             c.call("add_message", "u", "p", "user", "x")
         assert e.value.code == "unavailable"
         assert "5a1e0c2f7b90" in e.value.message or \
             "upgrade" in e.value.message
+
+
+def test_convd_verifies_the_key_index(pg_factory, convd_factory):
+    """The revision is recorded but its unique index is gone (dropped by
+    hand): convd refuses the schema (keys would not be enforced) and
+    says what is missing."""
+    pg2 = pg_factory()
+    pg2.psql("DROP INDEX simple_conversation_history_idempotency_key_idx")
+    d = convd_factory(pg2, wait=False)
+    h = convdtest.wait_until(
+        lambda: (lambda h: h if h["schema"] == "mismatch" else None)(
+            Client(d.socket).call("health")),
+        timeout=scaled(15), what="the schema check")
+    assert "idempotency_key_idx" in h["message"], h
+    with Client(d.socket) as c:
+        with pytest.raises(RpcError) as e:
+            c.call("add_message", "u", "p", "user", "x", "line", "k")
+        assert e.value.code == "unavailable"
