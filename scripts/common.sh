@@ -13,9 +13,9 @@ DEPS="build-essential autoconf automake libtool pkg-config
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
 DEPS="$DEPS python3-pynvim python3-greenlet"   # issue 14: a third-party msgpack-rpc client
-DEPS="$DEPS nodejs"   # issue 14: Node.js msgpack-rpc clients from npm (npm comes with it)
 DEPS="$DEPS libclang-rt-14-dev"   # issue 15: libFuzzer, for the fuzz harness test (test_faults.py)
 DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13: real Alembic databases (adoption), Alembic as the reference for walks and offline SQL
+DEPS="$DEPS nodejs"   # issues 14, 20: Node.js (msgpack-rpc clients from npm; the Node.js client); npm comes with it
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then
