@@ -12,6 +12,7 @@ DEPS="build-essential autoconf automake libtool pkg-config
       postgresql postgresql-contrib
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
+DEPS="$DEPS python3-venv python3-hatchling"   # issue 14.12: the Python client installs offline
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then
