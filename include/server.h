@@ -86,6 +86,8 @@ CONVD_WUR int server_reconfigure(const struct convd_config *cfg);
 void server_stop_accepting(void);
 /* Requests in flight across all clients. */
 int server_inflight(void);
+/* [server] max_output_bytes: no response may be larger. */
+size_t server_max_output(void);
 void server_stats(struct server_stats *out);
 /* Closes every client and the listener; removes the socket file. */
 void server_cleanup(void);

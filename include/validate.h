@@ -48,7 +48,7 @@ struct param_spec {
 	const char *def_str;	/* string default when absent, or NULL */
 };
 
-#define METHOD_MAX_PARAMS 6
+#define METHOD_MAX_PARAMS 7
 
 struct method_spec {
 	enum method_id id;

@@ -24,6 +24,7 @@ CREATE TABLE simple_conversation_history (
     role           varchar(20)  NOT NULL,
     content        text         NOT NULL,
     created_at     timestamptz  NOT NULL DEFAULT now(),
+    idempotency_key varchar(255),
     CONSTRAINT simple_conversation_history_pkey PRIMARY KEY (id)
 );
 
@@ -36,3 +37,9 @@ CREATE INDEX simple_conversation_history_recent_idx
 -- The retention scan.
 CREATE INDEX simple_conversation_history_created_at_idx
     ON simple_conversation_history (created_at);
+
+-- Idempotency keys of add_message and import_message: one message per
+-- (user_id, platform, key).
+CREATE UNIQUE INDEX simple_conversation_history_idempotency_key_idx
+    ON simple_conversation_history (user_id, platform, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;

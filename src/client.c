@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -67,6 +68,8 @@ struct scan_state {
 struct convc {
 	int fd;
 	int timeout_ms;
+	char *path;			/* for a reconnect (convc_set_retries) */
+	int retries;			/* add_message: keys and retries */
 	size_t max_response;
 	bool broken;
 	struct convc_error broken_err;	/* why the connection failed */
@@ -870,6 +873,7 @@ static void destroy(struct convc *c)
 	free(c->out);
 	free(c->in);
 	free(c->pend);
+	free(c->path);
 	free(c);
 }
 
@@ -1573,6 +1577,12 @@ struct convc *convc_connect(const char *path, int timeout_ms,
 		goto fail_fd;
 	}
 	c->fd = fd;
+	c->path = strdup(path);
+	if (!c->path) {
+		free(c);
+		fail(err, CONVC_ERR_LOCAL, "no_memory", "out of memory");
+		goto fail_fd;
+	}
 	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 	c->max_response = CONVC_DEFAULT_MAX_RESPONSE;
 	c->scan.need = 1;
@@ -1800,24 +1810,112 @@ int convc_ping(struct convc *c, struct convc_error *err)
 	return CONVC_OK;
 }
 
-int convc_add_message(struct convc *c, const char *user_id,
-		      const char *provider, const char *role,
-		      const char *content, size_t content_len,
-		      const char *platform, int64_t *id,
-		      int64_t *created_at_usec, struct convc_error *err)
+int convc_set_retries(struct convc *c, int retries, struct convc_error *err)
 {
+	if (!c || retries < 0 || retries > 100)
+		return fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+			    "retries must be from 0 to 100");
+	c->retries = retries;
+	return CONVC_OK;
+}
+
+/* A fresh idempotency key: 128 random bits, "convc-" and 32 hex digits. */
+static int new_key(char out[40], struct convc_error *err)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[16];
+	size_t got = 0;
+
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail(err, CONVC_ERR_LOCAL, "no_randomness",
+				    "getrandom: %s", strerror(errno));
+		got += (size_t)n;
+	}
+	memcpy(out, "convc-", 6);
+	for (size_t i = 0; i < sizeof(b); i++) {
+		out[6 + 2 * i] = hex[b[i] >> 4];
+		out[7 + 2 * i] = hex[b[i] & 15];
+	}
+	out[38] = '\0';
+	return CONVC_OK;
+}
+
+/*
+ * A new connection to the same socket in place of c's broken one: only
+ * between calls (nothing outstanding, no callbacks), as for a retry.
+ */
+static int reconnect(struct convc *c, struct convc_error *err)
+{
+	struct convc *n, tmp;
+
+	if (c->npend > 0 || c->ncb > 0 || c->dispatching || c->qhead)
+		return fail(err, CONVC_ERR_CONN, "closed",
+			    "the connection was lost with requests "
+			    "outstanding");
+	n = convc_connect(c->path, c->timeout_ms, err);
+	if (!n)
+		return CONVC_ERR_CONN;
+	n->max_response = c->max_response;
+	n->retries = c->retries;
+	n->next_msgid = c->next_msgid;
+	tmp = *c;	/* c takes the new connection, n the old one */
+	*c = *n;
+	*n = tmp;
+	destroy(n);
+	return CONVC_OK;
+}
+
+int convc_add_message_key(struct convc *c, const char *user_id,
+			  const char *provider, const char *role,
+			  const char *content, size_t content_len,
+			  const char *platform, const char *idempotency_key,
+			  int64_t *id, int64_t *created_at_usec,
+			  bool *duplicate, struct convc_error *err)
+{
+	char key[40];
 	struct arg args[] = {
 		ARG_STR("user_id", user_id),
 		ARG_STR("provider", provider),
 		ARG_STR("role", role),
 		ARG_STRN("content", content, content ? content_len : SIZE_MAX),
 		opt_str("platform", platform),
+		opt_str("idempotency_key", idempotency_key),
 	};
+	const msgpack_object *dup;
 	struct convc_reply r;
 	int64_t vid, vt;
-	int st = call_named(c, "add_message", args, sizeof(args) / sizeof(args[0]),
-			    &r, err);
+	int st, attempt = 0;
 
+	if (c && c->retries > 0 && !idempotency_key) {
+		/* the retry must carry the first attempt's key */
+		st = new_key(key, err);
+		if (st != CONVC_OK)
+			return st;
+		args[5] = opt_str("idempotency_key", key);
+	}
+	for (;;) {
+		st = call_named(c, "add_message", args,
+				sizeof(args) / sizeof(args[0]), &r, err);
+		if (st != CONVC_ERR_CONN || !c || attempt >= c->retries ||
+		    c->dispatching || c->close_pending)
+			break;
+		/* a broken connection: again on a new one, after a pause
+		 * (convd may be restarting), with the same key */
+		do {
+			int ms = 50 << (attempt < 5 ? attempt : 5);
+
+			attempt++;
+			poll(NULL, 0, ms);
+			st = reconnect(c, err);
+		} while (st != CONVC_OK && attempt < c->retries);
+		if (st != CONVC_OK)
+			return st;
+	}
 	if (st != CONVC_OK)
 		return st;
 	if (!obj_int(convc_map_get(&r.result, "id"), &vid))
@@ -1825,12 +1923,29 @@ int convc_add_message(struct convc *c, const char *user_id,
 	if (!convc_object_timestamp(convc_map_get(&r.result, "created_at"), &vt))
 		return shape(c, &r, err, "add_message",
 			     "no timestamp 'created_at'");
+	dup = convc_map_get(&r.result, "duplicate");
+	if (dup && dup->type != MSGPACK_OBJECT_BOOLEAN)
+		return shape(c, &r, err, "add_message",
+			     "'duplicate' is not a boolean");
 	if (id)
 		*id = vid;
 	if (created_at_usec)
 		*created_at_usec = vt;
+	if (duplicate)
+		*duplicate = dup && dup->via.boolean;
 	convc_reply_free(&r);
 	return CONVC_OK;
+}
+
+int convc_add_message(struct convc *c, const char *user_id,
+		      const char *provider, const char *role,
+		      const char *content, size_t content_len,
+		      const char *platform, int64_t *id,
+		      int64_t *created_at_usec, struct convc_error *err)
+{
+	return convc_add_message_key(c, user_id, provider, role, content,
+				     content_len, platform, NULL, id,
+				     created_at_usec, NULL, err);
 }
 
 void convc_messages_free(struct convc_message *msgs, size_t n)
@@ -1979,6 +2094,18 @@ int convc_import_message(struct convc *c, const char *user_id,
 			 int64_t *id, bool *imported,
 			 struct convc_error *err)
 {
+	return convc_import_message_key(c, user_id, provider, role, content,
+					content_len, platform, created_at_usec,
+					NULL, id, imported, err);
+}
+
+int convc_import_message_key(struct convc *c, const char *user_id,
+			     const char *provider, const char *role,
+			     const char *content, size_t content_len,
+			     const char *platform, int64_t created_at_usec,
+			     const char *idempotency_key, int64_t *id,
+			     bool *imported, struct convc_error *err)
+{
 	struct arg args[] = {
 		ARG_STR("user_id", user_id),
 		ARG_STR("provider", provider),
@@ -1986,6 +2113,7 @@ int convc_import_message(struct convc *c, const char *user_id,
 		ARG_STRN("content", content, content ? content_len : SIZE_MAX),
 		ARG_INT("created_at", created_at_usec),
 		opt_str("platform", platform),
+		opt_str("idempotency_key", idempotency_key),
 	};
 	const msgpack_object *imp;
 	struct convc_reply r;

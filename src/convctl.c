@@ -1738,11 +1738,49 @@ static int cmd_health(struct cmd_ctx *x, int argc CONVD_UNUSED,
 /* ------------------------------------------------------------------ */
 /* export and import: JSON Lines */
 
+/* One export_history page, as convd sent it (rows with their keys). */
+static int export_page(struct cmd_ctx *x, const char *user, int64_t after,
+		       struct convc_reply *reply, struct convc_error *e)
+{
+	msgpack_packer *pk;
+	uint32_t msgid;
+	int n = 3 + (x->o->provider != NULL) + (x->o->platform != NULL);
+
+	pk = convc_request_begin(x->c, "export_history", &msgid, e);
+	if (!pk)
+		return CONVC_ERR_LOCAL;
+	if (msgpack_pack_array(pk, 1) < 0 || msgpack_pack_map(pk, (size_t)n) < 0 ||
+	    msgpack_pack_str_with_body(pk, "user_id", 7) < 0 ||
+	    msgpack_pack_str_with_body(pk, user, strlen(user)) < 0 ||
+	    msgpack_pack_str_with_body(pk, "after_id", 8) < 0 ||
+	    msgpack_pack_int64(pk, after) < 0 ||
+	    msgpack_pack_str_with_body(pk, "limit", 5) < 0 ||
+	    msgpack_pack_int(pk, EXPORT_PAGE) < 0 ||
+	    (x->o->provider &&
+	     (msgpack_pack_str_with_body(pk, "provider", 8) < 0 ||
+	      msgpack_pack_str_with_body(pk, x->o->provider,
+					 strlen(x->o->provider)) < 0)) ||
+	    (x->o->platform &&
+	     (msgpack_pack_str_with_body(pk, "platform", 8) < 0 ||
+	      msgpack_pack_str_with_body(pk, x->o->platform,
+					 strlen(x->o->platform)) < 0))) {
+		convc_request_abort(x->c);
+		snprintf(e->code, sizeof(e->code), "no_memory");
+		snprintf(e->message, sizeof(e->message), "out of memory");
+		return CONVC_ERR_LOCAL;
+	}
+	n = convc_request_end(x->c, e);
+	if (n != CONVC_OK)
+		return n;
+	return convc_wait(x->c, msgid, reply, e);
+}
+
 /*
  * One message per line, oldest first (id order), all of the user's
  * history on the platform (with --provider, that provider's only),
- * fetched EXPORT_PAGE messages at a time.  Always JSON Lines: --json
- * changes nothing.
+ * fetched a page at a time: up to EXPORT_PAGE messages, fewer when they
+ * are large (convd keeps a page within max_output_bytes), until a page
+ * is empty.  Always JSON Lines: --json changes nothing.
  */
 static int cmd_export(struct cmd_ctx *x, int argc CONVD_UNUSED,
 		      char **argv CONVD_UNUSED)
@@ -1753,14 +1791,21 @@ static int cmd_export(struct cmd_ctx *x, int argc CONVD_UNUSED,
 
 	for (;;) {
 		struct convc_message *m;
+		struct convc_reply reply;
 		size_t n;
-		int st = convc_export_history(x->c, argv[1], x->o->provider,
-					      x->o->platform, after,
-					      EXPORT_PAGE, &m, &n, &e);
+		int st = export_page(x, argv[1], after, &reply, &e);
 
-		if (st != CONVC_OK)
+		if (st == CONVC_OK)
+			st = convc_result_messages(&reply.result, &m, &n, &e);
+		if (st != CONVC_OK) {
+			convc_reply_free(&reply);
 			return report(st, &e);
+		}
 		for (size_t i = 0; i < n; i++) {
+			const msgpack_object *key = convc_map_get(
+				&reply.result.via.array.ptr[i],
+				"idempotency_key");
+
 			fprintf(x->out, "{\"id\":%" PRId64 ",\"user_id\":",
 				m[i].id);
 			json_cstr(x->out, argv[1]);
@@ -1774,14 +1819,20 @@ static int cmd_export(struct cmd_ctx *x, int argc CONVD_UNUSED,
 			json_str(x->out, m[i].content, m[i].content_len);
 			fputs(",\"created_at\":", x->out);
 			json_time(x->out, m[i].created_at_usec);
+			if (key && key->type == MSGPACK_OBJECT_STR) {
+				fputs(",\"idempotency_key\":", x->out);
+				json_str(x->out, key->via.str.ptr,
+					 key->via.str.size);
+			}
 			fputs("}\n", x->out);
 		}
 		if (n > 0)
 			after = m[n - 1].id;
 		convc_messages_free(m, n);
+		convc_reply_free(&reply);
 		if (ferror(x->out))
 			return EXIT_FAILURE;	/* finish_output says why */
-		if (n < EXPORT_PAGE)
+		if (n == 0)
 			return EXIT_SUCCESS;
 	}
 }
@@ -1789,12 +1840,14 @@ static int cmd_export(struct cmd_ctx *x, int argc CONVD_UNUSED,
 /* The fields of one import line; strings are malloc'd, NUL-terminated. */
 struct import_row {
 	char *user_id, *platform, *provider, *role, *content, *created_at;
+	char *idempotency_key;
 	size_t content_len;
 };
 
 static void import_row_free(struct import_row *r)
 {
 	free(r->user_id);
+	free(r->idempotency_key);
 	free(r->platform);
 	free(r->provider);
 	free(r->role);
@@ -2043,18 +2096,19 @@ static bool jskip(struct jparser *j, int depth)
 
 /*
  * One line: a JSON object with the strings user_id, provider, role,
- * content, created_at and optionally platform; other members (id, and
- * any a later export adds) are skipped.
+ * content, created_at and optionally platform and idempotency_key; other
+ * members (id, and any a later export adds) are skipped.
  */
 static bool parse_import_line(const char *s, size_t len,
 			      struct import_row *row, char *err, size_t errlen)
 {
 	static const char *const names[] = { "user_id", "platform",
 					     "provider", "role", "content",
-					     "created_at" };
+					     "created_at", "idempotency_key" };
 	struct jparser j = { s, s + len, err, errlen };
 	char **slots[] = { &row->user_id, &row->platform, &row->provider,
-			   &row->role, &row->content, &row->created_at };
+			   &row->role, &row->content, &row->created_at,
+			   &row->idempotency_key };
 	struct buf key = { 0 };
 	bool ok = false;
 
@@ -2134,7 +2188,7 @@ static bool parse_import_line(const char *s, size_t len,
 		goto out;
 	}
 	for (size_t k = 0; k < ARRAY_LEN(names); k++) {
-		if (k != 1 && !*slots[k]) {
+		if (k != 1 && k != 6 && !*slots[k]) {
 			jfail(&j, "'%s' is missing", names[k]);
 			goto out;
 		}
@@ -2280,9 +2334,10 @@ static void print_import_count(struct cmd_ctx *x, int64_t imported,
 /*
  * Standard input, one message per line in the format of export (blank
  * lines are skipped), stored one at a time in the order of the lines
- * with their time, role, provider, platform and content.  A message that
- * is already stored (equal in all of these and the user) is skipped, so
- * a file can be imported again.  The first bad line or error stops the
+ * with their time, role, provider, platform, content and idempotency
+ * key.  A message that is already stored (with the same key for the user
+ * and platform; without a key, equal in all of these and the user) is
+ * skipped, so a file can be imported again.  The first bad line or error stops the
  * import; what was stored before it stays.
  */
 static int cmd_import(struct cmd_ctx *x, int argc CONVD_UNUSED,
@@ -2333,12 +2388,13 @@ static int cmd_import(struct cmd_ctx *x, int argc CONVD_UNUSED,
 			rc = EXIT_USAGE;
 			break;
 		}
-		st = convc_import_message(x->c, row.user_id, row.provider,
-					  row.role, row.content,
-					  row.content_len,
-					  row.platform ? row.platform
-						       : x->o->platform,
-					  at, NULL, &fresh, &e);
+		st = convc_import_message_key(x->c, row.user_id, row.provider,
+					      row.role, row.content,
+					      row.content_len,
+					      row.platform ? row.platform
+							   : x->o->platform,
+					      at, row.idempotency_key, NULL,
+					      &fresh, &e);
 		import_row_free(&row);
 		if (st != CONVC_OK) {
 			fprintf(stderr, "%s: line %" PRId64 ":\n", progname,

@@ -411,10 +411,18 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 		return env_fail(err, errlen,
 				"message is an empty array; expected "
 				"[type, msgid, method, params]");
-	if (nodes[1].type != MP_INT || nodes[1].v.i < 0 || nodes[1].v.i > 2)
+	if (nodes[1].type != MP_INT || nodes[1].v.i < 0 || nodes[1].v.i > 2) {
+		/* Not a known type: if it has a request's shape, its msgid
+		 * can still be read for the error reply. */
+		i = nodes[1].next;
+		if (count == 4 && node_is_msgid(&nodes[i])) {
+			msg->has_msgid = true;
+			msg->msgid = (uint32_t)nodes[i].v.i;
+		}
 		return env_fail(err, errlen,
 				"message type must be 0 (request), "
 				"1 (response) or 2 (notification)");
+	}
 	type = nodes[1].v.i;
 	msg->kind = (enum rpc_kind)type;
 	i = nodes[1].next;
@@ -454,7 +462,10 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 		return 0;
 	}
 
-	if (nodes[i].type != MP_STR || nodes[i].v.s.len == 0)
+	/* Many MessagePack-RPC clients send the method name as bin (or the
+	 * old raw type): both are accepted. */
+	if ((nodes[i].type != MP_STR && nodes[i].type != MP_BIN) ||
+	    nodes[i].v.s.len == 0)
 		return env_fail(err, errlen, "method must be a non-empty string");
 	if (memchr(nodes[i].v.s.p, '\0', nodes[i].v.s.len) != NULL ||
 	    !proto_utf8_valid(nodes[i].v.s.p, nodes[i].v.s.len))

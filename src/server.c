@@ -40,6 +40,15 @@
 #define IN_READ 16384
 #define MAX_IDS 64
 #define MAX_PEER_GROUPS 256
+/* A refused connection (max_clients, allow_users) waits this long for its
+ * first request, to answer it with its msgid; at most REFUSE_MAX wait at
+ * once (beyond that, they are answered at once with a nil msgid). */
+#define REFUSE_WAIT_USEC (2 * USEC_PER_SEC)
+#define REFUSE_MAX 64
+/* After our side is shut down, input is read and discarded until the
+ * peer closes, for at most this long: closing a Unix socket with unread
+ * input resets the peer's connection. */
+#define LINGER_USEC (2 * USEC_PER_SEC)
 
 static const char *const rpc_error_codes[E_COUNT_] = {
 	[E_INVALID_REQUEST] = "invalid_request",
@@ -73,7 +82,17 @@ struct client {
 	bool closing;		/* close once output is flushed */
 	bool dead;		/* fd closed; waiting for requests to end */
 	bool flush_scheduled;
+	bool draining;		/* convd stops: read what has arrived, answer it */
+	bool read_done;		/* draining, and the socket was empty: no more
+				   reads; answer what is buffered, then finish */
+	bool lingering;		/* our side shut down: discard input until EOF */
+	bool refusing;		/* refused at accept: answer requests with the
+				   refusal, then finish */
+	bool refuse_answered;
+	enum rpc_error refuse_code;
+	const char *refuse_msg;
 	usec_t last_activity;
+	usec_t linger_since;
 };
 
 struct id_list {
@@ -91,6 +110,7 @@ static struct {
 	struct event *sweep;		/* idle timeout */
 	struct client *clients;
 	int nclients;
+	int nrefusing;		/* refused connections still open */
 	int inflight;
 	uint64_t next_id;
 	bool stopping;
@@ -160,7 +180,10 @@ static void client_unref(struct client *c)
 {
 	if (--c->refs > 0)
 		return;
-	srv.nclients--;	/* counted until its last request has ended */
+	if (c->refusing)
+		srv.nrefusing--;
+	else
+		srv.nclients--;	/* counted until its last request has ended */
 	free(c);
 }
 
@@ -260,7 +283,11 @@ static void stage_commit(struct client *c)
 
 static void client_set_reading(struct client *c, bool on)
 {
-	if (c->dead || c->eof || c->closing)
+	if (c->dead)
+		return;
+	if (c->lingering)
+		on = true;
+	else if (c->eof || c->closing || c->read_done)
 		on = false;
 	if (on == !c->read_paused)
 		return;
@@ -277,6 +304,52 @@ static void client_schedule_flush(struct client *c)
 		return;
 	c->flush_scheduled = true;
 	event_active(c->wev, EV_WRITE, 0);
+}
+
+/* Reads and discards what the peer sends after our side was shut down;
+ * closes once the peer has closed its side too. */
+static void client_discard(struct client *c)
+{
+	for (int i = 0; i < 64 && !c->dead; i++) {
+		char junk[16384];
+		ssize_t n = read(c->fd, junk, sizeof(junk));
+
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+			      errno == EINTR))
+			return;
+		client_close(c, NULL);	/* EOF (or an error): done */
+	}
+}
+
+/*
+ * Everything c will be answered is answered and written: end the
+ * connection without a reset.  Unless the peer has already closed its
+ * side, ours is shut down (the peer reads EOF after the last answer),
+ * and what the peer still sends is discarded until it closes (or
+ * LINGER_USEC passes): a Unix socket closed with unread input would make
+ * the peer's next read fail with ECONNRESET.
+ */
+static void client_finish(struct client *c)
+{
+	if (c->dead || c->lingering)
+		return;
+	if (c->eof) {
+		client_close(c, NULL);
+		return;
+	}
+	shutdown(c->fd, SHUT_WR);
+	c->lingering = true;
+	c->linger_since = clock_now();
+	c->in_len = 0;
+	client_discard(c);
+	client_set_reading(c, true);
+}
+
+static bool client_done_reading(const struct client *c)
+{
+	return c->eof || c->read_done;
 }
 
 static void client_on_write(evutil_socket_t fd, short what, void *arg)
@@ -299,8 +372,9 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
-	if ((c->closing || (c->eof && c->in_len == 0)) && c->inflight == 0)
-		client_close(c, NULL);
+	if ((c->closing || (client_done_reading(c) && c->in_len == 0)) &&
+	    c->inflight == 0)
+		client_finish(c);
 }
 
 /* After anything was packed for c: flush soon, or drop a slow reader. */
@@ -344,11 +418,12 @@ static void request_end(struct request *r, enum rpc_error e)
 	if (!c->dead)
 		client_output_added(c);
 	if (!c->dead && !c->closing && c->inflight < srv.max_inflight &&
-	    (c->read_paused || c->eof)) {
+	    (c->read_paused || client_done_reading(c))) {
 		client_set_reading(c, true);
 		/* frames may be waiting in the buffer already, also after
 		 * EOF (a client may pipeline, then shut down its side) */
-		if ((!c->read_paused || c->eof) && c->in_len > 0)
+		if ((!c->read_paused || client_done_reading(c)) &&
+		    c->in_len > 0)
 			event_active(c->rev, EV_READ, 0);
 	}
 	request_free(r);
@@ -483,21 +558,36 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 	const struct method_spec *spec;
 	char err[256];
 
-	if (proto_parse_envelope(doc, &m, err, sizeof(err)) < 0) {
+	bool ok = proto_parse_envelope(doc, &m, err, sizeof(err)) == 0;
+
+	/*
+	 * Notifications are never answered, however malformed, and neither
+	 * are responses (convd sends no requests): answering either is how
+	 * two peers end up echoing errors at each other forever.
+	 */
+	if (m.kind == RPC_NOTIFY || m.kind == RPC_RESPONSE) {
+		if (!ok)
+			stats_record_error(E_INVALID_REQUEST);
+		log_debug("client %llu: %s%s ignored%s%s",
+			  (unsigned long long)c->id, ok ? "" : "malformed ",
+			  m.kind == RPC_NOTIFY ? "notification" : "response",
+			  ok ? "" : ": ", ok ? "" : err);
+		return;
+	}
+	if (c->refusing) {
+		/* a refused connection: its requests get the refusal */
+		if (proto_pack_error(&c->pk, m.has_msgid, m.msgid,
+				     rpc_error_code(c->refuse_code),
+				     c->refuse_msg) < 0)
+			log_error("cannot pack error response");
+		stage_commit(c);
+		client_output_added(c);
+		c->refuse_answered = true;
+		return;
+	}
+	if (!ok) {
 		client_reply_error(c, m.has_msgid, m.msgid, E_INVALID_REQUEST,
 				   err);
-		return;
-	}
-	if (m.kind == RPC_NOTIFY) {
-		log_debug("client %llu: notification %.*s ignored",
-			  (unsigned long long)c->id, (int)m.method.len,
-			  m.method.p);
-		return;
-	}
-	if (m.kind == RPC_RESPONSE) {
-		client_reply_error(c, true, m.msgid, E_INVALID_REQUEST,
-				   "convd sends no requests: a response "
-				   "message is not expected");
 		return;
 	}
 	spec = validate_find_method(m.method.p, m.method.len);
@@ -578,6 +668,12 @@ static void client_process_input(struct client *c)
 	}
 	if (c->dead)
 		return;
+	if (c->refusing && c->refuse_answered && !c->closing) {
+		/* what was sent with the first request is answered too */
+		c->closing = true;
+		client_set_reading(c, false);
+		client_schedule_flush(c);
+	}
 	if (off > 0) {
 		memmove(c->in, c->in + off, c->in_len - off);
 		c->in_len -= off;
@@ -623,13 +719,34 @@ static void client_eof(struct client *c)
 		client_close(c, NULL);
 }
 
+/* Draining, and everything that had arrived is read: answer what is
+ * buffered; a partial frame left over can never complete. */
+static void client_read_done(struct client *c)
+{
+	if (c->in_len > 0)
+		client_process_input(c);
+	if (!c->dead && c->inflight < srv.max_inflight)
+		c->in_len = 0;
+	if (!c->dead && c->in_len == 0 && c->inflight == 0 &&
+	    evbuffer_get_length(c->out) == 0)
+		client_finish(c);
+}
+
 static void client_read(struct client *c, evutil_socket_t fd)
 {
 	ssize_t n;
 
+	if (c->lingering) {
+		client_discard(c);
+		return;
+	}
 	if (c->eof) {
 		/* woken by request_end to go on with frames already read */
 		client_eof(c);
+		return;
+	}
+	if (c->read_done) {
+		client_read_done(c);
 		return;
 	}
 	if (c->in_cap - c->in_len < IN_READ / 4) {
@@ -654,6 +771,13 @@ static void client_read(struct client *c, evutil_socket_t fd)
 	}
 	n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n < 0) {
+		if (c->draining && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* all that had arrived is read: no more reads */
+			c->read_done = true;
+			client_set_reading(c, false);
+			client_read_done(c);
+			return;
+		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
 			/* woken to go on with frames already buffered */
 			if (c->in_len > 0)
@@ -672,6 +796,9 @@ static void client_read(struct client *c, evutil_socket_t fd)
 	c->in_len += (size_t)n;
 	c->last_activity = clock_now();
 	client_process_input(c);
+	/* draining: go on reading until the socket is empty */
+	if (c->draining && !c->dead && !c->read_paused && !c->closing)
+		event_active(c->rev, EV_READ, 0);
 }
 
 /* ---- credentials ----------------------------------------------------------- */
@@ -808,6 +935,65 @@ static void server_accept_resume(evutil_socket_t fd, short what, void *arg)
 		event_add(srv.accept_ev, NULL);
 }
 
+/* Events and buffers for an accepted client, then into the list. */
+static int client_attach(struct client *c)
+{
+	c->out = evbuffer_new();
+	c->rev = event_new(srv.base, c->fd, EV_READ | EV_PERSIST,
+			   client_on_read, c);
+	c->wev = event_new(srv.base, c->fd, EV_WRITE, client_on_write, c);
+	if (!c->out || !c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+		if (c->out)
+			evbuffer_free(c->out);
+		if (c->rev)
+			event_free(c->rev);
+		if (c->wev)
+			event_free(c->wev);
+		c->out = NULL;
+		c->rev = c->wev = NULL;
+		return -1;
+	}
+	msgpack_packer_init(&c->pk, c, client_pack_write);
+	c->last_activity = clock_now();
+	c->next = srv.clients;
+	if (srv.clients)
+		srv.clients->prev = c;
+	srv.clients = c;
+	return 0;
+}
+
+/*
+ * A refused connection (c may be NULL: allocated here) waits up to
+ * REFUSE_WAIT_USEC for its first request, which is answered with the
+ * refusal and its own msgid (as is anything sent with it); then the
+ * connection ends without a reset.  Beyond REFUSE_MAX such connections,
+ * or without memory, the refusal goes out at once with a nil msgid.
+ */
+static void client_refuse(int fd, struct client *c, enum rpc_error e,
+			  const char *msg)
+{
+	if (!c && srv.nrefusing < REFUSE_MAX)
+		c = calloc(1, sizeof(*c));
+	if (!c || srv.nrefusing >= REFUSE_MAX) {
+		free(c);
+		refuse(fd, e, msg);
+		return;
+	}
+	c->fd = fd;
+	if (!c->id)
+		c->id = ++srv.next_id;
+	c->refs = 1;
+	c->refusing = true;
+	c->refuse_code = e;
+	c->refuse_msg = msg;
+	if (client_attach(c) < 0) {
+		free(c);
+		refuse(fd, e, msg);
+		return;
+	}
+	srv.nrefusing++;
+}
+
 static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	(void)what;
@@ -839,8 +1025,8 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 			log_warn("refusing a connection: max_clients (%d) "
 				 "reached",
 				 srv.max_clients);
-			refuse(fd, E_OVERLOADED,
-			       "too many clients (max_clients reached)");
+			client_refuse(fd, NULL, E_OVERLOADED,
+				      "too many clients (max_clients reached)");
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
@@ -865,32 +1051,15 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 				 "allow_groups",
 				 (unsigned)c->uid, (unsigned)c->gid,
 				 (int)c->pid);
-			refuse(fd, E_PERMISSION_DENIED,
-			       "this user may not use convd");
-			free(c);
+			client_refuse(fd, c, E_PERMISSION_DENIED,
+				      "this user may not use convd");
 			continue;
 		}
-		c->out = evbuffer_new();
-		c->rev = event_new(srv.base, fd, EV_READ | EV_PERSIST,
-				   client_on_read, c);
-		c->wev = event_new(srv.base, fd, EV_WRITE, client_on_write, c);
-		if (!c->out || !c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
-			if (c->out)
-				evbuffer_free(c->out);
-			if (c->rev)
-				event_free(c->rev);
-			if (c->wev)
-				event_free(c->wev);
+		if (client_attach(c) < 0) {
 			refuse(fd, E_INTERNAL, "out of memory");
 			free(c);
 			continue;
 		}
-		msgpack_packer_init(&c->pk, c, client_pack_write);
-		c->last_activity = clock_now();
-		c->next = srv.clients;
-		if (srv.clients)
-			srv.clients->prev = c;
-		srv.clients = c;
 		srv.nclients++;
 		log_debug("client %llu: connected (uid %u pid %d%s)",
 			  (unsigned long long)c->id, (unsigned)c->uid,
@@ -907,12 +1076,30 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (limit <= 0)
-		return;
 	for (c = srv.clients; c; c = next) {
 		next = c->next;
-		if (c->inflight == 0 && now - c->last_activity > limit)
-			client_close(c, "idle timeout");
+		if (c->lingering) {
+			if (now - c->linger_since > LINGER_USEC) {
+				client_discard(c);
+				client_close(c, NULL);
+			}
+		} else if (c->refusing && !c->refuse_answered &&
+			   now - c->last_activity > REFUSE_WAIT_USEC) {
+			/* no request came: the refusal, with a nil msgid */
+			client_reply_error(c, false, 0, c->refuse_code,
+					   c->refuse_msg);
+			c->refuse_answered = true;
+			c->closing = true;
+			client_set_reading(c, false);
+		} else if (limit > 0 && c->inflight == 0 && !c->refusing &&
+			   now - c->last_activity > limit) {
+			log_info("client %llu (uid %u pid %d): idle timeout",
+				 (unsigned long long)c->id, (unsigned)c->uid,
+				 (int)c->pid);
+			c->closing = true;
+			client_set_reading(c, false);
+			client_schedule_flush(c);
+		}
 	}
 }
 
@@ -1100,18 +1287,32 @@ void server_stop_accepting(void)
 	if (srv.listen_fd >= 0)
 		close(srv.listen_fd);
 	srv.listen_fd = -1;
-	/* Requests already read are finished; no new ones are read. */
+	/*
+	 * Every request that has reached convd is answered: each client's
+	 * socket is read until it is empty (then no more), what was read is
+	 * answered, and the connection ends once the answers are written,
+	 * with our side shut down first so that nothing is reset.
+	 */
 	for (struct client *c = srv.clients; c; c = c->next) {
-		client_set_reading(c, false);
-		c->closing = true;
-		if (c->inflight == 0)
-			client_schedule_flush(c);
+		if (c->dead || c->refusing || c->lingering || c->closing ||
+		    c->eof)
+			continue;
+		c->draining = true;
+		if (c->inflight < srv.max_inflight) {
+			client_set_reading(c, true);
+			event_active(c->rev, EV_READ, 0);
+		}
 	}
 }
 
 int server_inflight(void)
 {
 	return srv.inflight;
+}
+
+size_t server_max_output(void)
+{
+	return srv.max_output;
 }
 
 void server_stats(struct server_stats *out)

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "order.h"
 #include "proto.h"
 #include "store.h"
 
@@ -38,12 +39,27 @@ enum store_stmt {
 };
 
 #define HISTORY "simple_conversation_history"
+/* The arbiter of idempotency keys (migrations/5a1e0c2f7b90): a second
+ * row with the same key for the user and platform is not stored. */
+#define ON_KEY_CONFLICT                                                 \
+	" ON CONFLICT (user_id, platform, idempotency_key)"             \
+	" WHERE idempotency_key IS NOT NULL DO NOTHING"
 
 const struct pool_statement store_statements[] = {
+	/* One message; with a key ($6) already stored, the stored row with
+	 * duplicate = true.  A row whose key another transaction committed
+	 * after this statement's snapshot is neither inserted nor seen: no
+	 * row comes back, and the statement runs again. */
 	[S_ADD] = {"convd_add",
-		   "INSERT INTO " HISTORY
-		   " (user_id, platform, model_provider, role, content)"
-		   " VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at"},
+		   "WITH ins AS (INSERT INTO " HISTORY
+		   " (user_id, platform, model_provider, role, content,"
+		   " idempotency_key) VALUES ($1, $2, $3, $4, $5, $6)"
+		   ON_KEY_CONFLICT " RETURNING id, created_at)"
+		   " SELECT id, created_at, false FROM ins"
+		   " UNION ALL SELECT id, created_at, true FROM " HISTORY
+		   " WHERE user_id = $1 AND platform = $2"
+		   " AND idempotency_key = $6"
+		   " AND NOT EXISTS (SELECT 1 FROM ins)"},
 	[S_RECENT] = {"convd_recent",
 		      "SELECT id, role, content, created_at, model_provider"
 		      " FROM " HISTORY
@@ -78,14 +94,34 @@ const struct pool_statement store_statements[] = {
 			     "DELETE FROM user_thread_table"
 			     " WHERE user_id = $1 AND platform = $2"},
 	/* Group commit: many add_message rows in one statement, one commit.
-	 * The arrays travel in binary (no quoting of any kind); rows come
-	 * back in the order of the arrays. */
+	 * The arrays travel in binary (no quoting of any kind).  The rows
+	 * stored come back first (ord 0), in the order of the arrays; with
+	 * their key, user and platform if they have a key.  Then the rows
+	 * already stored under a key of the batch, with the request's place
+	 * in the arrays (ord).  A request with a key and no row is a
+	 * duplicate of an earlier one in the batch, or of a row committed
+	 * meanwhile (deliver_add). */
 	[S_ADD_BATCH] = {"convd_add_batch",
-			 "INSERT INTO " HISTORY
-			 " (user_id, platform, model_provider, role, content)"
-			 " SELECT * FROM unnest($1::text[], $2::text[],"
-			 " $3::text[], $4::text[], $5::text[])"
-			 " RETURNING id, created_at"},
+			 "WITH u AS (SELECT * FROM unnest($1::text[],"
+			 " $2::text[], $3::text[], $4::text[], $5::text[],"
+			 " $6::text[]) WITH ORDINALITY"
+			 " AS u(user_id, platform, provider, role, content,"
+			 " ikey, ord)),"
+			 " ins AS (INSERT INTO " HISTORY
+			 " (user_id, platform, model_provider, role, content,"
+			 " idempotency_key) SELECT user_id, platform,"
+			 " provider, role, content, ikey FROM u"
+			 ON_KEY_CONFLICT " RETURNING id, created_at,"
+			 " idempotency_key,"
+			 " CASE WHEN idempotency_key IS NOT NULL"
+			 " THEN user_id END,"
+			 " CASE WHEN idempotency_key IS NOT NULL"
+			 " THEN platform END)"
+			 " SELECT 0::int8, * FROM ins"
+			 " UNION ALL SELECT u.ord, h.id, h.created_at,"
+			 " NULL, NULL, NULL FROM u JOIN " HISTORY " h"
+			 " ON h.user_id = u.user_id AND h.platform = u.platform"
+			 " AND h.idempotency_key = u.ikey"},
 	/*
 	 * Group reads: each user's newest rows, tagged with the request's
 	 * place in the arrays.  The arrays are read through a sub-select the
@@ -113,35 +149,43 @@ const struct pool_statement store_statements[] = {
 			    " ORDER BY created_at DESC, id DESC LIMIT u.lim) h"},
 	/* export_history: one page in id order, after the client's last id */
 	[S_EXPORT_ALL] = {"convd_export_all",
-			  "SELECT id, role, content, created_at, model_provider"
-			  " FROM " HISTORY
+			  "SELECT id, role, content, created_at, model_provider,"
+			  " idempotency_key FROM " HISTORY
 			  " WHERE user_id = $1 AND platform = $2 AND id > $3"
 			  " ORDER BY id LIMIT $4"},
 	[S_EXPORT_PROVIDER] = {"convd_export_provider",
 			       "SELECT id, role, content, created_at,"
-			       " model_provider FROM " HISTORY
+			       " model_provider, idempotency_key FROM " HISTORY
 			       " WHERE user_id = $1 AND platform = $2"
 			       " AND model_provider = $3 AND id > $4"
 			       " ORDER BY id LIMIT $5"},
 	/* import_message: $6 is microseconds since the Unix epoch (whole
-	 * seconds through to_timestamp, exact in float8, then the rest).  A
-	 * row equal in every column but id is not stored twice: its id comes
-	 * back with imported = false. */
+	 * seconds through to_timestamp, exact in float8, then the rest).
+	 * Without a key ($7), a row equal in every column but id is not
+	 * stored twice: its id comes back with imported = false.  With a
+	 * key, the row stored under the key comes back (imported = false,
+	 * duplicate = true); as for add_message, no row at all means that
+	 * another transaction committed the key meanwhile (run it again). */
 	[S_IMPORT] = {"convd_import",
 		      "WITH t AS (SELECT to_timestamp($6::int8 / 1000000)"
 		      " + ($6::int8 % 1000000)::float8"
 		      " * interval '1 microsecond' AS at),"
 		      " old AS (SELECT h.id FROM " HISTORY " h, t"
 		      " WHERE h.user_id = $1 AND h.platform = $2"
+		      " AND (h.idempotency_key = $7::varchar"
+		      " OR ($7::varchar IS NULL"
 		      " AND h.model_provider = $3 AND h.created_at = t.at"
-		      " AND h.role = $4 AND h.content = $5"
+		      " AND h.role = $4 AND h.content = $5))"
 		      " ORDER BY h.id LIMIT 1),"
 		      " new AS (INSERT INTO " HISTORY
 		      " (user_id, platform, model_provider, role, content,"
-		      " created_at) SELECT $1, $2, $3, $4, $5, t.at FROM t"
-		      " WHERE NOT EXISTS (SELECT 1 FROM old) RETURNING id)"
-		      " SELECT id, true FROM new"
-		      " UNION ALL SELECT id, false FROM old"},
+		      " created_at, idempotency_key)"
+		      " SELECT $1, $2, $3, $4, $5, t.at, $7::varchar FROM t"
+		      " WHERE NOT EXISTS (SELECT 1 FROM old)"
+		      ON_KEY_CONFLICT " RETURNING id)"
+		      " SELECT id, true, false FROM new"
+		      " UNION ALL SELECT id, false, $7::varchar IS NOT NULL"
+		      " FROM old"},
 };
 const size_t store_nstatements = S_COUNT_;
 
@@ -180,30 +224,42 @@ static bool store_bool(const PGresult *res, int row, int col)
 
 /* ---- result packers, one per method ------------------------------------------ */
 
-/* add_message's answer {id, created_at} from row i (id, created_at). */
-static int pack_add_row(msgpack_packer *pk, const PGresult *res, int i)
+/* add_message's answer {id, created_at} from row i (id at column c,
+ * created_at after it), with duplicate: true for a key already used. */
+static int pack_add_row(msgpack_packer *pk, const PGresult *res, int i,
+			int c, bool duplicate)
 {
-	if (msgpack_pack_map(pk, 2) < 0 || proto_pack_cstr(pk, "id") < 0 ||
-	    msgpack_pack_int64(pk, store_int8(res, i, 0)) < 0 ||
+	if (msgpack_pack_map(pk, duplicate ? 3 : 2) < 0 ||
+	    proto_pack_cstr(pk, "id") < 0 ||
+	    msgpack_pack_int64(pk, store_int8(res, i, c)) < 0 ||
 	    proto_pack_cstr(pk, "created_at") < 0 ||
-	    proto_pack_timestamp(pk, store_time(res, i, 1)) < 0)
+	    proto_pack_timestamp(pk, store_time(res, i, c + 1)) < 0)
+		return -1;
+	if (duplicate && (proto_pack_cstr(pk, "duplicate") < 0 ||
+			  msgpack_pack_true(pk) < 0))
 		return -1;
 	return 0;
 }
 
 static int pack_add(msgpack_packer *pk, const PGresult *res)
 {
-	return pack_add_row(pk, res, 0);
+	return pack_add_row(pk, res, 0, 0, store_bool(res, 0, 2));
 }
 
 /* One message row as {id, role, content, created_at, provider}: the
  * columns id, role, content, created_at from column c, then the provider:
  * the column after them, or `provider` when the query filtered on it (a
- * column PostgreSQL need not send 20 times per request). */
+ * column PostgreSQL need not send 20 times per request).  With key_col
+ * >= 0 and a key in that column, idempotency_key too. */
 static int pack_message_row(msgpack_packer *pk, const PGresult *res, int i,
-			    int c, const struct strview *provider)
+			    int c, const struct strview *provider, int key_col)
 {
-	if (msgpack_pack_map(pk, 5) < 0 || proto_pack_cstr(pk, "id") < 0 ||
+	bool key = key_col >= 0 && !PQgetisnull(res, i, key_col);
+
+	if (msgpack_pack_map(pk, key ? 6 : 5) < 0 ||
+	    (key && (proto_pack_cstr(pk, "idempotency_key") < 0 ||
+		     store_pack_text(pk, res, i, key_col) < 0)) ||
+	    proto_pack_cstr(pk, "id") < 0 ||
 	    msgpack_pack_int64(pk, store_int8(res, i, c)) < 0 ||
 	    proto_pack_cstr(pk, "role") < 0 ||
 	    store_pack_text(pk, res, i, c + 1) < 0 ||
@@ -226,31 +282,67 @@ static int pack_recent(msgpack_packer *pk, const PGresult *res)
 	if (msgpack_pack_array(pk, (size_t)n) < 0)
 		return -1;
 	for (int i = n - 1; i >= 0; i--)
-		if (pack_message_row(pk, res, i, 0, NULL) < 0)
+		if (pack_message_row(pk, res, i, 0, NULL, -1) < 0)
 			return -1;
 	return 0;
 }
 
-/* export_history: the rows in the query's order (ascending id). */
+/* The most bytes message row i takes packed: its strings, their headers
+ * (5 bytes each at most), the keys, an int64, a timestamp. */
+#define ROW_OVERHEAD 128
+
+static size_t export_row_bytes(const PGresult *res, int i)
+{
+	size_t n = ROW_OVERHEAD;
+
+	for (int c = 1; c < PQnfields(res); c++)
+		n += (size_t)PQgetlength(res, i, c);
+	return n;
+}
+
+/* The response around the rows: [1, msgid, nil, array header]. */
+#define EXPORT_ENVELOPE 32
+
+/*
+ * export_history: the rows in the query's order (ascending id), as many
+ * as fit in max_output_bytes: a page is bounded by bytes as well as
+ * rows.  The client asks for the next page after the last id it got; a
+ * row too large on its own still gets result_too_large.
+ */
 static int pack_export(msgpack_packer *pk, const PGresult *res)
 {
-	int n = PQntuples(res);
+	size_t budget = server_max_output(), used = EXPORT_ENVELOPE;
+	int n = PQntuples(res), fit = 0;
 
-	if (msgpack_pack_array(pk, (size_t)n) < 0)
+	while (fit < n) {
+		size_t b = export_row_bytes(res, fit);
+
+		if (fit > 0 && (b > budget || used > budget - b))
+			break;
+		used += b;
+		fit++;
+	}
+	if (msgpack_pack_array(pk, (size_t)fit) < 0)
 		return -1;
-	for (int i = 0; i < n; i++)
-		if (pack_message_row(pk, res, i, 0, NULL) < 0)
+	for (int i = 0; i < fit; i++)
+		if (pack_message_row(pk, res, i, 0, NULL, 5) < 0)
 			return -1;
 	return 0;
 }
 
 static int pack_import(msgpack_packer *pk, const PGresult *res)
 {
-	if (msgpack_pack_map(pk, 2) < 0 || proto_pack_cstr(pk, "id") < 0 ||
+	bool duplicate = store_bool(res, 0, 2);
+
+	if (msgpack_pack_map(pk, duplicate ? 3 : 2) < 0 ||
+	    proto_pack_cstr(pk, "id") < 0 ||
 	    msgpack_pack_int64(pk, store_int8(res, 0, 0)) < 0 ||
 	    proto_pack_cstr(pk, "imported") < 0 ||
 	    (store_bool(res, 0, 1) ? msgpack_pack_true(pk)
 				   : msgpack_pack_false(pk)) < 0)
+		return -1;
+	if (duplicate && (proto_pack_cstr(pk, "duplicate") < 0 ||
+			  msgpack_pack_true(pk) < 0))
 		return -1;
 	return 0;
 }
@@ -315,20 +407,20 @@ static const struct {
 	int nfields;
 	bool one_row;
 } store_shapes[S_COUNT_] = {
-	[S_ADD] = {2, true},	      [S_RECENT] = {5, false},
+	[S_ADD] = {3, true},	      [S_RECENT] = {5, false},
 	[S_CLEAR] = {0, false},	      [S_COUNT_ALL] = {1, true},
 	[S_COUNT_PROVIDER] = {1, true}, [S_USER_STATS] = {3, false},
 	[S_THREAD_GET] = {1, false},  [S_THREAD_SAVE] = {0, false},
-	[S_THREAD_DELETE] = {0, false}, [S_ADD_BATCH] = {2, false},
+	[S_THREAD_DELETE] = {0, false}, [S_ADD_BATCH] = {6, false},
 	[S_RECENT_BATCH] = {5, false},
-	[S_EXPORT_ALL] = {5, false},  [S_EXPORT_PROVIDER] = {5, false},
-	[S_IMPORT] = {2, true},
+	[S_EXPORT_ALL] = {6, false},  [S_EXPORT_PROVIDER] = {6, false},
+	[S_IMPORT] = {3, true},
 };
 
 struct store_call {
 	enum store_stmt stmt;
 	int nparams;
-	const char *values[6];
+	const char *values[7];
 	int (*pack)(msgpack_packer *pk, const PGresult *res);
 };
 
@@ -345,14 +437,15 @@ static int store_prepare_call(struct request *r, struct store_call *call)
 {
 	memset(call, 0, sizeof(*call));
 	switch (r->spec->id) {
-	case M_ADD_MESSAGE: /* user_id provider role content platform */
+	case M_ADD_MESSAGE: /* user_id provider role content platform key */
 		call->stmt = S_ADD;
-		call->nparams = 5;
+		call->nparams = 6;
 		call->values[0] = arg(r, 0);
 		call->values[1] = arg(r, 4);
 		call->values[2] = arg(r, 1);
 		call->values[3] = arg(r, 2);
 		call->values[4] = arg(r, 3);
+		call->values[5] = arg(r, 5);
 		call->pack = pack_add;
 		return 0;
 	case M_GET_RECENT: /* user_id provider limit platform */
@@ -436,15 +529,16 @@ static int store_prepare_call(struct request *r, struct store_call *call)
 		call->pack = pack_export;
 		return 0;
 	case M_IMPORT_MESSAGES: /* user_id provider role content created_at
-				   platform */
+				   platform key */
 		call->stmt = S_IMPORT;
-		call->nparams = 6;
+		call->nparams = 7;
 		call->values[0] = arg(r, 0);
 		call->values[1] = arg(r, 5);
 		call->values[2] = arg(r, 1);
 		call->values[3] = arg(r, 2);
 		call->values[4] = arg(r, 3);
 		call->values[5] = arg(r, 4);
+		call->values[6] = arg(r, 6);
 		call->pack = pack_import;
 		return 0;
 	default:
@@ -498,16 +592,73 @@ static void store_query_failed(struct request *r, const PGresult *res,
 		      sqlstate ? sqlstate : "unknown");
 }
 
+static void store_on_acquire(void *arg, struct pool_conn *pc,
+			     enum pool_status st, const char *msg);
+static void store_run(struct request *r, struct pool_conn *pc);
+
+/* One request with its single-request statement. */
+static void store_single(struct request *r)
+{
+	struct pool_conn *pc;
+	enum pool_status st;
+	const char *msg;
+
+	switch (pool_acquire(&r->waiter, store_on_acquire, r, &pc, &st, &msg)) {
+	case POOL_ACQ_READY:
+		store_run(r, pc);
+		break;
+	case POOL_ACQ_QUEUED:
+		break;
+	case POOL_ACQ_FAILED:
+		request_error(r, store_error_for(st), "%s", msg);
+		break;
+	}
+}
+
+/*
+ * A write with a key got no row: another transaction committed the key
+ * after the statement's snapshot was taken.  The statement runs again (a
+ * new snapshot sees that row), a few times at most.
+ */
+#define KEY_RERUNS 3
+
+static bool store_rerun_key(struct request *r)
+{
+	int key = r->spec->id == M_ADD_MESSAGE	     ? 5 :
+		  r->spec->id == M_IMPORT_MESSAGES ? 6 :
+						       -1;
+
+	if (key < 0 || !r->args.v[key].present ||
+	    (intptr_t)r->handler_data >= KEY_RERUNS)
+		return false;
+	r->handler_data = (void *)((intptr_t)r->handler_data + 1);
+	store_single(r);
+	return true;
+}
+
+static void store_answer(struct request *r, enum pool_status st,
+			 const PGresult *res, const char *msg);
+
 static void store_on_result(void *arg, struct pool_conn *pc,
 			    enum pool_status st, const PGresult *res,
 			    const char *msg)
 {
 	struct request *r = arg;
-	struct store_call call;
 
 	r->pc = NULL;
+	pool_release(pc);
+	store_answer(r, st, res, msg);
+}
+
+/* Answers r from its single-request statement's outcome. */
+static void store_answer(struct request *r, enum pool_status st,
+			 const PGresult *res, const char *msg)
+{
+	struct store_call call;
+
 	if (st == POOL_OK) {
-		pool_release(pc);
+		if (PQntuples(res) == 0 && store_rerun_key(r))
+			return;
 		if (store_prepare_call(r, &call) < 0 ||
 		    PQnfields(res) != store_shapes[call.stmt].nfields ||
 		    (store_shapes[call.stmt].one_row && PQntuples(res) != 1)) {
@@ -524,7 +675,6 @@ static void store_on_result(void *arg, struct pool_conn *pc,
 		request_finish(r);
 		return;
 	}
-	pool_release(pc);
 	if (st == POOL_QUERY_ERROR)
 		store_query_failed(r, res, msg);
 	else
@@ -589,7 +739,7 @@ static void store_on_acquire(void *arg, struct pool_conn *pc,
  * acknowledged).
  */
 #define BATCH_MAX_BYTES (8u << 20)
-#define BATCH_MAX_PARAMS 5
+#define BATCH_MAX_PARAMS 6
 #define TEXT_OID 25
 #define INT8_OID 20
 
@@ -604,6 +754,7 @@ struct batcher {
 	/* the parameters: one binary array per column */
 	const int *cols;		/* argument index per column, or -1 */
 	int (*deliver)(struct batch *b, const PGresult *res);
+	bool ordered;			/* one batch per conversation (order.h) */
 	struct request *head, *tail;	/* queued, not yet in a batch */
 	int queued;
 	int batches;			/* in flight (acquiring or running) */
@@ -617,10 +768,14 @@ struct batch {
 	int n;
 	struct pool_waiter waiter;
 	char *buf;			/* the binary arrays */
+	uint32_t *slots;		/* ordered: the conversations it holds */
+	int nslots;
+	struct request *cur;		/* ordered retries: the one running */
 };
 
 static void batch_flush(struct batcher *bt);
 static void batch_arm(struct batcher *bt);
+static void batch_retry_next(struct batch *b);
 static void store_run(struct request *r, struct pool_conn *pc);
 static void store_on_acquire(void *arg, struct pool_conn *pc,
 			     enum pool_status st, const char *msg);
@@ -637,8 +792,8 @@ static void put_be64(char *p, uint64_t v)
 	memcpy(p, &v, 8);
 }
 
-/* add_message columns: user_id, platform, provider, role, content */
-static const int add_cols[5] = {0, 4, 1, 2, 3};
+/* add_message columns: user_id, platform, provider, role, content, key */
+static const int add_cols[6] = {0, 4, 1, 2, 3, 5};
 /* get_recent columns: user_id, platform, provider, limit (int8) */
 static const int recent_cols[4] = {0, 3, 1, -2};
 
@@ -653,7 +808,9 @@ static int batch_build(struct batch *b, const char *vals[], int lens[])
 
 		for (struct request *r = b->head; r; r = r->next)
 			sz += 4 + (bt->cols[c] < 0 ? 8 :
-						    r->args.v[bt->cols[c]].s.len);
+				   !r->args.v[bt->cols[c]].present ?
+							    0 :
+				   r->args.v[bt->cols[c]].s.len);
 		if (sz > INT32_MAX)
 			return -1;
 		lens[c] = (int)sz;
@@ -666,9 +823,13 @@ static int batch_build(struct batch *b, const char *vals[], int lens[])
 		char *p = b->buf + off;
 		int col = bt->cols[c];
 
+		bool nulls = false;
+
+		for (struct request *r = b->head; r && col >= 0; r = r->next)
+			nulls |= !r->args.v[col].present;
 		vals[c] = p;
 		put_be32(p, 1);				/* dimensions */
-		put_be32(p + 4, 0);			/* no NULLs */
+		put_be32(p + 4, nulls);			/* has NULLs */
 		put_be32(p + 8, col < 0 ? INT8_OID : TEXT_OID);
 		put_be32(p + 12, (uint32_t)b->n);	/* length */
 		put_be32(p + 16, 1);			/* lower bound */
@@ -683,6 +844,11 @@ static int batch_build(struct batch *b, const char *vals[], int lens[])
 			}
 			const struct strview *v = &r->args.v[col].s;
 
+			if (!r->args.v[col].present) {	/* no key: NULL */
+				put_be32(p, UINT32_MAX);
+				p += 4;
+				continue;
+			}
 			put_be32(p, (uint32_t)v->len);
 			memcpy(p + 4, v->p, v->len);
 			p += 4 + v->len;
@@ -694,9 +860,18 @@ static int batch_build(struct batch *b, const char *vals[], int lens[])
 
 static void batch_free(struct batch *b)
 {
+	for (int i = 0; i < b->nslots; i++)
+		order_release(b->slots[i]);
 	b->bt->batches--;
+	free(b->slots);
 	free(b->buf);
 	free(b);
+}
+
+/* add_message's conversation, for order.h */
+static uint32_t add_slot(const struct request *r)
+{
+	return order_slot(&r->args.v[0].s, &r->args.v[4].s, &r->args.v[1].s);
 }
 
 /* Answers every request of a list with the same error. */
@@ -711,54 +886,199 @@ static void batch_fail(struct request *r, enum rpc_error e, const char *msg)
 	}
 }
 
-/* The batch failed as a whole: each request again, alone. */
-static void batch_retry_alone(struct batch *b)
+/* Ordered retries: b->head's requests one after the other (b->cur runs). */
+static void batch_chain_on_result(void *arg, struct pool_conn *pc,
+				  enum pool_status st, const PGresult *res,
+				  const char *msg)
+{
+	struct batch *b = arg;
+	struct request *r = b->cur;
+
+	r->pc = NULL;
+	pool_release(pc);
+	b->cur = NULL;
+	store_answer(r, st, res, msg);
+	batch_retry_next(b);
+}
+
+static void batch_chain_on_acquire(void *arg, struct pool_conn *pc,
+				   enum pool_status st, const char *msg)
+{
+	struct batch *b = arg;
+	struct request *r = b->cur;
+	struct store_call call;
+
+	if (st != POOL_OK) {
+		b->cur = NULL;
+		request_error(r, store_error_for(st), "%s", msg);
+		batch_retry_next(b);
+		return;
+	}
+	if (store_prepare_call(r, &call) < 0 ||
+	    pool_exec(pc, store_statements[call.stmt].name, NULL, call.nparams,
+		      call.values, NULL, NULL, 1, batch_chain_on_result, b) < 0) {
+		pool_release(pc);
+		b->cur = NULL;
+		request_error(r, E_UNAVAILABLE,
+			      "database unavailable (cannot send the query)");
+		batch_retry_next(b);
+		return;
+	}
+	r->pc = pc;
+}
+
+static void batch_retry_next(struct batch *b)
+{
+	struct batcher *bt = b->bt;
+	struct request *r = b->head;
+	struct pool_conn *pc;
+	enum pool_status st;
+	const char *msg;
+
+	if (!r) {
+		batch_free(b);
+		batch_flush(bt);
+		return;
+	}
+	b->head = r->next;
+	r->next = NULL;
+	b->cur = r;
+	switch (pool_acquire(&r->waiter, batch_chain_on_acquire, b, &pc, &st,
+			     &msg)) {
+	case POOL_ACQ_READY:
+		batch_chain_on_acquire(b, pc, POOL_OK, NULL);
+		break;
+	case POOL_ACQ_QUEUED:
+		break;
+	case POOL_ACQ_FAILED:
+		batch_chain_on_acquire(b, NULL, st, msg);
+		break;
+	}
+}
+
+/* The batch failed as a whole: each request again, alone.  Returns
+ * whether the batch lives on (ordered: its requests run one after the
+ * other, and it holds its conversations until the last has ended). */
+static bool batch_retry_alone(struct batch *b)
 {
 	struct request *r = b->head, *next;
 
 	log_warn("%s: a batch of %d failed; retrying each alone", b->bt->what,
 		 b->n);
+	if (b->bt->ordered) {
+		batch_retry_next(b);
+		return true;
+	}
 	for (; r; r = next) {
-		struct pool_conn *pc;
-		enum pool_status st;
-		const char *msg;
-
 		next = r->next;
 		r->next = NULL;
-		switch (pool_acquire(&r->waiter, store_on_acquire, r, &pc, &st,
-				     &msg)) {
-		case POOL_ACQ_READY:
-			store_run(r, pc);
-			break;
-		case POOL_ACQ_QUEUED:
-			break;
-		case POOL_ACQ_FAILED:
-			request_error(r, store_error_for(st), "%s", msg);
-			break;
-		}
+		store_single(r);
 	}
+	b->head = NULL;
+	return false;
 }
 
-static void answer_add(struct request *r, const PGresult *res, int i)
+static void answer_add(struct request *r, const PGresult *res, int i,
+		       bool duplicate)
 {
-	if (pack_add_row(request_result(r), res, i) < 0)
+	if (pack_add_row(request_result(r), res, i, 1, duplicate) < 0)
 		request_abort(r, "cannot pack the result");
 	else
 		request_finish(r);
 }
 
+static bool text_eq(const PGresult *res, int i, int c,
+		    const struct strview *v)
+{
+	return !PQgetisnull(res, i, c) &&
+	       (size_t)PQgetlength(res, i, c) == v->len &&
+	       memcmp(PQgetvalue(res, i, c), v->p, v->len) == 0;
+}
+
+/* Whether stored row i (S_ADD_BATCH: ord, id, created_at, key, user_id,
+ * platform) is r's: a row without a key for r without one, else the
+ * same key, user and platform. */
+static bool add_row_is(const PGresult *res, int i, const struct request *r)
+{
+	if (store_int8(res, i, 0) != 0)
+		return false;	/* an old row, not one stored now */
+	if (!r->args.v[5].present)
+		return PQgetisnull(res, i, 3);
+	return text_eq(res, i, 3, &r->args.v[5].s) &&
+	       text_eq(res, i, 4, &r->args.v[0].s) &&
+	       text_eq(res, i, 5, &r->args.v[4].s);
+}
+
+static bool same_key(const struct request *a, const struct request *b)
+{
+	const struct strview *k[3][2] = {
+		{&a->args.v[5].s, &b->args.v[5].s},
+		{&a->args.v[0].s, &b->args.v[0].s},
+		{&a->args.v[4].s, &b->args.v[4].s},
+	};
+
+	if (!a->args.v[5].present || !b->args.v[5].present)
+		return false;
+	for (int i = 0; i < 3; i++)
+		if (k[i][0]->len != k[i][1]->len ||
+		    memcmp(k[i][0]->p, k[i][1]->p, k[i][0]->len) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * The rows stored come first, in the order of the requests; a request
+ * with a key that has none is a duplicate: of a row stored before (an
+ * old row with its ord), of an earlier request of the batch, or of a row
+ * another transaction committed meanwhile (then it runs alone, which
+ * finds that row).
+ */
 static int deliver_add(struct batch *b, const PGresult *res)
 {
-	struct request *r, *next;
-	int i = 0;
+	int nrows = PQntuples(res), p = 0, k = 0;
+	struct request **reqs, *r;
+	int *row;
+	bool *dup;
 
-	if (PQnfields(res) != 2 || PQntuples(res) != b->n)
+	if (PQnfields(res) != 6)
 		return -1;
-	for (r = b->head; r; r = next, i++) {
-		next = r->next;
-		r->next = NULL;
-		answer_add(r, res, i);
+	reqs = malloc((sizeof(*reqs) + sizeof(*row) + sizeof(*dup)) *
+		      (size_t)b->n);
+	if (!reqs)
+		return -1;
+	row = (int *)(reqs + b->n);
+	dup = (bool *)(row + b->n);
+	for (r = b->head; r; r = r->next, k++) {
+		reqs[k] = r;
+		row[k] = -1;
+		dup[k] = false;
+		if (p < nrows && add_row_is(res, p, r)) {
+			row[k] = p++;
+			continue;
+		}
+		dup[k] = true;
+		if (!r->args.v[5].present)
+			break;		/* a row without a key is missing */
+		for (int i = p; i < nrows && row[k] < 0; i++)
+			if (store_int8(res, i, 0) == k + 1)
+				row[k] = i;
+		for (int j = 0; j < k && row[k] < 0; j++)
+			if (row[j] >= 0 && same_key(reqs[j], r))
+				row[k] = row[j];
 	}
+	if (k != b->n || (p < nrows && store_int8(res, p, 0) == 0)) {
+		free(reqs);
+		return -1;
+	}
+	for (k = 0; k < b->n; k++) {
+		r = reqs[k];
+		r->next = NULL;
+		if (row[k] < 0)
+			store_single(r);
+		else
+			answer_add(r, res, row[k], dup[k]);
+	}
+	free(reqs);
 	return 0;
 }
 
@@ -832,7 +1152,7 @@ static int deliver_recent(struct batch *b, const PGresult *res)
 		failed |= msgpack_pack_array(pk, (size_t)n) < 0;
 		for (int i = 0; i < n && !failed; i++)
 			failed |= pack_message_row(pk, res, mine[i], 1,
-						    &r->args.v[1].s) < 0;
+						    &r->args.v[1].s, -1) < 0;
 		if (failed)
 			request_abort(r, "cannot pack the result");
 		else
@@ -852,9 +1172,9 @@ static int deliver_recent(struct batch *b, const PGresult *res)
  * (BENCHMARKS.md).
  */
 static struct batcher batch_add = {
-	.what = "add_message", .stmt = S_ADD_BATCH, .nparams = 5,
+	.what = "add_message", .stmt = S_ADD_BATCH, .nparams = 6,
 	.max_rows = 512, .max_batches = 2, .cols = add_cols,
-	.deliver = deliver_add,
+	.deliver = deliver_add, .ordered = true,
 };
 
 static struct batcher batch_recent = {
@@ -886,7 +1206,8 @@ static void batch_on_result(void *arg, struct pool_conn *pc,
 		}
 	} else if (st == POOL_QUERY_ERROR && b->n > 1) {
 		b->head = head;
-		batch_retry_alone(b);
+		if (batch_retry_alone(b))
+			return;		/* the batch ends with its last retry */
 	} else if (st == POOL_QUERY_ERROR) {
 		store_query_failed(head, res, msg);
 	} else {
@@ -902,29 +1223,55 @@ static void batch_on_result(void *arg, struct pool_conn *pc,
 
 static void batch_send(struct batch *b, struct pool_conn *pc)
 {
-	static const int fmts[BATCH_MAX_PARAMS] = {1, 1, 1, 1, 1};
+	static const int fmts[BATCH_MAX_PARAMS] = {1, 1, 1, 1, 1, 1};
 	struct batcher *bt = b->bt;
 	const char *vals[BATCH_MAX_PARAMS];
 	int lens[BATCH_MAX_PARAMS];
 	struct request *r;
 	size_t bytes = 0;
 
-	/* take what is queued now */
-	b->head = bt->head;
-	for (r = bt->head; r; r = r->next) {
+	/* take what is queued now (ordered: only conversations that have
+	 * no other batch in flight; the others keep their place) */
+	struct request **pp = &bt->head, *tail = NULL, *last = NULL;
+
+	if (bt->ordered) {
+		b->slots = malloc(sizeof(*b->slots) * (size_t)bt->max_rows);
+		if (!b->slots) {
+			pool_release(pc);
+			batch_free(b);
+			return;		/* the next batch tries again */
+		}
+		order_begin();
+	}
+	while ((r = *pp) && b->n < bt->max_rows && bytes < BATCH_MAX_BYTES) {
+		if (bt->ordered) {
+			uint32_t slot = add_slot(r);
+			enum order_claim cl = order_claim(slot);
+
+			if (cl == ORDER_BUSY) {
+				last = r;
+				pp = &r->next;
+				continue;
+			}
+			if (cl == ORDER_NEW)
+				b->slots[b->nslots++] = slot;
+		}
+		*pp = r->next;		/* out of the queue, into the batch */
+		r->next = NULL;
+		if (tail)
+			tail->next = r;
+		else
+			b->head = r;
+		tail = r;
 		b->n++;
 		bytes += r->args.v[0].s.len + (bt == &batch_add ?
 						       r->args.v[3].s.len :
 						       0);
-		if (b->n == bt->max_rows || bytes >= BATCH_MAX_BYTES ||
-		    !r->next) {
-			bt->head = r->next;
-			if (!bt->head)
-				bt->tail = NULL;
-			r->next = NULL;
-			break;
-		}
 	}
+	if (!*pp)
+		bt->tail = last;	/* the queue's last left behind */
+	if (!bt->head)
+		bt->tail = NULL;
 	bt->queued -= b->n;
 	batch_arm(bt);
 	if (b->n == 0) {
@@ -984,10 +1331,22 @@ static void batch_on_acquire(void *arg, struct pool_conn *pc,
 /* Starts a batch if requests are queued and a batch slot is free; while
  * one batch waits for a connection, requests queued meanwhile join it
  * rather than start batches (and pool waiters) of their own. */
+/* Whether a queued request could go in a batch now (ordered: one whose
+ * conversation has no batch in flight). */
+static bool batch_sendable(const struct batcher *bt)
+{
+	if (!bt->ordered)
+		return bt->head != NULL;
+	for (const struct request *r = bt->head; r; r = r->next)
+		if (!order_busy(add_slot(r)))
+			return true;
+	return false;
+}
+
 static void batch_flush(struct batcher *bt)
 {
 	while (bt->queued > 0 && bt->batches < bt->max_batches &&
-	       !bt->acquiring) {
+	       !bt->acquiring && batch_sendable(bt)) {
 		struct batch *b = calloc(1, sizeof(*b));
 		struct pool_conn *pc;
 		enum pool_status st;
@@ -1117,10 +1476,6 @@ void store_cleanup(void)
 
 void store_dispatch(struct request *r)
 {
-	struct pool_conn *pc;
-	enum pool_status st;
-	const char *msg;
-
 	if (r->spec->id == M_ADD_MESSAGE) {
 		batch_enqueue(&batch_add, r);
 		return;
@@ -1129,14 +1484,5 @@ void store_dispatch(struct request *r)
 		batch_enqueue(&batch_recent, r);
 		return;
 	}
-	switch (pool_acquire(&r->waiter, store_on_acquire, r, &pc, &st, &msg)) {
-	case POOL_ACQ_READY:
-		store_run(r, pc);
-		break;
-	case POOL_ACQ_QUEUED:
-		break;
-	case POOL_ACQ_FAILED:
-		request_error(r, store_error_for(st), "%s", msg);
-		break;
-	}
+	store_single(r);
 }

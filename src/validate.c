@@ -19,6 +19,8 @@
 #define P_PROVIDER { .name = "provider", .kind = PK_NAME, .required = true }
 #define P_PROVIDER_OPT { .name = "provider", .kind = PK_NAME }
 #define P_PLATFORM { .name = "platform", .kind = PK_NAME, .def_str = "line" }
+/* optional, 1..255 bytes: one message per (user_id, platform, key) */
+#define P_IDEMPOTENCY_KEY { .name = "idempotency_key", .kind = PK_ID }
 
 const struct method_spec validate_methods[M_COUNT_] = {
 	[M_PING] = {
@@ -27,7 +29,7 @@ const struct method_spec validate_methods[M_COUNT_] = {
 	},
 	[M_ADD_MESSAGE] = {
 		.id = M_ADD_MESSAGE, .name = "add_message",
-		.needs_db = true, .nparams = 5,
+		.needs_db = true, .nparams = 6,
 		.params = {
 			P_USER_ID,
 			P_PROVIDER,
@@ -35,6 +37,7 @@ const struct method_spec validate_methods[M_COUNT_] = {
 			{ .name = "content", .kind = PK_CONTENT,
 			  .required = true },
 			P_PLATFORM,
+			P_IDEMPOTENCY_KEY,
 		},
 	},
 	[M_GET_RECENT] = {
@@ -115,7 +118,7 @@ const struct method_spec validate_methods[M_COUNT_] = {
 	 * Admin: it writes arbitrary timestamps. */
 	[M_IMPORT_MESSAGES] = {
 		.id = M_IMPORT_MESSAGES, .name = "import_message",
-		.admin = true, .needs_db = true, .nparams = 6,
+		.admin = true, .needs_db = true, .nparams = 7,
 		.params = {
 			P_USER_ID,
 			P_PROVIDER,
@@ -125,6 +128,7 @@ const struct method_spec validate_methods[M_COUNT_] = {
 			{ .name = "created_at", .kind = PK_INT, .required = true,
 			  .min = 0, .max = 253402300799999999LL },
 			P_PLATFORM,
+			P_IDEMPOTENCY_KEY,
 		},
 	},
 };

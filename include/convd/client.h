@@ -118,7 +118,7 @@ extern "C" {
  * the soname, libconvclient.so.MAJOR), MINOR adds to them, PATCH fixes.
  */
 #define CONVC_VERSION_MAJOR 1
-#define CONVC_VERSION_MINOR 0
+#define CONVC_VERSION_MINOR 1
 #define CONVC_VERSION_PATCH 0
 
 /* Only the declarations below are exported from the shared library. */
@@ -344,12 +344,41 @@ struct convc_user_stats {
 /* "ping" -> "pong". */
 CONVC_WUR int convc_ping(struct convc *c, struct convc_error *err);
 
-/* id, created_at_usec: may be NULL.  content: content_len bytes. */
+/*
+ * id, created_at_usec: may be NULL.  content: content_len bytes.
+ * With convc_set_retries, a fresh idempotency key goes with the message
+ * and the call is retried after a broken connection.
+ */
 CONVC_WUR int convc_add_message(struct convc *c, const char *user_id,
 				const char *provider, const char *role,
 				const char *content, size_t content_len,
 				const char *platform, int64_t *id,
 				int64_t *created_at_usec,
+				struct convc_error *err);
+
+/*
+ * add_message with an idempotency key (NULL: none, or a fresh one with
+ * convc_set_retries): a second message with the same key for the user
+ * and platform is not stored; *duplicate (may be NULL) is then true and
+ * *id, *created_at_usec those of the stored one.  Since 1.1.
+ */
+CONVC_WUR int convc_add_message_key(struct convc *c, const char *user_id,
+				    const char *provider, const char *role,
+				    const char *content, size_t content_len,
+				    const char *platform,
+				    const char *idempotency_key, int64_t *id,
+				    int64_t *created_at_usec, bool *duplicate,
+				    struct convc_error *err);
+
+/*
+ * retries > 0: add_message puts a fresh idempotency key on every message
+ * that has none, and when the connection breaks during the call (convd
+ * restarted, for one), connects again to the same socket and sends the
+ * message again with the same key, up to `retries` times, pausing 50 ms,
+ * 100 ms, ... 1.6 s between attempts.  Blocking calls only, with nothing
+ * else outstanding.  0 (the default): neither.  Since 1.1.
+ */
+CONVC_WUR int convc_set_retries(struct convc *c, int retries,
 				struct convc_error *err);
 
 /*
@@ -415,8 +444,9 @@ CONVC_WUR int convc_delete_thread(struct convc *c, const char *user_id,
  * One page of a user's history, in id order: up to limit messages (<= 0:
  * 1000) whose id is greater than after_id (0: from the start), with one
  * provider or all (provider NULL).  The next page starts after the last
- * id; a page shorter than the limit is the last.  Freed with
- * convc_messages_free.
+ * id.  convd also keeps a page within its max_output_bytes, so a page may
+ * hold fewer messages than the limit: the export is complete when a page
+ * is empty.  Freed with convc_messages_free.
  */
 CONVC_WUR int convc_export_history(struct convc *c, const char *user_id,
 				   const char *provider, const char *platform,
@@ -436,6 +466,20 @@ CONVC_WUR int convc_import_message(struct convc *c, const char *user_id,
 				   const char *platform,
 				   int64_t created_at_usec, int64_t *id,
 				   bool *imported, struct convc_error *err);
+
+/*
+ * import_message with an idempotency key (NULL: none): with a key, the
+ * message is not stored if one with the same key, user and platform is
+ * (*imported false, *id the stored one's), whatever its content.  Since
+ * 1.1.
+ */
+CONVC_WUR int convc_import_message_key(struct convc *c, const char *user_id,
+				       const char *provider, const char *role,
+				       const char *content, size_t content_len,
+				       const char *platform,
+				       int64_t created_at_usec,
+				       const char *idempotency_key, int64_t *id,
+				       bool *imported, struct convc_error *err);
 
 /* days_to_keep < 0: the daemon's configured value.  deleted: may be NULL. */
 CONVC_WUR int convc_cleanup_old_conversations(struct convc *c,
