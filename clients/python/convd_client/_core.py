@@ -181,11 +181,17 @@ class ExportPager:
         self.after = 0
 
     def call(self):
+        def row(r):
+            out = {"id": r["id"], "user_id": self.user_id,
+                   "platform": self.platform, "provider": r["provider"],
+                   "role": r["role"], "content": r["content"],
+                   "created_at": iso_z(r["created_at"])}
+            if r.get("idempotency_key") is not None:
+                out["idempotency_key"] = r["idempotency_key"]
+            return out
+
         def shape(rows):
-            return [{"id": r["id"], "user_id": self.user_id,
-                     "platform": self.platform, "provider": r["provider"],
-                     "role": r["role"], "content": r["content"],
-                     "created_at": iso_z(r["created_at"])} for r in rows]
+            return [row(r) for r in rows]
         return _Call("export_history", dict(
             user_id=self.user_id, provider=self.provider,
             platform=self.platform, after_id=self.after, limit=EXPORT_PAGE),
@@ -318,23 +324,17 @@ class _Methods:
     def import_message(self, user_id, model_provider, role, content,
                        created_at, platform=None, idempotency_key=None):
         """Stores a message with its original time (a datetime, naive
-        meaning UTC, or ISO 8601 text): True if stored, False if an equal
-        message (or one with the same idempotency_key) was already there.
-        An admin method of convd.  Without a key the client makes a fresh
-        one, so that a retry after a broken connection reports the
-        message as imported by this call."""
-        own_key = idempotency_key is None
-
-        def shape(res):
-            # a duplicate of our own fresh key is our own earlier attempt
-            if res.get("duplicate") and own_key:
-                return True
-            return bool(res["imported"])
+        meaning UTC, or ISO 8601 text): True if stored, False if it was
+        already there (with idempotency_key: a message with that key;
+        without: an equal message).  An admin method of convd.  Only a
+        call with a key is sent again after a broken connection; False
+        then may also mean that its first attempt stored it."""
         return self._execute(_Call("import_message", dict(
             user_id=user_id, provider=model_provider, role=role,
             content=content, created_at=usec(created_at),
             platform=self._platform(platform),
-            idempotency_key=idempotency_key or new_key()), shape))
+            idempotency_key=idempotency_key),
+            lambda res: bool(res["imported"])))
 
     def _export_pager(self, user_id, model_provider, platform):
         return ExportPager(user_id, model_provider, self._platform(platform))
