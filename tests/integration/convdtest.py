@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -662,6 +663,27 @@ def stop_ok(*daemons):
         rc = d.stop()
         why = " (valgrind found errors: see its log)" if rc == 99 else ""
         assert rc == 0, f"convd exited with {rc}{why}\n{d.log()[-4000:]}"
+
+
+# The Python client's source (clients/python): tests put it first in
+# sys.path to import convd_client.
+PYCLIENT = os.path.join(SRCDIR, "clients", "python")
+
+
+def history_contents(pg, user, table="simple_conversation_history"):
+    """The content of a user's stored messages (any platform), in id
+    order."""
+    return pg.psql(f"SELECT content FROM {table} WHERE user_id = "
+                   f"{sql_literal(user)} ORDER BY id").splitlines()
+
+
+def run_python_example(name, *args, timeout=60):
+    """Runs clients/python/examples/NAME with args under this Python;
+    returns the CompletedProcess (text stdout and stderr)."""
+    return subprocess.run([sys.executable,
+                           os.path.join(PYCLIENT, "examples", name)]
+                          + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=timeout)
 
 
 def restart(d, sig=signal.SIGTERM, timeout=20):

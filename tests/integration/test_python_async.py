@@ -6,9 +6,7 @@ after broken connections; convd restarted with SIGTERM and SIGKILL while
 tasks write."""
 
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 import uuid
 
@@ -17,7 +15,7 @@ import pytest
 import convdtest
 from convdtest import DroppingProxy, sql_literal as q
 
-sys.path.insert(0, os.path.join(convdtest.SRCDIR, "clients", "python"))
+sys.path.insert(0, convdtest.PYCLIENT)
 
 from convd_client import (AsyncConversationManager,  # noqa: E402
                           ConvdConnectionError, ConvdError,
@@ -28,11 +26,6 @@ HIST = "simple_conversation_history"
 
 def uid(tag="as"):
     return f"{tag}-{uuid.uuid4().hex[:16]}"
-
-
-def contents(pg, user):
-    return pg.psql(f"SELECT content FROM {HIST} WHERE user_id = {q(user)} "
-                   f"ORDER BY id").splitlines()
 
 
 def run(coro):
@@ -245,7 +238,7 @@ def test_retries_after_broken_connection(convd, pg, tmp_path):
 
         rows = run(main())
     assert add.dropped == 2 and add.seen["add_message"] == 4
-    assert contents(pg, user) == ["a", "b"]
+    assert convdtest.history_contents(pg, user) == ["a", "b"]
     assert [r["content"] for r in rows] == ["a", "b"]
     assert read.dropped == 3 and read.seen["get_recent_conversations"] == 4
     assert clear.seen["clear_user_history"] == 1
@@ -305,7 +298,7 @@ def test_restarts_while_tasks_write(schema, convd_factory):
     run(main())
     assert errors == [], errors[:5]
     for user in users:
-        assert contents(pg, user) == acked[user], user
+        assert convdtest.history_contents(pg, user) == acked[user], user
     convdtest.stop_ok(d)
 
 
@@ -319,11 +312,7 @@ def test_new_event_loop(convd):
 
 
 def test_example_line_bot_async(convd):
-    path = os.path.join(convdtest.SRCDIR, "clients", "python", "examples",
-                        "line_bot_async.py")
-    r = subprocess.run([sys.executable, path, convd.socket],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=60)
+    r = convdtest.run_python_example("line_bot_async.py", convd.socket)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 6, r.stdout

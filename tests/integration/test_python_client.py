@@ -5,8 +5,6 @@ history between two databases with convctl export / import."""
 
 import datetime
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -16,7 +14,7 @@ import pytest
 
 import convdtest
 
-sys.path.insert(0, os.path.join(convdtest.SRCDIR, "clients", "python"))
+sys.path.insert(0, convdtest.PYCLIENT)
 
 import convd_client  # noqa: E402
 from convd_client import (ConvdConnectionError, ConvdError,  # noqa: E402
@@ -281,11 +279,7 @@ def test_reconnect_after_restart(schema, convd_factory):
 
 
 def test_example_line_bot_flow(convd):
-    path = os.path.join(convdtest.SRCDIR, "clients", "python", "examples",
-                        "line_bot_flow.py")
-    r = subprocess.run([sys.executable, path, convd.socket],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=60)
+    r = convdtest.run_python_example("line_bot_flow.py", convd.socket)
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     assert "thread after /reset: None" in out

@@ -13,7 +13,7 @@ import uuid
 
 import convdtest
 
-PYDIR = os.path.join(convdtest.SRCDIR, "clients", "python")
+PYDIR = convdtest.PYCLIENT
 README = os.path.join(PYDIR, "README.md")
 
 

@@ -5,7 +5,6 @@ call whose connection broke is sent again when that is safe, and under
 SIGTERM and SIGKILL restarts no call fails, nothing acknowledged is lost
 and nothing is stored twice.  Against the real convd and PostgreSQL."""
 
-import os
 import signal
 import sys
 import threading
@@ -16,7 +15,7 @@ import pytest
 import convdtest
 from convdtest import DroppingProxy, sql_literal as q
 
-sys.path.insert(0, os.path.join(convdtest.SRCDIR, "clients", "python"))
+sys.path.insert(0, convdtest.PYCLIENT)
 
 from convd_client import (ConvdConnectionError,  # noqa: E402
                           ConversationManager)
@@ -26,12 +25,6 @@ HIST = "simple_conversation_history"
 
 def uid(tag="res"):
     return f"{tag}-{uuid.uuid4().hex[:16]}"
-
-
-def contents(pg, user):
-    """The content of the user's rows, in id order."""
-    return pg.psql(f"SELECT content FROM {HIST} WHERE user_id = {q(user)} "
-                   f"ORDER BY id").splitlines()
 
 
 def stored(pg, user):
@@ -199,7 +192,7 @@ def test_restarts_under_load(schema, convd_factory):
     assert errors == [], errors[:5]
     assert total() >= 9 * 150
     for user in users:
-        rows = contents(pg, user)
+        rows = convdtest.history_contents(pg, user)
         assert rows == acked[user], (
             f"{user}: {len(rows)} stored, {len(acked[user])} acknowledged; "
             f"missing {sorted(set(acked[user]) - set(rows))[:3]}, "

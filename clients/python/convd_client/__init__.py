@@ -33,7 +33,6 @@ AsyncConversationManager (convd_client.aio) has the same methods for
 asyncio code.
 """
 
-import logging
 import os
 import select
 import socket
@@ -42,10 +41,10 @@ import time
 
 import msgpack
 
-from ._core import (DEFAULT_SOCKET, MAX_RESPONSE, RAISE, WAIT_ERRNOS,
-                    ConvdConnectionError, ConvdError, _Methods,
-                    check_response, error_fields, may_retry, new_unpacker,
-                    pack_request, retry_safe)
+from ._core import (DEFAULT_SOCKET, MAX_RESPONSE, WAIT_ERRNOS,
+                    ConvdConnectionError, ConvdError, Retry, _Methods,
+                    check_response, error_fields, new_unpacker,
+                    pack_request)
 from .aio import AsyncConversationManager
 
 __all__ = [
@@ -65,8 +64,6 @@ __all__ = [
 ]
 
 __version__ = "1.1.0"
-
-logger = logging.getLogger(__name__)
 
 
 class _Connection:
@@ -171,13 +168,9 @@ class ConversationManager(_Methods):
 
     def __init__(self, socket_path=None, *, timeout=30.0, legacy=False,
                  platform="line", pool_size=8, reconnect_timeout=5.0):
-        self.socket_path = (socket_path or os.environ.get("CONVD_SOCKET")
-                            or DEFAULT_SOCKET)
-        self.timeout = timeout
-        self.legacy = legacy
-        self.platform = platform
+        super().__init__(socket_path, timeout, legacy, platform,
+                         reconnect_timeout)
         self.pool_size = pool_size
-        self.reconnect_timeout = reconnect_timeout
         self._idle = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -231,32 +224,16 @@ class ConversationManager(_Methods):
         conn.close()
 
     def _request(self, method, params):
-        """Sends one request and returns its result.  When the connection
-        breaks, the request is sent again on a new connection if it never
-        reached convd or if running it twice is safe (retry_safe), for up
-        to reconnect_timeout seconds after the first break."""
-        safe = retry_safe(method, params)
-        reconnect = max(self.reconnect_timeout or 0, 0)
-        deadline = time.monotonic() + reconnect
-        broken = 0
+        """Sends one request and returns its result, sending it again on
+        a new connection after a break as the Retry policy allows."""
+        retry = Retry(method, params, self.reconnect_timeout, time.monotonic)
         while True:
-            conn = self._checkout(deadline)
+            conn = self._checkout(retry.deadline)
             try:
                 result = conn.call(method, params)
             except ConvdConnectionError as e:
                 conn.close()
-                if not may_retry(e, safe):
-                    raise
-                now = time.monotonic()
-                if broken == 0:
-                    deadline = now + reconnect
-                elif now >= deadline:
-                    raise
-                broken += 1
-                if broken > 1:
-                    # convd accepts and drops connections (shutting down):
-                    # do not spin
-                    time.sleep(min(0.01 * 2 ** broken, 0.25))
+                time.sleep(retry.after(e))
                 continue
             except ConvdError:
                 self._checkin(conn)  # an error answer: still in sync
@@ -271,13 +248,9 @@ class ConversationManager(_Methods):
         if c.method is None:
             return c.value
         try:
-            result = self._request(c.method, c.params)
-            return c.shape(result) if c.shape else result
+            return c.done(self._request(c.method, c.params))
         except Exception as e:  # noqa: BLE001 - legacy: the original's way
-            if not self.legacy or c.legacy is RAISE:
-                raise
-            logger.error("Failed to %s: %s", c.what, e)
-            return c.legacy
+            return c.failed(self.legacy, e)
 
     def close(self):
         """Closes the idle connections; the manager cannot be used after."""

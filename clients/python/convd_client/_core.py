@@ -10,11 +10,15 @@ once and are the same in both managers.
 
 import datetime
 import errno
+import logging
+import os
 import uuid
 
 import msgpack
 
 DEFAULT_SOCKET = "/run/convd/convd.sock"
+
+logger = logging.getLogger("convd_client")
 
 # Largest response accepted (bytes of one message).
 MAX_RESPONSE = 256 << 20
@@ -86,12 +90,35 @@ def retry_safe(method, params):
         method in _KEYED and params.get("idempotency_key") is not None)
 
 
-def may_retry(err, safe):
-    """Whether a call that failed with ConvdConnectionError err is sent
-    again on a new connection: the connection broke ("closed", not a
-    timeout or a protocol error) and either the request never reached
-    convd or it is safe to run twice."""
-    return err.code == "closed" and (not err.sent or safe)
+class Retry:
+    """The retry policy of one call, for both managers.  A call whose
+    connection broke ("closed": not a timeout, not a protocol error) is
+    sent again on a new connection if the request never reached convd or
+    if running it twice is safe (retry_safe): always once, then for as
+    long as reconnect_timeout seconds after the first break last.
+    `deadline` bounds the wait for convd's socket when (re)connecting."""
+
+    def __init__(self, method, params, reconnect_timeout, clock):
+        self.safe = retry_safe(method, params)
+        self.reconnect = max(reconnect_timeout or 0, 0)
+        self.clock = clock
+        self.deadline = clock() + self.reconnect
+        self.broken = 0
+
+    def after(self, err):
+        """Called with the ConvdConnectionError of a failed attempt:
+        raises it when the call is not sent again, else returns the
+        seconds to wait before the next attempt."""
+        if err.code != "closed" or (err.sent and not self.safe):
+            raise err
+        now = self.clock()
+        if self.broken == 0:
+            self.deadline = now + self.reconnect
+        elif now >= self.deadline:
+            raise err
+        self.broken += 1
+        # convd accepting and dropping connections (shutting down): no spin
+        return 0 if self.broken == 1 else min(0.01 * 2 ** self.broken, 0.25)
 
 
 def new_unpacker():
@@ -167,6 +194,18 @@ class _Call:
         self.what = what or method
         self.value = value
 
+    def done(self, result):
+        """The method's result, from convd's."""
+        return self.shape(result) if self.shape else result
+
+    def failed(self, legacy, err):
+        """The call failed with err: raises it, or in legacy mode (when
+        the method has a legacy value) logs it and returns that value."""
+        if not legacy or self.legacy is RAISE:
+            raise err
+        logger.error("Failed to %s: %s", self.what, err)
+        return self.legacy
+
 
 class ExportPager:
     """The paging of export_history(), shared by both managers: asks for
@@ -206,10 +245,17 @@ class ExportPager:
 
 
 class _Methods:
-    """The methods of both managers (see the module's docs).  A subclass
-    provides platform, legacy and _execute(_Call)."""
+    """The methods of both managers (see the module's docs), and their
+    common settings; a subclass provides _execute(_Call)."""
 
-    platform = "line"
+    def __init__(self, socket_path, timeout, legacy, platform,
+                 reconnect_timeout):
+        self.socket_path = (socket_path or os.environ.get("CONVD_SOCKET")
+                            or DEFAULT_SOCKET)
+        self.timeout = timeout
+        self.legacy = legacy
+        self.platform = platform
+        self.reconnect_timeout = reconnect_timeout
 
     def _platform(self, platform):
         return platform or self.platform

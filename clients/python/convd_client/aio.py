@@ -23,20 +23,15 @@ any number of tasks of that loop (not from other threads).
 """
 
 import asyncio
-import logging
-import os
 import time
 
 import msgpack
 
-from ._core import (DEFAULT_SOCKET, MAX_RESPONSE, RAISE, WAIT_ERRNOS,
-                    ConvdConnectionError, ConvdError, _Methods,
-                    check_response, error_fields, may_retry, new_unpacker,
-                    pack_request, retry_safe)
+from ._core import (MAX_RESPONSE, WAIT_ERRNOS, ConvdConnectionError,
+                    ConvdError, Retry, _Methods, check_response,
+                    error_fields, new_unpacker, pack_request)
 
 __all__ = ["AsyncConversationManager"]
-
-logger = logging.getLogger("convd_client")
 
 
 class _Connection:
@@ -183,13 +178,9 @@ class AsyncConversationManager(_Methods):
 
     def __init__(self, socket_path=None, *, timeout=30.0, legacy=False,
                  platform="line", connections=4, reconnect_timeout=5.0):
-        self.socket_path = (socket_path or os.environ.get("CONVD_SOCKET")
-                            or DEFAULT_SOCKET)
-        self.timeout = timeout
-        self.legacy = legacy
-        self.platform = platform
+        super().__init__(socket_path, timeout, legacy, platform,
+                         reconnect_timeout)
         self.connections = max(int(connections), 1)
-        self.reconnect_timeout = reconnect_timeout
         self._conns = []
         self._opening = None     # the task opening a connection, if any
         self._loop = None
@@ -270,37 +261,24 @@ class AsyncConversationManager(_Methods):
         return await asyncio.shield(opening)
 
     async def _request(self, method, params):
-        """Sends one request and returns its result, with the blocking
-        manager's retry policy (see ConversationManager._request)."""
-        safe = retry_safe(method, params)
-        reconnect = max(self.reconnect_timeout or 0, 0)
-        deadline = None
-        broken = 0
+        """Sends one request and returns its result, sending it again on
+        a new connection after a break as the Retry policy allows (as the
+        blocking manager does)."""
+        retry = Retry(method, params, self.reconnect_timeout, time.monotonic)
         while True:
             conn = await self._connection()
             try:
                 return await conn.call(method, params, self.timeout)
             except ConvdConnectionError as e:
-                if not may_retry(e, safe):
-                    raise
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + reconnect
-                elif now >= deadline:
-                    raise
-                broken += 1
-                if broken > 1:
-                    await asyncio.sleep(min(0.01 * 2 ** broken, 0.25))
+                delay = retry.after(e)
+            if delay:
+                await asyncio.sleep(delay)
 
     async def _run(self, c):
         try:
-            result = await self._request(c.method, c.params)
-            return c.shape(result) if c.shape else result
+            return c.done(await self._request(c.method, c.params))
         except Exception as e:  # noqa: BLE001 - legacy: the original's way
-            if not self.legacy or c.legacy is RAISE:
-                raise
-            logger.error("Failed to %s: %s", c.what, e)
-            return c.legacy
+            return c.failed(self.legacy, e)
 
     def _execute(self, c):
         if c.method is None:
