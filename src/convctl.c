@@ -1284,6 +1284,10 @@ static int report(int st, const struct convc_error *e)
 	fputc('\n', stderr);
 	switch (st) {
 	case CONVC_ERR_DAEMON:
+		/* convd refused the whole connection (max_clients): it
+		 * answers the first request with `overloaded` */
+		if (strcmp(e->code, "overloaded") == 0)
+			return EXIT_UNREACHABLE;
 		return EXIT_DAEMON;
 	case CONVC_ERR_CONN:
 		return EXIT_UNREACHABLE;

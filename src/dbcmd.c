@@ -21,6 +21,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,7 +629,8 @@ static char lock_key_text[32];
 
 static int lock_acquire(struct ctx *c)
 {
-	char err[ERRLEN], tmo[32];
+	char err[ERRLEN];
+	usec_t deadline;
 	const char *p[1] = {lock_key_text};
 	PGresult *r;
 	long secs = c->o.given & O_LOCK_TIMEOUT ? c->o.lock_timeout
@@ -674,40 +676,33 @@ static int lock_acquire(struct ctx *c)
 		       "not waiting");
 		return EX_FAIL;
 	}
-	snprintf(tmo, sizeof(tmo), "%lds", secs);
-	p[0] = tmo;
-	r = sql_params(c, "SELECT set_config('lock_timeout', $1, false)", 1,
-		       p, err, sizeof(err));
-	if (!r) {
-		errmsg("%s", err);
-		return EX_FAIL;
-	}
-	PQclear(r);
-	p[0] = lock_key_text;
-	r = PQexecParams(c->conn, "SELECT pg_advisory_lock($1::bigint)", 1,
-			 NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-
-		if (st && strcmp(st, "55P03") == 0)
+	/*
+	 * Polled, not waited for in pg_advisory_lock(): a session blocked in
+	 * a statement is an open transaction, and CREATE INDEX CONCURRENTLY
+	 * in the run that holds the lock (a non-transactional revision) waits
+	 * for every older transaction to end: the two runs would deadlock.
+	 */
+	deadline = clock_mono_usec() + (usec_t)secs * USEC_PER_SEC;
+	for (;;) {
+		poll(NULL, 0, 100);
+		r = sql_params(c, "SELECT pg_try_advisory_lock($1::bigint)", 1,
+			       p, err, sizeof(err));
+		if (!r) {
+			errmsg("cannot take the migration lock: %s", err);
+			return EX_FAIL;
+		}
+		if (PQgetvalue(r, 0, 0)[0] == 't') {
+			PQclear(r);
+			return EX_OK;
+		}
+		PQclear(r);
+		if (clock_mono_usec() >= deadline) {
 			errmsg("gave up after %ld s waiting for the migration "
 			       "lock (see --lock-timeout)",
 			       secs);
-		else {
-			mcat_result_error(r, c->conn, err, sizeof(err));
-			errmsg("cannot take the migration lock: %s", err);
+			return EX_FAIL;
 		}
-		PQclear(r);
-		return EX_FAIL;
 	}
-	PQclear(r);
-	r = sql_exec(c, "SET lock_timeout = 0", err, sizeof(err));
-	if (!r) {
-		errmsg("%s", err);
-		return EX_FAIL;
-	}
-	PQclear(r);
-	return EX_OK;
 }
 
 /* ------------------------------------------------- running revisions */

@@ -514,7 +514,8 @@ BASE = {
 }
 # Positional order (HACKING.md).
 ORDER = {
-    "add_message": ["user_id", "provider", "role", "content", "platform"],
+    "add_message": ["user_id", "provider", "role", "content", "platform",
+                    "idempotency_key"],
     "get_recent_conversations": ["user_id", "provider", "limit", "platform"],
     "clear_user_history": ["user_id", "provider", "platform"],
     "get_conversation_count": ["user_id", "provider", "platform"],

@@ -1088,21 +1088,21 @@ static void test_envelope(void)
 	(void)msgpack_pack_int(&pk, 1);
 	must(proto_pack_cstr(&pk, "ping"));
 	(void)msgpack_pack_array(&pk, 0);
-	check_bad_env("type 3", false, 0, "message type must be");
+	check_bad_env("type 3", true, 1, "message type must be");
 	reset();
 	(void)msgpack_pack_array(&pk, 4);
 	(void)msgpack_pack_int(&pk, -1);
 	(void)msgpack_pack_int(&pk, 1);
 	must(proto_pack_cstr(&pk, "ping"));
 	(void)msgpack_pack_array(&pk, 0);
-	check_bad_env("type -1", false, 0, "message type must be");
+	check_bad_env("type -1", true, 1, "message type must be");
 	reset();
 	(void)msgpack_pack_array(&pk, 4);
 	must(proto_pack_cstr(&pk, "0"));
 	(void)msgpack_pack_int(&pk, 1);
 	must(proto_pack_cstr(&pk, "ping"));
 	(void)msgpack_pack_array(&pk, 0);
-	check_bad_env("type as a string", false, 0, "message type must be");
+	check_bad_env("type as a string", true, 1, "message type must be");
 
 	reset();
 	(void)msgpack_pack_array(&pk, 3);
@@ -1196,7 +1196,23 @@ static void test_envelope(void)
 	(void)msgpack_pack_int(&pk, 4);
 	(void)msgpack_pack_bin_with_body(&pk, "ping", 4);
 	(void)msgpack_pack_array(&pk, 0);
-	check_bad_env("method as bin", true, 4, "method must be a non-empty");
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_REQUEST &&
+	   m.has_msgid && m.msgid == 4 && m.method.len == 4 &&
+	   memcmp(m.method.p, "ping", 4) == 0,
+	   "method as bin: accepted (issue 14)");
+	reset();
+	(void)msgpack_pack_array(&pk, 3);
+	(void)msgpack_pack_int(&pk, 2);
+	(void)msgpack_pack_bin_with_body(&pk, "nvim_set_client_info", 20);
+	(void)msgpack_pack_array(&pk, 0);
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_NOTIFY &&
+	   m.method.len == 20, "notification with a bin method: accepted");
+	reset();
+	(void)msgpack_pack_array(&pk, 3);
+	(void)msgpack_pack_int(&pk, 0);
+	(void)msgpack_pack_int(&pk, 9);
+	(void)msgpack_pack_array(&pk, 0);
+	check_bad_env("three elements", true, 9, "must be an array of 4");
 	reset();
 	(void)msgpack_pack_array(&pk, 4);
 	(void)msgpack_pack_int(&pk, 0);

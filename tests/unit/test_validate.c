@@ -190,7 +190,8 @@ static void test_table(void)
 	} want[] = {
 		{ M_PING, "ping", "", false, false },
 		{ M_ADD_MESSAGE, "add_message",
-		  "user_id provider role content platform?", false, true },
+		  "user_id provider role content platform? idempotency_key?",
+		  false, true },
 		{ M_GET_RECENT, "get_recent_conversations",
 		  "user_id provider limit? platform?", false, true },
 		{ M_CLEAR_HISTORY, "clear_user_history",
@@ -211,8 +212,8 @@ static void test_table(void)
 		{ M_EXPORT_HISTORY, "export_history",
 		  "user_id provider? after_id? limit? platform?", false, true },
 		{ M_IMPORT_MESSAGES, "import_message",
-		  "user_id provider role content created_at platform?", true,
-		  true },
+		  "user_id provider role content created_at platform? "
+		  "idempotency_key?", true, true },
 	};
 
 	is_int(ARRAY_LEN(want), M_COUNT_, "every method is described");
