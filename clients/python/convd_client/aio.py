@@ -14,9 +14,9 @@ Requests are pipelined: any number of tasks share a few connections
 (``connections``, default 4), each carrying many requests at once, their
 answers matched by msgid.  A connection convd closes (a restart) is
 dropped at once; a call whose connection broke is sent again on a new one
-when that is safe (reads, save_thread, and add_message / import_message,
-which always carry an idempotency key), exactly as the blocking manager
-does.
+when that is safe (reads, save_thread, add_message, which always carries
+an idempotency key, and import_message with one), exactly as the blocking
+manager does.
 
 One manager belongs to one event loop at a time; it is safe to use from
 any number of tasks of that loop (not from other threads).
