@@ -13,6 +13,8 @@ DEPS="build-essential autoconf automake libtool pkg-config
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
 DEPS="$DEPS python3-venv python3-hatchling"   # issue 14.12: the Python client installs offline
+DEPS="$DEPS python3-pynvim python3-greenlet"   # issue 14: a third-party msgpack-rpc client
+DEPS="$DEPS nodejs"   # issue 14: Node.js msgpack-rpc clients from npm (npm comes with it)
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then

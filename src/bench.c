@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -90,6 +91,8 @@ static struct {
 	int weights[BM_COUNT_];
 	int wsum;
 	bool compare, json, load_only;
+	bool keys;		/* --keys: an idempotency key per add_message */
+	unsigned long key_prefix;
 	const char *pg;		/* libpq conninfo for pgbench */
 	char *content;
 	struct lat lat[BM_COUNT_];	/* the run's, merged */
@@ -176,15 +179,27 @@ static void send_one(struct bconn *c)
 	if (!pk)
 		die_conn(&e, "cannot queue a request");
 	switch (m) {
-	case BM_ADD:
+	case BM_ADD: {
 		/* a packing failure is reported by convc_request_end_cb */
-		(void)!(msgpack_pack_array(pk, 4) < 0 ||
+		static unsigned long long nkeys;	/* shared by the threads */
+		char key[64];
+		int klen = b.keys ? snprintf(key, sizeof(key), "bench-%lx-%llx",
+					     b.key_prefix,
+					     __atomic_fetch_add(&nkeys, 1,
+								__ATOMIC_RELAXED)) :
+				    0;
+
+		(void)!(msgpack_pack_array(pk, b.keys ? 6 : 4) < 0 ||
 			msgpack_pack_str_with_body(pk, user, (size_t)ulen) < 0 ||
 			msgpack_pack_str_with_body(pk, "anthropic", 9) < 0 ||
 			msgpack_pack_str_with_body(pk, "user", 4) < 0 ||
 			msgpack_pack_str_with_body(pk, b.content,
-						   (size_t)b.size) < 0);
+						   (size_t)b.size) < 0 ||
+			(b.keys &&
+			 (msgpack_pack_str_with_body(pk, "line", 4) < 0 ||
+			  msgpack_pack_str_with_body(pk, key, (size_t)klen) < 0)));
 		break;
+	}
 	case BM_RECENT:
 		(void)!(msgpack_pack_array(pk, 3) < 0 ||
 			msgpack_pack_str_with_body(pk, user, (size_t)ulen) < 0 ||
@@ -715,6 +730,7 @@ static void usage(FILE *out)
 		"  -m, --mix MIX       methods and weights, e.g. add_message:1,get_recent_conversations:4\n"
 		"                      (default add_message:1,get_recent_conversations:1)\n"
 		"      --size BYTES    message size for add_message (default 400)\n"
+		"      --keys          a fresh idempotency key on every add_message\n"
 		"      --users N       distinct user ids (default 10000)\n"
 		"      --json          one JSON object per run\n"
 		"      --compare       also run pgbench (and redis-benchmark) with the\n"
@@ -737,6 +753,7 @@ int main(int argc, char **argv)
 		{"json", no_argument, NULL, 3},
 		{"compare", no_argument, NULL, 4},
 		{"pg", required_argument, NULL, 5},
+		{"keys", no_argument, NULL, 6},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -787,6 +804,11 @@ int main(int argc, char **argv)
 			break;
 		case 5:
 			b.pg = optarg;
+			break;
+		case 6:
+			b.keys = true;
+			b.key_prefix = (unsigned long)time(NULL) ^
+				       ((unsigned long)getpid() << 16);
 			break;
 		case 'V':
 			printf("convd-bench %s\n", PACKAGE_VERSION);

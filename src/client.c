@@ -1853,7 +1853,8 @@ static int reconnect(struct convc *c, struct convc_error *err)
 {
 	struct convc *n, tmp;
 
-	if (c->npend > 0 || c->ncb > 0 || c->dispatching || c->qhead)
+	/* the failed call itself may still be listed as outstanding */
+	if (c->npend > 1 || c->ncb > 0 || c->dispatching || c->qhead)
 		return fail(err, CONVC_ERR_CONN, "closed",
 			    "the connection was lost with requests "
 			    "outstanding");
