@@ -74,3 +74,7 @@ def test_offline_install_into_fresh_venv(convd, tmp_path):
                        env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=60)
     assert r.returncode == 0 and "Name: convd-client" in r.stdout, r.stdout
+    # one version: the package's is the module's __version__
+    with open(os.path.join(PYDIR, "convd_client", "__init__.py")) as f:
+        version = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M)[1]
+    assert f"Version: {version}\n" in r.stdout, r.stdout
