@@ -627,10 +627,28 @@ static void find_problems(const struct ctx *c, struct problems *pr,
 
 static char lock_key_text[32];
 
+/* One pg_try_advisory_lock: *got says whether the lock is ours now. */
+static CONVD_WUR int lock_try(struct ctx *c, bool *got)
+{
+	const char *p[1] = {lock_key_text};
+	char err[ERRLEN];
+	PGresult *r = sql_params(c, "SELECT pg_try_advisory_lock($1::bigint)",
+				 1, p, err, sizeof(err));
+
+	if (!r) {
+		errmsg("cannot take the migration lock: %s", err);
+		return -1;
+	}
+	*got = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return 0;
+}
+
 static int lock_acquire(struct ctx *c)
 {
 	char err[ERRLEN];
 	usec_t deadline;
+	bool got;
 	const char *p[1] = {lock_key_text};
 	PGresult *r;
 	long secs = c->o.given & O_LOCK_TIMEOUT ? c->o.lock_timeout
@@ -638,17 +656,10 @@ static int lock_acquire(struct ctx *c)
 
 	snprintf(lock_key_text, sizeof(lock_key_text), "%lld",
 		 (long long)MIGRATE_LOCK_KEY);
-	r = sql_params(c, "SELECT pg_try_advisory_lock($1::bigint)", 1, p, err,
-		       sizeof(err));
-	if (!r) {
-		errmsg("cannot take the migration lock: %s", err);
+	if (lock_try(c, &got) < 0)
 		return EX_FAIL;
-	}
-	if (PQgetvalue(r, 0, 0)[0] == 't') {
-		PQclear(r);
+	if (got)
 		return EX_OK;
-	}
-	PQclear(r);
 	r = sql_params(c,
 		       "SELECT a.pid, coalesce(a.usename, '?'),"
 		       " coalesce(host(a.client_addr), 'local'),"
@@ -685,17 +696,10 @@ static int lock_acquire(struct ctx *c)
 	deadline = clock_mono_usec() + (usec_t)secs * USEC_PER_SEC;
 	for (;;) {
 		poll(NULL, 0, 100);
-		r = sql_params(c, "SELECT pg_try_advisory_lock($1::bigint)", 1,
-			       p, err, sizeof(err));
-		if (!r) {
-			errmsg("cannot take the migration lock: %s", err);
+		if (lock_try(c, &got) < 0)
 			return EX_FAIL;
-		}
-		if (PQgetvalue(r, 0, 0)[0] == 't') {
-			PQclear(r);
+		if (got)
 			return EX_OK;
-		}
-		PQclear(r);
 		if (clock_mono_usec() >= deadline) {
 			errmsg("gave up after %ld s waiting for the migration "
 			       "lock (see --lock-timeout)",

@@ -307,10 +307,11 @@ static void client_schedule_flush(struct client *c)
 }
 
 /* Reads and discards what the peer sends after our side was shut down;
- * closes once the peer has closed its side too. */
-static void client_discard(struct client *c)
+ * closes once the peer has closed its side too.  Returns true if c was
+ * closed (and is gone unless the caller holds a reference). */
+static bool client_discard(struct client *c)
 {
-	for (int i = 0; i < 64 && !c->dead; i++) {
+	for (int i = 0; i < 64; i++) {
 		char junk[16384];
 		ssize_t n = read(c->fd, junk, sizeof(junk));
 
@@ -318,9 +319,11 @@ static void client_discard(struct client *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 			      errno == EINTR))
-			return;
+			return false;
 		client_close(c, NULL);	/* EOF (or an error): done */
+		return true;
 	}
+	return false;
 }
 
 /*
@@ -343,8 +346,10 @@ static void client_finish(struct client *c)
 	c->lingering = true;
 	c->linger_since = clock_now();
 	c->in_len = 0;
-	client_discard(c);
-	client_set_reading(c, true);
+	c->refs++;		/* c stays ours while we look at it */
+	if (!client_discard(c))
+		client_set_reading(c, true);
+	client_unref(c);
 }
 
 static bool client_done_reading(const struct client *c)
@@ -705,26 +710,14 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 	client_unref(c);
 }
 
-/* The peer sends nothing more: answer the frames it sent before. */
+/* Nothing more will be read (the peer sent EOF, or convd stops and has
+ * read all that had arrived): answer the frames read before. */
 static void client_eof(struct client *c)
 {
 	if (c->in_len > 0)
 		client_process_input(c);
 	/* unless stopped by max_inflight, what is left is a partial frame
 	 * that can never complete */
-	if (!c->dead && c->inflight < srv.max_inflight)
-		c->in_len = 0;
-	if (!c->dead && c->in_len == 0 && c->inflight == 0 &&
-	    evbuffer_get_length(c->out) == 0)
-		client_close(c, NULL);
-}
-
-/* Draining, and everything that had arrived is read: answer what is
- * buffered; a partial frame left over can never complete. */
-static void client_read_done(struct client *c)
-{
-	if (c->in_len > 0)
-		client_process_input(c);
 	if (!c->dead && c->inflight < srv.max_inflight)
 		c->in_len = 0;
 	if (!c->dead && c->in_len == 0 && c->inflight == 0 &&
@@ -740,13 +733,9 @@ static void client_read(struct client *c, evutil_socket_t fd)
 		client_discard(c);
 		return;
 	}
-	if (c->eof) {
+	if (client_done_reading(c)) {
 		/* woken by request_end to go on with frames already read */
 		client_eof(c);
-		return;
-	}
-	if (c->read_done) {
-		client_read_done(c);
 		return;
 	}
 	if (c->in_cap - c->in_len < IN_READ / 4) {
@@ -775,7 +764,7 @@ static void client_read(struct client *c, evutil_socket_t fd)
 			/* all that had arrived is read: no more reads */
 			c->read_done = true;
 			client_set_reading(c, false);
-			client_read_done(c);
+			client_eof(c);
 			return;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
@@ -1080,8 +1069,11 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 		next = c->next;
 		if (c->lingering) {
 			if (now - c->linger_since > LINGER_USEC) {
-				client_discard(c);
-				client_close(c, NULL);
+				/* what came last is read: no reset */
+				c->refs++;
+				if (!client_discard(c))
+					client_close(c, NULL);
+				client_unref(c);
 			}
 		} else if (c->refusing && !c->refuse_answered &&
 			   now - c->last_activity > REFUSE_WAIT_USEC) {

@@ -31,6 +31,7 @@ enum store_stmt {
 	S_THREAD_SAVE,
 	S_THREAD_DELETE,
 	S_ADD_BATCH,
+	S_ADD_BATCH_KEYS,
 	S_RECENT_BATCH,
 	S_EXPORT_ALL,
 	S_EXPORT_PROVIDER,
@@ -94,14 +95,24 @@ const struct pool_statement store_statements[] = {
 			     "DELETE FROM user_thread_table"
 			     " WHERE user_id = $1 AND platform = $2"},
 	/* Group commit: many add_message rows in one statement, one commit.
-	 * The arrays travel in binary (no quoting of any kind).  The rows
+	 * The arrays travel in binary (no quoting of any kind); rows come
+	 * back in the order of the arrays, in the shape of the next one's
+	 * (a batch without any key needs nothing more). */
+	[S_ADD_BATCH] = {"convd_add_batch",
+			 "INSERT INTO " HISTORY
+			 " (user_id, platform, model_provider, role, content)"
+			 " SELECT * FROM unnest($1::text[], $2::text[],"
+			 " $3::text[], $4::text[], $5::text[])"
+			 " RETURNING 0::int8, id, created_at, NULL::varchar,"
+			 " NULL::varchar, NULL::varchar"},
+	/* The same with idempotency keys ($6, NULL for none).  The rows
 	 * stored come back first (ord 0), in the order of the arrays; with
 	 * their key, user and platform if they have a key.  Then the rows
 	 * already stored under a key of the batch, with the request's place
 	 * in the arrays (ord).  A request with a key and no row is a
 	 * duplicate of an earlier one in the batch, or of a row committed
 	 * meanwhile (deliver_add). */
-	[S_ADD_BATCH] = {"convd_add_batch",
+	[S_ADD_BATCH_KEYS] = {"convd_add_batch_keys",
 			 "WITH u AS (SELECT * FROM unnest($1::text[],"
 			 " $2::text[], $3::text[], $4::text[], $5::text[],"
 			 " $6::text[]) WITH ORDINALITY"
@@ -118,10 +129,14 @@ const struct pool_statement store_statements[] = {
 			 " CASE WHEN idempotency_key IS NOT NULL"
 			 " THEN platform END)"
 			 " SELECT 0::int8, * FROM ins"
+			 /* one probe of the key index per keyed row (LIMIT
+			  * keeps the planner from a join over the table) */
 			 " UNION ALL SELECT u.ord, h.id, h.created_at,"
-			 " NULL, NULL, NULL FROM u JOIN " HISTORY " h"
-			 " ON h.user_id = u.user_id AND h.platform = u.platform"
-			 " AND h.idempotency_key = u.ikey"},
+			 " NULL, NULL, NULL FROM u CROSS JOIN LATERAL"
+			 " (SELECT id, created_at FROM " HISTORY
+			 " WHERE user_id = u.user_id AND platform = u.platform"
+			 " AND idempotency_key = u.ikey LIMIT 1) h"
+			 " WHERE u.ikey IS NOT NULL"},
 	/*
 	 * Group reads: each user's newest rows, tagged with the request's
 	 * place in the arrays.  The arrays are read through a sub-select the
@@ -412,6 +427,7 @@ static const struct {
 	[S_COUNT_PROVIDER] = {1, true}, [S_USER_STATS] = {3, false},
 	[S_THREAD_GET] = {1, false},  [S_THREAD_SAVE] = {0, false},
 	[S_THREAD_DELETE] = {0, false}, [S_ADD_BATCH] = {6, false},
+	[S_ADD_BATCH_KEYS] = {6, false},
 	[S_RECENT_BATCH] = {5, false},
 	[S_EXPORT_ALL] = {6, false},  [S_EXPORT_PROVIDER] = {6, false},
 	[S_IMPORT] = {3, true},
@@ -754,6 +770,8 @@ struct batcher {
 	/* the parameters: one binary array per column */
 	const int *cols;		/* argument index per column, or -1 */
 	int (*deliver)(struct batch *b, const PGresult *res);
+	enum store_stmt stmt_keys;	/* with a key column (the last one) */
+	int key_arg;			/* ... from this argument; -1: none */
 	bool ordered;			/* one batch per conversation (order.h) */
 	struct request *head, *tail;	/* queued, not yet in a batch */
 	int queued;
@@ -768,6 +786,7 @@ struct batch {
 	int n;
 	struct pool_waiter waiter;
 	char *buf;			/* the binary arrays */
+	int nparams;			/* columns sent (bt->nparams or one less) */
 	uint32_t *slots;		/* ordered: the conversations it holds */
 	int nslots;
 	struct request *cur;		/* ordered retries: the one running */
@@ -803,7 +822,7 @@ static int batch_build(struct batch *b, const char *vals[], int lens[])
 	const struct batcher *bt = b->bt;
 	size_t total = 0, off = 0;
 
-	for (int c = 0; c < bt->nparams; c++) {
+	for (int c = 0; c < b->nparams; c++) {
 		size_t sz = 20;
 
 		for (struct request *r = b->head; r; r = r->next)
@@ -819,7 +838,7 @@ static int batch_build(struct batch *b, const char *vals[], int lens[])
 	b->buf = malloc(total);
 	if (!b->buf)
 		return -1;
-	for (int c = 0; c < bt->nparams; c++) {
+	for (int c = 0; c < b->nparams; c++) {
 		char *p = b->buf + off;
 		int col = bt->cols[c];
 
@@ -1173,6 +1192,7 @@ static int deliver_recent(struct batch *b, const PGresult *res)
  */
 static struct batcher batch_add = {
 	.what = "add_message", .stmt = S_ADD_BATCH, .nparams = 6,
+	.stmt_keys = S_ADD_BATCH_KEYS, .key_arg = 5,
 	.max_rows = 512, .max_batches = 2, .cols = add_cols,
 	.deliver = deliver_add, .ordered = true,
 };
@@ -1180,6 +1200,7 @@ static struct batcher batch_add = {
 static struct batcher batch_recent = {
 	.what = "get_recent_conversations", .stmt = S_RECENT_BATCH,
 	.nparams = 4, .max_rows = 64, .max_batches = 4, .cols = recent_cols,
+	.key_arg = -1,
 	.deliver = deliver_recent,
 };
 
@@ -1229,6 +1250,7 @@ static void batch_send(struct batch *b, struct pool_conn *pc)
 	int lens[BATCH_MAX_PARAMS];
 	struct request *r;
 	size_t bytes = 0;
+	enum store_stmt stmt = bt->stmt;
 
 	/* take what is queued now (ordered: only conversations that have
 	 * no other batch in flight; the others keep their place) */
@@ -1279,13 +1301,25 @@ static void batch_send(struct batch *b, struct pool_conn *pc)
 		batch_free(b);
 		return;
 	}
+	/* the key column only when a request of the batch has a key */
+	b->nparams = bt->nparams;
+	if (bt->key_arg >= 0) {
+		bool keys = false;
+
+		for (r = b->head; r && !keys; r = r->next)
+			keys = r->args.v[bt->key_arg].present;
+		if (keys)
+			stmt = bt->stmt_keys;
+		else
+			b->nparams--;
+	}
 	if (batch_build(b, vals, lens) < 0) {
 		pool_release(pc);
 		batch_fail(b->head, E_INTERNAL, "out of memory");
 		batch_free(b);
 		return;
 	}
-	if (pool_exec(pc, store_statements[bt->stmt].name, NULL, bt->nparams,
+	if (pool_exec(pc, store_statements[stmt].name, NULL, b->nparams,
 		      vals, lens, fmts, 1, batch_on_result, b) < 0) {
 		pool_release(pc);
 		batch_fail(b->head, E_UNAVAILABLE,

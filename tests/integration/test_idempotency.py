@@ -21,6 +21,17 @@ def count(pg, user, platform="line"):
                        f"AND platform = {convdtest.sql_literal(platform)}"))
 
 
+def pipeline(c, frames):
+    """Sends the frames at once; {msgid: result} (no error allowed)."""
+    c.send_raw(b"".join(frames))
+    got = {}
+    for _ in frames:
+        m = c.recv()
+        assert m[2] is None, m
+        got[m[1]] = m[3]
+    return got
+
+
 def test_second_add_with_key_stores_nothing(convd, schema):
     with convd.client() as c:
         first = c.call("add_message", user_id="k1", provider="openai",
@@ -86,12 +97,7 @@ def test_pipelined_duplicates_in_one_batch(convd, schema):
                      [{"user_id": f"pd{i % 7}", "provider": "p",
                        "role": "user", "content": f"m{i}",
                        "idempotency_key": f"key-{i}"}]]))
-        c.send_raw(b"".join(frames))
-        got = {}
-        for _ in frames:
-            m = c.recv()
-            assert m[2] is None, m
-            got[m[1]] = m[3]
+        got = pipeline(c, frames)
     for i in range(n):
         a, b = got[2 * i], got[2 * i + 1]
         assert a["id"] == b["id"] and a["created_at"] == b["created_at"]
@@ -111,13 +117,7 @@ def test_concurrent_connections_same_keys(convd, schema):
             frames = [msgpack.packb([0, i, "add_message",
                                      ["cc", "p", "user", f"m{i}", "line",
                                       f"cc-{i}"]]) for i in range(100)]
-            c.send_raw(b"".join(frames))
-            out = {}
-            for _ in frames:
-                m = c.recv()
-                assert m[2] is None, m
-                out[m[1]] = m[3]
-            results[k] = out
+            results[k] = pipeline(c, frames)
 
     ts = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
     for t in ts:

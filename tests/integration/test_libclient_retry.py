@@ -14,6 +14,7 @@ import pytest
 
 import convdtest
 from convdtest import Client, scaled
+from test_libclient import sanitized_library
 
 LIBS = os.path.join(convdtest.BUILDDIR, ".libs")
 N = 300
@@ -80,6 +81,8 @@ def test_retries_across_restarts(schema, convd_factory, tmp_path):
     exe = tmp_path / "retry"
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "msgpack"],
                            stdout=subprocess.PIPE, text=True).stdout.split()
+    if sanitized_library():     # scripts/sanitize.sh: the runtimes too
+        flags += ["-fsanitize=address,undefined"]
     r = subprocess.run([cc, "-std=c99", "-Wall", "-Werror", "-I",
                         os.path.join(convdtest.SRCDIR, "include"), str(src),
                         shared, *flags, "-o", str(exe)],
@@ -93,11 +96,12 @@ def test_retries_across_restarts(schema, convd_factory, tmp_path):
                             text=True,
                             env=dict(os.environ, LD_LIBRARY_PATH=LIBS))
     try:
-        for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGTERM):
+        for sig, after in ((signal.SIGTERM, 40), (signal.SIGKILL, 120),
+                           (signal.SIGTERM, 200)):
             # let it write a while, then restart convd under it
             convdtest.wait_until(
                 lambda: Client(d.socket).call(
-                    "get_conversation_count", user) > 20 * (1 + sig % 3),
+                    "get_conversation_count", user) > after,
                 timeout=scaled(30), what="progress")
             d.signal(sig)
             d.wait_exit(timeout=scaled(30))
@@ -108,7 +112,7 @@ def test_retries_across_restarts(schema, convd_factory, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, out + err
+    assert proc.returncode == 0, (out, err, d.log()[-3000:])
     assert f"done {N}" in out, out
     rows = schema.psql("SELECT content FROM simple_conversation_history"
                        f" WHERE user_id = '{user}' ORDER BY id").splitlines()

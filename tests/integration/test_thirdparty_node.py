@@ -57,4 +57,3 @@ def test_msgpack_rpc_lite(schema, convd, convd_factory, node_modules):
     assert out == {"ok": True, "pipelined": 100, "refused": "overloaded"}
     with Client(convd.socket) as c:
         assert c.call("get_conversation_count", "jsp") == 90
-        assert c.call("get_conversation_count", "js2") == 1
