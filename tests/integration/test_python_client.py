@@ -284,6 +284,7 @@ def test_example_line_bot_flow(convd):
     out = r.stdout
     assert "thread after /reset: None" in out
     assert "messages: 4" in out and "messages after /reset: 0" in out
+    assert "after a redelivery, messages: 4" in out
 
 
 # --------------------------------------------------- export / import

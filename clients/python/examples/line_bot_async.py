@@ -43,7 +43,8 @@ async def handle_message(manager, user_id, provider, text, event_id=None):
     context = await manager.get_recent_conversations(
         user_id, provider, limit=HISTORY_TURNS.get(provider, 10))
     reply = fake_model_reply(provider, context)  # await your model here
-    await manager.add_message(user_id, provider, "assistant", reply)
+    await manager.add_message(user_id, provider, "assistant", reply,
+                              idempotency_key=event_id and event_id + ":reply")
     return reply
 
 

@@ -13,8 +13,8 @@ stand-ins so that it runs anywhere convd runs:
   store the reply after; /reset clears the history.
 
 The user's message is stored with the webhook's event id as idempotency
-key: LINE redelivers a webhook it thinks was lost, and the redelivery must
-not store the message twice.
+key, and the reply with the event id and ":reply": LINE redelivers a
+webhook it thinks was lost, and the redelivery must store neither twice.
 """
 
 import os
@@ -61,7 +61,8 @@ def handle_message(manager, user_id, provider, text, event_id=None):
         user_id, provider, limit=HISTORY_TURNS.get(provider, 10))
     reply = fake_model_reply(provider, context)
     # ...and the reply once the model has answered
-    manager.add_message(user_id, provider, "assistant", reply)
+    manager.add_message(user_id, provider, "assistant", reply,
+                        idempotency_key=event_id and event_id + ":reply")
     return reply
 
 
@@ -78,6 +79,10 @@ def main():
         for text in ("Hello", "What is the capital of Taiwan?"):
             event_id = uuid.uuid4().hex  # LINE's webhookEventId
             print(handle_message(manager, user, "anthropic", text, event_id))
+        # LINE delivers the last webhook again: nothing is stored twice
+        handle_message(manager, user, "anthropic", text, event_id)
+        print("after a redelivery, messages:",
+              manager.get_conversation_count(user))
         for m in manager.get_recent_conversations(user, "anthropic"):
             print(f"  {m['created_at']}  {m['role']:9}  {m['content']}")
         print("messages:", manager.get_conversation_count(user))
