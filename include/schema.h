@@ -113,7 +113,23 @@
 	"  to_regclass('simple_conversation_history') IS NOT NULL THEN"       \
 	"  pg_get_serial_sequence('simple_conversation_history', 'id')"       \
 	"  ::regclass END"                                                   \
-	"  AND s.seqtypid <> 'int8'::regtype"
+	"  AND s.seqtypid <> 'int8'::regtype"                                 \
+	" UNION ALL"                                                         \
+	" SELECT format('simple_conversation_history.idempotency_key is %s,"  \
+	" but revision %s promises character varying NULL with the unique"    \
+	" index simple_conversation_history_idempotency_key_idx',"            \
+	"  coalesce(format_type(a.atttypid, a.atttypmod), 'missing') || CASE" \
+	"  WHEN to_regclass('simple_conversation_history_idempotency_key_idx')"\
+	"  IS NULL THEN ', without its unique index' ELSE '' END, h.revision)"\
+	" FROM h LEFT JOIN pg_attribute a ON a.attrelid ="                    \
+	"  to_regclass('simple_conversation_history')"                       \
+	"  AND a.attname = 'idempotency_key' AND a.attnum > 0"                \
+	"  AND NOT a.attisdropped"                                           \
+	" LEFT JOIN pg_type ty ON ty.oid = a.atttypid"                       \
+	" WHERE h.revision = '5a1e0c2f7b90' AND (a.attname IS NULL"          \
+	"  OR ty.typname NOT IN ('varchar', 'text')"                         \
+	"  OR to_regclass('simple_conversation_history_idempotency_key_idx')" \
+	"  IS NULL)"
 
 /* The command that brings a database to what convd needs. */
 #define SCHEMA_FIX_COMMAND "convctl db upgrade"
