@@ -12,6 +12,7 @@ DEPS="build-essential autoconf automake libtool pkg-config
       postgresql postgresql-contrib
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
+DEPS="$DEPS python3-venv python3-hatchling"   # issue 14.12: the Python client installs offline
 DEPS="$DEPS python3-pynvim python3-greenlet"   # issue 14: a third-party msgpack-rpc client
 DEPS="$DEPS libclang-rt-14-dev"   # issue 15: libFuzzer, for the fuzz harness test (test_faults.py)
 DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13: real Alembic databases (adoption), Alembic as the reference for walks and offline SQL

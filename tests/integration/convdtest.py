@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -672,3 +673,139 @@ def stop_ok(*daemons):
         rc = d.stop()
         why = " (valgrind found errors: see its log)" if rc == 99 else ""
         assert rc == 0, f"convd exited with {rc}{why}\n{d.log()[-4000:]}"
+
+
+# The Python client's source (clients/python): tests put it first in
+# sys.path to import convd_client.
+PYCLIENT = os.path.join(SRCDIR, "clients", "python")
+
+
+def history_contents(pg, user, table="simple_conversation_history"):
+    """The content of a user's stored messages (any platform), in id
+    order."""
+    return pg.psql(f"SELECT content FROM {table} WHERE user_id = "
+                   f"{sql_literal(user)} ORDER BY id").splitlines()
+
+
+def run_python_example(name, *args, timeout=60):
+    """Runs clients/python/examples/NAME with args under this Python;
+    returns the CompletedProcess (text stdout and stderr)."""
+    return subprocess.run([sys.executable,
+                           os.path.join(PYCLIENT, "examples", name)]
+                          + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=timeout)
+
+
+def restart(d, sig=signal.SIGTERM, timeout=20):
+    """Stops convd with sig and starts it again on the same socket and
+    config (waiting until it answers).  SIGTERM must be a clean shutdown
+    (exit 0); SIGKILL is a crash."""
+    d.proc.send_signal(sig)
+    rc = d.proc.wait(scaled(timeout))
+    d.logf.close()
+    if sig == signal.SIGTERM:
+        assert rc == 0, f"convd exited with {rc} on SIGTERM\n{d.log()[-4000:]}"
+    d.start()
+
+
+class DroppingProxy(threading.Thread):
+    """A Unix-socket proxy in front of convd that breaks connections the
+    way a crash does, at the worst moment: the first `drops` requests of
+    `method` are passed to convd, convd's answer is awaited (so the
+    request ran), and then the client's connection is closed without that
+    answer.  Everything else is passed on unchanged.  seen[method] counts
+    the requests of each method that went through; dropped counts the
+    connections broken."""
+
+    def __init__(self, upstream, path, method, drops=1):
+        super().__init__(daemon=True)
+        self.upstream = upstream
+        self.path = path
+        self.method = method
+        self.drops = drops
+        self.dropped = 0
+        self.seen = {}
+        self.lock = threading.Lock()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.stopping = False
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stopping = True
+        self.listener.close()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _take_drop(self, msg):
+        """True if request msg is one whose answer is to be dropped."""
+        if not (isinstance(msg, list) and len(msg) == 4 and msg[0] == 0):
+            return False
+        name = msg[2].decode() if isinstance(msg[2], bytes) else msg[2]
+        with self.lock:
+            self.seen[name] = self.seen.get(name, 0) + 1
+            if name == self.method and self.drops > 0:
+                self.drops -= 1
+                return True
+        return False
+
+    def _serve(self, c):
+        up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            up.connect(self.upstream)
+        except OSError:
+            c.close()
+            up.close()
+            return
+        creq = msgpack.Unpacker(raw=False, timestamp=0)
+        uans = msgpack.Unpacker(raw=False, ext_hook=ext_hook, timestamp=0)
+        ubuf, ubase, uprev = bytearray(), 0, 0
+        doomed = set()
+        try:
+            while True:
+                r, _, _ = select.select([c, up], [], [], 30)
+                if not r:
+                    return
+                if c in r:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    up.sendall(data)
+                    creq.feed(data)
+                    for msg in creq:
+                        if self._take_drop(msg):
+                            doomed.add(msg[1])
+                if up in r:
+                    data = up.recv(65536)
+                    if not data:
+                        return
+                    ubuf += data
+                    uans.feed(data)
+                    for msg in uans:
+                        end = uans.tell()
+                        raw = bytes(ubuf[uprev - ubase:end - ubase])
+                        uprev = end
+                        if isinstance(msg, list) and len(msg) == 4 and \
+                                msg[1] in doomed:
+                            with self.lock:
+                                self.dropped += 1
+                            return  # convd ran it; the client never hears
+                        c.sendall(raw)
+                    del ubuf[:uprev - ubase]
+                    ubase = uprev
+        except OSError:
+            return
+        finally:
+            c.close()
+            up.close()

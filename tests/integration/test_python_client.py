@@ -5,8 +5,6 @@ history between two databases with convctl export / import."""
 
 import datetime
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -16,7 +14,7 @@ import pytest
 
 import convdtest
 
-sys.path.insert(0, os.path.join(convdtest.SRCDIR, "clients", "python"))
+sys.path.insert(0, convdtest.PYCLIENT)
 
 import convd_client  # noqa: E402
 from convd_client import (ConvdConnectionError, ConvdError,  # noqa: E402
@@ -281,15 +279,12 @@ def test_reconnect_after_restart(schema, convd_factory):
 
 
 def test_example_line_bot_flow(convd):
-    path = os.path.join(convdtest.SRCDIR, "clients", "python", "examples",
-                        "line_bot_flow.py")
-    r = subprocess.run([sys.executable, path, convd.socket],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=60)
+    r = convdtest.run_python_example("line_bot_flow.py", convd.socket)
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     assert "thread after /reset: None" in out
     assert "messages: 4" in out and "messages after /reset: 0" in out
+    assert "after a redelivery, messages: 4" in out
 
 
 # --------------------------------------------------- export / import
@@ -328,10 +323,14 @@ def test_export_import_between_databases(convd, pg, pg_factory,
     lines = export_lines(convd, user)
     assert len(lines) == len(texts) + 2400
     for x in lines:
-        assert set(x) == {"id", "user_id", "platform", "provider", "role",
-                          "content", "created_at"}
+        assert set(x) - {"idempotency_key"} == {
+            "id", "user_id", "platform", "provider", "role", "content",
+            "created_at"}
         assert x["user_id"] == user and x["platform"] == "line"
         assert x["created_at"].endswith("Z") and len(x["created_at"]) == 27
+    # the manager's adds carry their keys along, the rows made in SQL none
+    assert ["idempotency_key" in x for x in lines] == \
+        [True] * len(texts) + [False] * 2400
     assert [x["id"] for x in lines] == sorted(x["id"] for x in lines)
     assert [x["content"] for x in lines[:len(texts)]] == texts
     only = export_lines(convd, user, "--provider", "gemini")
@@ -402,3 +401,48 @@ def test_import_errors_and_python_import(convd, pg):
                          datetime.datetime(1969, 12, 31, 23, 59, 59))
     assert ei.value.code == "invalid_params"
     m.close()
+
+
+def test_export_any_size(convd, pg):
+    """Issue 14.11: a user with 1,000 messages of 17 KB (more than
+    max_output_bytes, 16 MiB, in all): convd bounds each page by bytes, so
+    pages are shorter than the 1,000 rows asked; export_history() pages on
+    until convd returns an empty page and yields every message, in id
+    order."""
+    user = uid("big")
+    pg.psql(f"INSERT INTO {HIST} (user_id, platform, model_provider, role, "
+            f"content) SELECT {q(user)}, 'line', 'anthropic', 'user', "
+            f"lpad(g::text, 6, '0') || repeat('x', 17000) "
+            f"FROM generate_series(1, 1000) g")
+    m = ConversationManager(convd.socket)
+    seen = 0
+    for i, row in enumerate(m.export_history(user)):
+        assert row["content"] == f"{i + 1:06d}" + "x" * 17000
+        seen += 1
+    assert seen == 1000
+    # the pages were bounded by bytes (the client asks for 1,000 rows)
+    first = m.call("export_history", user_id=user, after_id=0, limit=1000)
+    assert 0 < len(first) < 1000
+    m.close()
+
+
+def test_original_thread_helper_names(mgr, convd, monkeypatch):
+    """Issue 14.13: the original's query_thread / save_thread /
+    delete_thread, as methods and as module functions."""
+    user = uid()
+    assert mgr.query_thread(user) is None
+    assert mgr.save_thread(user, "thread_a") is None
+    assert mgr.query_thread(user) == "thread_a"
+    assert mgr.get_thread_id_by_user_id(user) == "thread_a"
+    mgr.save_thread(user, "thread_slack", platform="slack")
+    assert mgr.delete_thread(user) is None
+    assert mgr.query_thread(user) is None
+    assert mgr.query_thread(user, "slack") == "thread_slack"
+    monkeypatch.setenv("CONVD_SOCKET", convd.socket)
+    monkeypatch.setattr(convd_client, "_default", None)
+    from convd_client import delete_thread, query_thread, save_thread
+    save_thread(user, "thread_b")
+    assert query_thread(user) == "thread_b"
+    delete_thread(user)
+    assert query_thread(user) is None
+    convd_client.get_conversation_manager().close()

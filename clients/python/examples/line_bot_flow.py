@@ -11,6 +11,10 @@ stand-ins so that it runs anywhere convd runs:
 - an Anthropic or Gemini user has a history: store the user's message
   before calling the model, fetch the recent turns as the model's context,
   store the reply after; /reset clears the history.
+
+The user's message is stored with the webhook's event id as idempotency
+key, and the reply with the event id and ":reply": LINE redelivers a
+webhook it thinks was lost, and the redelivery must store neither twice.
 """
 
 import os
@@ -34,8 +38,9 @@ def fake_model_reply(provider, context):
     return f"[{provider}] you said {last!r} ({len(context)} messages of context)"
 
 
-def handle_message(manager, user_id, provider, text):
-    """One incoming LINE message; returns the bot's answer."""
+def handle_message(manager, user_id, provider, text, event_id=None):
+    """One incoming LINE message (event_id: the webhook's
+    webhookEventId); returns the bot's answer."""
     if provider == "openai":
         if text == "/reset":
             manager.delete_thread_id(user_id)
@@ -50,12 +55,14 @@ def handle_message(manager, user_id, provider, text):
         manager.clear_user_history(user_id, provider)
         return "Your conversation was reset."
     # the user's message first, so that it is in the context...
-    manager.add_message(user_id, provider, "user", text)
+    manager.add_message(user_id, provider, "user", text,
+                        idempotency_key=event_id)
     context = manager.get_recent_conversations(
         user_id, provider, limit=HISTORY_TURNS.get(provider, 10))
     reply = fake_model_reply(provider, context)
     # ...and the reply once the model has answered
-    manager.add_message(user_id, provider, "assistant", reply)
+    manager.add_message(user_id, provider, "assistant", reply,
+                        idempotency_key=event_id and event_id + ":reply")
     return reply
 
 
@@ -70,7 +77,12 @@ def main():
         print("thread after /reset:", manager.get_thread_id_by_user_id(user))
 
         for text in ("Hello", "What is the capital of Taiwan?"):
-            print(handle_message(manager, user, "anthropic", text))
+            event_id = uuid.uuid4().hex  # LINE's webhookEventId
+            print(handle_message(manager, user, "anthropic", text, event_id))
+        # LINE delivers the last webhook again: nothing is stored twice
+        handle_message(manager, user, "anthropic", text, event_id)
+        print("after a redelivery, messages:",
+              manager.get_conversation_count(user))
         for m in manager.get_recent_conversations(user, "anthropic"):
             print(f"  {m['created_at']}  {m['role']:9}  {m['content']}")
         print("messages:", manager.get_conversation_count(user))
