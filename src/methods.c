@@ -2,6 +2,7 @@
  * methods.c - dispatch of validated requests: the methods that need no
  * database are answered here; the others go to the store or retention.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "autoconfig.h"
@@ -56,7 +57,7 @@ static int pack_pool(msgpack_packer *pk)
 	return 0;
 }
 
-static int pack_stats(msgpack_packer *pk)
+int methods_pack_stats(msgpack_packer *pk)
 {
 	struct server_stats ss;
 	usec_t up = clock_now() - ctx.started_mono;
@@ -80,24 +81,33 @@ static int pack_stats(msgpack_packer *pk)
 	return 0;
 }
 
-static int pack_health(msgpack_packer *pk)
+void methods_health(struct methods_health *h)
 {
 	struct pool_stats ps;
-	const char *schema = schema_check_state();
-	bool ok;
 
 	pool_stats(&ps);
-	ok = ps.database_up && strcmp(schema, "ok") == 0;
-	if (msgpack_pack_map(pk, 4) < 0 || proto_pack_cstr(pk, "ok") < 0 ||
-	    (ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
-	    proto_pack_cstr(pk, "database") < 0 ||
-	    proto_pack_cstr(pk, ps.database_up ? "up" : "down") < 0 ||
-	    proto_pack_cstr(pk, "schema") < 0 || proto_pack_cstr(pk, schema) < 0 ||
-	    proto_pack_cstr(pk, "message") < 0 ||
-	    proto_pack_cstr(pk, !ps.database_up ? (ps.last_error[0] ?
-						       ps.last_error :
+	h->database_up = ps.database_up;
+	h->schema = schema_check_state();
+	h->ok = ps.database_up && strcmp(h->schema, "ok") == 0;
+	snprintf(h->message, sizeof(h->message), "%s",
+		 !ps.database_up ? (ps.last_error[0] ? ps.last_error :
 						       "database unreachable") :
-						schema_check_message()) < 0)
+				   schema_check_message());
+}
+
+static int pack_health(msgpack_packer *pk)
+{
+	struct methods_health h;
+
+	methods_health(&h);
+	if (msgpack_pack_map(pk, 4) < 0 || proto_pack_cstr(pk, "ok") < 0 ||
+	    (h.ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
+	    proto_pack_cstr(pk, "database") < 0 ||
+	    proto_pack_cstr(pk, h.database_up ? "up" : "down") < 0 ||
+	    proto_pack_cstr(pk, "schema") < 0 ||
+	    proto_pack_cstr(pk, h.schema) < 0 ||
+	    proto_pack_cstr(pk, "message") < 0 ||
+	    proto_pack_cstr(pk, h.message) < 0)
 		return -1;
 	return 0;
 }
@@ -122,7 +132,7 @@ void methods_dispatch(struct request *r)
 		answer(r, pack_pong);
 		return;
 	case M_STATS:
-		answer(r, pack_stats);
+		answer(r, methods_pack_stats);
 		return;
 	case M_HEALTH:
 		answer(r, pack_health);

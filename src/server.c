@@ -34,6 +34,7 @@
 #include "methods.h"
 #include "proto.h"
 #include "server.h"
+#include "sock.h"
 #include "stats.h"
 
 #define IN_MIN 4096
@@ -920,89 +921,16 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 
 static int server_listen(const struct convd_config *cfg)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	const char *path = cfg->server.socket;
-	struct stat st;
-	mode_t old;
-	int fd;
+	int fd = sock_listen_unix(cfg->server.socket,
+				  (mode_t)cfg->server.socket_mode,
+				  cfg->server.socket_group, "[server] socket");
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("[server] socket: path too long: %s", path);
+	if (fd < 0)
 		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	if (lstat(path, &st) == 0) {
-		int probe;
-
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("[server] socket: %s exists and is not a "
-				  "socket; refusing to replace it",
-				  path);
-			return -1;
-		}
-		/* A live convd answers connect(): never steal its socket. */
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 &&
-		    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(probe);
-			log_error("[server] socket: %s is in use by a running "
-				  "process; is convd already running?",
-				  path);
-			return -1;
-		}
-		if (probe >= 0)
-			close(probe);
-		log_notice("removing stale socket %s", path);
-		if (unlink(path) < 0 && errno != ENOENT) {
-			log_error("cannot remove stale socket %s: %s", path,
-				  strerror(errno));
-			return -1;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		log_error("socket: %s", strerror(errno));
-		return -1;
-	}
-	/* Create it with no access, then open it up to the configured mode:
-	 * there is no moment when the socket is more open than configured. */
-	old = umask(0777);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		umask(old);
-		log_error("cannot bind %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	umask(old);
-	if (cfg->server.socket_group && *cfg->server.socket_group) {
-		struct group *g = getgrnam(cfg->server.socket_group);
-
-		if (!g) {
-			log_error("[server] socket_group: no such group '%s'",
-				  cfg->server.socket_group);
-			goto fail;
-		}
-		if (chown(path, (uid_t)-1, g->gr_gid) < 0) {
-			log_error("cannot set group of %s to %s: %s", path,
-				  cfg->server.socket_group, strerror(errno));
-			goto fail;
-		}
-	}
-	if (chmod(path, (mode_t)cfg->server.socket_mode) < 0) {
-		log_error("cannot chmod %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (listen(fd, 1024) < 0) {
-		log_error("listen: %s", strerror(errno));
-		goto fail;
-	}
 	srv.own_socket = true;
-	snprintf(srv.socket_path, sizeof(srv.socket_path), "%s", path);
+	snprintf(srv.socket_path, sizeof(srv.socket_path), "%s",
+		 cfg->server.socket);
 	return fd;
-fail:
-	unlink(path);
-	close(fd);
-	return -1;
 }
 
 int server_reconfigure(const struct convd_config *cfg)
