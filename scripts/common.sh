@@ -12,6 +12,8 @@ DEPS="build-essential autoconf automake libtool pkg-config
       postgresql postgresql-contrib
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
+DEPS="$DEPS prometheus"   # issue 20: promtool check metrics (tests/integration/test_http.py)
+DEPS="$DEPS debhelper dpkg-dev lintian adduser"   # issue 20: the Debian package (tests/integration/test_package.py)
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then
