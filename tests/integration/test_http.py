@@ -156,8 +156,11 @@ def test_probes_follow_postgres(pg_factory, convd_factory):
     def ready():
         return http_get(addr, "/readyz", timeout=5)
 
-    status, _, body = ready()
-    assert (status, body) == (200, b"ready\n"), (status, body)
+    # ready once the schema check has run
+    status, _, body = wait_until(lambda: (lambda r: r if r[0] == 200
+                                          else None)(ready()),
+                                 timeout=scaled(20), what="/readyz 200")
+    assert body == b"ready\n", body
     assert http_get(addr, "/healthz")[0] == 200
     cluster.stop()
     status, _, body = wait_until(lambda: (lambda r: r if r[0] == 503
