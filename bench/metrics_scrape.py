@@ -1,9 +1,10 @@
 """What serving /metrics costs: convd-bench's throughput with and without a
-scraper hammering GET /metrics (far above Prometheus's one scrape per 15 s),
-and the scrape's own latency and size.  A private PostgreSQL and convd, as
+scraper reading GET /metrics RATE times a second (default 20, 300 times
+Prometheus's usual one scrape per 15 s; 0: as fast as it can), and the
+scrape's own latency and size.  A private PostgreSQL and convd, as
 bench/run.py.  Not a test: `make check` never runs it.
 
-    CONVD_BUILDDIR=build /usr/bin/python3 bench/metrics_scrape.py [SECONDS]
+    CONVD_BUILDDIR=build /usr/bin/python3 bench/metrics_scrape.py [SECONDS [RATE]]
 """
 
 import json
@@ -28,8 +29,15 @@ def bench(d, seconds):
     return run
 
 
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    rate = float(sys.argv[2]) if len(sys.argv) > 2 else 20
     pg = convdtest.PgCluster().initdb().start()
     d = None
     try:
@@ -43,18 +51,29 @@ def main():
         size = [0]
 
         def scraper():
+            next_at = time.perf_counter()
             while not stop.is_set():
                 t = time.perf_counter()
                 body = convdtest.http_get(addr, "/metrics")[2]
                 lat.append(time.perf_counter() - t)
                 size[0] = len(body)
+                if rate > 0:
+                    next_at += 1 / rate
+                    stop.wait(max(0, next_at - time.perf_counter()))
         t = threading.Thread(target=scraper)
         t.start()
         busy = bench(d, seconds)
         stop.set()
         t.join()
         lat.sort()
+        # convd's own CPU per scrape (robust to a busy machine)
+        n = 2000
+        cpu0 = cpu_seconds(d.proc.pid)
+        for _ in range(n):
+            convdtest.http_get(addr, "/metrics")
+        cpu_us = (cpu_seconds(d.proc.pid) - cpu0) / n * 1e6
         print(json.dumps({
+            "convd_cpu_us_per_scrape": round(cpu_us, 1),
             "requests_per_s_without_scrapes": quiet.get("rps"),
             "requests_per_s_with_scrapes": busy.get("rps"),
             "scrapes_per_s": round(len(lat) / seconds),
