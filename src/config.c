@@ -431,8 +431,8 @@ const struct config_option config_options[] = {
 	 .offset = OFF(http.listen), .def = "", .check = check_http_listen,
 	 .doc = "Where to serve HTTP: a loopback HOST:PORT (127.0.0.1:9650, "
 		"[::1]:9650, localhost:9650; port 0 picks a free one, logged) "
-		"or the absolute path of a Unix socket, created with the "
-		"server's socket_mode. Empty: no HTTP."},
+		"or the absolute path of a Unix socket, created with "
+		"[server] socket_mode and socket_group. Empty: no HTTP."},
 	{.section = "http", .name = "max_connections", .type = CT_INT,
 	 .offset = OFF(http.max_connections), .def = "16", .min = 1,
 	 .max = 1024,
