@@ -12,6 +12,7 @@ DEPS="build-essential autoconf automake libtool pkg-config
       postgresql postgresql-contrib
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
+DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13: real Alembic databases
 DEPS="$DEPS prometheus"   # issue 20: promtool check metrics (tests/integration/test_http.py)
 DEPS="$DEPS debhelper dpkg-dev lintian adduser"   # issue 20: the Debian package (tests/integration/test_package.py)
 
