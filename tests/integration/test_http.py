@@ -67,6 +67,10 @@ def test_metrics_promtool_and_convctl(schema, convd_factory):
     version = subprocess.run([convdtest.CONVD, "--version"],
                              capture_output=True, text=True).stdout.split()[1]
     assert prom_value(fams, "convd_build_info", version=version) == 1
+    # every stats field convd sends has its metric (name, type, unit) in
+    # src/prom.c's table, not the generic gauge kept for unknown fields
+    unknown = [n for n, f in fams.items() if "not known to" in f["help"]]
+    assert not unknown, f"stats fields without a metric in prom.c: {unknown}"
     # convctl stats --prometheus: the same exposition (one formatter); the
     # values move (uptime, clients), the metrics and labels do not
     r = d.convctl("stats", "--prometheus")
