@@ -5,7 +5,7 @@
  *   GET /metrics  the Prometheus text exposition of the stats (prom.h)
  *   GET /healthz  200 while the loop runs
  *   GET /readyz   200 when the database and the schema are usable
- *                 (methods_health, the judgement of the health method),
+ *                 (health_check, the judgement of the health method),
  *                 else 503 with the reason
  *
  * Every answer is built in memory from state convd already has: nothing

@@ -18,16 +18,4 @@ void methods_dispatch(struct request *r);
 /* The result of the `stats` method (a map), also served by GET /metrics. */
 CONVD_WUR int methods_pack_stats(msgpack_packer *pk);
 
-/*
- * The readiness judgement, one for the `health` method and GET /readyz:
- * ok when the database is reachable and the schema is usable.
- */
-struct methods_health {
-	bool ok;
-	bool database_up;
-	const char *schema;		/* schema_check_state() */
-	char message[256];		/* why not, or the schema's state */
-};
-void methods_health(struct methods_health *h);
-
 #endif

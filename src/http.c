@@ -31,6 +31,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "health.h"
 #include "http.h"
 #include "log.h"
 #include "methods.h"
@@ -216,7 +217,7 @@ static void http_metrics(struct evhttp_request *req)
 
 static void http_readyz(struct evhttp_request *req)
 {
-	struct methods_health h;
+	struct health h;
 	char text[400];
 
 	if (http.stopping) {
@@ -224,14 +225,14 @@ static void http_readyz(struct evhttp_request *req)
 			  "not ready: shutting down\n");
 		return;
 	}
-	methods_health(&h);
+	health_check(&h);
 	if (h.ok) {
 		http_text(req, 200, "OK", "ready\n");
 		return;
 	}
-	if (!h.database_up)
-		snprintf(text, sizeof(text), "not ready: database down: %s\n",
-			 h.message);
+	if (strcmp(h.database, "up") != 0)
+		snprintf(text, sizeof(text), "not ready: database %s: %s\n",
+			 h.database, h.message);
 	else
 		snprintf(text, sizeof(text), "not ready: schema %s: %s\n",
 			 h.schema, h.message);

@@ -2,11 +2,11 @@
  * methods.c - dispatch of validated requests: the methods that need no
  * database are answered here; the others go to the store or retention.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "autoconfig.h"
 #include "clock.h"
+#include "health.h"
 #include "memory.h"
 #include "methods.h"
 #include "pool.h"
@@ -81,29 +81,15 @@ int methods_pack_stats(msgpack_packer *pk)
 	return 0;
 }
 
-void methods_health(struct methods_health *h)
-{
-	struct pool_stats ps;
-
-	pool_stats(&ps);
-	h->database_up = ps.database_up;
-	h->schema = schema_check_state();
-	h->ok = ps.database_up && strcmp(h->schema, "ok") == 0;
-	snprintf(h->message, sizeof(h->message), "%s",
-		 !ps.database_up ? (ps.last_error[0] ? ps.last_error :
-						       "database unreachable") :
-				   schema_check_message());
-}
-
 static int pack_health(msgpack_packer *pk)
 {
-	struct methods_health h;
+	struct health h;
 
-	methods_health(&h);
+	health_check(&h);
 	if (msgpack_pack_map(pk, 4) < 0 || proto_pack_cstr(pk, "ok") < 0 ||
 	    (h.ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    proto_pack_cstr(pk, "database") < 0 ||
-	    proto_pack_cstr(pk, h.database_up ? "up" : "down") < 0 ||
+	    proto_pack_cstr(pk, h.database) < 0 ||
 	    proto_pack_cstr(pk, "schema") < 0 ||
 	    proto_pack_cstr(pk, h.schema) < 0 ||
 	    proto_pack_cstr(pk, "message") < 0 ||
