@@ -107,6 +107,36 @@ static const struct prom_metric prom_table[] = {
 	{ "pool.pings", "convd_pool_pings_total", PT_COUNTER, PROM_NUMBER,
 	  "Checks of a database connection sent before handing it out.",
 	  NULL },
+	{ "pool.refused", "convd_pool_refused_total", PT_COUNTER, PROM_NUMBER,
+	  "Connections the server refused for want of a free slot (53300).",
+	  NULL },
+	{ "pool.given_back", "convd_pool_given_back_total", PT_COUNTER,
+	  PROM_NUMBER, "Connections closed to leave a slot to others on a "
+	  "full server.", NULL },
+	{ "pool.rechecks", "convd_pool_rechecks_total", PT_COUNTER, PROM_NUMBER,
+	  "Checks that a connection's server is still a writable primary.",
+	  NULL },
+	{ "pool.read_only", "convd_pool_read_only_total", PT_COUNTER,
+	  PROM_NUMBER, "Connections found on a server that no longer writes.",
+	  NULL },
+	{ "pool.not_replicated", "convd_pool_not_replicated_total", PT_COUNTER,
+	  PROM_NUMBER, "Commits not confirmed by a synchronous standby (not "
+	  "acknowledged).", NULL },
+	{ "pool.stale", "convd_pool_stale_primaries_total", PT_COUNTER,
+	  PROM_NUMBER, "Primaries left because another host wrote on a newer "
+	  "timeline.", NULL },
+	{ "pool.failing", "convd_pool_failing_queries", PT_GAUGE, PROM_NUMBER,
+	  "Queries failed in a row since the last that succeeded.", NULL },
+	{ "pool.pooler", "convd_pool_pooler", PT_GAUGE, PROM_NUMBER,
+	  "1 when statements go unnamed through a transaction pooler.", NULL },
+	{ "pool.database_stalled", "convd_pool_database_stalled", PT_GAUGE,
+	  PROM_NUMBER, "Whether the database has stopped answering queries "
+	  "(1) or not (0).", NULL },
+	{ "pool.abandoned", "convd_pool_abandoned_queries_total", PT_COUNTER,
+	  PROM_NUMBER, "Queries given up at their request's deadline.", NULL },
+	{ "pool.deadline_timeouts", "convd_deadline_timeouts_total",
+	  PT_COUNTER, PROM_NUMBER,
+	  "Requests whose deadline passed before they were answered.", NULL },
 	{ "pool.last_error", "convd_pool_last_error_info", PT_GAUGE, PROM_INFO,
 	  "The last database connection error, in the label value.", NULL },
 	{ "retention.days_to_keep", "convd_retention_max_age_seconds",
@@ -145,6 +175,17 @@ static const struct prom_metric prom_table[] = {
 	  PROM_NUMBER, "Bytes of heap convd holds, free or in use.", NULL },
 	{ "memory.heap_free_bytes", "convd_memory_heap_free_bytes", PT_GAUGE,
 	  PROM_NUMBER, "Bytes of convd's heap free for reuse.", NULL },
+	{ "budget.limit_bytes", "convd_budget_limit_bytes", PT_GAUGE,
+	  PROM_NUMBER, "The memory budget for the bytes buffered for all "
+	  "clients.", NULL },
+	{ "budget.used_bytes", "convd_budget_used_bytes", PT_GAUGE,
+	  PROM_NUMBER, "Bytes buffered for clients now, against the budget.",
+	  NULL },
+	{ "budget.peak_bytes", "convd_budget_peak_bytes", PT_GAUGE,
+	  PROM_NUMBER, "The most bytes buffered for clients at once since "
+	  "start-up.", NULL },
+	{ "budget.cutoffs", "convd_budget_cutoffs_total", PT_COUNTER,
+	  PROM_NUMBER, "Times the memory budget cut a client off.", NULL },
 };
 
 /* The families with labels. */
