@@ -15,6 +15,7 @@ DEPS="build-essential autoconf automake libtool pkg-config
 DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13: real Alembic databases
 DEPS="$DEPS prometheus"   # issue 20: promtool check metrics (tests/integration/test_http.py)
 DEPS="$DEPS debhelper dpkg-dev lintian adduser"   # issue 20: the Debian package (tests/integration/test_package.py)
+DEPS="$DEPS libclang-rt-14-dev"   # issue 15: libFuzzer, for the fuzz harness test (test_faults.py)
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then

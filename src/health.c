@@ -1,8 +1,12 @@
 /*
  * health.c - the one readiness check (see health.h).
  *
- * The database is "down" when no connection can be opened; convd is then
- * not ready, nor while the schema is not usable.
+ * The database is "down" when no connection can be opened, "stalled" when
+ * queries are outstanding and the server has answered none for
+ * POOL_STALL_USEC, or when one was given up at its deadline less than
+ * POOL_STALL_USEC ago or with none answered since (a frozen server,
+ * commits waiting for a standby that is not there); either way convd is
+ * not ready.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +26,14 @@ void health_check(struct health *h)
 		snprintf(h->message, sizeof(h->message), "%s",
 			 ps.last_error[0] ? ps.last_error :
 					    "database unreachable");
+	} else if (ps.database_stalled) {
+		h->database = "stalled";
+		snprintf(h->message, sizeof(h->message),
+			 "the database has answered no query for %lld ms "
+			 "(%d connections busy, %d requests waiting, %llu "
+			 "queries given up at their deadline)",
+			 (long long)(ps.stalled_usec / 1000), ps.busy,
+			 ps.waiting, (unsigned long long)ps.abandoned);
 	} else {
 		h->database = "up";
 		snprintf(h->message, sizeof(h->message), "%s",

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "autoconfig.h"
+#include "budget.h"
 #include "clock.h"
+#include "deadline.h"
 #include "health.h"
 #include "memory.h"
 #include "methods.h"
@@ -35,7 +37,7 @@ static int pack_pool(msgpack_packer *pk)
 	struct pool_stats ps;
 
 	pool_stats(&ps);
-	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 14) < 0 ||
+	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 17) < 0 ||
 	    proto_pack_cstr(pk, "database_up") < 0 ||
 	    (ps.database_up ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    pack_kv_int(pk, "open", ps.open) < 0 ||
@@ -50,6 +52,12 @@ static int pack_pool(msgpack_packer *pk)
 	    pack_kv_int(pk, "timeouts", (int64_t)ps.timeouts) < 0 ||
 	    pack_kv_int(pk, "unavailable", (int64_t)ps.unavailable) < 0 ||
 	    pack_kv_int(pk, "pings", (int64_t)ps.pings) < 0 ||
+	    proto_pack_cstr(pk, "database_stalled") < 0 ||
+	    (ps.database_stalled ? msgpack_pack_true(pk) :
+				   msgpack_pack_false(pk)) < 0 ||
+	    pack_kv_int(pk, "abandoned", (int64_t)ps.abandoned) < 0 ||
+	    pack_kv_int(pk, "deadline_timeouts",
+			(int64_t)deadline_expired_count()) < 0 ||
 	    proto_pack_cstr(pk, "last_error") < 0 ||
 	    (ps.last_error[0] ? proto_pack_cstr(pk, ps.last_error) :
 				msgpack_pack_nil(pk)) < 0)
@@ -63,7 +71,7 @@ int methods_pack_stats(msgpack_packer *pk)
 	usec_t up = clock_now() - ctx.started_mono;
 
 	server_stats(&ss);
-	if (msgpack_pack_map(pk, 9) < 0 ||
+	if (msgpack_pack_map(pk, 10) < 0 ||
 	    proto_pack_cstr(pk, "version") < 0 ||
 	    proto_pack_cstr(pk, PACKAGE_VERSION) < 0 ||
 	    pack_kv_int(pk, "uptime_s", up / USEC_PER_SEC) < 0 ||
@@ -76,7 +84,8 @@ int methods_pack_stats(msgpack_packer *pk)
 	    pack_kv_int(pk, "closed_on_error", (int64_t)ss.closed_errors) < 0 ||
 	    pack_kv_int(pk, "requests_in_flight", server_inflight()) < 0 ||
 	    pack_pool(pk) < 0 || stats_pack_requests(pk) < 0 ||
-	    retention_pack_stats(pk) < 0 || memory_pack_stats(pk) < 0)
+	    retention_pack_stats(pk) < 0 || memory_pack_stats(pk) < 0 ||
+	    budget_pack_stats(pk) < 0)
 		return -1;
 	return 0;
 }
