@@ -81,6 +81,13 @@ struct convd_config {
 	} retention;
 
 	struct {
+		char *listen;		/* "" = off */
+		int64_t max_connections;
+		int64_t timeout;
+		int64_t max_header_bytes;
+	} http;
+
+	struct {
 		enum log_level level;
 	} log;
 

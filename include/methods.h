@@ -15,4 +15,7 @@ struct methods_context {
 void methods_setup(const struct methods_context *ctx);
 void methods_dispatch(struct request *r);
 
+/* The result of the `stats` method (a map), also served by GET /metrics. */
+CONVD_WUR int methods_pack_stats(msgpack_packer *pk);
+
 #endif

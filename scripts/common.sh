@@ -14,6 +14,8 @@ DEPS="build-essential autoconf automake libtool pkg-config
       mandoc clang valgrind redis-server redis-tools"
 DEPS="$DEPS python3-venv python3-hatchling"   # issue 14.12: the Python client installs offline
 DEPS="$DEPS python3-pynvim python3-greenlet"   # issue 14: a third-party msgpack-rpc client
+DEPS="$DEPS prometheus"   # issue 20: promtool check metrics (tests/integration/test_http.py)
+DEPS="$DEPS debhelper dpkg-dev lintian adduser"   # issue 20: the Debian package (tests/integration/test_package.py)
 DEPS="$DEPS libclang-rt-14-dev"   # issue 15: libFuzzer, for the fuzz harness test (test_faults.py)
 DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13: real Alembic databases (adoption), Alembic as the reference for walks and offline SQL
 DEPS="$DEPS nodejs"   # issues 14, 20: Node.js (msgpack-rpc clients from npm; the Node.js client); npm comes with it

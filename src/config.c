@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "config.h"
 
 #ifndef PKGDATADIR
@@ -104,6 +105,15 @@ static int check_socket(char *v, char *why, size_t whylen)
 	return 0;
 }
 
+static int check_http_listen(char *v, char *why, size_t whylen)
+{
+	struct addr_listen a;
+
+	if (v[0] == '\0')
+		return 0;
+	return addr_parse_listen(v, &a, why, whylen);
+}
+
 static int check_nonempty(char *v, char *why, size_t whylen)
 {
 	if (v[0] == '\0') {
@@ -185,6 +195,9 @@ static const struct {
 	{"pool", "The pool of database connections."},
 	{"server", "The Unix socket and the clients that use it."},
 	{"retention", "The periodic deletion of old messages."},
+	{"http",
+	 "The HTTP endpoint for operators: GET /metrics (Prometheus), /healthz "
+	 "and /readyz. Off unless listen is set."},
 	{"log", "Logging."},
 	{"migrations",
 	 "The schema migrations run by convctl db; convd itself does not use "
@@ -441,6 +454,29 @@ const struct config_option config_options[] = {
 	 .max = 1000000, .reloadable = true,
 	 .doc = "Messages deleted per transaction by the cleanup, so that it "
 		"never holds locks for long."},
+
+	/* [http] */
+	{.section = "http", .name = "listen", .type = CT_STRING,
+	 .offset = OFF(http.listen), .def = "", .check = check_http_listen,
+	 .doc = "Where to serve HTTP: a loopback HOST:PORT (127.0.0.1:9650, "
+		"[::1]:9650, localhost:9650; port 0 picks a free one, logged) "
+		"or the absolute path of a Unix socket, created with "
+		"[server] socket_mode and socket_group. Empty: no HTTP."},
+	{.section = "http", .name = "max_connections", .type = CT_INT,
+	 .offset = OFF(http.max_connections), .def = "16", .min = 1,
+	 .max = 1024,
+	 .doc = "HTTP connections open at once; while that many are open, "
+		"further ones wait in the listen queue."},
+	{.section = "http", .name = "timeout", .type = CT_INT,
+	 .offset = OFF(http.timeout), .def = "10", .min = 1, .max = 3600,
+	 .doc = "Seconds an HTTP client has to send its request, and to read "
+		"the answer, before it is disconnected."},
+	{.section = "http", .name = "max_header_bytes", .type = CT_SIZE,
+	 .offset = OFF(http.max_header_bytes), .def = "8K", .min = KIB,
+	 .max = MIB,
+	 .doc = "Largest request line and headers of an HTTP request; "
+		"a larger one is answered 400 and disconnected. Requests with "
+		"a body are refused."},
 
 	/* [log] */
 	{.section = "log", .name = "level", .type = CT_LEVEL,

@@ -26,10 +26,12 @@
 #include <unistd.h>
 
 #include "autoconfig.h"
+#include "buf.h"
 #include "common.h"
 #include "config.h"
 #include "convd/client.h"
 #include "dbcmd.h"
+#include "prom.h"
 
 #define EXIT_DAEMON 1
 #define EXIT_USAGE 2
@@ -333,13 +335,6 @@ static void json_time(FILE *f, int64_t usec)
 /* ------------------------------------------------------------------ */
 /* Generic msgpack values (stats, health) */
 
-static void fmt_double(char *buf, size_t len, double d)
-{
-	snprintf(buf, len, "%.15g", d);
-	if (strtod(buf, NULL) != d)
-		snprintf(buf, len, "%.17g", d);
-}
-
 static void json_hex(FILE *f, const char *p, size_t n)
 {
 	fputc('"', f);
@@ -408,7 +403,7 @@ static void json_value(FILE *f, const msgpack_object *o)
 			fputs("null", f);
 			break;
 		}
-		fmt_double(buf, sizeof(buf), o->via.f64);
+		buf_fmt_double(buf, sizeof(buf), o->via.f64);
 		fputs(buf, f);
 		break;
 	case MSGPACK_OBJECT_STR:
@@ -445,72 +440,6 @@ static void json_value(FILE *f, const msgpack_object *o)
 		break;
 	default:
 		fputs("null", f);
-		break;
-	}
-}
-
-/* A growable string for flattened paths and collected lines. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool nomem;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->nomem)
-		return;
-	if (b->cap - b->len < n + 1) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *p;
-
-		while (cap - b->len < n + 1) {
-			if (cap > SIZE_MAX / 2) {
-				b->nomem = true;
-				return;
-			}
-			cap *= 2;
-		}
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->nomem = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void buf_adds(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-/* A map key or array index as a path component, raw. */
-static void key_text(struct buf *b, const msgpack_object *k)
-{
-	char tmp[32];
-
-	switch (k->type) {
-	case MSGPACK_OBJECT_STR:
-		buf_add(b, k->via.str.ptr, k->via.str.size);
-		break;
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		snprintf(tmp, sizeof(tmp), "%" PRIu64, k->via.u64);
-		buf_adds(b, tmp);
-		break;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		snprintf(tmp, sizeof(tmp), "%" PRId64, k->via.i64);
-		buf_adds(b, tmp);
-		break;
-	case MSGPACK_OBJECT_BOOLEAN:
-		buf_adds(b, k->via.boolean ? "true" : "false");
-		break;
-	default:
-		buf_adds(b, "?");
 		break;
 	}
 }
@@ -584,7 +513,7 @@ static void flatten(struct leaves *l, struct buf *path,
 			if (mark > 0)
 				buf_add(path, &sep, 1);
 			if (o->type == MSGPACK_OBJECT_MAP) {
-				key_text(path, &o->via.map.ptr[i].key);
+				buf_add_key(path, &o->via.map.ptr[i].key);
 				flatten(l, path, &o->via.map.ptr[i].val, sep);
 			} else {
 				char tmp[16];
@@ -627,7 +556,7 @@ static void put_value(FILE *f, const msgpack_object *o)
 		break;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		fmt_double(buf, sizeof(buf), o->via.f64);
+		buf_fmt_double(buf, sizeof(buf), o->via.f64);
 		fputs(buf, f);
 		break;
 	case MSGPACK_OBJECT_STR:
@@ -698,581 +627,20 @@ static int print_flat(FILE *f, const msgpack_object *map)
 	return EXIT_SUCCESS;
 }
 
-/* ------------------------------------------------------------------ */
-/* Prometheus text format */
-
-/*
- * stats --prometheus: the stats map in the Prometheus text exposition
- * format (0.0.4), for the node exporter's textfile collector.
- *
- * The leaves convctl knows become the metrics of prom_table (by path) and
- * prom_families (methods.METHOD.* and protocol_errors.CODE, one family
- * each with method / code / quantile labels): counters end in _total,
- * microseconds become seconds, timestamps Unix seconds, booleans 1 or 0,
- * strings info metrics (NAME{value="..."} 1).  Any other leaf (a field
- * added by a newer convd, or a known one of an unexpected type) is kept
- * as a gauge named convd_ + its path with every character outside
- * [A-Za-z0-9_] replaced by '_' (+ _info for a string); nil, binary values,
- * other extensions and empty maps and arrays are left out.
- *
- * Samples are collected first, then printed grouped by family under one
- * HELP and one TYPE line, the families in the order of their first sample
- * in the map.  A family name is never used twice: a leaf whose name is
- * taken by another kind of metric, or a second sample with the same name
- * and labels, is dropped (the known metrics are placed first, so an
- * unknown leaf cannot take a known name).
- */
-
-/* How a leaf's value becomes a sample value. */
-enum prom_conv {
-	PROM_NUMBER,	/* integer or float as it is, boolean as 1 or 0 */
-	PROM_USEC,	/* microseconds -> seconds */
-	PROM_TIME,	/* timestamp (extension -1) -> Unix seconds */
-	PROM_INFO,	/* string -> label value="...", sample value 1 */
-};
-
-struct prom_metric {
-	const char *path;	/* stats keys joined by '.'; NULL: a family */
-	const char *name;
-	bool counter;
-	enum prom_conv conv;
-	const char *help;
-};
-
-/* The stats leaves known by their path.  Names are unique. */
-static const struct prom_metric prom_table[] = {
-	{ "version", "convd_version_info", false, PROM_INFO,
-	  "The version of convd, in the label value." },
-	{ "uptime_s", "convd_uptime_seconds", false, PROM_NUMBER,
-	  "Seconds since convd started." },
-	{ "started_at", "convd_start_time_seconds", false, PROM_TIME,
-	  "When convd started, in seconds since the Unix epoch." },
-	{ "clients.connected", "convd_clients_connected", false, PROM_NUMBER,
-	  "Client connections open now." },
-	{ "clients.accepted", "convd_clients_accepted_total", true, PROM_NUMBER,
-	  "Client connections accepted on the socket, including those then "
-	  "refused." },
-	{ "clients.rejected", "convd_clients_rejected_total", true, PROM_NUMBER,
-	  "Client connections refused: max_clients reached or the peer not "
-	  "allowed." },
-	{ "clients.closed_on_error", "convd_clients_closed_on_error_total",
-	  true, PROM_NUMBER,
-	  "Client connections closed by convd because of an error." },
-	{ "clients.requests_in_flight", "convd_requests_in_flight", false,
-	  PROM_NUMBER, "Requests received and not yet answered." },
-	{ "pool.database_up", "convd_pool_database_up", false, PROM_NUMBER,
-	  "Whether the database is reachable (1) or not (0)." },
-	{ "pool.open", "convd_pool_connections_open", false, PROM_NUMBER,
-	  "Database connections open now." },
-	{ "pool.busy", "convd_pool_connections_busy", false, PROM_NUMBER,
-	  "Database connections in use by a request now." },
-	{ "pool.idle", "convd_pool_connections_idle", false, PROM_NUMBER,
-	  "Open database connections not in use now." },
-	{ "pool.connecting", "convd_pool_connections_connecting", false,
-	  PROM_NUMBER, "Database connections being established now." },
-	{ "pool.waiting", "convd_pool_waiting_requests", false, PROM_NUMBER,
-	  "Requests waiting for a free database connection now." },
-	{ "pool.connects", "convd_pool_connects_total", true, PROM_NUMBER,
-	  "Database connections established." },
-	{ "pool.connect_failures", "convd_pool_connect_failures_total", true,
-	  PROM_NUMBER, "Attempts to connect to the database that failed." },
-	{ "pool.lost", "convd_pool_connections_lost_total", true, PROM_NUMBER,
-	  "Database connections found broken." },
-	{ "pool.recycled", "convd_pool_connections_recycled_total", true,
-	  PROM_NUMBER, "Database connections closed for being older than the "
-	  "recycle age." },
-	{ "pool.timeouts", "convd_pool_timeouts_total", true, PROM_NUMBER,
-	  "Requests that got no database connection within the pool "
-	  "timeout." },
-	{ "pool.unavailable", "convd_pool_unavailable_total", true, PROM_NUMBER,
-	  "Requests refused because the database was unavailable." },
-	{ "pool.pings", "convd_pool_pings_total", true, PROM_NUMBER,
-	  "Checks of a database connection sent before handing it out." },
-	{ "pool.last_error", "convd_pool_last_error_info", false, PROM_INFO,
-	  "The last database connection error, in the label value." },
-	{ "retention.days_to_keep", "convd_retention_days_to_keep", false,
-	  PROM_NUMBER, "Days of conversations that retention keeps; 0 when "
-	  "retention is off." },
-	{ "retention.running", "convd_retention_running", false, PROM_NUMBER,
-	  "Whether a retention run is in progress (1) or not (0)." },
-	{ "retention.runs", "convd_retention_runs_total", true, PROM_NUMBER,
-	  "Retention runs completed, scheduled or requested." },
-	{ "retention.skipped", "convd_retention_skipped_total", true,
-	  PROM_NUMBER, "Retention runs skipped because another convd held the "
-	  "cleanup lock." },
-	{ "retention.failures", "convd_retention_failures_total", true,
-	  PROM_NUMBER, "Retention runs that failed." },
-	{ "retention.total_deleted", "convd_retention_deleted_total", true,
-	  PROM_NUMBER, "Messages deleted by retention runs." },
-	{ "retention.last_deleted", "convd_retention_last_run_deleted", false,
-	  PROM_NUMBER,
-	  "Messages deleted by the last completed retention run." },
-	{ "retention.last_duration_us",
-	  "convd_retention_last_run_duration_seconds", false, PROM_USEC,
-	  "How long the last completed retention run took." },
-	{ "retention.last_run", "convd_retention_last_run_timestamp_seconds",
-	  false, PROM_TIME, "When the last retention run completed, in seconds "
-	  "since the Unix epoch." },
-	{ "retention.next_run", "convd_retention_next_run_timestamp_seconds",
-	  false, PROM_TIME, "When the next retention run is due, in seconds "
-	  "since the Unix epoch." },
-	{ "memory.trims", "convd_memory_trims_total", true, PROM_NUMBER,
-	  "Times convd gave its free heap back to the kernel after a quiet "
-	  "spell." },
-	{ "memory.heap_bytes", "convd_memory_heap_bytes", false, PROM_NUMBER,
-	  "Bytes of heap convd holds, free or in use." },
-	{ "memory.heap_free_bytes", "convd_memory_heap_free_bytes", false,
-	  PROM_NUMBER, "Bytes of convd's heap free for reuse." },
-};
-
-/* The families with labels. */
-enum {
-	PF_REQUESTS,		/* methods.METHOD.requests */
-	PF_ERRORS,		/* methods.METHOD.errors.CODE */
-	PF_DURATION,		/* methods.METHOD.latency_us.p50|p95|p99 */
-	PF_DURATION_MAX,	/* methods.METHOD.latency_us.max */
-	PF_PROTOCOL_ERRORS,	/* protocol_errors.CODE */
-};
-
-static const struct prom_metric prom_families[] = {
-	[PF_REQUESTS] = { NULL, "convd_requests_total", true, PROM_NUMBER,
-	  "Requests handled since start-up by method, those answered with an "
-	  "error included." },
-	[PF_ERRORS] = { NULL, "convd_request_errors_total", true, PROM_NUMBER,
-	  "Requests answered with an error, by method and error code." },
-	[PF_DURATION] = { NULL, "convd_request_duration_seconds", false,
-	  PROM_USEC, "Request latency percentiles since start-up by method, "
-	  "accurate to about 20%." },
-	[PF_DURATION_MAX] = { NULL, "convd_request_duration_max_seconds", false,
-	  PROM_USEC, "The longest request latency since start-up by method." },
-	[PF_PROTOCOL_ERRORS] = { NULL, "convd_protocol_errors_total", true,
-	  PROM_NUMBER, "Errors for messages that never reached a method, by "
-	  "error code." },
-};
-
-/* The deepest known leaf, methods.METHOD.errors.CODE. */
-#define PROM_KNOWN_DEPTH 4
-
-struct prom_sample {
-	const struct prom_metric *m;	/* NULL: not known, see name */
-	char *name;			/* unknown leaf: convd_PATH[_info] */
-	char *path;			/* unknown leaf: for its HELP */
-	char *labels;			/* name="value",... or NULL */
-	char value[48];
-	size_t family;			/* in families; SIZE_MAX: dropped */
-};
-
-struct prom_ctx {
-	struct buf path;		/* the keys so far, joined by '.' */
-	int depth;			/* how many keys */
-	size_t key_off[PROM_KNOWN_DEPTH], key_len[PROM_KNOWN_DEPTH];
-	struct prom_sample *s;
-	size_t n, cap;
-	bool nomem;
-};
-
-/* Metric name: convd_ + path with every character outside [A-Za-z0-9_]
- * replaced by '_'. */
-static void prom_name(struct buf *b, const char *path)
-{
-	buf_adds(b, "convd_");
-	for (const char *p = path; *p; p++) {
-		char ch = *p;
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_'))
-			ch = '_';
-		buf_add(b, &ch, 1);
-	}
-}
-
-/* HELP text: \\ and \n escaped. */
-static void prom_help(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\')
-			fputs("\\\\", f);
-		else if (*s == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*s, f);
-	}
-}
-
-/* Appends name="value" (\\, \" and \n escaped) to a label list.  The
- * format is UTF-8: an invalid byte (a server's message in another
- * encoding, say) becomes U+FFFD, or the scraper would refuse the file. */
-static void prom_label(struct buf *b, const char *name, const char *v,
-		       size_t len)
-{
-	const unsigned char *u = (const unsigned char *)v;
-
-	if (b->len > 0)
-		buf_add(b, ",", 1);
-	buf_adds(b, name);
-	buf_add(b, "=\"", 2);
-	for (size_t i = 0; i < len;) {
-		uint32_t cp;
-		size_t n = utf8_next(u + i, len - i, &cp);
-
-		if (cp == UINT32_MAX)
-			buf_adds(b, "\xEF\xBF\xBD");
-		else if (cp == '\\')
-			buf_adds(b, "\\\\");
-		else if (cp == '"')
-			buf_adds(b, "\\\"");
-		else if (cp == '\n')
-			buf_adds(b, "\\n");
-		else
-			buf_add(b, v + i, n);
-		i += n;
-	}
-	buf_add(b, "\"", 1);
-}
-
-/* Key number i of the current path as a label value. */
-static void prom_key_label(struct buf *b, const struct prom_ctx *x,
-			   const char *name, int i)
-{
-	prom_label(b, name, x->path.p + x->key_off[i], x->key_len[i]);
-}
-
-static bool prom_key_is(const struct prom_ctx *x, int i, const char *s)
-{
-	return i < x->depth && i < PROM_KNOWN_DEPTH &&
-	       x->key_len[i] == strlen(s) &&
-	       memcmp(x->path.p + x->key_off[i], s, x->key_len[i]) == 0;
-}
-
-/* Whether the current path's keys are those of dotted ("pool.open"). */
-static bool prom_path_is(const struct prom_ctx *x, const char *dotted)
-{
-	const char *p = dotted;
-
-	if (x->depth > PROM_KNOWN_DEPTH)
-		return false;
-	for (int i = 0; i < x->depth; i++) {
-		size_t len = strcspn(p, ".");
-
-		if (len != x->key_len[i] ||
-		    memcmp(x->path.p + x->key_off[i], p, len) != 0)
-			return false;
-		p += len;
-		if (i + 1 < x->depth) {
-			if (*p != '.')
-				return false;
-			p++;
-		}
-	}
-	return *p == '\0';
-}
-
-/* Sign and magnitude in microseconds as decimal seconds, no trailing
- * zeros: 1500000 -> 1.5, 12 -> 0.000012. */
-static void prom_usec(char *buf, size_t len, bool neg, uint64_t mag)
-{
-	unsigned frac = (unsigned)(mag % 1000000);
-	int n;
-
-	n = snprintf(buf, len, "%s%" PRIu64, neg && mag ? "-" : "",
-		     mag / 1000000);
-	if (frac == 0 || n < 0 || (size_t)n >= len)
-		return;
-	snprintf(buf + n, len - (size_t)n, ".%06u", frac);
-	for (size_t e = strlen(buf); buf[e - 1] == '0'; e--)
-		buf[e - 1] = '\0';
-}
-
-static void prom_double(char *buf, size_t len, double d)
-{
-	if (isnan(d))
-		snprintf(buf, len, "NaN");
-	else if (isinf(d))
-		snprintf(buf, len, "%cInf", d > 0 ? '+' : '-');
-	else
-		fmt_double(buf, len, d);
-}
-
-/* A leaf's sample value; false if its type does not fit conv. */
-static bool prom_value(char *buf, size_t len, const msgpack_object *o,
-		       enum prom_conv conv)
-{
-	int64_t t;
-
-	switch (conv) {
-	case PROM_NUMBER:
-		if (o->type == MSGPACK_OBJECT_BOOLEAN)
-			snprintf(buf, len, "%d", o->via.boolean ? 1 : 0);
-		else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-			snprintf(buf, len, "%" PRIu64, o->via.u64);
-		else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-			snprintf(buf, len, "%" PRId64, o->via.i64);
-		else if (o->type == MSGPACK_OBJECT_FLOAT32 ||
-			 o->type == MSGPACK_OBJECT_FLOAT64)
-			prom_double(buf, len, o->via.f64);
-		else
-			return false;
-		return true;
-	case PROM_USEC:
-		if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-			prom_usec(buf, len, false, o->via.u64);
-		else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-			prom_usec(buf, len, true, 0 - (uint64_t)o->via.i64);
-		else if (o->type == MSGPACK_OBJECT_FLOAT32 ||
-			 o->type == MSGPACK_OBJECT_FLOAT64)
-			prom_double(buf, len, o->via.f64 / 1e6);
-		else
-			return false;
-		return true;
-	case PROM_TIME:
-		if (!convc_object_timestamp(o, &t))
-			return false;
-		prom_usec(buf, len, t < 0,
-			  t < 0 ? 0 - (uint64_t)t : (uint64_t)t);
-		return true;
-	case PROM_INFO:
-		if (o->type != MSGPACK_OBJECT_STR)
-			return false;
-		snprintf(buf, len, "1");
-		return true;
-	}
-	return false;
-}
-
-/* The known metric of the current path (and its labels), or NULL. */
-static const struct prom_metric *prom_known(const struct prom_ctx *x,
-					    struct buf *labels)
-{
-	static const struct {
-		const char *key, *quantile;
-	} pct[] = { { "p50", "0.5" }, { "p95", "0.95" }, { "p99", "0.99" } };
-
-	if (x->depth > PROM_KNOWN_DEPTH)
-		return NULL;
-	if (prom_key_is(x, 0, "methods") && x->depth == 3 &&
-	    prom_key_is(x, 2, "requests")) {
-		prom_key_label(labels, x, "method", 1);
-		return &prom_families[PF_REQUESTS];
-	}
-	if (prom_key_is(x, 0, "methods") && x->depth == 4 &&
-	    prom_key_is(x, 2, "errors")) {
-		prom_key_label(labels, x, "method", 1);
-		prom_key_label(labels, x, "code", 3);
-		return &prom_families[PF_ERRORS];
-	}
-	if (prom_key_is(x, 0, "methods") && x->depth == 4 &&
-	    prom_key_is(x, 2, "latency_us")) {
-		prom_key_label(labels, x, "method", 1);
-		if (prom_key_is(x, 3, "max"))
-			return &prom_families[PF_DURATION_MAX];
-		for (size_t i = 0; i < sizeof(pct) / sizeof(pct[0]); i++) {
-			if (prom_key_is(x, 3, pct[i].key)) {
-				prom_label(labels, "quantile", pct[i].quantile,
-					   strlen(pct[i].quantile));
-				return &prom_families[PF_DURATION];
-			}
-		}
-		return NULL;
-	}
-	if (prom_key_is(x, 0, "protocol_errors") && x->depth == 2) {
-		prom_key_label(labels, x, "code", 1);
-		return &prom_families[PF_PROTOCOL_ERRORS];
-	}
-	for (size_t i = 0; i < sizeof(prom_table) / sizeof(prom_table[0]); i++)
-		if (prom_path_is(x, prom_table[i].path))
-			return &prom_table[i];
-	return NULL;
-}
-
-/* Collects the sample of one leaf, if it has one. */
-static void prom_leaf(struct prom_ctx *x, const msgpack_object *o)
-{
-	struct prom_sample s = { .family = SIZE_MAX };
-	struct buf labels = { 0 }, name = { 0 };
-	enum prom_conv conv = PROM_NUMBER;
-	int64_t t;
-
-	s.m = prom_known(x, &labels);
-	if (!s.m || !prom_value(s.value, sizeof(s.value), o, s.m->conv)) {
-		s.m = NULL;
-		free(labels.p);
-		labels = (struct buf){ 0 };
-	}
-	if (!s.m) {
-		conv = o->type == MSGPACK_OBJECT_STR ? PROM_INFO
-		     : convc_object_timestamp(o, &t) ? PROM_TIME : PROM_NUMBER;
-		if (!prom_value(s.value, sizeof(s.value), o, conv))
-			return;
-		prom_name(&name, x->path.p ? x->path.p : "");
-		if (conv == PROM_INFO)
-			buf_adds(&name, "_info");
-		s.name = name.p;
-		s.path = strdup(x->path.p ? x->path.p : "");
-	}
-	if ((s.m ? s.m->conv : conv) == PROM_INFO)
-		prom_label(&labels, "value", o->via.str.ptr, o->via.str.size);
-	s.labels = labels.p;
-	if (x->n == x->cap && !labels.nomem && !name.nomem) {
-		size_t cap = x->cap ? x->cap * 2 : 64;
-		struct prom_sample *p = NULL;
-
-		if (cap <= SIZE_MAX / sizeof(*p))
-			p = realloc(x->s, cap * sizeof(*p));
-		if (p) {
-			x->s = p;
-			x->cap = cap;
-		}
-	}
-	if (labels.nomem || name.nomem || (!s.m && !s.path) || x->n == x->cap) {
-		free(s.name);
-		free(s.path);
-		free(s.labels);
-		x->nomem = true;
-		return;
-	}
-	x->s[x->n++] = s;
-}
-
-/* Walks maps and arrays (array elements keyed by their index). */
-static void prom_walk(struct prom_ctx *x, const msgpack_object *o)
-{
-	size_t mark = x->path.len;
-	bool map = o->type == MSGPACK_OBJECT_MAP;
-	uint32_t n;
-
-	if (!map && o->type != MSGPACK_OBJECT_ARRAY) {
-		prom_leaf(x, o);
-		return;
-	}
-	n = map ? o->via.map.size : o->via.array.size;
-	for (uint32_t i = 0; i < n; i++) {
-		int d = x->depth;
-
-		if (d > 0)
-			buf_add(&x->path, ".", 1);
-		if (d < PROM_KNOWN_DEPTH)
-			x->key_off[d] = x->path.len;
-		if (map) {
-			key_text(&x->path, &o->via.map.ptr[i].key);
-		} else {
-			char tmp[16];
-
-			snprintf(tmp, sizeof(tmp), "%" PRIu32, i);
-			buf_adds(&x->path, tmp);
-		}
-		if (x->path.nomem) {
-			x->nomem = true;
-			return;
-		}
-		if (d < PROM_KNOWN_DEPTH)
-			x->key_len[d] = x->path.len - x->key_off[d];
-		x->depth++;
-		prom_walk(x, map ? &o->via.map.ptr[i].val
-				 : &o->via.array.ptr[i]);
-		x->depth--;
-		if (x->nomem)
-			return;
-		x->path.len = mark;
-		x->path.p[mark] = '\0';
-	}
-}
-
-static const char *prom_sample_name(const struct prom_sample *s)
-{
-	return s->m ? s->m->name : s->name;
-}
-
-/*
- * Puts sample i into its family, a new one (fam[nfam] = i) if its name is
- * new.  Dropped: an unknown leaf whose name is taken, a known one whose
- * name belongs to another metric, a repeated label set.
- */
-static void prom_assign(struct prom_sample *s, size_t i, size_t *fam,
-			size_t *nfam)
-{
-	const char *name = prom_sample_name(&s[i]);
-	size_t f;
-
-	for (f = 0; f < *nfam; f++)
-		if (strcmp(prom_sample_name(&s[fam[f]]), name) == 0)
-			break;
-	if (f == *nfam) {
-		fam[(*nfam)++] = i;
-		s[i].family = f;
-		return;
-	}
-	if (!s[i].m || s[fam[f]].m != s[i].m)
-		return;
-	for (size_t j = fam[f]; j < i; j++)
-		if (s[j].family == f &&
-		    strcmp(s[j].labels ? s[j].labels : "",
-			   s[i].labels ? s[i].labels : "") == 0)
-			return;
-	s[i].family = f;
-}
-
-static void prom_print_family(FILE *f, const struct prom_sample *s, size_t n,
-			      size_t first)
-{
-	const struct prom_sample *h = &s[first];
-	const char *name = prom_sample_name(h);
-
-	fprintf(f, "# HELP %s ", name);
-	if (h->m) {
-		prom_help(f, h->m->help);
-	} else {
-		fputs("The stats field ", f);
-		prom_help(f, h->path);
-		fputs(", not known to this version of convctl.", f);
-	}
-	fprintf(f, "\n# TYPE %s %s\n", name,
-		h->m && h->m->counter ? "counter" : "gauge");
-	for (size_t j = first; j < n; j++) {
-		if (s[j].family != h->family)
-			continue;
-		fputs(name, f);
-		if (s[j].labels)
-			fprintf(f, "{%s}", s[j].labels);
-		fprintf(f, " %s\n", s[j].value);
-	}
-}
-
+/* stats --prometheus: the same text as convd's GET /metrics (prom.h). */
 static int print_prometheus(FILE *f, const msgpack_object *map)
 {
-	struct prom_ctx x = { 0 };
-	size_t *fam = NULL, nfam = 0;
+	struct buf out = { 0 };
+	int rc = EXIT_SUCCESS;
 
-	prom_walk(&x, map);
-	free(x.path.p);
-	if (!x.nomem && x.n && !(fam = calloc(x.n, sizeof(*fam))))
-		x.nomem = true;
-	if (!x.nomem) {
-		/* the known metrics first: their names are reserved */
-		for (size_t i = 0; i < x.n; i++)
-			if (x.s[i].m)
-				prom_assign(x.s, i, fam, &nfam);
-		for (size_t i = 0; i < x.n; i++)
-			if (!x.s[i].m)
-				prom_assign(x.s, i, fam, &nfam);
-		/* a family's first sample is its earliest: the families come
-		 * out in the order of the map */
-		for (size_t i = 0; i < x.n; i++)
-			if (x.s[i].family != SIZE_MAX &&
-			    fam[x.s[i].family] == i)
-				prom_print_family(f, x.s, x.n, i);
-	}
-	for (size_t i = 0; i < x.n; i++) {
-		free(x.s[i].name);
-		free(x.s[i].path);
-		free(x.s[i].labels);
-	}
-	free(x.s);
-	free(fam);
-	if (x.nomem) {
+	if (prom_format(&out, map) < 0) {
 		fprintf(stderr, "%s: out of memory\n", progname);
-		return EXIT_FAILURE;
+		rc = EXIT_FAILURE;
+	} else if (out.len) {
+		fwrite(out.p, 1, out.len, f);
 	}
-	return EXIT_SUCCESS;
+	buf_free(&out);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "config.h"
 #include "dbconf.h"
+#include "http.h"
 #include "deadline.h"
 #include "health.h"
 #include "log.h"
@@ -317,6 +318,7 @@ static void shutdown_begin(int sig)
 		   strsignal(sig), server_inflight());
 	sdn_notify("STOPPING=1");
 	server_stop_accepting();
+	http_stopping();
 	d.drain_deadline = clock_mono_usec() +
 			   d.cfg.server.shutdown_timeout * USEC_PER_SEC;
 	evtimer_add(d.drain, &tv);
@@ -380,6 +382,8 @@ static int start(void)
 		return -1;
 	if (server_setup(d.base, &d.cfg, lfd) < 0)
 		return -1;
+	if (http_setup(d.base, &d.cfg) < 0)
+		return -1;
 	if (pool_setup(d.base, &d.dc, &ps, store_statements,
 		       store_nstatements) < 0)
 		return -1;
@@ -411,6 +415,7 @@ static void stop(void)
 	schema_check_cleanup();
 	store_cleanup();
 	pool_cleanup();
+	http_cleanup();
 	deadline_cleanup();
 	server_cleanup();
 	if (d.watchdog)

@@ -65,7 +65,7 @@ static int pack_pool(msgpack_packer *pk)
 	return 0;
 }
 
-static int pack_stats(msgpack_packer *pk)
+int methods_pack_stats(msgpack_packer *pk)
 {
 	struct server_stats ss;
 	usec_t up = clock_now() - ctx.started_mono;
@@ -127,7 +127,7 @@ void methods_dispatch(struct request *r)
 		answer(r, pack_pong);
 		return;
 	case M_STATS:
-		answer(r, pack_stats);
+		answer(r, methods_pack_stats);
 		return;
 	case M_HEALTH:
 		answer(r, pack_health);

@@ -35,6 +35,7 @@
 #include "methods.h"
 #include "proto.h"
 #include "server.h"
+#include "sock.h"
 #include "stats.h"
 
 #define IN_MIN 4096
@@ -1200,196 +1201,18 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the listening socket -------------------------------------------------- */
 
-/*
- * The directory of the socket must not let anyone else swap what convd
- * creates in it: owned by root or by convd's user, and writable by nobody
- * else unless sticky (as /tmp; there, others cannot rename or remove our
- * entries).
- */
-static int server_check_socket_dir(int dirfd, const char *path)
-{
-	struct stat st;
-
-	if (fstat(dirfd, &st) < 0) {
-		log_error("[server] socket: directory of %s: %s", path,
-			  strerror(errno));
-		return -1;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		log_error("[server] socket: the directory of %s belongs to uid "
-			  "%u (neither root nor convd's user), who could "
-			  "replace the socket; refusing it",
-			  path, (unsigned)st.st_uid);
-		return -1;
-	}
-	if ((st.st_mode & S_ISVTX) == 0 &&
-	    ((st.st_mode & S_IWOTH) ||
-	     ((st.st_mode & S_IWGRP) && st.st_gid != getegid() &&
-	      st.st_gid != 0))) {
-		log_error("[server] socket: the directory of %s is writable by "
-			  "others (mode %04o) without the sticky bit, so they "
-			  "could replace the socket; refusing it (use a "
-			  "directory such as /run/convd)",
-			  path, (unsigned)(st.st_mode & 07777));
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Sets the fresh socket's group and mode through a descriptor of the
- * node itself, opened without following a link and checked to be a
- * socket that convd owns: never by path, so that a racer who swaps the
- * socket for a link (or anything else) after bind() gets nothing
- * chowned or chmodded.  Until then the node has mode 0000 (umask).
- */
-static int server_socket_perms(int dirfd, const char *base, const char *path,
-			       const struct convd_config *cfg)
-{
-	char proc[64];
-	struct stat st;
-	int nfd = openat(dirfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	int rc = -1;
-
-	if (nfd < 0) {
-		log_error("cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(nfd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-	    st.st_uid != geteuid()) {
-		log_error("[server] socket: %s was replaced right after convd "
-			  "created it; refusing to change its owner or mode",
-			  path);
-		goto out;
-	}
-	if (cfg->server.socket_group && *cfg->server.socket_group) {
-		struct group *g = getgrnam(cfg->server.socket_group);
-
-		if (!g) {
-			log_error("[server] socket_group: no such group '%s'",
-				  cfg->server.socket_group);
-			goto out;
-		}
-		if (fchownat(nfd, "", (uid_t)-1, g->gr_gid,
-			     AT_EMPTY_PATH) < 0) {
-			log_error("cannot set group of %s to %s: %s", path,
-				  cfg->server.socket_group, strerror(errno));
-			goto out;
-		}
-	}
-	/* chmod has no AT_EMPTY_PATH before Linux 6.6: the descriptor's
-	 * /proc link names this very node, whatever the path holds now. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", nfd);
-	if (chmod(proc, (mode_t)cfg->server.socket_mode) < 0) {
-		log_error("cannot chmod %s: %s", path, strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	close(nfd);
-	return rc;
-}
-
 static int server_listen(const struct convd_config *cfg)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	const char *path = cfg->server.socket;
-	char dir[sizeof(sa.sun_path)];
-	const char *base, *slash;
-	struct stat st;
-	mode_t old;
-	int fd = -1, dirfd;
+	int fd = sock_listen_unix(cfg->server.socket,
+				  (mode_t)cfg->server.socket_mode,
+				  cfg->server.socket_group, "[server] socket");
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("[server] socket: path too long: %s", path);
+	if (fd < 0)
 		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	slash = strrchr(path, '/');
-	if (slash) {
-		size_t n = slash == path ? 1 : (size_t)(slash - path);
-
-		memcpy(dir, path, n);
-		dir[n] = '\0';
-		base = slash + 1;
-	} else {
-		strcpy(dir, ".");
-		base = path;
-	}
-	if (*base == '\0') {
-		log_error("[server] socket: %s names a directory", path);
-		return -1;
-	}
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0) {
-		log_error("[server] socket: cannot open the directory %s: %s",
-			  dir, strerror(errno));
-		return -1;
-	}
-	if (server_check_socket_dir(dirfd, path) < 0)
-		goto fail_dir;
-	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		int probe;
-
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("[server] socket: %s exists and is not a "
-				  "socket; refusing to replace it",
-				  path);
-			goto fail_dir;
-		}
-		/* A live convd answers connect(): never steal its socket. */
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 &&
-		    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(probe);
-			log_error("[server] socket: %s is in use by a running "
-				  "process; is convd already running?",
-				  path);
-			goto fail_dir;
-		}
-		if (probe >= 0)
-			close(probe);
-		log_notice("removing stale socket %s", path);
-		if (unlinkat(dirfd, base, 0) < 0 && errno != ENOENT) {
-			log_error("cannot remove stale socket %s: %s", path,
-				  strerror(errno));
-			goto fail_dir;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		log_error("socket: %s", strerror(errno));
-		goto fail_dir;
-	}
-	/* Create it with no access, then open it up to the configured mode:
-	 * there is no moment when the socket is more open than configured. */
-	old = umask(0777);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		umask(old);
-		log_error("cannot bind %s: %s", path, strerror(errno));
-		goto fail_dir;
-	}
-	umask(old);
-	if (server_socket_perms(dirfd, base, path, cfg) < 0)
-		goto fail;
-	if (listen(fd, 1024) < 0) {
-		log_error("listen: %s", strerror(errno));
-		goto fail;
-	}
-	close(dirfd);
 	srv.own_socket = true;
-	snprintf(srv.socket_path, sizeof(srv.socket_path), "%s", path);
+	snprintf(srv.socket_path, sizeof(srv.socket_path), "%s",
+		 cfg->server.socket);
 	return fd;
-fail:
-	/* only our own socket is removed, never what replaced it */
-	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISSOCK(st.st_mode) && st.st_uid == geteuid())
-		unlinkat(dirfd, base, 0);
-fail_dir:
-	if (fd >= 0)
-		close(fd);
-	close(dirfd);
-	return -1;
 }
 
 /*

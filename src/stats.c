@@ -3,8 +3,10 @@
  *
  * Latencies go into log-linear buckets (4 per power of two, like a small
  * HdrHistogram): recording is O(1) with no allocation, and a percentile is
- * exact to within 19%.
+ * exact to within 19%.  They are also counted exactly in the fixed buckets
+ * of stats_le_us, with their sum, for the Prometheus histogram.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
@@ -13,10 +15,20 @@
 #define SUB 4
 #define NBUCKETS (64 * SUB)
 
+/* The histogram's upper bounds in microseconds (le), from a fast ping to a
+ * pool timeout; +Inf is implied. */
+static const usec_t stats_le_us[] = {
+	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
+	250000, 500000, 1000000, 2500000, 5000000, 10000000,
+};
+#define NLE ARRAY_LEN(stats_le_us)
+
 struct method_stats {
 	uint64_t requests;
 	uint64_t errors[E_COUNT_];
 	uint64_t hist[NBUCKETS];
+	uint64_t le[NLE];	/* not cumulative: values in (le[i-1], le[i]] */
+	uint64_t sum_us;
 	usec_t max;
 };
 
@@ -61,6 +73,13 @@ void stats_record(enum method_id m, enum rpc_error error, usec_t latency)
 	if (error < E_COUNT_)
 		s->errors[error]++;
 	s->hist[stats_bucket(latency)]++;
+	for (size_t i = 0; i < NLE; i++) {
+		if (latency <= stats_le_us[i]) {
+			s->le[i]++;
+			break;
+		}
+	}
+	s->sum_us += latency > 0 ? (uint64_t)latency : 0;
 	if (latency > s->max)
 		s->max = latency;
 }
@@ -104,9 +123,29 @@ static int pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 	return msgpack_pack_uint64(pk, v);
 }
 
+/* "buckets": {"LE": n, ..., "+Inf": n}, cumulative: n requests took at
+ * most LE microseconds. */
+static int pack_buckets(msgpack_packer *pk, const struct method_stats *s)
+{
+	uint64_t cum = 0;
+	char key[24];
+
+	if (proto_pack_cstr(pk, "buckets") < 0 ||
+	    msgpack_pack_map(pk, NLE + 1) < 0)
+		return -1;
+	for (size_t i = 0; i < NLE; i++) {
+		cum += s->le[i];
+		snprintf(key, sizeof(key), "%lld", (long long)stats_le_us[i]);
+		if (pack_kv_u64(pk, key, cum) < 0)
+			return -1;
+	}
+	return pack_kv_u64(pk, "+Inf", s->requests);
+}
+
 /*
  * "methods": {name: {requests, errors: {code: n}, latency_us: {p50, p95,
- * p99, max}}} for every method called at least once, and
+ * p99, max, buckets, sum, count}}} for every method called at least once,
+ * and
  * "protocol_errors": {code: n} for messages that never reached a method.
  */
 int stats_pack_requests(msgpack_packer *pk)
@@ -139,11 +178,14 @@ int stats_pack_requests(msgpack_packer *pk)
 					s->errors[e]) < 0)
 				return -1;
 		if (proto_pack_cstr(pk, "latency_us") < 0 ||
-		    msgpack_pack_map(pk, 4) < 0 ||
+		    msgpack_pack_map(pk, 7) < 0 ||
 		    pack_kv_u64(pk, "p50", (uint64_t)stats_percentile(m, 0.50)) < 0 ||
 		    pack_kv_u64(pk, "p95", (uint64_t)stats_percentile(m, 0.95)) < 0 ||
 		    pack_kv_u64(pk, "p99", (uint64_t)stats_percentile(m, 0.99)) < 0 ||
-		    pack_kv_u64(pk, "max", (uint64_t)s->max) < 0)
+		    pack_kv_u64(pk, "max", (uint64_t)s->max) < 0 ||
+		    pack_buckets(pk, s) < 0 ||
+		    pack_kv_u64(pk, "sum", s->sum_us) < 0 ||
+		    pack_kv_u64(pk, "count", s->requests) < 0)
 			return -1;
 	}
 	ne = 0;

@@ -9,8 +9,10 @@ cluster belongs to the unprivileged user `postgres` (runuser).
 """
 
 import glob
+import http.client
 import os
 import pwd
+import re
 import select
 import shlex
 import shutil
@@ -809,3 +811,140 @@ class DroppingProxy(threading.Thread):
         finally:
             c.close()
             up.close()
+
+# ------------------------------------------ Prometheus exposition and HTTP
+
+PROM_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+PROM_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+PROM_SAMPLE = re.compile(
+    rf"({PROM_NAME})(?:\{{((?:{PROM_LABEL})(?:,{PROM_LABEL})*)\}})? (\S+)")
+PROM_HELP = re.compile(rf"# HELP ({PROM_NAME}) (.+)")
+PROM_TYPE = re.compile(rf"# TYPE ({PROM_NAME}) (counter|gauge|histogram)")
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def prom_unescape(s):
+    return re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m[1], m[1]), s)
+
+
+def parse_prometheus(text):
+    """The text exposition format as convd writes it, checked line by line:
+    {family: {"help", "type", "samples": [(labels, value)]}} in order.  Each
+    family is one HELP line, one TYPE line, then its samples, all together;
+    no family twice, no sample name and label set twice.  A histogram's
+    samples carry their name's suffix as the label "__name__" (_bucket,
+    _sum, _count) and are checked: buckets cumulative, +Inf equal to
+    _count, one _sum."""
+    fams = {}
+    cur = None
+    assert text.endswith("\n"), text
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            m = PROM_HELP.fullmatch(line)
+            assert m, line
+            assert m[1] not in fams, f"family {m[1]} twice:\n{text}"
+            cur = fams[m[1]] = {"help": m[2], "type": None, "samples": []}
+            last = m[1]
+            continue
+        if line.startswith("# TYPE "):
+            m = PROM_TYPE.fullmatch(line)
+            assert m and cur and m[1] == last and cur["type"] is None, line
+            cur["type"] = m[2]
+            continue
+        m = PROM_SAMPLE.fullmatch(line)
+        assert m, f"not a sample: {line!r}"
+        assert cur and cur["type"], f"{line!r} before its HELP and TYPE"
+        labels = {}
+        if cur["type"] == "histogram":
+            suffix = m[1][len(last):]
+            assert m[1].startswith(last) and suffix in HISTOGRAM_SUFFIXES, \
+                f"{line!r} not under its own HELP and TYPE:\n{text}"
+            labels["__name__"] = suffix
+        else:
+            assert m[1] == last, \
+                f"{line!r} not under its own HELP and TYPE:\n{text}"
+        for pair in re.findall(PROM_LABEL, m[2] or ""):
+            k, v = pair.split("=", 1)
+            assert k not in labels, line
+            labels[k] = prom_unescape(v[1:-1])
+        assert all(labels != seen for seen, _ in cur["samples"]), line
+        cur["samples"].append((labels, float(m[3])))
+    for name, fam in fams.items():
+        assert fam["samples"], f"{name}: no samples"
+        assert fam["type"] != "counter" or name.endswith("_total"), name
+        if fam["type"] == "histogram":
+            for series in prom_histograms(fams, name).values():
+                counts = [v for _, v in series["buckets"]]
+                assert counts == sorted(counts), (name, series)
+                les = [le for le, _ in series["buckets"]]
+                assert les == sorted(les) and les[-1] == float("inf"), \
+                    (name, series)
+                assert counts[-1] == series["count"], (name, series)
+                assert series["sum"] >= 0, (name, series)
+    return fams
+
+
+def prom_value(fams, name, **labels):
+    """The one sample of family `name` with exactly these labels."""
+    vals = [v for ls, v in fams[name]["samples"] if ls == labels]
+    assert len(vals) == 1, (name, labels, fams.get(name))
+    return vals[0]
+
+
+def prom_histograms(fams, name):
+    """A histogram family's series: {labels (without le) as a sorted tuple:
+    {"buckets": [(le, count)] by le, "sum": s, "count": n}}."""
+    out = {}
+    for labels, v in fams[name]["samples"]:
+        ls = dict(labels)
+        suffix = ls.pop("__name__")
+        le = ls.pop("le", None)
+        s = out.setdefault(tuple(sorted(ls.items())),
+                           {"buckets": [], "sum": None, "count": None})
+        if suffix == "_bucket":
+            s["buckets"].append((float(le), v))
+        else:
+            assert s[suffix[1:]] is None, (name, labels)
+            s[suffix[1:]] = v
+    for s in out.values():
+        s["buckets"].sort()
+        assert s["sum"] is not None and s["count"] is not None, s
+    return out
+
+
+def http_address(d, timeout=15.0):
+    """The address convd's log says its HTTP endpoint listens on: (host,
+    port) for TCP (convd picks the port: [http] listen = 127.0.0.1:0), or a
+    socket path."""
+    def found():
+        m = re.search(r"http: listening on (?:\[([^\]]+)\]|([^\s:]+)):"
+                      r"(\d+)$|http: listening on (/\S+)$", d.log(), re.M)
+        if not m:
+            return None
+        if m[4]:
+            return m[4]
+        return (m[1] or m[2], int(m[3]))
+    return wait_until(found, timeout=scaled(timeout),
+                      what="convd to log its HTTP address")
+
+
+def http_get(addr, path, method="GET", timeout=10.0, headers=None):
+    """One HTTP/1.1 request to a (host, port) or a Unix socket path:
+    (status, headers dict with lower-case names, body bytes)."""
+    if isinstance(addr, str):
+        class UnixConnection(http.client.HTTPConnection):
+            def connect(self):
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(self.timeout)
+                self.sock.connect(addr)
+        conn = UnixConnection("localhost", timeout=scaled(timeout))
+    else:
+        conn = http.client.HTTPConnection(addr[0], addr[1],
+                                          timeout=scaled(timeout))
+    try:
+        conn.request(method, path, headers=headers or {})
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+    finally:
+        conn.close()

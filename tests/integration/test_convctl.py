@@ -15,7 +15,7 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import scaled, wait_until
+from convdtest import parse_prometheus, prom_value, scaled, wait_until
 
 HIST = "simple_conversation_history"
 TEXT_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -307,63 +307,6 @@ def test_cleanup_refused_for_non_admin(schema, convd_factory):
 
 # ------------------------------------------------ stats --prometheus
 
-PROM_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-PROM_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
-PROM_SAMPLE = re.compile(
-    rf"({PROM_NAME})(?:\{{((?:{PROM_LABEL})(?:,{PROM_LABEL})*)\}})? (\S+)")
-PROM_HELP = re.compile(rf"# HELP ({PROM_NAME}) (.+)")
-PROM_TYPE = re.compile(rf"# TYPE ({PROM_NAME}) (counter|gauge)")
-
-
-def prom_unescape(s):
-    return re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m[1], m[1]), s)
-
-
-def parse_prometheus(text):
-    """The text exposition format as convctl writes it, checked line by
-    line: {family: {"help", "type", "samples": [(labels, value)]}} in
-    order.  Each family is one HELP line, one TYPE line, then its samples
-    (named as the family, as there are no histograms or summaries), all
-    together; no family twice, no label set twice in a family."""
-    fams = {}
-    cur = None
-    assert text.endswith("\n"), text
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            m = PROM_HELP.fullmatch(line)
-            assert m, line
-            assert m[1] not in fams, f"family {m[1]} twice:\n{text}"
-            cur = fams[m[1]] = {"help": m[2], "type": None, "samples": []}
-            last = m[1]
-            continue
-        if line.startswith("# TYPE "):
-            m = PROM_TYPE.fullmatch(line)
-            assert m and cur and m[1] == last and cur["type"] is None, line
-            cur["type"] = m[2]
-            continue
-        m = PROM_SAMPLE.fullmatch(line)
-        assert m, f"not a sample: {line!r}"
-        assert cur and cur["type"] and m[1] == last, \
-            f"{line!r} not under its own HELP and TYPE:\n{text}"
-        labels = {}
-        for pair in re.findall(PROM_LABEL, m[2] or ""):
-            k, v = pair.split("=", 1)
-            assert k not in labels, line
-            labels[k] = prom_unescape(v[1:-1])
-        assert all(labels != seen for seen, _ in cur["samples"]), line
-        cur["samples"].append((labels, float(m[3])))
-    for name, fam in fams.items():
-        assert fam["samples"], f"{name}: no samples"
-        assert fam["type"] != "counter" or name.endswith("_total"), name
-    return fams
-
-
-def prom_value(fams, name, **labels):
-    vals = [v for ls, v in fams[name]["samples"] if ls == labels]
-    assert len(vals) == 1, (name, labels, fams.get(name))
-    return vals[0]
-
-
 COUNTERS = ["convd_clients_accepted_total", "convd_clients_rejected_total",
             "convd_clients_closed_on_error_total", "convd_pool_connects_total",
             "convd_pool_connect_failures_total",
@@ -407,15 +350,15 @@ def test_stats_prometheus(convd):
         assert fams[name]["type"] == "counter", name
         assert prom_value(fams, name) >= 0, name
     assert prom_value(fams, "convd_clients_accepted_total") >= pings + 1
-    assert prom_value(fams, "convd_version_info",
-                      value=st["version"]) == 1
+    assert prom_value(fams, "convd_build_info",
+                      version=st["version"]) == 1
     assert prom_value(fams, "convd_pool_database_up") == 1
     assert fams["convd_uptime_seconds"]["type"] == "gauge"
     started = parse_time(st["started_at"]).timestamp()
     assert abs(prom_value(fams, "convd_start_time_seconds") - started) \
         < 1e-3, (st["started_at"], fams["convd_start_time_seconds"])
-    assert prom_value(fams, "convd_retention_days_to_keep") == \
-        st["retention"]["days_to_keep"]
+    assert prom_value(fams, "convd_retention_max_age_seconds") == \
+        st["retention"]["days_to_keep"] * 86400
     # per method and per code: one family each, with labels
     assert fams["convd_requests_total"]["type"] == "counter"
     assert prom_value(fams, "convd_requests_total", method="ping") >= pings
@@ -423,14 +366,18 @@ def test_stats_prometheus(convd):
     assert fams["convd_request_errors_total"]["type"] == "counter"
     assert prom_value(fams, "convd_request_errors_total",
                       method="add_message", code="invalid_params") >= 1
-    assert fams["convd_request_duration_seconds"]["type"] == "gauge"
+    # latencies: a histogram per method, counting every request
+    assert fams["convd_request_duration_seconds"]["type"] == "histogram"
+    hists = convdtest.prom_histograms(fams, "convd_request_duration_seconds")
     for method in ("ping", "add_message"):
-        qs = [prom_value(fams, "convd_request_duration_seconds",
-                         method=method, quantile=q)
-              for q in ("0.5", "0.95", "0.99")]
+        h = hists[(("method", method),)]
         top = prom_value(fams, "convd_request_duration_max_seconds",
                          method=method)
-        assert 0 <= qs[0] <= qs[1] <= qs[2] <= top < 60, (method, qs, top)
+        assert h["count"] == prom_value(fams, "convd_requests_total",
+                                        method=method), (method, h)
+        assert 0 <= h["sum"] <= h["count"] * top + 1e-6, (method, h, top)
+        assert top < 60, (method, top)
+        assert len(h["buckets"]) > 2, h
     # an undecodable byte: a protocol error, counted by code
     with convd.client() as c:
         c.send_raw(b"\xc1")
@@ -509,7 +456,10 @@ def test_stats_prometheus_conversions(tmp_path):
         "methods": {
             "ping": {"requests": 7, "errors": {},
                      "latency_us": {"p50": 1500000, "p95": 12, "p99": 0,
-                                    "max": 2000000, "p75": 3},
+                                    "max": 2000000, "p75": 3,
+                                    "buckets": {"100": 1, "2500000": 5,
+                                                "+Inf": 7, "x": 9},
+                                    "sum": 1500000, "count": 7},
                      "bytes": 9},
             weird: {"requests": 2, "errors": {"timeout": 1, "internal": 3},
                     "latency_us": {"p50": 1, "p95": 2, "p99": 3,
@@ -535,16 +485,17 @@ def test_stats_prometheus_conversions(tmp_path):
     fams = parse_prometheus(r.stdout)
     types = {name: fam["type"] for name, fam in fams.items()}
     assert list(types.items()) == [
-        ("convd_version_info", "gauge"),
+        ("convd_build_info", "gauge"),
         ("convd_uptime_seconds", "gauge"),
         ("convd_start_time_seconds", "gauge"),
         ("convd_pool_open_info", "gauge"),
         ("convd_pool_connections_lost_total", "counter"),
         ("convd_pool_database_up", "gauge"),
         ("convd_requests_total", "counter"),
-        ("convd_request_duration_seconds", "gauge"),
         ("convd_request_duration_max_seconds", "gauge"),
         ("convd_methods_ping_latency_us_p75", "gauge"),
+        ("convd_request_duration_seconds", "histogram"),
+        ("convd_methods_ping_latency_us_buckets_x", "gauge"),
         ("convd_methods_ping_bytes", "gauge"),
         ("convd_request_errors_total", "counter"),
         ("convd_protocol_errors_total", "counter"),
@@ -566,7 +517,7 @@ def test_stats_prometheus_conversions(tmp_path):
     samples = [line for line in r.stdout.splitlines()
                if not line.startswith("#")]
     assert samples == [
-        'convd_version_info{value="v\\"1\\\\x\\n"} 1',
+        'convd_build_info{version="v\\"1\\\\x\\n"} 1',
         "convd_uptime_seconds 5",
         "convd_start_time_seconds 1700000000.25",
         'convd_pool_open_info{value="four"} 1',
@@ -574,19 +525,15 @@ def test_stats_prometheus_conversions(tmp_path):
         "convd_pool_database_up 0",
         'convd_requests_total{method="ping"} 7',
         'convd_requests_total{method="we\\"ird\\\\m\\n"} 2',
-        'convd_request_duration_seconds{method="ping",quantile="0.5"} 1.5',
-        'convd_request_duration_seconds{method="ping",quantile="0.95"} '
-        '0.000012',
-        'convd_request_duration_seconds{method="ping",quantile="0.99"} 0',
-        'convd_request_duration_seconds{method="we\\"ird\\\\m\\n",'
-        'quantile="0.5"} 0.000001',
-        'convd_request_duration_seconds{method="we\\"ird\\\\m\\n",'
-        'quantile="0.95"} 0.000002',
-        'convd_request_duration_seconds{method="we\\"ird\\\\m\\n",'
-        'quantile="0.99"} 0.000003',
         'convd_request_duration_max_seconds{method="ping"} 2',
         'convd_request_duration_max_seconds{method="we\\"ird\\\\m\\n"} 1',
         "convd_methods_ping_latency_us_p75 3",
+        'convd_request_duration_seconds_bucket{method="ping",le="0.0001"} 1',
+        'convd_request_duration_seconds_bucket{method="ping",le="2.5"} 5',
+        'convd_request_duration_seconds_bucket{method="ping",le="+Inf"} 7',
+        'convd_request_duration_seconds_sum{method="ping"} 1.5',
+        'convd_request_duration_seconds_count{method="ping"} 7',
+        "convd_methods_ping_latency_us_buckets_x 9",
         "convd_methods_ping_bytes 9",
         'convd_request_errors_total{method="we\\"ird\\\\m\\n",'
         'code="timeout"} 1',
@@ -607,12 +554,12 @@ def test_stats_prometheus_conversions(tmp_path):
         "convd_future_inf -Inf",
         "convd_a_b 1",
     ], r.stdout
-    assert prom_value(fams, "convd_version_info", value='v"1\\x\n') == 1
+    assert prom_value(fams, "convd_build_info", version='v"1\\x\n') == 1
     assert prom_value(fams, "convd_requests_total", method=weird) == 2
     assert fams["convd_requests_total"]["help"] != \
         fams["convd_future_count"]["help"]
     assert fams["convd_future_count"]["help"] == \
-        "The stats field future.count, not known to this version of convctl."
+        "The stats field future.count, not known to this version of convd."
 
 
 def test_health(convd):

@@ -98,7 +98,7 @@ def test_help_lists_every_option():
     assert len(opts) >= 30, opts     # the sample documents every option
     sections = sorted({s for s, _ in opts})
     assert sections == sorted(["database", "pool", "server", "retention",
-                               "log", "migrations"]), sections
+                               "http", "log", "migrations"]), sections
     missing = []
     for section, key in opts:
         # "[section] key = ...", "section.key", or the key under a

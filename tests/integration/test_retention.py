@@ -491,9 +491,20 @@ def test_stats_counts_the_requests_sent(schema, convd_factory):
         s0["protocol_errors"].get("no_such_method", 0) == 1
     for name, m in s1["methods"].items():
         lat = m["latency_us"]
-        assert set(lat) == {"p50", "p95", "p99", "max"}, lat
+        assert set(lat) == {"p50", "p95", "p99", "max", "buckets", "sum",
+                            "count"}, lat
         assert 0 <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], \
             (name, lat)
+        # the histogram: cumulative counts by upper bound, all requests
+        les = [int(k) for k in lat["buckets"] if k != "+Inf"]
+        assert les == sorted(les) and les[0] == 100 and \
+            les[-1] == 10000000, lat
+        counts = [lat["buckets"][str(k)] for k in les]
+        assert counts == sorted(counts), lat
+        assert lat["buckets"]["+Inf"] == lat["count"] == m["requests"], lat
+        assert lat["max"] <= lat["sum"] <= lat["count"] * lat["max"], lat
+        assert all(c == lat["count"] for le, c in zip(les, counts)
+                   if le >= lat["max"]), lat
     assert s1["methods"]["add_message"]["latency_us"]["max"] > 0
 
     p = s1["pool"]
