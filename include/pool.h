@@ -37,8 +37,16 @@ enum pool_status {
 	POOL_SHUTDOWN,		/* the pool is closing */
 };
 
+/* [database] prepared_statements */
+enum pool_prepare {
+	POOL_PREPARE_AUTO,	/* named statements unless a pooler is seen */
+	POOL_PREPARE_YES,
+	POOL_PREPARE_NO,	/* unnamed statements, no session state */
+};
+
 struct pool_settings {
-	int size;
+	int size;		/* ceiling for steady load */
+	int min_size;		/* kept open even when idle (<= size) */
 	int max_overflow;
 	int timeout;		/* seconds */
 	int recycle;		/* seconds, 0 = never */
@@ -46,6 +54,13 @@ struct pool_settings {
 	int pre_ping_after;	/* seconds idle before a pre-ping */
 	int overflow_idle;	/* seconds */
 	int statement_timeout;	/* ms, 0 = none */
+	int idle_timeout;	/* s: idle connections above min_size close */
+	int backoff_min;	/* ms: reconnect delay after the 2nd failure */
+	int backoff_max;	/* ms: ... doubling up to this */
+	enum pool_prepare prepare;
+	bool want_primary;	/* target_session_attrs read-write/primary */
+	int recheck_interval;	/* s: want_primary re-checked at least this
+				 * often on each connection */
 };
 
 /* A statement prepared on each connection the first time it is used
@@ -60,9 +75,20 @@ struct pool_stats {
 	int open, busy, idle, connecting, waiting;
 	uint64_t connects, connect_failures, lost, recycled, timeouts,
 		unavailable, pings;
+	/* server full (53300): connects refused, connections given back */
+	uint64_t refused, given_back;
+	/* want_primary: checks made, connections found read-only */
+	uint64_t rechecks, read_only;
+	uint64_t not_replicated;	/* commits not confirmed by a sync standby */
+	int failing;		/* queries failed in a row, none succeeded */
 	bool database_up;
+	bool pooler;		/* a transaction pooler: statements unnamed */
 	char last_error[256];
 };
+
+/* Queries failed in a row (none succeeded) after which `health` says the
+ * database is "failing". */
+#define POOL_FAILING_AFTER 3
 
 /* Called when a queued acquire completes; pc is NULL unless st == OK. */
 typedef void (*pool_acquire_fn)(void *arg, struct pool_conn *pc,
@@ -136,6 +162,10 @@ void pool_stats(struct pool_stats *out);
 
 /* How long a request may wait for a connection ([pool] timeout). */
 usec_t pool_wait_timeout(void);
+
+/* False when a pooler shares server sessions among its clients (a
+ * session-level advisory lock or SET would outlive the transaction). */
+bool pool_session_state(void);
 
 /* Connections handed out and not yet released. */
 int pool_busy_count(void);

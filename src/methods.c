@@ -34,7 +34,7 @@ static int pack_pool(msgpack_packer *pk)
 	struct pool_stats ps;
 
 	pool_stats(&ps);
-	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 14) < 0 ||
+	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 21) < 0 ||
 	    proto_pack_cstr(pk, "database_up") < 0 ||
 	    (ps.database_up ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    pack_kv_int(pk, "open", ps.open) < 0 ||
@@ -49,6 +49,14 @@ static int pack_pool(msgpack_packer *pk)
 	    pack_kv_int(pk, "timeouts", (int64_t)ps.timeouts) < 0 ||
 	    pack_kv_int(pk, "unavailable", (int64_t)ps.unavailable) < 0 ||
 	    pack_kv_int(pk, "pings", (int64_t)ps.pings) < 0 ||
+	    pack_kv_int(pk, "refused", (int64_t)ps.refused) < 0 ||
+	    pack_kv_int(pk, "given_back", (int64_t)ps.given_back) < 0 ||
+	    pack_kv_int(pk, "rechecks", (int64_t)ps.rechecks) < 0 ||
+	    pack_kv_int(pk, "read_only", (int64_t)ps.read_only) < 0 ||
+	    pack_kv_int(pk, "not_replicated", (int64_t)ps.not_replicated) < 0 ||
+	    pack_kv_int(pk, "failing", ps.failing) < 0 ||
+	    proto_pack_cstr(pk, "pooler") < 0 ||
+	    (ps.pooler ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    proto_pack_cstr(pk, "last_error") < 0 ||
 	    (ps.last_error[0] ? proto_pack_cstr(pk, ps.last_error) :
 				msgpack_pack_nil(pk)) < 0)
@@ -86,18 +94,25 @@ static int pack_health(msgpack_packer *pk)
 	const char *schema = schema_check_state();
 	bool ok;
 
+	const char *db;
+
 	pool_stats(&ps);
-	ok = ps.database_up && strcmp(schema, "ok") == 0;
+	/* up but every query of late failed: not ok either */
+	db = !ps.database_up			  ? "down" :
+	     ps.failing >= POOL_FAILING_AFTER ? "failing" :
+						"up";
+	ok = strcmp(db, "up") == 0 && strcmp(schema, "ok") == 0;
 	if (msgpack_pack_map(pk, 4) < 0 || proto_pack_cstr(pk, "ok") < 0 ||
 	    (ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    proto_pack_cstr(pk, "database") < 0 ||
-	    proto_pack_cstr(pk, ps.database_up ? "up" : "down") < 0 ||
+	    proto_pack_cstr(pk, db) < 0 ||
 	    proto_pack_cstr(pk, "schema") < 0 || proto_pack_cstr(pk, schema) < 0 ||
 	    proto_pack_cstr(pk, "message") < 0 ||
-	    proto_pack_cstr(pk, !ps.database_up ? (ps.last_error[0] ?
-						       ps.last_error :
-						       "database unreachable") :
-						schema_check_message()) < 0)
+	    proto_pack_cstr(pk, strcmp(db, "up") != 0 ?
+					(ps.last_error[0] ? ps.last_error :
+					 !ps.database_up ? "database unreachable" :
+							   "queries fail") :
+					schema_check_message()) < 0)
 		return -1;
 	return 0;
 }

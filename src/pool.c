@@ -20,7 +20,9 @@
 
 #include "clock.h"
 #include "log.h"
+#include "pgnotice.h"
 #include "pool.h"
+#include "topology.h"
 
 enum pc_state {
 	PC_CONNECTING,
@@ -46,6 +48,12 @@ struct pool_conn {
 	uint64_t prepared;			/* statements prepared here */
 	int prep_sent;				/* PREPARE in flight, or -1 */
 	bool prep_seen;				/* its result came back */
+	/* unprepared mode: the per-transaction settings sent first */
+	bool pre_sent, pre_seen;
+	bool pid_probe;				/* SETUP: pg_backend_pid() */
+	bool checking;				/* PING: the read-write check */
+	usec_t checked;				/* last read-write check */
+	struct pgnotice_ctx notice;
 	/* the query in progress (BUSY) or the ping (PING) */
 	bool exec_active;
 	pool_exec_fn fn;
@@ -55,9 +63,17 @@ struct pool_conn {
 	char host[300];				/* CONNECTING: "host:port" */
 };
 
-#define BACKOFF_MIN_USEC (100 * 1000)
-#define BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
 #define UPKEEP_USEC (500 * 1000)
+/* Server full (53300): how long it counts as contended after a refusal,
+ * how often a contended pool gives a connection back, how long it then
+ * leaves the slot to others, and the retry delay while requests wait. */
+#define FULL_WINDOW_USEC (5 * USEC_PER_SEC)
+#define GIVE_BACK_USEC (1 * USEC_PER_SEC)
+#define HOLD_USEC (300 * 1000)
+#define FULL_RETRY_MIN_USEC (50 * 1000)
+#define FULL_RETRY_SPREAD_USEC (200 * 1000)
+/* queries failed in a row after which `health` is not ok */
+#define FAILING_AFTER 3
 
 static struct {
 	struct event_base *base;
@@ -85,6 +101,14 @@ static struct {
 	usec_t silent_until;			/* ... skipped until then */
 	bool closing;
 	bool shrinking;				/* a reload reduced `size` */
+	bool unprepared;			/* unnamed statements only */
+	bool tsa_seen, url_wants_primary;	/* target_session_attrs */
+	char timeout_param[16];			/* statement_timeout, as text */
+	struct event *retry_timer;		/* next attempt, to the ms */
+	usec_t full_until;			/* server full: contended */
+	usec_t full_retry_at;			/* ... next try */
+	usec_t next_give_back;
+	usec_t hold_until;			/* ... slot left to others */
 	uint64_t next_id;
 	struct pool_stats st;
 } pool;
@@ -323,19 +347,47 @@ static void pool_conn_close(struct pool_conn *pc, const char *why)
 	pool_conn_free(pc);
 }
 
+/* pool_fill runs at `when` (to the millisecond, not at the next upkeep). */
+static void pool_retry_at(usec_t when)
+{
+	usec_t d = when - clock_now();
+	struct timeval tv = clock_tv(d > 0 ? d : 0);
+
+	if (pool.retry_timer)
+		evtimer_add(pool.retry_timer, &tv);
+}
+
+static void pool_retry_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	pool_fill();
+}
+
 /* Counts a failed attempt and schedules the next one (backoff + jitter). */
 static void pool_note_failure(void)
 {
-	usec_t b;
+	usec_t b, lo = (usec_t)pool.set.backoff_min * 1000,
+		  hi = (usec_t)pool.set.backoff_max * 1000;
 
 	pool.st.connect_failures++;
 	pool.failures++;
-	b = BACKOFF_MIN_USEC << (pool.failures < 7 ? pool.failures : 7);
-	if (b > BACKOFF_MAX_USEC)
-		b = BACKOFF_MAX_USEC;
+	/* The first retry is immediate (a failover moves the primary: the
+	 * next host of the list may already be it), then backoff_min
+	 * doubling up to backoff_max. */
+	if (pool.failures == 1) {
+		pool.next_attempt = clock_now();
+		pool_retry_at(pool.next_attempt);
+		return;
+	}
+	b = lo << (pool.failures - 2 < 16 ? pool.failures - 2 : 16);
+	if (b > hi || b <= 0)
+		b = hi;
 	/* half fixed, half random: a fleet does not retry in step */
 	pool.next_attempt = clock_now() + b / 2 +
 			    (usec_t)(random() % (b / 2 + 1));
+	pool_retry_at(pool.next_attempt);
 }
 
 /* ---- multi-host lists: a connect timeout per host ------------------------ */
@@ -589,7 +641,30 @@ static void pool_connect_timeout(evutil_socket_t fd, short what, void *arg)
 static void pool_connect_failed(struct pool_conn *pc, const char *msg)
 {
 	bool first = !pool.down && pool.failures == 0;
+	usec_t now = clock_now();
 
+	if (topology_server_full(msg)) {
+		/*
+		 * The server is up but has no free slot (other convd
+		 * instances, other clients): not an outage.  Waiters keep
+		 * waiting (up to [pool] timeout), we try again soon, and
+		 * while contended every pool gives back a connection now
+		 * and then (pool_give_back), so a starved one gets some.
+		 */
+		pool.st.refused++;
+		if (now >= pool.full_until)
+			log_notice("pool: the server has no free connection "
+				   "slot; waiting for one (%d open)",
+				   pool.nopen);
+		pool.full_until = now + FULL_WINDOW_USEC;
+		pool.full_retry_at = now + FULL_RETRY_MIN_USEC +
+				     (usec_t)(random() %
+					      (FULL_RETRY_SPREAD_USEC + 1));
+		pool_conn_close(pc, NULL);
+		pool_retry_at(pool.full_retry_at);
+		return;
+	}
+	pool.suspect_before = now;	/* a sign the topology may change */
 	pool_set_error(msg);
 	pool_note_failure();
 	if (first || log_enabled(LOG_LVL_DEBUG))
@@ -628,7 +703,19 @@ static void pool_conn_ready(struct pool_conn *pc)
 			   pool.dc->describe);
 	pool.down = false;
 	pool.failures = 0;
+	if (!pool.tsa_seen) {
+		/* a URL (DATABASE_URL) may ask for a primary too */
+		PQconninfoOption *o = PQconninfo(pc->pg);
+
+		pool.tsa_seen = true;
+		for (PQconninfoOption *i = o; i && i->keyword; i++)
+			if (strcmp(i->keyword, "target_session_attrs") == 0 &&
+			    topology_wants_primary(i->val))
+				pool.url_wants_primary = true;
+		PQconninfoFree(o);
+	}
 	pc->created = now;
+	pc->checked = now;	/* libpq checked target_session_attrs */
 	pc->last_used = now;
 	pc->recycle_at = pool_recycle_deadline(now);
 	pool_idle_push(pc);
@@ -636,17 +723,76 @@ static void pool_conn_ready(struct pool_conn *pc)
 	pool_serve_waiters();
 }
 
-/* The session settings; the connect timeout stays armed until done. */
-static void pool_conn_setup(struct pool_conn *pc)
+/* From now on statements are unnamed and no session state is set. */
+static void pool_go_unprepared(const char *why)
 {
-	pc->state = PC_SETUP;
-	if (!PQsendQuery(pc->pg, pool.setup_sql)) {
+	if (pool.unprepared)
+		return;
+	pool.unprepared = true;
+	log_notice("pool: %s: a transaction-mode pooler; statements are no "
+		   "longer prepared ([database] prepared_statements = auto)",
+		   why);
+}
+
+static void pool_conn_send_setup(struct pool_conn *pc, const char *sql)
+{
+	if (!PQsendQuery(pc->pg, sql)) {
 		pool_connect_failed(pc, PQerrorMessage(pc->pg));
 		return;
 	}
 	pc->exec_active = true;
-	if (pool_conn_attach(pc) < 0 || pool_conn_flush(pc) < 0)
+	if (pool_conn_flush(pc) < 0)
 		pool_connect_failed(pc, "cannot send the set-up queries");
+}
+
+/*
+ * The session settings; the connect timeout stays armed until done.
+ * With prepared_statements = auto, a pooler is looked for first: the
+ * server process that answers is not the one the connection's start-up
+ * named (PgBouncer and its kind hand out keys of their own).  Through a
+ * pooler (detected or declared) no session setting is made: it would stay
+ * on a server session other clients get, and not follow ours.
+ */
+static void pool_conn_setup(struct pool_conn *pc)
+{
+	pc->state = PC_SETUP;
+	pc->pid_probe = false;
+	if (pool_conn_attach(pc) < 0) {
+		pool_connect_failed(pc, "cannot watch socket");
+		return;
+	}
+	if (pool.set.prepare == POOL_PREPARE_AUTO && !pool.unprepared) {
+		pc->pid_probe = true;
+		pool_conn_send_setup(pc, "SELECT pg_catalog.pg_backend_pid()");
+		return;
+	}
+	if (pool.unprepared) {
+		pool_conn_ready(pc);
+		return;
+	}
+	pool_conn_send_setup(pc, pool.setup_sql);
+}
+
+/* A set-up step ended well: the next one, or ready. */
+static void pool_conn_setup_next(struct pool_conn *pc, const PGresult *res)
+{
+	if (pc->pid_probe) {
+		pc->pid_probe = false;
+		if (res && PQntuples(res) == 1 && PQnfields(res) == 1 &&
+		    atoi(PQgetvalue(res, 0, 0)) != PQbackendPID(pc->pg)) {
+			char why[96];
+
+			snprintf(why, sizeof(why),
+				 "server process %s answers for %d",
+				 PQgetvalue(res, 0, 0), PQbackendPID(pc->pg));
+			pool_go_unprepared(why);
+		}
+		if (!pool.unprepared) {
+			pool_conn_send_setup(pc, pool.setup_sql);
+			return;
+		}
+	}
+	pool_conn_ready(pc);
 }
 
 static void pool_conn_poll(struct pool_conn *pc)
@@ -721,6 +867,8 @@ static int pool_conn_open(void)
 		pool_connect_failed(pc, "out of memory");
 		return -1;
 	}
+	pc->notice.conn_id = pc->id;
+	pgnotice_attach(pc->pg, &pc->notice);
 	pc->timer = evtimer_new(pool.base, pool_connect_timeout, pc);
 	if (!pc->timer) {
 		pool_connect_failed(pc, "out of memory");
@@ -729,9 +877,16 @@ static int pool_conn_open(void)
 	return pool_conn_begin(pc, true);
 }
 
+static int pool_min_size(void)
+{
+	return pool.set.min_size < pool.set.size ? pool.set.min_size :
+						   pool.set.size;
+}
+
 /*
- * Opens connections while fewer than `size` are open (or more are needed
- * for waiters, up to size + max_overflow), honouring the backoff.
+ * Opens connections on demand: min_size always, more while requests wait
+ * (one per waiter, up to size + max_overflow), honouring the backoff; on
+ * a full server, one at a time and not while leaving a slot to others.
  */
 static void pool_fill(void)
 {
@@ -744,7 +899,7 @@ static void pool_fill(void)
 		return;
 	have = pool.nopen + pool.nconnecting;
 	max = pool.set.size + pool.set.max_overflow;
-	want = pool.set.size;
+	want = pool_min_size();
 	if (pool.nwaiting > 0) {
 		int need = pool.nbusy + pool.nwaiting;
 
@@ -753,6 +908,18 @@ static void pool_fill(void)
 	}
 	if (want > max)
 		want = max;
+	if (now < pool.full_until) {
+		if (now < pool.full_retry_at || now < pool.hold_until)
+			return;
+		if (pool.nconnecting == 0 && have < want) {
+			/* next try unless this one gets through */
+			pool.full_retry_at = now + FULL_RETRY_MIN_USEC +
+				(usec_t)(random() % (FULL_RETRY_SPREAD_USEC + 1));
+			pool_retry_at(pool.full_retry_at);
+			(void)pool_conn_open();
+		}
+		return;
+	}
 	/* While failing, probe with one connection at a time. */
 	if (pool.failures > 0) {
 		if (pool.nconnecting == 0 && have < want)
@@ -768,11 +935,24 @@ static void pool_fill(void)
 
 /* ---- handing out connections ----------------------------------------- */
 
+static bool pool_wants_primary(void)
+{
+	return pool.set.want_primary || pool.url_wants_primary;
+}
+
 static bool pool_needs_ping(const struct pool_conn *pc, usec_t now)
 {
+	/* With a primary wanted: after any sign of a topology change, and
+	 * at least every recheck_interval, whatever pre_ping says. */
+	if (pool_wants_primary() &&
+	    (pc->checked < pool.suspect_before ||
+	     now - pc->checked >=
+		     (usec_t)pool.set.recheck_interval * USEC_PER_SEC))
+		return true;
 	if (!pool.set.pre_ping)
 		return false;
-	return pc->created < pool.suspect_before ||
+	/* checked: opened, or last pinged, after the last sign */
+	return pc->checked < pool.suspect_before ||
 	       now - pc->last_used >=
 		       (usec_t)pool.set.pre_ping_after * USEC_PER_SEC;
 }
@@ -795,8 +975,11 @@ static int pool_ping_start(struct pool_conn *pc, struct pool_waiter *w)
 
 	pc->state = PC_PING;
 	pc->ping_for = w;
+	pc->checking = pool_wants_primary();
 	pool.st.pings++;
-	if (!PQsendQueryParams(pc->pg, "", 0, NULL, NULL, NULL, NULL, 0) ||
+	/* where a primary is wanted, the ping asks whether it still is */
+	if (!PQsendQueryParams(pc->pg, pc->checking ? TOPOLOGY_CHECK_SQL : "",
+			       0, NULL, NULL, NULL, NULL, 0) ||
 	    !PQpipelineSync(pc->pg) || pool_conn_flush(pc) < 0)
 		return -1;
 	pc->exec_active = true;
@@ -896,6 +1079,23 @@ void pool_cancel(struct pool_waiter *w)
 			pc->ping_for = NULL;
 }
 
+/* The server is full: a pool above min_size gives a connection back now
+ * and then, so that a starved instance (or a restarted one) gets one. */
+static bool pool_should_give_back(usec_t now)
+{
+	return now < pool.full_until && now >= pool.next_give_back &&
+	       pool.nopen > pool_min_size();
+}
+
+static void pool_give_back(struct pool_conn *pc, usec_t now)
+{
+	pool.st.given_back++;
+	pool.next_give_back = now + GIVE_BACK_USEC;
+	pool.hold_until = now + HOLD_USEC;
+	pool_retry_at(pool.hold_until);
+	pool_conn_close(pc, "given back: the server has no free slot");
+}
+
 void pool_release(struct pool_conn *pc)
 {
 	if (pc->state != PC_BUSY)
@@ -906,6 +1106,11 @@ void pool_release(struct pool_conn *pc)
 		 * or a query, is not reused. */
 		pool_conn_close(pc, pc->broken ? "connection lost" :
 					       "released in an unclean state");
+		pool_fill();
+		return;
+	}
+	if (pool_should_give_back(clock_now())) {
+		pool_give_back(pc, clock_now());
 		pool_fill();
 		return;
 	}
@@ -941,11 +1146,37 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 {
 	int ok = 1;
 
-	if (pc->state != PC_BUSY || pc->exec_active || pc->broken)
+	if (pc->state != PC_BUSY || pc->exec_active || pc->broken ||
+	    (stmt && (pool_stmt_index(stmt) < 0 || nparams > POOL_MAX_PARAMS)))
 		return -1;
 	pc->prep_sent = -1;
 	pc->prep_seen = false;
-	if (stmt) {
+	pc->pre_sent = pc->pre_seen = false;
+	pc->notice.not_replicated = false;
+	if (pool.unprepared && pool.set.statement_timeout > 0) {
+		/* No session state through a pooler: the statement timeout
+		 * is set for this transaction only (up to the sync). */
+		const char *v[1] = {pool.timeout_param};
+
+		if (!PQsendQueryParams(pc->pg,
+				       "SELECT pg_catalog.set_config("
+				       "'statement_timeout', $1, true)",
+				       1, NULL, v, NULL, NULL, 0)) {
+			pool_set_error(PQerrorMessage(pc->pg));
+			pc->broken = true;
+			return -1;
+		}
+		pc->pre_sent = true;
+	}
+	if (stmt && pool.unprepared) {
+		int idx = pool_stmt_index(stmt);
+
+		if (idx < 0 || nparams > POOL_MAX_PARAMS)
+			return -1;
+		ok = PQsendQueryParams(pc->pg, pool.stmts[idx].sql, nparams,
+				       NULL, values, lengths, formats,
+				       result_format);
+	} else if (stmt) {
 		int idx = pool_stmt_index(stmt);
 
 		if (idx < 0 || nparams > POOL_MAX_PARAMS)
@@ -981,6 +1212,57 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 	return 0;
 }
 
+/*
+ * What a query's outcome says beyond itself: a read-only server (the
+ * primary moved), named statements meeting a pooler, a commit that no
+ * synchronous standby confirmed (not acknowledged: the client gets
+ * `unavailable`, and with an idempotency key may retry safely), and
+ * whether queries keep failing (`health`).
+ */
+static void pool_conn_judge(struct pool_conn *pc, const PGresult *res,
+			    enum pool_status *st, const char **msg)
+{
+	const char *code = *st == POOL_QUERY_ERROR && res ?
+				   PQresultErrorField(res, PG_DIAG_SQLSTATE) :
+				   NULL;
+
+	if (topology_read_only_error(code)) {
+		pool.st.read_only++;
+		pool.suspect_before = clock_now();
+		pc->broken = true;
+		log_warn("pool: connection %llu: the server is read-only; "
+			 "connections are checked again",
+			 (unsigned long long)pc->id);
+	} else if (topology_pooler_error(code) && !pool.unprepared) {
+		pc->broken = true;
+		if (pool.set.prepare == POOL_PREPARE_AUTO) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "SQLSTATE %s", code);
+			pool_go_unprepared(why);
+		}
+		*st = POOL_UNAVAILABLE;
+		*msg = "a pooler shares server sessions: the prepared "
+		       "statement was not run";
+	} else if (*st == POOL_OK && pc->notice.not_replicated) {
+		pool.st.not_replicated++;
+		pool.suspect_before = clock_now();
+		pc->broken = true;
+		*st = POOL_UNAVAILABLE;
+		*msg = "committed on the server but not confirmed by a "
+		       "synchronous standby";
+		log_warn("pool: connection %llu: %s",
+			 (unsigned long long)pc->id, *msg);
+	}
+	if (*st == POOL_OK) {
+		pool.st.failing = 0;
+	} else {
+		pool.st.failing++;
+		if (*msg)
+			pool_set_error(*msg);
+	}
+}
+
 /* The query (or ping, or setup) on pc has finished or failed. */
 static void pool_conn_done(struct pool_conn *pc, bool lost)
 {
@@ -1007,21 +1289,35 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 			}
 		}
 	}
+	if (pc->state == PC_BUSY)
+		pool_conn_judge(pc, res, &st, &msg);
 
 	switch (pc->state) {
 	case PC_SETUP:
 		if (st != POOL_OK)
 			pool_connect_failed(pc, msg ? msg : "setup failed");
 		else
-			pool_conn_ready(pc);
+			pool_conn_setup_next(pc, res);
 		break;
 	case PC_PING: {
 		struct pool_waiter *w = pc->ping_for;
 
 		evtimer_del(pc->timer);
 		pc->ping_for = NULL;
+		if (st == POOL_OK)
+			pc->checked = clock_now();
+		if (st == POOL_OK && pc->checking) {
+			pool.st.rechecks++;
+			if (!res || PQntuples(res) != 1 ||
+			    strcmp(PQgetvalue(res, 0, 0), "f") != 0) {
+				pool.st.read_only++;
+				st = POOL_QUERY_ERROR;
+				msg = "the server is not a writable primary";
+			}
+		}
 		if (st != POOL_OK) {
-			pool.st.lost++;
+			if (st != POOL_QUERY_ERROR || !pc->checking)
+				pool.st.lost++;
 			pool.suspect_before = clock_now();
 			log_warn("pool: pre-ping failed on connection %llu: %s",
 				 (unsigned long long)pc->id,
@@ -1084,6 +1380,13 @@ static bool pool_conn_collect(struct pool_conn *pc)
 		if (es == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
 			return true;
+		}
+		if (pc->pre_sent && !pc->pre_seen) {
+			pc->pre_seen = true;
+			if (es == PGRES_TUPLES_OK) {
+				PQclear(r);
+				continue;
+			}
 		}
 		if (pc->prep_sent >= 0 && !pc->prep_seen) {
 			pc->prep_seen = true;
@@ -1204,6 +1507,21 @@ static void pool_upkeep(evutil_socket_t fd, short what, void *arg)
 		}
 		if (pool.nopen <= pool.set.size)
 			pool.shrinking = false;
+		/* Pools give back what they do not use: above min_size, a
+		 * connection idle for idle_timeout is closed. */
+		while (pool.nopen > pool_min_size() && pool.idle) {
+			for (pc = pool.idle; pc->idle_next; pc = pc->idle_next)
+				;
+			if (now - pc->last_used <=
+			    (usec_t)pool.set.idle_timeout * USEC_PER_SEC)
+				break;
+			pool_conn_close(pc, "idle (above [pool] min_size)");
+		}
+		if (pool_should_give_back(now) && pool.idle) {
+			for (pc = pool.idle; pc->idle_next; pc = pc->idle_next)
+				;
+			pool_give_back(pc, now);
+		}
 	}
 	pool_fill();
 }
@@ -1236,6 +1554,10 @@ int pool_setup(struct event_base *base, const struct dbconf *dc,
 	pool.stmts = stmts;
 	pool.nstmts = nstmts;
 	pool.setup_sql = pool_build_setup_sql(ps->statement_timeout);
+	pool.unprepared = ps->prepare == POOL_PREPARE_NO;
+	snprintf(pool.timeout_param, sizeof(pool.timeout_param), "%d",
+		 ps->statement_timeout);
+	pool.retry_timer = evtimer_new(base, pool_retry_fire, NULL);
 	pool.wait_timer = evtimer_new(base, pool_waiters_expire, NULL);
 	pool.upkeep = event_new(base, -1, EV_PERSIST, pool_upkeep, NULL);
 	if (nstmts > 64) {
@@ -1243,6 +1565,7 @@ int pool_setup(struct event_base *base, const struct dbconf *dc,
 		return -1;
 	}
 	if (!pool.setup_sql || !pool.wait_timer || !pool.upkeep ||
+	    !pool.retry_timer ||
 	    event_add(pool.upkeep, &tv) < 0) {
 		log_error("pool: out of memory");
 		return -1;
@@ -1262,6 +1585,8 @@ void pool_reconfigure(const struct pool_settings *ps)
 	if (ps->size < pool.set.size)
 		pool.shrinking = true;
 	pool.set = *ps;
+	snprintf(pool.timeout_param, sizeof(pool.timeout_param), "%d",
+		 ps->statement_timeout);
 	if (timeout_changed) {
 		char *sql = pool_build_setup_sql(ps->statement_timeout);
 
@@ -1319,6 +1644,9 @@ again:
 		event_free(pool.wait_timer);
 	if (pool.upkeep)
 		event_free(pool.upkeep);
+	if (pool.retry_timer)
+		event_free(pool.retry_timer);
+	pool.retry_timer = NULL;
 	free(pool.setup_sql);
 	pool.wait_timer = pool.upkeep = NULL;
 	pool.setup_sql = NULL;
@@ -1333,6 +1661,12 @@ void pool_stats(struct pool_stats *out)
 	out->connecting = pool.nconnecting;
 	out->waiting = pool.nwaiting;
 	out->database_up = pool.nopen > 0 || (!pool.down && pool.failures == 0);
+	out->pooler = pool.unprepared;
+}
+
+bool pool_session_state(void)
+{
+	return !pool.unprepared;
 }
 
 usec_t pool_wait_timeout(void)

@@ -486,6 +486,13 @@ static void store_query_failed(struct request *r, const PGresult *res,
 		request_error(r, E_UNAVAILABLE, "database unavailable");
 		return;
 	}
+	/* 25006 read_only_sql_transaction: the primary moved (nothing was
+	 * written; the pool checks its connections again) */
+	if (sqlstate && strcmp(sqlstate, "25006") == 0) {
+		request_error(r, E_UNAVAILABLE,
+			      "database unavailable (the server is read-only)");
+		return;
+	}
 	/* 42P01 undefined_table, 42703 undefined_column: schema missing */
 	if (sqlstate && (strcmp(sqlstate, "42P01") == 0 ||
 			 strcmp(sqlstate, "42703") == 0)) {

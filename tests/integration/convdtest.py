@@ -269,7 +269,8 @@ class Convd:
         sections = {
             "database": {"host": pg.sockdir, "port": pg.port,
                          "name": pg.dbname, "user": pg.user},
-            "pool": {"size": 4, "max_overflow": 4, "timeout": 5},
+            "pool": {"size": 4, "min_size": 4, "max_overflow": 4,
+                     "timeout": 5},
             "server": {"socket": self.socket, "socket_mode": "0600"},
             "log": {"level": "info"},
             "migrations": {"directory": MIGRATIONS},
