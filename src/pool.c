@@ -1241,9 +1241,6 @@ static void pool_conn_judge(struct pool_conn *pc, const PGresult *res,
 			snprintf(why, sizeof(why), "SQLSTATE %s", code);
 			pool_go_unprepared(why);
 		}
-		*st = POOL_UNAVAILABLE;
-		*msg = "a pooler shares server sessions: the prepared "
-		       "statement was not run";
 	} else if (*st == POOL_OK && pc->notice.not_replicated) {
 		pool.st.not_replicated++;
 		pool.suspect_before = clock_now();

@@ -486,11 +486,19 @@ static void store_query_failed(struct request *r, const PGresult *res,
 		request_error(r, E_UNAVAILABLE, "database unavailable");
 		return;
 	}
-	/* 25006 read_only_sql_transaction: the primary moved (nothing was
-	 * written; the pool checks its connections again) */
+	/* 25006 read_only_sql_transaction: the primary moved; 26000, 42P05:
+	 * named statements met a transaction pooler.  Nothing was written;
+	 * the pool checks its connections again, or stops preparing. */
 	if (sqlstate && strcmp(sqlstate, "25006") == 0) {
 		request_error(r, E_UNAVAILABLE,
 			      "database unavailable (the server is read-only)");
+		return;
+	}
+	if (sqlstate && (strcmp(sqlstate, "26000") == 0 ||
+			 strcmp(sqlstate, "42P05") == 0)) {
+		request_error(r, E_UNAVAILABLE,
+			      "a transaction pooler lost the prepared statement; "
+			      "see [database] prepared_statements");
 		return;
 	}
 	/* 42P01 undefined_table, 42703 undefined_column: schema missing */

@@ -663,3 +663,199 @@ def stop_ok(*daemons):
         rc = d.stop()
         why = " (valgrind found errors: see its log)" if rc == 99 else ""
         assert rc == 0, f"convd exited with {rc}{why}\n{d.log()[-4000:]}"
+
+
+# ----------------------------------------------- beyond one server (issue 19)
+
+def free_tcp_port():
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgBouncer:
+    """A real PgBouncer (Debian's) in front of PgCluster pg, listening on
+    127.0.0.1 at a free port, run as the cluster's user (PgBouncer refuses
+    root).  pool_mode "transaction" by default."""
+
+    def __init__(self, pg, pool_mode="transaction", pool_size=10,
+                 max_client_conn=500, extra=""):
+        self.pg = pg
+        self.bin = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        self.tmp = tempfile.mkdtemp(prefix="convd-bouncer-")
+        os.chmod(self.tmp, 0o755)
+        self.port = free_tcp_port()
+        self.config = os.path.join(self.tmp, "pgbouncer.ini")
+        self.pidfile = os.path.join(self.tmp, "pgbouncer.pid")
+        self.logfile = os.path.join(self.tmp, "pgbouncer.log")
+        users = os.path.join(self.tmp, "userlist.txt")
+        with open(users, "w") as f:
+            f.write(f'"{pg.user}" ""\n')
+        with open(self.config, "w") as f:
+            f.write(
+                "[databases]\n"
+                f"{pg.dbname} = host={pg.sockdir} port={pg.port} "
+                f"dbname={pg.dbname} user={pg.user}\n"
+                "[pgbouncer]\n"
+                "listen_addr = 127.0.0.1\n"
+                f"listen_port = {self.port}\n"
+                f"unix_socket_dir = {self.tmp}\n"
+                "auth_type = trust\n"
+                f"auth_file = {users}\n"
+                f"pool_mode = {pool_mode}\n"
+                f"default_pool_size = {pool_size}\n"
+                f"max_client_conn = {max_client_conn}\n"
+                f"logfile = {self.logfile}\n"
+                f"pidfile = {self.pidfile}\n"
+                f"admin_users = {pg.user}\n"
+                + extra)
+        if pg.as_user:
+            pw = pwd.getpwnam(pg.as_user)
+            for p in (self.tmp, self.config, users):
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+
+    def _run(self, *args):
+        argv = [self.bin] + list(args) + [self.config]
+        if self.pg.as_user:
+            argv = ["runuser", "-u", self.pg.as_user, "--"] + argv
+        r = subprocess.run(argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"pgbouncer {args}: {r.stdout}\n{self.log()}")
+
+    def start(self):
+        self._run("-d")
+        wait_until(self.accepts, timeout=10, what="pgbouncer to listen")
+        return self
+
+    def accepts(self):
+        with socket.socket() as s:
+            try:
+                s.connect(("127.0.0.1", self.port))
+                return True
+            except OSError:
+                return False
+
+    def pid(self):
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self, sig=signal.SIGINT, timeout=20):
+        """SIGINT: safe shutdown (waits for transactions); SIGTERM: at once."""
+        pid = self.pid()
+        if not pid:
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+        os.kill(pid, signal.SIGKILL)
+
+    def restart(self, sig=signal.SIGINT):
+        self.stop(sig)
+        self.start()
+
+    def log(self):
+        try:
+            with open(self.logfile) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def destroy(self):
+        self.stop(signal.SIGTERM)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def database(self, **kw):
+        """A [database] section for a convd that connects through us."""
+        return dict({"host": "127.0.0.1", "port": self.port,
+                     "name": self.pg.dbname, "user": self.pg.user,
+                     "sslmode": "disable"}, **kw)
+
+
+class Writers:
+    """n threads calling add_message one at a time through convd's socket
+    (a socket path, or a callable that returns the current one) with
+    unique contents, until stop().  A writer whose convd is gone (restart)
+    reconnects.  results: (content, outcome, value, t0, t1) with outcome
+    "ok" (value: row id), "error" (value: the error code) or "io" (the
+    connection broke before an answer: value None)."""
+
+    def __init__(self, path, n=4, user=None, timeout=30.0, pause=0.0):
+        self.path = path if callable(path) else (lambda: path)
+        self.user = user or f"w-{os.getpid()}-{time.monotonic_ns()}"
+        self.timeout = scaled(timeout)
+        self.pause = pause
+        self.results = []
+        self.lock = threading.Lock()
+        self.halt = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,),
+                                         daemon=True) for i in range(n)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _run(self, n):
+        i = 0
+        c = None
+        while not self.halt.is_set():
+            if c is None:
+                try:
+                    c = Client(self.path(), timeout=self.timeout)
+                except OSError:
+                    time.sleep(0.02)
+                    continue
+            content = f"{self.user}/{n}/{i}"
+            i += 1
+            t0 = time.monotonic()
+            try:
+                out = ("ok", c.call("add_message", self.user, "anthropic",
+                                    "user", content)["id"])
+            except RpcError as e:
+                out = ("error", e.code)
+            except OSError:
+                out = ("io", None)
+                c.close()
+                c = None
+            with self.lock:
+                self.results.append((content,) + out + (t0, time.monotonic()))
+            if out[0] != "ok" or self.pause:
+                time.sleep(self.pause or 0.01)
+        if c:
+            c.close()
+
+    def stop(self):
+        self.halt.set()
+        for t in self.threads:
+            t.join(self.timeout + 10)
+        return self
+
+    def count(self, outcome, after=0.0):
+        with self.lock:
+            return sum(1 for r in self.results
+                       if r[1] == outcome and r[3] >= after)
+
+    def outcomes(self, after=0.0):
+        with self.lock:
+            return [r for r in self.results if r[3] >= after]
+
+    def lost(self, pg):
+        """Acknowledged writes that the database pg does not hold."""
+        rows = pg.psql("SELECT id, content FROM simple_conversation_history "
+                       f"WHERE user_id = {sql_literal(self.user)}")
+        db = dict(line.split("|", 1)[::-1] for line in rows.splitlines())
+        return [r for r in self.results
+                if r[1] == "ok" and db.get(r[0]) != str(r[2])]
