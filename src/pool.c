@@ -105,6 +105,10 @@ static struct {
 	bool tsa_seen, url_wants_primary;	/* target_session_attrs */
 	char timeout_param[16];			/* statement_timeout, as text */
 	struct event *retry_timer;		/* next attempt, to the ms */
+	/* upkeep now, from the loop: activating the persistent upkeep timer
+	 * itself would push its next run 0.5 s later each time (libevent
+	 * reschedules a persistent timer relative to its last deadline) */
+	struct event *kick;
 	usec_t full_until;			/* server full: contended */
 	usec_t full_retry_at;			/* ... next try */
 	usec_t next_give_back;
@@ -1060,7 +1064,7 @@ enum pool_acquire_result pool_acquire(struct pool_waiter *w,
 	/* Serve, and open connections, from the event loop, never from
 	 * inside this call: a connect that fails at once fails every
 	 * waiter (w too) through pool_connect_failed(). */
-	event_active(pool.upkeep, EV_TIMEOUT, 0);
+	event_active(pool.kick, EV_TIMEOUT, 0);
 	return POOL_ACQ_QUEUED;
 }
 
@@ -1555,6 +1559,7 @@ int pool_setup(struct event_base *base, const struct dbconf *dc,
 	snprintf(pool.timeout_param, sizeof(pool.timeout_param), "%d",
 		 ps->statement_timeout);
 	pool.retry_timer = evtimer_new(base, pool_retry_fire, NULL);
+	pool.kick = event_new(base, -1, 0, pool_upkeep, NULL);
 	pool.wait_timer = evtimer_new(base, pool_waiters_expire, NULL);
 	pool.upkeep = event_new(base, -1, EV_PERSIST, pool_upkeep, NULL);
 	if (nstmts > 64) {
@@ -1562,7 +1567,7 @@ int pool_setup(struct event_base *base, const struct dbconf *dc,
 		return -1;
 	}
 	if (!pool.setup_sql || !pool.wait_timer || !pool.upkeep ||
-	    !pool.retry_timer ||
+	    !pool.retry_timer || !pool.kick ||
 	    event_add(pool.upkeep, &tv) < 0) {
 		log_error("pool: out of memory");
 		return -1;
@@ -1643,7 +1648,9 @@ again:
 		event_free(pool.upkeep);
 	if (pool.retry_timer)
 		event_free(pool.retry_timer);
-	pool.retry_timer = NULL;
+	if (pool.kick)
+		event_free(pool.kick);
+	pool.retry_timer = pool.kick = NULL;
 	free(pool.setup_sql);
 	pool.wait_timer = pool.upkeep = NULL;
 	pool.setup_sql = NULL;
