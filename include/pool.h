@@ -35,6 +35,9 @@ enum pool_status {
 	POOL_TIMEOUT,		/* no connection within the pool timeout */
 	POOL_QUERY_ERROR,	/* the server reported an error for the query */
 	POOL_SHUTDOWN,		/* the pool is closing */
+	POOL_NOT_DURABLE,	/* committed on the server, but its wait for a
+				 * synchronous standby was cancelled: not to
+				 * be acknowledged (res: the OK result) */
 };
 
 /* [database] prepared_statements */

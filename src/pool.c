@@ -1249,7 +1249,7 @@ static void pool_conn_judge(struct pool_conn *pc, const PGresult *res,
 		pool.st.not_replicated++;
 		pool.suspect_before = clock_now();
 		pc->broken = true;
-		*st = POOL_UNAVAILABLE;
+		*st = POOL_NOT_DURABLE;
 		*msg = "committed on the server but not confirmed by a "
 		       "synchronous standby";
 		log_warn("pool: connection %llu: %s",

@@ -459,6 +459,7 @@ static enum rpc_error store_error_for(enum pool_status st)
 		return E_TIMEOUT;
 	case POOL_UNAVAILABLE:
 	case POOL_SHUTDOWN:
+	case POOL_NOT_DURABLE:
 		return E_UNAVAILABLE;
 	default:
 		return E_INTERNAL;
