@@ -9,6 +9,7 @@ cluster belongs to the unprivileged user `postgres` (runuser).
 """
 
 import glob
+import json
 import os
 import pwd
 import select
@@ -859,3 +860,225 @@ class Writers:
         db = dict(line.split("|", 1)[::-1] for line in rows.splitlines())
         return [r for r in self.results
                 if r[1] == "ok" and db.get(r[0]) != str(r[2])]
+
+
+class PatroniCluster:
+    """A real Patroni cluster (Debian's patroni and etcd-server): one etcd
+    and `n` members, everything on 127.0.0.1 at free ports, run as the
+    postgres user, in one temp dir.  destroy() always kills every process
+    it started (by pid) and removes the dir."""
+
+    def __init__(self, n=3, synchronous_mode=True, ttl=10):
+        self.tmp = tempfile.mkdtemp(prefix="convd-patroni-")
+        os.chmod(self.tmp, 0o755)
+        self.as_user = "postgres" if os.geteuid() == 0 else None
+        self.procs = []                 # Popen of etcd and each patroni
+        self.etcd_port = free_tcp_port()
+        self.etcd_peer = free_tcp_port()
+        self.members = []
+        for i in range(n):
+            name = f"m{i}"
+            self.members.append({
+                "name": name, "port": free_tcp_port(),
+                "api": free_tcp_port(),
+                "dir": os.path.join(self.tmp, name)})
+        self.scope = f"convd{os.getpid()}"
+        self.synchronous_mode = synchronous_mode
+        self.ttl = ttl
+        self.patroni = {}               # name -> Popen
+
+    def _chown(self, path):
+        if self.as_user:
+            pw = pwd.getpwnam(self.as_user)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def _spawn(self, argv, log):
+        if self.as_user:
+            argv = ["runuser", "-u", self.as_user, "--"] + argv
+        f = open(log, "ab")
+        p = subprocess.Popen(argv, stdout=f, stderr=f, cwd=self.tmp,
+                             start_new_session=True)
+        f.close()
+        self.procs.append(p)
+        return p
+
+    def member_config(self, m):
+        os.makedirs(m["dir"], exist_ok=True)
+        os.chmod(m["dir"], 0o700)
+        self._chown(m["dir"])
+        conf = {
+            "scope": self.scope, "name": m["name"],
+            "log": {"level": "WARNING"},
+            "restapi": {"listen": f"127.0.0.1:{m['api']}",
+                        "connect_address": f"127.0.0.1:{m['api']}"},
+            "etcd3": {"hosts": f"127.0.0.1:{self.etcd_port}"},
+            "bootstrap": {
+                "dcs": {"ttl": self.ttl, "loop_wait": 1, "retry_timeout": 3,
+                        "maximum_lag_on_failover": 1048576,
+                        "synchronous_mode": self.synchronous_mode,
+                        "postgresql": {"use_pg_rewind": False,
+                                       "parameters": {
+                                           "max_connections": 60,
+                                           "fsync": "off",
+                                           "full_page_writes": "off",
+                                           "synchronous_commit": "on"}}},
+                "initdb": [{"encoding": "UTF8"}, {"locale": "C"}],
+                "pg_hba": ["local all all trust",
+                           "host all all 127.0.0.1/32 trust",
+                           "local replication all trust",
+                           "host replication all 127.0.0.1/32 trust"]},
+            "postgresql": {
+                "listen": f"127.0.0.1:{m['port']}",
+                "connect_address": f"127.0.0.1:{m['port']}",
+                "data_dir": os.path.join(m["dir"], "data"),
+                "bin_dir": pg_bindir(),
+                "pgpass": os.path.join(m["dir"], "pgpass"),
+                "authentication": {"superuser": {"username": "postgres"},
+                                   "replication": {"username": "postgres"}},
+                "parameters": {"unix_socket_directories": m["dir"]}},
+        }
+        path = os.path.join(m["dir"], "patroni.yml")
+        with open(path, "w") as f:
+            json.dump(conf, f)      # JSON is YAML
+        self._chown(path)
+        return path
+
+    def start(self, timeout=90):
+        etcd_dir = os.path.join(self.tmp, "etcd")
+        os.makedirs(etcd_dir, mode=0o700)
+        self._chown(etcd_dir)
+        client = f"http://127.0.0.1:{self.etcd_port}"
+        peer = f"http://127.0.0.1:{self.etcd_peer}"
+        self._spawn([shutil.which("etcd") or "/usr/bin/etcd",
+                     "--name", "e0", "--data-dir", etcd_dir,
+                     "--listen-client-urls", client,
+                     "--advertise-client-urls", client,
+                     "--listen-peer-urls", peer,
+                     "--initial-advertise-peer-urls", peer,
+                     "--initial-cluster", f"e0={peer}",
+                     "--log-level", "warn"],
+                    os.path.join(self.tmp, "etcd.log"))
+        for m in self.members:
+            self.start_member(m)
+        wait_until(lambda: self.leader() and len(self.streaming()) ==
+                   len(self.members) - 1, timeout=scaled(timeout),
+                   interval=0.5, what="the Patroni cluster")
+        return self
+
+    def start_member(self, m):
+        cfg = self.member_config(m)
+        self.patroni[m["name"]] = self._spawn(
+            [shutil.which("patroni") or "/usr/bin/patroni", cfg],
+            os.path.join(self.tmp, m["name"] + ".log"))
+
+    def api(self, m, path="patroni"):
+        import urllib.request
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{m['api']}/{path}", timeout=2) as r:
+                return json.loads(r.read())
+        except Exception:  # noqa: BLE001 - down, or not a leader (503)
+            return None
+
+    def cluster(self):
+        for m in self.members:
+            c = self.api(m, "cluster")
+            if c:
+                return c
+        return None
+
+    def leader(self):
+        """The member that is the running leader, or None."""
+        c = self.cluster() or {}
+        for x in c.get("members", []):
+            if x.get("role") == "leader" and x.get("state") == "running":
+                return next(m for m in self.members
+                            if m["name"] == x["name"])
+        return None
+
+    def streaming(self):
+        c = self.cluster() or {}
+        return [x["name"] for x in c.get("members", [])
+                if x.get("role") in ("replica", "sync_standby") and
+                x.get("state") in ("streaming", "running")]
+
+    def url(self, dbname="convd", **params):
+        hosts = ",".join("127.0.0.1" for _ in self.members)
+        ports = ",".join(str(m["port"]) for m in self.members)
+        extra = "".join(f" {k}={v}" for k, v in params.items())
+        return (f"host={hosts} port={ports} dbname={dbname} user=postgres "
+                f"sslmode=disable{extra}")
+
+    def psql(self, m, sql, db="convd", check=True):
+        r = subprocess.run(
+            [os.path.join(pg_bindir(), "psql"), "-h", "127.0.0.1", "-p",
+             str(m["port"]), "-U", "postgres", "-d", db, "-X", "-A", "-t",
+             "-v", "ON_ERROR_STOP=1", "-c", sql],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            timeout=30)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr}")
+        return r.stdout.strip()
+
+    def postmaster_pid(self, m):
+        try:
+            with open(os.path.join(m["dir"], "data", "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
+    def kill_member(self, m):
+        """The node dies: its Patroni and its PostgreSQL, SIGKILL."""
+        p = self.patroni.pop(m["name"], None)
+        pids = []
+        if p:
+            pids.append(-p.pid)     # runuser's session: patroni in it
+        pm = self.postmaster_pid(m)
+        if pm:
+            pids.append(pm)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL) if pid > 0 else \
+                    os.killpg(-pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if pm:
+            # its backends end when they see their postmaster gone
+            for _ in range(200):
+                try:
+                    os.kill(pm, 0)
+                    time.sleep(0.01)
+                except ProcessLookupError:
+                    break
+
+    def log(self, name):
+        try:
+            with open(os.path.join(self.tmp, name + ".log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def destroy(self):
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for m in self.members:
+            pm = self.postmaster_pid(m)
+            if pm:
+                try:
+                    # the postmaster's process group: it and its children
+                    pg = os.getpgid(pm)
+                    if pg != os.getpgrp():
+                        os.killpg(pg, signal.SIGKILL)
+                    else:
+                        os.kill(pm, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)

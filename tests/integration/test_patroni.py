@@ -1,0 +1,187 @@
+"""convd on a real Patroni cluster (Debian's patroni 3.0 and etcd 3.4):
+three members and one etcd on 127.0.0.1, synchronous_mode: true (issue
+19, points 4-6).
+
+convd is given every member with target_session_attrs=read-write.  The
+switchover test measures how soon convd writes after the new primary
+accepts writes; the failover test kills the leader's node (Patroni and
+PostgreSQL, SIGKILL) under write load and finds every acknowledged write
+on the new leader.
+"""
+
+import json
+import os
+import threading
+import time
+import urllib.request
+
+import psycopg2
+import pytest
+
+import convdtest
+from convdtest import PatroniCluster, Writers, scaled, wait_until
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    pc = PatroniCluster(n=3, synchronous_mode=True, ttl=10)
+    try:
+        pc.start()
+        wait_until(lambda: any(x.get("role") == "sync_standby" for x in
+                               (pc.cluster() or {}).get("members", [])),
+                   timeout=scaled(30), interval=0.2,
+                   what="a synchronous standby")
+        pc.psql(pc.leader(), "CREATE DATABASE convd", db="postgres")
+        cfg = convdtest.write_config(os.path.join(pc.tmp, "setup.conf"), {
+            "database": {"url": pc.url(target_session_attrs="read-write")},
+            "migrations": {"directory": convdtest.MIGRATIONS}})
+        r = convdtest.convctl("db", "setup", config=cfg)
+        assert r.returncode == 0, r.stdout + r.stderr
+        yield pc
+    finally:
+        pc.destroy()
+
+
+@pytest.fixture(scope="module")
+def convd(cluster):
+    sections = {
+        "database": {"url": cluster.url(target_session_attrs="read-write"),
+                     "connect_timeout": 2, "recheck_interval": 2},
+        "pool": {"size": 6, "min_size": 2, "max_overflow": 2, "timeout": 3},
+        "retention": {"days_to_keep": 0}}
+    d = convdtest.Convd(_NoPg(), extra=sections)
+    d.start()
+    yield d
+    d.stop()
+
+
+class _NoPg:
+    """Convd's defaults name a PgCluster; the URL above replaces them."""
+    sockdir, port, dbname, user = "", 0, "", ""
+
+
+class _Member:
+    """A member as Writers.lost() wants a database: psql(sql)."""
+
+    def __init__(self, pc, m):
+        self.pc, self.m = pc, m
+
+    def psql(self, sql):
+        return self.pc.psql(self.m, sql)
+
+
+class Promotion(threading.Thread):
+    """Watches member m (a standby) over one connection, which promotion
+    keeps: `at` is when it first says it is no longer in recovery, i.e.
+    accepts writes."""
+
+    def __init__(self, m):
+        super().__init__(daemon=True)
+        self.conn = psycopg2.connect(host="127.0.0.1", port=m["port"],
+                                     user="postgres", dbname="convd")
+        self.conn.autocommit = True
+        self.at = None
+        self.halt = threading.Event()
+
+    def run(self):
+        cur = self.conn.cursor()
+        while not self.halt.is_set():
+            cur.execute("SELECT pg_is_in_recovery()")
+            if not cur.fetchone()[0]:
+                self.at = time.monotonic()
+                return
+            time.sleep(0.002)
+
+    def stop(self):
+        self.halt.set()
+        self.join(5)
+        self.conn.close()
+
+
+def sync_standby(pc):
+    for x in (pc.cluster() or {}).get("members", []):
+        if x.get("role") == "sync_standby":
+            return next(m for m in pc.members if m["name"] == x["name"])
+    return None
+
+
+def first_ok_after(w, t):
+    done = [r[4] for r in w.results if r[1] == "ok" and r[4] > t]
+    return min(done) if done else None
+
+
+def test_switchover_convd_follows_within_half_a_second(cluster, convd):
+    """patroni switchover under write load: convd writes on the new
+    primary within 0.5 s of it accepting writes (first reconnect at once,
+    then [pool] reconnect_backoff_max = 500 ms at most)."""
+    pc = cluster
+    old, new = pc.leader(), sync_standby(pc)
+    w = Writers(convd.socket, n=4, timeout=20).start()
+    watch = Promotion(new)
+    watch.start()
+    try:
+        wait_until(lambda: w.count("ok") >= 100, timeout=20, what="writes")
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{old['api']}/switchover", method="POST",
+            data=json.dumps({"leader": old["name"],
+                             "candidate": new["name"]}).encode(),
+            headers={"Content-Type": "application/json"})
+        t_switch = time.monotonic()
+        urllib.request.urlopen(req, timeout=30).read()
+        wait_until(lambda: watch.at, timeout=30, what="the promotion")
+        wait_until(lambda: first_ok_after(w, watch.at), timeout=10,
+                   what="convd to write on the new primary")
+        lag = first_ok_after(w, watch.at) - watch.at
+        n = w.count("ok")
+        wait_until(lambda: w.count("ok") >= n + 50, timeout=10,
+                   what="steady writes")
+    finally:
+        watch.stop()
+        w.stop()
+    errs = [r for r in w.results if r[1] != "ok"]
+    assert {r[2] for r in errs} <= {"unavailable", "timeout"}, errs[:5]
+    unwritable = watch.at - t_switch
+    print(f"# switchover: no primary for {unwritable:.3f} s; convd wrote "
+          f"{lag:.3f} s after the new primary accepted writes; "
+          f"{len(errs)} errors")
+    assert lag < scaled(0.5), lag
+    assert not w.lost(_Member(pc, new)), w.lost(_Member(pc, new))[:5]
+
+
+def test_kill_leader_sync_mode_loses_no_ack(cluster, convd):
+    """synchronous_mode: true, the leader's node dies (SIGKILL of Patroni
+    and PostgreSQL) under write load: Patroni promotes the synchronous
+    standby, convd writes there, and every write convd acknowledged is on
+    it: 0 lost."""
+    pc = cluster
+    wait_until(lambda: sync_standby(pc), timeout=scaled(30), interval=0.2,
+               what="a synchronous standby")
+    old, new = pc.leader(), sync_standby(pc)
+    w = Writers(convd.socket, n=4, timeout=20).start()
+    watch = Promotion(new)
+    watch.start()
+    try:
+        wait_until(lambda: w.count("ok") >= 100, timeout=20, what="writes")
+        t_kill = time.monotonic()
+        pc.kill_member(old)
+        wait_until(lambda: watch.at, timeout=scaled(40), interval=0.1,
+                   what="the synchronous standby's promotion")
+        wait_until(lambda: first_ok_after(w, watch.at), timeout=10,
+                   what="convd to write on the new primary")
+        lag = first_ok_after(w, watch.at) - watch.at
+        n = w.count("ok")
+        wait_until(lambda: w.count("ok") >= n + 50, timeout=10,
+                   what="steady writes")
+    finally:
+        watch.stop()
+        w.stop()
+    errs = [r for r in w.results if r[1] != "ok"]
+    assert {r[2] for r in errs} <= {"unavailable", "timeout"}, errs[:5]
+    acked = w.count("ok")
+    lost = w.lost(_Member(pc, new))
+    print(f"# kill -9 of the leader's node: no primary for "
+          f"{watch.at - t_kill:.3f} s; convd wrote {lag:.3f} s after the "
+          f"new primary accepted writes; {acked} acknowledged, "
+          f"{len(lost)} lost, {len(errs)} errors")
+    assert not lost, lost[:5]
+    assert lag < scaled(0.5), lag
