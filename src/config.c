@@ -340,7 +340,7 @@ const struct config_option config_options[] = {
 		"further attempt waits twice as long, up to "
 		"reconnect_backoff_max, with jitter."},
 	{.section = "pool", .name = "reconnect_backoff_max", .type = CT_INT,
-	 .offset = OFF(pool.reconnect_backoff_max), .def = "500", .min = 1,
+	 .offset = OFF(pool.reconnect_backoff_max), .def = "250", .min = 1,
 	 .max = 600000, .reloadable = true,
 	 .doc = "Most milliseconds between two attempts to reach the "
 		"database: convd serves again at most this long after the "
