@@ -1,9 +1,18 @@
 /*
  * pool.h - the asynchronous libpq connection pool.
  *
- * `size` connections are kept open (opened at start, reopened after loss
- * with exponential backoff and jitter); up to `max_overflow` more are
- * opened while requests wait, and closed again once idle.  Callers wait in
+ * Connections are opened on demand: `min_size` are kept open (reopened
+ * after loss: the first retry at once, then backoff_min doubling up to
+ * backoff_max, with jitter), more while requests wait, up to `size` (and
+ * `max_overflow` more), and those above `min_size` closed once idle for
+ * `idle_timeout`.  A server that refuses a connection for want of slots
+ * (53300) is not "down": waiters keep waiting, and while it is full the
+ * pool gives a connection back now and then so that other instances get
+ * some.  Behind a transaction pooler (prepared_statements = no, or auto
+ * and one is detected) statements go unnamed and no session state is set.
+ * With want_primary, connections are checked again (is the server still
+ * a writable primary?) after any sign of a topology change and every
+ * recheck_interval.  Callers wait in
  * a FIFO and fail with POOL_TIMEOUT after `timeout` seconds; while the
  * database is known to be down (no connection open, the last attempt
  * failed) they fail at once with POOL_UNAVAILABLE.

@@ -326,7 +326,7 @@ const struct config_option config_options[] = {
 	 .reloadable = true,
 	 .doc = "Connections kept open even when idle (at most size). "
 		"Across every convd on one server, the sum of min_size must "
-		"fit in max_connections; see SIZING in convd(8)."},
+		"fit in max_connections: see SIZING in convd(8)."},
 	{.section = "pool", .name = "idle_timeout", .type = CT_INT,
 	 .offset = OFF(pool.idle_timeout), .def = "60", .min = 1,
 	 .max = 86400, .reloadable = true,
