@@ -92,6 +92,7 @@ struct pool_stats {
 	/* want_primary: checks made, connections found read-only */
 	uint64_t rechecks, read_only;
 	uint64_t not_replicated;	/* commits not confirmed by a sync standby */
+	uint64_t stale;		/* primaries left for a newer one */
 	int failing;		/* queries failed in a row, none succeeded */
 	bool database_up;
 	bool pooler;		/* a transaction pooler: statements unnamed */

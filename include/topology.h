@@ -13,10 +13,17 @@
 
 /* Asked of a connection when convd must be on a primary: true ('t') when
  * the server is a standby or will not write (hot standby, a primary made
- * read-only, default_transaction_read_only). */
+ * read-only, default_transaction_read_only); then, on a primary, the
+ * timeline it writes on (0 on a standby).  A promoted standby writes on a
+ * newer timeline than the primary it replaced: of two writable servers
+ * of one cluster (the old one's Patroni frozen), the one with the older
+ * timeline is stale. */
 #define TOPOLOGY_CHECK_SQL                                           \
 	"SELECT pg_catalog.pg_is_in_recovery() OR "                  \
-	"pg_catalog.current_setting('transaction_read_only')::bool"
+	"pg_catalog.current_setting('transaction_read_only')::bool, " \
+	"CASE WHEN pg_catalog.pg_is_in_recovery() THEN 0 ELSE "      \
+	"('x' || substr(pg_catalog.pg_walfile_name("                 \
+	"pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int END"
 
 /* target_session_attrs that require a writable server (read-write,
  * primary). */

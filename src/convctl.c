@@ -796,6 +796,8 @@ static const struct prom_metric prom_table[] = {
 	{ "pool.not_replicated", "convd_pool_not_replicated_total", true,
 	  PROM_NUMBER, "Commits not confirmed by a synchronous standby (not "
 	  "acknowledged)." },
+	{ "pool.stale", "convd_pool_stale_primaries_total", true, PROM_NUMBER,
+	  "Primaries left because another host wrote on a newer timeline." },
 	{ "pool.failing", "convd_pool_failing_queries", false, PROM_NUMBER,
 	  "Queries failed in a row since the last that succeeded." },
 	{ "pool.pooler", "convd_pool_pooler", false, PROM_NUMBER,

@@ -52,6 +52,7 @@ struct pool_conn {
 	bool pre_sent, pre_seen;
 	bool pid_probe;				/* SETUP: pg_backend_pid() */
 	bool checking;				/* PING: the read-write check */
+	bool probe;				/* looks for a newer primary */
 	usec_t checked;				/* last read-write check */
 	struct pgnotice_ctx notice;
 	/* the query in progress (BUSY) or the ping (PING) */
@@ -103,6 +104,14 @@ static struct {
 	bool shrinking;				/* a reload reduced `size` */
 	bool unprepared;			/* unnamed statements only */
 	bool tsa_seen, url_wants_primary;	/* target_session_attrs */
+	/* the primary our connections use, as the last check saw it, and
+	 * one found stale (another host writes on a newer timeline) */
+	char our_host[sizeof(((struct pool_conn *)0)->host)];
+	int our_tl;
+	char stale_host[sizeof(((struct pool_conn *)0)->host)];
+	usec_t stale_until;
+	bool probing;
+	usec_t next_probe;
 	char timeout_param[16];			/* statement_timeout, as text */
 	struct event *retry_timer;		/* next attempt, to the ms */
 	/* upkeep now, from the loop: activating the persistent upkeep timer
@@ -122,6 +131,10 @@ static void pool_conn_close(struct pool_conn *pc, const char *why);
 static void pool_fill(void);
 static void pool_connect_failed(struct pool_conn *pc, const char *msg);
 static void pool_serve_waiters(void);
+static void pool_probe_done(struct pool_conn *pc, enum pool_status st,
+			    const PGresult *res);
+static bool pool_is_stale(const char *host);
+static bool pool_conn_skip_stale(struct pool_conn *pc);
 
 static void pool_set_error(const char *msg)
 {
@@ -454,7 +467,7 @@ static bool pool_join(char *out, size_t len, char **item, int nitems,
  * left would fall back on a default (an empty item: libpq would fill it
  * from the environment the second time, not the first).
  */
-static PGconn *pool_start_after_current_host(PGconn *pg)
+static PGconn *pool_start_after_current_host(PGconn *pg, bool others)
 {
 	PQconninfoOption *opts = PQconninfo(pg), *o;
 	const char *now_host = PQhost(pg), *now_port = PQport(pg);
@@ -504,7 +517,8 @@ static PGconn *pool_start_after_current_host(PGconn *pg)
 	}
 	if (cur < 0)
 		goto out;
-	for (int i = random_order ? 0 : cur + 1; i < n; i++)
+	/* others: every host but the current one, in order */
+	for (int i = random_order || others ? 0 : cur + 1; i < n; i++)
 		if (i != cur)
 			idx[nidx++] = i;
 	if (nidx == 0 || !pool_join(jh, sizeof(jh), h, nh, idx, nh ? nidx : 0) ||
@@ -582,7 +596,7 @@ static int pool_conn_begin(struct pool_conn *pc, bool skip_silent_host);
 
 static bool pool_conn_next_host(struct pool_conn *pc, bool skip_silent)
 {
-	PGconn *next = pool_start_after_current_host(pc->pg);
+	PGconn *next = pool_start_after_current_host(pc->pg, false);
 
 	if (!next)
 		return false;
@@ -647,6 +661,12 @@ static void pool_connect_failed(struct pool_conn *pc, const char *msg)
 	bool first = !pool.down && pool.failures == 0;
 	usec_t now = clock_now();
 
+	if (pc->probe) {
+		/* no other writable host: the usual answer */
+		pool.probing = false;
+		pool_conn_close(pc, NULL);
+		return;
+	}
 	if (topology_server_full(msg)) {
 		/*
 		 * The server is up but has no free slot (other convd
@@ -690,6 +710,11 @@ static void pool_conn_ready(struct pool_conn *pc)
 {
 	usec_t now = clock_now();
 
+	if (pool_is_stale(pc->host)) {
+		pool_conn_close(pc, "on a stale primary");
+		pool_fill();
+		return;
+	}
 	if (pc->timer)
 		evtimer_del(pc->timer);
 	/* From here on every query is sent in pipeline mode: a statement's
@@ -765,6 +790,10 @@ static void pool_conn_setup(struct pool_conn *pc)
 		pool_connect_failed(pc, "cannot watch socket");
 		return;
 	}
+	if (pc->probe) {
+		pool_conn_send_setup(pc, TOPOLOGY_CHECK_SQL);
+		return;
+	}
 	if (pool.set.prepare == POOL_PREPARE_AUTO && !pool.unprepared) {
 		pc->pid_probe = true;
 		pool_conn_send_setup(pc, "SELECT pg_catalog.pg_backend_pid()");
@@ -813,6 +842,8 @@ static void pool_conn_poll(struct pool_conn *pc)
 			pool_connect_failed(pc, "cannot watch socket");
 		break;
 	case PGRES_POLLING_OK:
+		if (!pc->probe && pool_conn_skip_stale(pc))
+			break;
 		pool_conn_setup(pc);
 		break;
 	case PGRES_POLLING_FAILED:
@@ -830,6 +861,8 @@ static void pool_conn_poll(struct pool_conn *pc)
  */
 static int pool_conn_begin(struct pool_conn *pc, bool skip_silent_host)
 {
+	pc->notice.conn_id = pc->id;
+	pgnotice_attach(pc->pg, &pc->notice);
 	if (PQstatus(pc->pg) == CONNECTION_BAD ||
 	    PQsetnonblocking(pc->pg, 1) < 0) {
 		pool_connect_failed(pc, PQerrorMessage(pc->pg));
@@ -850,12 +883,13 @@ static int pool_conn_begin(struct pool_conn *pc, bool skip_silent_host)
 	return 0;
 }
 
-static int pool_conn_open(void)
+/* A new connection, CONNECTING, in the list; its PGconn is the caller's. */
+static struct pool_conn *pool_conn_alloc(void)
 {
 	struct pool_conn *pc = calloc(1, sizeof(*pc));
 
 	if (!pc)
-		return -1;
+		return NULL;
 	pc->id = ++pool.next_id;
 	pc->fd = -1;
 	pc->prep_sent = -1;
@@ -865,14 +899,21 @@ static int pool_conn_open(void)
 		pool.all->prev = pc;
 	pool.all = pc;
 	pool.nconnecting++;
+	return pc;
+}
 
+static int pool_conn_open(void)
+{
+	struct pool_conn *pc = pool_conn_alloc();
+
+	if (!pc)
+		return -1;
 	pc->pg = PQconnectStartParams(pool.dc->keys, pool.dc->vals, 1);
 	if (!pc->pg) {
 		pool_connect_failed(pc, "out of memory");
 		return -1;
 	}
-	pc->notice.conn_id = pc->id;
-	pgnotice_attach(pc->pg, &pc->notice);
+
 	pc->timer = evtimer_new(pool.base, pool_connect_timeout, pc);
 	if (!pc->timer) {
 		pool_connect_failed(pc, "out of memory");
@@ -1295,7 +1336,9 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 
 	switch (pc->state) {
 	case PC_SETUP:
-		if (st != POOL_OK)
+		if (pc->probe)
+			pool_probe_done(pc, st, res);
+		else if (st != POOL_OK)
 			pool_connect_failed(pc, msg ? msg : "setup failed");
 		else
 			pool_conn_setup_next(pc, res);
@@ -1309,11 +1352,15 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 			pc->checked = clock_now();
 		if (st == POOL_OK && pc->checking) {
 			pool.st.rechecks++;
-			if (!res || PQntuples(res) != 1 ||
+			if (!res || PQntuples(res) != 1 || PQnfields(res) != 2 ||
 			    strcmp(PQgetvalue(res, 0, 0), "f") != 0) {
 				pool.st.read_only++;
 				st = POOL_QUERY_ERROR;
 				msg = "the server is not a writable primary";
+			} else {
+				pool.our_tl = atoi(PQgetvalue(res, 0, 1));
+				memcpy(pool.our_host, pc->host,
+				       sizeof(pool.our_host));
 			}
 		}
 		if (st != POOL_OK) {
@@ -1463,6 +1510,137 @@ static void pool_conn_event(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* ---- stale primaries ------------------------------------------------------ */
+
+/*
+ * With a list of hosts and a primary wanted, a server that still writes
+ * may not be the primary any more: its Patroni frozen (or cut off from
+ * the DCS) while another member was promoted.  No answer of its own says
+ * so, but the promoted one writes on a newer timeline.  Every
+ * recheck_interval one probe connection asks the other hosts of the list
+ * (libpq's own read-write search, the current host left out) for a
+ * writable server and its timeline; if it is newer than ours, our
+ * primary is stale: its connections are ended, and for STALE_USEC new
+ * connections that reach it go on to the hosts after it.
+ */
+#define STALE_USEC (60 * USEC_PER_SEC)
+
+static bool pool_is_stale(const char *host)
+{
+	return pool.stale_host[0] && clock_now() < pool.stale_until &&
+	       strcmp(host, pool.stale_host) == 0;
+}
+
+static void pool_mark_stale(const char *host)
+{
+	memcpy(pool.stale_host, host, sizeof(pool.stale_host));
+	pool.stale_until = clock_now() + STALE_USEC;
+}
+
+/* A new connection that reached the stale primary starts over after it. */
+static bool pool_conn_skip_stale(struct pool_conn *pc)
+{
+	PGconn *next;
+
+	pool_conn_track_host(pc);
+	if (!pool_is_stale(pc->host))
+		return false;
+	next = pool_start_after_current_host(pc->pg, false);
+	if (!next)
+		return false;
+	log_info("pool: connection %llu skips %s (a stale primary)",
+		 (unsigned long long)pc->id, pc->host);
+	if (pc->ev) {
+		event_free(pc->ev);
+		pc->ev = NULL;
+	}
+	PQfinish(pc->pg);
+	pc->pg = next;
+	pc->host[0] = '\0';
+	(void)pool_conn_begin(pc, false);
+	return true;
+}
+
+/* Our primary is stale: its connections end (a query in flight fails with
+ * `unavailable`: a commit waiting there for a standby that now follows
+ * another primary would never be confirmed). */
+static void pool_leave_stale(const char *newer, int tl)
+{
+	struct pool_conn *pc;
+
+	log_warn("pool: %s is a primary on timeline %d, newer than %s's %d: "
+		 "leaving the stale primary",
+		 newer, tl, pool.our_host, pool.our_tl);
+	pool.st.stale++;
+	pool_mark_stale(pool.our_host);
+	pool.suspect_before = clock_now();
+	pool.our_host[0] = '\0';
+	pool.our_tl = 0;
+again:
+	for (pc = pool.all; pc; pc = pc->next) {
+		if (pc->probe || pc->broken || !pool_is_stale(pc->host))
+			continue;
+		if (pc->state == PC_IDLE) {
+			pool_conn_close(pc, "on a stale primary");
+			goto again;
+		}
+		if (pc->state == PC_BUSY && pc->exec_active) {
+			pool_conn_done(pc, true);	/* may close pc */
+			goto again;
+		}
+		pc->broken = true;	/* closed when released */
+	}
+	pool_fill();
+}
+
+static void pool_probe_done(struct pool_conn *pc, enum pool_status st,
+			    const PGresult *res)
+{
+	pool.probing = false;
+	if (st == POOL_OK && res && PQntuples(res) == 1 &&
+	    PQnfields(res) == 2 && strcmp(PQgetvalue(res, 0, 0), "f") == 0 &&
+	    pool.our_tl > 0) {
+		int tl = atoi(PQgetvalue(res, 0, 1));
+
+		if (tl > pool.our_tl)
+			pool_leave_stale(pc->host, tl);
+		else if (tl < pool.our_tl)
+			pool_mark_stale(pc->host);	/* new ones skip it */
+	}
+	pool_conn_close(pc, NULL);
+}
+
+static void pool_probe_start(usec_t now)
+{
+	struct pool_conn *tpl, *pc;
+	PGconn *pg;
+
+	pool.next_probe = now + (usec_t)pool.set.recheck_interval * USEC_PER_SEC;
+	for (tpl = pool.all; tpl; tpl = tpl->next)
+		if ((tpl->state == PC_IDLE || tpl->state == PC_BUSY) &&
+		    strcmp(tpl->host, pool.our_host) == 0)
+			break;
+	if (!tpl)
+		return;
+	pg = pool_start_after_current_host(tpl->pg, true);
+	if (!pg)
+		return;		/* one host: nothing to compare */
+	pc = pool_conn_alloc();
+	if (!pc) {
+		PQfinish(pg);
+		return;
+	}
+	pc->probe = true;
+	pc->pg = pg;
+	pool.probing = true;
+	pc->timer = evtimer_new(pool.base, pool_connect_timeout, pc);
+	if (!pc->timer) {
+		pool_connect_failed(pc, "out of memory");
+		return;
+	}
+	(void)pool_conn_begin(pc, false);
+}
+
 /* ---- upkeep ----------------------------------------------------------- */
 
 /*
@@ -1524,6 +1702,9 @@ static void pool_upkeep(evutil_socket_t fd, short what, void *arg)
 			pool_give_back(pc, now);
 		}
 	}
+	if (pool_wants_primary() && pool.our_tl > 0 && !pool.probing &&
+	    now >= pool.next_probe)
+		pool_probe_start(now);
 	pool_fill();
 }
 

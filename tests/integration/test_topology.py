@@ -139,3 +139,45 @@ def test_libpq_notices_go_through_the_log(schema, convd_factory):
     assert lines, log
     assert all("convd[" in ln and ": warning: pool: connection" in ln
                and "server says FATAL 57P01" in ln for ln in lines), lines
+
+
+def test_stale_primary_is_left(pg_factory, convd_factory):
+    """Split brain, as when the old leader's Patroni is frozen while a
+    standby is promoted: both servers of the list accept writes.  convd
+    compares timelines (the promoted one writes on a newer one), leaves
+    the stale primary within about two recheck_intervals and writes on the
+    new one; new connections skip the stale one."""
+    a = pg_factory()
+    b = a.make_standby()
+    b.start()
+    try:
+        d = convd_factory(a, extra=both(a, b))
+        w = Writers(d.socket, n=2).start()
+        try:
+            wait_until(lambda: w.count("ok") >= 50, timeout=20,
+                       what="writes on the first host")
+            b.promote()
+            t = time.monotonic()
+            wait_until(lambda: convd_backends(a) == 0 and
+                       convd_backends(b) >= 1, timeout=scaled(10),
+                       interval=0.1, what="convd to leave the stale primary")
+            took = time.monotonic() - t
+            n = w.count("ok")
+            wait_until(lambda: w.count("ok") >= n + 50, timeout=10,
+                       what="writes on the new primary")
+        finally:
+            w.stop()
+        with d.client() as c:
+            st = c.call("stats")["pool"]
+        assert st["stale"] >= 1, st
+        assert took < scaled(4), took
+        assert "leaving the stale primary" in d.log()
+        errs = [r for r in w.results if r[1] == "error"]
+        assert {r[2] for r in errs} <= {"unavailable"}, errs[:5]
+        # the last writes are on the new primary, none on the old one
+        not_a = {r[0] for r in w.lost(a)}
+        not_b = {r[0] for r in w.lost(b)}
+        last = [r for r in w.results if r[1] == "ok"][-20:]
+        assert all(r[0] in not_a and r[0] not in not_b for r in last), last
+    finally:
+        b.destroy()
