@@ -311,7 +311,10 @@ const struct config_option config_options[] = {
 		"after which a connection is checked again before use (is "
 		"its server still a writable primary?). Every connection is "
 		"also checked after any sign of a failover: a read-only "
-		"error, a lost connection, a failed connect or pre-ping."},
+		"error, a lost connection, a failed connect or pre-ping. As "
+		"often, with a list of hosts, one probe connection looks for "
+		"another writable host on a newer timeline (the primary "
+		"convd uses is then stale, and is left)."},
 
 	/* [pool] */
 	{.section = "pool", .name = "size", .type = CT_INT,
