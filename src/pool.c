@@ -594,6 +594,19 @@ static void pool_conn_track_host(struct pool_conn *pc)
 
 static int pool_conn_begin(struct pool_conn *pc, bool skip_silent_host);
 
+/* pc's attempt goes on as next (the hosts after the current one). */
+static void pool_conn_restart(struct pool_conn *pc, PGconn *next)
+{
+	if (pc->ev) {
+		event_free(pc->ev);
+		pc->ev = NULL;
+	}
+	PQfinish(pc->pg);
+	pc->pg = next;
+	pc->host[0] = '\0';
+	(void)pool_conn_begin(pc, false);
+}
+
 static bool pool_conn_next_host(struct pool_conn *pc, bool skip_silent)
 {
 	PGconn *next = pool_start_after_current_host(pc->pg, false);
@@ -612,14 +625,7 @@ static bool pool_conn_next_host(struct pool_conn *pc, bool skip_silent)
 		memcpy(pool.silent_host, pc->host, sizeof(pool.silent_host));
 		pool.silent_until = clock_now() + SILENT_SKIP_USEC;
 	}
-	if (pc->ev) {
-		event_free(pc->ev);
-		pc->ev = NULL;
-	}
-	PQfinish(pc->pg);
-	pc->pg = next;
-	pc->host[0] = '\0';
-	(void)pool_conn_begin(pc, false);
+	pool_conn_restart(pc, next);
 	return true;
 }
 
@@ -1550,14 +1556,7 @@ static bool pool_conn_skip_stale(struct pool_conn *pc)
 		return false;
 	log_info("pool: connection %llu skips %s (a stale primary)",
 		 (unsigned long long)pc->id, pc->host);
-	if (pc->ev) {
-		event_free(pc->ev);
-		pc->ev = NULL;
-	}
-	PQfinish(pc->pg);
-	pc->pg = next;
-	pc->host[0] = '\0';
-	(void)pool_conn_begin(pc, false);
+	pool_conn_restart(pc, next);
 	return true;
 }
 

@@ -916,8 +916,12 @@ class PatroniCluster:
                 "dcs": {"ttl": self.ttl, "loop_wait": 1, "retry_timeout": 3,
                         "maximum_lag_on_failover": 1048576,
                         "synchronous_mode": self.synchronous_mode,
-                        "postgresql": {"use_pg_rewind": False,
+                        # a member left behind a failover rejoins
+                        "postgresql": {"use_pg_rewind": True,
+                                       "remove_data_directory_on_rewind_failure": True,
+                                       "remove_data_directory_on_diverged_timelines": True,
                                        "parameters": {
+                                           "wal_log_hints": "on",
                                            "max_connections": 60,
                                            "fsync": "off",
                                            "full_page_writes": "off",

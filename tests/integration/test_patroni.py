@@ -117,26 +117,21 @@ def first_ok_after(w, t):
     return min(done) if done else None
 
 
-def test_switchover_convd_follows_within_half_a_second(cluster, convd):
-    """patroni switchover under write load: convd writes on the new
-    primary within 0.5 s of it accepting writes (first reconnect at once,
-    then [pool] reconnect_backoff_max = 500 ms at most)."""
-    pc = cluster
-    old, new = pc.leader(), sync_standby(pc)
-    w = Writers(convd.socket, n=4, timeout=20).start()
+def through(pc, convd, event, new, timeout=40):
+    """Writers on convd; after 100 writes, event(); waits for member new
+    to accept writes and for convd to write on it, then for 50 more.
+    Returns (writers, when event() ran, when new accepted writes, how long
+    after that convd's first write there ended, the other outcomes)."""
+    w = Writers(convd.socket, n=4, timeout=30).start()
     watch = Promotion(new)
     watch.start()
     try:
         wait_until(lambda: w.count("ok") >= 100, timeout=20, what="writes")
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{old['api']}/switchover", method="POST",
-            data=json.dumps({"leader": old["name"],
-                             "candidate": new["name"]}).encode(),
-            headers={"Content-Type": "application/json"})
-        t_switch = time.monotonic()
-        urllib.request.urlopen(req, timeout=30).read()
-        wait_until(lambda: watch.at, timeout=30, what="the promotion")
-        wait_until(lambda: first_ok_after(w, watch.at), timeout=10,
+        t_event = time.monotonic()
+        event()
+        wait_until(lambda: watch.at, timeout=scaled(timeout), interval=0.05,
+                   what=f"{new['name']} to accept writes")
+        wait_until(lambda: first_ok_after(w, watch.at), timeout=20,
                    what="convd to write on the new primary")
         lag = first_ok_after(w, watch.at) - watch.at
         n = w.count("ok")
@@ -147,12 +142,50 @@ def test_switchover_convd_follows_within_half_a_second(cluster, convd):
         w.stop()
     errs = [r for r in w.results if r[1] != "ok"]
     assert {r[2] for r in errs} <= {"unavailable", "timeout"}, errs[:5]
-    unwritable = watch.at - t_switch
-    print(f"# switchover: no primary for {unwritable:.3f} s; convd wrote "
+    return w, t_event, watch.at, lag, errs
+
+
+def test_switchover_convd_follows_within_half_a_second(cluster, convd):
+    """patroni switchover under write load: convd writes on the new
+    primary within 0.5 s of it accepting writes (first reconnect at once,
+    then [pool] reconnect_backoff_max = 250 ms at most)."""
+    pc = cluster
+    old, new = pc.leader(), sync_standby(pc)
+
+    def switchover():
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{old['api']}/switchover", method="POST",
+            data=json.dumps({"leader": old["name"],
+                             "candidate": new["name"]}).encode(),
+            headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=30).read()
+
+    w, t0, t_new, lag, errs = through(pc, convd, switchover, new)
+    print(f"# switchover: no primary for {t_new - t0:.3f} s; convd wrote "
           f"{lag:.3f} s after the new primary accepted writes; "
           f"{len(errs)} errors")
     assert lag < scaled(0.5), lag
     assert not w.lost(_Member(pc, new)), w.lost(_Member(pc, new))[:5]
+
+
+def test_kill_leader_sync_mode_loses_no_ack(cluster, convd):
+    """synchronous_mode: true, the leader's node dies (SIGKILL of Patroni
+    and PostgreSQL) under write load: Patroni promotes the synchronous
+    standby, convd writes there, and every write convd acknowledged is on
+    it: 0 lost."""
+    pc = cluster
+    wait_until(lambda: sync_standby(pc), timeout=scaled(60), interval=0.2,
+               what="a synchronous standby")
+    old, new = pc.leader(), sync_standby(pc)
+    w, t0, t_new, lag, errs = through(pc, convd,
+                                      lambda: pc.kill_member(old), new)
+    lost = w.lost(_Member(pc, new))
+    print(f"# kill -9 of the leader's node: no primary for {t_new - t0:.3f} "
+          f"s; convd wrote {lag:.3f} s after the new primary accepted "
+          f"writes; {w.count('ok')} acknowledged, {len(lost)} lost, "
+          f"{len(errs)} errors")
+    assert not lost, lost[:5]
+    assert lag < scaled(0.5), lag
 
 
 def patroni_pid(pc, m):
@@ -171,77 +204,22 @@ def test_frozen_leader_patroni_convd_moves(cluster, convd):
     acknowledged) and writes on the new primary within two
     recheck_intervals; nothing acknowledged is lost."""
     pc = cluster
-    wait_until(lambda: sync_standby(pc), timeout=scaled(30), interval=0.2,
+    wait_until(lambda: sync_standby(pc), timeout=scaled(60), interval=0.2,
                what="a synchronous standby")
     old, new = pc.leader(), sync_standby(pc)
     pid = patroni_pid(pc, old)
-    w = Writers(convd.socket, n=4, timeout=30).start()
-    watch = Promotion(new)
-    watch.start()
     try:
-        wait_until(lambda: w.count("ok") >= 100, timeout=20, what="writes")
-        os.kill(pid, signal.SIGSTOP)
-        t_freeze = time.monotonic()
-        wait_until(lambda: watch.at, timeout=scaled(40), interval=0.1,
-                   what="the synchronous standby's promotion")
-        wait_until(lambda: first_ok_after(w, watch.at), timeout=20,
-                   what="convd to write on the new primary")
-        lag = first_ok_after(w, watch.at) - watch.at
-        n = w.count("ok")
-        wait_until(lambda: w.count("ok") >= n + 50, timeout=10,
-                   what="steady writes")
+        w, t0, t_new, lag, errs = through(
+            pc, convd, lambda: os.kill(pid, signal.SIGSTOP), new)
     finally:
         os.kill(pid, signal.SIGCONT)
-        watch.stop()
-        w.stop()
-    errs = [r for r in w.results if r[1] != "ok"]
-    assert {r[2] for r in errs} <= {"unavailable", "timeout"}, errs[:5]
     lost = w.lost(_Member(pc, new))
     with convd.client() as c:
         st = c.call("stats")["pool"]
-    print(f"# leader's Patroni frozen: promotion {watch.at - t_freeze:.3f} s "
-          f"later; convd wrote {lag:.3f} s after the new primary accepted "
-          f"writes; {w.count('ok')} acknowledged, {len(lost)} lost, "
-          f"{len(errs)} errors; stale primaries left: {st['stale']}")
+    print(f"# leader's Patroni frozen: promotion {t_new - t0:.3f} s later; "
+          f"convd wrote {lag:.3f} s after the new primary accepted writes; "
+          f"{w.count('ok')} acknowledged, {len(lost)} lost, {len(errs)} "
+          f"errors; stale primaries left: {st['stale']}")
     assert not lost, lost[:5]
     assert st["stale"] >= 1, st
     assert lag < scaled(2 * 2 + 1), lag
-
-
-def test_kill_leader_sync_mode_loses_no_ack(cluster, convd):
-    """synchronous_mode: true, the leader's node dies (SIGKILL of Patroni
-    and PostgreSQL) under write load: Patroni promotes the synchronous
-    standby, convd writes there, and every write convd acknowledged is on
-    it: 0 lost."""
-    pc = cluster
-    wait_until(lambda: sync_standby(pc), timeout=scaled(30), interval=0.2,
-               what="a synchronous standby")
-    old, new = pc.leader(), sync_standby(pc)
-    w = Writers(convd.socket, n=4, timeout=20).start()
-    watch = Promotion(new)
-    watch.start()
-    try:
-        wait_until(lambda: w.count("ok") >= 100, timeout=20, what="writes")
-        t_kill = time.monotonic()
-        pc.kill_member(old)
-        wait_until(lambda: watch.at, timeout=scaled(40), interval=0.1,
-                   what="the synchronous standby's promotion")
-        wait_until(lambda: first_ok_after(w, watch.at), timeout=10,
-                   what="convd to write on the new primary")
-        lag = first_ok_after(w, watch.at) - watch.at
-        n = w.count("ok")
-        wait_until(lambda: w.count("ok") >= n + 50, timeout=10,
-                   what="steady writes")
-    finally:
-        watch.stop()
-        w.stop()
-    errs = [r for r in w.results if r[1] != "ok"]
-    assert {r[2] for r in errs} <= {"unavailable", "timeout"}, errs[:5]
-    acked = w.count("ok")
-    lost = w.lost(_Member(pc, new))
-    print(f"# kill -9 of the leader's node: no primary for "
-          f"{watch.at - t_kill:.3f} s; convd wrote {lag:.3f} s after the "
-          f"new primary accepted writes; {acked} acknowledged, "
-          f"{len(lost)} lost, {len(errs)} errors")
-    assert not lost, lost[:5]
-    assert lag < scaled(0.5), lag
