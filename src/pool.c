@@ -73,8 +73,6 @@ struct pool_conn {
 #define HOLD_USEC (300 * 1000)
 #define FULL_RETRY_MIN_USEC (50 * 1000)
 #define FULL_RETRY_SPREAD_USEC (200 * 1000)
-/* queries failed in a row after which `health` is not ok */
-#define FAILING_AFTER 3
 
 static struct {
 	struct event_base *base;
@@ -919,7 +917,6 @@ static int pool_conn_open(void)
 		pool_connect_failed(pc, "out of memory");
 		return -1;
 	}
-
 	pc->timer = evtimer_new(pool.base, pool_connect_timeout, pc);
 	if (!pc->timer) {
 		pool_connect_failed(pc, "out of memory");
@@ -1220,10 +1217,9 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 		pc->pre_sent = true;
 	}
 	if (stmt && pool.unprepared) {
+		/* the same SQL, unnamed: parsed and planned each time */
 		int idx = pool_stmt_index(stmt);
 
-		if (idx < 0 || nparams > POOL_MAX_PARAMS)
-			return -1;
 		ok = PQsendQueryParams(pc->pg, pool.stmts[idx].sql, nparams,
 				       NULL, values, lengths, formats,
 				       result_format);
