@@ -93,7 +93,8 @@ struct pool_stats {
 	uint64_t rechecks, read_only;
 	uint64_t not_replicated;	/* commits not confirmed by a sync standby */
 	uint64_t stale;		/* primaries left for a newer one */
-	int failing;		/* queries failed in a row, none succeeded */
+	int failing;		/* queries failed in a row, none succeeded
+				 * (0 once the last is a minute old) */
 	bool database_up;
 	bool pooler;		/* a transaction pooler: statements unnamed */
 	char last_error[256];

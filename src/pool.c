@@ -73,6 +73,8 @@ struct pool_conn {
 #define HOLD_USEC (300 * 1000)
 #define FULL_RETRY_MIN_USEC (50 * 1000)
 #define FULL_RETRY_SPREAD_USEC (200 * 1000)
+/* how long queries that failed in a row keep `health` not ok */
+#define FAILING_FOR_USEC (60 * USEC_PER_SEC)
 
 static struct {
 	struct event_base *base;
@@ -120,6 +122,7 @@ static struct {
 	usec_t full_retry_at;			/* ... next try */
 	usec_t next_give_back;
 	usec_t hold_until;			/* ... slot left to others */
+	usec_t last_failure;			/* of a query (st.failing) */
 	uint64_t next_id;
 	struct pool_stats st;
 } pool;
@@ -1302,6 +1305,7 @@ static void pool_conn_judge(struct pool_conn *pc, const PGresult *res,
 		pool.st.failing = 0;
 	} else {
 		pool.st.failing++;
+		pool.last_failure = clock_now();
 		if (*msg)
 			pool_set_error(*msg);
 	}
@@ -1842,6 +1846,10 @@ void pool_stats(struct pool_stats *out)
 	out->waiting = pool.nwaiting;
 	out->database_up = pool.nopen > 0 || (!pool.down && pool.failures == 0);
 	out->pooler = pool.unprepared;
+	/* failures in a row count while they are recent: a quiet convd
+	 * whose last queries failed is not "failing" for ever */
+	if (clock_now() - pool.last_failure > FAILING_FOR_USEC)
+		out->failing = 0;
 }
 
 bool pool_session_state(void)
