@@ -60,6 +60,8 @@ def convd(cluster):
     d.start()
     yield d
     d.stop()
+    report = d.sanitizer_report()
+    assert report is None, report
 
 
 class _NoPg:
