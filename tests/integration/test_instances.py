@@ -50,7 +50,7 @@ def bench(d, seconds):
     """convd-bench on d's socket in the background (batched writes and
     reads: up to 6 connections' worth of work)."""
     return subprocess.Popen(
-        [BENCH, "-s", d.socket, "-c", "8", "-j", "1", "-d", "2",
+        [BENCH, "-s", d.socket, "-c", "4", "-j", "1", "-d", "2",
          "-T", str(seconds), "-m", "add_message:1,get_recent_conversations:1",
          "--users", "200", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
