@@ -15,6 +15,7 @@
 #include "log.h"
 #include "proto.h"
 #include "store.h"
+#include "topology.h"
 
 /* PostgreSQL's epoch (2000-01-01) in Unix microseconds. */
 #define PG_EPOCH_USEC 946684800000000LL
@@ -490,16 +491,15 @@ static void store_query_failed(struct request *r, const PGresult *res,
 	/* 25006 read_only_sql_transaction: the primary moved; 26000, 42P05:
 	 * named statements met a transaction pooler.  Nothing was written;
 	 * the pool checks its connections again, or stops preparing. */
-	if (sqlstate && strcmp(sqlstate, "25006") == 0) {
-		request_error(r, E_UNAVAILABLE,
-			      "database unavailable (the server is read-only)");
-		return;
-	}
-	if (sqlstate && (strcmp(sqlstate, "26000") == 0 ||
-			 strcmp(sqlstate, "42P05") == 0)) {
-		request_error(r, E_UNAVAILABLE,
-			      "a transaction pooler lost the prepared statement; "
-			      "see [database] prepared_statements");
+	if (topology_read_only_error(sqlstate) ||
+	    topology_pooler_error(sqlstate)) {
+		request_error(r, E_UNAVAILABLE, "%s",
+			      topology_read_only_error(sqlstate) ?
+				      "database unavailable (the server is "
+				      "read-only)" :
+				      "a transaction pooler lost the prepared "
+				      "statement; see [database] "
+				      "prepared_statements");
 		return;
 	}
 	/* 42P01 undefined_table, 42703 undefined_column: schema missing */
