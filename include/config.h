@@ -71,6 +71,8 @@ struct convd_config {
 		int64_t max_inflight;
 		int64_t max_output_bytes;
 		int64_t idle_timeout;
+		int64_t request_timeout;	/* milliseconds, 0 = none */
+		int64_t memory_budget;		/* bytes, 0 = none */
 		int64_t shutdown_timeout;
 		char *allow_users;
 		char *allow_groups;

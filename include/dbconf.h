@@ -53,6 +53,13 @@ CONVD_WUR int dbconf_build(const struct convd_config *cfg,
 			   struct dbconf *out, char *err, size_t errlen);
 void dbconf_free(struct dbconf *dc);
 
+/*
+ * A [database] url / DATABASE_URL as it may be shown: every password
+ * (URL user info, ?password=, password=... in a key=value string) replaced
+ * by "***"; a string that cannot be parsed is not shown at all.
+ */
+void dbconf_mask(const char *s, char *out, size_t outlen);
+
 /* getenv with dbconf_build's signature. */
 const char *dbconf_getenv(const char *name);
 

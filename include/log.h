@@ -32,6 +32,36 @@ const char *log_level_name(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) CONVD_PRINTF(2, 3);
 
+/*
+ * A message that can come in bursts (a refused connection, a client cut
+ * off): at most LOG_RL_BURST lines per LOG_RL_INTERVAL_SEC seconds per
+ * limiter; the others are counted, and the count is logged ("N more ...
+ * suppressed") when the window ends: by the next such message, or by
+ * log_ratelimit_flush(), which the daemon calls from a timer.
+ */
+#define LOG_RL_BURST 5
+#define LOG_RL_INTERVAL_SEC 5
+
+struct log_ratelimit {
+	const char *what;		/* "refused connections" */
+	enum log_level level;		/* of the last message */
+	int64_t start;			/* window start, monotonic µs */
+	unsigned int shown;
+	uint64_t suppressed;
+	struct log_ratelimit *next;	/* on the flush list */
+	bool listed;
+};
+
+#define LOG_RATELIMIT(what) {(what), LOG_LVL_WARNING, 0, 0, 0, NULL, false}
+
+void log_msg_rl(struct log_ratelimit *rl, enum log_level level,
+		const char *fmt, ...) CONVD_PRINTF(3, 4);
+/* Logs the counts of windows that have ended. */
+void log_ratelimit_flush(void);
+
+#define log_warn_rl(rl, ...) log_msg_rl((rl), LOG_LVL_WARNING, __VA_ARGS__)
+#define log_info_rl(rl, ...) log_msg_rl((rl), LOG_LVL_INFO, __VA_ARGS__)
+
 #define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARNING, __VA_ARGS__)
 #define log_notice(...) log_msg(LOG_LVL_NOTICE, __VA_ARGS__)

@@ -44,6 +44,7 @@ enum pool_status {
 	POOL_TIMEOUT,		/* no connection within the pool timeout */
 	POOL_QUERY_ERROR,	/* the server reported an error for the query */
 	POOL_SHUTDOWN,		/* the pool is closing */
+	POOL_RESULT_TOO_LARGE,	/* the rows passed pool_set_result_limit */
 	POOL_NOT_DURABLE,	/* committed on the server, but its wait for a
 				 * synchronous standby was cancelled: not to
 				 * be acknowledged (res: the OK result) */
@@ -97,8 +98,17 @@ struct pool_stats {
 				 * (0 once the last is a minute old) */
 	bool database_up;
 	bool pooler;		/* a transaction pooler: statements unnamed */
+	/* queries are outstanding and none has been answered for
+	 * POOL_STALL_USEC, or one was given up at its deadline less than
+	 * POOL_STALL_USEC ago or with none answered since: the server is
+	 * frozen, or commits wait on a standby that is not there */
+	bool database_stalled;
+	int64_t stalled_usec;		/* since the last answer */
+	uint64_t abandoned;		/* queries given up at a deadline */
 	char last_error[256];
 };
+
+#define POOL_STALL_USEC (5 * USEC_PER_SEC)
 
 /* Queries failed in a row (none succeeded) after which `health` says the
  * database is "failing". */
@@ -164,6 +174,23 @@ CONVD_WUR int pool_exec(struct pool_conn *pc, const char *stmt,
 			const char *const *values, const int *lengths,
 			const int *formats, int result_format,
 			pool_exec_fn fn, void *arg);
+
+/*
+ * Gives up on the query running on an acquired connection (its request's
+ * deadline passed): a cancel request is sent from a helper thread
+ * (PQcancel blocks; cancel.h), the connection is closed at once and
+ * replaced, and the query's callback is never called.  Never blocks.
+ */
+void pool_abandon(struct pool_conn *pc);
+
+/*
+ * Bounds the rows of the next pool_exec on pc: they are read one at a
+ * time (libpq's single-row mode) and gathered into one result while their
+ * values stay within `bytes`; past that the rest is read and dropped, and
+ * the query ends with POOL_RESULT_TOO_LARGE (res NULL).  A result is so
+ * checked while it is read, never held whole first.  0 = no bound.
+ */
+void pool_set_result_limit(struct pool_conn *pc, size_t bytes);
 
 /* Gives the connection back (or closes it, if it broke). */
 void pool_release(struct pool_conn *pc);

@@ -18,6 +18,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "deadline.h"
 #include "pool.h"
 #include "validate.h"
 
@@ -48,6 +49,7 @@ struct request {
 	struct pool_conn *pc;
 	struct request *next;		/* free for the handler's own use */
 	void *handler_data;
+	struct deadline_link dl;	/* database requests (deadline.h) */
 	char ints[METHOD_MAX_PARAMS][24]; /* PK_INT args as text */
 	size_t data_cap;		/* bytes in data[] */
 	char data[];			/* NUL-terminated copies */
@@ -69,6 +71,9 @@ void request_error(struct request *r, enum rpc_error e, const char *fmt, ...)
  * connection is closed (a half response must never be followed by more).
  */
 void request_abort(struct request *r, const char *why);
+
+/* [server] max_output_bytes: the largest answer. */
+size_t request_max_output(void);
 
 /* Whether the request's client may call admin methods. */
 bool request_is_admin(const struct request *r);

@@ -13,6 +13,7 @@ DEPS="build-essential autoconf automake libtool pkg-config
       python3 python3-msgpack python3-pytest
       mandoc clang valgrind redis-server redis-tools"
 DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13: real Alembic databases
+DEPS="$DEPS libclang-rt-14-dev"   # issue 15: libFuzzer, for the fuzz harness test (test_faults.py)
 DEPS="$DEPS pgbouncer patroni etcd-server python3-etcd python3-psycopg2"   # issue 19: real PgBouncer, Patroni on etcd
 
 install_deps() {

@@ -426,6 +426,28 @@ const struct config_option config_options[] = {
 	 .max = 7 * 86400, .reloadable = true,
 	 .doc = "Seconds after which a client with no request in flight is "
 		"disconnected; 0 means never."},
+	{.section = "server", .name = "request_timeout", .type = CT_INT,
+	 .offset = OFF(server.request_timeout), .def = "30000", .min = 0,
+	 .max = 86400000, .reloadable = true,
+	 .doc = "Milliseconds a database request may take from the moment it "
+		"is read to its answer: its wait for a connection, its query "
+		"and its commit. Past it the client gets timeout, and the query "
+		"is cancelled and its connection closed (a write answered "
+		"timeout may or may not have been stored). 0 means no limit. "
+		"cleanup_old_conversations has no deadline."},
+	{.section = "server", .name = "memory_budget", .type = CT_SIZE,
+	 .offset = OFF(server.memory_budget), .def = "256M", .min = 0,
+	 .max = 64 * GIB, .reloadable = true,
+	 .doc = "Bytes that all clients' buffered requests and unsent "
+		"responses may hold together. When a new buffer would go past "
+		"it, the clients holding the most (half-sent requests, unread "
+		"responses) are disconnected first, until the new buffer "
+		"fits. The process's memory then stays within the budget plus "
+		"a margin of about 16 MiB and (1 + size + max_overflow of "
+		"[pool]) times max_output_bytes: the answer being packed and "
+		"one result per database connection, each read within "
+		"max_output_bytes. 0 means no budget. It must be at least "
+		"twice max_output_bytes."},
 	{.section = "server", .name = "shutdown_timeout", .type = CT_INT,
 	 .offset = OFF(server.shutdown_timeout), .def = "10", .min = 0,
 	 .max = 3600, .reloadable = true,
@@ -1238,6 +1260,15 @@ bad_option:
 		snprintf(err, errlen,
 			 "%s: [server] max_output_bytes (%s) must be at least "
 			 "max_request_bytes (%s)", where, a, b);
+		return -1;
+	}
+	if (cfg->server.memory_budget > 0 &&
+	    cfg->server.memory_budget < 2 * cfg->server.max_output_bytes) {
+		format_size(cfg->server.memory_budget, a, sizeof(a));
+		format_size(cfg->server.max_output_bytes, b, sizeof(b));
+		snprintf(err, errlen,
+			 "%s: [server] memory_budget (%s) must be 0 or at least "
+			 "twice max_output_bytes (%s)", where, a, b);
 		return -1;
 	}
 	if (cfg->db.password[0] != '\0' && cfg->db.password_file[0] != '\0') {

@@ -23,6 +23,8 @@
 #include "clock.h"
 #include "config.h"
 #include "dbconf.h"
+#include "deadline.h"
+#include "health.h"
 #include "log.h"
 #include "memory.h"
 #include "methods.h"
@@ -133,14 +135,18 @@ static void update_status(void)
 {
 	struct pool_stats ps;
 	struct server_stats ss;
+	struct health h;
 
+	health_check(&h);
 	pool_stats(&ps);
 	server_stats(&ss);
 	sdn_notify("STATUS=%s; schema %s; %d clients; pool %d open, %d busy, "
 		   "%d waiting",
-		   ps.database_up ? "database up" : "database DOWN",
-		   schema_check_state(), ss.clients, ps.open, ps.busy,
-		   ps.waiting);
+		   strcmp(h.database, "up") == 0 ? "database up" :
+		   strcmp(h.database, "stalled") == 0 ?
+						   "database STALLED" :
+						   "database DOWN",
+		   h.schema, ss.clients, ps.open, ps.busy, ps.waiting);
 }
 
 static void on_status(evutil_socket_t fd, short what, void *arg)
@@ -149,6 +155,7 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	update_status();
+	log_ratelimit_flush();
 }
 
 /* A timer that fires proves the loop turns: only then is systemd told. */
@@ -272,6 +279,7 @@ static void reload(void)
 	fit_fd_limit(&d.cfg);
 	ps = pool_settings_from(&d.cfg);
 	pool_reconfigure(&ps);
+	deadline_reconfigure(d.cfg.server.request_timeout * 1000);
 	if (server_reconfigure(&d.cfg) < 0)
 		log_error("reload: the new access lists are invalid; keeping "
 			  "the old ones");
@@ -389,6 +397,7 @@ static int start(void)
 		       store_nstatements) < 0)
 		return -1;
 	if (store_setup(d.base) < 0 || schema_check_setup(d.base) < 0 ||
+	    deadline_setup(d.base, d.cfg.server.request_timeout * 1000) < 0 ||
 	    retention_setup(d.base, &d.cfg) < 0) {
 		log_error("out of memory");
 		return -1;
@@ -415,6 +424,7 @@ static void stop(void)
 	schema_check_cleanup();
 	store_cleanup();
 	pool_cleanup();
+	deadline_cleanup();
 	server_cleanup();
 	if (d.watchdog)
 		event_free(d.watchdog);
@@ -488,7 +498,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		config_print_effective(stdout, &d.cfg);
+		/* the url as it may be shown: its passwords masked */
+		struct convd_config shown = d.cfg;
+		char url[8192];
+
+		dbconf_mask(d.cfg.db.url, url, sizeof(url));
+		shown.db.url = url;
+		config_print_effective(stdout, &shown);
 		printf("# database: %s\n", d.dc.describe);
 		printf("configuration OK: %s\n",
 		       d.config_given || access(d.config_path, F_OK) == 0 ?

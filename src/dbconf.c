@@ -281,6 +281,27 @@ static void mask_url(const char *s, const struct urlinfo *ui, char *out,
 	}
 }
 
+void dbconf_mask(const char *s, char *out, size_t outlen)
+{
+	struct urlinfo ui;
+	char why[128];
+
+	if (outlen == 0)
+		return;
+	if (!s) {
+		out[0] = '\0';
+		return;
+	}
+	/* A string convd cannot read is not shown at all: it may hold a
+	 * password where the parser did not find one. */
+	if (inspect_url(s, &ui, why, sizeof(why)) < 0) {
+		snprintf(out, outlen, "%s", s[0] ? "(connection string not shown)"
+						 : "");
+		return;
+	}
+	mask_url(s, &ui, out, outlen);
+}
+
 /* ------------------------------------------------------------------ */
 /* building the arrays                                                 */
 

@@ -88,11 +88,22 @@ const char *log_level_name(enum log_level level)
 	return log_names[level];
 }
 
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+	CONVD_PRINTF(2, 0);
+
 void log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[2048];
 	size_t n = 0;
-	va_list ap;
 	int saved = errno;
 
 	if (!log_enabled(level))
@@ -112,9 +123,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 				      (int)log_state.pid, log_names[level]);
 	}
 	if (n < sizeof(line)) {
-		va_start(ap, fmt);
 		int m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		va_end(ap);
+
 		if (m > 0)
 			n += (size_t)m;
 	}
@@ -127,4 +137,95 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	line[n++] = '\n';
 	(void)!write(STDERR_FILENO, line, n);
 	errno = saved;
+}
+
+/* ---- rate-limited messages ------------------------------------------------ */
+
+static struct {
+	struct log_ratelimit *list;	/* limiters with a count to report */
+} log_rl;
+
+static int64_t log_mono_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Ends rl's window: its count, if any, is logged. */
+static void log_rl_close(struct log_ratelimit *rl, int64_t now)
+{
+	if (rl->suppressed > 0)
+		log_msg(rl->level,
+			"%llu more %s suppressed in the last %lld s",
+			(unsigned long long)rl->suppressed, rl->what,
+			(long long)((now - rl->start) / 1000000));
+	rl->suppressed = 0;
+	rl->shown = 0;
+	rl->start = now;
+}
+
+static void log_rl_unlist(struct log_ratelimit *rl)
+{
+	for (struct log_ratelimit **pp = &log_rl.list; *pp; pp = &(*pp)->next) {
+		if (*pp == rl) {
+			*pp = rl->next;
+			break;
+		}
+	}
+	rl->next = NULL;
+	rl->listed = false;
+}
+
+void log_msg_rl(struct log_ratelimit *rl, enum log_level level,
+		const char *fmt, ...)
+{
+	int64_t now;
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	now = log_mono_usec();
+	if (rl->start == 0 ||
+	    now - rl->start >= (int64_t)LOG_RL_INTERVAL_SEC * 1000000) {
+		log_rl_close(rl, now);
+		if (rl->listed)
+			log_rl_unlist(rl);
+	}
+	rl->level = level;
+	if (rl->shown >= LOG_RL_BURST) {
+		if (rl->suppressed++ == 0 && !rl->listed) {
+			rl->next = log_rl.list;
+			log_rl.list = rl;
+			rl->listed = true;
+		}
+		return;
+	}
+	rl->shown++;
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+	if (rl->shown == LOG_RL_BURST)
+		log_msg(level, "further %s are counted, not logged, for %d s",
+			rl->what, LOG_RL_INTERVAL_SEC);
+}
+
+void log_ratelimit_flush(void)
+{
+	int64_t now = log_mono_usec();
+	struct log_ratelimit **pp = &log_rl.list;
+
+	while (*pp) {
+		struct log_ratelimit *rl = *pp;
+
+		if (now - rl->start < (int64_t)LOG_RL_INTERVAL_SEC * 1000000) {
+			pp = &rl->next;
+			continue;
+		}
+		*pp = rl->next;
+		rl->next = NULL;
+		rl->listed = false;
+		log_rl_close(rl, now);
+	}
 }

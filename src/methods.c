@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "autoconfig.h"
+#include "budget.h"
 #include "clock.h"
+#include "deadline.h"
+#include "health.h"
 #include "memory.h"
 #include "methods.h"
 #include "pool.h"
@@ -34,7 +37,7 @@ static int pack_pool(msgpack_packer *pk)
 	struct pool_stats ps;
 
 	pool_stats(&ps);
-	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 22) < 0 ||
+	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 25) < 0 ||
 	    proto_pack_cstr(pk, "database_up") < 0 ||
 	    (ps.database_up ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    pack_kv_int(pk, "open", ps.open) < 0 ||
@@ -58,6 +61,12 @@ static int pack_pool(msgpack_packer *pk)
 	    pack_kv_int(pk, "failing", ps.failing) < 0 ||
 	    proto_pack_cstr(pk, "pooler") < 0 ||
 	    (ps.pooler ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
+	    proto_pack_cstr(pk, "database_stalled") < 0 ||
+	    (ps.database_stalled ? msgpack_pack_true(pk) :
+				   msgpack_pack_false(pk)) < 0 ||
+	    pack_kv_int(pk, "abandoned", (int64_t)ps.abandoned) < 0 ||
+	    pack_kv_int(pk, "deadline_timeouts",
+			(int64_t)deadline_expired_count()) < 0 ||
 	    proto_pack_cstr(pk, "last_error") < 0 ||
 	    (ps.last_error[0] ? proto_pack_cstr(pk, ps.last_error) :
 				msgpack_pack_nil(pk)) < 0)
@@ -71,7 +80,7 @@ static int pack_stats(msgpack_packer *pk)
 	usec_t up = clock_now() - ctx.started_mono;
 
 	server_stats(&ss);
-	if (msgpack_pack_map(pk, 9) < 0 ||
+	if (msgpack_pack_map(pk, 10) < 0 ||
 	    proto_pack_cstr(pk, "version") < 0 ||
 	    proto_pack_cstr(pk, PACKAGE_VERSION) < 0 ||
 	    pack_kv_int(pk, "uptime_s", up / USEC_PER_SEC) < 0 ||
@@ -84,36 +93,25 @@ static int pack_stats(msgpack_packer *pk)
 	    pack_kv_int(pk, "closed_on_error", (int64_t)ss.closed_errors) < 0 ||
 	    pack_kv_int(pk, "requests_in_flight", server_inflight()) < 0 ||
 	    pack_pool(pk) < 0 || stats_pack_requests(pk) < 0 ||
-	    retention_pack_stats(pk) < 0 || memory_pack_stats(pk) < 0)
+	    retention_pack_stats(pk) < 0 || memory_pack_stats(pk) < 0 ||
+	    budget_pack_stats(pk) < 0)
 		return -1;
 	return 0;
 }
 
 static int pack_health(msgpack_packer *pk)
 {
-	struct pool_stats ps;
-	const char *schema = schema_check_state();
-	bool ok;
+	struct health h;
 
-	const char *db;
-
-	pool_stats(&ps);
-	/* up but every query of late failed: not ok either */
-	db = !ps.database_up			  ? "down" :
-	     ps.failing >= POOL_FAILING_AFTER ? "failing" :
-						"up";
-	ok = strcmp(db, "up") == 0 && strcmp(schema, "ok") == 0;
+	health_check(&h);
 	if (msgpack_pack_map(pk, 4) < 0 || proto_pack_cstr(pk, "ok") < 0 ||
-	    (ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
+	    (h.ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    proto_pack_cstr(pk, "database") < 0 ||
-	    proto_pack_cstr(pk, db) < 0 ||
-	    proto_pack_cstr(pk, "schema") < 0 || proto_pack_cstr(pk, schema) < 0 ||
+	    proto_pack_cstr(pk, h.database) < 0 ||
+	    proto_pack_cstr(pk, "schema") < 0 ||
+	    proto_pack_cstr(pk, h.schema) < 0 ||
 	    proto_pack_cstr(pk, "message") < 0 ||
-	    proto_pack_cstr(pk, strcmp(db, "up") != 0 ?
-					(ps.last_error[0] ? ps.last_error :
-					 !ps.database_up ? "database unreachable" :
-							   "queries fail") :
-					schema_check_message()) < 0)
+	    proto_pack_cstr(pk, h.message) < 0)
 		return -1;
 	return 0;
 }

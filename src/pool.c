@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
+#include "cancel.h"
 #include "clock.h"
 #include "log.h"
 #include "pgnotice.h"
@@ -57,6 +58,12 @@ struct pool_conn {
 	struct pgnotice_ctx notice;
 	/* the query in progress (BUSY) or the ping (PING) */
 	bool exec_active;
+	usec_t exec_started;			/* when it was sent */
+	/* bounded results (pool_set_result_limit) */
+	size_t res_limit, res_bytes;
+	bool rows_pending;			/* row mode after the PREPARE */
+	bool rows_mode;				/* rows come one at a time */
+	bool too_large;
 	pool_exec_fn fn;
 	void *arg;
 	PGresult *res;
@@ -64,6 +71,7 @@ struct pool_conn {
 	char host[300];				/* CONNECTING: "host:port" */
 };
 
+#define POOL_MAX_FIELDS 16			/* of a bounded result */
 #define UPKEEP_USEC (500 * 1000)
 /* Server full (53300): how long it counts as contended after a refusal,
  * how often a contended pool gives a connection back, how long it then
@@ -124,6 +132,8 @@ static struct {
 	usec_t hold_until;			/* ... slot left to others */
 	usec_t last_failure;			/* of a query (st.failing) */
 	uint64_t next_id;
+	usec_t last_answer;			/* a query or ping completed */
+	usec_t last_abandon;			/* a query was given up */
 	struct pool_stats st;
 } pool;
 
@@ -1034,6 +1044,7 @@ static int pool_ping_start(struct pool_conn *pc, struct pool_waiter *w)
 	    !PQpipelineSync(pc->pg) || pool_conn_flush(pc) < 0)
 		return -1;
 	pc->exec_active = true;
+	pc->exec_started = clock_now();
 	/* the waiter's pool timeout goes on while the ping runs */
 	if (evtimer_add(pc->timer, &tv) < 0)
 		return -1;
@@ -1167,9 +1178,89 @@ void pool_release(struct pool_conn *pc)
 	}
 	pool.nbusy--;
 	pc->last_used = clock_now();
+	pc->res_limit = 0;	/* set for one query only */
 	pool_idle_push(pc);
 	if (pool.wq.next != &pool.wq)
 		pool_serve_waiters();
+}
+
+void pool_set_result_limit(struct pool_conn *pc, size_t bytes)
+{
+	pc->res_limit = bytes;
+}
+
+/*
+ * One row of a bounded result: added to the result gathered so far, or,
+ * once the values pass the limit, the result is dropped and the rest of
+ * the rows only counted.
+ */
+static void pool_conn_add_row(struct pool_conn *pc, const PGresult *row)
+{
+	int nf = PQnfields(row), at;
+	size_t bytes = 0;
+
+	if (pc->too_large)
+		return;
+	for (int i = 0; i < nf; i++)
+		bytes += (size_t)PQgetlength(row, 0, i);
+	pc->res_bytes += bytes;
+	if (pc->res_bytes > pc->res_limit) {
+		pc->too_large = true;
+		if (pc->res) {
+			PQclear(pc->res);
+			pc->res = NULL;
+		}
+		return;
+	}
+	if (!pc->res) {
+		PGresAttDesc att[POOL_MAX_FIELDS];
+
+		if (nf > POOL_MAX_FIELDS)
+			goto oom;
+		for (int i = 0; i < nf; i++) {
+			att[i].name = PQfname(row, i);
+			att[i].tableid = PQftable(row, i);
+			att[i].columnid = PQftablecol(row, i);
+			att[i].format = PQfformat(row, i);
+			att[i].typid = PQftype(row, i);
+			att[i].typlen = PQfsize(row, i);
+			att[i].atttypmod = PQfmod(row, i);
+		}
+		pc->res = PQmakeEmptyPGresult(pc->pg, PGRES_TUPLES_OK);
+		if (!pc->res || !PQsetResultAttrs(pc->res, nf, att))
+			goto oom;
+	}
+	at = PQntuples(pc->res);
+	for (int i = 0; i < nf; i++)
+		if (!PQsetvalue(pc->res, at, i,
+				PQgetisnull(row, 0, i) ? NULL :
+							 PQgetvalue(row, 0, i),
+				PQgetisnull(row, 0, i) ? -1 :
+							 PQgetlength(row, 0, i)))
+			goto oom;
+	return;
+oom:
+	/* counted as too large: the request fails, convd goes on */
+	pc->too_large = true;
+	if (pc->res) {
+		PQclear(pc->res);
+		pc->res = NULL;
+	}
+}
+
+void pool_abandon(struct pool_conn *pc)
+{
+	if (pc->state != PC_BUSY)
+		return;
+	if (pc->exec_active) {
+		pool.st.abandoned++;
+		pool.last_abandon = clock_now();
+		cancel_send(pc->pg);
+	}
+	pc->exec_active = false;
+	pc->fn = NULL;
+	pool_conn_close(pc, "its request's deadline passed during the query");
+	pool_fill();
 }
 
 void pool_discard(struct pool_conn *pc)
@@ -1250,7 +1341,21 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 		pc->broken = true;
 		return -1;
 	}
+	/* A bounded result comes a row at a time: single-row mode is set
+	 * for the query at the head of libpq's queue, so after a first-use
+	 * PREPARE it waits for the PREPARE's result (pool_conn_collect). */
+	pc->res_bytes = 0;
+	pc->too_large = false;
+	pc->rows_mode = false;
+	pc->rows_pending = false;
+	if (pc->res_limit > 0) {
+		if (pc->prep_sent >= 0)
+			pc->rows_pending = true;
+		else
+			pc->rows_mode = PQsetSingleRowMode(pc->pg) == 1;
+	}
 	pc->exec_active = true;
+	pc->exec_started = clock_now();
 	pc->fn = fn;
 	pc->arg = arg;
 	if (pool_conn_flush(pc) < 0) {
@@ -1320,6 +1425,34 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 
 	pc->res = NULL;
 	pc->exec_active = false;
+	/* a request's query or a ping answered (not a new connection's
+	 * set-up: a server whose commits hang still accepts connections) */
+	if (!lost && pc->state != PC_SETUP)
+		pool.last_answer = clock_now();
+	/* should single-row mode not have been set, the bound still holds
+	 * for the answer (not for the memory) */
+	if (pc->res_limit > 0 && !pc->rows_mode && res &&
+	    PQresultStatus(res) == PGRES_TUPLES_OK) {
+		size_t bytes = 0;
+
+		for (int i = 0; i < PQntuples(res); i++)
+			for (int j = 0; j < PQnfields(res); j++)
+				bytes += (size_t)PQgetlength(res, i, j);
+		if (bytes > pc->res_limit)
+			pc->too_large = true;
+	}
+	pc->res_limit = 0;
+	pc->rows_pending = pc->rows_mode = false;
+	if (pc->too_large && !lost && (!res || PQresultStatus(res) ==
+						       PGRES_TUPLES_OK)) {
+		pc->too_large = false;
+		if (res)
+			PQclear(res);
+		res = NULL;
+		st = POOL_RESULT_TOO_LARGE;
+		msg = "the result is larger than the limit";
+	}
+	pc->too_large = false;
 	if (lost) {
 		pc->broken = true;
 		msg = pool_conn_error(pc);
@@ -1428,7 +1561,12 @@ static bool pool_conn_collect(struct pool_conn *pc)
 		if (!r) {
 			if (!pipelined)
 				return true;
-			continue;	/* end of one query's results */
+			/* end of one query's results; the next is ours */
+			if (pc->rows_pending) {
+				pc->rows_pending = false;
+				pc->rows_mode = PQsetSingleRowMode(pc->pg) == 1;
+			}
+			continue;
 		}
 		es = PQresultStatus(r);
 		if (es == PGRES_PIPELINE_SYNC) {
@@ -1441,6 +1579,17 @@ static bool pool_conn_collect(struct pool_conn *pc)
 				PQclear(r);
 				continue;
 			}
+		}
+		if (es == PGRES_SINGLE_TUPLE) {
+			pool_conn_add_row(pc, r);
+			PQclear(r);
+			continue;
+		}
+		/* the end of a bounded result: keep what was gathered */
+		if (pc->rows_mode && es == PGRES_TUPLES_OK &&
+		    (pc->res || pc->too_large)) {
+			PQclear(r);
+			continue;
 		}
 		if (pc->prep_sent >= 0 && !pc->prep_seen) {
 			pc->prep_seen = true;
@@ -1836,6 +1985,27 @@ again:
 	pool.setup_sql = NULL;
 }
 
+/* Whether the server has stopped answering (see pool.h). */
+static void pool_stall(struct pool_stats *out)
+{
+	usec_t now = clock_now(), oldest = 0;
+
+	for (struct pool_conn *pc = pool.all; pc; pc = pc->next)
+		if (pc->exec_active && (pc->state == PC_BUSY ||
+					pc->state == PC_PING) &&
+		    (!oldest || pc->exec_started < oldest))
+			oldest = pc->exec_started;
+	out->database_stalled =
+		(pool.last_abandon &&
+		 (pool.last_abandon >= pool.last_answer ||
+		  now - pool.last_abandon < POOL_STALL_USEC)) ||
+		(oldest && now - oldest >= POOL_STALL_USEC &&
+		 now - pool.last_answer >= POOL_STALL_USEC);
+	out->stalled_usec = out->database_stalled && pool.last_answer ?
+				    now - pool.last_answer :
+				    0;
+}
+
 void pool_stats(struct pool_stats *out)
 {
 	*out = pool.st;
@@ -1850,6 +2020,7 @@ void pool_stats(struct pool_stats *out)
 	 * whose last queries failed is not "failing" for ever */
 	if (clock_now() - pool.last_failure > FAILING_FOR_USEC)
 		out->failing = 0;
+	pool_stall(out);
 }
 
 bool pool_session_state(void)

@@ -29,6 +29,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "budget.h"
 #include "clock.h"
 #include "log.h"
 #include "methods.h"
@@ -40,6 +41,18 @@
 #define IN_READ 16384
 #define MAX_IDS 64
 #define MAX_PEER_GROUPS 256
+
+/* Messages that a burst of clients can repeat thousands of times. */
+static struct log_ratelimit rl_refused =
+	LOG_RATELIMIT("refused connections (max_clients)");
+static struct log_ratelimit rl_denied =
+	LOG_RATELIMIT("refused connections (allow_users, allow_groups)");
+static struct log_ratelimit rl_admin =
+	LOG_RATELIMIT("admin calls refused (admin_users, admin_groups)");
+static struct log_ratelimit rl_slow =
+	LOG_RATELIMIT("clients cut off for not reading (max_output_bytes)");
+static struct log_ratelimit rl_budget =
+	LOG_RATELIMIT("clients cut off at the memory budget");
 
 static const char *const rpc_error_codes[E_COUNT_] = {
 	[E_INVALID_REQUEST] = "invalid_request",
@@ -74,6 +87,9 @@ struct client {
 	bool dead;		/* fd closed; waiting for requests to end */
 	bool flush_scheduled;
 	usec_t last_activity;
+	/* charged to the memory budget (budget.h) */
+	size_t charged_io;	/* input buffer + unsent output */
+	size_t charged_req;	/* requests in flight */
 };
 
 struct id_list {
@@ -164,6 +180,61 @@ static void client_unref(struct client *c)
 	free(c);
 }
 
+/* Re-charges c's input buffer and unsent output after either changed. */
+static void client_account(struct client *c)
+{
+	size_t now = c->in_cap + (c->out ? evbuffer_get_length(c->out) : 0);
+
+	budget_charge((int64_t)now - (int64_t)c->charged_io);
+	c->charged_io = now;
+}
+
+static void client_close(struct client *c, const char *why);
+
+/*
+ * Makes room in the memory budget for `more` bytes that self is about to
+ * buffer: while they do not fit, the client holding the most (a half-sent
+ * frame, answers it does not read, many requests in flight) is cut off.
+ * False when self was the one cut off, or nobody was left to cut: self
+ * must then not buffer them.
+ */
+static bool server_make_room(struct client *self, size_t more)
+{
+	while (!budget_fits(more)) {
+		struct client *victim = NULL;
+
+		for (struct client *c = srv.clients; c; c = c->next)
+			if (!victim || c->charged_io + c->charged_req >
+					       victim->charged_io +
+						       victim->charged_req)
+				victim = c;
+		if (!victim || victim->charged_io == 0)
+			break;	/* what is left is held by requests */
+		budget_note_cutoff();
+		srv.st.closed_errors++;
+		log_warn_rl(&rl_budget,
+			    "client %llu (uid %u pid %d): cut off at the "
+			    "memory budget (%zu bytes): it holds %zu bytes "
+			    "of input and output and %zu of requests, the "
+			    "most of any client",
+			    (unsigned long long)victim->id,
+			    (unsigned)victim->uid, (int)victim->pid,
+			    budget_limit(), victim->charged_io,
+			    victim->charged_req);
+		client_close(victim, NULL);
+		if (victim == self)
+			return false;
+	}
+	if (!budget_fits(more)) {
+		if (self && !self->dead) {
+			budget_note_cutoff();
+			client_close(self, "memory budget exhausted");
+		}
+		return false;
+	}
+	return true;
+}
+
 static void client_close(struct client *c, const char *why)
 {
 	if (c->dead)
@@ -184,6 +255,7 @@ static void client_close(struct client *c, const char *why)
 	c->in_len = c->in_cap = 0;
 	evbuffer_free(c->out);
 	c->out = NULL;
+	client_account(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -246,10 +318,12 @@ static void stage_discard(void)
 /* The packed response goes to c (or nowhere, if c is gone). */
 static void stage_commit(struct client *c)
 {
-	if (!c->dead && stage.len > 0 &&
-	    evbuffer_add(c->out, stage.p, stage.len) < 0)
-		log_error("client %llu: out of memory for a response",
-			  (unsigned long long)c->id);
+	if (!c->dead && stage.len > 0 && server_make_room(c, stage.len)) {
+		if (evbuffer_add(c->out, stage.p, stage.len) < 0)
+			log_error("client %llu: out of memory for a response",
+				  (unsigned long long)c->id);
+		client_account(c);
+	}
 	stage_discard();
 	if (stage.cap > STAGE_KEEP) {
 		free(stage.p);
@@ -290,6 +364,7 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
 
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				client_account(c);
 				event_add(c->wev, NULL);
 				return;
 			}
@@ -299,6 +374,7 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
+	client_account(c);
 	if ((c->closing || (c->eof && c->in_len == 0)) && c->inflight == 0)
 		client_close(c, NULL);
 }
@@ -310,11 +386,12 @@ static void client_output_added(struct client *c)
 		return;
 	if (evbuffer_get_length(c->out) > srv.max_output) {
 		srv.st.closed_errors++;
-		log_warn("client %llu (uid %u pid %d): output buffer over "
-			 "max_output_bytes (%zu): the client does not read its "
-			 "responses; disconnecting",
-			 (unsigned long long)c->id, (unsigned)c->uid,
-			 (int)c->pid, srv.max_output);
+		log_warn_rl(&rl_slow,
+			    "client %llu (uid %u pid %d): output buffer over "
+			    "max_output_bytes (%zu): the client does not read "
+			    "its responses; disconnecting",
+			    (unsigned long long)c->id, (unsigned)c->uid,
+			    (int)c->pid, srv.max_output);
 		client_close(c, NULL);
 		return;
 	}
@@ -336,8 +413,12 @@ msgpack_packer *request_result(struct request *r)
 static void request_end(struct request *r, enum rpc_error e)
 {
 	struct client *c = r->client;
+	size_t held = sizeof(*r) + r->data_cap;
 
 	stats_record(r->spec->id, e, clock_now() - r->started);
+	deadline_unwatch(r);
+	budget_charge(-(int64_t)held);
+	c->charged_req -= held;
 	srv.inflight--;
 	c->inflight--;
 	stage_commit(c);
@@ -397,6 +478,11 @@ void request_abort(struct request *r, const char *why)
 	request_end(r, E_INTERNAL);
 }
 
+size_t request_max_output(void)
+{
+	return srv.max_output;
+}
+
 bool request_is_admin(const struct request *r)
 {
 	return r->client->admin;
@@ -441,12 +527,17 @@ static void client_start_request(struct client *c, const struct rpc_msg *m,
 	for (int i = 0; i < spec->nparams; i++)
 		if (spec->params[i].kind != PK_INT && args->v[i].present)
 			total += args->v[i].s.len + 1;
+	if (!server_make_room(c, sizeof(*r) + (total > REQ_SMALL ? total :
+							   REQ_SMALL)))
+		return;
 	r = request_alloc(total);
 	if (!r) {
 		client_reply_error(c, true, m->msgid, E_INTERNAL,
 				   "out of memory");
 		return;
 	}
+	budget_charge((int64_t)(sizeof(*r) + r->data_cap));
+	c->charged_req += sizeof(*r) + r->data_cap;
 	r->client = c;
 	r->msgid = m->msgid;
 	r->spec = spec;
@@ -524,9 +615,10 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 		return;
 	}
 	if (spec->admin && !c->admin) {
-		log_warn("permission denied: uid %u pid %d called %s (an "
-			 "admin method)",
-			 (unsigned)c->uid, (int)c->pid, spec->name);
+		log_warn_rl(&rl_admin,
+			    "permission denied: uid %u pid %d called %s (an "
+			    "admin method)",
+			    (unsigned)c->uid, (int)c->pid, spec->name);
 		snprintf(err, sizeof(err),
 			 "%s is an admin method; uid %u is not in admin_users "
 			 "or admin_groups",
@@ -589,6 +681,7 @@ static void client_process_input(struct client *c)
 		if (small) {
 			c->in = small;
 			c->in_cap = IN_MIN;
+			client_account(c);
 		}
 	}
 }
@@ -644,6 +737,8 @@ static void client_read(struct client *c, evutil_socket_t fd)
 			client_close(c, "input buffer limit");
 			return;
 		}
+		if (!server_make_room(c, cap - c->in_cap))
+			return;		/* c was cut off */
 		nb = realloc(c->in, cap);
 		if (!nb) {
 			client_close(c, "out of memory");
@@ -651,6 +746,7 @@ static void client_read(struct client *c, evutil_socket_t fd)
 		}
 		c->in = nb;
 		c->in_cap = cap;
+		client_account(c);
 	}
 	n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n < 0) {
@@ -744,6 +840,11 @@ static bool creds_match(const struct id_list *users,
 	return false;
 }
 
+/*
+ * Reads the peer's credentials (as they were at connect) and decides
+ * whether it may use convd and the admin methods under the current lists:
+ * at accept, and again for every open connection after a reload.
+ */
 static int client_credentials(struct client *c, bool *allowed)
 {
 	struct ucred cred;
@@ -836,9 +937,10 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 		srv.st.accepted++;
 		if (srv.nclients >= srv.max_clients) {
 			srv.st.rejected++;
-			log_warn("refusing a connection: max_clients (%d) "
-				 "reached",
-				 srv.max_clients);
+			log_warn_rl(&rl_refused,
+				    "refusing a connection: max_clients (%d) "
+				    "reached",
+				    srv.max_clients);
 			refuse(fd, E_OVERLOADED,
 			       "too many clients (max_clients reached)");
 			continue;
@@ -860,11 +962,12 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 		}
 		if (!allowed) {
 			srv.st.rejected++;
-			log_warn("permission denied: connection from uid %u "
-				 "gid %u pid %d is not in allow_users or "
-				 "allow_groups",
-				 (unsigned)c->uid, (unsigned)c->gid,
-				 (int)c->pid);
+			log_warn_rl(&rl_denied,
+				    "permission denied: connection from uid %u "
+				    "gid %u pid %d is not in allow_users or "
+				    "allow_groups",
+				    (unsigned)c->uid, (unsigned)c->gid,
+				    (int)c->pid);
 			refuse(fd, E_PERMISSION_DENIED,
 			       "this user may not use convd");
 			free(c);
@@ -918,27 +1021,142 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the listening socket -------------------------------------------------- */
 
+/*
+ * The directory of the socket must not let anyone else swap what convd
+ * creates in it: owned by root or by convd's user, and writable by nobody
+ * else unless sticky (as /tmp; there, others cannot rename or remove our
+ * entries).
+ */
+static int server_check_socket_dir(int dirfd, const char *path)
+{
+	struct stat st;
+
+	if (fstat(dirfd, &st) < 0) {
+		log_error("[server] socket: directory of %s: %s", path,
+			  strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		log_error("[server] socket: the directory of %s belongs to uid "
+			  "%u (neither root nor convd's user), who could "
+			  "replace the socket; refusing it",
+			  path, (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & S_ISVTX) == 0 &&
+	    ((st.st_mode & S_IWOTH) ||
+	     ((st.st_mode & S_IWGRP) && st.st_gid != getegid() &&
+	      st.st_gid != 0))) {
+		log_error("[server] socket: the directory of %s is writable by "
+			  "others (mode %04o) without the sticky bit, so they "
+			  "could replace the socket; refusing it (use a "
+			  "directory such as /run/convd)",
+			  path, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Sets the fresh socket's group and mode through a descriptor of the
+ * node itself, opened without following a link and checked to be a
+ * socket that convd owns: never by path, so that a racer who swaps the
+ * socket for a link (or anything else) after bind() gets nothing
+ * chowned or chmodded.  Until then the node has mode 0000 (umask).
+ */
+static int server_socket_perms(int dirfd, const char *base, const char *path,
+			       const struct convd_config *cfg)
+{
+	char proc[64];
+	struct stat st;
+	int nfd = openat(dirfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int rc = -1;
+
+	if (nfd < 0) {
+		log_error("cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(nfd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+	    st.st_uid != geteuid()) {
+		log_error("[server] socket: %s was replaced right after convd "
+			  "created it; refusing to change its owner or mode",
+			  path);
+		goto out;
+	}
+	if (cfg->server.socket_group && *cfg->server.socket_group) {
+		struct group *g = getgrnam(cfg->server.socket_group);
+
+		if (!g) {
+			log_error("[server] socket_group: no such group '%s'",
+				  cfg->server.socket_group);
+			goto out;
+		}
+		if (fchownat(nfd, "", (uid_t)-1, g->gr_gid,
+			     AT_EMPTY_PATH) < 0) {
+			log_error("cannot set group of %s to %s: %s", path,
+				  cfg->server.socket_group, strerror(errno));
+			goto out;
+		}
+	}
+	/* chmod has no AT_EMPTY_PATH before Linux 6.6: the descriptor's
+	 * /proc link names this very node, whatever the path holds now. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", nfd);
+	if (chmod(proc, (mode_t)cfg->server.socket_mode) < 0) {
+		log_error("cannot chmod %s: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	close(nfd);
+	return rc;
+}
+
 static int server_listen(const struct convd_config *cfg)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	const char *path = cfg->server.socket;
+	char dir[sizeof(sa.sun_path)];
+	const char *base, *slash;
 	struct stat st;
 	mode_t old;
-	int fd;
+	int fd = -1, dirfd;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_error("[server] socket: path too long: %s", path);
 		return -1;
 	}
 	strcpy(sa.sun_path, path);
-	if (lstat(path, &st) == 0) {
+	slash = strrchr(path, '/');
+	if (slash) {
+		size_t n = slash == path ? 1 : (size_t)(slash - path);
+
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+		base = slash + 1;
+	} else {
+		strcpy(dir, ".");
+		base = path;
+	}
+	if (*base == '\0') {
+		log_error("[server] socket: %s names a directory", path);
+		return -1;
+	}
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		log_error("[server] socket: cannot open the directory %s: %s",
+			  dir, strerror(errno));
+		return -1;
+	}
+	if (server_check_socket_dir(dirfd, path) < 0)
+		goto fail_dir;
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		int probe;
 
 		if (!S_ISSOCK(st.st_mode)) {
 			log_error("[server] socket: %s exists and is not a "
 				  "socket; refusing to replace it",
 				  path);
-			return -1;
+			goto fail_dir;
 		}
 		/* A live convd answers connect(): never steal its socket. */
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -948,21 +1166,21 @@ static int server_listen(const struct convd_config *cfg)
 			log_error("[server] socket: %s is in use by a running "
 				  "process; is convd already running?",
 				  path);
-			return -1;
+			goto fail_dir;
 		}
 		if (probe >= 0)
 			close(probe);
 		log_notice("removing stale socket %s", path);
-		if (unlink(path) < 0 && errno != ENOENT) {
+		if (unlinkat(dirfd, base, 0) < 0 && errno != ENOENT) {
 			log_error("cannot remove stale socket %s: %s", path,
 				  strerror(errno));
-			return -1;
+			goto fail_dir;
 		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error("socket: %s", strerror(errno));
-		return -1;
+		goto fail_dir;
 	}
 	/* Create it with no access, then open it up to the configured mode:
 	 * there is no moment when the socket is more open than configured. */
@@ -970,39 +1188,63 @@ static int server_listen(const struct convd_config *cfg)
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		umask(old);
 		log_error("cannot bind %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
+		goto fail_dir;
 	}
 	umask(old);
-	if (cfg->server.socket_group && *cfg->server.socket_group) {
-		struct group *g = getgrnam(cfg->server.socket_group);
-
-		if (!g) {
-			log_error("[server] socket_group: no such group '%s'",
-				  cfg->server.socket_group);
-			goto fail;
-		}
-		if (chown(path, (uid_t)-1, g->gr_gid) < 0) {
-			log_error("cannot set group of %s to %s: %s", path,
-				  cfg->server.socket_group, strerror(errno));
-			goto fail;
-		}
-	}
-	if (chmod(path, (mode_t)cfg->server.socket_mode) < 0) {
-		log_error("cannot chmod %s: %s", path, strerror(errno));
+	if (server_socket_perms(dirfd, base, path, cfg) < 0)
 		goto fail;
-	}
 	if (listen(fd, 1024) < 0) {
 		log_error("listen: %s", strerror(errno));
 		goto fail;
 	}
+	close(dirfd);
 	srv.own_socket = true;
 	snprintf(srv.socket_path, sizeof(srv.socket_path), "%s", path);
 	return fd;
 fail:
-	unlink(path);
-	close(fd);
+	/* only our own socket is removed, never what replaced it */
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISSOCK(st.st_mode) && st.st_uid == geteuid())
+		unlinkat(dirfd, base, 0);
+fail_dir:
+	if (fd >= 0)
+		close(fd);
+	close(dirfd);
 	return -1;
+}
+
+/*
+ * New access lists reach the connections already open: a client no
+ * longer allowed is disconnected (its requests in flight finish, their
+ * answers are dropped), and admin rights follow the new lists.
+ */
+static void server_recheck_access(void)
+{
+	struct client *c, *next;
+
+	for (c = srv.clients; c; c = next) {
+		bool allowed = false, was_admin = c->admin;
+
+		next = c->next;
+		if (client_credentials(c, &allowed) < 0) {
+			client_close(c, "cannot read peer credentials");
+			continue;
+		}
+		if (!allowed) {
+			srv.st.rejected++;
+			log_warn("client %llu (uid %u pid %d): no longer in "
+				 "allow_users or allow_groups after the "
+				 "reload; disconnecting",
+				 (unsigned long long)c->id, (unsigned)c->uid,
+				 (int)c->pid);
+			client_close(c, NULL);
+		} else if (was_admin != c->admin) {
+			log_notice("client %llu (uid %u pid %d): admin rights "
+				   "%s by the reload",
+				   (unsigned long long)c->id, (unsigned)c->uid,
+				   (int)c->pid, c->admin ? "granted" : "revoked");
+		}
+	}
 }
 
 int server_reconfigure(const struct convd_config *cfg)
@@ -1019,6 +1261,7 @@ int server_reconfigure(const struct convd_config *cfg)
 	srv.max_inflight = (int)cfg->server.max_inflight;
 	srv.max_output = (size_t)cfg->server.max_output_bytes;
 	srv.idle_timeout = (int)cfg->server.idle_timeout;
+	budget_set_limit((size_t)cfg->server.memory_budget);
 	/* The access lists change all together or not at all. */
 	if (parse_ids(cfg->server.allow_users, false, &au,
 		      "[server] allow_users") < 0 ||
@@ -1036,6 +1279,7 @@ int server_reconfigure(const struct convd_config *cfg)
 		srv.admin_groups = mg;
 		srv.allow_all = au.n == 0 && ag.n == 0;
 		srv.admin_default = mu.n == 0 && mg.n == 0;
+		server_recheck_access();
 	}
 	/* clients paused under the old limit may go on */
 	for (struct client *c = srv.clients; c; c = c->next) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "deadline.h"
 #include "log.h"
 #include "proto.h"
 #include "store.h"
@@ -112,18 +113,27 @@ const struct pool_statement store_statements[] = {
 			    " AND platform = u.platform"
 			    " AND model_provider = u.provider"
 			    " ORDER BY created_at DESC, id DESC LIMIT u.lim) h"},
-	/* export_history: one page in id order, after the client's last id */
+	/*
+	 * export_history: one page in id order, after the client's last id.
+	 * "id + 0" keeps the primary key out of every plan: otherwise, once
+	 * the plan is generic (after five runs on a connection), PostgreSQL
+	 * may walk the whole primary key in id order and filter on the user
+	 * (seconds on millions of rows, for a user with a few of them).  Only
+	 * the (user_id, platform, ...) index can serve these statements, and
+	 * a page costs the user's own rows, never the table's
+	 * (test_faults.py checks the generic plans with auto_explain).
+	 */
 	[S_EXPORT_ALL] = {"convd_export_all",
 			  "SELECT id, role, content, created_at, model_provider"
 			  " FROM " HISTORY
-			  " WHERE user_id = $1 AND platform = $2 AND id > $3"
-			  " ORDER BY id LIMIT $4"},
+			  " WHERE user_id = $1 AND platform = $2 AND id + 0 > $3"
+			  " ORDER BY id + 0 LIMIT $4"},
 	[S_EXPORT_PROVIDER] = {"convd_export_provider",
 			       "SELECT id, role, content, created_at,"
 			       " model_provider FROM " HISTORY
 			       " WHERE user_id = $1 AND platform = $2"
-			       " AND model_provider = $3 AND id > $4"
-			       " ORDER BY id LIMIT $5"},
+			       " AND model_provider = $3 AND id + 0 > $4"
+			       " ORDER BY id + 0 LIMIT $5"},
 	/* import_message: $6 is microseconds since the Unix epoch (whole
 	 * seconds through to_timestamp, exact in float8, then the rest).  A
 	 * row equal in every column but id is not stored twice: its id comes
@@ -514,6 +524,20 @@ static void store_query_failed(struct request *r, const PGresult *res,
 		      sqlstate ? sqlstate : "unknown");
 }
 
+/* The rows passed max_output_bytes as they were read (pool.h). */
+static void store_too_large(struct request *r)
+{
+	size_t max = request_max_output();
+
+	log_notice("%s: the result is larger than max_output_bytes (%zu); "
+		   "answered result_too_large",
+		   r->spec->name, max);
+	request_error(r, E_RESULT_TOO_LARGE,
+		      "the result is larger than [server] max_output_bytes "
+		      "(%zu bytes); ask for fewer rows (limit)",
+		      max);
+}
+
 static void store_on_result(void *arg, struct pool_conn *pc,
 			    enum pool_status st, const PGresult *res,
 			    const char *msg)
@@ -543,6 +567,8 @@ static void store_on_result(void *arg, struct pool_conn *pc,
 	pool_release(pc);
 	if (st == POOL_QUERY_ERROR)
 		store_query_failed(r, res, msg);
+	else if (st == POOL_RESULT_TOO_LARGE)
+		store_too_large(r);
 	else
 		request_error(r, store_error_for(st), "%s",
 			      st == POOL_UNAVAILABLE ?
@@ -561,6 +587,7 @@ static void store_run(struct request *r, struct pool_conn *pc)
 		return;
 	}
 	r->pc = pc;
+	pool_set_result_limit(pc, request_max_output());
 	if (pool_exec(pc, store_statements[call.stmt].name, NULL, call.nparams,
 		      call.values, NULL, NULL, 1, store_on_result, r) < 0) {
 		r->pc = NULL;
@@ -631,6 +658,7 @@ struct batch {
 	struct batcher *bt;
 	struct request *head;		/* its requests, in order */
 	int n;
+	struct pool_conn *pc;		/* while its query runs */
 	struct pool_waiter waiter;
 	char *buf;			/* the binary arrays */
 };
@@ -741,6 +769,7 @@ static void batch_retry_alone(struct batch *b)
 
 		next = r->next;
 		r->next = NULL;
+		r->handler_data = NULL;		/* alone now */
 		switch (pool_acquire(&r->waiter, store_on_acquire, r, &pc, &st,
 				     &msg)) {
 		case POOL_ACQ_READY:
@@ -886,9 +915,12 @@ static void batch_on_result(void *arg, struct pool_conn *pc,
 	struct batch *b = arg;
 	struct batcher *bt = b->bt;
 	struct request *head = b->head;
+	const char *sqlstate =
+		res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
 	pool_release(pc);
 	b->head = NULL;
+	b->pc = NULL;
 	if (st == POOL_OK) {
 		if (bt->deliver((struct batch *)&(struct batch){.bt = bt,
 								 .head = head,
@@ -900,9 +932,20 @@ static void batch_on_result(void *arg, struct pool_conn *pc,
 				  PQntuples(res));
 			batch_fail(head, E_INTERNAL, "unexpected result");
 		}
-	} else if (st == POOL_QUERY_ERROR && b->n > 1) {
+	} else if (st == POOL_QUERY_ERROR && b->n > 1 && sqlstate &&
+		   strcmp(sqlstate, "57014") == 0) {
+		/* not retried after a statement timeout: each request would
+		 * wait as long again */
+		log_error("%s: a batch of %d took longer than "
+			  "statement_timeout", bt->what, b->n);
+		batch_fail(head, E_TIMEOUT, "the query took longer than "
+					    "[database] statement_timeout");
+	} else if ((st == POOL_QUERY_ERROR || st == POOL_RESULT_TOO_LARGE) &&
+		   b->n > 1) {
 		b->head = head;
 		batch_retry_alone(b);
+	} else if (st == POOL_RESULT_TOO_LARGE) {
+		store_too_large(head);
 	} else if (st == POOL_QUERY_ERROR) {
 		store_query_failed(head, res, msg);
 	} else {
@@ -954,8 +997,15 @@ static void batch_send(struct batch *b, struct pool_conn *pc)
 		batch_free(b);
 		return;
 	}
+	for (r = b->head; r; r = r->next)
+		r->handler_data = b;	/* running: store_expire */
+	b->pc = pc;
+	/* the whole batch within one answer's bound: a batch over it is
+	 * retried request by request, each within its own */
+	pool_set_result_limit(pc, request_max_output());
 	if (pool_exec(pc, store_statements[bt->stmt].name, NULL, bt->nparams,
 		      vals, lens, fmts, 1, batch_on_result, b) < 0) {
+		b->pc = NULL;
 		pool_release(pc);
 		batch_fail(b->head, E_UNAVAILABLE,
 			   "database unavailable (cannot send the query)");
@@ -1091,6 +1141,7 @@ static void batch_enqueue(struct batcher *bt, struct request *r)
 	bool was_empty = bt->head == NULL;
 
 	r->next = NULL;
+	r->handler_data = bt;		/* queued: store_expire */
 	if (bt->tail)
 		bt->tail->next = r;
 	else
@@ -1131,11 +1182,69 @@ void store_cleanup(void)
 	}
 }
 
+/*
+ * A request's deadline passed (deadline.h): it is answered `timeout`, and
+ * what it waited for is given up.  Queued in a batcher: it leaves the
+ * queue.  In a running batch: the batch's query is cancelled and its
+ * connection dropped, and every request of the batch is answered
+ * `timeout` (one statement: they share its fate; a batch ends at the
+ * deadline of its oldest request).  Alone: its pool wait is cancelled, or
+ * its query and connection as for a batch.  A write answered `timeout`
+ * may or may not have been committed.
+ */
+static void store_expire(struct request *r)
+{
+	static const char why[] = "no answer from the database within "
+				  "[server] request_timeout";
+	void *h = r->handler_data;
+
+	if (h == &batch_add || h == &batch_recent) {
+		struct batcher *bt = h;
+		struct request **pp, *prev = NULL;
+
+		for (pp = &bt->head; *pp && *pp != r; pp = &(*pp)->next)
+			prev = *pp;
+		if (*pp) {
+			*pp = r->next;
+			if (bt->tail == r)
+				bt->tail = prev;
+			bt->queued--;
+		}
+		r->next = NULL;
+		batch_arm(bt);
+		request_error(r, E_TIMEOUT, "%s", why);
+		return;
+	}
+	if (h) {
+		struct batch *b = h;
+		struct batcher *bt = b->bt;
+		struct request *head = b->head;
+
+		if (b->pc)
+			pool_abandon(b->pc);
+		b->pc = NULL;
+		b->head = NULL;
+		batch_free(b);
+		batch_fail(head, E_TIMEOUT, why);
+		batch_flush(bt);
+		return;
+	}
+	if (r->pc) {
+		pool_abandon(r->pc);
+		r->pc = NULL;
+	} else {
+		pool_cancel(&r->waiter);
+	}
+	request_error(r, E_TIMEOUT, "%s", why);
+}
+
 void store_dispatch(struct request *r)
 {
 	struct pool_conn *pc;
 	enum pool_status st;
 	const char *msg;
+
+	deadline_watch(r, store_expire);
 
 	if (r->spec->id == M_ADD_MESSAGE) {
 		batch_enqueue(&batch_add, r);

@@ -51,6 +51,14 @@ static struct mp_doc doc, reply;
 		}                                                        \
 	} while (0)
 
+/* Equal bytes; an empty string may be a NULL pointer (msgpack-c gives
+ * NULL for a zero-length str/bin/ext), and memcmp(NULL, ..., 0) is
+ * undefined behaviour. */
+static int same_bytes(const void *a, const void *b, size_t n)
+{
+	return n == 0 || memcmp(a, b, n) == 0;
+}
+
 /* Same tree?  Returns the node index after o's subtree. */
 static uint32_t same(const msgpack_object *o, uint32_t i)
 {
@@ -83,16 +91,16 @@ static uint32_t same(const msgpack_object *o, uint32_t i)
 		break;
 	case MSGPACK_OBJECT_STR:
 		CHECK(n->type == MP_STR && n->v.s.len == o->via.str.size &&
-		      memcmp(n->v.s.p, o->via.str.ptr, n->v.s.len) == 0);
+		      same_bytes(n->v.s.p, o->via.str.ptr, n->v.s.len));
 		break;
 	case MSGPACK_OBJECT_BIN:
 		CHECK(n->type == MP_BIN && n->v.s.len == o->via.bin.size &&
-		      memcmp(n->v.s.p, o->via.bin.ptr, n->v.s.len) == 0);
+		      same_bytes(n->v.s.p, o->via.bin.ptr, n->v.s.len));
 		break;
 	case MSGPACK_OBJECT_EXT:
 		CHECK(n->type == MP_EXT && n->ext_type == o->via.ext.type &&
 		      n->v.s.len == o->via.ext.size &&
-		      memcmp(n->v.s.p, o->via.ext.ptr, n->v.s.len) == 0);
+		      same_bytes(n->v.s.p, o->via.ext.ptr, n->v.s.len));
 		break;
 	case MSGPACK_OBJECT_ARRAY:
 		CHECK(n->type == MP_ARRAY && n->count == o->via.array.size);

@@ -241,6 +241,16 @@ class PgCluster:
                 f"?host={self.sockdir}&port={self.port}")
 
 
+def own_allocator():
+    """False when malloc is not glibc's: convd under valgrind, or built
+    with AddressSanitizer (both bring their own allocator, and RSS figures
+    mean nothing then)."""
+    if WRAPPER:
+        return False
+    with open(CONVD, "rb") as f:
+        return b"__asan_init" not in f.read()
+
+
 def sql_literal(s):
     """An SQL string literal, for test data only."""
     return "'" + str(s).replace("'", "''") + "'"

@@ -34,15 +34,6 @@ def minflt(pid):
         return int(f.read().rsplit(")", 1)[1].split()[7])
 
 
-def own_allocator():
-    """False when malloc is not glibc's: convd under valgrind, or built
-    with AddressSanitizer (both bring their own allocator)."""
-    if convdtest.WRAPPER:
-        return False
-    with open(convdtest.CONVD, "rb") as f:
-        return b"__asan_init" not in f.read()
-
-
 @pytest.fixture(scope="module")
 def pgss():
     """A cluster that counts planning per statement."""
@@ -94,7 +85,7 @@ def test_batch_statement_planned_once_per_connection(pgss, convd_factory,
         f"{calls} executions on one connection"
 
 
-@pytest.mark.skipif(not own_allocator(),
+@pytest.mark.skipif(not convdtest.own_allocator(),
                     reason="valgrind / ASan replace the allocator")
 def test_no_page_faults_per_request_under_load(schema, convd_factory):
     """32 clients reading 20 messages of 400 bytes each.  With glibc's

@@ -207,7 +207,7 @@ static void test_table(void)
 {
 	size_t nonreload = 0;
 
-	is_int(config_noptions, 52, "52 options");
+	is_int(config_noptions, 54, "54 options");
 	for (size_t i = 0; i < config_noptions; i++) {
 		const struct config_option *o = &config_options[i];
 		size_t dl = strlen(o->doc);
