@@ -43,6 +43,8 @@ struct convd_config {
 		char *target_session_attrs;
 		char *application_name;
 		int64_t statement_timeout;	/* milliseconds, 0 = none */
+		char *prepared_statements;	/* auto, yes, no */
+		int64_t recheck_interval;	/* seconds */
 	} db;
 
 	struct {
@@ -53,6 +55,10 @@ struct convd_config {
 		bool pre_ping;
 		int64_t pre_ping_after;
 		int64_t overflow_idle_timeout;
+		int64_t min_size;
+		int64_t idle_timeout;
+		int64_t reconnect_backoff_min;	/* milliseconds */
+		int64_t reconnect_backoff_max;	/* milliseconds */
 	} pool;
 
 	struct {

@@ -10,7 +10,7 @@
 
 struct health {
 	bool ok;		/* ready to serve database requests */
-	const char *database;	/* "up", "down" or "stalled" */
+	const char *database;	/* "up", "down", "stalled" or "failing" */
 	const char *schema;	/* schema_check_state() */
 	char message[320];	/* why not, or the schema's state */
 };

@@ -1,9 +1,18 @@
 /*
  * pool.h - the asynchronous libpq connection pool.
  *
- * `size` connections are kept open (opened at start, reopened after loss
- * with exponential backoff and jitter); up to `max_overflow` more are
- * opened while requests wait, and closed again once idle.  Callers wait in
+ * Connections are opened on demand: `min_size` are kept open (reopened
+ * after loss: the first retry at once, then backoff_min doubling up to
+ * backoff_max, with jitter), more while requests wait, up to `size` (and
+ * `max_overflow` more), and those above `min_size` closed once idle for
+ * `idle_timeout`.  A server that refuses a connection for want of slots
+ * (53300) is not "down": waiters keep waiting, and while it is full the
+ * pool gives a connection back now and then so that other instances get
+ * some.  Behind a transaction pooler (prepared_statements = no, or auto
+ * and one is detected) statements go unnamed and no session state is set.
+ * With want_primary, connections are checked again (is the server still
+ * a writable primary?) after any sign of a topology change and every
+ * recheck_interval.  Callers wait in
  * a FIFO and fail with POOL_TIMEOUT after `timeout` seconds; while the
  * database is known to be down (no connection open, the last attempt
  * failed) they fail at once with POOL_UNAVAILABLE.
@@ -36,10 +45,21 @@ enum pool_status {
 	POOL_QUERY_ERROR,	/* the server reported an error for the query */
 	POOL_SHUTDOWN,		/* the pool is closing */
 	POOL_RESULT_TOO_LARGE,	/* the rows passed pool_set_result_limit */
+	POOL_NOT_DURABLE,	/* committed on the server, but its wait for a
+				 * synchronous standby was cancelled: not to
+				 * be acknowledged (res: the OK result) */
+};
+
+/* [database] prepared_statements */
+enum pool_prepare {
+	POOL_PREPARE_AUTO,	/* named statements unless a pooler is seen */
+	POOL_PREPARE_YES,
+	POOL_PREPARE_NO,	/* unnamed statements, no session state */
 };
 
 struct pool_settings {
-	int size;
+	int size;		/* ceiling for steady load */
+	int min_size;		/* kept open even when idle (<= size) */
 	int max_overflow;
 	int timeout;		/* seconds */
 	int recycle;		/* seconds, 0 = never */
@@ -47,6 +67,13 @@ struct pool_settings {
 	int pre_ping_after;	/* seconds idle before a pre-ping */
 	int overflow_idle;	/* seconds */
 	int statement_timeout;	/* ms, 0 = none */
+	int idle_timeout;	/* s: idle connections above min_size close */
+	int backoff_min;	/* ms: reconnect delay after the 2nd failure */
+	int backoff_max;	/* ms: ... doubling up to this */
+	enum pool_prepare prepare;
+	bool want_primary;	/* target_session_attrs read-write/primary */
+	int recheck_interval;	/* s: want_primary re-checked at least this
+				 * often on each connection */
 };
 
 /* A statement prepared on each connection the first time it is used
@@ -61,7 +88,16 @@ struct pool_stats {
 	int open, busy, idle, connecting, waiting;
 	uint64_t connects, connect_failures, lost, recycled, timeouts,
 		unavailable, pings;
+	/* server full (53300): connects refused, connections given back */
+	uint64_t refused, given_back;
+	/* want_primary: checks made, connections found read-only */
+	uint64_t rechecks, read_only;
+	uint64_t not_replicated;	/* commits not confirmed by a sync standby */
+	uint64_t stale;		/* primaries left for a newer one */
+	int failing;		/* queries failed in a row, none succeeded
+				 * (0 once the last is a minute old) */
 	bool database_up;
+	bool pooler;		/* a transaction pooler: statements unnamed */
 	/* queries are outstanding and none has been answered for
 	 * POOL_STALL_USEC, or one was given up at its deadline less than
 	 * POOL_STALL_USEC ago or with none answered since: the server is
@@ -73,6 +109,10 @@ struct pool_stats {
 };
 
 #define POOL_STALL_USEC (5 * USEC_PER_SEC)
+
+/* Queries failed in a row (none succeeded) after which `health` says the
+ * database is "failing". */
+#define POOL_FAILING_AFTER 3
 
 /* Called when a queued acquire completes; pc is NULL unless st == OK. */
 typedef void (*pool_acquire_fn)(void *arg, struct pool_conn *pc,
@@ -170,6 +210,10 @@ void pool_stats(struct pool_stats *out);
 
 /* How long a request may wait for a connection ([pool] timeout). */
 usec_t pool_wait_timeout(void);
+
+/* False when a pooler shares server sessions among its clients (a
+ * session-level advisory lock or SET would outlive the transaction). */
+bool pool_session_state(void);
 
 /* Connections handed out and not yet released. */
 int pool_busy_count(void);

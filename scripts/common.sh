@@ -19,6 +19,7 @@ DEPS="$DEPS debhelper dpkg-dev lintian adduser"   # issue 20: the Debian package
 DEPS="$DEPS libclang-rt-14-dev"   # issue 15: libFuzzer, for the fuzz harness test (test_faults.py)
 DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13: real Alembic databases (adoption), Alembic as the reference for walks and offline SQL
 DEPS="$DEPS nodejs"   # issues 14, 20: Node.js (msgpack-rpc clients from npm; the Node.js client); npm comes with it
+DEPS="$DEPS pgbouncer patroni etcd-server python3-etcd python3-psycopg2"   # issue 19: real PgBouncer, Patroni on etcd
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then

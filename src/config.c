@@ -75,6 +75,16 @@ static const char *const session_attrs[] = {
 	"prefer-standby", NULL,
 };
 
+static const char *const prepare_modes[] = {"auto", "yes", "no", NULL};
+
+static int check_prepare(char *v, char *why, size_t whylen)
+{
+	if (one_of(v, prepare_modes))
+		return 0;
+	list_choices(prepare_modes, why, whylen);
+	return -1;
+}
+
 static int check_sslmode(char *v, char *why, size_t whylen)
 {
 	if (v[0] == '\0' || one_of(v, sslmodes))
@@ -299,12 +309,61 @@ const struct config_option config_options[] = {
 	 .max = 2147483647, .reloadable = true,
 	 .doc = "Milliseconds after which the server cancels a statement; 0 "
 		"means no limit."},
+	{.section = "database", .name = "prepared_statements",
+	 .type = CT_STRING, .offset = OFF(db.prepared_statements),
+	 .def = "auto", .check = check_prepare,
+	 .doc = "Whether convd prepares its statements on each connection: "
+		"yes, no, or auto. Set no behind a transaction-mode pooler "
+		"(PgBouncer pool_mode = transaction, pgpool-II, Odyssey...): "
+		"statements are then sent unnamed and no session state "
+		"outlives a transaction. auto prepares them unless a pooler "
+		"is seen: the server process that answers is not the one "
+		"the connection was opened with, or a prepared statement is "
+		"missing or already there (SQLSTATE 26000, 42P05)."},
+	{.section = "database", .name = "recheck_interval", .type = CT_INT,
+	 .offset = OFF(db.recheck_interval), .def = "5", .min = 1,
+	 .max = 3600, .reloadable = true,
+	 .doc = "With target_session_attrs read-write or primary: seconds "
+		"after which a connection is checked again before use (is "
+		"its server still a writable primary?). Every connection is "
+		"also checked after any sign of a failover: a read-only "
+		"error, a lost connection, a failed connect or pre-ping. As "
+		"often, with a list of hosts, one probe connection looks for "
+		"another writable host on a newer timeline (the primary "
+		"convd uses is then stale, and is left)."},
 
 	/* [pool] */
 	{.section = "pool", .name = "size", .type = CT_INT,
 	 .offset = OFF(pool.size), .def = "20", .min = 1, .max = 1000,
 	 .reloadable = true,
-	 .doc = "Connections kept open to the database."},
+	 .doc = "Most connections opened for steady load: connections are "
+		"opened as requests need them, up to this many (plus "
+		"max_overflow while requests wait), and closed again when "
+		"idle (see min_size and idle_timeout)."},
+	{.section = "pool", .name = "min_size", .type = CT_INT,
+	 .offset = OFF(pool.min_size), .def = "2", .min = 0, .max = 1000,
+	 .reloadable = true,
+	 .doc = "Connections kept open even when idle (at most size). "
+		"Across every convd on one server, the sum of min_size must "
+		"fit in max_connections: see SIZING in convd(8)."},
+	{.section = "pool", .name = "idle_timeout", .type = CT_INT,
+	 .offset = OFF(pool.idle_timeout), .def = "60", .min = 1,
+	 .max = 86400, .reloadable = true,
+	 .doc = "Seconds a connection above min_size may stay idle before it "
+		"is closed."},
+	{.section = "pool", .name = "reconnect_backoff_min", .type = CT_INT,
+	 .offset = OFF(pool.reconnect_backoff_min), .def = "50", .min = 1,
+	 .max = 60000, .reloadable = true,
+	 .doc = "Milliseconds before the second attempt to reach a database "
+		"that cannot be reached (the first is immediate); each "
+		"further attempt waits twice as long, up to "
+		"reconnect_backoff_max, with jitter."},
+	{.section = "pool", .name = "reconnect_backoff_max", .type = CT_INT,
+	 .offset = OFF(pool.reconnect_backoff_max), .def = "250", .min = 1,
+	 .max = 600000, .reloadable = true,
+	 .doc = "Most milliseconds between two attempts to reach the "
+		"database: convd serves again at most this long after the "
+		"database (a new primary) accepts connections."},
 	{.section = "pool", .name = "max_overflow", .type = CT_INT,
 	 .offset = OFF(pool.max_overflow), .def = "30", .min = 0, .max = 1000,
 	 .reloadable = true,

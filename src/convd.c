@@ -36,6 +36,7 @@
 #include "server.h"
 #include "stats.h"
 #include "store.h"
+#include "topology.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -115,6 +116,18 @@ static struct pool_settings pool_settings_from(const struct convd_config *cfg)
 		.pre_ping_after = (int)cfg->pool.pre_ping_after,
 		.overflow_idle = (int)cfg->pool.overflow_idle_timeout,
 		.statement_timeout = (int)cfg->db.statement_timeout,
+		.min_size = (int)cfg->pool.min_size,
+		.idle_timeout = (int)cfg->pool.idle_timeout,
+		.backoff_min = (int)cfg->pool.reconnect_backoff_min,
+		.backoff_max = (int)cfg->pool.reconnect_backoff_max,
+		.prepare = strcmp(cfg->db.prepared_statements, "yes") == 0 ?
+				   POOL_PREPARE_YES :
+			   strcmp(cfg->db.prepared_statements, "no") == 0 ?
+				   POOL_PREPARE_NO :
+				   POOL_PREPARE_AUTO,
+		.want_primary =
+			topology_wants_primary(cfg->db.target_session_attrs),
+		.recheck_interval = (int)cfg->db.recheck_interval,
 	};
 	return ps;
 }

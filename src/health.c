@@ -34,6 +34,11 @@ void health_check(struct health *h)
 			 "queries given up at their deadline)",
 			 (long long)(ps.stalled_usec / 1000), ps.busy,
 			 ps.waiting, (unsigned long long)ps.abandoned);
+	} else if (ps.failing >= POOL_FAILING_AFTER) {
+		/* it answers, but every query of late failed */
+		h->database = "failing";
+		snprintf(h->message, sizeof(h->message), "%s",
+			 ps.last_error[0] ? ps.last_error : "queries fail");
 	} else {
 		h->database = "up";
 		snprintf(h->message, sizeof(h->message), "%s",

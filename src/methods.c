@@ -37,7 +37,7 @@ static int pack_pool(msgpack_packer *pk)
 	struct pool_stats ps;
 
 	pool_stats(&ps);
-	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 17) < 0 ||
+	if (proto_pack_cstr(pk, "pool") < 0 || msgpack_pack_map(pk, 25) < 0 ||
 	    proto_pack_cstr(pk, "database_up") < 0 ||
 	    (ps.database_up ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    pack_kv_int(pk, "open", ps.open) < 0 ||
@@ -52,6 +52,15 @@ static int pack_pool(msgpack_packer *pk)
 	    pack_kv_int(pk, "timeouts", (int64_t)ps.timeouts) < 0 ||
 	    pack_kv_int(pk, "unavailable", (int64_t)ps.unavailable) < 0 ||
 	    pack_kv_int(pk, "pings", (int64_t)ps.pings) < 0 ||
+	    pack_kv_int(pk, "refused", (int64_t)ps.refused) < 0 ||
+	    pack_kv_int(pk, "given_back", (int64_t)ps.given_back) < 0 ||
+	    pack_kv_int(pk, "rechecks", (int64_t)ps.rechecks) < 0 ||
+	    pack_kv_int(pk, "read_only", (int64_t)ps.read_only) < 0 ||
+	    pack_kv_int(pk, "not_replicated", (int64_t)ps.not_replicated) < 0 ||
+	    pack_kv_int(pk, "stale", (int64_t)ps.stale) < 0 ||
+	    pack_kv_int(pk, "failing", ps.failing) < 0 ||
+	    proto_pack_cstr(pk, "pooler") < 0 ||
+	    (ps.pooler ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
 	    proto_pack_cstr(pk, "database_stalled") < 0 ||
 	    (ps.database_stalled ? msgpack_pack_true(pk) :
 				   msgpack_pack_false(pk)) < 0 ||

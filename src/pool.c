@@ -21,7 +21,9 @@
 #include "cancel.h"
 #include "clock.h"
 #include "log.h"
+#include "pgnotice.h"
 #include "pool.h"
+#include "topology.h"
 
 enum pc_state {
 	PC_CONNECTING,
@@ -47,6 +49,13 @@ struct pool_conn {
 	uint64_t prepared;			/* statements prepared here */
 	int prep_sent;				/* PREPARE in flight, or -1 */
 	bool prep_seen;				/* its result came back */
+	/* unprepared mode: the per-transaction settings sent first */
+	bool pre_sent, pre_seen;
+	bool pid_probe;				/* SETUP: pg_backend_pid() */
+	bool checking;				/* PING: the read-write check */
+	bool probe;				/* looks for a newer primary */
+	usec_t checked;				/* last read-write check */
+	struct pgnotice_ctx notice;
 	/* the query in progress (BUSY) or the ping (PING) */
 	bool exec_active;
 	usec_t exec_started;			/* when it was sent */
@@ -65,9 +74,17 @@ struct pool_conn {
 };
 
 #define POOL_MAX_FIELDS 16			/* of a bounded result */
-#define BACKOFF_MIN_USEC (100 * 1000)
-#define BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
 #define UPKEEP_USEC (500 * 1000)
+/* Server full (53300): how long it counts as contended after a refusal,
+ * how often a contended pool gives a connection back, how long it then
+ * leaves the slot to others, and the retry delay while requests wait. */
+#define FULL_WINDOW_USEC (5 * USEC_PER_SEC)
+#define GIVE_BACK_USEC (1 * USEC_PER_SEC)
+#define HOLD_USEC (300 * 1000)
+#define FULL_RETRY_MIN_USEC (50 * 1000)
+#define FULL_RETRY_SPREAD_USEC (200 * 1000)
+/* how long queries that failed in a row keep `health` not ok */
+#define FAILING_FOR_USEC (60 * USEC_PER_SEC)
 
 static struct {
 	struct event_base *base;
@@ -95,6 +112,27 @@ static struct {
 	usec_t silent_until;			/* ... skipped until then */
 	bool closing;
 	bool shrinking;				/* a reload reduced `size` */
+	bool unprepared;			/* unnamed statements only */
+	bool tsa_seen, url_wants_primary;	/* target_session_attrs */
+	/* the primary our connections use, as the last check saw it, and
+	 * one found stale (another host writes on a newer timeline) */
+	char our_host[sizeof(((struct pool_conn *)0)->host)];
+	int our_tl;
+	char stale_host[sizeof(((struct pool_conn *)0)->host)];
+	usec_t stale_until;
+	bool probing;
+	usec_t next_probe;
+	char timeout_param[16];			/* statement_timeout, as text */
+	struct event *retry_timer;		/* next attempt, to the ms */
+	/* upkeep now, from the loop: activating the persistent upkeep timer
+	 * itself would push its next run 0.5 s later each time (libevent
+	 * reschedules a persistent timer relative to its last deadline) */
+	struct event *kick;
+	usec_t full_until;			/* server full: contended */
+	usec_t full_retry_at;			/* ... next try */
+	usec_t next_give_back;
+	usec_t hold_until;			/* ... slot left to others */
+	usec_t last_failure;			/* of a query (st.failing) */
 	uint64_t next_id;
 	usec_t last_answer;			/* a query or ping completed */
 	usec_t last_abandon;			/* a query was given up */
@@ -106,6 +144,10 @@ static void pool_conn_close(struct pool_conn *pc, const char *why);
 static void pool_fill(void);
 static void pool_connect_failed(struct pool_conn *pc, const char *msg);
 static void pool_serve_waiters(void);
+static void pool_probe_done(struct pool_conn *pc, enum pool_status st,
+			    const PGresult *res);
+static bool pool_is_stale(const char *host);
+static bool pool_conn_skip_stale(struct pool_conn *pc);
 
 static void pool_set_error(const char *msg)
 {
@@ -335,19 +377,47 @@ static void pool_conn_close(struct pool_conn *pc, const char *why)
 	pool_conn_free(pc);
 }
 
+/* pool_fill runs at `when` (to the millisecond, not at the next upkeep). */
+static void pool_retry_at(usec_t when)
+{
+	usec_t d = when - clock_now();
+	struct timeval tv = clock_tv(d > 0 ? d : 0);
+
+	if (pool.retry_timer)
+		evtimer_add(pool.retry_timer, &tv);
+}
+
+static void pool_retry_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	pool_fill();
+}
+
 /* Counts a failed attempt and schedules the next one (backoff + jitter). */
 static void pool_note_failure(void)
 {
-	usec_t b;
+	usec_t b, lo = (usec_t)pool.set.backoff_min * 1000,
+		  hi = (usec_t)pool.set.backoff_max * 1000;
 
 	pool.st.connect_failures++;
 	pool.failures++;
-	b = BACKOFF_MIN_USEC << (pool.failures < 7 ? pool.failures : 7);
-	if (b > BACKOFF_MAX_USEC)
-		b = BACKOFF_MAX_USEC;
+	/* The first retry is immediate (a failover moves the primary: the
+	 * next host of the list may already be it), then backoff_min
+	 * doubling up to backoff_max. */
+	if (pool.failures == 1) {
+		pool.next_attempt = clock_now();
+		pool_retry_at(pool.next_attempt);
+		return;
+	}
+	b = lo << (pool.failures - 2 < 16 ? pool.failures - 2 : 16);
+	if (b > hi || b <= 0)
+		b = hi;
 	/* half fixed, half random: a fleet does not retry in step */
 	pool.next_attempt = clock_now() + b / 2 +
 			    (usec_t)(random() % (b / 2 + 1));
+	pool_retry_at(pool.next_attempt);
 }
 
 /* ---- multi-host lists: a connect timeout per host ------------------------ */
@@ -410,7 +480,7 @@ static bool pool_join(char *out, size_t len, char **item, int nitems,
  * left would fall back on a default (an empty item: libpq would fill it
  * from the environment the second time, not the first).
  */
-static PGconn *pool_start_after_current_host(PGconn *pg)
+static PGconn *pool_start_after_current_host(PGconn *pg, bool others)
 {
 	PQconninfoOption *opts = PQconninfo(pg), *o;
 	const char *now_host = PQhost(pg), *now_port = PQport(pg);
@@ -460,7 +530,8 @@ static PGconn *pool_start_after_current_host(PGconn *pg)
 	}
 	if (cur < 0)
 		goto out;
-	for (int i = random_order ? 0 : cur + 1; i < n; i++)
+	/* others: every host but the current one, in order */
+	for (int i = random_order || others ? 0 : cur + 1; i < n; i++)
 		if (i != cur)
 			idx[nidx++] = i;
 	if (nidx == 0 || !pool_join(jh, sizeof(jh), h, nh, idx, nh ? nidx : 0) ||
@@ -536,9 +607,22 @@ static void pool_conn_track_host(struct pool_conn *pc)
 
 static int pool_conn_begin(struct pool_conn *pc, bool skip_silent_host);
 
+/* pc's attempt goes on as next (the hosts after the current one). */
+static void pool_conn_restart(struct pool_conn *pc, PGconn *next)
+{
+	if (pc->ev) {
+		event_free(pc->ev);
+		pc->ev = NULL;
+	}
+	PQfinish(pc->pg);
+	pc->pg = next;
+	pc->host[0] = '\0';
+	(void)pool_conn_begin(pc, false);
+}
+
 static bool pool_conn_next_host(struct pool_conn *pc, bool skip_silent)
 {
-	PGconn *next = pool_start_after_current_host(pc->pg);
+	PGconn *next = pool_start_after_current_host(pc->pg, false);
 
 	if (!next)
 		return false;
@@ -554,14 +638,7 @@ static bool pool_conn_next_host(struct pool_conn *pc, bool skip_silent)
 		memcpy(pool.silent_host, pc->host, sizeof(pool.silent_host));
 		pool.silent_until = clock_now() + SILENT_SKIP_USEC;
 	}
-	if (pc->ev) {
-		event_free(pc->ev);
-		pc->ev = NULL;
-	}
-	PQfinish(pc->pg);
-	pc->pg = next;
-	pc->host[0] = '\0';
-	(void)pool_conn_begin(pc, false);
+	pool_conn_restart(pc, next);
 	return true;
 }
 
@@ -601,7 +678,36 @@ static void pool_connect_timeout(evutil_socket_t fd, short what, void *arg)
 static void pool_connect_failed(struct pool_conn *pc, const char *msg)
 {
 	bool first = !pool.down && pool.failures == 0;
+	usec_t now = clock_now();
 
+	if (pc->probe) {
+		/* no other writable host: the usual answer */
+		pool.probing = false;
+		pool_conn_close(pc, NULL);
+		return;
+	}
+	if (topology_server_full(msg)) {
+		/*
+		 * The server is up but has no free slot (other convd
+		 * instances, other clients): not an outage.  Waiters keep
+		 * waiting (up to [pool] timeout), we try again soon, and
+		 * while contended every pool gives back a connection now
+		 * and then (pool_give_back), so a starved one gets some.
+		 */
+		pool.st.refused++;
+		if (now >= pool.full_until)
+			log_notice("pool: the server has no free connection "
+				   "slot; waiting for one (%d open)",
+				   pool.nopen);
+		pool.full_until = now + FULL_WINDOW_USEC;
+		pool.full_retry_at = now + FULL_RETRY_MIN_USEC +
+				     (usec_t)(random() %
+					      (FULL_RETRY_SPREAD_USEC + 1));
+		pool_conn_close(pc, NULL);
+		pool_retry_at(pool.full_retry_at);
+		return;
+	}
+	pool.suspect_before = now;	/* a sign the topology may change */
 	pool_set_error(msg);
 	pool_note_failure();
 	if (first || log_enabled(LOG_LVL_DEBUG))
@@ -623,6 +729,11 @@ static void pool_conn_ready(struct pool_conn *pc)
 {
 	usec_t now = clock_now();
 
+	if (pool_is_stale(pc->host)) {
+		pool_conn_close(pc, "on a stale primary");
+		pool_fill();
+		return;
+	}
 	if (pc->timer)
 		evtimer_del(pc->timer);
 	/* From here on every query is sent in pipeline mode: a statement's
@@ -640,7 +751,19 @@ static void pool_conn_ready(struct pool_conn *pc)
 			   pool.dc->describe);
 	pool.down = false;
 	pool.failures = 0;
+	if (!pool.tsa_seen) {
+		/* a URL (DATABASE_URL) may ask for a primary too */
+		PQconninfoOption *o = PQconninfo(pc->pg);
+
+		pool.tsa_seen = true;
+		for (PQconninfoOption *i = o; i && i->keyword; i++)
+			if (strcmp(i->keyword, "target_session_attrs") == 0 &&
+			    topology_wants_primary(i->val))
+				pool.url_wants_primary = true;
+		PQconninfoFree(o);
+	}
 	pc->created = now;
+	pc->checked = now;	/* libpq checked target_session_attrs */
 	pc->last_used = now;
 	pc->recycle_at = pool_recycle_deadline(now);
 	pool_idle_push(pc);
@@ -648,17 +771,80 @@ static void pool_conn_ready(struct pool_conn *pc)
 	pool_serve_waiters();
 }
 
-/* The session settings; the connect timeout stays armed until done. */
-static void pool_conn_setup(struct pool_conn *pc)
+/* From now on statements are unnamed and no session state is set. */
+static void pool_go_unprepared(const char *why)
 {
-	pc->state = PC_SETUP;
-	if (!PQsendQuery(pc->pg, pool.setup_sql)) {
+	if (pool.unprepared)
+		return;
+	pool.unprepared = true;
+	log_notice("pool: %s: a transaction-mode pooler; statements are no "
+		   "longer prepared ([database] prepared_statements = auto)",
+		   why);
+}
+
+static void pool_conn_send_setup(struct pool_conn *pc, const char *sql)
+{
+	if (!PQsendQuery(pc->pg, sql)) {
 		pool_connect_failed(pc, PQerrorMessage(pc->pg));
 		return;
 	}
 	pc->exec_active = true;
-	if (pool_conn_attach(pc) < 0 || pool_conn_flush(pc) < 0)
+	if (pool_conn_flush(pc) < 0)
 		pool_connect_failed(pc, "cannot send the set-up queries");
+}
+
+/*
+ * The session settings; the connect timeout stays armed until done.
+ * With prepared_statements = auto, a pooler is looked for first: the
+ * server process that answers is not the one the connection's start-up
+ * named (PgBouncer and its kind hand out keys of their own).  Through a
+ * pooler (detected or declared) no session setting is made: it would stay
+ * on a server session other clients get, and not follow ours.
+ */
+static void pool_conn_setup(struct pool_conn *pc)
+{
+	pc->state = PC_SETUP;
+	pc->pid_probe = false;
+	if (pool_conn_attach(pc) < 0) {
+		pool_connect_failed(pc, "cannot watch socket");
+		return;
+	}
+	if (pc->probe) {
+		pool_conn_send_setup(pc, TOPOLOGY_CHECK_SQL);
+		return;
+	}
+	if (pool.set.prepare == POOL_PREPARE_AUTO && !pool.unprepared) {
+		pc->pid_probe = true;
+		pool_conn_send_setup(pc, "SELECT pg_catalog.pg_backend_pid()");
+		return;
+	}
+	if (pool.unprepared) {
+		pool_conn_ready(pc);
+		return;
+	}
+	pool_conn_send_setup(pc, pool.setup_sql);
+}
+
+/* A set-up step ended well: the next one, or ready. */
+static void pool_conn_setup_next(struct pool_conn *pc, const PGresult *res)
+{
+	if (pc->pid_probe) {
+		pc->pid_probe = false;
+		if (res && PQntuples(res) == 1 && PQnfields(res) == 1 &&
+		    atoi(PQgetvalue(res, 0, 0)) != PQbackendPID(pc->pg)) {
+			char why[96];
+
+			snprintf(why, sizeof(why),
+				 "server process %s answers for %d",
+				 PQgetvalue(res, 0, 0), PQbackendPID(pc->pg));
+			pool_go_unprepared(why);
+		}
+		if (!pool.unprepared) {
+			pool_conn_send_setup(pc, pool.setup_sql);
+			return;
+		}
+	}
+	pool_conn_ready(pc);
 }
 
 static void pool_conn_poll(struct pool_conn *pc)
@@ -675,6 +861,8 @@ static void pool_conn_poll(struct pool_conn *pc)
 			pool_connect_failed(pc, "cannot watch socket");
 		break;
 	case PGRES_POLLING_OK:
+		if (!pc->probe && pool_conn_skip_stale(pc))
+			break;
 		pool_conn_setup(pc);
 		break;
 	case PGRES_POLLING_FAILED:
@@ -692,6 +880,8 @@ static void pool_conn_poll(struct pool_conn *pc)
  */
 static int pool_conn_begin(struct pool_conn *pc, bool skip_silent_host)
 {
+	pc->notice.conn_id = pc->id;
+	pgnotice_attach(pc->pg, &pc->notice);
 	if (PQstatus(pc->pg) == CONNECTION_BAD ||
 	    PQsetnonblocking(pc->pg, 1) < 0) {
 		pool_connect_failed(pc, PQerrorMessage(pc->pg));
@@ -712,12 +902,13 @@ static int pool_conn_begin(struct pool_conn *pc, bool skip_silent_host)
 	return 0;
 }
 
-static int pool_conn_open(void)
+/* A new connection, CONNECTING, in the list; its PGconn is the caller's. */
+static struct pool_conn *pool_conn_alloc(void)
 {
 	struct pool_conn *pc = calloc(1, sizeof(*pc));
 
 	if (!pc)
-		return -1;
+		return NULL;
 	pc->id = ++pool.next_id;
 	pc->fd = -1;
 	pc->prep_sent = -1;
@@ -727,7 +918,15 @@ static int pool_conn_open(void)
 		pool.all->prev = pc;
 	pool.all = pc;
 	pool.nconnecting++;
+	return pc;
+}
 
+static int pool_conn_open(void)
+{
+	struct pool_conn *pc = pool_conn_alloc();
+
+	if (!pc)
+		return -1;
 	pc->pg = PQconnectStartParams(pool.dc->keys, pool.dc->vals, 1);
 	if (!pc->pg) {
 		pool_connect_failed(pc, "out of memory");
@@ -741,9 +940,16 @@ static int pool_conn_open(void)
 	return pool_conn_begin(pc, true);
 }
 
+static int pool_min_size(void)
+{
+	return pool.set.min_size < pool.set.size ? pool.set.min_size :
+						   pool.set.size;
+}
+
 /*
- * Opens connections while fewer than `size` are open (or more are needed
- * for waiters, up to size + max_overflow), honouring the backoff.
+ * Opens connections on demand: min_size always, more while requests wait
+ * (one per waiter, up to size + max_overflow), honouring the backoff; on
+ * a full server, one at a time and not while leaving a slot to others.
  */
 static void pool_fill(void)
 {
@@ -756,7 +962,7 @@ static void pool_fill(void)
 		return;
 	have = pool.nopen + pool.nconnecting;
 	max = pool.set.size + pool.set.max_overflow;
-	want = pool.set.size;
+	want = pool_min_size();
 	if (pool.nwaiting > 0) {
 		int need = pool.nbusy + pool.nwaiting;
 
@@ -765,6 +971,18 @@ static void pool_fill(void)
 	}
 	if (want > max)
 		want = max;
+	if (now < pool.full_until) {
+		if (now < pool.full_retry_at || now < pool.hold_until)
+			return;
+		if (pool.nconnecting == 0 && have < want) {
+			/* next try unless this one gets through */
+			pool.full_retry_at = now + FULL_RETRY_MIN_USEC +
+				(usec_t)(random() % (FULL_RETRY_SPREAD_USEC + 1));
+			pool_retry_at(pool.full_retry_at);
+			(void)pool_conn_open();
+		}
+		return;
+	}
 	/* While failing, probe with one connection at a time. */
 	if (pool.failures > 0) {
 		if (pool.nconnecting == 0 && have < want)
@@ -780,11 +998,24 @@ static void pool_fill(void)
 
 /* ---- handing out connections ----------------------------------------- */
 
+static bool pool_wants_primary(void)
+{
+	return pool.set.want_primary || pool.url_wants_primary;
+}
+
 static bool pool_needs_ping(const struct pool_conn *pc, usec_t now)
 {
+	/* With a primary wanted: after any sign of a topology change, and
+	 * at least every recheck_interval, whatever pre_ping says. */
+	if (pool_wants_primary() &&
+	    (pc->checked < pool.suspect_before ||
+	     now - pc->checked >=
+		     (usec_t)pool.set.recheck_interval * USEC_PER_SEC))
+		return true;
 	if (!pool.set.pre_ping)
 		return false;
-	return pc->created < pool.suspect_before ||
+	/* checked: opened, or last pinged, after the last sign */
+	return pc->checked < pool.suspect_before ||
 	       now - pc->last_used >=
 		       (usec_t)pool.set.pre_ping_after * USEC_PER_SEC;
 }
@@ -807,8 +1038,11 @@ static int pool_ping_start(struct pool_conn *pc, struct pool_waiter *w)
 
 	pc->state = PC_PING;
 	pc->ping_for = w;
+	pc->checking = pool_wants_primary();
 	pool.st.pings++;
-	if (!PQsendQueryParams(pc->pg, "", 0, NULL, NULL, NULL, NULL, 0) ||
+	/* where a primary is wanted, the ping asks whether it still is */
+	if (!PQsendQueryParams(pc->pg, pc->checking ? TOPOLOGY_CHECK_SQL : "",
+			       0, NULL, NULL, NULL, NULL, 0) ||
 	    !PQpipelineSync(pc->pg) || pool_conn_flush(pc) < 0)
 		return -1;
 	pc->exec_active = true;
@@ -890,7 +1124,7 @@ enum pool_acquire_result pool_acquire(struct pool_waiter *w,
 	/* Serve, and open connections, from the event loop, never from
 	 * inside this call: a connect that fails at once fails every
 	 * waiter (w too) through pool_connect_failed(). */
-	event_active(pool.upkeep, EV_TIMEOUT, 0);
+	event_active(pool.kick, EV_TIMEOUT, 0);
 	return POOL_ACQ_QUEUED;
 }
 
@@ -909,6 +1143,23 @@ void pool_cancel(struct pool_waiter *w)
 			pc->ping_for = NULL;
 }
 
+/* The server is full: a pool above min_size gives a connection back now
+ * and then, so that a starved instance (or a restarted one) gets one. */
+static bool pool_should_give_back(usec_t now)
+{
+	return now < pool.full_until && now >= pool.next_give_back &&
+	       pool.nopen > pool_min_size();
+}
+
+static void pool_give_back(struct pool_conn *pc, usec_t now)
+{
+	pool.st.given_back++;
+	pool.next_give_back = now + GIVE_BACK_USEC;
+	pool.hold_until = now + HOLD_USEC;
+	pool_retry_at(pool.hold_until);
+	pool_conn_close(pc, "given back: the server has no free slot");
+}
+
 void pool_release(struct pool_conn *pc)
 {
 	if (pc->state != PC_BUSY)
@@ -919,6 +1170,11 @@ void pool_release(struct pool_conn *pc)
 		 * or a query, is not reused. */
 		pool_conn_close(pc, pc->broken ? "connection lost" :
 					       "released in an unclean state");
+		pool_fill();
+		return;
+	}
+	if (pool_should_give_back(clock_now())) {
+		pool_give_back(pc, clock_now());
 		pool_fill();
 		return;
 	}
@@ -1047,11 +1303,36 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 {
 	int ok = 1;
 
-	if (pc->state != PC_BUSY || pc->exec_active || pc->broken)
+	if (pc->state != PC_BUSY || pc->exec_active || pc->broken ||
+	    (stmt && (pool_stmt_index(stmt) < 0 || nparams > POOL_MAX_PARAMS)))
 		return -1;
 	pc->prep_sent = -1;
 	pc->prep_seen = false;
-	if (stmt) {
+	pc->pre_sent = pc->pre_seen = false;
+	pc->notice.not_replicated = false;
+	if (pool.unprepared && pool.set.statement_timeout > 0) {
+		/* No session state through a pooler: the statement timeout
+		 * is set for this transaction only (up to the sync). */
+		const char *v[1] = {pool.timeout_param};
+
+		if (!PQsendQueryParams(pc->pg,
+				       "SELECT pg_catalog.set_config("
+				       "'statement_timeout', $1, true)",
+				       1, NULL, v, NULL, NULL, 0)) {
+			pool_set_error(PQerrorMessage(pc->pg));
+			pc->broken = true;
+			return -1;
+		}
+		pc->pre_sent = true;
+	}
+	if (stmt && pool.unprepared) {
+		/* the same SQL, unnamed: parsed and planned each time */
+		int idx = pool_stmt_index(stmt);
+
+		ok = PQsendQueryParams(pc->pg, pool.stmts[idx].sql, nparams,
+				       NULL, values, lengths, formats,
+				       result_format);
+	} else if (stmt) {
 		int idx = pool_stmt_index(stmt);
 
 		if (idx < 0 || nparams > POOL_MAX_PARAMS)
@@ -1100,6 +1381,55 @@ int pool_exec(struct pool_conn *pc, const char *stmt, const char *sql,
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * What a query's outcome says beyond itself: a read-only server (the
+ * primary moved), named statements meeting a pooler, a commit that no
+ * synchronous standby confirmed (not acknowledged: the client gets
+ * `unavailable`, and with an idempotency key may retry safely), and
+ * whether queries keep failing (`health`).
+ */
+static void pool_conn_judge(struct pool_conn *pc, const PGresult *res,
+			    enum pool_status *st, const char **msg)
+{
+	const char *code = *st == POOL_QUERY_ERROR && res ?
+				   PQresultErrorField(res, PG_DIAG_SQLSTATE) :
+				   NULL;
+
+	if (topology_read_only_error(code)) {
+		pool.st.read_only++;
+		pool.suspect_before = clock_now();
+		pc->broken = true;
+		log_warn("pool: connection %llu: the server is read-only; "
+			 "connections are checked again",
+			 (unsigned long long)pc->id);
+	} else if (topology_pooler_error(code) && !pool.unprepared) {
+		pc->broken = true;
+		if (pool.set.prepare == POOL_PREPARE_AUTO) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "SQLSTATE %s", code);
+			pool_go_unprepared(why);
+		}
+	} else if (*st == POOL_OK && pc->notice.not_replicated) {
+		pool.st.not_replicated++;
+		pool.suspect_before = clock_now();
+		pc->broken = true;
+		*st = POOL_NOT_DURABLE;
+		*msg = "committed on the server but not confirmed by a "
+		       "synchronous standby";
+		log_warn("pool: connection %llu: %s",
+			 (unsigned long long)pc->id, *msg);
+	}
+	if (*st == POOL_OK) {
+		pool.st.failing = 0;
+	} else {
+		pool.st.failing++;
+		pool.last_failure = clock_now();
+		if (*msg)
+			pool_set_error(*msg);
+	}
 }
 
 /* The query (or ping, or setup) on pc has finished or failed. */
@@ -1157,21 +1487,41 @@ static void pool_conn_done(struct pool_conn *pc, bool lost)
 			}
 		}
 	}
+	if (pc->state == PC_BUSY)
+		pool_conn_judge(pc, res, &st, &msg);
 
 	switch (pc->state) {
 	case PC_SETUP:
-		if (st != POOL_OK)
+		if (pc->probe)
+			pool_probe_done(pc, st, res);
+		else if (st != POOL_OK)
 			pool_connect_failed(pc, msg ? msg : "setup failed");
 		else
-			pool_conn_ready(pc);
+			pool_conn_setup_next(pc, res);
 		break;
 	case PC_PING: {
 		struct pool_waiter *w = pc->ping_for;
 
 		evtimer_del(pc->timer);
 		pc->ping_for = NULL;
+		if (st == POOL_OK)
+			pc->checked = clock_now();
+		if (st == POOL_OK && pc->checking) {
+			pool.st.rechecks++;
+			if (!res || PQntuples(res) != 1 || PQnfields(res) != 2 ||
+			    strcmp(PQgetvalue(res, 0, 0), "f") != 0) {
+				pool.st.read_only++;
+				st = POOL_QUERY_ERROR;
+				msg = "the server is not a writable primary";
+			} else {
+				pool.our_tl = atoi(PQgetvalue(res, 0, 1));
+				memcpy(pool.our_host, pc->host,
+				       sizeof(pool.our_host));
+			}
+		}
 		if (st != POOL_OK) {
-			pool.st.lost++;
+			if (st != POOL_QUERY_ERROR || !pc->checking)
+				pool.st.lost++;
 			pool.suspect_before = clock_now();
 			log_warn("pool: pre-ping failed on connection %llu: %s",
 				 (unsigned long long)pc->id,
@@ -1239,6 +1589,13 @@ static bool pool_conn_collect(struct pool_conn *pc)
 		if (es == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
 			return true;
+		}
+		if (pc->pre_sent && !pc->pre_seen) {
+			pc->pre_seen = true;
+			if (es == PGRES_TUPLES_OK) {
+				PQclear(r);
+				continue;
+			}
 		}
 		if (es == PGRES_SINGLE_TUPLE) {
 			pool_conn_add_row(pc, r);
@@ -1325,6 +1682,130 @@ static void pool_conn_event(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* ---- stale primaries ------------------------------------------------------ */
+
+/*
+ * With a list of hosts and a primary wanted, a server that still writes
+ * may not be the primary any more: its Patroni frozen (or cut off from
+ * the DCS) while another member was promoted.  No answer of its own says
+ * so, but the promoted one writes on a newer timeline.  Every
+ * recheck_interval one probe connection asks the other hosts of the list
+ * (libpq's own read-write search, the current host left out) for a
+ * writable server and its timeline; if it is newer than ours, our
+ * primary is stale: its connections are ended, and for STALE_USEC new
+ * connections that reach it go on to the hosts after it.
+ */
+#define STALE_USEC (60 * USEC_PER_SEC)
+
+static bool pool_is_stale(const char *host)
+{
+	return pool.stale_host[0] && clock_now() < pool.stale_until &&
+	       strcmp(host, pool.stale_host) == 0;
+}
+
+static void pool_mark_stale(const char *host)
+{
+	memcpy(pool.stale_host, host, sizeof(pool.stale_host));
+	pool.stale_until = clock_now() + STALE_USEC;
+}
+
+/* A new connection that reached the stale primary starts over after it. */
+static bool pool_conn_skip_stale(struct pool_conn *pc)
+{
+	PGconn *next;
+
+	pool_conn_track_host(pc);
+	if (!pool_is_stale(pc->host))
+		return false;
+	next = pool_start_after_current_host(pc->pg, false);
+	if (!next)
+		return false;
+	log_info("pool: connection %llu skips %s (a stale primary)",
+		 (unsigned long long)pc->id, pc->host);
+	pool_conn_restart(pc, next);
+	return true;
+}
+
+/* Our primary is stale: its connections end (a query in flight fails with
+ * `unavailable`: a commit waiting there for a standby that now follows
+ * another primary would never be confirmed). */
+static void pool_leave_stale(const char *newer, int tl)
+{
+	struct pool_conn *pc;
+
+	log_warn("pool: %s is a primary on timeline %d, newer than %s's %d: "
+		 "leaving the stale primary",
+		 newer, tl, pool.our_host, pool.our_tl);
+	pool.st.stale++;
+	pool_mark_stale(pool.our_host);
+	pool.suspect_before = clock_now();
+	pool.our_host[0] = '\0';
+	pool.our_tl = 0;
+again:
+	for (pc = pool.all; pc; pc = pc->next) {
+		if (pc->probe || pc->broken || !pool_is_stale(pc->host))
+			continue;
+		if (pc->state == PC_IDLE) {
+			pool_conn_close(pc, "on a stale primary");
+			goto again;
+		}
+		if (pc->state == PC_BUSY && pc->exec_active) {
+			pool_conn_done(pc, true);	/* may close pc */
+			goto again;
+		}
+		pc->broken = true;	/* closed when released */
+	}
+	pool_fill();
+}
+
+static void pool_probe_done(struct pool_conn *pc, enum pool_status st,
+			    const PGresult *res)
+{
+	pool.probing = false;
+	if (st == POOL_OK && res && PQntuples(res) == 1 &&
+	    PQnfields(res) == 2 && strcmp(PQgetvalue(res, 0, 0), "f") == 0 &&
+	    pool.our_tl > 0) {
+		int tl = atoi(PQgetvalue(res, 0, 1));
+
+		if (tl > pool.our_tl)
+			pool_leave_stale(pc->host, tl);
+		else if (tl < pool.our_tl)
+			pool_mark_stale(pc->host);	/* new ones skip it */
+	}
+	pool_conn_close(pc, NULL);
+}
+
+static void pool_probe_start(usec_t now)
+{
+	struct pool_conn *tpl, *pc;
+	PGconn *pg;
+
+	pool.next_probe = now + (usec_t)pool.set.recheck_interval * USEC_PER_SEC;
+	for (tpl = pool.all; tpl; tpl = tpl->next)
+		if ((tpl->state == PC_IDLE || tpl->state == PC_BUSY) &&
+		    strcmp(tpl->host, pool.our_host) == 0)
+			break;
+	if (!tpl)
+		return;
+	pg = pool_start_after_current_host(tpl->pg, true);
+	if (!pg)
+		return;		/* one host: nothing to compare */
+	pc = pool_conn_alloc();
+	if (!pc) {
+		PQfinish(pg);
+		return;
+	}
+	pc->probe = true;
+	pc->pg = pg;
+	pool.probing = true;
+	pc->timer = evtimer_new(pool.base, pool_connect_timeout, pc);
+	if (!pc->timer) {
+		pool_connect_failed(pc, "out of memory");
+		return;
+	}
+	(void)pool_conn_begin(pc, false);
+}
+
 /* ---- upkeep ----------------------------------------------------------- */
 
 /*
@@ -1370,7 +1851,25 @@ static void pool_upkeep(evutil_socket_t fd, short what, void *arg)
 		}
 		if (pool.nopen <= pool.set.size)
 			pool.shrinking = false;
+		/* Pools give back what they do not use: above min_size, a
+		 * connection idle for idle_timeout is closed. */
+		while (pool.nopen > pool_min_size() && pool.idle) {
+			for (pc = pool.idle; pc->idle_next; pc = pc->idle_next)
+				;
+			if (now - pc->last_used <=
+			    (usec_t)pool.set.idle_timeout * USEC_PER_SEC)
+				break;
+			pool_conn_close(pc, "idle (above [pool] min_size)");
+		}
+		if (pool_should_give_back(now) && pool.idle) {
+			for (pc = pool.idle; pc->idle_next; pc = pc->idle_next)
+				;
+			pool_give_back(pc, now);
+		}
 	}
+	if (pool_wants_primary() && pool.our_tl > 0 && !pool.probing &&
+	    now >= pool.next_probe)
+		pool_probe_start(now);
 	pool_fill();
 }
 
@@ -1402,6 +1901,11 @@ int pool_setup(struct event_base *base, const struct dbconf *dc,
 	pool.stmts = stmts;
 	pool.nstmts = nstmts;
 	pool.setup_sql = pool_build_setup_sql(ps->statement_timeout);
+	pool.unprepared = ps->prepare == POOL_PREPARE_NO;
+	snprintf(pool.timeout_param, sizeof(pool.timeout_param), "%d",
+		 ps->statement_timeout);
+	pool.retry_timer = evtimer_new(base, pool_retry_fire, NULL);
+	pool.kick = event_new(base, -1, 0, pool_upkeep, NULL);
 	pool.wait_timer = evtimer_new(base, pool_waiters_expire, NULL);
 	pool.upkeep = event_new(base, -1, EV_PERSIST, pool_upkeep, NULL);
 	if (nstmts > 64) {
@@ -1409,6 +1913,7 @@ int pool_setup(struct event_base *base, const struct dbconf *dc,
 		return -1;
 	}
 	if (!pool.setup_sql || !pool.wait_timer || !pool.upkeep ||
+	    !pool.retry_timer || !pool.kick ||
 	    event_add(pool.upkeep, &tv) < 0) {
 		log_error("pool: out of memory");
 		return -1;
@@ -1428,6 +1933,8 @@ void pool_reconfigure(const struct pool_settings *ps)
 	if (ps->size < pool.set.size)
 		pool.shrinking = true;
 	pool.set = *ps;
+	snprintf(pool.timeout_param, sizeof(pool.timeout_param), "%d",
+		 ps->statement_timeout);
 	if (timeout_changed) {
 		char *sql = pool_build_setup_sql(ps->statement_timeout);
 
@@ -1485,6 +1992,11 @@ again:
 		event_free(pool.wait_timer);
 	if (pool.upkeep)
 		event_free(pool.upkeep);
+	if (pool.retry_timer)
+		event_free(pool.retry_timer);
+	if (pool.kick)
+		event_free(pool.kick);
+	pool.retry_timer = pool.kick = NULL;
 	free(pool.setup_sql);
 	pool.wait_timer = pool.upkeep = NULL;
 	pool.setup_sql = NULL;
@@ -1520,7 +2032,17 @@ void pool_stats(struct pool_stats *out)
 	out->connecting = pool.nconnecting;
 	out->waiting = pool.nwaiting;
 	out->database_up = pool.nopen > 0 || (!pool.down && pool.failures == 0);
+	out->pooler = pool.unprepared;
+	/* failures in a row count while they are recent: a quiet convd
+	 * whose last queries failed is not "failing" for ever */
+	if (clock_now() - pool.last_failure > FAILING_FOR_USEC)
+		out->failing = 0;
 	pool_stall(out);
+}
+
+bool pool_session_state(void)
+{
+	return !pool.unprepared;
 }
 
 usec_t pool_wait_timeout(void)

@@ -25,6 +25,19 @@
 
 static const char sql_lock[] = "SELECT pg_try_advisory_lock(" RETENTION_LOCK_KEY ")";
 static const char sql_unlock[] = "SELECT pg_advisory_unlock(" RETENTION_LOCK_KEY ")";
+/*
+ * Behind a transaction-mode pooler a session lock would stay on whichever
+ * server session took it (and block every later run), so each batch takes
+ * a transaction lock instead, in its own statement: one row, (got the
+ * lock, rows deleted).
+ */
+static const char sql_batch_xact[] =
+	"WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock("
+	RETENTION_LOCK_KEY ") AS got),"
+	" d AS (DELETE FROM simple_conversation_history WHERE id IN ("
+	"SELECT id FROM simple_conversation_history WHERE created_at < $1"
+	" AND (SELECT got FROM l) ORDER BY created_at LIMIT $2) RETURNING 1)"
+	" SELECT (SELECT got FROM l), count(*) FROM d";
 /* The created_at index gives the oldest rows first; each batch is one
  * short autocommit statement. */
 static const char sql_batch[] =
@@ -46,6 +59,7 @@ struct run {
 	int64_t days;
 	char cutoff[40];		/* timestamptz text */
 	char batch[24];
+	bool xact_lock;			/* sql_batch_xact, no session lock */
 	uint64_t deleted;
 	usec_t started;
 	struct pool_waiter waiter;
@@ -261,7 +275,8 @@ static void retention_next_batch(evutil_socket_t fd, short what, void *arg)
 	snprintf(ret.run.batch, sizeof(ret.run.batch), "%" PRId64,
 		 ret.batch_size);
 	ret.run.step = STEP_BATCH;
-	retention_exec(sql_batch, 2, vals);
+	retention_exec(ret.run.xact_lock ? sql_batch_xact : sql_batch, 2,
+		       vals);
 }
 
 static void retention_step_done(void *arg, struct pool_conn *pc,
@@ -297,12 +312,31 @@ static void retention_step_done(void *arg, struct pool_conn *pc,
 		retention_next_batch(-1, 0, NULL);
 		return;
 	case STEP_BATCH: {
-		uint64_t n = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
+		uint64_t n;
 
+		if (run->xact_lock) {
+			if (PQntuples(res) != 1 || PQnfields(res) != 2) {
+				retention_fail("deleting", "unexpected result");
+				return;
+			}
+			if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+				/* another convd is at it */
+				run->skipped = run->deleted == 0;
+				retention_finish(true);
+				return;
+			}
+			n = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+		} else {
+			n = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
+		}
 		run->deleted += n;
 		if (n >= (uint64_t)ret.batch_size && !ret.closing) {
 			/* let foreground requests in before the next batch */
 			event_active(ret.yield, EV_TIMEOUT, 0);
+			return;
+		}
+		if (run->xact_lock) {
+			retention_finish(true);
 			return;
 		}
 		run->step = STEP_UNLOCK;
@@ -331,6 +365,11 @@ static void retention_on_acquire(void *arg, struct pool_conn *pc,
 
 		ret.run.step = STEP_COUNT;
 		retention_exec(sql_count, 1, vals);
+		return;
+	}
+	ret.run.xact_lock = !pool_session_state();
+	if (ret.run.xact_lock) {
+		retention_next_batch(-1, 0, NULL);
 		return;
 	}
 	ret.run.step = STEP_LOCK;

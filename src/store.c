@@ -17,6 +17,7 @@
 #include "order.h"
 #include "proto.h"
 #include "store.h"
+#include "topology.h"
 
 /* PostgreSQL's epoch (2000-01-01) in Unix microseconds. */
 #define PG_EPOCH_USEC 946684800000000LL
@@ -579,6 +580,7 @@ static enum rpc_error store_error_for(enum pool_status st)
 		return E_TIMEOUT;
 	case POOL_UNAVAILABLE:
 	case POOL_SHUTDOWN:
+	case POOL_NOT_DURABLE:
 		return E_UNAVAILABLE;
 	default:
 		return E_INTERNAL;
@@ -604,6 +606,20 @@ static void store_query_failed(struct request *r, const PGresult *res,
 	if (sqlstate && (strncmp(sqlstate, "08", 2) == 0 ||
 			 strncmp(sqlstate, "57P", 3) == 0)) {
 		request_error(r, E_UNAVAILABLE, "database unavailable");
+		return;
+	}
+	/* 25006 read_only_sql_transaction: the primary moved; 26000, 42P05:
+	 * named statements met a transaction pooler.  Nothing was written;
+	 * the pool checks its connections again, or stops preparing. */
+	if (topology_read_only_error(sqlstate) ||
+	    topology_pooler_error(sqlstate)) {
+		request_error(r, E_UNAVAILABLE, "%s",
+			      topology_read_only_error(sqlstate) ?
+				      "database unavailable (the server is "
+				      "read-only)" :
+				      "a transaction pooler lost the prepared "
+				      "statement; see [database] "
+				      "prepared_statements");
 		return;
 	}
 	/* 42P01 undefined_table, 42703 undefined_column: schema missing */

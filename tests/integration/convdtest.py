@@ -10,6 +10,7 @@ cluster belongs to the unprivileged user `postgres` (runuser).
 
 import glob
 import http.client
+import json
 import os
 import pwd
 import re
@@ -282,7 +283,8 @@ class Convd:
         sections = {
             "database": {"host": pg.sockdir, "port": pg.port,
                          "name": pg.dbname, "user": pg.user},
-            "pool": {"size": 4, "max_overflow": 4, "timeout": 5},
+            "pool": {"size": 4, "min_size": 4, "max_overflow": 4,
+                     "timeout": 5},
             "server": {"socket": self.socket, "socket_mode": "0600"},
             "log": {"level": "info"},
             "migrations": {"directory": MIGRATIONS},
@@ -948,3 +950,424 @@ def http_get(addr, path, method="GET", timeout=10.0, headers=None):
         return r.status, {k.lower(): v for k, v in r.getheaders()}, body
     finally:
         conn.close()
+
+# ----------------------------------------------- beyond one server (issue 19)
+
+def free_tcp_port():
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgBouncer:
+    """A real PgBouncer (Debian's) in front of PgCluster pg, listening on
+    127.0.0.1 at a free port, run as the cluster's user (PgBouncer refuses
+    root).  pool_mode "transaction" by default."""
+
+    def __init__(self, pg, pool_mode="transaction", pool_size=10,
+                 max_client_conn=500, extra=""):
+        self.pg = pg
+        self.bin = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        self.tmp = tempfile.mkdtemp(prefix="convd-bouncer-")
+        os.chmod(self.tmp, 0o755)
+        self.port = free_tcp_port()
+        self.config = os.path.join(self.tmp, "pgbouncer.ini")
+        self.pidfile = os.path.join(self.tmp, "pgbouncer.pid")
+        self.logfile = os.path.join(self.tmp, "pgbouncer.log")
+        users = os.path.join(self.tmp, "userlist.txt")
+        with open(users, "w") as f:
+            f.write(f'"{pg.user}" ""\n')
+        with open(self.config, "w") as f:
+            f.write(
+                "[databases]\n"
+                f"{pg.dbname} = host={pg.sockdir} port={pg.port} "
+                f"dbname={pg.dbname} user={pg.user}\n"
+                "[pgbouncer]\n"
+                "listen_addr = 127.0.0.1\n"
+                f"listen_port = {self.port}\n"
+                f"unix_socket_dir = {self.tmp}\n"
+                "auth_type = trust\n"
+                f"auth_file = {users}\n"
+                f"pool_mode = {pool_mode}\n"
+                f"default_pool_size = {pool_size}\n"
+                f"max_client_conn = {max_client_conn}\n"
+                f"logfile = {self.logfile}\n"
+                f"pidfile = {self.pidfile}\n"
+                f"admin_users = {pg.user}\n"
+                + extra)
+        if pg.as_user:
+            pw = pwd.getpwnam(pg.as_user)
+            for p in (self.tmp, self.config, users):
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+
+    def _run(self, *args):
+        argv = [self.bin] + list(args) + [self.config]
+        if self.pg.as_user:
+            argv = ["runuser", "-u", self.pg.as_user, "--"] + argv
+        r = subprocess.run(argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"pgbouncer {args}: {r.stdout}\n{self.log()}")
+
+    def start(self):
+        self._run("-d")
+        wait_until(self.accepts, timeout=10, what="pgbouncer to listen")
+        return self
+
+    def accepts(self):
+        with socket.socket() as s:
+            try:
+                s.connect(("127.0.0.1", self.port))
+                return True
+            except OSError:
+                return False
+
+    def pid(self):
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self, sig=signal.SIGINT, timeout=20):
+        """SIGINT: safe shutdown (waits for transactions); SIGTERM: at once."""
+        pid = self.pid()
+        if not pid:
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+        os.kill(pid, signal.SIGKILL)
+
+    def restart(self, sig=signal.SIGINT):
+        self.stop(sig)
+        self.start()
+
+    def log(self):
+        try:
+            with open(self.logfile) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def destroy(self):
+        self.stop(signal.SIGTERM)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def database(self, **kw):
+        """A [database] section for a convd that connects through us."""
+        return dict({"host": "127.0.0.1", "port": self.port,
+                     "name": self.pg.dbname, "user": self.pg.user,
+                     "sslmode": "disable"}, **kw)
+
+
+class Writers:
+    """n threads calling add_message one at a time through convd's socket
+    (a socket path, or a callable that returns the current one) with
+    unique contents, until stop().  A writer whose convd is gone (restart)
+    reconnects.  results: (content, outcome, value, t0, t1) with outcome
+    "ok" (value: row id), "error" (value: the error code) or "io" (the
+    connection broke before an answer: value None)."""
+
+    def __init__(self, path, n=4, user=None, timeout=30.0, pause=0.0):
+        self.path = path if callable(path) else (lambda: path)
+        self.user = user or f"w-{os.getpid()}-{time.monotonic_ns()}"
+        self.timeout = scaled(timeout)
+        self.pause = pause
+        self.results = []
+        self.lock = threading.Lock()
+        self.halt = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,),
+                                         daemon=True) for i in range(n)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _run(self, n):
+        i = 0
+        c = None
+        while not self.halt.is_set():
+            if c is None:
+                try:
+                    c = Client(self.path(), timeout=self.timeout)
+                except OSError:
+                    time.sleep(0.02)
+                    continue
+            content = f"{self.user}/{n}/{i}"
+            i += 1
+            t0 = time.monotonic()
+            try:
+                out = ("ok", c.call("add_message", self.user, "anthropic",
+                                    "user", content)["id"])
+            except RpcError as e:
+                out = ("error", e.code)
+            except OSError:
+                out = ("io", None)
+                c.close()
+                c = None
+            with self.lock:
+                self.results.append((content,) + out + (t0, time.monotonic()))
+            if out[0] != "ok" or self.pause:
+                time.sleep(self.pause or 0.01)
+        if c:
+            c.close()
+
+    def stop(self):
+        self.halt.set()
+        for t in self.threads:
+            t.join(self.timeout + 10)
+        return self
+
+    def count(self, outcome, after=0.0):
+        with self.lock:
+            return sum(1 for r in self.results
+                       if r[1] == outcome and r[3] >= after)
+
+    def outcomes(self, after=0.0):
+        with self.lock:
+            return [r for r in self.results if r[3] >= after]
+
+    def lost(self, pg):
+        """Acknowledged writes that the database pg does not hold."""
+        rows = pg.psql("SELECT id, content FROM simple_conversation_history "
+                       f"WHERE user_id = {sql_literal(self.user)}")
+        db = dict(line.split("|", 1)[::-1] for line in rows.splitlines())
+        return [r for r in self.results
+                if r[1] == "ok" and db.get(r[0]) != str(r[2])]
+
+
+class PatroniCluster:
+    """A real Patroni cluster (Debian's patroni and etcd-server): one etcd
+    and `n` members, everything on 127.0.0.1 at free ports, run as the
+    postgres user, in one temp dir.  destroy() always kills every process
+    it started (by pid) and removes the dir."""
+
+    def __init__(self, n=3, synchronous_mode=True, ttl=10):
+        self.tmp = tempfile.mkdtemp(prefix="convd-patroni-")
+        os.chmod(self.tmp, 0o755)
+        self.as_user = "postgres" if os.geteuid() == 0 else None
+        self.procs = []                 # Popen of etcd and each patroni
+        self.etcd_port = free_tcp_port()
+        self.etcd_peer = free_tcp_port()
+        self.members = []
+        for i in range(n):
+            name = f"m{i}"
+            self.members.append({
+                "name": name, "port": free_tcp_port(),
+                "api": free_tcp_port(),
+                "dir": os.path.join(self.tmp, name)})
+        self.scope = f"convd{os.getpid()}"
+        self.synchronous_mode = synchronous_mode
+        self.ttl = ttl
+        self.patroni = {}               # name -> Popen
+
+    def _chown(self, path):
+        if self.as_user:
+            pw = pwd.getpwnam(self.as_user)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def _spawn(self, argv, log):
+        if self.as_user:
+            argv = ["runuser", "-u", self.as_user, "--"] + argv
+        f = open(log, "ab")
+        p = subprocess.Popen(argv, stdout=f, stderr=f, cwd=self.tmp,
+                             start_new_session=True)
+        f.close()
+        self.procs.append(p)
+        return p
+
+    def member_config(self, m):
+        os.makedirs(m["dir"], exist_ok=True)
+        os.chmod(m["dir"], 0o700)
+        self._chown(m["dir"])
+        conf = {
+            "scope": self.scope, "name": m["name"],
+            "log": {"level": "WARNING"},
+            "restapi": {"listen": f"127.0.0.1:{m['api']}",
+                        "connect_address": f"127.0.0.1:{m['api']}"},
+            "etcd3": {"hosts": f"127.0.0.1:{self.etcd_port}"},
+            "bootstrap": {
+                "dcs": {"ttl": self.ttl, "loop_wait": 1, "retry_timeout": 3,
+                        "maximum_lag_on_failover": 1048576,
+                        "synchronous_mode": self.synchronous_mode,
+                        # a member left behind a failover rejoins
+                        "postgresql": {"use_pg_rewind": True,
+                                       "remove_data_directory_on_rewind_failure": True,
+                                       "remove_data_directory_on_diverged_timelines": True,
+                                       "parameters": {
+                                           "wal_log_hints": "on",
+                                           "max_connections": 60,
+                                           "fsync": "off",
+                                           "full_page_writes": "off",
+                                           "synchronous_commit": "on"}}},
+                "initdb": [{"encoding": "UTF8"}, {"locale": "C"}],
+                "pg_hba": ["local all all trust",
+                           "host all all 127.0.0.1/32 trust",
+                           "local replication all trust",
+                           "host replication all 127.0.0.1/32 trust"]},
+            "postgresql": {
+                "listen": f"127.0.0.1:{m['port']}",
+                "connect_address": f"127.0.0.1:{m['port']}",
+                "data_dir": os.path.join(m["dir"], "data"),
+                "bin_dir": pg_bindir(),
+                "pgpass": os.path.join(m["dir"], "pgpass"),
+                "authentication": {"superuser": {"username": "postgres"},
+                                   "replication": {"username": "postgres"}},
+                "parameters": {"unix_socket_directories": m["dir"]}},
+        }
+        path = os.path.join(m["dir"], "patroni.yml")
+        with open(path, "w") as f:
+            json.dump(conf, f)      # JSON is YAML
+        self._chown(path)
+        return path
+
+    def start(self, timeout=90):
+        etcd_dir = os.path.join(self.tmp, "etcd")
+        os.makedirs(etcd_dir, mode=0o700)
+        self._chown(etcd_dir)
+        client = f"http://127.0.0.1:{self.etcd_port}"
+        peer = f"http://127.0.0.1:{self.etcd_peer}"
+        self._spawn([shutil.which("etcd") or "/usr/bin/etcd",
+                     "--name", "e0", "--data-dir", etcd_dir,
+                     "--listen-client-urls", client,
+                     "--advertise-client-urls", client,
+                     "--listen-peer-urls", peer,
+                     "--initial-advertise-peer-urls", peer,
+                     "--initial-cluster", f"e0={peer}",
+                     "--log-level", "warn"],
+                    os.path.join(self.tmp, "etcd.log"))
+        for m in self.members:
+            self.start_member(m)
+        wait_until(lambda: self.leader() and len(self.streaming()) ==
+                   len(self.members) - 1, timeout=scaled(timeout),
+                   interval=0.5, what="the Patroni cluster")
+        return self
+
+    def start_member(self, m):
+        cfg = self.member_config(m)
+        self.patroni[m["name"]] = self._spawn(
+            [shutil.which("patroni") or "/usr/bin/patroni", cfg],
+            os.path.join(self.tmp, m["name"] + ".log"))
+
+    def api(self, m, path="patroni"):
+        import urllib.request
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{m['api']}/{path}", timeout=2) as r:
+                return json.loads(r.read())
+        except Exception:  # noqa: BLE001 - down, or not a leader (503)
+            return None
+
+    def cluster(self):
+        for m in self.members:
+            c = self.api(m, "cluster")
+            if c:
+                return c
+        return None
+
+    def leader(self):
+        """The member that is the running leader, or None."""
+        c = self.cluster() or {}
+        for x in c.get("members", []):
+            if x.get("role") == "leader" and x.get("state") == "running":
+                return next(m for m in self.members
+                            if m["name"] == x["name"])
+        return None
+
+    def streaming(self):
+        c = self.cluster() or {}
+        return [x["name"] for x in c.get("members", [])
+                if x.get("role") in ("replica", "sync_standby") and
+                x.get("state") in ("streaming", "running")]
+
+    def url(self, dbname="convd", **params):
+        hosts = ",".join("127.0.0.1" for _ in self.members)
+        ports = ",".join(str(m["port"]) for m in self.members)
+        extra = "".join(f" {k}={v}" for k, v in params.items())
+        return (f"host={hosts} port={ports} dbname={dbname} user=postgres "
+                f"sslmode=disable{extra}")
+
+    def psql(self, m, sql, db="convd", check=True):
+        r = subprocess.run(
+            [os.path.join(pg_bindir(), "psql"), "-h", "127.0.0.1", "-p",
+             str(m["port"]), "-U", "postgres", "-d", db, "-X", "-A", "-t",
+             "-v", "ON_ERROR_STOP=1", "-c", sql],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            timeout=30)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr}")
+        return r.stdout.strip()
+
+    def postmaster_pid(self, m):
+        try:
+            with open(os.path.join(m["dir"], "data", "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
+    def kill_member(self, m):
+        """The node dies: its Patroni and its PostgreSQL, SIGKILL."""
+        p = self.patroni.pop(m["name"], None)
+        pids = []
+        if p:
+            pids.append(-p.pid)     # runuser's session: patroni in it
+        pm = self.postmaster_pid(m)
+        if pm:
+            pids.append(pm)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL) if pid > 0 else \
+                    os.killpg(-pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if pm:
+            # its backends end when they see their postmaster gone
+            for _ in range(200):
+                try:
+                    os.kill(pm, 0)
+                    time.sleep(0.01)
+                except ProcessLookupError:
+                    break
+
+    def log(self, name):
+        try:
+            with open(os.path.join(self.tmp, name + ".log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def destroy(self):
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for m in self.members:
+            pm = self.postmaster_pid(m)
+            if pm:
+                try:
+                    # the postmaster's process group: it and its children
+                    pg = os.getpgid(pm)
+                    if pg != os.getpgrp():
+                        os.killpg(pg, signal.SIGKILL)
+                    else:
+                        os.kill(pm, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -294,7 +294,9 @@ def test_reload_pool_size_and_log_level_keep_clients(schema, convd_factory):
                    what="pool.open == 2")
         assert " debug: " not in d.log()
 
-        rewrite(d, {"pool": {"size": 5}, "log": {"level": "debug"}})
+        # (connections open on demand: min_size is what stays open)
+        rewrite(d, {"pool": {"size": 5, "min_size": 5},
+                    "log": {"level": "debug"}})
         d.signal(signal.SIGHUP)
         wait_until(lambda: stats(d)["pool"]["open"] == 5, scaled(5),
                    what="pool.open == 5 after reload")
