@@ -28,6 +28,7 @@
 #include "methods.h"
 #include "pool.h"
 #include "retention.h"
+#include "partition.h"
 #include "schema_check.h"
 #include "sd.h"
 #include "server.h"
@@ -376,7 +377,8 @@ static int start(void)
 		       store_nstatements) < 0)
 		return -1;
 	if (store_setup(d.base) < 0 || schema_check_setup(d.base) < 0 ||
-	    retention_setup(d.base, &d.cfg) < 0) {
+	    retention_setup(d.base, &d.cfg) < 0 ||
+	    partition_setup(d.base) < 0) {
 		log_error("out of memory");
 		return -1;
 	}
@@ -399,6 +401,7 @@ static void stop(void)
 {
 	memory_cleanup();
 	retention_cleanup();
+	partition_cleanup();
 	schema_check_cleanup();
 	store_cleanup();
 	pool_cleanup();

@@ -43,6 +43,7 @@
 #include "migrate_diff.h"
 #include "migrate_sql.h"
 #include "schema.h"
+#include "dbpart.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -76,12 +77,14 @@ enum {
 	O_BACKUP = 1u << 10,
 	O_MODEL = 1u << 11,
 	O_LOCK_TIMEOUT = 1u << 12,
+	O_LAYOUT = 1u << 13,
 };
 
 struct opts {
 	unsigned given;
 	const char *message, *backup, *model;
 	long lock_timeout;
+	bool partitioned;	/* setup --layout partitioned */
 	char **args;
 	int nargs;
 };
@@ -1919,6 +1922,38 @@ fail:
 	return EX_FAIL;
 }
 
+/* The partitioned layout (dbpart.c): DDL locks are waited for 2 s at a
+ * time, so that writers never queue behind the conversion for longer,
+ * for --lock-timeout seconds in all. */
+static int partition(struct ctx *c)
+{
+	char err[ERRLEN];
+	long wait = c->o.given & O_LOCK_TIMEOUT ? c->o.lock_timeout
+						: DEFAULT_LOCK_TIMEOUT;
+
+	if (dbpart_convert(c->conn, wait, stdout, err, sizeof(err)) < 0) {
+		errmsg("%s", err);
+		errmsg("the conversion stopped; nothing is lost: run 'convctl db "
+		       "partition' again to go on");
+		return EX_FAIL;
+	}
+	return EX_OK;
+}
+
+static int cmd_partition(struct ctx *c)
+{
+	int rc = prepare(c, true, true);
+
+	if (rc != EX_OK)
+		return rc;
+	if (!c->has_hist) {
+		errmsg("the database is not set up: run 'convctl db setup "
+		       "--layout partitioned'");
+		return EX_FAIL;
+	}
+	return partition(c);
+}
+
 static int cmd_setup(struct ctx *c)
 {
 	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
@@ -2021,6 +2056,8 @@ static int cmd_setup(struct ctx *c)
 		current_text(c, cur, sizeof(cur));
 		printf("the database is at head (%s)\n", cur);
 	}
+	if (rc == EX_OK && c->o.partitioned)
+		rc = partition(c);
 out:
 	madopt_free(&a);
 	free(applied2);
@@ -3282,7 +3319,9 @@ struct command {
 	 O_LOCK_TIMEOUT)
 
 static const struct command commands[] = {
-	{"setup", cmd_setup, RUN_OPTS, 0, 0, ""},
+	{"setup", cmd_setup, RUN_OPTS | O_LAYOUT, 0, 0,
+	 " [--layout plain|partitioned]"},
+	{"partition", cmd_partition, O_LOCK_TIMEOUT, 0, 0, ""},
 	{"check", cmd_check, 0, 0, 0, ""},
 	{"status", cmd_status, 0, 0, 0, ""},
 	{"current", cmd_current, 0, 0, 0, ""},
@@ -3312,6 +3351,11 @@ static void usage(FILE *f)
 		"  setup                   create the history table, adopt a "
 		"legacy database,\n"
 		"                          upgrade to head (idempotent)\n"
+		"  setup --layout partitioned   the same, history partitioned "
+		"by month\n"
+		"  partition               convert the history to monthly "
+		"partitions (online,\n"
+		"                          resumable)\n"
 		"  check                   connection, server, schema state, "
 		"tables\n"
 		"  status | current | history | heads | show REV\n"
@@ -3359,6 +3403,7 @@ static const struct optdef optdefs[] = {
 	{"backup", O_BACKUP, true},
 	{"model", O_MODEL, true},
 	{"lock-timeout", O_LOCK_TIMEOUT, true},
+	{"layout", O_LAYOUT, true},
 };
 
 static bool is_relative(const char *s)
@@ -3387,6 +3432,13 @@ static int set_opt(struct ctx *c, const struct optdef *d, const char *val)
 		break;
 	case O_MODEL:
 		c->o.model = val;
+		break;
+	case O_LAYOUT:
+		if (strcmp(val, "plain") && strcmp(val, "partitioned")) {
+			errmsg("--layout is plain or partitioned");
+			return EX_USAGE;
+		}
+		c->o.partitioned = strcmp(val, "partitioned") == 0;
 		break;
 	case O_LOCK_TIMEOUT: {
 		char *end;

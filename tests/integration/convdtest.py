@@ -450,6 +450,14 @@ class Client:
         return resp[3]
 
 
+def layout_args():
+    """`convctl db setup`'s layout for the fixtures: CONVD_TEST_LAYOUT=
+    partitioned runs a suite on the partitioned history (test_partition.py
+    does so for the suites of every history method)."""
+    layout = os.environ.get("CONVD_TEST_LAYOUT")
+    return ("--layout", layout) if layout else ()
+
+
 def setup_schema(pg, dbname=None):
     """Runs `convctl db setup` against database dbname of cluster pg."""
     cfg = write_config(os.path.join(pg.tmp, f"setup-{dbname or pg.dbname}.conf"), {
@@ -457,7 +465,7 @@ def setup_schema(pg, dbname=None):
                      "name": dbname or pg.dbname, "user": pg.user},
         "migrations": {"directory": MIGRATIONS},
     })
-    r = convctl("db", "setup", config=cfg)
+    r = convctl("db", "setup", *layout_args(), config=cfg)
     if r.returncode != 0:
         raise RuntimeError(f"convctl db setup failed ({r.returncode}): "
                            f"{r.stdout}{r.stderr}")
