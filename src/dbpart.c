@@ -93,7 +93,7 @@ static const char sql_objects[] =
 	" $f$BEGIN"
 	" DELETE FROM " KEYS " WHERE user_id = OLD.user_id"
 	" AND platform = OLD.platform"
-	" AND idempotency_key = OLD.idempotency_key AND id = OLD.id;"
+	" AND idempotency_key = OLD.idempotency_key;"
 	" RETURN NULL;"
 	" END$f$;"
 	/* Partitions up to the end of the month `ahead` months after the
@@ -262,13 +262,21 @@ static CONVD_WUR int backfill(PGconn *conn, long lock_timeout_s, FILE *out,
 	int64_t hi, w;
 	uint64_t copied = 0;
 
+	PGresult *m;
+
+	/* The last id under a SHARE lock: every insert that was under way
+	 * while the triggers were made (and may not have fired them) has
+	 * committed, so its row is at or below it; later ones fire them. */
 	if (value(conn, "the key back-fill",
 		  "SELECT backfilled_to FROM " STATE_TABLE, from, sizeof(from),
 		  err, errlen) < 0 ||
-	    value(conn, "the key back-fill",
-		  "SELECT coalesce(max(id), 0) FROM " H, upto, sizeof(upto),
-		  err, errlen) < 0)
+	    run_locked(conn, "the key back-fill",
+		       "LOCK TABLE " H " IN SHARE MODE;"
+		       " SELECT coalesce(max(id), 0) FROM " H,
+		       lock_timeout_s, &m, err, errlen) < 0)
 		return -1;
+	snprintf(upto, sizeof(upto), "%s", PQgetvalue(m, 0, 0));
+	PQclear(m);
 	w = strtoll(from, NULL, 10);
 	hi = strtoll(upto, NULL, 10);
 	if (w < hi)
@@ -351,8 +359,15 @@ int dbpart_convert(PGconn *conn, long lock_timeout_s, FILE *out, char *err,
 	fprintf(out, "converting " H " to monthly partitions; the present "
 		     "table becomes the partition " H "_p0 of everything "
 		     "before %s\n", buf);
-	/* 2. the key triggers on the plain table */
-	if (run_locked(conn, "installing the key triggers",
+	/* 2. the key triggers on the plain table (once: a resumed run
+	 * keeps them, so that no insert goes without them) */
+	if (value(conn, "the key triggers",
+		  "SELECT count(*) FROM pg_trigger WHERE tgrelid = '" H
+		  "'::regclass AND tgname LIKE 'convd_history_key_%'",
+		  buf, sizeof(buf), err, errlen) < 0)
+		return -1;
+	if (strcmp(buf, "2") != 0 &&
+	    run_locked(conn, "installing the key triggers",
 		       "DROP TRIGGER IF EXISTS convd_history_key_insert ON " H ";"
 		       "DROP TRIGGER IF EXISTS convd_history_key_delete ON " H ";"
 		       "CREATE TRIGGER convd_history_key_insert BEFORE INSERT"
@@ -471,7 +486,8 @@ int dbpart_convert(PGconn *conn, long lock_timeout_s, FILE *out, char *err,
 			     " (OLD.idempotency_key IS NOT NULL)"
 			     " EXECUTE FUNCTION convd_history_key_delete();"
 			     "DROP TABLE " STATE_TABLE ";"
-			     "SELECT " DBPART_PREMAKE_FN "(%d)",
+			     "SELECT " DBPART_PREMAKE_FN "(%d),"
+			     " (SELECT coalesce(max(id), 0) FROM " H ")",
 			     buf, sq ? "ALTER SEQUENCE " : "",
 			     sq ? seq : "",
 			     sq ? " OWNED BY " H ".id;" : "",
@@ -484,12 +500,26 @@ int dbpart_convert(PGconn *conn, long lock_timeout_s, FILE *out, char *err,
 		fprintf(out, "swapping the tables (the lock is waited for "
 			     "%d s at a time, %ld s in all)\n",
 			LOCK_TRY_S, lock_timeout_s);
-		rc = run_locked(conn, "the swap", swap, lock_timeout_s, NULL,
+		rc = run_locked(conn, "the swap", swap, lock_timeout_s, &r,
 				err, errlen);
 		free(swap);
 		if (rc < 0)
 			return -1;
+		snprintf(buf, sizeof(buf), "%s", PQgetvalue(r, 0, 1));
+		PQclear(r);
 	}
+	/* The inserts that waited for the swap have committed once this
+	 * SHARE lock is had: their keys, if a trigger missed any. */
+	snprintf(sql, sizeof(sql),
+		 "LOCK TABLE " H " IN SHARE MODE;"
+		 " INSERT INTO " KEYS " (user_id, platform, idempotency_key,"
+		 " id, created_at) SELECT user_id, platform, idempotency_key,"
+		 " id, created_at FROM " H " WHERE id > %" PRId64
+		 " AND idempotency_key IS NOT NULL ON CONFLICT DO NOTHING",
+		 (int64_t)strtoll(buf, NULL, 10));
+	if (run_locked(conn, "the keys written during the swap", sql,
+		       lock_timeout_s, NULL, err, errlen) < 0)
+		return -1;
 	fprintf(out, "the history is partitioned by month\n");
 	return 0;
 }
