@@ -44,8 +44,12 @@ def bench(sock, seconds, clients=8):
 
 
 def size(pg):
-    return int(pg.psql(f"SELECT coalesce(sum(pg_total_relation_size("
-                       f"relid)), 0) FROM pg_partition_tree('{H}')"))
+    """Bytes on disk of the history: its table(s), indexes, TOAST."""
+    return int(pg.psql(f"SELECT CASE WHEN relkind = 'p' THEN (SELECT "
+                       f"sum(pg_total_relation_size(relid)) FROM "
+                       f"pg_partition_tree('{H}')) ELSE "
+                       f"pg_total_relation_size(oid) END FROM pg_class "
+                       f"WHERE oid = '{H}'::regclass"))
 
 
 def wal(pg):

@@ -108,6 +108,12 @@ struct config_option {
 	bool secret;		/* never printed */
 	const char *doc;	/* one or two sentences */
 	/*
+	 * Optional: the value the sample configuration shows (commented out)
+	 * instead of the default, for an option that is off by default and
+	 * whose doc says what the example does (retention).
+	 */
+	const char *example;
+	/*
 	 * CT_STRING only, optional: checks a value (and may normalise it in
 	 * place, never making it longer).  Returns -1 with the reason in why.
 	 */

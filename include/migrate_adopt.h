@@ -1,12 +1,27 @@
 /*
  * migrate_adopt.h - recognising a database made before convctl db (the
  * seed's tables made by hand from its README SQL, or altered by its
- * Alembic revision '001') and the plan that turns it into the schema of
- * convd's first revision, losing nothing.
+ * Alembic revision '001' and any revisions of the user's after it) and
+ * the plan that turns it into the schema of convd's first revision,
+ * losing nothing.
+ *
+ * What the user added is kept: other tables, columns of the two tables
+ * (unless NOT NULL without a default, which convd's inserts could not
+ * fill: refused), constraints other than the primary keys, and every
+ * index but the ones the seed created, which are recognised by their
+ * definition (btree on the same columns in the same order and direction,
+ * no predicate, no expression), not by their name.  `kept` lists them.
+ *
+ * Timestamps without time zone have no zone: `tz_evidence` says what the
+ * database tells about the zone they were written in (the server's,
+ * database's and roles' TimeZone, the column defaults, rows that would be
+ * dated in the future if read as UTC) and `tz_doubt` whether the times
+ * may not all be UTC.  The plan reads them in the zone it is given.
  *
  * The plan only inspects; `convctl db setup` runs it in one transaction
  * together with a row count check, a comparison of the result with the
- * first revision's schema (loaded into a scratch schema) and the record
+ * first revision's schema (loaded into a scratch schema; what only the
+ * live tables have is the user's, kept) and the record
  * of that revision as 'adopted'; any difference rolls everything back.
  */
 #ifndef CONVD_MIGRATE_ADOPT_H
@@ -39,6 +54,12 @@ struct madopt {
 	struct madopt_step *steps;
 	int nsteps;
 	bool alembic;		/* alembic_version exists (it is dropped) */
+	char alembic_revs[256];	/* its version_num rows, "'001', 'a1b2'" */
+	char kept[2048];	/* the user's objects that adoption keeps */
+	char zone[64];		/* how the legacy times are read ("UTC") */
+	bool naive_rows;	/* rows with timestamps without time zone */
+	bool tz_doubt;		/* the evidence says: maybe not all UTC */
+	char tz_evidence[2048];	/* "- ...\n" lines, for people */
 	int64_t threads, messages;
 
 	/* the legacy state, for the fingerprint taken before the plan */
@@ -53,11 +74,21 @@ struct madopt {
 CONVD_WUR int madopt_inspect(PGconn *conn, const char *nsp,
 			     const char *history_table, struct madopt *out,
 			     char *err, size_t errlen);
+/* The same, with the legacy times read in `zone` (NULL: UTC), which must
+ * have passed madopt_check_zone. */
+CONVD_WUR int madopt_inspect_tz(PGconn *conn, const char *nsp,
+				const char *history_table, const char *zone,
+				struct madopt *out, char *err, size_t errlen);
+/* Whether `zone` is UTC or a time zone name the server knows (IANA, as in
+ * pg_timezone_names); -1 with err if not. */
+CONVD_WUR int madopt_check_zone(PGconn *conn, const char *zone, char *err,
+				size_t errlen);
 void madopt_free(struct madopt *a);
 
 /*
  * A fingerprint of the two tables' contents: row counts and a sum of
- * per-row hashes over every column (timestamps as UTC epochs, platform
+ * per-row hashes over every column (timestamps as epochs, legacy ones
+ * read in a->zone, platform
  * 'line' where the column did not exist yet), taken before the plan
  * (after = false) and after it; they must be equal.
  */

@@ -36,6 +36,7 @@ enum param_kind {
 	PK_ROLE,	/* str: "user", "assistant" or "system" */
 	PK_CONTENT,	/* str, 1..limits.max_content bytes */
 	PK_INT,		/* integer in [min, max] */
+	PK_BOOL,	/* true or false (absent: false) */
 };
 
 struct param_spec {
@@ -76,7 +77,7 @@ struct validate_limits {
 struct arg_value {
 	bool present;		/* given by the client, or defaulted */
 	struct strview s;	/* string kinds (points into the request) */
-	int64_t i;		/* PK_INT */
+	int64_t i;		/* PK_INT; PK_BOOL: 1 or 0 */
 };
 
 struct method_args {

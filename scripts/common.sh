@@ -14,6 +14,7 @@ DEPS="build-essential autoconf automake libtool pkg-config
       mandoc clang valgrind redis-server redis-tools"
 DEPS="$DEPS python3-pynvim python3-greenlet"   # issue 14: a third-party msgpack-rpc client
 DEPS="$DEPS nodejs"   # issue 14: Node.js msgpack-rpc clients from npm (npm comes with it)
+DEPS="$DEPS python3-alembic python3-sqlalchemy python3-psycopg2"   # issue 13: real Alembic databases
 
 install_deps() {
 	if [ "$(id -u)" -ne 0 ]; then

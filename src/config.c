@@ -398,10 +398,14 @@ const struct config_option config_options[] = {
 
 	/* [retention] */
 	{.section = "retention", .name = "days_to_keep", .type = CT_INT,
-	 .offset = OFF(retention.days_to_keep), .def = "30", .min = 0,
-	 .max = 36500, .reloadable = true,
-	 .doc = "Messages older than this many days are deleted by the "
-		"periodic cleanup; 0 turns the cleanup off. It is also the "
+	 .offset = OFF(retention.days_to_keep), .def = "0", .min = 0,
+	 .max = 36500, .reloadable = true, .example = "30",
+	 .doc = "Off (0) by default: convd deletes nothing. Set to N, and "
+		"messages older than N days are deleted by the periodic "
+		"cleanup, of every user, for good (30: everything older than "
+		"a month goes, the first run shortly after start; convd logs "
+		"how many its first run deletes, and `convctl cleanup "
+		"--dry-run` counts them without deleting). It is also the "
 		"default of cleanup_old_conversations."},
 	{.section = "retention", .name = "interval", .type = CT_INT,
 	 .offset = OFF(retention.interval), .def = "3600", .min = 60,
@@ -1309,7 +1313,8 @@ void config_print_sample(FILE *out)
 		wrap(out, o->doc, 2, "# ", SAMPLE_WIDTH);
 		fprintf(out, "# reloadable: %s\n",
 			o->reloadable ? "yes" : "no");
-		fprintf(out, "#%s = %s\n", o->name, def_text(o));
+		fprintf(out, "#%s = %s\n", o->name,
+			o->example ? o->example : def_text(o));
 	}
 }
 

@@ -56,6 +56,7 @@ struct options {
 	int64_t days;
 	bool prometheus;
 	const char *provider;			/* export --provider */
+	bool dry_run;				/* cleanup --dry-run */
 };
 
 /* ------------------------------------------------------------------ */
@@ -80,7 +81,7 @@ static const char usage_commands[] =
 	"  thread get USER                   the user's thread id\n"
 	"  thread set USER THREAD            save the user's thread id\n"
 	"  thread delete USER                forget the user's thread id\n"
-	"  cleanup [--days N]                delete messages older than N days "
+	"  cleanup [--days N] [--dry-run]    delete messages older than N days "
 	"(admin)\n"
 	"  export USER [--provider P]        the user's whole history as JSON "
 	"Lines\n"
@@ -108,6 +109,8 @@ static const char usage_commands[] =
 	"10)\n"
 	"      --days N          cleanup: keep N days, 0 to 36500 (default: "
 	"convd's)\n"
+	"      --dry-run         cleanup: count what would be deleted, delete "
+	"nothing\n"
 	"      --prometheus      stats: Prometheus text format\n"
 	"      --provider NAME   export: only the messages with this provider\n"
 	"  -h, --help            this text\n"
@@ -1677,12 +1680,69 @@ static int cmd_thread(struct cmd_ctx *x, int argc CONVD_UNUSED,
 	return EXIT_SUCCESS;
 }
 
+/* cleanup --dry-run: cleanup_old_conversations with dry_run = true. */
+static int cleanup_dry_run(struct cmd_ctx *x)
+{
+	msgpack_sbuffer buf;
+	msgpack_packer pk;
+	struct convc_error e;
+	struct convc_reply r;
+	const msgpack_object *would, *total;
+	int st;
+
+	msgpack_sbuffer_init(&buf);
+	msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+	if (msgpack_pack_map(&pk, x->o->days_set ? 2 : 1) < 0 ||
+	    msgpack_pack_str_with_body(&pk, "dry_run", 7) < 0 ||
+	    msgpack_pack_true(&pk) < 0 ||
+	    (x->o->days_set &&
+	     (msgpack_pack_str_with_body(&pk, "days_to_keep", 12) < 0 ||
+	      msgpack_pack_int64(&pk, x->o->days) < 0))) {
+		msgpack_sbuffer_destroy(&buf);
+		fprintf(stderr, "convctl: out of memory\n");
+		return EXIT_FAILURE;
+	}
+	st = convc_call(x->c, "cleanup_old_conversations", buf.data, buf.size,
+			&r, &e);
+	msgpack_sbuffer_destroy(&buf);
+	if (st != CONVC_OK)
+		return report(st, &e);
+	would = convc_map_get(&r.result, "would_delete");
+	total = convc_map_get(&r.result, "messages");
+	if (!would || !total ||
+	    would->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    total->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		convc_reply_free(&r);
+		fprintf(stderr, "convctl: convd does not support --dry-run "
+				"(no would_delete in its answer); nothing was "
+				"deleted\n");
+		return EXIT_FAILURE;
+	}
+	if (x->o->json)
+		fprintf(x->out,
+			"{\"deleted\":0,\"would_delete\":%" PRIu64
+			",\"messages\":%" PRIu64 ",\"dry_run\":true}\n",
+			would->via.u64, total->via.u64);
+	else
+		fprintf(x->out,
+			"would delete %" PRIu64 " of %" PRIu64 " message%s "
+			"(dry run: nothing was deleted)\n",
+			would->via.u64, total->via.u64,
+			total->via.u64 == 1 ? "" : "s");
+	convc_reply_free(&r);
+	return EXIT_SUCCESS;
+}
+
 static int cmd_cleanup(struct cmd_ctx *x, int argc CONVD_UNUSED,
 			char **argv CONVD_UNUSED)
 {
 	struct convc_error e;
 	int64_t deleted;
-	int st = convc_cleanup_old_conversations(
+	int st;
+
+	if (x->o->dry_run)
+		return cleanup_dry_run(x);
+	st = convc_cleanup_old_conversations(
 		x->c, x->o->days_set ? (int)x->o->days : -1, &deleted, &e);
 
 	if (st != CONVC_OK)
@@ -2430,12 +2490,14 @@ enum {
 	OPT_DAYS,
 	OPT_PROMETHEUS,
 	OPT_PROVIDER,
+	OPT_DRY_RUN,
 };
 
 #define CO_LIMIT 1u
 #define CO_DAYS 2u
 #define CO_PROMETHEUS 4u
 #define CO_PROVIDER 8u
+#define CO_DRY_RUN 16u
 
 struct command {
 	const char *name;
@@ -2460,7 +2522,8 @@ static const struct command commands[] = {
 	  cmd_stats_user },
 	{ "thread", 2, 3, 0, DEFAULT_TIMEOUT_S,
 	  "thread get|set|delete USER [THREAD]", cmd_thread },
-	{ "cleanup", 0, 0, CO_DAYS, 0, "cleanup [--days N]", cmd_cleanup },
+	{ "cleanup", 0, 0, CO_DAYS | CO_DRY_RUN, 0,
+	  "cleanup [--days N] [--dry-run]", cmd_cleanup },
 	{ "stats", 0, 0, CO_PROMETHEUS, DEFAULT_TIMEOUT_S,
 	  "stats [--prometheus]", cmd_stats },
 	{ "export", 1, 1, CO_PROVIDER, DEFAULT_TIMEOUT_S,
@@ -2478,6 +2541,7 @@ static const struct option long_opts[] = {
 	{ "limit", required_argument, NULL, 'n' },
 	{ "days", required_argument, NULL, OPT_DAYS },
 	{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "provider", required_argument, NULL, OPT_PROVIDER },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -2572,6 +2636,10 @@ static enum parse_result parse_options(int argc, char **argv,
 			o->provider = optarg;
 			*seen |= CO_PROVIDER;
 			break;
+		case OPT_DRY_RUN:
+			o->dry_run = true;
+			*seen |= CO_DRY_RUN;
+			break;
 		case 'h':
 			return PARSE_HELP;
 		case 'V':
@@ -2612,6 +2680,7 @@ static bool check_command(const struct command *cmd, int nargs,
 		const char *opt = (bad & CO_LIMIT)	? "-n/--limit"
 				  : (bad & CO_DAYS)	? "--days"
 				  : (bad & CO_PROVIDER) ? "--provider"
+				  : (bad & CO_DRY_RUN)	? "--dry-run"
 							: "--prometheus";
 
 		usage_error("%s does not apply to '%s' (usage: convctl %s)", opt,

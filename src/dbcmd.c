@@ -77,12 +77,14 @@ enum {
 	O_BACKUP = 1u << 10,
 	O_MODEL = 1u << 11,
 	O_LOCK_TIMEOUT = 1u << 12,
-	O_LAYOUT = 1u << 13,
+	O_LEGACY_TZ = 1u << 13,
+	O_LAYOUT = 1u << 14,
 };
 
 struct opts {
 	unsigned given;
 	const char *message, *backup, *model;
+	const char *legacy_tz;		/* setup --legacy-timezone ZONE */
 	long lock_timeout;
 	bool partitioned;	/* setup --layout partitioned */
 	char **args;
@@ -119,10 +121,15 @@ struct ctx {
 	char who[512];
 };
 
+/* Set while a database is only tried (db show): its errors are not ours. */
+static bool quiet_errors;
+
 static void CONVD_PRINTF(1, 2) errmsg(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (quiet_errors)
+		return;
 	fflush(stdout);
 	fputs("convctl db: ", stderr);
 	va_start(ap, fmt);
@@ -477,6 +484,29 @@ static void hist_free(struct ctx *c)
 	c->nhist = 0;
 	if (c->applied)
 		memset(c->applied, 0, sizeof(bool) * (size_t)c->set.n);
+}
+
+/*
+ * The live columns, types and keys against what the recorded revisions
+ * promise (SCHEMA_VERIFY_QUERY, the check convd makes): each difference
+ * goes to cb.  Returns the number of differences, -1 with err on failure.
+ */
+static int verify_schema(struct ctx *c, void (*cb)(void *arg, const char *msg),
+			 void *arg, char *err, size_t errlen)
+{
+	PGresult *r;
+	int n;
+
+	if (!c->has_hist)
+		return 0;
+	r = sql_exec(c, SCHEMA_VERIFY_QUERY, err, errlen);
+	if (!r)
+		return -1;
+	n = PQntuples(r);
+	for (int i = 0; i < n && cb; i++)
+		cb(arg, PQgetvalue(r, i, 0));
+	PQclear(r);
+	return n;
 }
 
 /* Reads the history table (if it exists) and marks what is applied. */
@@ -1501,8 +1531,8 @@ static void print_adoption_sql(struct ctx *c, const struct madopt *a,
 	for (int i = 0; i < a->nsteps; i++)
 		printf("-- %s\n%s;\n", a->steps[i].note, a->steps[i].sql);
 	printf("-- (convctl db checks here that every row is unchanged and "
-	       "that the schema\n-- is exactly revision %s's; any difference "
-	       "rolls everything back)\n",
+	       "that the schema\n-- is revision %s's plus the objects kept; "
+	       "any difference rolls everything back)\n",
 	       MADOPT_REVISION);
 	{
 		char *ddl = history_ddl(c);
@@ -1842,6 +1872,54 @@ static int cmd_rollback(struct ctx *c)
 
 /* --------------------------------------------------------------- setup */
 
+/* The user's objects that adoption keeps, one a line. */
+static void print_kept(const struct madopt *a)
+{
+	const char *p = a->kept;
+
+	while (*p) {
+		const char *e = strstr(p, "; ");
+		int len = e ? (int)(e - p) : (int)strlen(p);
+
+		printf("adopt: kept %.*s\n", len, p);
+		p += len + (e ? 2 : 0);
+	}
+}
+
+/*
+ * What the configured retention would delete on its first run, so that
+ * nobody finds out afterwards: [retention] days_to_keep of the file that
+ * convctl read (the one convd reads, normally).
+ */
+static void retention_preview(struct ctx *c)
+{
+	char err[ERRLEN], days[32];
+	const char *p[1] = {days};
+	PGresult *r;
+
+	if (!c->cfg_ok || c->cfg.retention.days_to_keep <= 0) {
+		printf("retention: off ([retention] days_to_keep = 0): convd "
+		       "deletes no messages\n");
+		return;
+	}
+	snprintf(days, sizeof(days), "%" PRId64,
+		 c->cfg.retention.days_to_keep);
+	r = sql_params(c,
+		       "SELECT count(*) FILTER (WHERE created_at < now()"
+		       " - $1::int * interval '86400 seconds'), count(*)"
+		       " FROM simple_conversation_history",
+		       1, p, err, sizeof(err));
+	if (!r) {
+		warnmsg("cannot count what retention would delete: %s", err);
+		return;
+	}
+	printf("retention: [retention] days_to_keep = %s: convd's first run "
+	       "will delete %s of %s messages (those older than %s days); "
+	       "set days_to_keep = 0 to keep them\n",
+	       days, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), days);
+	PQclear(r);
+}
+
 static int adopt(struct ctx *c, struct madopt *a)
 {
 	char err[ERRLEN], fp_before[512], fp_after[512];
@@ -1888,17 +1966,29 @@ static int adopt(struct ctx *c, struct madopt *a)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	if (d.n > 0) {
-		for (int i = 0; i < d.n; i++)
-			if (d.v[i].what)
-				errmsg("after adoption: %s", d.v[i].what);
-		snprintf(err, sizeof(err),
-			 "the result would differ from revision %s's schema",
-			 MADOPT_REVISION);
-		goto fail;
+	{
+		/* What only the live tables have ("- ...": the user's
+		 * columns, indexes and constraints) is kept on purpose; any
+		 * other difference fails the adoption. */
+		int bad = 0;
+
+		for (int i = 0; i < d.n; i++) {
+			if (!d.v[i].what || strncmp(d.v[i].what, "- ", 2) == 0)
+				continue;
+			errmsg("after adoption: %s", d.v[i].what);
+			bad++;
+		}
+		if (bad > 0) {
+			snprintf(err, sizeof(err),
+				 "the result would differ from revision %s's "
+				 "schema",
+				 MADOPT_REVISION);
+			goto fail;
+		}
 	}
-	printf("adopt: the schema is exactly revision %s's\n",
-	       MADOPT_REVISION);
+	printf("adopt: the schema is revision %s's%s\n", MADOPT_REVISION,
+	       a->kept[0] ? ", plus the user's objects kept below" : "");
+	print_kept(a);
 	if (history_create(c, err, sizeof(err)) < 0 ||
 	    record_applied(c, &c->set.revs[r1], "adopted",
 			   (clock_mono_usec() - t0) / 1000, false, a->found,
@@ -1967,20 +2057,54 @@ static int cmd_setup(struct ctx *c)
 	rc = prepare(c, true, !sql && !try_);
 	if (rc != EX_OK)
 		return rc;
-	if (madopt_inspect(c->conn, c->nsp, SCHEMA_HISTORY_TABLE, &a, err,
-			   sizeof(err)) < 0) {
+	if (c->o.legacy_tz &&
+	    madopt_check_zone(c->conn, c->o.legacy_tz, err, sizeof(err)) < 0) {
+		errmsg("--legacy-timezone: %s", err);
+		return EX_USAGE;
+	}
+	if (madopt_inspect_tz(c->conn, c->nsp, SCHEMA_HISTORY_TABLE,
+			      c->o.legacy_tz, &a, err, sizeof(err)) < 0) {
 		errmsg("cannot inspect the database: %s", err);
 		return EX_FAIL;
 	}
 	if (a.shape == MA_UNKNOWN) {
 		errmsg("found tables convctl db does not recognise: %s", a.problem);
 		errmsg("nothing was changed: bring the tables to one of the "
-		       "legacy shapes (see convctl(1)) or adopt them by hand "
-		       "with 'convctl db stamp'");
+		       "legacy shapes that setup adopts (see ADOPTING A "
+		       "LEGACY DATABASE in convctl(1))");
 		return EX_FAIL;
 	}
 	printf("%sfound: %s\n", sql ? "-- " : "", a.found);
 	legacy = a.shape == MA_LEGACY_README || a.shape == MA_LEGACY_ALEMBIC;
+	if (legacy && a.tz_doubt && !c->o.legacy_tz) {
+		fprintf(stderr,
+			"convctl db: the legacy times (timestamp without time "
+			"zone) may not all be UTC:\n%s",
+			a.tz_evidence);
+		errmsg("say how to read them with --legacy-timezone ZONE: the "
+		       "IANA name of the zone they were written in (such as "
+		       "Asia/Taipei), or UTC; when some were written in UTC "
+		       "and some in local time no tool can tell which, see "
+		       "\"Time zones\" in convctl(1); nothing was changed");
+		madopt_free(&a);
+		return EX_FAIL;
+	}
+	if (legacy && a.tz_evidence[0]) {
+		printf("%slegacy times read as %s; what the database says of "
+		       "their zone:\n",
+		       sql ? "-- " : "", a.zone);
+		for (const char *p = a.tz_evidence; *p;) {
+			const char *e = strchr(p, '\n');
+			int len = e ? (int)(e - p) : (int)strlen(p);
+
+			printf("%s%.*s\n", sql ? "--" : "", len, p);
+			p += len + (e ? 1 : 0);
+		}
+	}
+	if (c->o.legacy_tz && !(legacy && (a.threads_naive ||
+					   a.history_naive)))
+		warnmsg("--legacy-timezone only applies to the times without "
+			"time zone of a legacy database: ignored");
 	if (legacy) {
 		r1 = migrate_set_find_exact(&c->set, MADOPT_REVISION);
 		if (r1 < 0) {
@@ -2055,6 +2179,7 @@ static int cmd_setup(struct ctx *c)
 			c->applied[plan[i]] = true;
 		current_text(c, cur, sizeof(cur));
 		printf("the database is at head (%s)\n", cur);
+		retention_preview(c);
 	}
 	if (rc == EX_OK && c->o.partitioned)
 		rc = partition(c);
@@ -2107,6 +2232,12 @@ static int cmd_reset(struct ctx *c)
 }
 
 /* --------------------------------------------------------------- stamp */
+
+static void stamp_warn(void *arg, const char *msg)
+{
+	(void)arg;
+	warnmsg("%s", msg);
+}
 
 static int cmd_stamp(struct ctx *c)
 {
@@ -2219,6 +2350,11 @@ static int cmd_stamp(struct ctx *c)
 		want = NULL;
 		goto fail;
 	}
+	c->has_hist = true;
+	if (verify_schema(c, stamp_warn, NULL, err, sizeof(err)) > 0)
+		warnmsg("the tables are not what the recorded revisions "
+			"promise: convd refuses this database and 'convctl db "
+			"check' fails until they agree");
 	return EX_OK;
 fail:
 	free(want);
@@ -2633,6 +2769,13 @@ static int cmd_show(struct ctx *c)
 		return EX_FAIL;
 	}
 	r = &c->set.revs[idx];
+	/* what the database's history says of it, when there is one */
+	quiet_errors = true;
+	if (db_connect(c) != EX_OK || history_load(c) != EX_OK) {
+		PQfinish(c->conn);
+		c->conn = NULL;
+	}
+	quiet_errors = false;
 	if (c->json) {
 		json_rev(stdout, c, idx, true);
 		printf("\n");
@@ -2656,6 +2799,18 @@ static int cmd_show(struct ctx *c)
 		printf("created:       %s\n", r->created);
 	printf("transactional: %s\n", r->transactional ? "yes" : "no");
 	printf("checksum:      %s\n", r->checksum);
+	if (c->conn) {
+		const struct hist *h = hist_of(c, idx);
+
+		if (h)
+			printf("state:         %s %s by %s in %" PRId64 " ms\n",
+			       rev_state(c, idx), h->applied_at, h->applied_by,
+			       h->duration_ms);
+		else
+			printf("state:         pending (%s)\n", c->describe);
+		if (h && h->note)
+			printf("note:          %s\n", h->note);
+	}
 	if (migrate_sql_scan(r->up, &f, &nf, err, sizeof(err)) == 0) {
 		for (size_t i = 0; i < nf; i++)
 			printf("destructive:   %s (up, line %d): %s\n",
@@ -2727,6 +2882,11 @@ static int cmd_check(struct ctx *c)
 		return EX_FAIL;
 	}
 	find_problems_cb(c, &pr, strlist_add, &probs);
+	if (verify_schema(c, strlist_add, &probs, err, sizeof(err)) > 0)
+		strlist_add(&probs,
+			    "the tables differ from what the recorded "
+			    "revisions promise (above): convd refuses this "
+			    "database until they agree");
 	pending = pending_count(c);
 	current_text(c, cur, sizeof(cur));
 	if (!c->has_hist) {
@@ -3319,7 +3479,7 @@ struct command {
 	 O_LOCK_TIMEOUT)
 
 static const struct command commands[] = {
-	{"setup", cmd_setup, RUN_OPTS | O_LAYOUT, 0, 0,
+	{"setup", cmd_setup, RUN_OPTS | O_LEGACY_TZ | O_LAYOUT, 0, 0,
 	 " [--layout plain|partitioned]"},
 	{"partition", cmd_partition, O_LOCK_TIMEOUT, 0, 0, ""},
 	{"check", cmd_check, 0, 0, 0, ""},
@@ -3377,6 +3537,8 @@ static void usage(FILE *f)
 		"\n"
 		"options: --sql  --try  --backup FILE  --allow-destructive  "
 		"--accept-changed\n"
+		"         --legacy-timezone ZONE (setup: how to read a legacy "
+		"database's times)\n"
 		"         --lock-timeout SECONDS (default %d)\n"
 		"exit status: 0 ok, 1 failed, 2 usage, 3 cannot reach the "
 		"database\n",
@@ -3403,6 +3565,7 @@ static const struct optdef optdefs[] = {
 	{"backup", O_BACKUP, true},
 	{"model", O_MODEL, true},
 	{"lock-timeout", O_LOCK_TIMEOUT, true},
+	{"legacy-timezone", O_LEGACY_TZ, true},
 	{"layout", O_LAYOUT, true},
 };
 
@@ -3432,6 +3595,9 @@ static int set_opt(struct ctx *c, const struct optdef *d, const char *val)
 		break;
 	case O_MODEL:
 		c->o.model = val;
+		break;
+	case O_LEGACY_TZ:
+		c->o.legacy_tz = val;
 		break;
 	case O_LAYOUT:
 		if (strcmp(val, "plain") && strcmp(val, "partitioned")) {

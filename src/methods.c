@@ -127,14 +127,15 @@ void methods_dispatch(struct request *r)
 	case M_HEALTH:
 		answer(r, pack_health);
 		return;
-	case M_CLEANUP:
-		retention_request(r);
-		return;
 	default:
 		break;
 	}
 	if (!schema_check_serving()) {
 		request_error(r, E_UNAVAILABLE, "%s", schema_check_message());
+		return;
+	}
+	if (r->spec->id == M_CLEANUP) {
+		retention_request(r);
 		return;
 	}
 	store_dispatch(r);

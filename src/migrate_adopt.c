@@ -52,15 +52,39 @@ static void CONVD_PRINTF(2, 3) unknown(struct madopt *a, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void CONVD_PRINTF(2, 3) found(struct madopt *a, const char *fmt, ...)
+/* Appends to a fixed buffer (truncated when full). */
+static void CONVD_PRINTF(3, 0) vcat(char *buf, size_t size, const char *fmt,
+				    va_list ap)
 {
-	size_t o = strlen(a->found);
+	size_t o = strlen(buf);
+
+	if (o < size - 1)
+		vsnprintf(buf + o, size - o, fmt, ap);
+}
+
+static void CONVD_PRINTF(3, 4) cat(char *buf, size_t size, const char *fmt,
+				   ...)
+{
 	va_list ap;
 
-	if (o >= sizeof(a->found) - 1)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(a->found + o, sizeof(a->found) - o, fmt, ap);
+	vcat(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+#define found(a, ...) cat((a)->found, sizeof((a)->found), __VA_ARGS__)
+#define evidence(a, ...) \
+	cat((a)->tz_evidence, sizeof((a)->tz_evidence), __VA_ARGS__)
+
+/* One more of the user's objects that adoption keeps. */
+static void CONVD_PRINTF(2, 3) kept(struct madopt *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (a->kept[0])
+		cat(a->kept, sizeof(a->kept), "; ");
+	va_start(ap, fmt);
+	vcat(a->kept, sizeof(a->kept), fmt, ap);
 	va_end(ap);
 }
 
@@ -140,12 +164,12 @@ struct lcol {
 struct ltable {
 	bool exists;
 	char relkind;
-	struct lcol cols[16];
+	struct lcol cols[64];
 	int ncols;
 	bool too_many;
 	char pk_name[64], pk_def[256];
 	bool has_pk;
-	char other_con[256];	/* first non-PK constraint, if any */
+	char other_con[1024];	/* the other constraints (kept), listed */
 };
 
 static const struct lcol *lcol_find(const struct ltable *t, const char *name)
@@ -235,9 +259,10 @@ static int load_tables(PGconn *conn, const char *nsp, struct ltable *th,
 				 PQgetvalue(r, i, 1));
 			snprintf(t->pk_def, sizeof(t->pk_def), "%s",
 				 PQgetvalue(r, i, 3));
-		} else if (!t->other_con[0]) {
-			snprintf(t->other_con, sizeof(t->other_con), "%s %s",
-				 PQgetvalue(r, i, 1), PQgetvalue(r, i, 3));
+		} else {
+			cat(t->other_con, sizeof(t->other_con), "%sconstraint "
+			    "%s %s", t->other_con[0] ? "; " : "",
+			    PQgetvalue(r, i, 1), PQgetvalue(r, i, 3));
 		}
 	}
 	PQclear(r);
@@ -261,8 +286,8 @@ static bool check_cols(struct madopt *a, const char *table,
 		return false;
 	}
 	if (t->too_many) {
-		unknown(a, "%s has more columns than the legacy tables had",
-			table);
+		unknown(a, "%s has more than %zu columns", table,
+			ARRAY_LEN(t->cols));
 		return false;
 	}
 	for (int i = 0; i < t->ncols; i++) {
@@ -274,10 +299,18 @@ static bool check_cols(struct madopt *a, const char *table,
 			if (strcmp(ex[k].name, c->name) == 0)
 				e = &ex[k];
 		if (!e) {
-			unknown(a, "%s has a column %s that the legacy tables "
-				   "did not have",
-				table, c->name);
-			return false;
+			/* the user's own column: kept, if convd's inserts,
+			 * which do not name it, can leave it to its default */
+			if (c->notnull && !c->has_def && !c->special) {
+				unknown(a, "%s.%s (the user's column) is NOT "
+					   "NULL without a default: convd's "
+					   "inserts could not fill it (give it "
+					   "a default or allow NULL)",
+					table, c->name);
+				return false;
+			}
+			kept(a, "column %s.%s %s", table, c->name, c->type);
+			continue;
 		}
 		if (c->special) {
 			unknown(a, "%s.%s is an identity or generated column",
@@ -321,12 +354,8 @@ static bool check_cols(struct madopt *a, const char *table,
 			return false;
 		}
 	}
-	if (t->other_con[0]) {
-		unknown(a, "%s has a constraint the legacy tables did not "
-			   "have: %s",
-			table, t->other_con);
-		return false;
-	}
+	if (t->other_con[0])
+		kept(a, "%s: %s", table, t->other_con);
 	return true;
 }
 
@@ -395,8 +424,9 @@ static int want_pk(PGconn *conn, char **acts, const struct ltable *t,
 	return rc;
 }
 
-/* The platform column and created_at, the same in both tables. */
-static int common_cols(char **acts, const struct ltable *t)
+/* The platform column and created_at, the same in both tables; zlit:
+ * the zone the legacy times are read in, as an SQL literal. */
+static int common_cols(char **acts, const struct ltable *t, const char *zlit)
 {
 	const struct lcol *pl = lcol_find(t, "platform");
 	const struct lcol *ca = lcol_find(t, "created_at");
@@ -415,8 +445,12 @@ static int common_cols(char **acts, const struct ltable *t)
 		if (ca->has_def &&
 		    append(acts, "ALTER COLUMN created_at DROP DEFAULT") < 0)
 			return -1;
-		if (append(acts, "ALTER COLUMN created_at TYPE timestamptz "
-				 "USING created_at AT TIME ZONE 'UTC'") < 0)
+		char *s = xfmt("ALTER COLUMN created_at TYPE timestamptz "
+			       "USING created_at AT TIME ZONE %s", zlit);
+		int rc = s ? append(acts, s) : -1;
+
+		free(s);
+		if (rc < 0)
 			return -1;
 	}
 	if (append(acts, "ALTER COLUMN created_at SET DEFAULT now()") < 0)
@@ -432,14 +466,35 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 		size_t errlen)
 {
 	const char *p[1] = {nsp};
-	char *acts = NULL;
+	char *acts = NULL, *zq, zlit[160];
 	PGresult *r;
 
-	/* Indexes that back no constraint go: the next revision makes the
-	 * ones convd's queries need. */
+	/*
+	 * The indexes the seed created go (the next revision makes the ones
+	 * convd's queries need); they are recognised by their definition, not
+	 * their name: plain btree indexes of the history table on
+	 * (user_id, platform), (user_id, platform, model_provider),
+	 * (created_at) or (user_id, model_provider, created_at DESC), with
+	 * the default operator classes, no predicate, no expression, no
+	 * INCLUDE.  Every other index is the user's, and kept.
+	 */
 	r = query(conn,
-		  "SELECT ci.relname, pg_get_indexdef(i.indexrelid)"
+		  "SELECT ci.relname, pg_get_indexdef(i.indexrelid),"
+		  " c.relname = '" T_HISTORY "' AND NOT i.indisunique"
+		  " AND i.indpred IS NULL AND i.indexprs IS NULL"
+		  " AND am.amname = 'btree' AND i.indnatts = i.indnkeyatts"
+		  " AND (SELECT bool_and(oc.opcdefault)"
+		  "  FROM unnest(i.indclass::oid[]) u(c)"
+		  "  JOIN pg_opclass oc ON oc.oid = u.c)"
+		  " AND (SELECT string_agg(a.attname || ':' ||"
+		  "  i.indoption[u.o - 1], ',' ORDER BY u.o)"
+		  "  FROM unnest(i.indkey::int2[]) WITH ORDINALITY u(n, o)"
+		  "  JOIN pg_attribute a ON a.attrelid = i.indrelid"
+		  "  AND a.attnum = u.n) IN ('user_id:0,platform:0',"
+		  "  'user_id:0,platform:0,model_provider:0', 'created_at:0',"
+		  "  'user_id:0,model_provider:0,created_at:3')"
 		  " FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid"
+		  " JOIN pg_am am ON am.oid = ci.relam"
 		  " JOIN pg_class c ON c.oid = i.indrelid"
 		  " JOIN pg_namespace n ON n.oid = c.relnamespace"
 		  " WHERE n.nspname = $1 AND c.relname IN"
@@ -451,9 +506,14 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 	if (!r)
 		return -1;
 	for (int i = 0; i < PQntuples(r); i++) {
-		char *q = PQescapeIdentifier(conn, PQgetvalue(r, i, 0),
-					     strlen(PQgetvalue(r, i, 0)));
+		char *q;
 
+		if (PQgetvalue(r, i, 2)[0] != 't') {
+			kept(a, "index %s", PQgetvalue(r, i, 1));
+			continue;
+		}
+		q = PQescapeIdentifier(conn, PQgetvalue(r, i, 0),
+				       strlen(PQgetvalue(r, i, 0)));
 		if (!q) {
 			PQclear(r);
 			goto nomem;
@@ -472,10 +532,31 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 	}
 	PQclear(r);
 
+	/* the schema's other tables and views: untouched, and listed */
+	r = query(conn,
+		  "SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN"
+		  " 'materialized view ' ELSE 'table ' END || c.relname"
+		  " FROM pg_class c JOIN pg_namespace n"
+		  " ON n.oid = c.relnamespace WHERE n.nspname = $1"
+		  " AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition"
+		  " AND c.relname NOT IN ('" T_THREADS "', '" T_HISTORY "',"
+		  "  '" T_ALEMBIC "') ORDER BY c.relname",
+		  1, p, err, errlen);
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++)
+		kept(a, "%s", PQgetvalue(r, i, 0));
+	PQclear(r);
+
+	zq = PQescapeLiteral(conn, a->zone, strlen(a->zone));
+	if (!zq)
+		goto nomem;
+	snprintf(zlit, sizeof(zlit), "%s", zq);
+	PQfreemem(zq);
 	/* user_thread_table */
 	if (want_col(&acts, lcol_find(th, "user_id"), "varchar(255)",
 		     OID_VARCHAR, 255 + 4) < 0 ||
-	    common_cols(&acts, th) < 0 ||
+	    common_cols(&acts, th, zlit) < 0 ||
 	    want_col(&acts, lcol_find(th, "thread_id"), "varchar(255)",
 		     OID_VARCHAR, 255 + 4) < 0)
 		goto nomem;
@@ -483,9 +564,9 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 		    "PRIMARY KEY (user_id, platform)") < 0)
 		goto nomem;
 	if (add_step(a,
-		     xfmt("%s: platform, NOT NULL, timestamptz (stored values "
-			  "are UTC), key (user_id, platform)",
-			  T_THREADS),
+		     xfmt("%s: platform, NOT NULL, timestamptz (legacy times "
+			  "read as %s), key (user_id, platform)",
+			  T_THREADS, a->zone),
 		     xfmt("ALTER TABLE " T_THREADS "\n%s", acts)) < 0) {
 		acts = NULL;
 		goto nomem;
@@ -506,7 +587,7 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 			goto nomem;
 		if (want_col(&acts, lcol_find(hi, "user_id"), "varchar(255)",
 			     OID_VARCHAR, 255 + 4) < 0 ||
-		    common_cols(&acts, hi) < 0 ||
+		    common_cols(&acts, hi, zlit) < 0 ||
 		    want_col(&acts, lcol_find(hi, "model_provider"),
 			     "varchar(50)", OID_VARCHAR, 50 + 4) < 0 ||
 		    want_col(&acts, lcol_find(hi, "role"), "varchar(20)",
@@ -519,8 +600,8 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 		goto nomem;
 	if (add_step(a,
 		     xfmt("%s: bigint ids (kept), platform, NOT NULL, "
-			  "timestamptz (stored values are UTC)",
-			  T_HISTORY),
+			  "timestamptz (legacy times read as %s)",
+			  T_HISTORY, a->zone),
 		     xfmt("ALTER TABLE " T_HISTORY "\n%s", acts)) < 0) {
 		acts = NULL;
 		goto nomem;
@@ -594,25 +675,56 @@ nomem:
 	return -1;
 }
 
-static int count_rows(PGconn *conn, const char *nsp, const char *table,
-		      int64_t *out, char *err, size_t errlen)
+/*
+ * A query on tables of schema nsp: in tmpl, {S} stands for the quoted
+ * schema and {T} for `table` (a constant name).
+ */
+static PGresult *query_nsp(PGconn *conn, const char *nsp, const char *table,
+			   const char *tmpl, int n, const char *const *vals,
+			   char *err, size_t errlen)
 {
 	char *qn = PQescapeIdentifier(conn, nsp, strlen(nsp));
-	char *sql;
+	size_t cap = strlen(tmpl) + 1, len = 0;
+	char *sql = NULL;
 	PGresult *r;
 
-	if (!qn) {
-		seterr(err, errlen, "out of memory");
-		return -1;
+	if (qn) {
+		/* each {S} or {T} (3 bytes) grows by at most its value */
+		for (const char *p = tmpl; (p = strchr(p, '{')); p++)
+			cap += strlen(qn) + (table ? strlen(table) : 0);
+		sql = malloc(cap);
 	}
-	sql = xfmt("SELECT count(*) FROM %s.%s", qn, table);
+	for (const char *p = tmpl; sql && *p; p++) {
+		const char *v = strncmp(p, "{S}", 3) == 0   ? qn
+				: strncmp(p, "{T}", 3) == 0 ? table
+							    : NULL;
+
+		if (v) {
+			memcpy(sql + len, v, strlen(v));
+			len += strlen(v);
+			p += 2;
+		} else {
+			sql[len++] = *p;
+		}
+	}
 	PQfreemem(qn);
 	if (!sql) {
 		seterr(err, errlen, "out of memory");
-		return -1;
+		return NULL;
 	}
-	r = query(conn, sql, 0, NULL, err, errlen);
+	sql[len] = '\0';
+	r = query(conn, sql, n, vals, err, errlen);
 	free(sql);
+	return r;
+}
+
+static int count_rows(PGconn *conn, const char *nsp, const char *table,
+		      int64_t *out, char *err, size_t errlen)
+{
+	PGresult *r = query_nsp(conn, nsp, table,
+				"SELECT count(*) FROM {S}.{T}", 0, NULL, err,
+				errlen);
+
 	if (!r)
 		return -1;
 	*out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -620,8 +732,225 @@ static int count_rows(PGconn *conn, const char *nsp, const char *table,
 	return 0;
 }
 
+int madopt_check_zone(PGconn *conn, const char *zone, char *err,
+		      size_t errlen)
+{
+	const char *p[1] = {zone};
+	PGresult *r;
+	bool ok;
+
+	if (strlen(zone) >= sizeof(((struct madopt *)0)->zone)) {
+		seterr(err, errlen, "'%.80s' is not a time zone name", zone);
+		return -1;
+	}
+	r = query(conn,
+		  "SELECT $1 = 'UTC' OR EXISTS (SELECT 1 FROM"
+		  " pg_timezone_names WHERE name = $1)",
+		  1, p, err, errlen);
+	if (!r)
+		return -1;
+	ok = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!ok) {
+		seterr(err, errlen,
+		       "'%s' is not a time zone name PostgreSQL knows (an "
+		       "IANA name such as Asia/Taipei or Europe/Berlin, or "
+		       "UTC; see pg_timezone_names)",
+		       zone);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether zone has been UTC+0 all along (UTC, Etc/UTC, GMT, ...): every
+ * month from 1970 to 2040 has the same wall clock as UTC. */
+static int zone_is_utc(PGconn *conn, const char *zone, bool *out, char *err,
+		       size_t errlen)
+{
+	const char *p[1] = {zone};
+	PGresult *r = query(conn,
+			    "SELECT NOT EXISTS (SELECT 1 FROM generate_series("
+			    "timestamptz '1970-01-01 00:00+00',"
+			    " timestamptz '2040-01-01 00:00+00', '1 month') t"
+			    " WHERE (t AT TIME ZONE $1) <> (t AT TIME ZONE "
+			    "'UTC'))",
+			    1, p, err, errlen);
+
+	if (!r)
+		return -1;
+	*out = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return 0;
+}
+
+/* Rows of a legacy table: how many, how many would be dated in the future
+ * if read as UTC, and the newest (as stored). */
+static int future_rows(PGconn *conn, const char *nsp, const char *table,
+		       struct madopt *a, bool *doubt, char *err, size_t errlen)
+{
+	PGresult *r = query_nsp(
+		conn, nsp, table,
+		"SELECT count(*), count(*) FILTER (WHERE"
+		" created_at > (now() AT TIME ZONE 'UTC') + interval '1 minute'),"
+		" coalesce(to_char(max(created_at), 'YYYY-MM-DD HH24:MI:SS'), ''),"
+		" coalesce(round(extract(epoch FROM max(created_at)"
+		" - (now() AT TIME ZONE 'UTC')) / 3600.0, 1)::text, '')"
+		" FROM {S}.{T}",
+		0, NULL, err, errlen);
+	int64_t n, fut;
+
+	if (!r)
+		return -1;
+	n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	fut = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	if (n > 0)
+		a->naive_rows = true;
+	if (fut > 0) {
+		*doubt = true;
+		evidence(a,
+			 "  - %" PRId64 " of %" PRId64 " rows of %s (%.1f%%) "
+			 "would be dated in the future if read as UTC (the "
+			 "newest, %s, %s hours after now in UTC)\n",
+			 fut, n, table, 100.0 * (double)fut / (double)n,
+			 PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
+	} else if (n > 0) {
+		evidence(a,
+			 "  - no row of %s (%" PRId64 ") would be dated in the "
+			 "future if read as UTC (the newest: %s)\n",
+			 table, n, PQgetvalue(r, 0, 2));
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* For a zone that is not UTC: the rows that would still be in the future
+ * if read in that zone (a zone that explains the future rows gives 0). */
+static int future_in_zone(PGconn *conn, const char *nsp, const char *zone,
+			  struct madopt *a, char *err, size_t errlen)
+{
+	const char *p[1] = {zone};
+	PGresult *r = query_nsp(
+		conn, nsp, NULL,
+		"SELECT (SELECT count(*) FROM {S}." T_HISTORY
+		" WHERE created_at AT TIME ZONE $1 > now() + interval '1 minute')"
+		" + (SELECT count(*) FROM {S}." T_THREADS
+		" WHERE created_at AT TIME ZONE $1 > now() + interval '1 minute')",
+		1, p, err, errlen);
+
+	if (!r)
+		return -1;
+	evidence(a, "  - read as %s, %s rows would be dated in the future\n",
+		 zone, PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
+/*
+ * What the database says about the zone of its timestamps without time
+ * zone: the TimeZone of the server (as this session sees it), of the
+ * database and of roles (ALTER DATABASE/ROLE ... SET TimeZone), the
+ * columns' defaults, and rows in the future if read as UTC.
+ */
+static int tz_look(PGconn *conn, const char *nsp, struct madopt *a,
+		   const struct lcol *const *cols, const char *const *tables,
+		   int ncols, char *err, size_t errlen)
+{
+	char zones[8][64];
+	int nz = 0;
+	bool doubt = false, any_naive = false;
+	PGresult *r;
+
+	for (int i = 0; i < ncols; i++) {
+		if (cols[i]->typid != OID_TIMESTAMP)
+			continue;
+		any_naive = true;
+		if (future_rows(conn, nsp, tables[i], a, &doubt, err,
+				errlen) < 0)
+			return -1;
+		if (cols[i]->has_def)
+			evidence(a,
+				 "  - %s.created_at defaults to %s: rows "
+				 "written without a time hold the wall clock "
+				 "of the writing session's TimeZone\n",
+				 tables[i], cols[i]->def);
+	}
+	if (!any_naive)
+		return 0;
+
+	r = query(conn,
+		  "SELECT current_setting('TimeZone'), source FROM pg_settings"
+		  " WHERE name = 'TimeZone'",
+		  0, NULL, err, errlen);
+	if (!r)
+		return -1;
+	if (PQntuples(r) == 1) {
+		snprintf(zones[nz++], sizeof(zones[0]), "%s",
+			 PQgetvalue(r, 0, 0));
+		evidence(a, "  - this session's TimeZone is %s (source: %s%s)\n",
+			 PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+			 strcmp(PQgetvalue(r, 0, 1), "client") == 0
+				 ? ", e.g. PGTZ: the server's own may differ"
+				 : "");
+	}
+	PQclear(r);
+	r = query(conn,
+		  "SELECT CASE WHEN s.setrole = 0 THEN 'database '"
+		  "  || quote_ident(d.datname) WHEN s.setdatabase = 0"
+		  "  THEN 'role ' || quote_ident(ro.rolname) ELSE 'role '"
+		  "  || quote_ident(ro.rolname) || ' in database '"
+		  "  || quote_ident(d.datname) END, substr(c, 10)"
+		  " FROM pg_db_role_setting s"
+		  " LEFT JOIN pg_database d ON d.oid = s.setdatabase"
+		  " LEFT JOIN pg_roles ro ON ro.oid = s.setrole,"
+		  " unnest(s.setconfig) c"
+		  " WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database"
+		  "  WHERE datname = current_database()))"
+		  " AND lower(c) LIKE 'timezone=%' ORDER BY 1",
+		  0, NULL, err, errlen);
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *z = PQgetvalue(r, i, 1);
+		bool dup = false;
+
+		evidence(a, "  - %s has TimeZone = %s\n", PQgetvalue(r, i, 0),
+			 z);
+		for (int k = 0; k < nz; k++)
+			dup = dup || strcmp(zones[k], z) == 0;
+		if (!dup && nz < (int)ARRAY_LEN(zones) &&
+		    strlen(z) < sizeof(zones[0]))
+			snprintf(zones[nz++], sizeof(zones[0]), "%s", z);
+	}
+	PQclear(r);
+	for (int k = 0; k < nz; k++) {
+		bool utc;
+
+		if (zone_is_utc(conn, zones[k], &utc, err, errlen) < 0)
+			return -1;
+		if (utc)
+			continue;
+		evidence(a, "  - %s is not UTC: sessions in it write local "
+			    "wall-clock times\n",
+			 zones[k]);
+		doubt = true;
+		if (a->naive_rows &&
+		    future_in_zone(conn, nsp, zones[k], a, err, errlen) < 0)
+			return -1;
+	}
+	a->tz_doubt = doubt && a->naive_rows;
+	return 0;
+}
+
 int madopt_inspect(PGconn *conn, const char *nsp, const char *history_table,
 		   struct madopt *a, char *err, size_t errlen)
+{
+	return madopt_inspect_tz(conn, nsp, history_table, NULL, a, err,
+				 errlen);
+}
+
+int madopt_inspect_tz(PGconn *conn, const char *nsp,
+		      const char *history_table, const char *zone,
+		      struct madopt *a, char *err, size_t errlen)
 {
 	static const struct expect ex_threads[] = {
 		{"user_id", false, 0, 255},
@@ -696,44 +1025,27 @@ int madopt_inspect(PGconn *conn, const char *nsp, const char *history_table,
 	a->threads_naive = lcol_find(&th, "created_at")->typid == OID_TIMESTAMP;
 	a->history_naive = lcol_find(&hi, "created_at")->typid == OID_TIMESTAMP;
 	if (al.exists) {
-		char *qn = PQescapeIdentifier(conn, nsp, strlen(nsp));
-		char *sql;
-
 		if (al.ncols != 1 || strcmp(al.cols[0].name, "version_num") != 0) {
-			PQfreemem(qn);
 			unknown(a, "alembic_version does not look like "
 				   "Alembic's");
 			return 0;
 		}
-		sql = qn ? xfmt("SELECT version_num FROM %s." T_ALEMBIC, qn)
-			 : NULL;
-		PQfreemem(qn);
-		if (!sql) {
-			seterr(err, errlen, "out of memory");
-			return -1;
-		}
-		r = query(conn, sql, 0, NULL, err, errlen);
-		free(sql);
+		r = query_nsp(conn, nsp, NULL,
+			      "SELECT version_num FROM {S}." T_ALEMBIC
+			      " ORDER BY 1",
+			      0, NULL, err, errlen);
 		if (!r)
 			return -1;
-		if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0) ||
-		    strcmp(PQgetvalue(r, 0, 0), "001") != 0) {
-			unknown(a, "alembic_version holds %s%s%s, convd knows "
-				   "only the seed's revision 001",
-				PQntuples(r) == 1 ? "'" : "",
-				PQntuples(r) == 1 ? PQgetvalue(r, 0, 0)
-				: PQntuples(r) == 0 ? "no row"
-						    : "several rows",
-				PQntuples(r) == 1 ? "'" : "");
-			PQclear(r);
-			return 0;
-		}
+		/* any revision: 001, or the user's own after it (several
+		 * rows when Alembic had several heads) */
+		for (int i = 0; i < PQntuples(r); i++)
+			cat(a->alembic_revs, sizeof(a->alembic_revs), "%s'%s'",
+			    i ? ", " : "",
+			    PQgetisnull(r, i, 0) ? "" : PQgetvalue(r, i, 0));
+		if (PQntuples(r) == 0)
+			snprintf(a->alembic_revs, sizeof(a->alembic_revs),
+				 "no row");
 		PQclear(r);
-		if (!pth) {
-			unknown(a, "alembic_version says 001 but the tables "
-				   "have no platform column");
-			return 0;
-		}
 		a->alembic = true;
 	}
 	if (count_rows(conn, nsp, T_THREADS, &a->threads, err, errlen) < 0 ||
@@ -742,11 +1054,8 @@ int madopt_inspect(PGconn *conn, const char *nsp, const char *history_table,
 	if (pth) {
 		a->shape = MA_LEGACY_ALEMBIC;
 		found(a,
-		      "the seed's tables with platform columns%s: %s "
+		      "the seed's tables with platform columns: %s "
 		      "(%" PRId64 " rows, key %s) and %s (%" PRId64 " rows)",
-		      a->alembic ? ", altered by Alembic revision 001 "
-				   "(alembic_version = 001)"
-				 : " (no alembic_version: altered by hand)",
 		      T_THREADS, a->threads, th.has_pk ? th.pk_def : "none",
 		      T_HISTORY, a->messages);
 	} else {
@@ -758,12 +1067,36 @@ int madopt_inspect(PGconn *conn, const char *nsp, const char *history_table,
 		      T_THREADS, a->threads, th.has_pk ? th.pk_def : "none",
 		      T_HISTORY, a->messages);
 	}
-	if (a->threads_naive || a->history_naive)
-		found(a, "; timestamps without time zone (read as UTC)");
+	if (a->alembic)
+		found(a, "; managed by Alembic, at revision %s "
+			 "(alembic_version)",
+		      a->alembic_revs);
+	else if (pth)
+		found(a, " (no alembic_version: altered by hand)");
+	snprintf(a->zone, sizeof(a->zone), "%s", zone ? zone : "UTC");
+	{
+		const struct lcol *cols[2] = {lcol_find(&hi, "created_at"),
+					      lcol_find(&th, "created_at")};
+		const char *tables[2] = {T_HISTORY, T_THREADS};
+
+		if (tz_look(conn, nsp, a, cols, tables, 2, err, errlen) < 0)
+			return -1;
+	}
+	if ((a->threads_naive || a->history_naive) && a->tz_doubt && !zone)
+		found(a, "; timestamps without time zone, whose zone is in "
+			 "doubt");
+	else if (a->threads_naive || a->history_naive)
+		found(a, "; timestamps without time zone, read as %s%s",
+		      a->zone,
+		      zone ? " (--legacy-timezone)"
+			   : " (nothing says otherwise)");
+
 	if (plan(conn, nsp, a, &th, &hi, err, errlen) < 0) {
 		madopt_free(a);
 		return -1;
 	}
+	if (a->kept[0])
+		found(a, "; kept: %s", a->kept);
 	if (a->shape == MA_UNKNOWN)
 		madopt_free(a);
 	return 0;
@@ -774,20 +1107,26 @@ int madopt_fingerprint(PGconn *conn, const char *nsp, const struct madopt *a,
 		       size_t errlen)
 {
 	char *qn = PQescapeIdentifier(conn, nsp, strlen(nsp));
+	char *zl = PQescapeLiteral(conn, a->zone, strlen(a->zone));
 	const char *plat = after || a->had_platform ? "platform" : "'line'";
-	const char *ts_th = !after && a->threads_naive
-				    ? "created_at AT TIME ZONE 'UTC'"
-				    : "created_at";
-	const char *ts_hi = !after && a->history_naive
-				    ? "created_at AT TIME ZONE 'UTC'"
-				    : "created_at";
+	char ts_th[256], ts_hi[256];
 	char *sql;
 	PGresult *r;
 
-	if (!qn) {
+	if (!qn || !zl) {
+		PQfreemem(qn);
+		PQfreemem(zl);
 		seterr(err, errlen, "out of memory");
 		return -1;
 	}
+	/* the legacy times as the instants the plan makes of them */
+	snprintf(ts_th, sizeof(ts_th), "created_at%s%s",
+		 !after && a->threads_naive ? " AT TIME ZONE " : "",
+		 !after && a->threads_naive ? zl : "");
+	snprintf(ts_hi, sizeof(ts_hi), "created_at%s%s",
+		 !after && a->history_naive ? " AT TIME ZONE " : "",
+		 !after && a->history_naive ? zl : "");
+	PQfreemem(zl);
 	sql = xfmt("SELECT (SELECT count(*) || '/' || coalesce(sum("
 		   "hashtextextended(concat_ws(E'\\x1f', user_id, %s,"
 		   " thread_id, extract(epoch FROM %s)::text), 0)::numeric), 0)"

@@ -13,10 +13,16 @@
 #include "proto.h"
 #include "retention.h"
 #include "dbpart.h"
+#include "schema_check.h"
 
 /* pg_try_advisory_lock key shared by every convd on a database: "convd". */
 #define RETENTION_LOCK_KEY "6567004532868204132"
-#define FIRST_RUN_USEC (5 * USEC_PER_SEC)
+/* After start (or once turned on): the count of what the first run will
+ * delete is logged, then the first run comes FIRST_RUN_USEC later. */
+#define ANNOUNCE_USEC (1 * USEC_PER_SEC)
+#define FIRST_RUN_USEC (4 * USEC_PER_SEC)
+/* Until convd accepts the schema, nothing is deleted: checked again. */
+#define SCHEMA_WAIT_USEC (2 * USEC_PER_SEC)
 
 /* With the lock: whether the history is partitioned (dbpart.h). */
 static const char sql_lock[] = "SELECT pg_try_advisory_lock(" RETENTION_LOCK_KEY "), "
@@ -32,9 +38,14 @@ static const char sql_batch[] =
 	"DELETE FROM simple_conversation_history WHERE (id, created_at) IN ("
 	"SELECT id, created_at FROM simple_conversation_history"
 	" WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+/* What a run would delete, and how many messages there are. */
+static const char sql_count[] =
+	"SELECT count(*) FILTER (WHERE created_at < $1), count(*)"
+	" FROM simple_conversation_history";
 
 enum run_step {
-	STEP_IDLE, STEP_ACQUIRE, STEP_LOCK, STEP_DROP, STEP_BATCH, STEP_UNLOCK
+	STEP_IDLE, STEP_ACQUIRE, STEP_COUNT, STEP_LOCK, STEP_DROP, STEP_BATCH,
+	STEP_UNLOCK
 };
 
 struct run {
@@ -49,6 +60,8 @@ struct run {
 	struct pool_waiter waiter;
 	struct pool_conn *pc;
 	bool skipped;
+	bool count_only;		/* dry run, or the first run's notice */
+	uint64_t would, total;		/* count_only: what the count said */
 };
 
 static struct {
@@ -65,9 +78,12 @@ static struct {
 	char last_error[160];
 	bool closing;
 	bool timer_due;			/* the timer fired during another run */
+	bool announced;			/* the first run's count was logged */
+	bool waiting_logged;		/* "waiting for the schema" was logged */
 } ret;
 
-static void retention_start(struct request *req, int64_t days);
+static void retention_start(struct request *req, int64_t days,
+			    bool count_only);
 static void retention_step_done(void *arg, struct pool_conn *pc,
 				enum pool_status st, const PGresult *res,
 				const char *msg);
@@ -97,12 +113,36 @@ static void retention_on_timer(evutil_socket_t fd, short what, void *arg)
 	ret.next_run_real = 0;
 	if (ret.days_to_keep <= 0)
 		return;
+	if (!schema_check_ok()) {
+		/* a database convd refuses is never touched */
+		if (!ret.waiting_logged)
+			log_notice("retention: waiting until convd accepts the "
+				   "database schema (%s); nothing is deleted "
+				   "before",
+				   schema_check_message());
+		ret.waiting_logged = true;
+		retention_schedule(SCHEMA_WAIT_USEC);
+		return;
+	}
+	ret.waiting_logged = false;
 	if (ret.run.step != STEP_IDLE) {
 		/* an on-demand run is going on: ours follows it */
 		ret.timer_due = true;
 		return;
 	}
-	retention_start(NULL, ret.days_to_keep);
+	retention_start(NULL, ret.days_to_keep, !ret.announced);
+}
+
+/* Before the first timer run: how many messages it will delete. */
+static void retention_announce(const struct run *run)
+{
+	log_notice("retention: [retention] days_to_keep = %" PRId64 ": the "
+		   "first run, in %d s, deletes %" PRIu64 " of %" PRIu64
+		   " messages (those older than %.19s UTC); set days_to_keep "
+		   "= 0 and reload to keep them",
+		   run->days, (int)(FIRST_RUN_USEC / USEC_PER_SEC), run->would,
+		   run->total, run->cutoff);
+	ret.announced = true;
 }
 
 static void retention_finish(bool ok)
@@ -119,7 +159,13 @@ static void retention_finish(bool ok)
 		run->pc = NULL;
 	}
 	run->step = STEP_IDLE;
-	if (ok && !run->skipped) {
+	if (ok && run->count_only && !req) {
+		retention_announce(run);
+	} else if (ok && run->count_only) {
+		log_info("retention: dry run: %" PRIu64 " of %" PRIu64
+			 " messages are older than %" PRId64 " days",
+			 run->would, run->total, run->days);
+	} else if (ok && !run->skipped) {
 		ret.runs++;
 		ret.total_deleted += run->deleted;
 		ret.last_deleted = run->deleted;
@@ -139,7 +185,22 @@ static void retention_finish(bool ok)
 		ret.failures++;
 	}
 	if (req) {
-		if (ok) {
+		if (ok && run->count_only) {
+			msgpack_packer *pk = request_result(req);
+
+			if (msgpack_pack_map(pk, 4) < 0 ||
+			    proto_pack_cstr(pk, "deleted") < 0 ||
+			    msgpack_pack_uint64(pk, 0) < 0 ||
+			    proto_pack_cstr(pk, "would_delete") < 0 ||
+			    msgpack_pack_uint64(pk, run->would) < 0 ||
+			    proto_pack_cstr(pk, "messages") < 0 ||
+			    msgpack_pack_uint64(pk, run->total) < 0 ||
+			    proto_pack_cstr(pk, "dry_run") < 0 ||
+			    msgpack_pack_true(pk) < 0)
+				request_abort(req, "cannot pack the result");
+			else
+				request_finish(req);
+		} else if (ok) {
 			msgpack_packer *pk = request_result(req);
 
 			if (msgpack_pack_map(pk, 2) < 0 ||
@@ -168,13 +229,18 @@ static void retention_finish(bool ok)
 		next->next = NULL;
 		retention_start(next, next->args.v[0].present ?
 					      next->args.v[0].i :
-					      ret.days_to_keep);
+					      ret.days_to_keep,
+				next->args.v[1].i != 0);
 	} else if (ret.timer_due && ret.days_to_keep > 0) {
 		ret.timer_due = false;
-		retention_start(NULL, ret.days_to_keep);
+		retention_on_timer(-1, 0, NULL);
 	} else if (ret.days_to_keep > 0 && !evtimer_pending(ret.timer, NULL)) {
-		/* whoever ran, the timer is armed again */
-		retention_schedule(retention_jittered_interval());
+		/* whoever ran, the timer is armed again: the first run comes
+		 * shortly after its notice */
+		retention_schedule(ret.announced && run->count_only && !req
+					   ? FIRST_RUN_USEC
+				   : ret.announced ? retention_jittered_interval()
+						   : ANNOUNCE_USEC);
 	}
 }
 
@@ -218,7 +284,8 @@ static void retention_step_done(void *arg, struct pool_conn *pc,
 	(void)arg;
 	(void)pc;
 	if (st != POOL_OK) {
-		retention_fail(run->step == STEP_LOCK	? "taking the lock" :
+		retention_fail(run->step == STEP_COUNT	? "counting" :
+			       run->step == STEP_LOCK	? "taking the lock" :
 			       run->step == STEP_DROP	? "dropping partitions" :
 			       run->step == STEP_BATCH	? "deleting" :
 							  "releasing the lock",
@@ -226,6 +293,13 @@ static void retention_step_done(void *arg, struct pool_conn *pc,
 		return;
 	}
 	switch (run->step) {
+	case STEP_COUNT:
+		if (PQntuples(res) == 1) {
+			run->would = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+			run->total = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+		}
+		retention_finish(true);
+		return;
 	case STEP_LOCK:
 		if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t")) {
 			run->skipped = true;
@@ -277,11 +351,19 @@ static void retention_on_acquire(void *arg, struct pool_conn *pc,
 		return;
 	}
 	ret.run.pc = pc;
+	if (ret.run.count_only) {
+		const char *vals[1] = {ret.run.cutoff};
+
+		ret.run.step = STEP_COUNT;
+		retention_exec(sql_count, 1, vals);
+		return;
+	}
 	ret.run.step = STEP_LOCK;
 	retention_exec(sql_lock, 0, NULL);
 }
 
-static void retention_start(struct request *req, int64_t days)
+static void retention_start(struct request *req, int64_t days,
+			    bool count_only)
 {
 	struct run *run = &ret.run;
 	usec_t now = clock_now_real();
@@ -299,6 +381,7 @@ static void retention_start(struct request *req, int64_t days)
 	memset(run, 0, sizeof(*run));
 	run->req = req;
 	run->days = days;
+	run->count_only = count_only;
 	run->started = clock_now();
 	gmtime_r(&secs, &tm);
 	n = strftime(run->cutoff, sizeof(run->cutoff), "%Y-%m-%d %H:%M:%S",
@@ -339,7 +422,8 @@ void retention_request(struct request *r)
 		return;
 	}
 	retention_start(r, r->args.v[0].present ? r->args.v[0].i :
-						  ret.days_to_keep);
+						  ret.days_to_keep,
+			r->args.v[1].i != 0);
 }
 
 int retention_pack_stats(msgpack_packer *pk)
@@ -387,10 +471,13 @@ void retention_reconfigure(const struct convd_config *cfg)
 	if (ret.days_to_keep == 0) {
 		evtimer_del(ret.timer);
 		ret.next_run_real = 0;
+		ret.announced = false;
 	} else if (!was_on || old_interval != ret.interval) {
 		evtimer_del(ret.timer);
+		if (!was_on)
+			ret.announced = false;
 		retention_schedule(was_on ? retention_jittered_interval() :
-					    FIRST_RUN_USEC);
+					    ANNOUNCE_USEC);
 	}
 }
 

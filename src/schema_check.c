@@ -15,11 +15,14 @@
 #define RECHECK_BAD_USEC (2 * USEC_PER_SEC)	/* until someone fixes it */
 #define RETRY_USEC (1 * USEC_PER_SEC)
 
-enum sc_state { SC_UNKNOWN, SC_OK, SC_MISSING, SC_OUTDATED, SC_DIRTY };
+enum sc_state {
+	SC_UNKNOWN, SC_OK, SC_MISSING, SC_OUTDATED, SC_DIRTY, SC_MISMATCH
+};
 
 static const char *const sc_names[] = {
 	[SC_UNKNOWN] = "unknown", [SC_OK] = "ok",	  [SC_MISSING] = "missing",
 	[SC_OUTDATED] = "outdated", [SC_DIRTY] = "dirty",
+	[SC_MISMATCH] = "mismatch",
 };
 
 static struct {
@@ -27,7 +30,7 @@ static struct {
 	enum sc_state state;
 	bool running;
 	struct pool_waiter waiter;
-	char message[256];
+	char message[1024];
 } sc;
 
 static void schema_check_arm(usec_t delay)
@@ -89,6 +92,18 @@ static void schema_check_done(void *arg, struct pool_conn *pc,
 			 "(revision %s); run '%s'",
 			 SCHEMA_REQUIRED_REVISION, SCHEMA_FIX_COMMAND);
 		schema_check_set(SC_OUTDATED);
+	} else if (strtoll(PQgetvalue(res, 0, 2), NULL, 10) > 0) {
+		/* the revision is recorded, but the tables are not what the
+		 * recorded revisions promise (SCHEMA_VERIFY_QUERY) */
+		const char *first = strchr(PQgetvalue(res, 0, 2), '\n');
+		long n = strtol(PQgetvalue(res, 0, 2), NULL, 10);
+
+		snprintf(sc.message, sizeof(sc.message),
+			 "the tables differ from what the recorded revisions "
+			 "promise (%ld difference%s; first: %s): convd refuses "
+			 "them; 'convctl db check' lists them all",
+			 n, n == 1 ? "" : "s", first ? first + 1 : "?");
+		schema_check_set(SC_MISMATCH);
 	} else {
 		snprintf(sc.message, sizeof(sc.message), "schema is up to date");
 		schema_check_set(SC_OK);
@@ -176,6 +191,11 @@ const char *schema_check_state(void)
 const char *schema_check_message(void)
 {
 	return sc.message;
+}
+
+bool schema_check_ok(void)
+{
+	return sc.state == SC_OK;
 }
 
 bool schema_check_serving(void)

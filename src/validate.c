@@ -83,10 +83,11 @@ const struct method_spec validate_methods[M_COUNT_] = {
 	},
 	[M_CLEANUP] = {
 		.id = M_CLEANUP, .name = "cleanup_old_conversations",
-		.admin = true, .needs_db = true, .nparams = 1,
+		.admin = true, .needs_db = true, .nparams = 2,
 		.params = {
 			{ .name = "days_to_keep", .kind = PK_INT, .min = 0,
 			  .max = 36500 },
+			{ .name = "dry_run", .kind = PK_BOOL },
 		},
 	},
 	[M_STATS] = {
@@ -238,6 +239,12 @@ static int check_value(const struct param_spec *ps, const struct mp_node *v,
 				    ps->name, (long long)ps->min,
 				    (long long)ps->max);
 		out->i = v->v.i;
+		return 0;
+	case PK_BOOL:
+		if (v->type != MP_BOOL)
+			return fail(err, errlen, "%s: must be true or false",
+				    ps->name);
+		out->i = v->v.b ? 1 : 0;
 		return 0;
 	}
 	return fail(err, errlen, "%s: unsupported parameter kind", ps->name);

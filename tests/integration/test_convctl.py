@@ -276,8 +276,23 @@ def test_cleanup(convd, pg):
                    f"{q(user)}") == "new"
     r = ok(convd.convctl("cleanup", "--days", "10"))
     assert re.fullmatch(r"deleted 0 messages?\n", r.stdout), r.stdout
-    res = jrun(convd, "cleanup")
-    assert isinstance(res["deleted"], int), res
+    # retention is off by default: a cleanup must say how many days
+    r = convd.convctl("cleanup")
+    assert r.returncode == 1 and "days_to_keep is required" in r.stderr, \
+        (r.stdout, r.stderr)
+    # --dry-run counts and deletes nothing (issue 13)
+    pg.psql(f"INSERT INTO {HIST} (user_id, platform, model_provider, role, "
+            f"content, created_at) VALUES ({q(user)}, 'line', 'anthropic',"
+            f" 'user', 'old again', now() - interval '20 days')")
+    total = int(pg.psql(f"SELECT count(*) FROM {HIST}"))
+    res = jrun(convd, "cleanup", "--days", "10", "--dry-run")
+    assert res == {"deleted": 0, "would_delete": 1, "messages": total,
+                   "dry_run": True}, res
+    r = ok(convd.convctl("cleanup", "--days", "10", "--dry-run"))
+    assert r.stdout == (f"would delete 1 of {total} messages (dry run: "
+                        "nothing was deleted)\n"), r.stdout
+    assert pg.psql(f"SELECT count(*) FROM {HIST} WHERE user_id = "
+                   f"{q(user)}") == "2"
 
 
 def test_cleanup_refused_for_non_admin(schema, convd_factory):

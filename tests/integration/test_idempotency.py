@@ -197,11 +197,30 @@ def test_convd_requires_the_key_revision(pg_factory, convd_factory):
                           "--allow-destructive", config=cfg)
     assert r.returncode == 0, r.stdout + r.stderr
     d = convd_factory(pg2, wait=False)
-    convdtest.wait_until(lambda: Client(d.socket).call("ping") == "pong",
-                         timeout=scaled(15), what="convd up")
+    convdtest.wait_until(
+        lambda: Client(d.socket).call("health")["schema"] == "outdated",
+        timeout=scaled(15), what="the schema check")
     with Client(d.socket) as c:
         with pytest.raises(RpcError) as e:
             c.call("add_message", "u", "p", "user", "x")
         assert e.value.code == "unavailable"
         assert "5a1e0c2f7b90" in e.value.message or \
             "upgrade" in e.value.message
+
+
+def test_convd_verifies_the_key_index(pg_factory, convd_factory):
+    """The revision is recorded but its unique index is gone (dropped by
+    hand): convd refuses the schema (keys would not be enforced) and
+    says what is missing."""
+    pg2 = pg_factory()
+    pg2.psql("DROP INDEX simple_conversation_history_idempotency_key_idx")
+    d = convd_factory(pg2, wait=False)
+    h = convdtest.wait_until(
+        lambda: (lambda h: h if h["schema"] == "mismatch" else None)(
+            Client(d.socket).call("health")),
+        timeout=scaled(15), what="the schema check")
+    assert "idempotency_key_idx" in h["message"], h
+    with Client(d.socket) as c:
+        with pytest.raises(RpcError) as e:
+            c.call("add_message", "u", "p", "user", "x", "line", "k")
+        assert e.value.code == "unavailable"

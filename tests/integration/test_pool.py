@@ -488,8 +488,11 @@ def test_exhaustion_times_out_batched_methods(schema, convd_factory, held,
         ids = []
         for i in range(2):      # two batches, one at a time
             if held == "add_message":
+                # two conversations: one of them would wait for its own
+                # batch in flight (arrival order), not hold a connection
                 ids.append(clients[i].request(
-                    "add_message", user, "anthropic", "user", f"held-{i}"))
+                    "add_message", f"{user}-{i}", "anthropic", "user",
+                    f"held-{i}"))
             else:
                 ids.append(clients[i].request(
                     "get_recent_conversations", user, "anthropic"))

@@ -299,7 +299,7 @@ static void test_defaults(void)
 	is_str(c.server.allow_groups, "", "server.allow_groups");
 	is_str(c.server.admin_users, "", "server.admin_users");
 	is_str(c.server.admin_groups, "", "server.admin_groups");
-	is_int(c.retention.days_to_keep, 30, "retention.days_to_keep");
+	is_int(c.retention.days_to_keep, 0, "retention.days_to_keep (off)");
 	is_int(c.retention.interval, 3600, "retention.interval");
 	is_int(c.retention.batch_size, 5000, "retention.batch_size");
 	is_int(c.log.level, LOG_LVL_INFO, "log.level");
@@ -975,6 +975,13 @@ static void test_sample(void)
 	if (ok(load_text(&parsed, gen, err, sizeof(err)) == 0,
 	       "the sample with every option uncommented parses")) {
 		for (size_t i = 0; i < config_noptions; i++) {
+			if (config_options[i].example) {
+				/* shown as an example, not the default */
+				if (config_set(&def, &config_options[i],
+					       config_options[i].example, err,
+					       sizeof(err)) < 0)
+					same = false;
+			}
 			config_format_value(&def, &config_options[i], a,
 					    sizeof(a));
 			config_format_value(&parsed, &config_options[i], b,

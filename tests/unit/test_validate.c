@@ -129,6 +129,8 @@ static struct tv base_value(const char *name)
 		return INT(12345);
 	if (strcmp(name, "created_at") == 0)
 		return INT(1764000000123456);
+	if (strcmp(name, "dry_run") == 0)
+		return BOOL;
 	return STR("?");
 }
 
@@ -205,8 +207,8 @@ static void test_table(void)
 		  false, true },
 		{ M_DELETE_THREAD, "delete_thread", "user_id platform?", false,
 		  true },
-		{ M_CLEANUP, "cleanup_old_conversations", "days_to_keep?", true,
-		  true },
+		{ M_CLEANUP, "cleanup_old_conversations",
+		  "days_to_keep? dry_run?", true, true },
 		{ M_STATS, "stats", "", false, false },
 		{ M_HEALTH, "health", "", false, false },
 		{ M_EXPORT_HISTORY, "export_history",
@@ -602,6 +604,23 @@ static void test_int(const struct method_spec *spec, int k)
 	expect_bad(spec, k, &v, want, "an array");
 }
 
+static void test_bool(const struct method_spec *spec, int k)
+{
+	const struct param_spec *ps = &spec->params[k];
+	char want[128];
+	struct tv v;
+
+	snprintf(want, sizeof(want), "%s: must be true or false", ps->name);
+	v = BOOL;
+	expect_good(spec, k, &v, "true");
+	v = INT(1);
+	expect_bad(spec, k, &v, want, "an integer");
+	v = STR("true");
+	expect_bad(spec, k, &v, want, "a string");
+	v = ARRAY;
+	expect_bad(spec, k, &v, want, "an array");
+}
+
 static void test_rules(void)
 {
 	for (int m = 0; m < M_COUNT_; m++) {
@@ -627,6 +646,9 @@ static void test_rules(void)
 				break;
 			case PK_INT:
 				test_int(spec, k);
+				break;
+			case PK_BOOL:
+				test_bool(spec, k);
 				break;
 			}
 			if (!ps->required)
