@@ -284,14 +284,16 @@ def test_conversion_of_a_populated_database_under_writes(
 def test_method_suites_on_the_partitioned_layout():
     """test_methods, test_idempotency and test_order, with every database
     they set up on the partitioned layout (CONVD_TEST_LAYOUT).  Skipped:
-    the per-parameter validation cases (no database involved) and the
+    the per-parameter validation cases (no database involved), the
     downgrade below the key revision (on the partitioned layout the key
-    triggers must be dropped first: convctl(1))."""
+    triggers must be dropped first: convctl(1)) and the dropped unique
+    index (the partitioned layout has none: see the next test)."""
     env = dict(os.environ, CONVD_TEST_LAYOUT="partitioned")
     r = subprocess.run(
         ["/usr/bin/python3", "-m", "pytest", "-p", "no:cacheprovider",
          "-q", "-k", "not test_invalid_params and not "
-         "test_convd_requires_the_key_revision",
+         "test_convd_requires_the_key_revision and not "
+         "test_convd_verifies_the_key_index",
          "test_methods.py", "test_idempotency.py", "test_order.py"],
         cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=scaled(600))
@@ -299,3 +301,25 @@ def test_method_suites_on_the_partitioned_layout():
     assert r.returncode == 0, tail
     m = re.search(r"(\d+) passed", tail)
     assert m and int(m.group(1)) >= 35 and "failed" not in tail, tail
+
+
+def test_convd_verifies_the_partitioned_keys(schema, fresh_db,
+                                             convd_factory):
+    """The partitioned layout passes the schema verification; without its
+    key trigger (dropped by hand) keys would not be enforced, and convd
+    refuses the schema, saying what is missing."""
+    db, _ = fresh_db("partitioned")
+    schema.psql(f"DROP TRIGGER convd_history_key_insert ON {HIST}", db=db)
+    d = convd_factory(schema, extra={"database": {"name": db}}, wait=False)
+    wait_until(lambda: Client(d.socket).call("ping") == "pong",
+               timeout=scaled(15), what="convd up")
+
+    def refused():
+        with Client(d.socket) as c:
+            try:
+                c.call("add_message", "u", "p", "user", "x")
+            except convdtest.RpcError as e:
+                return e
+        return None
+    e = wait_until(refused, timeout=scaled(15), what="the schema refused")
+    assert e.code == "unavailable" and "unique index" in e.message, e
