@@ -123,11 +123,14 @@ static const char sql_objects[] =
 	" END$f$;"
 	/* Retention: the partitions whose upper bound is at or before the
 	 * cut-off are dropped whole, with their keys; returns how many rows
-	 * they held.  The batched DELETE that follows finds rows only in the
+	 * they held.  DROP TABLE needs an ACCESS EXCLUSIVE lock on the parent
+	 * for a moment: it is waited for 2 s at most (requests queue behind
+	 * it meanwhile); if it cannot be had, the run fails and the next one
+	 * tries again.  The batched DELETE that follows finds rows only in the
 	 * partition the cut-off falls in. */
 	"CREATE OR REPLACE FUNCTION " DBPART_DROP_FN "(cutoff timestamptz)"
 	" RETURNS bigint LANGUAGE plpgsql SET search_path FROM CURRENT"
-	" SET TimeZone = 'UTC' SET lock_timeout = '5s' AS"
+	" SET TimeZone = 'UTC' SET lock_timeout = '2s' AS"
 	" $f$DECLARE r record; lo timestamptz; hi timestamptz; n bigint;"
 	" total bigint := 0;"
 	" BEGIN"
@@ -141,7 +144,6 @@ static const char sql_objects[] =
 	"  EXECUTE format('SELECT count(*) FROM %s', r.part) INTO n;"
 	"  DELETE FROM " KEYS " WHERE created_at < hi"
 	"   AND (lo IS NULL OR created_at >= lo);"
-	"  EXECUTE format('ALTER TABLE " H " DETACH PARTITION %s', r.part);"
 	"  EXECUTE format('DROP TABLE %s', r.part);"
 	"  total := total + n;"
 	" END LOOP;"
