@@ -64,13 +64,7 @@ def one(layout, rows, seconds):
     pg.createdb()
     d = None
     try:
-        cfg = convdtest.write_config(os.path.join(pg.tmp, "setup.conf"), {
-            "database": {"host": pg.sockdir, "port": pg.port,
-                         "name": pg.dbname, "user": pg.user},
-            "migrations": {"directory": convdtest.MIGRATIONS}})
-        args = ("--layout", "partitioned") if layout == "partitioned" else ()
-        r = convdtest.convctl("db", "setup", *args, config=cfg)
-        assert r.returncode == 0, r.stdout + r.stderr
+        convdtest.setup_schema(pg, layout=layout)
         # the cut-off: the start of this month (UTC), which is p0's bound
         # on the partitioned layout, expressed in days_to_keep
         days = int(pg.psql("SELECT floor(extract(epoch FROM now() - "

@@ -164,12 +164,11 @@ static void seterr(char *err, size_t errlen, const char *what, PGconn *conn,
 	snprintf(err, errlen, "%s: %.*s", what, (int)l, m);
 }
 
-/* Runs sql (no parameters) and checks it succeeded; the result is
- * returned when want is set (caller clears it). */
-static CONVD_WUR int run(PGconn *conn, const char *what, const char *sql,
-			 PGresult **want, char *err, size_t errlen)
+/* Checks that r succeeded (err set otherwise); keeps it in *want when
+ * want is set (caller clears it), else clears it. */
+static CONVD_WUR int finish(PGconn *conn, const char *what, PGresult *r,
+			    PGresult **want, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(conn, sql);
 	ExecStatusType s = PQresultStatus(r);
 
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
@@ -184,11 +183,18 @@ static CONVD_WUR int run(PGconn *conn, const char *what, const char *sql,
 	return 0;
 }
 
+/* Runs sql (no parameters): finish() of its result. */
+static CONVD_WUR int run(PGconn *conn, const char *what, const char *sql,
+			 PGresult **want, char *err, size_t errlen)
+{
+	return finish(conn, what, PQexec(conn, sql), want, err, errlen);
+}
+
 /* The first value of a one-row result of sql, into buf ("" for NULL). */
 static CONVD_WUR int value(PGconn *conn, const char *what, const char *sql,
 			   char *buf, size_t len, char *err, size_t errlen)
 {
-	PGresult *r;
+	PGresult *r = NULL;
 
 	if (run(conn, what, sql, &r, err, errlen) < 0)
 		return -1;
@@ -226,7 +232,7 @@ static CONVD_WUR int run_locked(PGconn *conn, const char *what,
 	snprintf(set, sizeof(set), "SET LOCAL lock_timeout = '%ds'",
 		 LOCK_TRY_S);
 	for (long t = 0;; t++) {
-		PGresult *r;
+		PGresult *r = NULL;
 		const char *state;
 		bool retry;
 
@@ -234,22 +240,15 @@ static CONVD_WUR int run_locked(PGconn *conn, const char *what,
 		    run(conn, what, set, NULL, err, errlen) < 0)
 			return -1;
 		r = PQexec(conn, sql);
-		if (PQresultStatus(r) == PGRES_COMMAND_OK ||
-		    PQresultStatus(r) == PGRES_TUPLES_OK) {
-			if (run(conn, what, "COMMIT", NULL, err, errlen) < 0) {
-				PQclear(r);
-				return -1;
-			}
-			if (want)
-				*want = r;
-			else
-				PQclear(r);
-			return 0;
-		}
 		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		retry = state && strcmp(state, "55P03") == 0 && t + 1 < tries;
-		seterr(err, errlen, what, conn, r);
-		PQclear(r);
+		if (finish(conn, what, r, want, err, errlen) == 0) {
+			if (run(conn, what, "COMMIT", NULL, err, errlen) == 0)
+				return 0;
+			if (want)
+				PQclear(*want);
+			return -1;
+		}
 		PQclear(PQexec(conn, "ROLLBACK"));
 		if (!retry)
 			return -1;
@@ -264,7 +263,7 @@ static CONVD_WUR int backfill(PGconn *conn, long lock_timeout_s, FILE *out,
 	int64_t hi, w;
 	uint64_t copied = 0;
 
-	PGresult *m;
+	PGresult *m = NULL;
 
 	/* The last id under a SHARE lock: every insert that was under way
 	 * while the triggers were made (and may not have fired them) has
@@ -285,7 +284,7 @@ static CONVD_WUR int backfill(PGconn *conn, long lock_timeout_s, FILE *out,
 		fprintf(out, "copying idempotency keys of ids %" PRId64
 			     "..%" PRId64 " to " KEYS "\n", w + 1, hi);
 	while (w < hi) {
-		PGresult *r;
+		PGresult *r = NULL;
 
 		/* the range and the watermark in one transaction: a run
 		 * interrupted here starts again at the watermark */
@@ -320,7 +319,7 @@ int dbpart_convert(PGconn *conn, long lock_timeout_s, FILE *out, char *err,
 {
 	const char *layout = dbpart_layout(conn);
 	char buf[256], sql[2048], seq[256];
-	PGresult *r;
+	PGresult *r = NULL;
 
 	if (!layout) {
 		snprintf(err, errlen, "there is no table " H " (run 'convctl "
