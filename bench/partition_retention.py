@@ -129,7 +129,7 @@ def main():
     print("| --- | ---: | ---: | ---: | --- | --- |")
     for r in res:
         print(f"| {r['layout']} | {r['deleted']:,} | {r['took']:.1f} s | "
-              f"{r['wal'] / 2**20:,.1f} MiB | {r['before'] / 2**20:,.0f} MiB"
+              f"{r['wal'] / 2**10:,.0f} KiB | {r['before'] / 2**20:,.0f} MiB"
               f" -> {r['after'] / 2**20:,.0f} MiB | {r['p99_base']:.2f} ms /"
               f" {r['p99_during']:.2f} ms |")
 
