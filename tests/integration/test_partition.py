@@ -166,6 +166,12 @@ def test_retention_drops_expired_partitions_whole(schema, fresh_db,
     assert {k: v for k, v in deletes().items() if v != "0"} == \
         {boundary: "3"}
     assert "(6 of them in dropped partitions)" in d.log()
+    with d.client() as c:
+        # clear_user_history takes the keys of what it deletes
+        c.call("clear_user_history", "r", "p")
+        assert schema.psql(f"SELECT count(*) FROM {KEYS}", db=db) == "0"
+        again = c.call("add_message", "r", "p", "user", "z", "line", "now-1")
+        assert "duplicate" not in again
 
 
 # ----------------------------------------------------- the conversion
