@@ -56,6 +56,7 @@ struct run {
 	char batch[24];
 	uint64_t deleted;
 	uint64_t dropped;		/* of deleted: in dropped partitions */
+	bool partitioned;		/* the partitioned history layout */
 	usec_t started;
 	struct pool_waiter waiter;
 	struct pool_conn *pc;
@@ -171,12 +172,16 @@ static void retention_finish(bool ok)
 		ret.last_deleted = run->deleted;
 		ret.last_duration = took;
 		ret.last_run_real = clock_now_real();
-		if (run->deleted > 0 || req)
+		if ((run->deleted > 0 || req) && run->partitioned)
 			log_info("retention: deleted %" PRIu64 " messages older "
 				 "than %" PRId64 " days in %.3f s (%" PRIu64
 				 " of them in dropped partitions)",
 				 run->deleted, run->days, (double)took / 1e6,
 				 run->dropped);
+		else if (run->deleted > 0 || req)
+			log_info("retention: deleted %" PRIu64 " messages older "
+				 "than %" PRId64 " days in %.3f s",
+				 run->deleted, run->days, (double)took / 1e6);
 	} else if (ok) {
 		ret.skipped++;
 		log_info("retention: another convd holds the cleanup lock; "
@@ -309,6 +314,7 @@ static void retention_step_done(void *arg, struct pool_conn *pc,
 		if (PQnfields(res) == 2 && strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
 			const char *vals[1] = {run->cutoff};
 
+			run->partitioned = true;
 			run->step = STEP_DROP;
 			retention_exec(sql_drop, 1, vals);
 			return;
