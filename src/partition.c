@@ -25,7 +25,7 @@ static struct {
 	struct event *timer;
 	struct pool_waiter waiter;
 	struct pool_conn *pc;
-	bool acquiring, premaking, closing;
+	bool premaking, closing;
 } part;
 
 static void partition_schedule(usec_t delay)
@@ -76,7 +76,6 @@ static void partition_on_acquire(void *arg, struct pool_conn *pc,
 				 enum pool_status st, const char *msg)
 {
 	(void)arg;
-	part.acquiring = false;
 	if (st != POOL_OK) {
 		log_debug("partitions: no database connection: %s",
 			  msg ? msg : "unknown error");
@@ -102,7 +101,7 @@ static void partition_on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (part.pc || part.acquiring)
+	if (part.pc)
 		return;
 	switch (pool_acquire(&part.waiter, partition_on_acquire, NULL, &pc, &st,
 			     &msg)) {
@@ -110,7 +109,10 @@ static void partition_on_timer(evutil_socket_t fd, short what, void *arg)
 		partition_on_acquire(NULL, pc, POOL_OK, NULL);
 		break;
 	case POOL_ACQ_QUEUED:
-		part.acquiring = true;
+		/* every connection is busy: requests come first; a minute
+		 * later is soon enough for partitions months ahead */
+		pool_cancel(&part.waiter);
+		partition_schedule(RETRY_USEC);
 		break;
 	case POOL_ACQ_FAILED:
 		partition_schedule(RETRY_USEC);
@@ -133,9 +135,6 @@ int partition_setup(struct event_base *base)
 void partition_cleanup(void)
 {
 	part.closing = true;
-	if (part.acquiring)
-		pool_cancel(&part.waiter);
-	part.acquiring = false;
 	if (part.timer)
 		event_free(part.timer);
 	part.timer = NULL;
