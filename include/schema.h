@@ -44,6 +44,28 @@
 	" FROM " SCHEMA_HISTORY_TABLE
 
 /*
+ * The partitioned history layout (dbpart.h, `convctl db partition`): the
+ * history table is partitioned, its primary key is (id, created_at), and
+ * idempotency keys are unique through the key table, which the trigger
+ * convd_history_key_insert fills, instead of a unique index.
+ */
+#define SCHEMA_PARTITIONED                                                 \
+	"coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid ="        \
+	" to_regclass('simple_conversation_history')), false)"
+#define SCHEMA_KEYS_UNIQUE                                                 \
+	"(to_regclass('simple_conversation_history_idempotency_key_idx')"  \
+	" IS NOT NULL OR (" SCHEMA_PARTITIONED " AND EXISTS (SELECT 1 FROM" \
+	" pg_index i WHERE i.indrelid ="                                   \
+	" to_regclass('simple_conversation_history_keys') AND i.indisprimary" \
+	" AND (SELECT array_agg(a.attname::text ORDER BY u.o) FROM"        \
+	" unnest(i.indkey) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON"  \
+	" a.attrelid = i.indrelid AND a.attnum = u.n) ="                   \
+	" '{user_id,platform,idempotency_key}'::text[])"                    \
+	" AND EXISTS (SELECT 1 FROM pg_trigger WHERE"                      \
+	" tgrelid = to_regclass('simple_conversation_history') AND tgname ="\
+	" 'convd_history_key_insert' AND tgenabled <> 'D')))"
+
+/*
  * What the code relies on, beyond the revision being recorded: the live
  * columns, types and keys, each with the revision that promises it.  Only
  * the promises of recorded (clean) revisions are checked, so that a
@@ -104,6 +126,9 @@
 	"  AND i.indisprimary AND a.attrelid = i.indrelid AND a.attnum = u.n)"\
 	"  pk ON true"                                                       \
 	" WHERE to_regclass(k.t) IS NOT NULL AND pk.cols IS DISTINCT FROM k.cols" \
+	/* the partitioned layout's key has the partition key too */         \
+	"  AND NOT (k.t = 'simple_conversation_history'"                     \
+	"  AND pk.cols = '{id,created_at}'::text[] AND " SCHEMA_PARTITIONED ")" \
 	" UNION ALL"                                                         \
 	" SELECT format('the sequence %s of simple_conversation_history.id is"\
 	" %s, but revision %s promises bigint ids', s.seqrelid::regclass,"    \
@@ -119,8 +144,8 @@
 	" but revision %s promises character varying NULL with the unique"    \
 	" index simple_conversation_history_idempotency_key_idx',"            \
 	"  coalesce(format_type(a.atttypid, a.atttypmod), 'missing') || CASE" \
-	"  WHEN to_regclass('simple_conversation_history_idempotency_key_idx')"\
-	"  IS NULL THEN ', without its unique index' ELSE '' END, h.revision)"\
+	"  WHEN NOT " SCHEMA_KEYS_UNIQUE " THEN ', without its unique index'"  \
+	"  ELSE '' END, h.revision)"                                         \
 	" FROM h LEFT JOIN pg_attribute a ON a.attrelid ="                    \
 	"  to_regclass('simple_conversation_history')"                       \
 	"  AND a.attname = 'idempotency_key' AND a.attnum > 0"                \
@@ -128,8 +153,7 @@
 	" LEFT JOIN pg_type ty ON ty.oid = a.atttypid"                       \
 	" WHERE h.revision = '5a1e0c2f7b90' AND (a.attname IS NULL"          \
 	"  OR ty.typname NOT IN ('varchar', 'text')"                         \
-	"  OR to_regclass('simple_conversation_history_idempotency_key_idx')" \
-	"  IS NULL)"
+	"  OR NOT " SCHEMA_KEYS_UNIQUE ")"
 
 /* The command that brings a database to what convd needs. */
 #define SCHEMA_FIX_COMMAND "convctl db upgrade"

@@ -31,6 +31,7 @@
 #include "methods.h"
 #include "pool.h"
 #include "retention.h"
+#include "partition.h"
 #include "schema_check.h"
 #include "sd.h"
 #include "server.h"
@@ -402,7 +403,8 @@ static int start(void)
 		return -1;
 	if (store_setup(d.base) < 0 || schema_check_setup(d.base) < 0 ||
 	    deadline_setup(d.base, d.cfg.server.request_timeout * 1000) < 0 ||
-	    retention_setup(d.base, &d.cfg) < 0) {
+	    retention_setup(d.base, &d.cfg) < 0 ||
+	    partition_setup(d.base) < 0) {
 		log_error("out of memory");
 		return -1;
 	}
@@ -425,6 +427,7 @@ static void stop(void)
 {
 	memory_cleanup();
 	retention_cleanup();
+	partition_cleanup();
 	schema_check_cleanup();
 	store_cleanup();
 	pool_cleanup();

@@ -43,6 +43,7 @@
 #include "migrate_diff.h"
 #include "migrate_sql.h"
 #include "schema.h"
+#include "dbpart.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -79,6 +80,7 @@ enum {
 	O_LEGACY_TZ = 1u << 13,
 	O_HEAD = 1u << 14,
 	O_SPLICE = 1u << 15,
+	O_LAYOUT = 1u << 16,
 };
 
 struct opts {
@@ -86,6 +88,7 @@ struct opts {
 	const char *message, *backup, *model, *head;
 	const char *legacy_tz;		/* setup --legacy-timezone ZONE */
 	long lock_timeout;
+	bool partitioned;	/* setup --layout partitioned */
 	char **args;
 	int nargs;
 };
@@ -2285,6 +2288,38 @@ fail:
 	return EX_FAIL;
 }
 
+/* The partitioned layout (dbpart.c): DDL locks are waited for 2 s at a
+ * time, so that writers never queue behind the conversion for longer,
+ * for --lock-timeout seconds in all. */
+static int partition(struct ctx *c)
+{
+	char err[ERRLEN];
+	long wait = c->o.given & O_LOCK_TIMEOUT ? c->o.lock_timeout
+						: DEFAULT_LOCK_TIMEOUT;
+
+	if (dbpart_convert(c->conn, wait, stdout, err, sizeof(err)) < 0) {
+		errmsg("%s", err);
+		errmsg("the conversion stopped; nothing is lost: run 'convctl db "
+		       "partition' again to go on");
+		return EX_FAIL;
+	}
+	return EX_OK;
+}
+
+static int cmd_partition(struct ctx *c)
+{
+	int rc = prepare(c, true, true);
+
+	if (rc != EX_OK)
+		return rc;
+	if (!c->has_hist) {
+		errmsg("the database is not set up: run 'convctl db setup "
+		       "--layout partitioned'");
+		return EX_FAIL;
+	}
+	return partition(c);
+}
+
 static int cmd_setup(struct ctx *c)
 {
 	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
@@ -2425,6 +2460,8 @@ static int cmd_setup(struct ctx *c)
 		printf("the database is at head (%s)\n", cur);
 		retention_preview(c);
 	}
+	if (rc == EX_OK && c->o.partitioned)
+		rc = partition(c);
 out:
 	madopt_free(&a);
 	free(applied2);
@@ -3953,7 +3990,9 @@ struct command {
 	 O_LOCK_TIMEOUT)
 
 static const struct command commands[] = {
-	{"setup", cmd_setup, RUN_OPTS | O_LEGACY_TZ, 0, 0, ""},
+	{"setup", cmd_setup, RUN_OPTS | O_LEGACY_TZ | O_LAYOUT, 0, 0,
+	 " [--layout plain|partitioned]"},
+	{"partition", cmd_partition, O_LOCK_TIMEOUT, 0, 0, ""},
 	{"check", cmd_check, 0, 0, 0, ""},
 	{"status", cmd_status, 0, 0, 0, ""},
 	{"current", cmd_current, 0, 0, 0, ""},
@@ -3985,6 +4024,11 @@ static void usage(FILE *f)
 		"  setup                   create the history table, adopt a "
 		"legacy database,\n"
 		"                          upgrade to head (idempotent)\n"
+		"  setup --layout partitioned   the same, history partitioned "
+		"by month\n"
+		"  partition               convert the history to monthly "
+		"partitions (online,\n"
+		"                          resumable)\n"
 		"  check                   connection, server, schema state, "
 		"tables\n"
 		"  status | current | history | heads | branches | show REV\n"
@@ -4039,6 +4083,7 @@ static const struct optdef optdefs[] = {
 	{"legacy-timezone", O_LEGACY_TZ, true},
 	{"head", O_HEAD, true},
 	{"splice", O_SPLICE, false},
+	{"layout", O_LAYOUT, true},
 };
 
 static bool is_relative(const char *s)
@@ -4073,6 +4118,13 @@ static int set_opt(struct ctx *c, const struct optdef *d, const char *val)
 		break;
 	case O_HEAD:
 		c->o.head = val;
+		break;
+	case O_LAYOUT:
+		if (strcmp(val, "plain") && strcmp(val, "partitioned")) {
+			errmsg("--layout is plain or partitioned");
+			return EX_USAGE;
+		}
+		c->o.partitioned = strcmp(val, "partitioned") == 0;
 		break;
 	case O_LOCK_TIMEOUT: {
 		char *end;

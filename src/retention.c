@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "retention.h"
+#include "dbpart.h"
 #include "schema_check.h"
 
 /* pg_try_advisory_lock key shared by every convd on a database: "convd". */
@@ -23,7 +24,13 @@
 /* Until convd accepts the schema, nothing is deleted: checked again. */
 #define SCHEMA_WAIT_USEC (2 * USEC_PER_SEC)
 
-static const char sql_lock[] = "SELECT pg_try_advisory_lock(" RETENTION_LOCK_KEY ")";
+/* With the lock: whether the history is partitioned (dbpart.h). */
+static const char sql_lock[] = "SELECT pg_try_advisory_lock(" RETENTION_LOCK_KEY "), "
+	DBPART_IS_PARTITIONED_EXPR;
+/* Partitioned layout: the partitions wholly older than the cut-off are
+ * dropped first; the batches then find rows only in the partition the
+ * cut-off falls in. */
+static const char sql_drop[] = "SELECT " DBPART_DROP_FN "($1)";
 static const char sql_unlock[] = "SELECT pg_advisory_unlock(" RETENTION_LOCK_KEY ")";
 /*
  * Behind a transaction-mode pooler a session lock would stay on whichever
@@ -41,16 +48,17 @@ static const char sql_batch_xact[] =
 /* The created_at index gives the oldest rows first; each batch is one
  * short autocommit statement. */
 static const char sql_batch[] =
-	"DELETE FROM simple_conversation_history WHERE id IN ("
-	"SELECT id FROM simple_conversation_history WHERE created_at < $1"
-	" ORDER BY created_at LIMIT $2)";
+	"DELETE FROM simple_conversation_history WHERE (id, created_at) IN ("
+	"SELECT id, created_at FROM simple_conversation_history"
+	" WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
 /* What a run would delete, and how many messages there are. */
 static const char sql_count[] =
 	"SELECT count(*) FILTER (WHERE created_at < $1), count(*)"
 	" FROM simple_conversation_history";
 
 enum run_step {
-	STEP_IDLE, STEP_ACQUIRE, STEP_COUNT, STEP_LOCK, STEP_BATCH, STEP_UNLOCK
+	STEP_IDLE, STEP_ACQUIRE, STEP_COUNT, STEP_LOCK, STEP_DROP, STEP_BATCH,
+	STEP_UNLOCK
 };
 
 struct run {
@@ -61,6 +69,8 @@ struct run {
 	char batch[24];
 	bool xact_lock;			/* sql_batch_xact, no session lock */
 	uint64_t deleted;
+	uint64_t dropped;		/* of deleted: in dropped partitions */
+	bool partitioned;		/* the partitioned history layout */
 	usec_t started;
 	struct pool_waiter waiter;
 	struct pool_conn *pc;
@@ -176,7 +186,13 @@ static void retention_finish(bool ok)
 		ret.last_deleted = run->deleted;
 		ret.last_duration = took;
 		ret.last_run_real = clock_now_real();
-		if (run->deleted > 0 || req)
+		if ((run->deleted > 0 || req) && run->partitioned)
+			log_info("retention: deleted %" PRIu64 " messages older "
+				 "than %" PRId64 " days in %.3f s (%" PRIu64
+				 " of them in dropped partitions)",
+				 run->deleted, run->days, (double)took / 1e6,
+				 run->dropped);
+		else if (run->deleted > 0 || req)
 			log_info("retention: deleted %" PRIu64 " messages older "
 				 "than %" PRId64 " days in %.3f s",
 				 run->deleted, run->days, (double)took / 1e6);
@@ -290,6 +306,7 @@ static void retention_step_done(void *arg, struct pool_conn *pc,
 	if (st != POOL_OK) {
 		retention_fail(run->step == STEP_COUNT	? "counting" :
 			       run->step == STEP_LOCK	? "taking the lock" :
+			       run->step == STEP_DROP	? "dropping partitions" :
 			       run->step == STEP_BATCH	? "deleting" :
 							  "releasing the lock",
 			       msg);
@@ -309,6 +326,20 @@ static void retention_step_done(void *arg, struct pool_conn *pc,
 			retention_finish(true);
 			return;
 		}
+		if (PQnfields(res) == 2 && strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+			const char *vals[1] = {run->cutoff};
+
+			run->partitioned = true;
+			run->step = STEP_DROP;
+			retention_exec(sql_drop, 1, vals);
+			return;
+		}
+		retention_next_batch(-1, 0, NULL);
+		return;
+	case STEP_DROP:
+		if (PQntuples(res) == 1)
+			run->dropped = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		run->deleted += run->dropped;
 		retention_next_batch(-1, 0, NULL);
 		return;
 	case STEP_BATCH: {

@@ -88,7 +88,8 @@ def schema(pg):
                      "user": pg.user},
         "migrations": {"directory": convdtest.MIGRATIONS},
     })
-    r = convdtest.convctl("db", "setup", config=cfg)
+    r = convdtest.convctl("db", "setup", *convdtest.layout_args(),
+                          config=cfg)
     assert r.returncode == 0, r.stdout + r.stderr
     return pg
 

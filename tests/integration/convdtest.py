@@ -465,14 +465,23 @@ class Client:
         return resp[3]
 
 
-def setup_schema(pg, dbname=None):
+def layout_args():
+    """`convctl db setup`'s layout for the fixtures: CONVD_TEST_LAYOUT=
+    partitioned runs a suite on the partitioned history (test_partition.py
+    does so for the suites of every history method)."""
+    layout = os.environ.get("CONVD_TEST_LAYOUT")
+    return ("--layout", layout) if layout else ()
+
+
+def setup_schema(pg, dbname=None, layout=None):
     """Runs `convctl db setup` against database dbname of cluster pg."""
     cfg = write_config(os.path.join(pg.tmp, f"setup-{dbname or pg.dbname}.conf"), {
         "database": {"host": pg.sockdir, "port": pg.port,
                      "name": dbname or pg.dbname, "user": pg.user},
         "migrations": {"directory": MIGRATIONS},
     })
-    r = convctl("db", "setup", config=cfg)
+    args = ("--layout", layout) if layout else layout_args()
+    r = convctl("db", "setup", *args, config=cfg)
     if r.returncode != 0:
         raise RuntimeError(f"convctl db setup failed ({r.returncode}): "
                            f"{r.stdout}{r.stderr}")
