@@ -837,4 +837,7 @@ def test_large_results_checked_while_read(schema, convd_factory, big_user):
         [("export_history", "ok")] * 8), out
     peak = rss_peak(pid)
     if convdtest.own_allocator():	# ASan and valgrind keep freed memory
-        assert peak - base < budget_margin(), ((peak - base) >> 20)
+        # the export pages are answers (up to max_output_bytes each),
+        # held in output buffers under the budget: the documented bound
+        # is the budget plus the margin
+        assert peak - base < BUDGET + budget_margin(), ((peak - base) >> 20)
