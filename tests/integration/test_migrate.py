@@ -414,8 +414,9 @@ def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
     d = mkdb(migdir)
     # a rehearsal stops before a non-transactional revision (R2's
     # CREATE INDEX CONCURRENTLY): rehearse from there
-    r = d.ok("upgrade", "--try")
-    assert "non-transactional" in r.stderr
+    r = d.fails("upgrade", "--try")
+    assert R2 + " is non-transactional" in r.stderr
+    assert "cannot tell" in r.stderr
     assert "convd_schema_history" not in d.tables()
     d.ok("upgrade", R2)
     r = d.fails("upgrade", "--try")
@@ -713,8 +714,17 @@ def test_adopt_readme_shape(mkdb):
                    d.columns("user_thread_table"))
     r = d.fails("upgrade")                      # upgrade does not adopt
     assert "convctl db setup" in r.stderr
-    r = d.ok("setup", "--try")
+    # the rehearsal adopts and applies what it can, then stops before the
+    # non-transactional head (R2) and says so: exit 1
+    r = d.fails("setup", "--try")
     assert "would adopt" in r.stdout
+    assert "found: the seed's tables as made from its README SQL" in r.stdout
+    assert "every row is unchanged" in r.stdout
+    assert "would adopt the database as revision " + R1 in r.stdout
+    assert "would apply " + R1B in r.stdout
+    assert "1 of 2 revisions would apply" in r.stdout
+    assert R2 + " is non-transactional" in r.stderr
+    assert "cannot tell" in r.stderr
     assert "convd_schema_history" not in d.tables()
     r = d.ok("setup")
     assert "found: the seed's tables as made from its README SQL" in r.stdout

@@ -3,18 +3,23 @@
 behave, the real Alembic (python3-alembic).
 
 The helpers and fixtures are test_migrate's: a fresh database per test in
-the module's private cluster, and a private copy of the migrations.
+the module's private cluster, and a private copy of the migrations.  Where
+the point is the engine and not the shipped head, a test uses `twodir`:
+the first two shipped revisions only (R1 -> R1B, both transactional), so
+that the revisions it adds, and the steps and counts it expects, are its
+own and not those of the shipped non-transactional head R2.
 """
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
 
 import convdtest
 from test_migrate import (ALEMBIC_001, DB, LEGACY_DATA, LEGACY_README,  # noqa: F401
-                          R1, R2, data_rows, migdir, mkdb, write_rev)
+                          R1, R1B, R2, data_rows, migdir, mkdb, write_rev)
 
 # A statement that fails only while the database's setting says so, so
 # that a revision that applied once fails when it runs again.
@@ -26,6 +31,19 @@ FAIL_SWITCH = ("DO $$ BEGIN IF current_setting('convd_test.fail', true)"
 def switch(d, on):
     d.sql(f"ALTER DATABASE {d.name} SET convd_test.fail = "
           f"'{'on' if on else 'off'}'")
+
+
+@pytest.fixture
+def twodir(tmp_path):
+    """A private migrations directory with the first two shipped
+    revisions only: R1 -> R1B, both transactional, R1B the head."""
+    d = tmp_path / "migrations"
+    d.mkdir()
+    for f in os.listdir(convdtest.MIGRATIONS):
+        if f.startswith((R1 + "_", R1B + "_")) and f.endswith(".sql"):
+            shutil.copy(os.path.join(convdtest.MIGRATIONS, f), str(d))
+    assert len(os.listdir(str(d))) == 2
+    return str(d)
 
 
 def write_failing(migdir, rid, parent):
@@ -58,13 +76,13 @@ def dev(d, tmp_path, pg):
 
 # ------------------------------------------------- 6: --try = the real run
 
-def test_try_refuses_what_the_real_run_refuses(mkdb, migdir):
-    write_rev(migdir, "de57000000b1", R2, "drop a column",
+def test_try_refuses_what_the_real_run_refuses(mkdb, twodir):
+    write_rev(twodir, "de57000000b1", R1B, "drop a column",
               "ALTER TABLE simple_conversation_history DROP role;",
               "ALTER TABLE simple_conversation_history"
               " ADD COLUMN role varchar(20);")
-    d = mkdb(migdir)
-    d.ok("upgrade", R2)
+    d = mkdb(twodir)
+    d.ok("upgrade", R1B)
     real = d.fails("upgrade", "--try")
     assert "drops a column" in real.stderr
     assert "--allow-destructive" in real.stderr
@@ -73,7 +91,7 @@ def test_try_refuses_what_the_real_run_refuses(mkdb, migdir):
     assert "would apply de57000000b1" in r.stdout
     assert any(c.startswith("role ") for c in
                d.columns("simple_conversation_history"))
-    assert d.applied() == sorted([R1, R2])
+    assert d.applied() == sorted([R1, R1B])
 
 
 def test_try_runs_the_guard(mkdb, migdir):
@@ -95,46 +113,46 @@ def test_try_runs_the_guard(mkdb, migdir):
         d.columns("user_thread_table")
 
 
-def test_try_fails_before_a_nontransactional_revision(mkdb, migdir):
-    write_rev(migdir, "c1c1000000b3", R2, "concurrent index",
+def test_try_fails_before_a_nontransactional_revision(mkdb, twodir):
+    write_rev(twodir, "c1c1000000b3", R1B, "concurrent index",
               "CREATE INDEX CONCURRENTLY uth_thread_idx"
               " ON user_thread_table (thread_id);",
               "DROP INDEX CONCURRENTLY uth_thread_idx;",
               transactional=False)
-    write_rev(migdir, "c1c1000000b4", "c1c1000000b3", "a column",
+    write_rev(twodir, "c1c1000000b4", "c1c1000000b3", "a column",
               "ALTER TABLE user_thread_table ADD COLUMN note text;",
               "ALTER TABLE user_thread_table DROP COLUMN note;")
-    d = mkdb(migdir)
+    d = mkdb(twodir)
     d.ok("upgrade", R1)
     r = d.fails("upgrade", "--try")
-    assert "would apply " + R2 in r.stdout
+    assert "would apply " + R1B in r.stdout
     assert "1 of 3 revisions would apply" in r.stdout
     assert "c1c1000000b3 is non-transactional" in r.stderr
     assert "cannot tell" in r.stderr
     assert d.applied() == [R1]
     assert "uth_thread_idx" not in d.indexes()
     # the revisions it cannot run are still checked as the real run would
-    write_rev(migdir, "c1c1000000b4", "c1c1000000b3", "a column",
+    write_rev(twodir, "c1c1000000b4", "c1c1000000b3", "a column",
               "ALTER TABLE user_thread_table ADD COLUMN note text;\nCOMMIT;",
               "ALTER TABLE user_thread_table DROP COLUMN note;")
     r = d.fails("upgrade", "--try")
     assert "must not begin or end a transaction" in r.stderr
 
 
-def test_try_records_the_history_as_the_real_run(mkdb, migdir):
+def test_try_records_the_history_as_the_real_run(mkdb, twodir):
     # The real run makes the history table first and records each
     # revision in it: a revision that clashes with it fails there, and so
     # does the rehearsal.
-    write_rev(migdir, "c1a5000000b9", R2, "clashes with the history",
+    write_rev(twodir, "c1a5000000b9", R1B, "clashes with the history",
               "CREATE TABLE convd_schema_history (x int);", "")
-    d = mkdb(migdir)
+    d = mkdb(twodir)
     tried = d.fails("upgrade", "--try")
     assert "already exists" in tried.stderr
     assert "2 of 3 revisions would apply" in tried.stdout
     assert "convd_schema_history" not in d.tables()
     real = d.fails("upgrade")
     assert "already exists" in real.stderr
-    d.ok("upgrade", R2, "--try")
+    d.ok("upgrade", R1B, "--try")
     assert "convd_schema_history" in d.tables()     # the real run's
 
 
@@ -163,17 +181,25 @@ def test_try_runs_the_adoptions_checks(mkdb):
     assert d.sql("SELECT md5(string_agg(content, ',' ORDER BY id))"
                  " FROM simple_conversation_history") == before
     d.sql("DROP EVENT TRIGGER bump")
-    r = d.ok("setup", "--try")
+    # against the shipped head the rehearsal adopts and applies what it
+    # can, then stops before the non-transactional R2 and says so (exit 1)
+    r = d.fails("setup", "--try")
     assert "would adopt the database as revision " + R1 in r.stdout
+    assert "every row is unchanged" in r.stdout
+    assert "would apply " + R1B in r.stdout
+    assert "1 of 2 revisions would apply" in r.stdout
+    assert R2 + " is non-transactional" in r.stderr
+    assert "cannot tell" in r.stderr
+    assert "adoption would fail" not in r.stderr
     assert "convd_schema_history" not in d.tables()
     d.ok("setup")
 
 
 # ------------------------------------------------ 8: reset, all or nothing
 
-def test_reset_is_one_transaction(mkdb, migdir, pg, tmp_path):
-    write_failing(migdir, "f0f0000000b5", R2)
-    d = reset_db(mkdb, migdir, pg, tmp_path)
+def test_reset_is_one_transaction(mkdb, twodir, pg, tmp_path):
+    write_failing(twodir, "f0f0000000b5", R1B)
+    d = reset_db(mkdb, twodir, pg, tmp_path)
     r = d.fails("reset", "--yes")
     assert "reverted " + R1 in r.stdout       # ran, then rolled back
     assert "told to fail" in r.stderr
@@ -182,25 +208,25 @@ def test_reset_is_one_transaction(mkdb, migdir, pg, tmp_path):
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
     assert d.sql("SELECT count(*) FROM user_thread_table") == "2"
     assert "extra" in d.tables()
-    assert d.applied() == sorted([R1, R2, "f0f0000000b5"])
+    assert d.applied() == sorted([R1, R1B, "f0f0000000b5"])
     switch(d, False)
     r = d.ok("reset", "--yes")
     assert "in one transaction" in r.stdout
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "0"
-    assert d.applied() == sorted([R1, R2, "f0f0000000b5"])
+    assert d.applied() == sorted([R1, R1B, "f0f0000000b5"])
 
 
 def test_reset_with_a_nontransactional_revision_says_where(
-        mkdb, migdir, pg, tmp_path):
-    write_rev(migdir, "c1c1000000b6", R2, "concurrent index",
+        mkdb, twodir, pg, tmp_path):
+    write_rev(twodir, "c1c1000000b6", R1B, "concurrent index",
               "CREATE INDEX CONCURRENTLY uth_thread_idx"
               " ON user_thread_table (thread_id);",
               "DROP INDEX CONCURRENTLY IF EXISTS uth_thread_idx;",
               transactional=False)
-    write_failing(migdir, "f0f0000000b7", "c1c1000000b6")
-    d = reset_db(mkdb, migdir, pg, tmp_path)
+    write_failing(twodir, "f0f0000000b7", "c1c1000000b6")
+    d = reset_db(mkdb, twodir, pg, tmp_path)
     r = d.fails("reset", "--yes")
-    # down: f0f0 | c1c1 (alone) | R2 R1 + up: R1 R2 | c1c1 (alone) | f0f0
+    # down: f0f0 | c1c1 (alone) | R1B R1 + up: R1 R1B | c1c1 (alone) | f0f0
     assert "stopped at step 8 of 8, applying revision f0f0000000b7" \
         in r.stderr, r.stderr
     assert "the 7 steps before it (4 reverts, 3 applies) are committed" \
@@ -208,28 +234,28 @@ def test_reset_with_a_nontransactional_revision_says_where(
     assert "the database is now at c1c1000000b6" in r.stderr
     assert "run 'convctl db reset --yes' again" in r.stderr
     assert "extra" not in d.tables()
-    assert d.applied() == sorted([R1, R2, "c1c1000000b6"])
+    assert d.applied() == sorted([R1, R1B, "c1c1000000b6"])
     switch(d, False)
     d.ok("reset", "--yes")
-    assert d.applied() == sorted([R1, R2, "c1c1000000b6", "f0f0000000b7"])
+    assert d.applied() == sorted([R1, R1B, "c1c1000000b6", "f0f0000000b7"])
     assert "extra" in d.tables() and "uth_thread_idx" in d.indexes()
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "0"
     d.ok("check")
 
 
 def test_reset_rolls_back_when_a_revision_cannot_run(
-        mkdb, migdir, pg, tmp_path):
-    d = dev(mkdb(migdir), tmp_path, pg)
+        mkdb, twodir, pg, tmp_path):
+    d = dev(mkdb(twodir), tmp_path, pg)
     d.ok("setup")
     data_rows(d)
     # a revision whose SQL does not split: reset fails inside its
     # transaction, and nothing was reverted
-    write_rev(migdir, "b0b0000000b8", R2, "broken",
+    write_rev(twodir, "b0b0000000b8", R1B, "broken",
               "CREATE TABLE broken ('unterminated;", "")
     r = d.fails("reset", "--yes")
     assert "unterminated" in r.stderr and "nothing was changed" in r.stderr
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
-    assert d.applied() == sorted([R1, R2])
+    assert d.applied() == sorted([R1, R1B])
 
 
 # ------------------------------------------------------ 10: two heads
@@ -278,11 +304,11 @@ class Alembic:
                       if line.strip() and not line.startswith("INFO"))
 
 
-def test_relative_upgrade_walks_like_alembic(mkdb, migdir, pg, tmp_path):
-    # R1 -> R2 -> aaaa, and a branch from R1 made with --head R1 --splice
-    write_rev(migdir, "aaaa000000c1", R2, "on the line of R2",
+def test_relative_upgrade_walks_like_alembic(mkdb, twodir, pg, tmp_path):
+    # R1 -> R1B -> aaaa, and a branch from R1 made with --head R1 --splice
+    write_rev(twodir, "aaaa000000c1", R1B, "on the line of R1B",
               "CREATE TABLE ta (a int);", "DROP TABLE ta;")
-    d = mkdb(migdir)
+    d = mkdb(twodir)
     r = d.fails("migrate", "-m", "side branch", "--head", R1)
     assert "not a head" in r.stderr and "--splice" in r.stderr
     r = d.ok("migrate", "-m", "side branch", "--head", R1, "--splice")
@@ -290,11 +316,11 @@ def test_relative_upgrade_walks_like_alembic(mkdb, migdir, pg, tmp_path):
     assert json.loads(d.ok("show", side, "--json").stdout)["parents"] == [R1]
     r = d.ok("branches")
     assert r.stdout.startswith(R1 + " (branch point)")
-    assert f"-> {R2} " in r.stdout and f"-> {side} (head)" in r.stdout
+    assert f"-> {R1B} " in r.stdout and f"-> {side} (head)" in r.stdout
     b = json.loads(d.ok("branches", "--json").stdout)["branches"]
     assert [x["revision"] for x in b] == [R1]
     assert {(c["revision"], c["head"]) for c in b[0]["children"]} == \
-        {(R2, False), (side, True)}
+        {(R1B, False), (side, True)}
 
     # the same graph in Alembic: x1 -> x2 -> xa, x1 -> xc
     a = Alembic(pg, tmp_path, d.name)
@@ -312,7 +338,7 @@ def test_relative_upgrade_walks_like_alembic(mkdb, migdir, pg, tmp_path):
     assert ra.returncode != 0 and "Ambiguous walk" in ra.stdout
     assert "ambiguous" in r.stderr
     assert "aaaa000000c1" in r.stderr and side in r.stderr   # the heads
-    assert R2 in r.stderr                  # and what could come next
+    assert R1B in r.stderr                 # and what could come next
     assert d.applied() == [R1] and a.current() == ["x1"]
     # and from base, a walk through the branch point too
     d.ok("downgrade", "base", "--allow-destructive")
@@ -322,12 +348,12 @@ def test_relative_upgrade_walks_like_alembic(mkdb, migdir, pg, tmp_path):
     d.ok("upgrade", "+1")
     assert a.run("upgrade", "+1").returncode == 0
     assert d.applied() == [R1] and a.current() == ["x1"]
-    # on the line of R2, +1 follows it, as Alembic does
-    d.ok("upgrade", R2)
+    # on the line of R1B, +1 follows it, as Alembic does
+    d.ok("upgrade", R1B)
     a.run("upgrade", "x2")
     d.ok("upgrade", "+1")
     assert a.run("upgrade", "+1").returncode == 0
-    assert d.applied() == sorted([R1, R2, "aaaa000000c1"])
+    assert d.applied() == sorted([R1, R1B, "aaaa000000c1"])
     assert "xa" in a.current()
     # nothing follows a head: refused, where it used to take the side
     # branch
@@ -354,29 +380,29 @@ def run_script(d, sql):
     assert r.returncode == 0, r.stderr
 
 
-def test_offline_sql_ranges_need_no_database(mkdb, migdir, tmp_path):
-    write_rev(migdir, "c1c1000000d1", R2, "concurrent index",
+def test_offline_sql_ranges_need_no_database(mkdb, twodir, tmp_path):
+    write_rev(twodir, "c1c1000000d1", R1B, "concurrent index",
               "CREATE INDEX CONCURRENTLY uth_thread_idx"
               " ON user_thread_table (thread_id);",
               "DROP INDEX CONCURRENTLY uth_thread_idx;",
               transactional=False)
-    write_rev(migdir, "7e57000000d2", "c1c1000000d1",
+    write_rev(twodir, "7e57000000d2", "c1c1000000d1",
               "it's a back\\slash and 中文",
               "CREATE TABLE extra (x int);", "DROP TABLE extra;")
     # nothing to connect to: a socket directory that does not exist
     off = DB.__new__(DB)
     off.conf = convdtest.write_config(str(tmp_path / "offline.conf"), {
         "database": {"host": "/nonexistent-convd-socket", "name": "none"},
-        "migrations": {"directory": migdir}})
+        "migrations": {"directory": twodir}})
     assert off.db("check").returncode == 3
     up = off.db("upgrade", "base:head", "--sql")
     assert up.returncode == 0, up.stderr
     assert "written without a database" in up.stdout
     assert "CREATE TABLE IF NOT EXISTS convd_schema_history" in up.stdout
 
-    d = mkdb(migdir)
+    d = mkdb(twodir)
     run_script(d, up.stdout)
-    assert d.applied() == sorted([R1, R2, "c1c1000000d1", "7e57000000d2"])
+    assert d.applied() == sorted([R1, R1B, "c1c1000000d1", "7e57000000d2"])
     assert "uth_thread_idx" in d.indexes() and "extra" in d.tables()
     assert d.sql("SELECT message FROM convd_schema_history WHERE"
                  " revision = '7e57000000d2'") == "it's a back\\slash and 中文"
@@ -386,13 +412,13 @@ def test_offline_sql_ranges_need_no_database(mkdb, migdir, tmp_path):
     d.ok("check")
     d.ok("verify")                              # the checksums match
 
-    down = off.db("downgrade", "head:" + R2, "--sql")
+    down = off.db("downgrade", "head:" + R1B, "--sql")
     assert down.returncode == 0, down.stderr
     run_script(d, down.stdout)
-    assert d.applied() == sorted([R1, R2])
+    assert d.applied() == sorted([R1, R1B])
     assert "uth_thread_idx" not in d.indexes() and "extra" not in d.tables()
 
-    up2 = off.db("upgrade", R2 + ":head", "--sql")
+    up2 = off.db("upgrade", R1B + ":head", "--sql")
     assert up2.returncode == 0, up2.stderr
     assert "CREATE TABLE IF NOT EXISTS convd_schema_history" \
         not in up2.stdout
@@ -407,15 +433,15 @@ def test_offline_sql_ranges_need_no_database(mkdb, migdir, tmp_path):
     for rid, parent in (("x1", None), ("x2", "x1"), ("x3", "x2"),
                         ("x4", "x3")):
         a.rev(rid, parent)
-    mine = {R1: "x1", R2: "x2", "c1c1000000d1": "x3", "7e57000000d2": "x4"}
+    mine = {R1: "x1", R1B: "x2", "c1c1000000d1": "x3", "7e57000000d2": "x4"}
 
     def ran(text, word):
         return [mine[line[len(word) + 4:].split()[0].rstrip(":")]
                 for line in text.splitlines()
                 if line.startswith(f"-- {word} ")]
 
-    for rng, arng, up_ in ((R2 + ":head", "x2:head", True),
-                           ("base:" + R2, "base:x2", True),
+    for rng, arng, up_ in ((R1B + ":head", "x2:head", True),
+                           ("base:" + R1B, "base:x2", True),
                            ("head:" + R1, "x4:x1", False)):
         r = a.run("upgrade" if up_ else "downgrade", arng, "--sql")
         assert r.returncode == 0, r.stdout
@@ -431,7 +457,7 @@ def test_offline_sql_ranges_need_no_database(mkdb, migdir, tmp_path):
     assert off.db("upgrade", "base:head").returncode == 2
     assert off.db("downgrade", "head:base", "--try").returncode == 2
     assert off.db("upgrade", "+1:head", "--sql").returncode == 2
-    r = off.db("downgrade", R1 + ":" + R2, "--sql")
+    r = off.db("downgrade", R1 + ":" + R1B, "--sql")
     assert r.returncode == 1 and "not applied" in r.stderr
 
 
