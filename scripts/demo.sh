@@ -4,16 +4,23 @@
 # unprivileged user postgres, Unix socket only, in a temp dir), creates the
 # schema with `convctl db setup`, starts convd, stores a conversation and
 # reads it back.  Everything it started is stopped and removed at the end.
+# CONVD_DEMO_BUILT=1 (with CONVD_BUILD): use that build as it is, install
+# and build nothing (tests/integration/test_demo.py runs the demo so).
 . "$(dirname "$0")/common.sh"
 
-install_deps
-build
+if [ "${CONVD_DEMO_BUILT:-}" != 1 ]; then
+	install_deps
+	build
+fi
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 WORK=$(mktemp -d /tmp/convd-demo.XXXXXX)
 chmod 755 "$WORK"
 chown postgres: "$WORK"
 PGDATA=$WORK/pg
+# convd's socket directory: root's (convd refuses a directory that another
+# user could change: $WORK is postgres's)
+mkdir -m 755 "$WORK/run"
 CONVD_PID=
 cleanup() {
 	[ -n "$CONVD_PID" ] && kill "$CONVD_PID" 2>/dev/null && wait "$CONVD_PID" 2>/dev/null
@@ -36,7 +43,7 @@ name = convd
 user = postgres
 
 [server]
-socket = $WORK/convd.sock
+socket = $WORK/run/convd.sock
 
 [migrations]
 directory = $TOP/migrations
@@ -49,13 +56,13 @@ echo "== starting convd"
 "$BUILD/convd" -c "$WORK/convd.conf" 2>"$WORK/convd.log" &
 CONVD_PID=$!
 i=0
-until "$BUILD/convctl" -s "$WORK/convd.sock" ping >/dev/null 2>&1; do
+until "$BUILD/convctl" -s "$WORK/run/convd.sock" ping >/dev/null 2>&1; do
 	i=$((i + 1))
 	if [ $i -gt 100 ]; then cat "$WORK/convd.log"; exit 1; fi
 	sleep 0.1
 done
 
-export CONVD_SOCKET="$WORK/convd.sock"
+export CONVD_SOCKET="$WORK/run/convd.sock"
 echo "== storing a conversation"
 set -x
 "$BUILD/convctl" add U1234 anthropic user "Hello! What's the capital of Taiwan?"
