@@ -637,7 +637,8 @@ static void client_start_request(struct client *c, const struct rpc_msg *m,
 			v->s.len = strlen(r->ints[i]);
 			continue;
 		}
-		memcpy(p, v->s.p, v->s.len);
+		if (v->s.len > 0)	/* a boolean has no text (s.p NULL) */
+			memcpy(p, v->s.p, v->s.len);
 		p[v->s.len] = '\0';
 		v->s.p = p;
 		p += v->s.len + 1;
