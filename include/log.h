@@ -59,17 +59,29 @@ void log_msg_rl(struct log_ratelimit *rl, enum log_level level,
 /* Logs the counts of windows that have ended. */
 void log_ratelimit_flush(void);
 
-#define log_warn_rl(rl, ...) log_msg_rl((rl), LOG_LVL_WARNING, __VA_ARGS__)
-#define log_info_rl(rl, ...) log_msg_rl((rl), LOG_LVL_INFO, __VA_ARGS__)
-
-#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_LVL_WARNING, __VA_ARGS__)
-#define log_notice(...) log_msg(LOG_LVL_NOTICE, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
-#define log_debug(...)                                      \
-	do {                                                \
-		if (log_enabled(LOG_LVL_DEBUG))             \
-			log_msg(LOG_LVL_DEBUG, __VA_ARGS__); \
+#define LOG_AT_RL(rl, lvl, ...)                               \
+	do {                                                  \
+		if (log_enabled(lvl))                         \
+			log_msg_rl((rl), (lvl), __VA_ARGS__); \
 	} while (0)
+
+#define log_warn_rl(rl, ...) LOG_AT_RL((rl), LOG_LVL_WARNING, __VA_ARGS__)
+#define log_info_rl(rl, ...) LOG_AT_RL((rl), LOG_LVL_INFO, __VA_ARGS__)
+
+/*
+ * Every level is checked before its arguments are evaluated or formatted:
+ * an argument with a side effect must never be placed in a log call.
+ */
+#define LOG_AT(lvl, ...)                                  \
+	do {                                              \
+		if (log_enabled(lvl))                     \
+			log_msg((lvl), __VA_ARGS__);      \
+	} while (0)
+
+#define log_error(...) LOG_AT(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_warn(...) LOG_AT(LOG_LVL_WARNING, __VA_ARGS__)
+#define log_notice(...) LOG_AT(LOG_LVL_NOTICE, __VA_ARGS__)
+#define log_info(...) LOG_AT(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) LOG_AT(LOG_LVL_DEBUG, __VA_ARGS__)
 
 #endif

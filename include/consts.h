@@ -1,0 +1,31 @@
+/*
+ * consts.h - named constants that more than one module uses: table names,
+ * SQLSTATE codes, advisory lock keys.  A value used by one module only
+ * stays in that module; one used by two or more lives here.
+ *
+ * Append to the section a constant belongs to; keep one per line.
+ */
+#ifndef CONVD_CONSTS_H
+#define CONVD_CONSTS_H
+
+/* --- tables (schema.sql) */
+#define CONVD_T_HISTORY "simple_conversation_history"
+#define CONVD_T_THREADS "user_thread_table"
+
+/* --- SQLSTATE codes (PostgreSQL Appendix A) */
+#define SQLSTATE_QUERY_CANCELED "57014"
+#define SQLSTATE_UNIQUE_VIOLATION "23505"
+#define SQLSTATE_UNDEFINED_TABLE "42P01"
+#define SQLSTATE_READ_ONLY_TRANSACTION "25006"
+#define SQLSTATE_INVALID_SQL_STATEMENT_NAME "26000"
+#define SQLSTATE_DUPLICATE_PREPARED_STATEMENT "42P05"
+#define SQLSTATE_TOO_MANY_CONNECTIONS "53300"
+#define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+
+/* --- advisory lock keys ("convd" then a number, as bigint) */
+/* convctl db: one migration at a time. */
+#define CONVD_LOCK_MIGRATE 0x636F6E7664000001LL
+/* retention: one cleanup run across every convd on a database. */
+#define CONVD_LOCK_RETENTION 6567004532868204132LL
+
+#endif
