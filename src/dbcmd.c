@@ -44,6 +44,7 @@
 #include "migrate_sql.h"
 #include "schema.h"
 #include "dbpart.h"
+#include "migrate_part.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -1069,7 +1070,7 @@ static int run_nontransactional(struct ctx *c, int idx, bool up,
 			free(st);
 			return EX_FAIL;
 		}
-		r = PQexec(c->conn, one);
+		r = migrate_part_exec(c->conn, one);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK &&
 		    PQresultStatus(r) != PGRES_TUPLES_OK &&
 		    PQresultStatus(r) != PGRES_EMPTY_QUERY) {
