@@ -47,9 +47,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "consts.h"
 #include "dbpart.h"
 
-#define H "simple_conversation_history"
+#define H CONVD_T_HISTORY
 #define KEYS H "_keys"
 #define NEWT H "_new"
 /* the names as LIKE patterns (_ escaped) */
@@ -244,7 +245,7 @@ static CONVD_WUR int run_locked(PGconn *conn, const char *what,
 			return -1;
 		r = PQexec(conn, sql);
 		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-		retry = state && strcmp(state, "55P03") == 0 && t + 1 < tries;
+		retry = state && strcmp(state, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && t + 1 < tries;
 		if (finish(conn, what, r, want, err, errlen) == 0) {
 			if (run(conn, what, "COMMIT", NULL, err, errlen) == 0)
 				return 0;
