@@ -122,7 +122,7 @@ int convctl_admin_stats(struct convctl_ctx *x, int argc CONVD_UNUSED,
 	if (x->o->prometheus) {
 		rc = convctl_prom_print(x->out, &r.result);
 	} else if (x->o->json) {
-		convctl_json_value(x->out, &r.result);
+		convctl_json_value(&x->json, &r.result);
 		fputc('\n', x->out);
 		rc = EXIT_SUCCESS;
 	} else {
@@ -144,7 +144,7 @@ int convctl_admin_health(struct convctl_ctx *x, int argc CONVD_UNUSED,
 	if (st != CONVC_OK)
 		return convctl_conn_report(st, &e);
 	if (x->o->json) {
-		convctl_json_value(x->out, &r.result);
+		convctl_json_value(&x->json, &r.result);
 		fputc('\n', x->out);
 		rc = EXIT_SUCCESS;
 	} else {

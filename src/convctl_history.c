@@ -95,7 +95,7 @@ int convctl_history_add(struct convctl_ctx *x, int argc CONVD_UNUSED,
 		return convctl_conn_report(st, &e);
 	if (x->o->json) {
 		fprintf(x->out, "{\"id\":%" PRId64 ",\"created_at\":", id);
-		convctl_json_time(x->out, at);
+		convctl_json_time(&x->json, at);
 		fputs("}\n", x->out);
 	} else {
 		convctl_time_format(tbuf, sizeof(tbuf), at, 3);
@@ -121,14 +121,14 @@ int convctl_history_show(struct convctl_ctx *x, int argc CONVD_UNUSED,
 		for (size_t i = 0; i < n; i++) {
 			fprintf(x->out, "%s{\"id\":%" PRId64 ",\"role\":",
 				i ? "," : "", m[i].id);
-			convctl_json_cstr(x->out, m[i].role);
+			json_cstr(&x->json, m[i].role);
 			fputs(",\"content\":", x->out);
-			convctl_json_str(x->out, m[i].content,
+			json_str(&x->json, m[i].content,
 					 m[i].content_len);
 			fputs(",\"created_at\":", x->out);
-			convctl_json_time(x->out, m[i].created_at_usec);
+			convctl_json_time(&x->json, m[i].created_at_usec);
 			fputs(",\"provider\":", x->out);
-			convctl_json_cstr(x->out, m[i].provider);
+			json_cstr(&x->json, m[i].provider);
 			fputc('}', x->out);
 		}
 		fputs("]\n", x->out);
@@ -212,11 +212,11 @@ int convctl_history_user_stats(struct convctl_ctx *x, int argc CONVD_UNUSED,
 
 			if (i)
 				fputc(',', x->out);
-			convctl_json_cstr(x->out, p->provider);
+			json_cstr(&x->json, p->provider);
 			fprintf(x->out, ":{\"message_count\":%" PRId64
 				",\"last_message_at\":", p->message_count);
 			if (p->has_last_message)
-				convctl_json_time(x->out,
+				convctl_json_time(&x->json,
 						  p->last_message_at_usec);
 			else
 				fputs("null", x->out);

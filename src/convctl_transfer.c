@@ -88,21 +88,21 @@ int convctl_transfer_export(struct convctl_ctx *x, int argc CONVD_UNUSED,
 
 			fprintf(x->out, "{\"id\":%" PRId64 ",\"user_id\":",
 				m[i].id);
-			convctl_json_cstr(x->out, argv[1]);
+			json_cstr(&x->json, argv[1]);
 			fputs(",\"platform\":", x->out);
-			convctl_json_cstr(x->out, platform);
+			json_cstr(&x->json, platform);
 			fputs(",\"provider\":", x->out);
-			convctl_json_cstr(x->out, m[i].provider);
+			json_cstr(&x->json, m[i].provider);
 			fputs(",\"role\":", x->out);
-			convctl_json_cstr(x->out, m[i].role);
+			json_cstr(&x->json, m[i].role);
 			fputs(",\"content\":", x->out);
-			convctl_json_str(x->out, m[i].content,
+			json_str(&x->json, m[i].content,
 					 m[i].content_len);
 			fputs(",\"created_at\":", x->out);
-			convctl_json_time(x->out, m[i].created_at_usec);
+			convctl_json_time(&x->json, m[i].created_at_usec);
 			if (key && key->type == MSGPACK_OBJECT_STR) {
 				fputs(",\"idempotency_key\":", x->out);
-				convctl_json_str(x->out, key->via.str.ptr,
+				json_str(&x->json, key->via.str.ptr,
 						 key->via.str.size);
 			}
 			fputs("}\n", x->out);
