@@ -137,9 +137,6 @@ enum client_wire_scan_result {
 	CLIENT_WIRE_TOO_LARGE,		/* would exceed the limit */
 };
 
-/* The big-endian unsigned integer of n bytes at p. */
-uint64_t client_wire_be(const unsigned char *p, unsigned n);
-
 /*
  * Continues scanning one object in p[0..avail) from *st (start with
  * {0, 1}).  limit bounds the object's size: every value still expected
