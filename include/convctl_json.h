@@ -8,10 +8,16 @@
 
 #include <msgpack.h>
 
+#include "convd/client.h"
 #include "json.h"
 
 /* A time as an ISO 8601 UTC string with microseconds. */
 void convctl_json_time(struct json *j, int64_t usec);
+
+/* The members "role", "content", "created_at" of a message (json.h's
+ * *first rule for the separator). */
+void convctl_json_message(struct json *j, bool *first,
+			  const struct convc_message *m);
 
 /*
  * msgpack -> JSON: timestamps as ISO 8601 strings (microseconds), binary

@@ -117,18 +117,19 @@ int convctl_history_show(struct convctl_ctx *x, int argc CONVD_UNUSED,
 	if (st != CONVC_OK)
 		return convctl_conn_report(st, &e);
 	if (x->o->json) {
+		bool elem = true;
+
 		fputc('[', x->out);
 		for (size_t i = 0; i < n; i++) {
-			fprintf(x->out, "%s{\"id\":%" PRId64 ",\"role\":",
-				i ? "," : "", m[i].id);
-			json_cstr(&x->json, m[i].role);
-			fputs(",\"content\":", x->out);
-			json_str(&x->json, m[i].content,
-					 m[i].content_len);
-			fputs(",\"created_at\":", x->out);
-			convctl_json_time(&x->json, m[i].created_at_usec);
-			fputs(",\"provider\":", x->out);
-			json_cstr(&x->json, m[i].provider);
+			bool first = true;
+
+			json_sep(&x->json, &elem);
+			fputc('{', x->out);
+			json_key(&x->json, &first, "id");
+			json_int(&x->json, m[i].id);
+			convctl_json_message(&x->json, &first, &m[i]);
+			json_kv_str(&x->json, &first, "provider",
+				    m[i].provider);
 			fputc('}', x->out);
 		}
 		fputs("]\n", x->out);

@@ -86,24 +86,20 @@ int convctl_transfer_export(struct convctl_ctx *x, int argc CONVD_UNUSED,
 				&reply.result.via.array.ptr[i],
 				"idempotency_key");
 
-			fprintf(x->out, "{\"id\":%" PRId64 ",\"user_id\":",
-				m[i].id);
-			json_cstr(&x->json, argv[1]);
-			fputs(",\"platform\":", x->out);
-			json_cstr(&x->json, platform);
-			fputs(",\"provider\":", x->out);
-			json_cstr(&x->json, m[i].provider);
-			fputs(",\"role\":", x->out);
-			json_cstr(&x->json, m[i].role);
-			fputs(",\"content\":", x->out);
-			json_str(&x->json, m[i].content,
-					 m[i].content_len);
-			fputs(",\"created_at\":", x->out);
-			convctl_json_time(&x->json, m[i].created_at_usec);
+			bool first = true;
+
+			fputc('{', x->out);
+			json_key(&x->json, &first, "id");
+			json_int(&x->json, m[i].id);
+			json_kv_str(&x->json, &first, "user_id", argv[1]);
+			json_kv_str(&x->json, &first, "platform", platform);
+			json_kv_str(&x->json, &first, "provider",
+				    m[i].provider);
+			convctl_json_message(&x->json, &first, &m[i]);
 			if (key && key->type == MSGPACK_OBJECT_STR) {
-				fputs(",\"idempotency_key\":", x->out);
+				json_key(&x->json, &first, "idempotency_key");
 				json_str(&x->json, key->via.str.ptr,
-						 key->via.str.size);
+					 key->via.str.size);
 			}
 			fputs("}\n", x->out);
 		}
