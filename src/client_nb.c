@@ -2,7 +2,6 @@
  * client_nb.c - the non-blocking mode: the descriptor and events to watch,
  * the next deadline, convc_process.
  */
-
 #include "client_internal.h"
 
 int convc_fd(const struct convc *c)
