@@ -185,7 +185,14 @@ bool client_wire_scalar(const unsigned char *p, size_t len, size_t hlen,
 /* client_request.c: building and queueing requests */
 
 /* The outstanding request msgid, or NULL. */
-struct client_pending *client_request_find(struct convc *c, uint32_t msgid);
+static inline struct client_pending *client_request_find(struct convc *c,
+							uint32_t msgid)
+{
+	for (size_t i = 0; i < c->npend; i++)
+		if (c->pend[i].msgid == msgid)
+			return &c->pend[i];
+	return NULL;
+}
 
 /* Forgets the outstanding request msgid. */
 void client_request_remove(struct convc *c, uint32_t msgid);
