@@ -57,8 +57,7 @@ static int cleanup_dry_run(struct convctl_ctx *x)
 	     (msgpack_pack_str_with_body(&pk, "days_to_keep", 12) < 0 ||
 	      msgpack_pack_int64(&pk, x->o->days) < 0))) {
 		msgpack_sbuffer_destroy(&buf);
-		fprintf(stderr, "convctl: out of memory\n");
-		return EXIT_FAILURE;
+		return convctl_nomem();
 	}
 	st = convc_call(x->c, "cleanup_old_conversations", buf.data, buf.size,
 			&r, &e);

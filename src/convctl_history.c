@@ -22,10 +22,8 @@ static int read_stdin(char **text, size_t *len)
 	size_t cap = 65536, n = 0;
 	char *p = malloc(cap);
 
-	if (!p) {
-		fprintf(stderr, "%s: out of memory\n", convctl_progname);
-		return EXIT_FAILURE;
-	}
+	if (!p)
+		return convctl_nomem();
 	for (;;) {
 		size_t got;
 
@@ -38,9 +36,7 @@ static int read_stdin(char **text, size_t *len)
 			q = realloc(p, cap);
 			if (!q) {
 				free(p);
-				fprintf(stderr, "%s: out of memory\n",
-					convctl_progname);
-				return EXIT_FAILURE;
+				return convctl_nomem();
 			}
 			p = q;
 		}

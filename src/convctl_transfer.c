@@ -135,8 +135,7 @@ static int read_line(FILE *in, struct buf *line, bool *too_long)
 		}
 		buf_add(line, &ch, 1);
 		if (line->nomem) {
-			fprintf(stderr, "%s: out of memory\n",
-				convctl_progname);
+			convctl_nomem();
 			return -1;
 		}
 	}
