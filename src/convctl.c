@@ -56,7 +56,13 @@ static const char usage_options[] =
 	"      --dry-run         cleanup: count what would be deleted, delete "
 	"nothing\n"
 	"      --prometheus      stats: Prometheus text format\n"
-	"      --provider NAME   export: only the messages with this provider\n"
+	"      --provider NAME   export: only the messages with this provider;\n"
+	"                        conversations: only this provider's\n"
+	"      --conversation ID history, state: that conversation (default:\n"
+	"                        the default one)\n"
+	"      --expected-version N  state set: only if the state's version is "
+	"N\n"
+	"                        (0: only if there is none)\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         print the version\n"
 	"\n"
@@ -150,6 +156,8 @@ enum {
 	OPT_PROMETHEUS,
 	OPT_PROVIDER,
 	OPT_DRY_RUN,
+	OPT_CONVERSATION,
+	OPT_EXPECTED,
 };
 
 static const struct option long_opts[] = {
@@ -163,6 +171,8 @@ static const struct option long_opts[] = {
 	{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "provider", required_argument, NULL, OPT_PROVIDER },
+	{ "conversation", required_argument, NULL, OPT_CONVERSATION },
+	{ "expected-version", required_argument, NULL, OPT_EXPECTED },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -268,6 +278,22 @@ static enum parse_result parse_options(int argc, char **argv,
 			o->dry_run = true;
 			*seen |= CONVCTL_OPT_DRY_RUN;
 			break;
+		case OPT_CONVERSATION:
+			o->conversation = optarg;
+			*seen |= CONVCTL_OPT_CONVERSATION;
+			break;
+		case OPT_EXPECTED:
+			if (!parse_int(optarg, 0, INT64_MAX - 1,
+				       &o->expected_version)) {
+				convctl_usage_error(
+					"--expected-version: '%s' is not a "
+					"version (0 or more)",
+					optarg);
+				return PARSE_ERROR;
+			}
+			o->expected_version_set = true;
+			*seen |= CONVCTL_OPT_EXPECTED;
+			break;
 		case 'h':
 			return PARSE_HELP;
 		case 'V':
@@ -304,6 +330,10 @@ static bool check_command(const struct convctl_command *cmd, int nargs,
 				  : (bad & CONVCTL_OPT_DAYS)	? "--days"
 				  : (bad & CONVCTL_OPT_PROVIDER) ? "--provider"
 				  : (bad & CONVCTL_OPT_DRY_RUN)	? "--dry-run"
+				  : (bad & CONVCTL_OPT_CONVERSATION)
+					  ? "--conversation"
+				  : (bad & CONVCTL_OPT_EXPECTED)
+					  ? "--expected-version"
 							: "--prometheus";
 
 		convctl_usage_error(
