@@ -160,6 +160,16 @@ CONVD_WUR enum pool_acquire_result pool_acquire(struct pool_waiter *w,
 						struct pool_conn **out,
 						enum pool_status *st,
 						const char **msg);
+/*
+ * pool_acquire with one path for every outcome: fn gets the connection
+ * (POOL_OK) or the failure (pc NULL, st and msg say why) at once when
+ * pool_acquire has it (READY, FAILED), else later from the loop
+ * (QUEUED).  Returns which it was: unless it is POOL_ACQ_QUEUED, fn has
+ * already run; while QUEUED, pool_cancel takes w out.  Nothing is lost if
+ * the result is ignored: a failure always reaches fn.
+ */
+enum pool_acquire_result pool_acquire_then(struct pool_waiter *w,
+					   pool_acquire_fn fn, void *arg);
 /* Takes a queued waiter out of the queue (its callback is not called). */
 void pool_cancel(struct pool_waiter *w);
 

@@ -94,29 +94,17 @@ static void partition_on_acquire(void *arg, struct pool_conn *pc,
 
 static void partition_on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct pool_conn *pc;
-	enum pool_status st;
-	const char *msg;
-
 	(void)fd;
 	(void)what;
 	(void)arg;
 	if (part.pc)
 		return;
-	switch (pool_acquire(&part.waiter, partition_on_acquire, NULL, &pc, &st,
-			     &msg)) {
-	case POOL_ACQ_READY:
-		partition_on_acquire(NULL, pc, POOL_OK, NULL);
-		break;
-	case POOL_ACQ_QUEUED:
+	if (pool_acquire_then(&part.waiter, partition_on_acquire, NULL) ==
+	    POOL_ACQ_QUEUED) {
 		/* every connection is busy: requests come first; a minute
 		 * later is soon enough for partitions months ahead */
 		pool_cancel(&part.waiter);
 		partition_schedule(RETRY_USEC);
-		break;
-	case POOL_ACQ_FAILED:
-		partition_schedule(RETRY_USEC);
-		break;
 	}
 }
 

@@ -1128,6 +1128,27 @@ enum pool_acquire_result pool_acquire(struct pool_waiter *w,
 	return POOL_ACQ_QUEUED;
 }
 
+enum pool_acquire_result pool_acquire_then(struct pool_waiter *w,
+					   pool_acquire_fn fn, void *arg)
+{
+	struct pool_conn *pc;
+	enum pool_status st;
+	const char *msg;
+	enum pool_acquire_result r = pool_acquire(w, fn, arg, &pc, &st, &msg);
+
+	switch (r) {
+	case POOL_ACQ_READY:
+		fn(arg, pc, POOL_OK, NULL);
+		break;
+	case POOL_ACQ_FAILED:
+		fn(arg, NULL, st, msg);
+		break;
+	case POOL_ACQ_QUEUED:
+		break;
+	}
+	return r;
+}
+
 void pool_cancel(struct pool_waiter *w)
 {
 	struct pool_conn *pc;

@@ -138,28 +138,13 @@ static void schema_check_acquired(void *arg, struct pool_conn *pc,
 
 static void schema_check_tick(evutil_socket_t fd, short what, void *arg)
 {
-	struct pool_conn *pc;
-	enum pool_status st;
-	const char *msg;
-
 	(void)fd;
 	(void)what;
 	(void)arg;
 	if (sc.running)
 		return;
 	sc.running = true;
-	switch (pool_acquire(&sc.waiter, schema_check_acquired, NULL, &pc, &st,
-			     &msg)) {
-	case POOL_ACQ_READY:
-		schema_check_run(pc);
-		break;
-	case POOL_ACQ_QUEUED:
-		break;
-	case POOL_ACQ_FAILED:
-		sc.running = false;
-		schema_check_arm(RETRY_USEC);
-		break;
-	}
+	(void)pool_acquire_then(&sc.waiter, schema_check_acquired, NULL);
 }
 
 int schema_check_setup(struct event_base *base)
