@@ -35,6 +35,7 @@
 
 #include "common.h"
 #include "dbconf.h"
+#include "waitq.h"
 
 struct pool_conn;
 
@@ -120,11 +121,9 @@ typedef void (*pool_acquire_fn)(void *arg, struct pool_conn *pc,
 
 /* Embedded in the caller's request; the pool links it into its queue. */
 struct pool_waiter {
-	struct pool_waiter *next, *prev;
-	usec_t deadline;
+	struct waitq_entry entry;	/* in the pool's queue */
 	pool_acquire_fn fn;
 	void *arg;
-	bool queued;
 };
 
 /*
@@ -224,8 +223,5 @@ usec_t pool_wait_timeout(void);
 /* False when a pooler shares server sessions among its clients (a
  * session-level advisory lock or SET would outlive the transaction). */
 bool pool_session_state(void);
-
-/* Connections handed out and not yet released. */
-int pool_busy_count(void);
 
 #endif
