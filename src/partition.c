@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event_struct.h>
+
 #include "clock.h"
 #include "dbpart.h"
 #include "log.h"
+#include "loop.h"
 #include "partition.h"
 #include "pool.h"
 
@@ -22,18 +25,24 @@ static const char sql_premake[] =
 	"SELECT " DBPART_PREMAKE_FN "(" STR(DBPART_AHEAD) ")";
 
 static struct {
-	struct event *timer;
+	struct event timer;
 	struct pool_waiter waiter;
 	struct pool_conn *pc;
 	bool premaking, closing;
 } part;
 
-static void partition_schedule(usec_t delay)
+/* -1 (logged): the timer is given up, partitions are no longer made
+ * ahead of time by this convd. */
+static int partition_schedule(usec_t delay)
 {
-	struct timeval tv = clock_tv(delay);
-
-	if (!part.closing)
-		evtimer_add(part.timer, &tv);
+	if (part.closing)
+		return 0;
+	if (loop_arm_usec(&part.timer, delay, "partition timer") < 0) {
+		log_error("partitions: no longer made ahead of time by this "
+			  "convd ('convctl db partition' makes them)");
+		return -1;
+	}
+	return 0;
 }
 
 static void partition_done(void *arg, struct pool_conn *pc,
@@ -111,11 +120,8 @@ static void partition_on_timer(evutil_socket_t fd, short what, void *arg)
 int partition_setup(struct event_base *base)
 {
 	memset(&part, 0, sizeof(part));
-	part.timer = evtimer_new(base, partition_on_timer, NULL);
-	if (!part.timer)
-		return -1;
-	partition_schedule(FIRST_RUN_USEC);
-	return 0;
+	evtimer_assign(&part.timer, base, partition_on_timer, NULL);
+	return partition_schedule(FIRST_RUN_USEC);
 }
 
 /* A query in flight ends when the pool closes (its callback schedules
@@ -123,7 +129,6 @@ int partition_setup(struct event_base *base)
 void partition_cleanup(void)
 {
 	part.closing = true;
-	if (part.timer)
-		event_free(part.timer);
-	part.timer = NULL;
+	if (event_initialized(&part.timer))
+		event_del(&part.timer);
 }
