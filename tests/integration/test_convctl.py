@@ -9,25 +9,17 @@ import re
 import socket
 import subprocess
 import threading
-import uuid
 
 import msgpack
 import pytest
 
 import convdtest
-from convdtest import parse_prometheus, prom_value, scaled, wait_until
+from convdtest import (parse_prometheus, prom_value, scaled, sql_literal as q,
+                       uid, wait_until)
 
 HIST = "simple_conversation_history"
 TEXT_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 JSON_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
-
-
-def uid(tag="ctl"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
-
-
-def q(s):
-    return "'" + s.replace("'", "''") + "'"
 
 
 def ok(r):

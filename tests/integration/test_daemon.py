@@ -8,25 +8,17 @@ import signal
 import subprocess
 import time
 import urllib.parse
-import uuid
 
 import pytest
 
 import convdtest
-from convdtest import Client, RpcError, scaled, wait_until
+from convdtest import (Client, RpcError, scaled, sql_literal as q, uid,
+                       wait_until)
 
 HIST = "simple_conversation_history"
 # Every character that broke the seed's URL pasting.
 PASSWORD = "p@s s/w'r%d#1:x?y=z&"
 PWUSER = "convd_pw_user"
-
-
-def uid(tag="d"):
-    return f"{tag}-{uuid.uuid4().hex}"
-
-
-def q(s):
-    return "'" + s.replace("'", "''") + "'"
 
 
 def run_convd(*args, env=None, timeout=30):

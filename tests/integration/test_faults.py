@@ -25,13 +25,9 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import Client, RpcError, scaled, wait_until
+from convdtest import Client, RpcError, scaled, uid, wait_until
 
 HIST = "simple_conversation_history"
-
-
-def uid(tag="flt"):
-    return f"{tag}-{uuid.uuid4().hex[:12]}"
 
 
 def at_socket(convd_factory, pg, path, extra=None, start=True):

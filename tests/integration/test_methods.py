@@ -12,7 +12,8 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import Client, RpcError, scaled, wait_until
+from convdtest import (Client, RpcError, scaled, sql_literal as q, uid,
+                       wait_until)
 
 HIST = "simple_conversation_history"
 THREADS = "user_thread_table"
@@ -29,15 +30,6 @@ def convd(schema):
     report = d.sanitizer_report()
     shutil.rmtree(d.tmp, ignore_errors=True)
     assert report is None, report
-
-
-def uid(tag="u"):
-    return f"{tag}-{uuid.uuid4().hex}"
-
-
-def q(s):
-    """An SQL string literal, for test data only."""
-    return "'" + s.replace("'", "''") + "'"
 
 
 def rpc_error(client, method, *params, **named):

@@ -20,13 +20,9 @@ import pytest
 
 import convdtest
 from convdtest import (Client, PipelinedWriter, TableLock,
-                       assert_acked_stored, scaled, stop_ok, wait_until)
+                       assert_acked_stored, scaled, stop_ok, uid, wait_until)
 
 HIST = "simple_conversation_history"
-
-
-def uid(tag="s"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
 
 
 # ------------------------------------------------------------ notify socket
