@@ -278,6 +278,23 @@ def write_config(path, sections):
     return path
 
 
+
+def sample_options():
+    """(section, key) pairs of etc/convd.conf, commented out or not."""
+    path = os.path.join(SRCDIR, "etc", "convd.conf")
+    opts = []
+    section = None
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^\s*\[(\w+)\]\s*$", line)
+            if m:
+                section = m.group(1)
+                continue
+            m = re.match(r"^[#;]?\s*(\w+)\s*=", line)
+            if m and section:
+                opts.append((section, m.group(1)))
+    return opts
+
 class Convd:
     """A running convd process on a private socket."""
 
@@ -595,6 +612,18 @@ class Raw:
         m = self.recv()
         assert m == [1, msgid, None, "pong"], m
 
+
+
+def pinged_client(path, timeout=5.0):
+    """A Client on path that convd has answered a ping on (closed again
+    if not): for wait_until, to take a slot once convd has one free."""
+    c = Client(path, timeout=scaled(timeout))
+    try:
+        assert c.call("ping") == "pong"
+    except BaseException:
+        c.close()
+        raise
+    return c
 
 def layout_args():
     """`convctl db setup`'s layout for the fixtures: CONVD_TEST_LAYOUT=

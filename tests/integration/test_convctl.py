@@ -665,17 +665,8 @@ def test_exit_3_when_daemon_unreachable(tmp_path):
 
 def test_exit_3_when_overloaded(schema, convd_factory):
     d = convd_factory(schema, extra={"server": {"max_clients": 1}})
-
-    def hold():
-        c = convdtest.Client(d.socket, timeout=scaled(5))
-        try:
-            assert c.call("ping") == "pong"
-        except BaseException:
-            c.close()
-            raise
-        return c
-    held = wait_until(hold, timeout=scaled(10),
-                      what="the one client slot")
+    held = wait_until(lambda: convdtest.pinged_client(d.socket),
+                      timeout=scaled(10), what="the one client slot")
     try:
         r = d.convctl("ping")
         assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)

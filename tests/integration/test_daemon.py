@@ -12,8 +12,8 @@ import urllib.parse
 import pytest
 
 import convdtest
-from convdtest import (Client, RpcError, scaled, sql_literal as q, uid,
-                       wait_until)
+from convdtest import (Client, RpcError, sample_options, scaled,
+                       sql_literal as q, uid, wait_until)
 
 HIST = "simple_conversation_history"
 # Every character that broke the seed's URL pasting.
@@ -40,23 +40,6 @@ def add(c, user, content="x"):
 def rows_in(pg, db, user):
     return int(pg.psql(f"SELECT count(*) FROM {HIST} WHERE user_id = "
                        f"{q(user)}", db=db))
-
-
-def sample_options():
-    """(section, key) pairs of etc/convd.conf, commented out or not."""
-    path = os.path.join(convdtest.SRCDIR, "etc", "convd.conf")
-    opts = []
-    section = None
-    with open(path) as f:
-        for line in f:
-            m = re.match(r"^\s*\[([a-z_]+)\]\s*$", line)
-            if m:
-                section = m.group(1)
-                continue
-            m = re.match(r"^[#;]?\s*([a-z_]+)\s*=", line)
-            if m and section:
-                opts.append((section, m.group(1)))
-    return opts
 
 
 def base_sections(pg, sock):
