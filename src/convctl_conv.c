@@ -26,8 +26,8 @@ struct pair {
 	const char *json;	/* or JSON text packed as msgpack */
 };
 
-/* Calls method with [{pairs, platform}]; 0 and *reply, or an exit
- * status. */
+/* Calls method with [{pairs, platform}] (the pairs with a value); 0 and
+ * *reply, or an exit status. */
 static int call(struct convctl_ctx *x, const char *method,
 		const struct pair *p, int n, struct convc_reply *reply)
 {
@@ -41,10 +41,11 @@ static int call(struct convctl_ctx *x, const char *method,
 	pk = convc_request_begin(x->c, method, &msgid, &e);
 	if (!pk)
 		return convctl_conn_report(CONVC_ERR_LOCAL, &e);
+	/* no --platform: convd's default */
 	if (msgpack_pack_array(pk, 1) < 0 ||
-	    msgpack_pack_map(pk, (size_t)used + 1) < 0 ||
-	    proto_pack_cstr(pk, "platform") < 0 ||
-	    proto_pack_cstr(pk, x->o->platform) < 0)
+	    msgpack_pack_map(pk, (size_t)used + (x->o->platform != NULL)) < 0 ||
+	    (x->o->platform && (proto_pack_cstr(pk, "platform") < 0 ||
+				proto_pack_cstr(pk, x->o->platform) < 0)))
 		goto nomem;
 	for (int i = 0; i < n; i++) {
 		char err[128];

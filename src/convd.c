@@ -24,6 +24,7 @@
 #include "batch.h"
 #include "clock.h"
 #include "config.h"
+#include "conversations.h"
 #include "dbconf.h"
 #include "http.h"
 #include "deadline.h"
@@ -387,6 +388,11 @@ static void register_handlers(void)
 	batch_register(M_ADD_MESSAGE, &store_add_batch);
 	batch_register(M_GET_RECENT, &store_recent_batch);
 	request_register(M_CLEANUP, retention_request);
+	/* issue 17 */
+	request_register(M_LIST_CONVERSATIONS, conversations_list);
+	query_register(M_DELETE_CONVERSATION, conversations_build);
+	query_register(M_GET_STATE, conversations_build);
+	query_register(M_SET_STATE, conversations_build);
 	request_set_gate(schema_gate);
 }
 
@@ -401,6 +407,7 @@ static struct pool_statement *collect_statements(size_t *n)
 		const size_t *n;
 	} tables[] = {
 		{store_statements, &store_nstatements},
+		{conversations_statements, &conversations_nstatements},
 	};
 	struct pool_statement *all;
 	size_t total = 0, k = 0;
