@@ -32,6 +32,7 @@ enum rpc_error {
 	E_PERMISSION_DENIED,
 	E_RESULT_TOO_LARGE,
 	E_INTERNAL,
+	E_NOT_FOUND,		/* issue 18: not the user's message */
 	E_COUNT_
 };
 

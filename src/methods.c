@@ -7,6 +7,10 @@
 #include "autoconfig.h"
 #include "budget.h"
 #include "clock.h"
+#include "context.h"
+#include "erase.h"
+#include "msgpage.h"
+#include "search.h"
 #include "deadline.h"
 #include "health.h"
 #include "memory.h"
@@ -151,6 +155,25 @@ void methods_dispatch(struct request *r)
 	if (r->spec->id == M_CLEANUP) {
 		retention_request(r);
 		return;
+	}
+	switch (r->spec->id) {	/* issue 18 */
+	case M_GET_CONTEXT:
+		context_dispatch(r);
+		return;
+	case M_GET_MESSAGES:
+		msgpage_dispatch(r);
+		return;
+	case M_DELETE_MESSAGE:
+		erase_delete_message(r);
+		return;
+	case M_SEARCH_MESSAGES:
+		search_dispatch(r);
+		return;
+	case M_FORGET_USER:
+		erase_forget_user(r);
+		return;
+	default:
+		break;
 	}
 	store_dispatch(r);
 }
