@@ -30,4 +30,10 @@ bool convctl_thread_check(const struct convctl_command *cmd, int nargs,
 int convctl_transfer_export(struct convctl_ctx *x, int argc, char **argv);
 int convctl_transfer_import(struct convctl_ctx *x, int argc, char **argv);
 
+/* --- convctl_retrieve.c: context, messages, search, forget (issue 18) */
+int convctl_retrieve_context(struct convctl_ctx *x, int argc, char **argv);
+int convctl_retrieve_messages(struct convctl_ctx *x, int argc, char **argv);
+int convctl_retrieve_search(struct convctl_ctx *x, int argc, char **argv);
+int convctl_retrieve_forget(struct convctl_ctx *x, int argc, char **argv);
+
 #endif
