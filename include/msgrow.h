@@ -14,6 +14,18 @@
 #include "consts.h"
 #include "window.h"
 
+/*
+ * Pages of rows are read with a byte bound of MSGROW_PAGE_BOUND times
+ * max_output_bytes (pool_set_result_page: the rows past it are dropped).
+ * One row holds less than 2 * max_request_bytes + 64 KiB (its content,
+ * the text of it, its metadata), and max_request_bytes <=
+ * max_output_bytes: so a page cut short by the bound holds more than
+ * max_output_bytes of rows, more than one answer can take.  A caller that
+ * answers at most max_output_bytes of them therefore never mistakes a
+ * page cut short for the end of the rows.
+ */
+#define MSGROW_PAGE_BOUND 4
+
 /* The columns, in this order, from column 0 of the result. */
 #define MSGROW_COLUMNS                                                   \
 	"id, role, content, created_at, model_provider, conversation_id,"  \

@@ -11,13 +11,10 @@
  * points into them.  The rows walked are bounded by max_messages and by
  * max_output_bytes (the window's byte bound).
  *
- * A page is read with a byte bound of PAGE_BOUND times max_output_bytes
- * (pool_set_result_page: the rows past it are dropped).  One row holds
- * less than 2 * max_request_bytes + 64 KiB (its content, the text of it,
- * its metadata), and max_request_bytes <= max_output_bytes: so a page cut
- * short by the bound holds more than max_output_bytes of rows, and the
- * window, bounded by max_output_bytes, ends within it.  A page that comes
- * back short while the window still wants rows is the conversation's end.
+ * A page cut short by its byte bound (MSGROW_PAGE_BOUND) holds more rows
+ * than the window's byte bound takes, so the window ends within it; a page
+ * that comes back short while the window still wants rows is the
+ * conversation's end.
  */
 #include <endian.h>
 #include <stdio.h>
@@ -60,7 +57,6 @@ static const char *const sql_page[2][2] = {
 
 /* The answer around the rows: the map, its keys, two ints, a bool. */
 #define ENVELOPE 96
-#define PAGE_BOUND 4
 
 struct context {
 	struct dbreq q;
@@ -110,7 +106,8 @@ static void send_page(struct context *x)
 	x->asked = want;
 	snprintf(x->limit, sizeof(x->limit), "%d", want);
 	dbreq_exec(&x->q, sql_page[x->include_system][next], next ? 7 : 5,
-		   vals, lens, fmts, PAGE_BOUND * request_max_output(), true);
+		   vals, lens, fmts, MSGROW_PAGE_BOUND * request_max_output(),
+		   true);
 }
 
 static int pack_answer(struct context *x)
@@ -256,11 +253,12 @@ static void on_conn(struct dbreq *q)
 				       x->limit};
 
 		/* the window takes system rows while they fit: a result
-		 * past PAGE_BOUND * max_output_bytes holds more than fit */
+		 * past MSGROW_PAGE_BOUND * max_output_bytes holds more than fit */
 		snprintf(x->limit, sizeof(x->limit), "%u", x->w.max_messages);
 		q->on_rows = on_system;
 		dbreq_exec(q, sql_system, 5, vals, NULL, NULL,
-			   PAGE_BOUND * request_max_output(), true);
+			   MSGROW_PAGE_BOUND * request_max_output(),
+			   true);
 		return;
 	}
 	q->on_rows = on_page;

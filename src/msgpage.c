@@ -106,10 +106,11 @@ static void send_page(struct msgpage *x, bool before)
 	snprintf(x->limit, sizeof(x->limit), "%lld",
 		 (long long)r->args.v[A_LIMIT].i + 1);
 	x->q.on_rows = on_page;
-	/* rows past max_output_bytes are dropped: the answer could not
-	 * hold them (on_page ends the page where they start) */
+	/* a page cut short by the bound holds more than an answer takes
+	 * (msgrow.h): on_page ends the answer before the cut */
 	dbreq_exec(&x->q, before ? sql_before : sql_first, before ? 7 : 5,
-		   vals, lens, fmts, request_max_output(), true);
+		   vals, lens, fmts, MSGROW_PAGE_BOUND * request_max_output(),
+		   true);
 }
 
 static void on_cursor(struct dbreq *q, const PGresult *res)
