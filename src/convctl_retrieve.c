@@ -17,7 +17,7 @@
 #include "convctl_text.h"
 #include "convctl_time.h"
 
-/* ---- building the params map ---------------------------------------------- */
+/* ---- building the params map --------------------------------------------- */
 
 #define MAX_PARAMS 8
 
@@ -99,7 +99,7 @@ static int unexpected(struct convc_reply *r, const char *method)
 	return EXIT_FAILURE;
 }
 
-/* ---- printing rows ---------------------------------------------------------- */
+/* ---- printing rows ------------------------------------------------------- */
 
 static const msgpack_object *field(const msgpack_object *row, const char *k)
 {
@@ -204,7 +204,7 @@ static void print_json(struct convctl_ctx *x, const msgpack_object *o)
 	fputc('\n', x->out);
 }
 
-/* ---- the commands ----------------------------------------------------------- */
+/* ---- the commands -------------------------------------------------------- */
 
 /* context USER PROVIDER MAX_TOKENS [--conversation C] [--system] [-n N] */
 int convctl_retrieve_context(struct convctl_ctx *x, int argc CONVD_UNUSED,

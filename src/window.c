@@ -10,7 +10,7 @@
 #include "tokens.h"
 #include "window.h"
 
-/* ---- the set of call ids -------------------------------------------------- */
+/* ---- the set of call ids ------------------------------------------------- */
 
 /* A deleted slot: not empty (probes go on past it), never equal to an id. */
 static const char idset_deleted_mark;
@@ -107,7 +107,7 @@ static bool idset_remove(struct window_idset *set, struct strview s)
 	return true;
 }
 
-/* ---- which calls a row makes and answers ---------------------------------- */
+/* ---- which calls a row makes and answers --------------------------------- */
 
 struct scan {
 	struct mpread r;
@@ -227,7 +227,7 @@ void window_scan_ids(const struct window_row *row,
 		(void)scan_value(&sc, &v, 0, false);
 }
 
-/* ---- the window ----------------------------------------------------------- */
+/* ---- the window ---------------------------------------------------------- */
 
 void window_init(struct window *w, int64_t max_tokens, uint32_t max_messages,
 		 size_t max_bytes)
