@@ -30,6 +30,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+os.environ.setdefault("CONVD_BUILDDIR", os.path.join(HERE, "..", "build"))
 import convdtest  # noqa: E402
 
 H = "simple_conversation_history"

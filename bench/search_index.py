@@ -9,9 +9,10 @@ alphanumeric):
 
   - USERS users with ROWS messages between them, skewed as real users are
     (the n-th busiest user has ~ 1/sqrt(n) of the messages: with 1M
-    messages the busiest has about 5,000, the median about 70), each message Traditional Chinese,
-    English or both mixed, in the history table of migrations/schema.sql
-    at revision 7c3d9e1a2b45 (the columns of issue 17);
+    messages the busiest has about 5,000, the median about 70), each
+    message Traditional Chinese, English or both mixed, in a database set
+    up by `convctl db setup` (head), whose search index is then dropped
+    and replaced by each candidate in turn;
   - for each candidate index: its size, the time to build it, the cost of
     writing (inserts of 512-row batches, as convd's group commit sends
     them, against no search index), and the latency of the search query
@@ -21,8 +22,9 @@ alphanumeric):
     phrases, mixed, and words that are not there; random users and the
     100 busiest users, reported separately.
 
-Usage: bench/search_index.py [--rows 1000000] [--users 10000]
-       [--queries 2000] [--variants none,trgm,composite,fts]
+Usage (after building in ./build): bench/search_index.py [--rows 1000000]
+       [--users 10000] [--queries 2000] [--variants none,trgm,composite,fts]
+       [--ctypes C,C.UTF-8] [--detail]
 Prints Markdown tables (BENCHMARKS.md keeps the latest).  Needs
 python3-psycopg2.  Takes about 20 minutes for 1M rows on two cores.
 """
@@ -39,6 +41,7 @@ import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+os.environ.setdefault("CONVD_BUILDDIR", os.path.join(HERE, "..", "build"))
 
 H = "simple_conversation_history"
 
@@ -119,33 +122,6 @@ def user_counts(users, rows):
     return counts
 
 
-SCHEMA = f"""
-CREATE TABLE {H} (
-    id             bigserial    NOT NULL,
-    user_id        varchar(255) NOT NULL,
-    platform       varchar(50)  NOT NULL DEFAULT 'line',
-    model_provider varchar(50)  NOT NULL,
-    role           varchar(20)  NOT NULL,
-    content        text         NOT NULL,
-    created_at     timestamptz  NOT NULL DEFAULT now(),
-    idempotency_key varchar(255),
-    conversation_id varchar(255) NOT NULL DEFAULT '',
-    tool_call_id   varchar(255),
-    name           varchar(255),
-    model          varchar(255),
-    tokens         integer,
-    metadata       bytea,
-    content_mp     bytea,
-    CONSTRAINT {H}_pkey PRIMARY KEY (id)
-);
-CREATE INDEX {H}_conversation_idx ON {H}
-    (user_id, platform, model_provider, conversation_id, created_at DESC,
-     id DESC);
-CREATE INDEX {H}_created_at_idx ON {H} (created_at);
-CREATE UNIQUE INDEX {H}_idempotency_key_idx ON {H}
-    (user_id, platform, idempotency_key) WHERE idempotency_key IS NOT NULL;
-"""
-
 # The candidates.  `composite` is what revision 9e4f0a6b3c18 makes.
 VARIANTS = {
     "none": [],
@@ -176,8 +152,8 @@ SEARCH_FTS = (f"WITH m AS MATERIALIZED (SELECT id, created_at FROM {H}"
 
 
 def load(cur, users, rows, seed=18):
+    """The messages, into the history table `convctl db setup` made."""
     rng = random.Random(seed)
-    cur.execute(SCHEMA)
     counts = user_counts(users, rows)
     providers = ["openai", "anthropic", "gemini"]
     t0 = time.time()
@@ -307,8 +283,6 @@ def run_db(dsn, args, out):
     cur = conn.cursor()
     cur.execute("SHOW lc_ctype")
     ctype = cur.fetchone()[0]
-    cur.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    cur.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
     n, secs, counts = load(cur, args.users, args.rows)
     cur.execute("SELECT pg_size_pretty(pg_relation_size(%s)),"
                 " pg_relation_size(%s)", (H, H))
@@ -373,35 +347,25 @@ def main():
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--variants", default="none,trgm,composite,fts")
     ap.add_argument("--ctypes", default="C,C.UTF-8")
-    ap.add_argument("--dsn", help="an existing server (host=... dbname=...)"
-                    ": its databases convd_search_*, made anew")
     ap.add_argument("--detail", action="store_true",
                     help="per query kind on stderr")
     args = ap.parse_args()
-    pg = None
-    if args.dsn:
-        admin = args.dsn
-    else:
-        import convdtest
-        pg = convdtest.PgCluster()
-        pg.initdb("fsync = on\nshared_buffers = 256MB\n"
-                  "max_wal_size = 4GB\n").start()
-        admin = f"host={pg.sockdir} port={pg.port} user=postgres dbname=postgres"
+    import convdtest
+    pg = convdtest.PgCluster()
+    pg.initdb("fsync = on\nshared_buffers = 256MB\nmax_wal_size = 4GB\n")
+    pg.start()
+    admin = f"host={pg.sockdir} port={pg.port} user=postgres dbname=postgres"
     try:
         for i, ctype in enumerate(args.ctypes.split(",")):
             db = f"convd_search_{i}"
-            c = psycopg2.connect(admin)
-            c.autocommit = True
-            c.cursor().execute(f"DROP DATABASE IF EXISTS {db}")
-            c.cursor().execute(f"CREATE DATABASE {db} TEMPLATE template0"
-                               f" ENCODING 'UTF8' LC_COLLATE 'C'"
-                               f" LC_CTYPE '{ctype}'")
-            c.close()
+            pg.psql(f"CREATE DATABASE {db} TEMPLATE template0 ENCODING"
+                    f" 'UTF8' LC_COLLATE 'C' LC_CTYPE '{ctype}'",
+                    db="postgres")
+            convdtest.setup_schema(pg, dbname=db)
             run_db(admin.replace("dbname=postgres", f"dbname={db}"), args,
                    sys.stdout)
     finally:
-        if pg:
-            pg.destroy()
+        pg.destroy()
 
 
 if __name__ == "__main__":
