@@ -172,21 +172,9 @@ static void dbreq_expire(struct request *r)
 void dbreq_begin(struct dbreq *q)
 {
 	struct request *r = q->r;
-	struct pool_conn *pc;
-	enum pool_status st;
-	const char *msg;
 
 	r->handler_data = q;
 	deadline_watch(r, dbreq_expire);
-	switch (pool_acquire(&r->waiter, dbreq_on_acquire, q, &pc, &st,
-			     &msg)) {
-	case POOL_ACQ_READY:
-		dbreq_on_acquire(q, pc, POOL_OK, NULL);
-		break;
-	case POOL_ACQ_QUEUED:
-		break;
-	case POOL_ACQ_FAILED:
-		dbreq_on_acquire(q, NULL, st, msg);
-		break;
-	}
+	/* the outcome reaches dbreq_on_acquire whichever it is */
+	(void)pool_acquire_then(&r->waiter, dbreq_on_acquire, q);
 }
