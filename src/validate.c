@@ -229,7 +229,7 @@ const struct method_spec validate_methods[M_COUNT_] = {
 			P_PROVIDER,
 			P_CONVERSATION_ID,
 			{ .name = "before_id", .kind = PK_INT, .min = 1,
-			  .max = INT64_MAX },
+			  .max = INT64_MAX - 1 },
 			{ .name = "limit", .kind = PK_INT, .min = 1,
 			  .max = 1000, .def_int = 100, .has_def_int = true },
 			P_PLATFORM,
@@ -241,7 +241,7 @@ const struct method_spec validate_methods[M_COUNT_] = {
 		.params = {
 			P_USER_ID,
 			{ .name = "id", .kind = PK_INT, .required = true,
-			  .min = 1, .max = INT64_MAX },
+			  .min = 1, .max = INT64_MAX - 1 },
 			P_PLATFORM,
 		},
 	},

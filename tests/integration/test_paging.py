@@ -82,7 +82,7 @@ def test_cursor_not_found(client):
     idb = client.call("add_message", user_id=b, provider="p", role="user",
                       content="b")["id"]
     # another user's message, another provider's, a deleted one
-    for before, prov in [(idb, "p"), (ida[2], "q"), (2**63 - 1, "p")]:
+    for before, prov in [(idb, "p"), (ida[2], "q"), (2**63 - 2, "p")]:
         with pytest.raises(RpcError) as e:
             client.call("get_messages", user_id=a, provider=prov,
                         before_id=before)
@@ -134,7 +134,7 @@ def test_delete_message(client, schema):
     assert e.value.code == "not_found"
     # the same words for a message that does not exist at all
     with pytest.raises(RpcError) as e2:
-        client.call("delete_message", user_id=a, id=2**63 - 1)
+        client.call("delete_message", user_id=a, id=2**63 - 2)
     assert e2.value.code == "not_found"
     assert e.value.message == e2.value.message
     # another platform's
