@@ -120,7 +120,7 @@ class LockSampler(threading.Thread):
                 f" WHERE a.application_name = '{APP}'"
                 " AND l.locktype = 'relation' AND (l.relation ="
                 f" '{H}'::regclass OR l.relation IN"
-                f" (SELECT relid FROM pg_partition_tree('{H}'))))")
+                f" (SELECT relid FROM pg_partition_tree('{H}')))")
             now = time.monotonic()
             for row in cur.fetchall():
                 s = self.seen.setdefault(row, [now, now])

@@ -53,4 +53,13 @@ int content_depth(struct strview v, uint32_t max_depth);
  */
 CONVD_WUR ssize_t content_text(struct strview v, char *out, size_t outlen);
 
+/*
+ * Packs v, msgpack bytes kept by convd (content_mp, metadata, state), into
+ * the answer as they are, after checking that they are one well-formed
+ * value nested CONTENT_MAX_DEPTH deep at most (bytes altered in the
+ * database must not break the client's stream).  0, or -1: malformed or
+ * the packer failed.
+ */
+CONVD_WUR int content_pack(msgpack_packer *pk, struct strview v);
+
 #endif

@@ -30,6 +30,13 @@ bool convctl_thread_check(const struct convctl_command *cmd, int nargs,
 int convctl_transfer_export(struct convctl_ctx *x, int argc, char **argv);
 int convctl_transfer_import(struct convctl_ctx *x, int argc, char **argv);
 
+/* --- convctl_conv.c: conversations, state get|set, history (issue 17) */
+int convctl_conv_list(struct convctl_ctx *x, int argc, char **argv);
+int convctl_conv_state(struct convctl_ctx *x, int argc, char **argv);
+bool convctl_conv_state_check(const struct convctl_command *cmd, int nargs,
+			      char **args);
+int convctl_conv_history(struct convctl_ctx *x, int argc, char **argv);
+
 /* --- convctl_retrieve.c: context, messages, search, forget (issue 18) */
 int convctl_retrieve_context(struct convctl_ctx *x, int argc, char **argv);
 int convctl_retrieve_messages(struct convctl_ctx *x, int argc, char **argv);

@@ -144,3 +144,10 @@ ssize_t content_text(struct strview v, char *out, size_t outlen)
 	} while (w.depth > 0);
 	return r.p == r.end ? (ssize_t)n : -1;
 }
+
+int content_pack(msgpack_packer *pk, struct strview v)
+{
+	if (v.len == 0 || content_depth(v, CONTENT_MAX_DEPTH) < 0)
+		return -1;
+	return pk->callback(pk->data, v.p, v.len) < 0 ? -1 : 0;
+}

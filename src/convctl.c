@@ -59,10 +59,14 @@ static const char usage_options[] =
 	"nothing\n"
 	"      --prometheus      stats: Prometheus text format\n"
 	"      --provider NAME   export, search: only the messages with this "
-	"provider\n"
-	"      --conversation C  context, messages, search: conversation C "
-	"(default:\n"
-	"                        the default one; search: every one)\n"
+	"provider;\n"
+	"                        conversations: only this provider's\n"
+	"      --conversation ID history, state, context, messages, search: that\n"
+	"                        conversation (default: the default one; search:\n"
+	"                        every one)\n"
+	"      --expected-version N  state set: only if the state's version is "
+	"N\n"
+	"                        (0: only if there is none)\n"
 	"      --before ID       messages: the page older than message ID\n"
 	"      --system          context: the system messages first\n"
 	"      --yes             forget: do not ask\n"
@@ -160,6 +164,7 @@ enum {
 	OPT_PROVIDER,
 	OPT_DRY_RUN,
 	OPT_CONVERSATION,
+	OPT_EXPECTED,
 	OPT_BEFORE,
 	OPT_SYSTEM,
 	OPT_YES,
@@ -177,6 +182,7 @@ static const struct option long_opts[] = {
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "provider", required_argument, NULL, OPT_PROVIDER },
 	{ "conversation", required_argument, NULL, OPT_CONVERSATION },
+	{ "expected-version", required_argument, NULL, OPT_EXPECTED },
 	{ "before", required_argument, NULL, OPT_BEFORE },
 	{ "system", no_argument, NULL, OPT_SYSTEM },
 	{ "yes", no_argument, NULL, OPT_YES },
@@ -289,8 +295,20 @@ static enum parse_result parse_options(int argc, char **argv,
 			o->conversation = optarg;
 			*seen |= CONVCTL_OPT_CONVERSATION;
 			break;
+		case OPT_EXPECTED:
+			if (!parse_int(optarg, 0, INT64_MAX - 1,
+				       &o->expected_version)) {
+				convctl_usage_error(
+					"--expected-version: '%s' is not a "
+					"version (0 or more)",
+					optarg);
+				return PARSE_ERROR;
+			}
+			o->expected_version_set = true;
+			*seen |= CONVCTL_OPT_EXPECTED;
+			break;
 		case OPT_BEFORE:
-			if (!parse_int(optarg, 1, INT64_MAX, &o->before)) {
+			if (!parse_int(optarg, 1, INT64_MAX - 1, &o->before)) {
 				convctl_usage_error(
 					"--before: '%s' is not a message id",
 					optarg);
@@ -344,7 +362,9 @@ static bool check_command(const struct convctl_command *cmd, int nargs,
 				  : (bad & CONVCTL_OPT_PROVIDER) ? "--provider"
 				  : (bad & CONVCTL_OPT_DRY_RUN)	? "--dry-run"
 				  : (bad & CONVCTL_OPT_CONVERSATION)
-					? "--conversation"
+					  ? "--conversation"
+				  : (bad & CONVCTL_OPT_EXPECTED)
+					  ? "--expected-version"
 				  : (bad & CONVCTL_OPT_BEFORE)	? "--before"
 				  : (bad & CONVCTL_OPT_SYSTEM)	? "--system"
 				  : (bad & CONVCTL_OPT_YES)	? "--yes"
