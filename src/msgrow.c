@@ -4,6 +4,7 @@
 #include <endian.h>
 #include <string.h>
 
+#include "content.h"
 #include "msgrow.h"
 #include "proto.h"
 
@@ -58,13 +59,12 @@ static int pack_text(msgpack_packer *pk, const char *key, struct strview s)
 		       : 0;
 }
 
-/* A stored msgpack value, spliced in as its bytes. */
+/* A stored msgpack value, spliced in as its bytes once checked
+ * (content.h). */
 static int pack_raw(msgpack_packer *pk, const char *key, struct strview s)
 {
-	return proto_pack_cstr(pk, key) < 0 ||
-			       pk->callback(pk->data, s.p, s.len) < 0
-		       ? -1
-		       : 0;
+	return proto_pack_cstr(pk, key) < 0 || content_pack(pk, s) < 0 ? -1
+									: 0;
 }
 
 int msgrow_pack(msgpack_packer *pk, const PGresult *res, int row)
