@@ -206,9 +206,13 @@ def test_include_system(client):
     # with a long history, the system prompt is found all the same
     for i in range(300):
         v.add(f"m{i}", "user" if i % 2 == 0 else "assistant", f"turn {i}", 1)
-    names, total, trunc, _ = v.window(13, include_system=True)
+    names, total, trunc, _ = v.window(17, include_system=True)
     assert names == "sd" + "".join(f"m{i}" for i in range(298, 300))
     assert (total, trunc) == (17, True)
+    # the newest system message that fits, then the newest others
+    names, total, trunc, _ = v.window(13, include_system=True)
+    assert names == "d" + "".join(f"m{i}" for i in range(292, 300))
+    assert (total, trunc) == (13, True)
 
 
 def test_estimates_chinese_english(client):
@@ -242,13 +246,12 @@ def test_pages(client, schema):
     v.add("x", "assistant", openai_call([f"c{i}" for i in range(40)]), 1)
     for i in range(40):
         v.add(f"r{i}", "tool", "ok", 1, tool_call_id=f"c{i}")
-    rows = ",".join(
-        f"({convdtest.sql_literal(v.user)}, 'openai', "
-        f"'{'user' if i % 2 == 0 else 'assistant'}', 'bulk {i}', 1,"
-        f" now() + interval '{i + 1} seconds')" for i in range(1500))
     schema.psql("INSERT INTO simple_conversation_history (user_id,"
                 " model_provider, role, content, tokens, created_at)"
-                f" VALUES {rows}")
+                f" SELECT {convdtest.sql_literal(v.user)}, 'openai',"
+                " CASE WHEN i % 2 = 0 THEN 'user' ELSE 'assistant' END,"
+                " 'bulk ' || i, 1, now() + (i + 1) * interval '1 second'"
+                " FROM generate_series(0, 1499) i")
     r = client.call("get_context", user_id=v.user, provider="openai",
                     max_tokens=100000, max_messages=10000)
     assert len(r["messages"]) == 1542 and not r["truncated"]
