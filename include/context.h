@@ -5,7 +5,7 @@
 #ifndef CONVD_CONTEXT_H
 #define CONVD_CONTEXT_H
 
-#include "server.h"
+#include "request.h"
 
 /* Runs a get_context request to its answer. */
 void context_dispatch(struct request *r);

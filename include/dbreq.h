@@ -1,16 +1,19 @@
 /*
  * dbreq.h - one request's statements on one connection (issue 18's
- * methods): the connection is acquired once and held until the answer,
- * the request's deadline gives up whatever it waits for, and pool and
- * query failures become the protocol's error codes.
+ * methods, which run several statements, or read pages until a window is
+ * decided): the connection is acquired once and held until the answer,
+ * the request's deadline gives up whatever it waits for, and failures are
+ * answered as query.h answers them (query_answer: the same codes and
+ * messages as every other method).
  *
- * The handler embeds a struct dbreq in its state, sets the callbacks and
- * calls dbreq_begin.  on_conn sends the first statement (dbreq_exec);
- * on_rows gets each statement's rows (POOL_OK only: the result is valid
- * until it returns) and sends the next statement, or packs the answer
- * and calls dbreq_finish, or calls dbreq_error.  on_end runs exactly once,
- * when the request has been answered whichever way (the handler frees its
- * state there).
+ * The handler embeds a struct dbreq first in its state (allocated per
+ * request: it holds rows across statements), sets the callbacks and calls
+ * dbreq_begin.  on_conn sends the first statement (dbreq_exec); on_rows
+ * gets each statement's rows (POOL_OK only: the result is valid until it
+ * returns) and sends the next statement, or packs the answer and calls
+ * dbreq_finish, or calls dbreq_error.  on_end runs exactly once, when the
+ * request has been answered whichever way; the handler frees its state
+ * there.
  */
 #ifndef CONVD_DBREQ_H
 #define CONVD_DBREQ_H
@@ -19,10 +22,11 @@
 
 #include "common.h"
 #include "pool.h"
-#include "server.h"
+#include "request.h"
 
 struct dbreq {
 	struct request *r;
+	struct pool_waiter waiter;
 	struct pool_conn *pc;		/* while held */
 	bool running;			/* a statement is in flight */
 	void (*on_conn)(struct dbreq *q);
@@ -51,5 +55,8 @@ void dbreq_finish(struct dbreq *q);
 /* Answers an error instead. */
 void dbreq_error(struct dbreq *q, enum rpc_error e, const char *fmt, ...)
 	CONVD_PRINTF(3, 4);
+
+/* The request could not be packed whole (request_abort). */
+void dbreq_abort(struct dbreq *q, const char *why);
 
 #endif

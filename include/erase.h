@@ -5,7 +5,7 @@
 #ifndef CONVD_ERASE_H
 #define CONVD_ERASE_H
 
-#include "server.h"
+#include "request.h"
 
 /* Runs a delete_message request to its answer. */
 void erase_delete_message(struct request *r);

@@ -5,7 +5,7 @@
 #ifndef CONVD_MSGPAGE_H
 #define CONVD_MSGPAGE_H
 
-#include "server.h"
+#include "request.h"
 
 /* Runs a get_messages request to its answer. */
 void msgpage_dispatch(struct request *r);

@@ -5,7 +5,7 @@
 #ifndef CONVD_SEARCH_H
 #define CONVD_SEARCH_H
 
-#include "server.h"
+#include "request.h"
 
 /* Runs a search_messages request to its answer. */
 void search_dispatch(struct request *r);

@@ -144,18 +144,10 @@ static int pack_answer(struct context *x)
 
 static void answer(struct context *x)
 {
-	struct request *r = x->q.r;
-
-	if (pack_answer(x) < 0) {
-		r->handler_data = NULL;
-		if (x->q.pc)
-			pool_release(x->q.pc);
-		x->q.pc = NULL;
-		context_free(&x->q);
-		request_abort(r, "cannot pack the result");
-		return;
-	}
-	dbreq_finish(&x->q);
+	if (pack_answer(x) < 0)
+		dbreq_abort(&x->q, "cannot pack the result");
+	else
+		dbreq_finish(&x->q);
 }
 
 static void fill_row(const PGresult *res, int i, struct window_row *row)

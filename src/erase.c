@@ -9,6 +9,8 @@
  * delete trigger: dbpart.c).  It is logged with the counts, never with
  * the user id or any content.
  */
+#include <endian.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +36,11 @@ static const char *const sql_forget =
 	" (SELECT count(*) FROM s),"
 	" (SELECT count(*) FROM m WHERE idempotency_key IS NOT NULL)";
 
+struct erase {
+	struct dbreq q;
+	char id[24];			/* delete_message's id as text */
+};
+
 static void erase_free(struct dbreq *q)
 {
 	free(q);
@@ -53,7 +60,7 @@ static void on_deleted(struct dbreq *q, const PGresult *res)
 	pk = request_result(q->r);
 	if (msgpack_pack_map(pk, 1) < 0 || proto_pack_cstr(pk, "deleted") < 0 ||
 	    msgpack_pack_int(pk, 1) < 0) {
-		dbreq_error(q, E_INTERNAL, "cannot pack the result");
+		dbreq_abort(q, "cannot pack the result");
 		return;
 	}
 	dbreq_finish(q);
@@ -62,7 +69,7 @@ static void on_deleted(struct dbreq *q, const PGresult *res)
 static void on_conn_delete(struct dbreq *q)
 {
 	const struct request *r = q->r;
-	const char *vals[3] = {r->args.v[0].s.p, r->args.v[1].s.p,
+	const char *vals[3] = {r->args.v[0].s.p, ((struct erase *)q)->id,
 			       r->args.v[2].s.p};
 
 	dbreq_exec(q, sql_delete, 3, vals, NULL, NULL, 0, false);
@@ -110,7 +117,7 @@ static void on_forgotten(struct dbreq *q, const PGresult *res)
 	dbreq_finish(q);
 	return;
 fail:
-	dbreq_error(q, E_INTERNAL, "cannot pack the result");
+	dbreq_abort(q, "cannot pack the result");
 }
 
 static void on_conn_forget(struct dbreq *q)
@@ -125,17 +132,20 @@ static void on_conn_forget(struct dbreq *q)
 static void start(struct request *r, void (*on_conn)(struct dbreq *q),
 		  void (*on_rows)(struct dbreq *q, const PGresult *res))
 {
-	struct dbreq *q = calloc(1, sizeof(*q));
+	struct erase *x = calloc(1, sizeof(*x));
 
-	if (!q) {
+	if (!x) {
 		request_error(r, E_INTERNAL, "out of memory");
 		return;
 	}
-	q->r = r;
-	q->on_conn = on_conn;
-	q->on_rows = on_rows;
-	q->on_end = erase_free;
-	dbreq_begin(q);
+	if (r->spec->id == M_DELETE_MESSAGE)
+		snprintf(x->id, sizeof(x->id), "%lld",
+			 (long long)r->args.v[1].i);
+	x->q.r = r;
+	x->q.on_conn = on_conn;
+	x->q.on_rows = on_rows;
+	x->q.on_end = erase_free;
+	dbreq_begin(&x->q);
 }
 
 void erase_delete_message(struct request *r)

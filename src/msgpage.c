@@ -33,6 +33,7 @@ static const char *const sql_before =
 struct msgpage {
 	struct dbreq q;
 	char limit[24];
+	char before[24];		/* before_id as text */
 	char at[8];			/* the cursor's created_at */
 };
 
@@ -90,7 +91,7 @@ static void on_page(struct dbreq *q, const PGresult *res)
 	dbreq_finish(q);
 	return;
 fail:
-	dbreq_error(q, E_INTERNAL, "cannot pack the result");
+	dbreq_abort(q, "cannot pack the result");
 }
 
 static void send_page(struct msgpage *x, bool before)
@@ -99,7 +100,7 @@ static void send_page(struct msgpage *x, bool before)
 	const char *vals[7] = {r->args.v[A_USER].s.p,
 			       r->args.v[A_PLATFORM].s.p,
 			       r->args.v[A_PROVIDER].s.p, conversation(r),
-			       x->limit, x->at, r->ints[A_BEFORE_ID]};
+			       x->limit, x->at, x->before};
 	static const int lens[7] = {0, 0, 0, 0, 0, 8, 0};
 	static const int fmts[7] = {0, 0, 0, 0, 0, 1, 0};
 
@@ -140,7 +141,7 @@ static void on_conn(struct dbreq *q)
 		const char *vals[5] = {r->args.v[A_USER].s.p,
 				       r->args.v[A_PLATFORM].s.p,
 				       r->args.v[A_PROVIDER].s.p,
-				       conversation(r), r->ints[A_BEFORE_ID]};
+				       conversation(r), x->before};
 
 		q->on_rows = on_cursor;
 		dbreq_exec(q, sql_cursor, 5, vals, NULL, NULL, 0, false);
@@ -160,5 +161,7 @@ void msgpage_dispatch(struct request *r)
 	x->q.r = r;
 	x->q.on_conn = on_conn;
 	x->q.on_end = msgpage_free;
+	snprintf(x->before, sizeof(x->before), "%lld",
+		 (long long)r->args.v[A_BEFORE_ID].i);
 	dbreq_begin(&x->q);
 }

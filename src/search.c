@@ -50,6 +50,7 @@ static const char *const sql_search[2][2] = {
 struct search {
 	struct dbreq q;
 	char pattern[PATTERN_MAX];
+	char limit[24];
 };
 
 static void search_free(struct dbreq *q)
@@ -92,7 +93,7 @@ static void on_rows(struct dbreq *q, const PGresult *res)
 	dbreq_finish(q);
 	return;
 fail:
-	dbreq_error(q, E_INTERNAL, "cannot pack the result");
+	dbreq_abort(q, "cannot pack the result");
 }
 
 static void on_conn(struct dbreq *q)
@@ -102,7 +103,7 @@ static void on_conn(struct dbreq *q)
 	bool prov = r->args.v[A_PROVIDER].present;
 	bool conv = r->args.v[A_CONVERSATION].present;
 	const char *vals[6] = {r->args.v[A_USER].s.p, r->args.v[A_PLATFORM].s.p,
-			       x->pattern, r->args.v[A_LIMIT].s.p};
+			       x->pattern, x->limit};
 	int n = 4;
 
 	if (prov)
@@ -127,6 +128,8 @@ void search_dispatch(struct request *r)
 		request_error(r, E_INVALID_PARAMS, "query: too long");
 		return;
 	}
+	snprintf(x->limit, sizeof(x->limit), "%lld",
+		 (long long)r->args.v[A_LIMIT].i);
 	x->q.r = r;
 	x->q.on_conn = on_conn;
 	x->q.on_rows = on_rows;
