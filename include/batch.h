@@ -36,7 +36,7 @@
 #include "request.h"
 
 #define BATCH_MAX_BYTES (8u << 20)
-#define BATCH_MAX_COLS 6
+#define BATCH_MAX_COLS 16
 
 /*
  * Answers the requests of a batch (the n requests of q, in order) from
@@ -66,6 +66,14 @@ struct batch_spec {
 					 * flight per conversation */
 	batch_deliver_fn deliver;
 	query_build_fn single;		/* a request's own statement */
+	/* issue 17: a batch in which a request has one of the fields only
+	 * some messages have (is_ext) goes out as stmt_ext with cols_ext
+	 * (the key column included); the others keep stmt / stmt_keys, so
+	 * that a plain message costs what it did.  NULL: none. */
+	const char *stmt_ext;
+	int ncols_ext;
+	struct pgval_col cols_ext[BATCH_MAX_COLS];
+	bool (*is_ext)(const struct request *r);
 };
 
 /* Makes a batcher for spec the handler of method m (before batch_setup). */

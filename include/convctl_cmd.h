@@ -14,9 +14,8 @@ int convctl_admin_cleanup(struct convctl_ctx *x, int argc, char **argv);
 int convctl_admin_stats(struct convctl_ctx *x, int argc, char **argv);
 int convctl_admin_health(struct convctl_ctx *x, int argc, char **argv);
 
-/* --- convctl_history.c: add, history, clear, count, stats-user */
+/* --- convctl_history.c: add, clear, count, stats-user */
 int convctl_history_add(struct convctl_ctx *x, int argc, char **argv);
-int convctl_history_show(struct convctl_ctx *x, int argc, char **argv);
 int convctl_history_clear(struct convctl_ctx *x, int argc, char **argv);
 int convctl_history_count(struct convctl_ctx *x, int argc, char **argv);
 int convctl_history_user_stats(struct convctl_ctx *x, int argc, char **argv);

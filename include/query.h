@@ -72,6 +72,9 @@ struct query_def {
 	 * sees that row), a few times at most. */
 	bool keyed;
 	int key_arg;
+	/* Optional: an error instead of the result (set_state's conflict):
+	 * fills msg and returns the code, or returns E_COUNT_. */
+	enum rpc_error (*refuse)(const PGresult *res, char *msg, size_t len);
 	query_pack_fn pack;
 };
 

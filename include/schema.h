@@ -28,7 +28,7 @@
 #define SCHEMA_HISTORY_TABLE "convd_schema_history"
 
 /* The newest revision convd's queries rely on (migrations/). */
-#define SCHEMA_REQUIRED_REVISION "5a1e0c2f7b90"
+#define SCHEMA_REQUIRED_REVISION "7c3d9e1a2b45"
 
 /*
  * One row: applied (bigint, 1 when $1 is applied and clean), dirty

@@ -267,14 +267,17 @@ static int batch_take(struct batch *b)
 
 static void batch_send(struct batch *b, struct pool_conn *pc)
 {
-	static const int fmts[BATCH_MAX_COLS] = {1, 1, 1, 1, 1, 1};
+	static const int fmts[BATCH_MAX_COLS] = {1, 1, 1, 1, 1, 1, 1, 1,
+						  1, 1, 1, 1, 1, 1, 1, 1};
 	struct batcher *bt = b->bt;
 	const struct batch_spec *spec = bt->spec;
 	const char *vals[BATCH_MAX_COLS];
 	int lens[BATCH_MAX_COLS];
 	struct request *r;
 	const char *stmt = spec->stmt;
+	const struct pgval_col *cols = spec->cols;
 	int ncols = spec->ncols;
+	bool ext = false;
 
 	if (batch_take(b) < 0) {
 		pool_release(pc);
@@ -287,8 +290,19 @@ static void batch_send(struct batch *b, struct pool_conn *pc)
 		batch_free(b);
 		return;
 	}
-	/* the key column only when a request of the batch has a key */
-	if (spec->key_arg >= 0) {
+	/* every column only when a request of the batch has a field that
+	 * only some messages have */
+	if (spec->stmt_ext) {
+		TAILQ_FOREACH(r, &b->reqs, link)
+			if ((ext = spec->is_ext(r)))
+				break;
+	}
+	if (ext) {
+		stmt = spec->stmt_ext;
+		cols = spec->cols_ext;
+		ncols = spec->ncols_ext;
+	} else if (spec->key_arg >= 0) {
+		/* the key column only when a request of the batch has one */
 		bool keys = false;
 
 		TAILQ_FOREACH(r, &b->reqs, link)
@@ -299,7 +313,7 @@ static void batch_send(struct batch *b, struct pool_conn *pc)
 		else
 			ncols--;
 	}
-	if (pgval_encode_arrays(spec->cols, ncols, &b->reqs, b->n, &b->buf, vals,
+	if (pgval_encode_arrays(cols, ncols, &b->reqs, b->n, &b->buf, vals,
 			   lens) < 0) {
 		pool_release(pc);
 		batch_fail(&b->reqs, E_INTERNAL, "out of memory");

@@ -26,8 +26,8 @@ struct pair {
 	const char *json;	/* or JSON text packed as msgpack */
 };
 
-/* Calls method with [{pairs, platform}]; 0 and *reply, or an exit
- * status. */
+/* Calls method with [{pairs, platform}] (the pairs with a value); 0 and
+ * *reply, or an exit status. */
 static int call(struct convctl_ctx *x, const char *method,
 		const struct pair *p, int n, struct convc_reply *reply)
 {
@@ -41,10 +41,11 @@ static int call(struct convctl_ctx *x, const char *method,
 	pk = convc_request_begin(x->c, method, &msgid, &e);
 	if (!pk)
 		return convctl_conn_report(CONVC_ERR_LOCAL, &e);
+	/* no --platform: convd's default */
 	if (msgpack_pack_array(pk, 1) < 0 ||
-	    msgpack_pack_map(pk, (size_t)used + 1) < 0 ||
-	    proto_pack_cstr(pk, "platform") < 0 ||
-	    proto_pack_cstr(pk, x->o->platform) < 0)
+	    msgpack_pack_map(pk, (size_t)used + (x->o->platform != NULL)) < 0 ||
+	    (x->o->platform && (proto_pack_cstr(pk, "platform") < 0 ||
+				proto_pack_cstr(pk, x->o->platform) < 0)))
 		goto nomem;
 	for (int i = 0; i < n; i++) {
 		char err[128];
@@ -257,20 +258,29 @@ bool convctl_conv_state_check(const struct convctl_command *cmd, int nargs,
 
 /* ---- history USER PROVIDER [-n LIMIT] [--conversation C] */
 
-static void put_field(struct convctl_ctx *x, const msgpack_object *row,
-		      const char *key)
-{
-	const msgpack_object *v = convc_map_get(row, key);
+static const char *const row_fields[] = {"name", "tool_call_id", "model",
+					 "tokens", "metadata"};
 
-	if (!v)
-		return;
-	fprintf(x->out, " %s=", key);
-	if (v->type == MSGPACK_OBJECT_STR)
-		put_str(x, v);
-	else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		fprintf(x->out, "%llu", (unsigned long long)v->via.u64);
-	else
-		convctl_json_value(&x->json, v);
+/* The fields a message has beyond the seed's, as "key=value" words on a
+ * line of their own under CONTENT. */
+static void put_fields(struct convctl_ctx *x, const msgpack_object *row,
+		       size_t indent)
+{
+	bool any = false;
+
+	for (size_t k = 0; k < ARRAY_LEN(row_fields); k++) {
+		const msgpack_object *v = convc_map_get(row, row_fields[k]);
+
+		if (!v)
+			continue;
+		fprintf(x->out, "%s%*s%s=", any ? " " : "\n",
+			any ? 0 : (int)indent, "", row_fields[k]);
+		any = true;
+		if (v->type == MSGPACK_OBJECT_STR)
+			put_str(x, v);
+		else
+			convctl_json_value(&x->json, v);
+	}
 }
 
 int convctl_conv_history(struct convctl_ctx *x, int argc CONVD_UNUSED,
@@ -284,6 +294,7 @@ int convctl_conv_history(struct convctl_ctx *x, int argc CONVD_UNUSED,
 	};
 	struct convc_reply r;
 	const msgpack_object *rows;
+	size_t rolew = 4;
 	int rc = call(x, "get_recent_conversations", p, ARRAY_LEN(p), &r);
 
 	if (rc)
@@ -292,31 +303,44 @@ int convctl_conv_history(struct convctl_ctx *x, int argc CONVD_UNUSED,
 	if (x->o->json) {
 		convctl_json_value(&x->json, rows);
 		fputc('\n', x->out);
-	} else if (rows->type != MSGPACK_OBJECT_ARRAY ||
-		   rows->via.array.size == 0) {
+		convc_reply_free(&r);
+		return EXIT_SUCCESS;
+	}
+	if (rows->type != MSGPACK_OBJECT_ARRAY || rows->via.array.size == 0) {
 		fputs("(no messages)\n", x->out);
-	} else {
-		for (uint32_t i = 0; i < rows->via.array.size; i++) {
-			const msgpack_object *m = &rows->via.array.ptr[i];
-			const msgpack_object *c = convc_map_get(m, "content");
-			const char *s;
-			size_t n;
+		convc_reply_free(&r);
+		return EXIT_SUCCESS;
+	}
+	for (uint32_t i = 0; i < rows->via.array.size; i++) {
+		const char *s;
+		size_t n;
 
-			put_time(x, convc_map_get(m, "created_at"));
-			fputc(' ', x->out);
-			put_str(x, convc_map_get(m, "role"));
-			put_field(x, m, "name");
-			put_field(x, m, "tool_call_id");
-			put_field(x, m, "model");
-			put_field(x, m, "tokens");
-			put_field(x, m, "metadata");
-			fputs(": ", x->out);
-			if (str_of(c, &s, &n))
-				convctl_text_put(x->out, s, n, 4);
-			else if (c)	/* structured: as JSON */
-				convctl_json_value(&x->json, c);
-			fputc('\n', x->out);
-		}
+		if (str_of(convc_map_get(&rows->via.array.ptr[i], "role"), &s,
+			   &n) && n > rolew)
+			rolew = n;	/* roles are ASCII */
+	}
+	fprintf(x->out, "%-24s  %-*s  %s\n", "TIME", (int)rolew, "ROLE",
+		"CONTENT");
+	for (uint32_t i = 0; i < rows->via.array.size; i++) {
+		const msgpack_object *m = &rows->via.array.ptr[i];
+		const msgpack_object *c = convc_map_get(m, "content");
+		const char *s = "";
+		size_t n = 0;
+		char tbuf[64] = "";
+		int64_t t;
+
+		if (convc_object_timestamp(convc_map_get(m, "created_at"), &t))
+			convctl_time_format(tbuf, sizeof(tbuf), t, 3);
+		fprintf(x->out, "%-24s  ", tbuf);
+		str_of(convc_map_get(m, "role"), &s, &n);
+		convctl_text_put(x->out, s, n, SIZE_MAX);
+		fprintf(x->out, "%*s  ", (int)(rolew - n), "");
+		if (str_of(c, &s, &n))
+			convctl_text_put(x->out, s, n, 24 + 2 + rolew + 2);
+		else if (c)	/* structured content: as JSON */
+			convctl_json_value(&x->json, c);
+		put_fields(x, m, 24 + 2 + rolew + 2);
+		fputc('\n', x->out);
 	}
 	convc_reply_free(&r);
 	return EXIT_SUCCESS;

@@ -28,6 +28,7 @@
 #include "erase.h"
 #include "msgpage.h"
 #include "search.h"
+#include "conversations.h"
 #include "dbconf.h"
 #include "http.h"
 #include "deadline.h"
@@ -391,6 +392,11 @@ static void register_handlers(void)
 	batch_register(M_ADD_MESSAGE, &store_add_batch);
 	batch_register(M_GET_RECENT, &store_recent_batch);
 	request_register(M_CLEANUP, retention_request);
+	/* issue 17 */
+	request_register(M_LIST_CONVERSATIONS, conversations_list);
+	query_register(M_DELETE_CONVERSATION, conversations_build);
+	query_register(M_GET_STATE, conversations_build);
+	query_register(M_SET_STATE, conversations_build);
 	/* issue 18: retrieval */
 	request_register(M_GET_CONTEXT, context_dispatch);
 	request_register(M_GET_MESSAGES, msgpage_dispatch);
@@ -411,6 +417,7 @@ static struct pool_statement *collect_statements(size_t *n)
 		const size_t *n;
 	} tables[] = {
 		{store_statements, &store_nstatements},
+		{conversations_statements, &conversations_nstatements},
 	};
 	struct pool_statement *all;
 	size_t total = 0, k = 0;

@@ -166,10 +166,14 @@ int query_send(struct request *r, struct pool_conn *pc, pool_exec_fn fn,
 	struct query_state *qs = query_state(r);
 	struct pgval_params p;
 	const struct query_def *def = NULL;
+	int rc;
 
 	p.n = 0;
-	if (qs->build(r, &p, &def) < 0 || !def)
+	p.owned = NULL;
+	if (qs->build(r, &p, &def) < 0 || !def) {
+		pgval_params_free(&p);
 		return -1;
+	}
 	qs->def = def;
 	/* pages are bounded by bytes (def->page): a page ends at the bound
 	 * rather than failing */
@@ -177,8 +181,10 @@ int query_send(struct request *r, struct pool_conn *pc, pool_exec_fn fn,
 		pool_set_result_page(pc, request_max_output());
 	else
 		pool_set_result_limit(pc, request_max_output());
-	return pool_exec(pc, def->stmt, NULL, p.n, p.values, p.lengths,
-			 p.formats, 1, fn, arg);
+	rc = pool_exec(pc, def->stmt, NULL, p.n, p.values, p.lengths,
+		       p.formats, 1, fn, arg);
+	pgval_params_free(&p);	/* libpq has copied them */
+	return rc;
 }
 
 static void query_on_acquire(void *arg, struct pool_conn *pc,
@@ -221,6 +227,15 @@ void query_answer(struct request *r, enum pool_status st,
 				  r->spec->name, PQnfields(res), PQntuples(res));
 			request_error(r, E_INTERNAL, "unexpected result");
 			return;
+		}
+		if (def->refuse) {
+			char why[256];
+			enum rpc_error e = def->refuse(res, why, sizeof(why));
+
+			if (e != E_COUNT_) {
+				request_error(r, e, "%s", why);
+				return;
+			}
 		}
 		if (def->pack(request_result(r), res, r) < 0) {
 			request_abort(r, "cannot pack the result");

@@ -30,6 +30,7 @@
 #include "acl.h"
 #include "budget.h"
 #include "clock.h"
+#include "content.h"
 #include "log.h"
 #include "proto.h"
 #include "request.h"
@@ -451,7 +452,8 @@ static void client_start_request(struct client *c, const struct rpc_msg *m,
 	request_dispatch(r);
 }
 
-static void client_handle_frame(struct client *c, const struct mp_doc *doc)
+static void client_handle_frame(struct client *c, const struct mp_doc *doc,
+				const uint8_t *frame, size_t len)
 {
 	struct rpc_msg m;
 	struct method_args args;
@@ -507,7 +509,8 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 		client_reply_error(c, true, m.msgid, E_NO_SUCH_METHOD, err);
 		return;
 	}
-	if (validate_params(spec, doc, m.params, &srv.vlim, &args, err,
+	if (validate_params_frame(spec, doc, m.params, frame, len, &srv.vlim,
+				  &args, err,
 			    sizeof(err)) < 0) {
 		client_reply_error_for(c, spec, true, m.msgid, E_INVALID_PARAMS,
 				       err);
@@ -560,8 +563,8 @@ static void client_process_input(struct client *c)
 			off = c->in_len;
 			break;
 		}
+		client_handle_frame(c, &doc, (const uint8_t *)c->in + off, used);
 		off += used;
-		client_handle_frame(c, &doc);
 		if (c->inflight >= srv.max_inflight) {
 			client_set_reading(c, false);
 			break;
@@ -973,9 +976,11 @@ int server_reconfigure(const struct convd_config *cfg)
 	int rc = 0;
 
 	srv.lim.max_frame = (size_t)cfg->server.max_request_bytes;
-	srv.lim.max_depth = PROTO_DEFAULT_DEPTH;
+	/* issue 17: structured content, metadata and state nest up to
+	 * CONTENT_MAX_DEPTH inside [0, id, method, [{name: value}]] */
+	srv.lim.max_depth = CONTENT_MAX_DEPTH + 3;
 	srv.lim.max_nodes = PROTO_MAX_NODES;
-	srv.lim.max_container = PROTO_DEFAULT_CONTAINER;
+	srv.lim.max_container = PROTO_MAX_NODES;
 	srv.vlim.max_content = (size_t)cfg->server.max_content_bytes;
 	srv.max_clients = (int)cfg->server.max_clients;
 	srv.max_inflight = (int)cfg->server.max_inflight;

@@ -12,6 +12,7 @@
 
 #include "batch.h"
 #include "consts.h"
+#include "content.h"
 #include "order.h"
 #include "pgval.h"
 #include "proto.h"
@@ -34,6 +35,7 @@ enum store_stmt {
 	S_EXPORT_ALL,
 	S_EXPORT_PROVIDER,
 	S_IMPORT,
+	S_ADD_BATCH_EXT,
 	S_COUNT_
 };
 
@@ -46,6 +48,14 @@ enum store_stmt {
  * fills, which skips the row as DO NOTHING does (dbpart.c).  Without a
  * conflict target the clause serves both. */
 #define ON_KEY_CONFLICT " ON CONFLICT DO NOTHING"
+/* Issue 17's columns of a message, in the order of its arguments after
+ * the key (conversation_id '' for the default conversation), and as a
+ * row gives them back (tokens as int8, for pgval_int8). */
+#define EXT_COLS                                                          \
+	"conversation_id, tool_call_id, name, model, tokens, metadata,"   \
+	" content_mp"
+#define EXT_OUT                                                           \
+	"tool_call_id, name, model, tokens::int8, metadata, content_mp"
 
 const struct pool_statement store_statements[] = {
 	/* One message; with a key ($6) already stored, the stored row with
@@ -55,7 +65,8 @@ const struct pool_statement store_statements[] = {
 	[S_ADD] = {"convd_add",
 		   "WITH ins AS (INSERT INTO " HISTORY
 		   " (user_id, platform, model_provider, role, content,"
-		   " idempotency_key) VALUES ($1, $2, $3, $4, $5, $6)"
+		   " idempotency_key, " EXT_COLS ") VALUES ($1, $2, $3, $4,"
+		   " $5, $6, $7, $8, $9, $10, $11::int8, $12, $13)"
 		   ON_KEY_CONFLICT " RETURNING id, created_at)"
 		   " SELECT id, created_at, false FROM ins"
 		   " UNION ALL SELECT id, created_at, true FROM " HISTORY
@@ -63,21 +74,24 @@ const struct pool_statement store_statements[] = {
 		   " AND idempotency_key = $6"
 		   " AND NOT EXISTS (SELECT 1 FROM ins)"},
 	[S_RECENT] = {"convd_recent",
-		      "SELECT id, role, content, created_at, model_provider"
-		      " FROM " HISTORY
+		      "SELECT id, role, content, created_at, model_provider,"
+		      " " EXT_OUT " FROM " HISTORY
 		      " WHERE user_id = $1 AND platform = $2"
-		      " AND model_provider = $3"
+		      " AND model_provider = $3 AND conversation_id = $5"
 		      " ORDER BY created_at DESC, id DESC LIMIT $4"},
 	[S_CLEAR] = {"convd_clear",
 		     "DELETE FROM " HISTORY " WHERE user_id = $1"
-		     " AND platform = $2 AND model_provider = $3"},
+		     " AND platform = $2 AND model_provider = $3"
+		     " AND conversation_id = $4"},
 	[S_COUNT_ALL] = {"convd_count_all",
 			 "SELECT count(*) FROM " HISTORY
-			 " WHERE user_id = $1 AND platform = $2"},
+			 " WHERE user_id = $1 AND platform = $2"
+			 " AND conversation_id = $3"},
 	[S_COUNT_PROVIDER] = {"convd_count_provider",
 			      "SELECT count(*) FROM " HISTORY
 			      " WHERE user_id = $1 AND platform = $2"
-			      " AND model_provider = $3"},
+			      " AND model_provider = $3"
+			      " AND conversation_id = $4"},
 	[S_USER_STATS] = {"convd_user_stats",
 			  "SELECT model_provider, count(*), max(created_at)"
 			  " FROM " HISTORY
@@ -151,18 +165,23 @@ const struct pool_statement store_statements[] = {
 	 */
 	[S_RECENT_BATCH] = {"convd_recent_batch",
 			    "SELECT u.ord, h.id, h.role, h.content,"
-			    " h.created_at"
+			    " h.created_at, h.tool_call_id, h.name, h.model,"
+			    " h.tokens, h.metadata, h.content_mp"
 			    " FROM (SELECT $1::text[], $2::text[], $3::text[],"
-			    " $4::int8[] OFFSET 0) AS p(a, b, c, d)"
-			    " CROSS JOIN LATERAL unnest(p.a, p.b, p.c, p.d)"
+			    " $4::int8[], $5::text[] OFFSET 0) AS p(a, b, c, d,"
+			    " e)"
+			    " CROSS JOIN LATERAL unnest(p.a, p.b, p.c, p.d, p.e)"
 			    " WITH ORDINALITY"
-			    " AS u(user_id, platform, provider, lim, ord)"
+			    " AS u(user_id, platform, provider, lim, conv, ord)"
 			    " CROSS JOIN LATERAL (SELECT id, role, content,"
-			    " created_at FROM " HISTORY
+			    " created_at, " EXT_OUT " FROM " HISTORY
 			    " WHERE user_id = u.user_id"
 			    " AND platform = u.platform"
 			    " AND model_provider = u.provider"
-			    " ORDER BY created_at DESC, id DESC LIMIT u.lim) h"},
+			    " AND conversation_id = coalesce(u.conv, '')"
+			    " ORDER BY created_at DESC, id DESC LIMIT u.lim)"
+			    " h(id, role, content, created_at, tool_call_id,"
+			    " name, model, tokens, metadata, content_mp)"},
 	/*
 	 * export_history: one page in id order, after the client's last id.
 	 * "id + 0" keeps the primary key out of every plan: otherwise, once
@@ -175,14 +194,19 @@ const struct pool_statement store_statements[] = {
 	 */
 	[S_EXPORT_ALL] = {"convd_export_all",
 			  "SELECT id, role, content, created_at, model_provider,"
-			  " idempotency_key FROM " HISTORY
+			  " idempotency_key, conversation_id, " EXT_OUT
+			  " FROM " HISTORY
 			  " WHERE user_id = $1 AND platform = $2 AND id + 0 > $3"
+			  " AND ($5::varchar IS NULL OR conversation_id = $5)"
 			  " ORDER BY id + 0 LIMIT $4"},
 	[S_EXPORT_PROVIDER] = {"convd_export_provider",
 			       "SELECT id, role, content, created_at,"
-			       " model_provider, idempotency_key FROM " HISTORY
+			       " model_provider, idempotency_key,"
+			       " conversation_id, " EXT_OUT " FROM " HISTORY
 			       " WHERE user_id = $1 AND platform = $2"
 			       " AND model_provider = $3 AND id + 0 > $4"
+			       " AND ($6::varchar IS NULL"
+			       " OR conversation_id = $6)"
 			       " ORDER BY id + 0 LIMIT $5"},
 	/* import_message: $6 is microseconds since the Unix epoch (whole
 	 * seconds through to_timestamp, exact in float8, then the rest).
@@ -200,17 +224,50 @@ const struct pool_statement store_statements[] = {
 		      " AND (h.idempotency_key = $7::varchar"
 		      " OR ($7::varchar IS NULL"
 		      " AND h.model_provider = $3 AND h.created_at = t.at"
-		      " AND h.role = $4 AND h.content = $5))"
+		      " AND h.role = $4 AND h.content = $5"
+		      " AND h.conversation_id = $8"
+		      " AND h.content_mp IS NOT DISTINCT FROM $14::bytea))"
 		      " ORDER BY h.id LIMIT 1),"
 		      " new AS (INSERT INTO " HISTORY
 		      " (user_id, platform, model_provider, role, content,"
-		      " created_at, idempotency_key)"
-		      " SELECT $1, $2, $3, $4, $5, t.at, $7::varchar FROM t"
+		      " created_at, idempotency_key, " EXT_COLS ")"
+		      " SELECT $1, $2, $3, $4, $5, t.at, $7::varchar, $8,"
+		      " $9, $10, $11, $12::int8, $13, $14::bytea FROM t"
 		      " WHERE NOT EXISTS (SELECT 1 FROM old)"
 		      ON_KEY_CONFLICT " RETURNING id)"
 		      " SELECT id, true, false FROM new"
 		      " UNION ALL SELECT id, false, $7::varchar IS NOT NULL"
 		      " FROM old"},
+	/* Group commit of messages of which one at least has a field only
+	 * some messages have (issue 17: a conversation, structured content,
+	 * a tool call id, ...): every column, as S_ADD_BATCH_KEYS does with
+	 * the key (its rows, in its shape). */
+	[S_ADD_BATCH_EXT] = {"convd_add_batch_ext",
+			 "WITH u AS (SELECT * FROM unnest($1::text[],"
+			 " $2::text[], $3::text[], $4::text[], $5::text[],"
+			 " $6::text[], $7::text[], $8::text[], $9::text[],"
+			 " $10::text[], $11::int8[], $12::bytea[],"
+			 " $13::bytea[]) WITH ORDINALITY"
+			 " AS u(user_id, platform, provider, role, content,"
+			 " ikey, conv, tcid, nm, mdl, tok, meta, cmp, ord)),"
+			 " ins AS (INSERT INTO " HISTORY
+			 " (user_id, platform, model_provider, role, content,"
+			 " idempotency_key, " EXT_COLS ") SELECT user_id,"
+			 " platform, provider, role, content, ikey,"
+			 " coalesce(conv, ''), tcid, nm, mdl, tok, meta, cmp"
+			 " FROM u" ON_KEY_CONFLICT " RETURNING id, created_at,"
+			 " idempotency_key,"
+			 " CASE WHEN idempotency_key IS NOT NULL"
+			 " THEN user_id END,"
+			 " CASE WHEN idempotency_key IS NOT NULL"
+			 " THEN platform END)"
+			 " SELECT 0::int8, * FROM ins"
+			 " UNION ALL SELECT u.ord, h.id, h.created_at,"
+			 " NULL, NULL, NULL FROM u CROSS JOIN LATERAL"
+			 " (SELECT id, created_at FROM " HISTORY
+			 " WHERE user_id = u.user_id AND platform = u.platform"
+			 " AND idempotency_key = u.ikey LIMIT 1) h"
+			 " WHERE u.ikey IS NOT NULL"},
 };
 const size_t store_nstatements = S_COUNT_;
 /* ---- result packers, one per method ------------------------------------------ */
@@ -238,51 +295,105 @@ static int pack_add(msgpack_packer *pk, const PGresult *res,
 	return pack_add_row(pk, res, 0, 0, pgval_bool(res, 0, 2));
 }
 
-/* One message row as {id, role, content, created_at, provider}: the
- * columns id, role, content, created_at from column c, then the provider:
- * the column after them, or `provider` when the query filtered on it (a
- * column PostgreSQL need not send 20 times per request).  With key_col
- * >= 0 and a key in that column, idempotency_key too. */
-static int pack_message_row(msgpack_packer *pk, const PGresult *res, int i,
-			    int c, const struct strview *provider, int key_col)
-{
-	bool key = key_col >= 0 && !PQgetisnull(res, i, key_col);
+/* Where a result's row has each column of a message; -1: not in it. */
+struct row_cols {
+	int id;		/* then role, content, created_at */
+	int provider;	/* -1: the request's (the query filtered on it) */
+	int key;	/* idempotency_key */
+	int conv;	/* conversation_id; -1: the request's */
+	int ext;	/* tool_call_id, name, model, tokens, metadata,
+			 * content_mp (issue 17) */
+};
 
-	if (msgpack_pack_map(pk, key ? 6 : 5) < 0 ||
+#define EXT_N 6
+
+/*
+ * One message row as {id, role, content, created_at, provider}, plus
+ * idempotency_key, conversation_id (not for the default conversation),
+ * tool_call_id, name, model, tokens and metadata only when the message
+ * has them: a plain row is as small as it was.  Structured content and
+ * metadata are their stored bytes, spliced in (content_pack).  provider
+ * and conv stand for the columns the query filtered on (a value
+ * PostgreSQL need not send for every row).
+ */
+static int pack_message_row(msgpack_packer *pk, const PGresult *res, int i,
+			    const struct row_cols *rc,
+			    const struct strview *provider,
+			    const struct strview *conv)
+{
+	static const char *const ext_keys[EXT_N] = {
+		"tool_call_id", "name", "model", "tokens", "metadata", NULL};
+	bool key = rc->key >= 0 && !PQgetisnull(res, i, rc->key);
+	bool has_conv = rc->conv >= 0 ? PQgetlength(res, i, rc->conv) > 0
+				      : conv && conv->len > 0;
+	bool ext[EXT_N] = {false};
+	size_t n = 5 + key + has_conv;
+	int c = rc->id;
+
+	for (int e = 0; rc->ext >= 0 && e < EXT_N; e++) {
+		ext[e] = !PQgetisnull(res, i, rc->ext + e);
+		n += ext[e] && ext_keys[e];
+	}
+	if (msgpack_pack_map(pk, n) < 0 ||
 	    (key && (proto_pack_cstr(pk, "idempotency_key") < 0 ||
-		     pgval_pack_text(pk, res, i, key_col) < 0)) ||
+		     pgval_pack_text(pk, res, i, rc->key) < 0)) ||
 	    proto_pack_cstr(pk, "id") < 0 ||
 	    msgpack_pack_int64(pk, pgval_int8(res, i, c)) < 0 ||
 	    proto_pack_cstr(pk, "role") < 0 ||
 	    pgval_pack_text(pk, res, i, c + 1) < 0 ||
 	    proto_pack_cstr(pk, "content") < 0 ||
-	    pgval_pack_text(pk, res, i, c + 2) < 0 ||
+	    (ext[5] ? content_pack(pk, pgval_view(res, i, rc->ext + 5))
+		    : pgval_pack_text(pk, res, i, c + 2)) < 0 ||
 	    proto_pack_cstr(pk, "created_at") < 0 ||
 	    proto_pack_timestamp(pk, pgval_time(res, i, c + 3)) < 0 ||
 	    proto_pack_cstr(pk, "provider") < 0 ||
 	    (provider ? proto_pack_str(pk, provider->p, provider->len)
-		      : pgval_pack_text(pk, res, i, c + 4)) < 0)
+		      : pgval_pack_text(pk, res, i, rc->provider)) < 0)
 		return -1;
+	if (has_conv &&
+	    (proto_pack_cstr(pk, "conversation_id") < 0 ||
+	     (rc->conv >= 0 ? pgval_pack_text(pk, res, i, rc->conv)
+			    : proto_pack_str(pk, conv->p, conv->len)) < 0))
+		return -1;
+	for (int e = 0; e < EXT_N; e++) {
+		int col = rc->ext + e;
+
+		if (!ext[e] || !ext_keys[e])
+			continue;
+		if (proto_pack_cstr(pk, ext_keys[e]) < 0 ||
+		    (e == 3 ? msgpack_pack_int64(pk, pgval_int8(res, i, col))
+		     : e == 4 ? content_pack(pk, pgval_view(res, i, col))
+			      : pgval_pack_text(pk, res, i, col)) < 0)
+			return -1;
+	}
 	return 0;
+}
+
+/* The request's conversation, or NULL for the default one. */
+static const struct strview *req_conv(const struct request *r, int i)
+{
+	return r->args.v[i].present ? &r->args.v[i].s : NULL;
 }
 
 /* The query returns newest first; the answer is oldest first. */
 static int pack_recent(msgpack_packer *pk, const PGresult *res,
-		       const struct request *r CONVD_UNUSED)
+		       const struct request *r)
 {
+	static const struct row_cols rc = {
+		.id = 0, .provider = 4, .key = -1, .conv = -1, .ext = 5};
 	int n = PQntuples(res);
 
 	if (msgpack_pack_array(pk, (size_t)n) < 0)
 		return -1;
 	for (int i = n - 1; i >= 0; i--)
-		if (pack_message_row(pk, res, i, 0, NULL, -1) < 0)
+		if (pack_message_row(pk, res, i, &rc, NULL, req_conv(r, 4)) < 0)
 			return -1;
 	return 0;
 }
 
 /* The most bytes message row i takes packed: its strings, their headers
  * (5 bytes each at most), the keys, an int64, a timestamp. */
-#define ROW_OVERHEAD 128
+#define ROW_OVERHEAD 256
 
 static size_t export_row_bytes(const PGresult *res, int i)
 {
@@ -305,6 +416,8 @@ static size_t export_row_bytes(const PGresult *res, int i)
 static int pack_export(msgpack_packer *pk, const PGresult *res,
 		       const struct request *r CONVD_UNUSED)
 {
+	static const struct row_cols rc = {
+		.id = 0, .provider = 4, .key = 5, .conv = 6, .ext = 7};
 	size_t budget = request_max_output(), used = EXPORT_ENVELOPE;
 	int n = PQntuples(res), fit = 0;
 
@@ -319,7 +432,7 @@ static int pack_export(msgpack_packer *pk, const PGresult *res,
 	if (msgpack_pack_array(pk, (size_t)fit) < 0)
 		return -1;
 	for (int i = 0; i < fit; i++)
-		if (pack_message_row(pk, res, i, 0, NULL, 5) < 0)
+		if (pack_message_row(pk, res, i, &rc, NULL, NULL) < 0)
 			return -1;
 	return 0;
 }
@@ -409,7 +522,7 @@ static const struct query_def def_add = {
 	.keyed = true, .key_arg = 5, .pack = pack_add,
 };
 static const struct query_def def_recent = {
-	.stmt = "convd_recent", .nfields = 5, .pack = pack_recent,
+	.stmt = "convd_recent", .nfields = 11, .pack = pack_recent,
 };
 static const struct query_def def_clear = {
 	.stmt = "convd_clear", .nfields = 0, .pack = pack_deleted,
@@ -436,11 +549,11 @@ static const struct query_def def_thread_delete = {
 };
 /* export pages are bounded by bytes (pack_export) */
 static const struct query_def def_export_all = {
-	.stmt = "convd_export_all", .nfields = 6, .page = true,
+	.stmt = "convd_export_all", .nfields = 13, .page = true,
 	.pack = pack_export,
 };
 static const struct query_def def_export_provider = {
-	.stmt = "convd_export_provider", .nfields = 6, .page = true,
+	.stmt = "convd_export_provider", .nfields = 13, .page = true,
 	.pack = pack_export,
 };
 static const struct query_def def_import = {
@@ -448,7 +561,23 @@ static const struct query_def def_import = {
 	.keyed = true, .key_arg = 6, .pack = pack_import,
 };
 
-/* user_id provider role content platform key */
+/* Issue 17's fields from argument i on: conversation_id, tool_call_id,
+ * name, model, tokens, metadata; then the structured content of
+ * argument content (NULL for a string). */
+static void param_ext(struct pgval_params *p, const struct request *r,
+		      int i, int content)
+{
+	pgval_param_or_empty(p, r, i);
+	pgval_param_arg(p, r, i + 1);
+	pgval_param_arg(p, r, i + 2);
+	pgval_param_arg(p, r, i + 3);
+	pgval_param_int8_arg(p, r, i + 4);
+	pgval_param_bytes(p, r, i + 5);
+	pgval_param_bytes(p, r, content);
+}
+
+/* user_id provider role content platform key conversation_id
+ * tool_call_id name model tokens metadata */
 static int build_add(const struct request *r, struct pgval_params *p,
 		     const struct query_def **def)
 {
@@ -456,8 +585,10 @@ static int build_add(const struct request *r, struct pgval_params *p,
 	pgval_param_arg(p, r, 4);
 	pgval_param_arg(p, r, 1);
 	pgval_param_arg(p, r, 2);
-	pgval_param_arg(p, r, 3);
+	if (pgval_param_content(p, r, 3) < 0)
+		return -1;
 	pgval_param_arg(p, r, 5);
+	param_ext(p, r, 6, 3);
 	*def = &def_add;
 	return 0;
 }
@@ -471,17 +602,19 @@ static int build_recent(const struct request *r, struct pgval_params *p,
 	pgval_param_arg(p, r, 3);
 	pgval_param_arg(p, r, 1);
 	pgval_param_int8(p, r->args.v[2].i * 2);
+	pgval_param_or_empty(p, r, 4);
 	*def = &def_recent;
 	return 0;
 }
 
-/* user_id provider platform */
+/* user_id provider platform conversation_id */
 static int build_clear(const struct request *r, struct pgval_params *p,
 		       const struct query_def **def)
 {
 	pgval_param_arg(p, r, 0);
 	pgval_param_arg(p, r, 2);
 	pgval_param_arg(p, r, 1);
+	pgval_param_or_empty(p, r, 3);
 	*def = &def_clear;
 	return 0;
 }
@@ -498,6 +631,7 @@ static int build_count(const struct request *r, struct pgval_params *p,
 	} else {
 		*def = &def_count_all;
 	}
+	pgval_param_or_empty(p, r, 3);
 	return 0;
 }
 
@@ -557,6 +691,7 @@ static int build_export(const struct request *r, struct pgval_params *p,
 	}
 	pgval_param_int8(p, r->args.v[2].i);
 	pgval_param_int8(p, r->args.v[3].i);
+	pgval_param_arg(p, r, 5);	/* NULL: every conversation */
 	return 0;
 }
 
@@ -568,9 +703,11 @@ static int build_import(const struct request *r, struct pgval_params *p,
 	pgval_param_arg(p, r, 5);
 	pgval_param_arg(p, r, 1);
 	pgval_param_arg(p, r, 2);
-	pgval_param_arg(p, r, 3);
+	if (pgval_param_content(p, r, 3) < 0)
+		return -1;
 	pgval_param_int8(p, r->args.v[4].i);
 	pgval_param_arg(p, r, 6);
+	param_ext(p, r, 7, 3);
 	*def = &def_import;
 	return 0;
 }
@@ -734,12 +871,14 @@ static int cmp_recent_rows(const void *x, const void *y)
 static int deliver_recent(struct request_queue *q, int n,
 			  const PGresult *res)
 {
+	static const struct row_cols rc = {
+		.id = 1, .provider = -1, .key = -1, .conv = -1, .ext = 5};
 	int nrows = PQntuples(res);
 	int *rows, *start, *count;
 	struct request *r;
 	int k = 0;
 
-	if (PQnfields(res) != 5)
+	if (PQnfields(res) != 11)
 		return -1;
 	rows = malloc(sizeof(int) * ((size_t)nrows + 2 * (size_t)n + 1));
 	if (!rows)
@@ -778,8 +917,9 @@ static int deliver_recent(struct request_queue *q, int n,
 		pk = request_result(r);
 		failed |= msgpack_pack_array(pk, (size_t)m) < 0;
 		for (int i = 0; i < m && !failed; i++)
-			failed |= pack_message_row(pk, res, mine[i], 1,
-						    &r->args.v[1].s, -1) < 0;
+			failed |= pack_message_row(pk, res, mine[i], &rc,
+						    &r->args.v[1].s,
+						    req_conv(r, 4)) < 0;
 		if (failed)
 			request_abort(r, "cannot pack the result");
 		else
@@ -787,6 +927,18 @@ static int deliver_recent(struct request_queue *q, int n,
 	}
 	free(rows);
 	return 0;
+}
+
+/* Whether an add_message has a field only some messages have (issue
+ * 17): its batch then carries every column. */
+static bool add_is_ext(const struct request *r)
+{
+	if (r->args.v[3].raw)
+		return true;
+	for (int i = 6; i <= 11; i++)
+		if (r->args.v[i].present)
+			return true;
+	return false;
 }
 
 /* add_message's conversation, for order.h */
@@ -809,7 +961,8 @@ static uint32_t add_slot(const struct request *r)
  *   Columns: user_id, platform, provider, role, content, key.
  * - get_recent_conversations: unnest(...) WITH ORDINALITY CROSS JOIN
  *   LATERAL (the single-user query), rows tagged with their request.
- *   Columns: user_id, platform, provider, limit (int8: two rows a turn).
+ *   Columns: user_id, platform, provider, limit (int8: two rows a turn),
+ *   conversation_id (NULL: the default one).
  */
 const struct batch_spec store_add_batch = {
 	.what = "add_message", .stmt = "convd_add_batch",
@@ -817,11 +970,20 @@ const struct batch_spec store_add_batch = {
 	.cols = {{0, 0}, {4, 0}, {1, 0}, {2, 0}, {3, 0}, {5, 0}},
 	.key_arg = 5, .size_arg = 3, .max_rows = 512, .max_batches = 2,
 	.slot = add_slot, .deliver = deliver_add, .single = store_build,
+	/* then: conversation_id, tool_call_id, name, model, tokens,
+	 * metadata, content_mp */
+	.stmt_ext = "convd_add_batch_ext", .ncols_ext = 13,
+	.cols_ext = {{0, 0, 0}, {4, 0, 0}, {1, 0, 0}, {2, 0, 0},
+		     {3, 0, PGVAL_COL_CONTENT}, {5, 0, 0}, {6, 0, 0},
+		     {7, 0, 0}, {8, 0, 0}, {9, 0, 0},
+		     {10, 0, PGVAL_COL_INT8_NULL}, {11, 0, PGVAL_COL_BYTES},
+		     {3, 0, PGVAL_COL_BYTES}},
+	.is_ext = add_is_ext,
 };
 
 const struct batch_spec store_recent_batch = {
 	.what = "get_recent_conversations", .stmt = "convd_recent_batch",
-	.ncols = 4, .cols = {{0, 0}, {3, 0}, {1, 0}, {2, 2}},
+	.ncols = 5, .cols = {{0, 0}, {3, 0}, {1, 0}, {2, 2}, {4, 0}},
 	.key_arg = -1, .size_arg = -1, .max_rows = 64, .max_batches = 4,
 	.deliver = deliver_recent, .single = store_build,
 };

@@ -332,35 +332,45 @@ int main(void)
 		   S("role", "user"), S("content", "hi")),
 	      "convd_add",
 	      WANT(TXT("U1"), TXT("line"), TXT("openai"), TXT("user"),
-		   TXT("hi"), NUL));
+		   TXT("hi"), NUL, TXT(""), NUL, NUL, NUL, NUL, NUL, NUL));
 	CHECK("add_message with key", M_ADD_MESSAGE,
 	      ARGS(S("user_id", "U1"), S("provider", "openai"),
 		   S("role", "assistant"), S("content", "yo"),
 		   S("platform", "slack"), S("idempotency_key", "k-1")),
 	      "convd_add",
 	      WANT(TXT("U1"), TXT("slack"), TXT("openai"), TXT("assistant"),
-		   TXT("yo"), TXT("k-1")));
+		   TXT("yo"), TXT("k-1"), TXT(""), NUL, NUL, NUL, NUL, NUL, NUL));
+	/* issue 17: a conversation, a model and tokens */
+	CHECK("add_message with the fields of issue 17", M_ADD_MESSAGE,
+	      ARGS(S("user_id", "U1"), S("provider", "openai"),
+		   S("role", "tool"), S("content", "22 C"),
+		   S("conversation_id", "conv_1"), S("tool_call_id", "call_9"),
+		   S("model", "gpt"), I("tokens", 12)),
+	      "convd_add",
+	      WANT(TXT("U1"), TXT("line"), TXT("openai"), TXT("tool"),
+		   TXT("22 C"), NUL, TXT("conv_1"), TXT("call_9"), NUL,
+		   TXT("gpt"), I8(12), NUL, NUL));
 	CHECK("get_recent_conversations: two rows a turn",
 	      M_GET_RECENT,
 	      ARGS(S("user_id", "U2"), S("provider", "gemini"),
 		   I("limit", 7)),
 	      "convd_recent",
-	      WANT(TXT("U2"), TXT("line"), TXT("gemini"), I8(14)));
+	      WANT(TXT("U2"), TXT("line"), TXT("gemini"), I8(14), TXT("")));
 	CHECK("get_recent_conversations default limit", M_GET_RECENT,
 	      ARGS(S("user_id", "U2"), S("provider", "gemini")),
 	      "convd_recent",
-	      WANT(TXT("U2"), TXT("line"), TXT("gemini"), I8(20)));
+	      WANT(TXT("U2"), TXT("line"), TXT("gemini"), I8(20), TXT("")));
 	CHECK("clear_user_history", M_CLEAR_HISTORY,
 	      ARGS(S("user_id", "U3"), S("provider", "p"),
 		   S("platform", "web")),
-	      "convd_clear", WANT(TXT("U3"), TXT("web"), TXT("p")));
+	      "convd_clear", WANT(TXT("U3"), TXT("web"), TXT("p"), TXT("")));
 	CHECK("get_conversation_count, all providers", M_GET_COUNT,
 	      ARGS(S("user_id", "U4")),
-	      "convd_count_all", WANT(TXT("U4"), TXT("line")));
+	      "convd_count_all", WANT(TXT("U4"), TXT("line"), TXT("")));
 	CHECK("get_conversation_count, one provider", M_GET_COUNT,
 	      ARGS(S("user_id", "U4"), S("provider", "claude")),
 	      "convd_count_provider",
-	      WANT(TXT("U4"), TXT("line"), TXT("claude")));
+	      WANT(TXT("U4"), TXT("line"), TXT("claude"), TXT("")));
 	CHECK("get_user_statistics", M_GET_USER_STATS,
 	      ARGS(S("user_id", "U5"), S("platform", "x")),
 	      "convd_user_stats", WANT(TXT("U5"), TXT("x")));
@@ -376,18 +386,19 @@ int main(void)
 	      ARGS(S("user_id", "U7"), I("after_id", 9000000000LL),
 		   I("limit", 5)),
 	      "convd_export_all",
-	      WANT(TXT("U7"), TXT("line"), I8(9000000000LL), I8(5)));
+	      WANT(TXT("U7"), TXT("line"), I8(9000000000LL), I8(5), NUL));
 	CHECK("export_history, one provider, defaults", M_EXPORT_HISTORY,
 	      ARGS(S("user_id", "U7"), S("provider", "openai")),
 	      "convd_export_provider",
-	      WANT(TXT("U7"), TXT("line"), TXT("openai"), I8(0), I8(1000)));
+	      WANT(TXT("U7"), TXT("line"), TXT("openai"), I8(0), I8(1000),
+		   NUL));
 	CHECK("import_message", M_IMPORT_MESSAGES,
 	      ARGS(S("user_id", "U8"), S("provider", "openai"),
 		   S("role", "system"), S("content", "c"),
 		   I("created_at", 1764000000123456LL)),
 	      "convd_import",
 	      WANT(TXT("U8"), TXT("line"), TXT("openai"), TXT("system"),
-		   TXT("c"), I8(1764000000123456LL), NUL));
+		   TXT("c"), I8(1764000000123456LL), NUL, TXT(""), NUL, NUL, NUL, NUL, NUL, NUL));
 	CHECK("import_message with key", M_IMPORT_MESSAGES,
 	      ARGS(S("user_id", "U8"), S("provider", "openai"),
 		   S("role", "user"), S("content", "c"),
@@ -395,7 +406,7 @@ int main(void)
 		   S("idempotency_key", "imp-9")),
 	      "convd_import",
 	      WANT(TXT("U8"), TXT("line"), TXT("openai"), TXT("user"),
-		   TXT("c"), I8(0), TXT("imp-9")));
+		   TXT("c"), I8(0), TXT("imp-9"), TXT(""), NUL, NUL, NUL, NUL, NUL, NUL));
 
 	/* methods that are not the store's map to nothing */
 	r = make(M_PING, NULL, 0);
@@ -410,7 +421,7 @@ int main(void)
 	       "get_recent_conversations batch: the limit counts turns");
 
 	batch_encoder();
-	is_int(ended, 16 + 4, "every request ended through the ops");
+	is_int(ended, 17 + 4, "every request ended through the ops");
 	is_int(request_inflight(), 0, "none left in flight");
 	request_cleanup();
 	return tap_done();
