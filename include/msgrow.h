@@ -1,14 +1,13 @@
 /*
  * msgrow.h - message rows of issue 18's reads (get_context, get_messages,
  * search_messages): the columns their statements select, in binary
- * results, and the row map they answer (convd-protocol(7): {id, role,
- * content, created_at, provider} and the fields that are set).
+ * results (store_pack_row answers them as every method answers a
+ * message), their size, and the row as window.c reads it.
  */
 #ifndef CONVD_MSGROW_H
 #define CONVD_MSGROW_H
 
 #include <libpq-fe.h>
-#include <msgpack.h>
 
 #include "common.h"
 #include "consts.h"
@@ -26,10 +25,12 @@
  */
 #define MSGROW_PAGE_BOUND 4
 
-/* The columns, in this order, from column 0 of the result. */
+/* The columns, in this order, from column 0 of the result (tokens as
+ * int8); store_pack_row packs such a row. */
 #define MSGROW_COLUMNS                                                   \
 	"id, role, content, created_at, model_provider, conversation_id,"  \
-	" tool_call_id, name, model, tokens, metadata, content_mp"
+	" tool_call_id, name, model, tokens::int8 AS tokens, metadata,"    \
+	" content_mp"
 #define MSGROW_NCOLUMNS 12
 
 /* One conversation's rows, newest first, and those before a row (the
@@ -59,16 +60,11 @@ enum msgrow_col {
 };
 
 int64_t msgrow_id(const PGresult *res, int row);
-/* created_at, microseconds since the Unix epoch */
-usec_t msgrow_time(const PGresult *res, int row);
 /* created_at as PostgreSQL sends it (8 bytes, binary timestamptz), for
  * a binary parameter: the next page's cursor */
 const char *msgrow_time_binary(const PGresult *res, int row);
 
-/* Packs row `row` as the protocol's row map. */
-CONVD_WUR int msgrow_pack(msgpack_packer *pk, const PGresult *res, int row);
-
-/* The most bytes msgrow_pack writes for the row. */
+/* The most bytes store_pack_row writes for the row. */
 size_t msgrow_bytes(const PGresult *res, int row);
 
 /* The row as window.c reads it (pointing into res). */

@@ -25,6 +25,7 @@
 #include "dbreq.h"
 #include "msgrow.h"
 #include "proto.h"
+#include "store.h"
 #include "window.h"
 
 /* argument positions (validate.c) */
@@ -120,7 +121,7 @@ static int pack_answer(struct context *x)
 	    msgpack_pack_array(pk, x->w.system + take) < 0)
 		return -1;
 	for (int i = (int)x->w.system - 1; i >= 0; i--)
-		if (msgrow_pack(pk, x->system, i) < 0)
+		if (store_pack_row(pk, x->system, i) < 0)
 			return -1;
 	/* the first `take` rows of the pages, oldest first */
 	for (int p = x->npages - 1; p >= 0; p--) {
@@ -130,7 +131,7 @@ static int pack_answer(struct context *x)
 			before += PQntuples(x->pages[k]);
 		for (int i = PQntuples(x->pages[p]) - 1; i >= 0; i--)
 			if ((uint32_t)(before + i) < take &&
-			    msgrow_pack(pk, x->pages[p], i) < 0)
+			    store_pack_row(pk, x->pages[p], i) < 0)
 				return -1;
 	}
 	if (proto_pack_cstr(pk, "total_tokens") < 0 ||

@@ -14,6 +14,7 @@
 #include "msgpage.h"
 #include "msgrow.h"
 #include "proto.h"
+#include "store.h"
 
 /* argument positions (validate.c) */
 enum { A_USER, A_PROVIDER, A_CONVERSATION, A_BEFORE_ID, A_LIMIT, A_PLATFORM };
@@ -82,7 +83,7 @@ static void on_page(struct dbreq *q, const PGresult *res)
 	    msgpack_pack_array(pk, (size_t)fit) < 0)
 		goto fail;
 	for (int i = fit - 1; i >= 0; i--)
-		if (msgrow_pack(pk, res, i) < 0)
+		if (store_pack_row(pk, res, i) < 0)
 			goto fail;
 	if (proto_pack_cstr(pk, "next_before_id") < 0 ||
 	    (fit < n ? msgpack_pack_int64(pk, msgrow_id(res, fit - 1))

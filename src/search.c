@@ -21,6 +21,7 @@
 #include "dbreq.h"
 #include "msgrow.h"
 #include "proto.h"
+#include "store.h"
 #include "search.h"
 
 /* argument positions (validate.c) */
@@ -88,7 +89,7 @@ static void on_rows(struct dbreq *q, const PGresult *res)
 	if (msgpack_pack_array(pk, (size_t)n) < 0)
 		goto fail;
 	for (int i = 0; i < n; i++)
-		if (msgrow_pack(pk, res, i) < 0)
+		if (store_pack_row(pk, res, i) < 0)
 			goto fail;
 	dbreq_finish(q);
 	return;
