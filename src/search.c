@@ -4,7 +4,9 @@
  *
  * Served by simple_conversation_history_search_idx, GIN over (user_id,
  * content gin_trgm_ops) (revision 9e4f0a6b3c18): the user's entries and
- * the query's trigrams together.  The statement is unnamed, so planned
+ * the query's trigrams together.  A query too short for a trigram (one
+ * or two characters) reads the user's rows from the conversation index
+ * instead, which costs less than the GIN index's user entries.  The statement is unnamed, so planned
  * for its user and pattern (a generic plan cannot tell a one-character
  * query, which has no trigram, from a long one).  The matches are
  * gathered first (MATERIALIZED) and the newest of them taken: otherwise
@@ -30,20 +32,53 @@ enum { A_USER, A_QUERY, A_PROVIDER, A_CONVERSATION, A_PLATFORM, A_LIMIT };
 #define H CONVD_T_HISTORY
 /* $1 user_id, $2 platform, $3 the ILIKE pattern, $4 the limit, then the
  * provider and the conversation ('' the default one) when given */
-#define MATCHES(filter)                                                     \
+#define MATCHES(text, filter)                                               \
 	"WITH m AS MATERIALIZED (SELECT id, created_at FROM " H                \
-	" WHERE user_id = $1 AND platform = $2 AND content ILIKE $3" filter    \
+	" WHERE user_id = $1 AND platform = $2 AND " text filter               \
 	"), top AS (SELECT id, created_at FROM m"                              \
 	" ORDER BY created_at DESC, id DESC LIMIT $4)"                         \
 	" SELECT " MSGROW_COLUMNS " FROM " H " JOIN top USING (id, created_at)" \
 	" ORDER BY created_at DESC, id DESC"
 
-/* [provider given][conversation given] */
-static const char *const sql_search[2][2] = {
-	{MATCHES(""), MATCHES(" AND conversation_id = $5")},
-	{MATCHES(" AND model_provider = $5"),
-	 MATCHES(" AND model_provider = $5 AND conversation_id = $6")},
+/* [a trigram][provider given][conversation given] */
+#define VARIANTS(text)                                                      \
+	{{MATCHES(text, ""), MATCHES(text, " AND conversation_id = $5")},     \
+	 {MATCHES(text, " AND model_provider = $5"),                          \
+	  MATCHES(text, " AND model_provider = $5 AND conversation_id = $6")}}
+static const char *const sql_search[2][2][2] = {
+	/* no trigram in the query: the text is not an index key, so the
+	 * user's rows come from the conversation index (the trigram index
+	 * would give them too, from its user_id entries, at a higher cost) */
+	VARIANTS("content || '' ILIKE $3"),
+	VARIANTS("content ILIKE $3"),
 };
+
+/*
+ * Whether pg_trgm can make a trigram of the query: a run of three
+ * characters that are letters or digits (non-ASCII ones counted as
+ * letters, as in a UTF-8 LC_CTYPE; in a C one a run of CJK characters
+ * gives none, and the index then reads the user's entries as the other
+ * path does).
+ */
+static bool search_has_trigram(const struct strview *q)
+{
+	int run = 0;
+
+	for (size_t i = 0; i < q->len; i++) {
+		unsigned char c = (unsigned char)q->p[i];
+
+		if ((c & 0xc0) == 0x80)
+			continue;	/* inside a character */
+		if (c >= 0x80 || (c >= '0' && c <= '9') ||
+		    ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) {
+			if (++run >= 3)
+				return true;
+		} else {
+			run = 0;
+		}
+	}
+	return false;
+}
 
 /* The query as an ILIKE pattern: '%', its \, % and _ escaped, '%'. */
 #define PATTERN_MAX (2 * 256 + 3)
@@ -111,7 +146,10 @@ static void on_conn(struct dbreq *q)
 		vals[n++] = r->args.v[A_PROVIDER].s.p;
 	if (conv)
 		vals[n++] = r->args.v[A_CONVERSATION].s.p;
-	dbreq_exec(q, sql_search[prov][conv], n, vals, NULL, NULL,
+	dbreq_exec(q,
+		   sql_search[search_has_trigram(&r->args.v[A_QUERY].s)][prov]
+			     [conv],
+		   n, vals, NULL, NULL,
 		   request_max_output(), false);
 }
 
