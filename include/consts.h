@@ -11,6 +11,7 @@
 /* --- tables (schema.sql) */
 #define CONVD_T_HISTORY "simple_conversation_history"
 #define CONVD_T_THREADS "user_thread_table"
+#define CONVD_T_STATE "conversation_state"
 
 /* --- SQLSTATE codes (PostgreSQL Appendix A) */
 #define SQLSTATE_QUERY_CANCELED "57014"

@@ -50,6 +50,11 @@ struct convctl_options {
 	const char *conversation;		/* --conversation */
 	bool expected_version_set;		/* state set --expected-version */
 	int64_t expected_version;
+	/* issue 18: context, messages, search, forget */
+	bool before_set;			/* messages --before */
+	int64_t before;
+	bool system;				/* context --system */
+	bool yes;				/* forget --yes */
 };
 
 /* Command options a command accepts (convctl_command.opts). */
@@ -60,6 +65,9 @@ struct convctl_options {
 #define CONVCTL_OPT_DRY_RUN 16u			/* --dry-run */
 #define CONVCTL_OPT_CONVERSATION 32u		/* --conversation */
 #define CONVCTL_OPT_EXPECTED 64u		/* --expected-version */
+#define CONVCTL_OPT_BEFORE 128u			/* --before */
+#define CONVCTL_OPT_SYSTEM 256u			/* --system */
+#define CONVCTL_OPT_YES 512u			/* --yes */
 
 /* What a command runs with: the options, the open connection, stdout,
  * and the JSON writer on stdout (json.h). */

@@ -36,4 +36,10 @@ bool convctl_conv_state_check(const struct convctl_command *cmd, int nargs,
 			      char **args);
 int convctl_conv_history(struct convctl_ctx *x, int argc, char **argv);
 
+/* --- convctl_retrieve.c: context, messages, search, forget (issue 18) */
+int convctl_retrieve_context(struct convctl_ctx *x, int argc, char **argv);
+int convctl_retrieve_messages(struct convctl_ctx *x, int argc, char **argv);
+int convctl_retrieve_search(struct convctl_ctx *x, int argc, char **argv);
+int convctl_retrieve_forget(struct convctl_ctx *x, int argc, char **argv);
+
 #endif

@@ -17,6 +17,7 @@ enum rpc_error {
 	E_RESULT_TOO_LARGE,
 	E_INTERNAL,
 	E_CONFLICT,		/* issue 17: set_state's expected_version */
+	E_NOT_FOUND,		/* issue 18: not one of the user's messages */
 	E_COUNT_		/* also: "no error" where one is optional */
 };
 

@@ -32,4 +32,11 @@ CONVD_WUR int store_build(const struct request *r, struct pgval_params *p,
 extern const struct batch_spec store_add_batch;
 extern const struct batch_spec store_recent_batch;
 
+/*
+ * Row i of a result whose columns are msgrow.h's MSGROW_COLUMNS, packed
+ * as every method answers a message (issue 18's reads: get_context,
+ * get_messages, search_messages).  0 or -1.
+ */
+CONVD_WUR int store_pack_row(msgpack_packer *pk, const PGresult *res, int i);
+
 #endif

@@ -46,6 +46,7 @@ struct window_row {
 	struct strview tool_call_id;	/* .p NULL: none */
 	struct strview content;		/* the text (the `content` column) */
 	struct strview content_mp;	/* .p NULL: string content */
+	size_t bytes;			/* its size in the answer (max_bytes) */
 };
 
 /* Call ids: a set of byte strings (pointing into the rows). */
@@ -59,6 +60,8 @@ struct window_idset {
 struct window {
 	int64_t max_tokens;
 	uint32_t max_messages;
+	size_t max_bytes;		/* the rows' bytes at most; 0: no bound */
+	size_t bytes;			/* bytes of the rows taken or walked */
 	int64_t used;			/* tokens of the rows taken or walked */
 	uint32_t count;			/* rows taken or walked */
 	uint32_t system;		/* system rows in the window */
@@ -77,7 +80,10 @@ enum window_next {
 	WINDOW_ERROR,	/* out of memory */
 };
 
-void window_init(struct window *w, int64_t max_tokens, uint32_t max_messages);
+/* max_bytes bounds the rows' `bytes` as max_tokens bounds their tokens
+ * (the answer's size: a window ends where it would not fit); 0: none. */
+void window_init(struct window *w, int64_t max_tokens, uint32_t max_messages,
+		 size_t max_bytes);
 void window_cleanup(struct window *w);
 
 /* The tokens a row counts for: its stored tokens, or the estimate. */

@@ -66,3 +66,21 @@ CREATE TABLE conversation_state (
     CONSTRAINT conversation_state_pkey
         PRIMARY KEY (user_id, platform, model_provider, conversation_id)
 );
+
+-- Retrieval (issue 18, revision 9e4f0a6b3c18).  search_messages: the
+-- user's entries and the text's trigrams in one GIN index (pg_trgm for
+-- content, btree_gin for user_id; both trusted extensions of
+-- postgresql-contrib).
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+
+CREATE INDEX simple_conversation_history_search_idx
+    ON simple_conversation_history
+    USING gin (user_id, content gin_trgm_ops);
+
+-- get_context's include_system: each conversation's system and developer
+-- messages.
+CREATE INDEX simple_conversation_history_system_idx
+    ON simple_conversation_history
+    (user_id, platform, model_provider, conversation_id, created_at DESC, id DESC)
+    WHERE role IN ('system', 'developer');

@@ -66,6 +66,29 @@ const struct convctl_command convctl_table[] = {
 	{ "health", 0, 0, 0, T, "health",
 	  "health\tdatabase and schema state (exit 1 if not ok)",
 	  convctl_admin_health, NULL },
+	{ "context", 3, 3,
+	  CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_SYSTEM | CONVCTL_OPT_LIMIT, T,
+	  "context USER PROVIDER MAX_TOKENS [--conversation C] [--system] "
+	  "[-n MAX]",
+	  "context USER PROVIDER MAX_TOKENS\tthe newest messages within "
+	  "MAX_TOKENS, tool calls whole",
+	  convctl_retrieve_context, NULL },
+	{ "messages", 2, 2,
+	  CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_BEFORE | CONVCTL_OPT_LIMIT, T,
+	  "messages USER PROVIDER [--conversation C] [--before ID] [-n LIMIT]",
+	  "messages USER PROVIDER [--before ID]\ta page of messages, older "
+	  "than ID",
+	  convctl_retrieve_messages, NULL },
+	{ "search", 2, 2,
+	  CONVCTL_OPT_PROVIDER | CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_LIMIT, T,
+	  "search USER QUERY [--provider P] [--conversation C] [-n LIMIT]",
+	  "search USER QUERY\tthe user's messages containing QUERY, newest "
+	  "first",
+	  convctl_retrieve_search, NULL },
+	{ "forget", 1, 1, CONVCTL_OPT_YES, T, "forget USER [--yes]",
+	  "forget USER [--yes]\tdelete everything of USER (admin; asks "
+	  "unless --yes)",
+	  convctl_retrieve_forget, NULL },
 	/* run by main(): no handler */
 	{ "db", 0, 0, 0, 0, "db SUBCOMMAND ...",
 	  "db SUBCOMMAND ...\tschema migrations (see convctl(1))", NULL, NULL },

@@ -24,6 +24,10 @@
 #include "batch.h"
 #include "clock.h"
 #include "config.h"
+#include "context.h"
+#include "erase.h"
+#include "msgpage.h"
+#include "search.h"
 #include "conversations.h"
 #include "dbconf.h"
 #include "http.h"
@@ -393,6 +397,12 @@ static void register_handlers(void)
 	query_register(M_DELETE_CONVERSATION, conversations_build);
 	query_register(M_GET_STATE, conversations_build);
 	query_register(M_SET_STATE, conversations_build);
+	/* issue 18: retrieval */
+	request_register(M_GET_CONTEXT, context_dispatch);
+	request_register(M_GET_MESSAGES, msgpage_dispatch);
+	request_register(M_DELETE_MESSAGE, erase_delete_message);
+	request_register(M_SEARCH_MESSAGES, search_dispatch);
+	request_register(M_FORGET_USER, erase_forget_user);
 	request_set_gate(schema_gate);
 }
 

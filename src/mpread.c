@@ -59,6 +59,19 @@ static int counted(struct mpread *r, struct mpread_val *v,
 	return 0;
 }
 
+/* A container's count of n bytes, then the count. */
+static int counted_n(struct mpread *r, struct mpread_val *v,
+		     enum mpread_type t, size_t n)
+{
+	uint64_t c;
+
+	if (need(r, n) < 0)
+		return -1;
+	c = be(r->p, n);
+	r->p += n;
+	return counted(r, v, t, c);
+}
+
 static int fixed(struct mpread *r, struct mpread_val *v, enum mpread_type t,
 		 size_t n)
 {
@@ -138,26 +151,10 @@ int mpread_next(struct mpread *r, struct mpread_val *v)
 		return sized(r, v, MPR_STR, (size_t)1 << (b - 0xd9));
 	case 0xdc:
 	case 0xdd:
-		if (need(r, (size_t)2 << (b - 0xdc)) < 0)
-			return -1;
-		{
-			size_t n = (size_t)2 << (b - 0xdc);
-			uint64_t c = be(r->p, n);
-
-			r->p += n;
-			return counted(r, v, MPR_ARRAY, c);
-		}
+		return counted_n(r, v, MPR_ARRAY, (size_t)2 << (b - 0xdc));
 	case 0xde:
 	case 0xdf:
-		if (need(r, (size_t)2 << (b - 0xde)) < 0)
-			return -1;
-		{
-			size_t n = (size_t)2 << (b - 0xde);
-			uint64_t c = be(r->p, n);
-
-			r->p += n;
-			return counted(r, v, MPR_MAP, c);
-		}
+		return counted_n(r, v, MPR_MAP, (size_t)2 << (b - 0xde));
 	default:		/* 0xc1: never used */
 		return -1;
 	}

@@ -14,6 +14,7 @@ static const char *const rpc_error_codes[E_COUNT_] = {
 	[E_RESULT_TOO_LARGE] = "result_too_large",
 	[E_INTERNAL] = "internal",
 	[E_CONFLICT] = "conflict",
+	[E_NOT_FOUND] = "not_found",
 };
 
 const char *rpc_error_code(enum rpc_error e)

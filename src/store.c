@@ -13,6 +13,7 @@
 #include "batch.h"
 #include "consts.h"
 #include "content.h"
+#include "msgrow.h"
 #include "order.h"
 #include "pgval.h"
 #include "proto.h"
@@ -367,6 +368,18 @@ static int pack_message_row(msgpack_packer *pk, const PGresult *res, int i,
 			return -1;
 	}
 	return 0;
+}
+
+int store_pack_row(msgpack_packer *pk, const PGresult *res, int i)
+{
+	/* MSGROW_COLUMNS: id role content created_at model_provider
+	 * conversation_id, then EXT_OUT's */
+	static const struct row_cols rc = {
+		.id = MSGROW_ID, .provider = MSGROW_PROVIDER, .key = -1,
+		.conv = MSGROW_CONVERSATION, .ext = MSGROW_TOOL_CALL_ID,
+	};
+
+	return pack_message_row(pk, res, i, &rc, NULL, NULL);
 }
 
 /* The request's conversation, or NULL for the default one. */

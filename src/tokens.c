@@ -3,6 +3,7 @@
  * (tokens.h has the formula).
  */
 #include "tokens.h"
+#include "utf8.h"
 
 /* The CJK blocks, each [lo, hi], in code point order. */
 static const struct {
@@ -35,45 +36,6 @@ bool tokens_is_cjk(uint32_t c)
 	return false;
 }
 
-/*
- * The code point of the sequence at s (n bytes left) and its length, or 0
- * when it is not valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
- */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	uint32_t c = s[0];
-	size_t len;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		c &= 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		c &= 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		c &= 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-	    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
-		return 0;
-	*cp = c;
-	return len;
-}
-
 static uint64_t div_up(uint64_t a, uint64_t b)
 {
 	return a / b + (a % b != 0);
@@ -94,8 +56,8 @@ uint64_t tokens_text(const char *text, size_t len)
 			i++;
 			continue;
 		}
-		n = utf8_decode(s + i, len - i, &cp);
-		if (n == 0) {
+		n = utf8_next(s + i, len - i, &cp);
+		if (cp == UTF8_INVALID) {
 			other++;
 			i++;
 		} else {

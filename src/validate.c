@@ -203,6 +203,73 @@ const struct method_spec validate_methods[M_COUNT_] = {
 			P_PLATFORM,
 		},
 	},
+	/* issue 18: the newest messages that fit max_tokens, tool
+	 * exchanges whole (window.h) */
+	[M_GET_CONTEXT] = {
+		.id = M_GET_CONTEXT, .name = "get_context",
+		.needs_db = true, .nparams = 7,
+		.params = {
+			P_USER_ID,
+			P_PROVIDER,
+			{ .name = "max_tokens", .kind = PK_INT, .required = true,
+			  .min = 1, .max = 10000000 },
+			P_CONVERSATION_ID,
+			{ .name = "max_messages", .kind = PK_INT, .min = 1,
+			  .max = 10000, .def_int = 1000, .has_def_int = true },
+			{ .name = "include_system", .kind = PK_BOOL },
+			P_PLATFORM,
+		},
+	},
+	/* One page back from before_id (absent: the newest page). */
+	[M_GET_MESSAGES] = {
+		.id = M_GET_MESSAGES, .name = "get_messages",
+		.needs_db = true, .nparams = 6,
+		.params = {
+			P_USER_ID,
+			P_PROVIDER,
+			P_CONVERSATION_ID,
+			{ .name = "before_id", .kind = PK_INT, .min = 1,
+			  .max = INT64_MAX - 1 },
+			{ .name = "limit", .kind = PK_INT, .min = 1,
+			  .max = 1000, .def_int = 100, .has_def_int = true },
+			P_PLATFORM,
+		},
+	},
+	[M_DELETE_MESSAGE] = {
+		.id = M_DELETE_MESSAGE, .name = "delete_message",
+		.needs_db = true, .nparams = 3,
+		.params = {
+			P_USER_ID,
+			{ .name = "id", .kind = PK_INT, .required = true,
+			  .min = 1, .max = INT64_MAX - 1 },
+			P_PLATFORM,
+		},
+	},
+	/* provider, conversation_id absent: every provider, every
+	 * conversation */
+	[M_SEARCH_MESSAGES] = {
+		.id = M_SEARCH_MESSAGES, .name = "search_messages",
+		.needs_db = true, .nparams = 6,
+		.params = {
+			P_USER_ID,
+			{ .name = "query", .kind = PK_STR, .required = true,
+			  .max = 256 },
+			P_PROVIDER_OPT,
+			P_CONVERSATION_ID,
+			P_PLATFORM,
+			{ .name = "limit", .kind = PK_INT, .min = 1,
+			  .max = 100, .def_int = 20, .has_def_int = true },
+		},
+	},
+	/* Admin: a data subject's erasure; platform absent = every one. */
+	[M_FORGET_USER] = {
+		.id = M_FORGET_USER, .name = "forget_user",
+		.admin = true, .needs_db = true, .nparams = 2,
+		.params = {
+			P_USER_ID,
+			{ .name = "platform", .kind = PK_NAME },
+		},
+	},
 };
 
 const struct method_spec *validate_find_method(const char *name, size_t len)

@@ -10,7 +10,7 @@
 #include "tokens.h"
 #include "window.h"
 
-/* ---- the set of call ids -------------------------------------------------- */
+/* ---- the set of call ids ------------------------------------------------- */
 
 /* A deleted slot: not empty (probes go on past it), never equal to an id. */
 static const char idset_deleted_mark;
@@ -107,7 +107,7 @@ static bool idset_remove(struct window_idset *set, struct strview s)
 	return true;
 }
 
-/* ---- which calls a row makes and answers ---------------------------------- */
+/* ---- which calls a row makes and answers --------------------------------- */
 
 struct scan {
 	struct mpread r;
@@ -227,13 +227,15 @@ void window_scan_ids(const struct window_row *row,
 		(void)scan_value(&sc, &v, 0, false);
 }
 
-/* ---- the window ----------------------------------------------------------- */
+/* ---- the window ---------------------------------------------------------- */
 
-void window_init(struct window *w, int64_t max_tokens, uint32_t max_messages)
+void window_init(struct window *w, int64_t max_tokens, uint32_t max_messages,
+		 size_t max_bytes)
 {
 	memset(w, 0, sizeof(*w));
 	w->max_tokens = max_tokens;
 	w->max_messages = max_messages;
+	w->max_bytes = max_bytes;
 }
 
 void window_cleanup(struct window *w)
@@ -254,23 +256,32 @@ int64_t window_row_tokens(const struct window_row *row)
 	return t > INT64_MAX ? INT64_MAX : (int64_t)t;
 }
 
-/* Whether a row of t tokens still fits. */
-static bool window_fits(const struct window *w, int64_t t)
+/* Whether a row of t tokens (and its bytes) still fits. */
+static bool window_fits(const struct window *w, int64_t t,
+			const struct window_row *row)
 {
-	return w->count < w->max_messages && t <= w->max_tokens - w->used;
+	return w->count < w->max_messages && t <= w->max_tokens - w->used &&
+	       (w->max_bytes == 0 || row->bytes <= w->max_bytes - w->bytes);
+}
+
+static void window_take(struct window *w, int64_t t,
+			const struct window_row *row)
+{
+	w->used += t;
+	w->bytes += row->bytes;
+	w->count++;
 }
 
 void window_add_system(struct window *w, const struct window_row *row)
 {
 	int64_t t = window_row_tokens(row);
 
-	if (w->system_closed || w->done || !window_fits(w, t)) {
+	if (w->system_closed || w->done || !window_fits(w, t, row)) {
 		w->system_closed = true;
 		w->truncated = true;
 		return;
 	}
-	w->used += t;
-	w->count++;
+	window_take(w, t, row);
 	w->system++;
 	w->total = w->used;
 }
@@ -306,13 +317,12 @@ enum window_next window_feed(struct window *w, const struct window_row *row)
 	if (w->done)
 		return WINDOW_DONE;
 	t = window_row_tokens(row);
-	if (!window_fits(w, t)) {
+	if (!window_fits(w, t, row)) {
 		w->done = true;
 		w->truncated = true;
 		return WINDOW_DONE;
 	}
-	w->used += t;
-	w->count++;
+	window_take(w, t, row);
 	w->fed++;
 	/* its answers first (a message may answer its own call), then its
 	 * calls, each matched by an answer newer than it or in it */

@@ -149,6 +149,17 @@ static struct tv base_value(const char *name)
 		return STR("1764000000123456.6.openai");
 	if (strcmp(name, "expected_version") == 0)
 		return INT(3);
+	/* issue 18 */
+	if (strcmp(name, "max_tokens") == 0)
+		return INT(8000);
+	if (strcmp(name, "max_messages") == 0)
+		return INT(200);
+	if (strcmp(name, "include_system") == 0)
+		return BOOL;
+	if (strcmp(name, "before_id") == 0 || strcmp(name, "id") == 0)
+		return INT(9001);
+	if (strcmp(name, "query") == 0)
+		return STR("\xe5\x8f\xb0\xe5\x8c\x97 weather");
 	return STR("?");
 }
 
@@ -247,6 +258,20 @@ static void test_table(void)
 		{ M_SET_STATE, "set_state",
 		  "user_id provider state conversation_id? expected_version? "
 		  "metadata? platform?", false, true },
+		/* issue 18 */
+		{ M_GET_CONTEXT, "get_context",
+		  "user_id provider max_tokens conversation_id? max_messages? "
+		  "include_system? platform?", false, true },
+		{ M_GET_MESSAGES, "get_messages",
+		  "user_id provider conversation_id? before_id? limit? "
+		  "platform?", false, true },
+		{ M_DELETE_MESSAGE, "delete_message", "user_id id platform?",
+		  false, true },
+		{ M_SEARCH_MESSAGES, "search_messages",
+		  "user_id query provider? conversation_id? platform? limit?",
+		  false, true },
+		{ M_FORGET_USER, "forget_user", "user_id platform?", true,
+		  true },
 	};
 
 	is_int(ARRAY_LEN(want), M_COUNT_, "every method is described");
@@ -301,14 +326,16 @@ static void test_table(void)
 				const struct param_spec *ps =
 					&validate_methods[m].params[k];
 
+				/* forget_user: absent = every platform */
 				if (strcmp(ps->name, "platform") == 0 &&
 				    (ps->kind != PK_NAME || ps->required ||
-				     !ps->def_str ||
-				     strcmp(ps->def_str, "line") != 0))
+				     (m == M_FORGET_USER ? ps->def_str != NULL
+				      : !ps->def_str ||
+					strcmp(ps->def_str, "line") != 0)))
 					platforms = false;
 			}
 		ok(platforms, "every platform is an optional name, "
-		   "default 'line'");
+		   "default 'line' (forget_user: none, every platform)");
 	}
 }
 

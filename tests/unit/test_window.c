@@ -47,6 +47,7 @@ static struct window_row *add(struct conv *c, char label, const char *role,
 	r->content.p = text;
 	r->content.len = strlen(text);
 	r->tokens = tokens;
+	r->bytes = 100;
 	c->n++;
 	return r;
 }
@@ -204,6 +205,8 @@ struct result {
  * rows (include_system) go to window_add_system first and are skipped by
  * the walk, as convd's queries do.
  */
+static size_t run_max_bytes;	/* window_init's max_bytes for run() */
+
 static struct result run(const struct conv *c, int64_t max_tokens,
 			 uint32_t max_messages, bool include_system, int page)
 {
@@ -222,7 +225,7 @@ static struct result run(const struct conv *c, int64_t max_tokens,
 		else
 			walk[nwalk++] = i;
 	}
-	window_init(&w, max_tokens, max_messages);
+	window_init(&w, max_tokens, max_messages, run_max_bytes);
 	for (int i = 0; i < nsys; i++)
 		window_add_system(&w, &c->rows[sys[i]]);
 	while (st == WINDOW_MORE) {
@@ -290,6 +293,29 @@ static void test_plain(void)
 	       "a budget smaller than the newest message");
 	expect(c, 1000, 2, false, "cd", 70, true, "max_messages");
 	expect(c, 1000, 4, false, "abcd", 100, false, "max_messages = all");
+	conv_free(c);
+}
+
+/* The answer's size bounds the window as the budget does. */
+static void test_max_bytes(void)
+{
+	struct conv *c = conv_new();
+	static const char *const ids[] = {"call_1"};
+
+	add(c, 'a', "user", "Hi", 1);
+	openai_call(c, 'x', 1, 1, ids);
+	openai_result(c, 'r', 1, "call_1");
+	add(c, 'z', "assistant", "done", 1);
+	run_max_bytes = 400;
+	expect(c, 1000, 1000, false, "axrz", 4, false, "400 bytes: all");
+	run_max_bytes = 399;
+	expect(c, 1000, 1000, false, "xrz", 3, true, "399 bytes");
+	run_max_bytes = 299;
+	expect(c, 1000, 1000, false, "z", 1, true,
+	       "the exchange whole or not at all, by bytes too");
+	run_max_bytes = 99;
+	expect(c, 1000, 1000, false, "", 0, true, "the newest is too large");
+	run_max_bytes = 0;
 	conv_free(c);
 }
 
@@ -744,6 +770,7 @@ int main(void)
 {
 	test_plain();
 	test_empty();
+	test_max_bytes();
 	test_openai_chat();
 	test_anthropic();
 	test_missing_result();
