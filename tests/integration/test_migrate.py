@@ -23,7 +23,8 @@ for _k in ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER",
 R1 = "3f9c2a7d41e0"     # the conversation tables
 R1B = "b8e15d6c0a93"    # their indexes
 R1C = "5a1e0c2f7b90"    # idempotency keys
-R2 = "7c3d9e1a2b45"     # conversations: head (SCHEMA_REQUIRED_REVISION)
+R1D = "7c3d9e1a2b45"    # conversations (SCHEMA_REQUIRED_REVISION)
+R2 = "9e4f0a6b3c18"     # message search: head
 LOCK_KEY = 0x636F6E7664000001
 CHECK_QUERY = ("SELECT count(*) FILTER (WHERE revision = '%s' AND NOT dirty),"
                " count(*) FILTER (WHERE dirty) FROM convd_schema_history")
@@ -141,7 +142,7 @@ def test_setup_new_database_and_idempotent(mkdb):
     assert "a new database" in r.stdout
     assert {"user_thread_table", "simple_conversation_history",
             "convd_schema_history"} <= d.tables()
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     assert {"simple_conversation_history_conversation_idx",
             "simple_conversation_history_created_at_idx"} <= d.indexes()
     # the columns convd's queries rely on
@@ -157,7 +158,7 @@ def test_setup_new_database_and_idempotent(mkdb):
     d.ok("diff")            # head is exactly the schema model
     st = json.loads(d.ok("status", "--json").stdout)
     assert st["at_head"] and st["pending"] == 0 and st["problems"] == []
-    assert [x["state"] for x in st["revisions"]] == ["applied"] * 4
+    assert [x["state"] for x in st["revisions"]] == ["applied"] * 5
     h = json.loads(d.ok("history", "--json").stdout)["revisions"]
     assert h[0]["revision"] == R2 and h[0]["applied_by"].startswith("postgres")
     assert h[0]["duration_ms"] >= 0 and h[0]["applied_at"].endswith("Z")
@@ -173,7 +174,7 @@ def test_check_reports_and_fails(mkdb):
     d.ok("upgrade", R1)
     c = json.loads(d.fails("check", "--json").stdout)
     assert c["ok"] is False and c["connection"] is True
-    assert c["pending"] == 3 and c["current"] == [R1]
+    assert c["pending"] == 4 and c["current"] == [R1]
     assert any("pending" in p for p in c["problems"])
     assert "user_thread_table" in " ".join(c["tables"])
     assert c["server_version"].startswith("15")
@@ -215,7 +216,7 @@ def test_round_trips_with_data(mkdb):
     r = d.fails("downgrade", "base")
     assert "drops a table" in r.stderr and "--allow-destructive" in r.stderr
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     d.ok("downgrade", "base", "--allow-destructive")
     assert "simple_conversation_history" not in d.tables()
     assert d.applied() == []
@@ -228,6 +229,7 @@ def test_round_trips_with_data(mkdb):
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
     # revisions that keep data go back and forth without the flag (the
     # idempotency keys are data: dropping them needs it)
+    d.ok("rollback")                            # R2: indexes only
     d.fails("rollback")
     d.ok("rollback", "--allow-destructive")
     d.ok("rollback", "--allow-destructive")
@@ -248,7 +250,7 @@ def test_every_target_form(mkdb, migdir):
     r = d.ok("upgrade", "+1")
     assert d.applied() == [R1]
     d.ok("upgrade", R2[:4])                     # unique prefix
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     r = d.fails("upgrade", "c0ffee", code=2)    # ambiguous prefix
     assert "ambiguous" in r.stderr and "c0ffee000001" in r.stderr
     d.ok("upgrade", "c0ffee000001")             # full id
@@ -257,15 +259,15 @@ def test_every_target_form(mkdb, migdir):
     r = d.ok("upgrade", "head")
     assert "nothing to do" in r.stdout
     d.ok("downgrade", "-2", "--allow-destructive")
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     d.ok("upgrade", "heads")
     d.ok("downgrade", R2, "--allow-destructive")  # to a revision
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     d.fails("downgrade", "+1", code=1)
     d.fails("upgrade", "-1", code=1)
     r = d.fails("upgrade", "+5")
     assert "only 2 revisions pending" in r.stderr
-    d.ok("rollback", "4", "--allow-destructive")
+    d.ok("rollback", "5", "--allow-destructive")
     assert d.applied() == []
     d.ok("upgrade", "c0ffee000002")
     d.ok("downgrade", "base", "--allow-destructive")
@@ -351,7 +353,7 @@ def test_concurrent_upgrades_apply_once(mkdb, migdir):
     assert "nothing to do" in both
     assert "holds the migration lock" in both
     assert d.sql("SELECT count(*) FROM race_log") == "1"
-    assert d.sql("SELECT count(*) FROM convd_schema_history") == "5"
+    assert d.sql("SELECT count(*) FROM convd_schema_history") == "6"
 
 
 def test_lock_wait_is_bounded(mkdb, pg):
@@ -397,7 +399,7 @@ def test_edited_applied_revision(mkdb, migdir):
     r = d.fails("upgrade")
     assert "must not change" in r.stderr and "--accept-changed" in r.stderr
     d.fails("downgrade", "base", "--allow-destructive")
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     r = d.ok("upgrade", "--accept-changed")
     assert "accepted the changed file of revision " + R1B in r.stdout
     d.ok("status")
@@ -429,10 +431,10 @@ def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
     assert "f00d00000002 failed" in r.stderr
     assert "division by zero" in r.stderr
     assert "f00d00000002.sql:" in r.stderr       # file and line
-    assert "5 revisions before f00d00000002 are done" in r.stderr
+    assert "6 revisions before f00d00000002 are done" in r.stderr
     tables = d.tables()
     assert "good1" in tables and "half" not in tables and "after3" not in tables
-    assert d.applied() == sorted([R1, R1B, R1C, R2, "f00d00000001"])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2, "f00d00000001"])
     assert d.sql(CHECK_QUERY % R2) == "1|0"
 
 
@@ -444,7 +446,7 @@ def test_transaction_control_in_a_revision_is_refused(mkdb, migdir):
     assert "begins or ends a transaction" in r.stdout
     r = d.fails("setup")
     assert "7c0000000001.sql:" in r.stderr and "transactional: no" in r.stderr
-    assert "own" not in d.tables() and d.applied() == sorted([R1, R1B, R1C, R2])
+    assert "own" not in d.tables() and d.applied() == sorted([R1, R1B, R1C, R1D, R2])
 
 
 def test_try_rehearses_and_rolls_back(mkdb, migdir):
@@ -456,7 +458,7 @@ def test_try_rehearses_and_rolls_back(mkdb, migdir):
     r = d.ok("upgrade", "--try")
     assert "would apply 7e57000000a1" in r.stdout and "rolled back" in r.stdout
     assert not any(c.startswith("note") for c in d.columns("user_thread_table"))
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
 
 
 def test_nontransactional_revision_and_dirty_mark(mkdb, migdir):
@@ -497,7 +499,7 @@ def test_nontransactional_revision_and_dirty_mark(mkdb, migdir):
     assert {"uth_created_idx", "broken_idx"} <= d.indexes()
     d.ok("downgrade", R2)
     assert "uth_thread_idx" not in d.indexes()
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
 
 
 def test_destructive_revisions_need_the_flag(mkdb, migdir):
@@ -567,7 +569,7 @@ def test_reset(mkdb, pg, tmp_path):
     r = dev.ok("reset", "--yes")
     assert "reverted " + R1 in r.stdout and "applied " + R2 in r.stdout
     assert d.sql("SELECT count(*) FROM user_thread_table") == "0"
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
 
 
 def test_stamp_and_sql_output(mkdb):
@@ -686,7 +688,7 @@ def check_adopted(d, rows, threads):
     assert d.sql("SELECT DISTINCT platform FROM simple_conversation_history"
                  " UNION SELECT DISTINCT platform FROM user_thread_table"
                  ) == "line"
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     assert d.sql(f"SELECT kind FROM convd_schema_history"
                  f" WHERE revision = '{R1}'") == "adopted"
     assert "alembic_version" not in d.tables()
@@ -724,7 +726,7 @@ def test_adopt_readme_shape(mkdb):
     assert "every row is unchanged" in r.stdout
     assert "would adopt the database as revision " + R1 in r.stdout
     assert "would apply " + R1B in r.stdout
-    assert "1 of 3 revisions would apply" in r.stdout
+    assert "1 of 4 revisions would apply" in r.stdout
     assert R1C + " is non-transactional" in r.stderr
     assert "cannot tell" in r.stderr
     assert "convd_schema_history" not in d.tables()
