@@ -25,17 +25,11 @@
 
 #include <stdio.h>
 
-#include <msgpack.h>
-
 #include "common.h"
 
 struct json {
 	FILE *f;
 	uint64_t replaced;	/* bytes of invalid UTF-8 written as \ufffd */
-	/* json_msgpack: writes an extension value and returns true, or
-	 * returns false for the default (its payload with json_hex).
-	 * NULL: the default for every extension. */
-	bool (*ext)(struct json *j, const msgpack_object *o);
 };
 
 #define JSON_INIT(file) ((struct json){ .f = (file) })
@@ -53,15 +47,6 @@ void json_uint(struct json *j, uint64_t v);
 void json_double(struct json *j, double v);
 /* Bytes as a string of lowercase hexadecimal digits, two per byte. */
 void json_hex(struct json *j, const void *p, size_t n);
-
-/*
- * A msgpack value as JSON: nil, booleans, integers and strings as such;
- * floats as json_double; binary as json_hex; extensions through j->ext
- * (a timestamp as its time, say), else json_hex of the payload; arrays and
- * maps as arrays and objects, a map key that is not a string as its text
- * (integers and booleans as written, nil as "null", anything else "?").
- */
-void json_msgpack(struct json *j, const msgpack_object *o);
 
 /*
  * Members and elements: *first starts true for each object or array; the

@@ -173,69 +173,6 @@ static void test_warning(void)
 	free(out);
 }
 
-/* The hook: timestamps (type -1) as the word "time", others default. */
-static bool ext_hook(struct json *j, const msgpack_object *o)
-{
-	if (o->via.ext.type != -1)
-		return false;
-	json_cstr(j, "time");
-	return true;
-}
-
-static void test_msgpack(void)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_zone zone;
-	msgpack_object obj;
-	struct json j;
-
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 6);
-	msgpack_pack_str_with_body(&pk, "a", 1);
-	msgpack_pack_array(&pk, 7);
-	msgpack_pack_uint64(&pk, UINT64_MAX);
-	msgpack_pack_int64(&pk, -2);
-	msgpack_pack_double(&pk, 1.5);
-	msgpack_pack_double(&pk, NAN);
-	msgpack_pack_nil(&pk);
-	msgpack_pack_true(&pk);
-	msgpack_pack_str_with_body(&pk, "x\xff", 2);
-	msgpack_pack_int(&pk, 7);
-	msgpack_pack_bin_with_body(&pk, "\x01\xab", 2);
-	msgpack_pack_nil(&pk);
-	msgpack_pack_ext_with_body(&pk, "ab", 2, 5);
-	msgpack_pack_false(&pk);
-	msgpack_pack_ext_with_body(&pk, "\0\0\0\1", 4, -1);
-	msgpack_pack_array(&pk, 0);
-	msgpack_pack_map(&pk, 0);
-	msgpack_pack_int(&pk, -3);
-	msgpack_pack_map(&pk, 0);
-	msgpack_zone_init(&zone, 1024);
-	if (!ok(msgpack_unpack(sb.data, sb.size, NULL, &zone, &obj) ==
-		MSGPACK_UNPACK_SUCCESS, "msgpack test value unpacks"))
-		return;
-	j = start();
-	json_msgpack(&j, &obj);
-	is_str(done(&j),
-	       "{\"a\":[18446744073709551615,-2,1.5,null,null,true,"
-	       "\"x\\ufffd\"],\"7\":\"01ab\",\"null\":\"6162\","
-	       "\"false\":\"00000001\",\"?\":{},\"-3\":{}}",
-	       "msgpack to JSON, extensions as hex without a hook");
-	is_int(j.replaced, 1, "the invalid byte counted");
-	free(out);
-	j = start();
-	j.ext = ext_hook;
-	json_msgpack(&j, &obj);
-	ok(strstr(done(&j), "\"false\":\"time\"") &&
-	   strstr(out, "\"null\":\"6162\""),
-	   "the hook writes type -1, the default the others");
-	free(out);
-	msgpack_zone_destroy(&zone);
-	msgpack_sbuffer_destroy(&sb);
-}
-
 static void test_utf8(void)
 {
 	uint32_t cp;
@@ -263,7 +200,6 @@ int main(void)
 	test_scalars();
 	test_members();
 	test_warning();
-	test_msgpack();
 	test_utf8();
 	return tap_done();
 }
