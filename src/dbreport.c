@@ -148,6 +148,19 @@ static void put_rev(struct json *j, const struct dbctx *c, int idx,
 	fputc('}', j->f);
 }
 
+/* The revisions idx[0..n) (from the last when reverse) as a JSON array. */
+static void revs_json(struct json *j, const struct dbctx *c, const int *idx,
+		      int n, bool reverse)
+{
+	fputc('[', j->f);
+	for (int i = 0; i < n; i++) {
+		if (i)
+			fputc(',', j->f);
+		put_rev(j, c, idx[reverse ? n - 1 - i : i], false);
+	}
+	fputc(']', j->f);
+}
+
 int dbreport_status(struct dbctx *c)
 {
 	struct dbreport_list probs = {NULL, 0};
@@ -168,13 +181,7 @@ int dbreport_status(struct dbctx *c)
 		dbreport_json_database(&c->out, c, &first);
 		dbreport_json_position(&c->out, c, &first, pending);
 		json_key(&c->out, &first, "revisions");
-		printf("[");
-		for (int i = 0; i < c->set.n; i++) {
-			if (i)
-				printf(",");
-			put_rev(&c->out, c, c->set.order[i], false);
-		}
-		printf("]");
+		revs_json(&c->out, c, c->set.order, c->set.n, false);
 		json_key(&c->out, &first, "problems");
 		dbreport_json_list(&c->out, &probs);
 		printf("}\n");
@@ -258,13 +265,9 @@ int dbreport_heads(struct dbctx *c)
 	if (rc != EX_OK)
 		return rc;
 	if (c->json) {
-		printf("{\"heads\":[");
-		for (int i = 0; i < c->set.nheads; i++) {
-			if (i)
-				printf(",");
-			put_rev(&c->out, c, c->set.heads[i], false);
-		}
-		printf("]}\n");
+		printf("{\"heads\":");
+		revs_json(&c->out, c, c->set.heads, c->set.nheads, false);
+		printf("}\n");
 		return EX_OK;
 	}
 	for (int i = 0; i < c->set.nheads; i++) {
@@ -347,13 +350,9 @@ int dbreport_history(struct dbctx *c)
 	if (rc != EX_OK)
 		return rc;
 	if (c->json) {
-		printf("{\"revisions\":[");
-		for (int i = c->set.n - 1; i >= 0; i--) {
-			if (i != c->set.n - 1)
-				printf(",");
-			put_rev(&c->out, c, c->set.order[i], false);
-		}
-		printf("]}\n");
+		printf("{\"revisions\":");
+		revs_json(&c->out, c, c->set.order, c->set.n, true);
+		printf("}\n");
 		return EX_OK;
 	}
 	for (int i = c->set.n - 1; i >= 0; i--) {
