@@ -55,6 +55,21 @@ enum store_stmt {
 #define EXT_COLS                                                          \
 	"conversation_id, tool_call_id, name, model, tokens, metadata,"   \
 	" content_mp"
+/* A keyed batch insert (its rows from u, with ikey and ord) after its
+ * SELECT: the rows stored come back first (ord 0), in the order of the
+ * arrays, with their key, user and platform if they have a key; then the
+ * rows already stored under a key of the batch, with the request's place
+ * in the arrays (ord): one probe of the key index per keyed row (LIMIT
+ * keeps the planner from a join over the table). */
+#define BATCH_KEYED_TAIL                                                  \
+	ON_KEY_CONFLICT " RETURNING id, created_at, idempotency_key,"      \
+	" CASE WHEN idempotency_key IS NOT NULL THEN user_id END,"        \
+	" CASE WHEN idempotency_key IS NOT NULL THEN platform END)"       \
+	" SELECT 0::int8, * FROM ins"                                     \
+	" UNION ALL SELECT u.ord, h.id, h.created_at, NULL, NULL, NULL"   \
+	" FROM u CROSS JOIN LATERAL (SELECT id, created_at FROM " HISTORY \
+	" WHERE user_id = u.user_id AND platform = u.platform"            \
+	" AND idempotency_key = u.ikey LIMIT 1) h WHERE u.ikey IS NOT NULL"
 #define EXT_OUT                                                           \
 	"tool_call_id, name, model, tokens::int8, metadata, content_mp"
 
@@ -138,21 +153,7 @@ const struct pool_statement store_statements[] = {
 			 " (user_id, platform, model_provider, role, content,"
 			 " idempotency_key) SELECT user_id, platform,"
 			 " provider, role, content, ikey FROM u"
-			 ON_KEY_CONFLICT " RETURNING id, created_at,"
-			 " idempotency_key,"
-			 " CASE WHEN idempotency_key IS NOT NULL"
-			 " THEN user_id END,"
-			 " CASE WHEN idempotency_key IS NOT NULL"
-			 " THEN platform END)"
-			 " SELECT 0::int8, * FROM ins"
-			 /* one probe of the key index per keyed row (LIMIT
-			  * keeps the planner from a join over the table) */
-			 " UNION ALL SELECT u.ord, h.id, h.created_at,"
-			 " NULL, NULL, NULL FROM u CROSS JOIN LATERAL"
-			 " (SELECT id, created_at FROM " HISTORY
-			 " WHERE user_id = u.user_id AND platform = u.platform"
-			 " AND idempotency_key = u.ikey LIMIT 1) h"
-			 " WHERE u.ikey IS NOT NULL"},
+			 BATCH_KEYED_TAIL},
 	/*
 	 * Group reads: each user's newest rows, tagged with the request's
 	 * place in the arrays.  The arrays are read through a sub-select the
@@ -256,19 +257,7 @@ const struct pool_statement store_statements[] = {
 			 " idempotency_key, " EXT_COLS ") SELECT user_id,"
 			 " platform, provider, role, content, ikey,"
 			 " coalesce(conv, ''), tcid, nm, mdl, tok, meta, cmp"
-			 " FROM u" ON_KEY_CONFLICT " RETURNING id, created_at,"
-			 " idempotency_key,"
-			 " CASE WHEN idempotency_key IS NOT NULL"
-			 " THEN user_id END,"
-			 " CASE WHEN idempotency_key IS NOT NULL"
-			 " THEN platform END)"
-			 " SELECT 0::int8, * FROM ins"
-			 " UNION ALL SELECT u.ord, h.id, h.created_at,"
-			 " NULL, NULL, NULL FROM u CROSS JOIN LATERAL"
-			 " (SELECT id, created_at FROM " HISTORY
-			 " WHERE user_id = u.user_id AND platform = u.platform"
-			 " AND idempotency_key = u.ikey LIMIT 1) h"
-			 " WHERE u.ikey IS NOT NULL"},
+			 " FROM u" BATCH_KEYED_TAIL},
 };
 const size_t store_nstatements = S_COUNT_;
 /* ---- result packers, one per method ------------------------------------------ */
