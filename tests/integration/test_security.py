@@ -817,7 +817,7 @@ def closing_cases(rng):
     cases.append(("huge ext32", b"\xc9\xff\xff\xff\xff\x01", False))
     cases.append(("huge str16 over limit", b"\xda\xff\xff", False))
     cases.append(("deep nesting", b"\x91" * 100, False))
-    cases.append(("deep maps", b"\x81\xa1k" * 50, False))
+    cases.append(("deep maps", b"\x81\xa1k" * 100, False))   # > 67 deep
     for i in range(20):
         n = rng.randint(1, 300)
         cases.append((f"random {i}", bytes(rng.getrandbits(8)
