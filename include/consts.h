@@ -21,6 +21,7 @@
 #define SQLSTATE_DUPLICATE_PREPARED_STATEMENT "42P05"
 #define SQLSTATE_TOO_MANY_CONNECTIONS "53300"
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+#define SQLSTATE_UNDEFINED_COLUMN "42703"
 
 /* --- advisory lock keys ("convd" then a number, as bigint) */
 /* convctl db: one migration at a time. */

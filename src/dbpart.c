@@ -47,9 +47,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "consts.h"
 #include "dbpart.h"
 
-#define H "simple_conversation_history"
+#define H CONVD_T_HISTORY
 #define KEYS H "_keys"
 #define NEWT H "_new"
 #define STATE_TABLE "convd_partition_state"
@@ -204,7 +205,9 @@ static CONVD_WUR int value(PGconn *conn, const char *what, const char *sql,
 	return 0;
 }
 
-const char *dbpart_layout(PGconn *conn)
+/* "plain", "partitioned", "converting" (a conversion was begun), or NULL
+ * (no history table, or the query failed). */
+static const char *layout_of(PGconn *conn)
 {
 	char buf[16], err[256];
 
@@ -241,7 +244,7 @@ static CONVD_WUR int run_locked(PGconn *conn, const char *what,
 			return -1;
 		r = PQexec(conn, sql);
 		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-		retry = state && strcmp(state, "55P03") == 0 && t + 1 < tries;
+		retry = state && strcmp(state, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && t + 1 < tries;
 		if (finish(conn, what, r, want, err, errlen) == 0) {
 			if (run(conn, what, "COMMIT", NULL, err, errlen) == 0)
 				return 0;
@@ -317,7 +320,7 @@ static CONVD_WUR int backfill(PGconn *conn, long lock_timeout_s, FILE *out,
 int dbpart_convert(PGconn *conn, long lock_timeout_s, FILE *out, char *err,
 		   size_t errlen)
 {
-	const char *layout = dbpart_layout(conn);
+	const char *layout = layout_of(conn);
 	char buf[256], sql[2048], seq[256];
 	PGresult *r = NULL;
 

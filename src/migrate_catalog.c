@@ -6,25 +6,13 @@
 #define _GNU_SOURCE /* asprintf */
 #endif
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "migrate_catalog.h"
-
-static void CONVD_PRINTF(3, 4) seterr(char *err, size_t len, const char *fmt,
-				       ...)
-{
-	va_list ap;
-
-	if (!err || len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 void mcat_result_error(const PGresult *res, PGconn *conn, char *buf,
 		       size_t len)
@@ -52,7 +40,8 @@ void mcat_result_error(const PGresult *res, PGconn *conn, char *buf,
 	}
 	o = (size_t)snprintf(buf, len, "%s", msg);
 	if (state && o < len)
-		o += (size_t)snprintf(buf + o, len - o, " (SQLSTATE %s)", state);
+		o += (size_t)snprintf(buf + o, len - o, " (SQLSTATE %s)",
+				      state);
 	if (pos && o < len)
 		o += (size_t)snprintf(buf + o, len - o, " at character %s",
 				      pos);
@@ -68,7 +57,7 @@ static void result_fail(PGresult *res, PGconn *conn, char *err, size_t errlen)
 	char msg[1024];
 
 	mcat_result_error(res, conn, msg, sizeof(msg));
-	seterr(err, errlen, "%s", msg);
+	errbuf_set(err, errlen, "%s", msg);
 	PQclear(res);
 }
 
@@ -172,7 +161,7 @@ static int load_rows(PGconn *conn, const struct loader *l,
 	if (rc < 0)
 		return -1;
 	if (w.oom) {
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -345,8 +334,8 @@ static int store_index(struct row *w, void *dst)
 	if (!t)
 		return 0;
 	if (isnull(w, 4)) {
-		seterr(w->err, w->errlen, "cannot take index %s apart: %s",
-		       val(w, 1), val(w, 5));
+		errbuf_set(w->err, w->errlen, "cannot take index %s apart: %s",
+			   val(w, 1), val(w, 5));
 		return -1;
 	}
 	if (!t->idx)
@@ -461,9 +450,8 @@ static int set_search_path(PGconn *conn, const char *path, char *err,
 			   size_t errlen)
 {
 	const char *p[1] = {path};
-	PGresult *r = run(conn,
-			  "SELECT pg_catalog.set_config('search_path', $1, true)",
-			  1, p, err, errlen);
+	PGresult *r = run(conn, "SELECT pg_catalog.set_config('search_path', "
+			  "$1, true)", 1, p, err, errlen);
 
 	if (!r)
 		return -1;
@@ -478,13 +466,13 @@ static char *quote_ident(PGconn *conn, const char *name, char *err,
 	char *s;
 
 	if (!q) {
-		seterr(err, errlen, "%s", PQerrorMessage(conn));
+		errbuf_set(err, errlen, "%s", PQerrorMessage(conn));
 		return NULL;
 	}
 	s = strdup(q);
 	PQfreemem(q);
 	if (!s)
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 	return s;
 }
 
@@ -550,8 +538,8 @@ static void settle(PGconn *conn, const char *scratch, const char *qs,
 					   "convd_settle_c%d_%d %s;\n",
 					qs, t->qname, ti, k, t->cons[k].def);
 		for (int k = 0; k < t->nidx; k++)
-			fprintf(f, "CREATE %sINDEX convd_settle_i%d_%d ON %s.%s "
-				   "USING %s;\n",
+			fprintf(f, "CREATE %sINDEX convd_settle_i%d_%d ON "
+				"%s.%s USING %s;\n",
 				t->idx[k].unique ? "UNIQUE " : "", ti, k, qs,
 				t->qname, t->idx[k].tail);
 		for (int k = 0; k < t->ncols; k++) {
@@ -585,25 +573,30 @@ static void settle(PGconn *conn, const char *scratch, const char *qs,
 		const struct mschema_table *t2 = mschema_table(&m2, t->name);
 
 		for (int k = 0; t2 && k < t->ncons; k++) {
-			snprintf(name, sizeof(name), "convd_settle_c%d_%d", ti, k);
+			snprintf(name, sizeof(name), "convd_settle_c%d_%d", ti,
+				 k);
 			for (int j = 0; j < t2->ncons; j++)
 				if (strcmp(t2->cons[j].name, name) == 0 &&
-				    strcmp(t2->cons[j].def, t->cons[k].def) != 0)
+				    strcmp(t2->cons[j].def,
+					   t->cons[k].def) != 0)
 					t->cons[k].alt_def =
 						strdup(t2->cons[j].def);
 		}
 		for (int k = 0; t2 && k < t->nidx; k++) {
-			snprintf(name, sizeof(name), "convd_settle_i%d_%d", ti, k);
+			snprintf(name, sizeof(name), "convd_settle_i%d_%d", ti,
+				 k);
 			for (int j = 0; j < t2->nidx; j++)
 				if (strcmp(t2->idx[j].name, name) == 0 &&
-				    strcmp(t2->idx[j].tail, t->idx[k].tail) != 0)
+				    strcmp(t2->idx[j].tail,
+					   t->idx[k].tail) != 0)
 					t->idx[k].alt_tail =
 						strdup(t2->idx[j].tail);
 		}
 		for (int k = 0; t2 && k < t->ncols; k++) {
 			struct mschema_column *c = &t->cols[k];
 
-			snprintf(name, sizeof(name), "convd_settle_g%d_%d", ti, k);
+			snprintf(name, sizeof(name), "convd_settle_g%d_%d", ti,
+				 k);
 			for (int j = 0; j < t2->ncols; j++) {
 				const struct mschema_column *c2 = &t2->cols[j];
 
@@ -647,7 +640,7 @@ int mcat_load_sql(PGconn *conn, const char *sql, const char *nsp,
 	else if (asprintf(&create, "CREATE SCHEMA %s", qs) < 0)
 		create = NULL;
 	if (!path || !create) {
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	if (exec_simple(conn, "SAVEPOINT convd_scratch", err, errlen) < 0)
@@ -746,15 +739,15 @@ int mcat_current_schema(PGconn *conn, char **out, char *err, size_t errlen)
 		return -1;
 	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
 		PQclear(r);
-		seterr(err, errlen,
-		       "no schema to work in: the search_path names no "
-		       "existing schema");
+		errbuf_set(err, errlen,
+			   "no schema to work in: the search_path names no "
+			   "existing schema");
 		return -1;
 	}
 	*out = strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	if (!*out) {
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
