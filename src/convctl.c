@@ -168,6 +168,13 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+enum parse_result {
+	PARSE_OK,
+	PARSE_HELP,
+	PARSE_VERSION,
+	PARSE_ERROR,		/* message printed; exit 2 */
+};
+
 static const char *opt_name(int ch, char *buf, size_t len)
 {
 	for (const struct option *lo = long_opts; lo->name; lo++)
@@ -185,10 +192,10 @@ static const char *opt_name(int ch, char *buf, size_t len)
  * operands may be mixed and the operands end up at argv[*first..argc).
  * *seen collects the CONVCTL_OPT_* options given.
  */
-enum convctl_parse convctl_parse_options(int argc, char **argv,
-					  bool stop_at_operand,
-					  struct convctl_options *o,
-					  unsigned *seen, int *first)
+static enum parse_result parse_options(int argc, char **argv,
+				       bool stop_at_operand,
+				       struct convctl_options *o,
+				       unsigned *seen, int *first)
 {
 	const char *shortopts =
 		stop_at_operand ? "+:s:c:t:n:hV" : ":s:c:t:n:hV";
@@ -203,7 +210,7 @@ enum convctl_parse convctl_parse_options(int argc, char **argv,
 		case 's':
 			if (!*optarg) {
 				convctl_usage_error("empty socket path");
-				return CONVCTL_PARSE_ERROR;
+				return PARSE_ERROR;
 			}
 			o->socket = optarg;
 			break;
@@ -223,7 +230,7 @@ enum convctl_parse convctl_parse_options(int argc, char **argv,
 					"-t: '%s' is not a number of seconds "
 					"from 0 to %d",
 					optarg, CONVCTL_MAX_TIMEOUT_S);
-				return CONVCTL_PARSE_ERROR;
+				return PARSE_ERROR;
 			}
 			o->timeout_set = true;
 			break;
@@ -233,7 +240,7 @@ enum convctl_parse convctl_parse_options(int argc, char **argv,
 					"-n: '%s' is not a number from 1 "
 					"to 1000",
 					optarg);
-				return CONVCTL_PARSE_ERROR;
+				return PARSE_ERROR;
 			}
 			o->limit_set = true;
 			*seen |= CONVCTL_OPT_LIMIT;
@@ -244,7 +251,7 @@ enum convctl_parse convctl_parse_options(int argc, char **argv,
 					"--days: '%s' is not a number from 0 "
 					"to 36500",
 					optarg);
-				return CONVCTL_PARSE_ERROR;
+				return PARSE_ERROR;
 			}
 			o->days_set = true;
 			*seen |= CONVCTL_OPT_DAYS;
@@ -262,16 +269,16 @@ enum convctl_parse convctl_parse_options(int argc, char **argv,
 			*seen |= CONVCTL_OPT_DRY_RUN;
 			break;
 		case 'h':
-			return CONVCTL_PARSE_HELP;
+			return PARSE_HELP;
 		case 'V':
-			return CONVCTL_PARSE_VERSION;
+			return PARSE_VERSION;
 		case ':':
 			convctl_usage_error(
 				"option %s needs a value",
 				optind > 0 && optind <= argc
 					? argv[optind - 1]
 					: opt_name(optopt, nbuf, sizeof(nbuf)));
-			return CONVCTL_PARSE_ERROR;
+			return PARSE_ERROR;
 		default:
 			if (optopt)
 				convctl_usage_error("unknown option -%c",
@@ -279,10 +286,28 @@ enum convctl_parse convctl_parse_options(int argc, char **argv,
 			else
 				convctl_usage_error("unknown option %s",
 						    argv[optind - 1]);
-			return CONVCTL_PARSE_ERROR;
+			return PARSE_ERROR;
 		}
 	}
 	*first = optind;
+	return PARSE_OK;
+}
+
+enum convctl_parse convctl_parse_options(int argc, char **argv,
+					 bool stop_at_operand,
+					 struct convctl_options *o,
+					 unsigned *seen, int *first)
+{
+	switch (parse_options(argc, argv, stop_at_operand, o, seen, first)) {
+	case PARSE_HELP:
+		return CONVCTL_PARSE_HELP;
+	case PARSE_VERSION:
+		return CONVCTL_PARSE_VERSION;
+	case PARSE_ERROR:
+		return CONVCTL_PARSE_ERROR;
+	case PARSE_OK:
+		break;
+	}
 	return CONVCTL_PARSE_OK;
 }
 
