@@ -286,6 +286,8 @@ def test_fuzz_harness_clean_under_ubsan(tmp_path):
          "-fno-sanitize-recover=undefined",
          os.path.join(src, "tests/fuzz/fuzz_request.c"),
          os.path.join(src, "src/proto.c"), os.path.join(src, "src/validate.c"),
+         # issue 17: structured content (validate.c checks it)
+         os.path.join(src, "src/content.c"), os.path.join(src, "src/mpread.c"),
          os.path.join(src, "src/log.c"), "-lmsgpackc", "-o", exe],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=300)
@@ -387,7 +389,8 @@ def test_export_history_generic_plans_use_the_index(schema, convd_factory):
         assert "Seq Scan on " + HIST not in body, body
         assert HIST + "_pkey" not in body, body
     for p in exports:
-        assert HIST + "_recent_idx" in p.split("LOG:")[0], p
+        # the history index (issue 17: with conversation_id)
+        assert HIST + "_conversation_idx" in p.split("LOG:")[0], p
 
 
 # ------------------------------------------ 1. deadlines under a hung database
