@@ -23,7 +23,8 @@ for _k in ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER",
 R1 = "3f9c2a7d41e0"     # the conversation tables
 R1B = "b8e15d6c0a93"    # their indexes
 R1C = "5a1e0c2f7b90"    # idempotency keys
-R2 = "7c3d9e1a2b45"     # conversations: head (SCHEMA_REQUIRED_REVISION)
+R2 = "7c3d9e1a2b45"     # conversations (SCHEMA_REQUIRED_REVISION)
+R3 = "9e4f0a6b3c18"     # message search: head
 LOCK_KEY = 0x636F6E7664000001
 CHECK_QUERY = ("SELECT count(*) FILTER (WHERE revision = '%s' AND NOT dirty),"
                " count(*) FILTER (WHERE dirty) FROM convd_schema_history")
@@ -141,7 +142,7 @@ def test_setup_new_database_and_idempotent(mkdb):
     assert "a new database" in r.stdout
     assert {"user_thread_table", "simple_conversation_history",
             "convd_schema_history"} <= d.tables()
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
     assert {"simple_conversation_history_conversation_idx",
             "simple_conversation_history_created_at_idx"} <= d.indexes()
     # the columns convd's queries rely on
@@ -157,11 +158,11 @@ def test_setup_new_database_and_idempotent(mkdb):
     d.ok("diff")            # head is exactly the schema model
     st = json.loads(d.ok("status", "--json").stdout)
     assert st["at_head"] and st["pending"] == 0 and st["problems"] == []
-    assert [x["state"] for x in st["revisions"]] == ["applied"] * 4
+    assert [x["state"] for x in st["revisions"]] == ["applied"] * 5
     h = json.loads(d.ok("history", "--json").stdout)["revisions"]
-    assert h[0]["revision"] == R2 and h[0]["applied_by"].startswith("postgres")
+    assert h[0]["revision"] == R3 and h[0]["applied_by"].startswith("postgres")
     assert h[0]["duration_ms"] >= 0 and h[0]["applied_at"].endswith("Z")
-    assert json.loads(d.ok("current", "--json").stdout)["current"] == [R2]
+    assert json.loads(d.ok("current", "--json").stdout)["current"] == [R3]
     # the query convd runs at start-up
     assert d.sql(CHECK_QUERY % R2) == "1|0"
 
@@ -173,7 +174,7 @@ def test_check_reports_and_fails(mkdb):
     d.ok("upgrade", R1)
     c = json.loads(d.fails("check", "--json").stdout)
     assert c["ok"] is False and c["connection"] is True
-    assert c["pending"] == 3 and c["current"] == [R1]
+    assert c["pending"] == 4 and c["current"] == [R1]
     assert any("pending" in p for p in c["problems"])
     assert "user_thread_table" in " ".join(c["tables"])
     assert c["server_version"].startswith("15")
@@ -215,7 +216,7 @@ def test_round_trips_with_data(mkdb):
     r = d.fails("downgrade", "base")
     assert "drops a table" in r.stderr and "--allow-destructive" in r.stderr
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
     d.ok("downgrade", "base", "--allow-destructive")
     assert "simple_conversation_history" not in d.tables()
     assert d.applied() == []
@@ -227,7 +228,9 @@ def test_round_trips_with_data(mkdb):
     data_rows(d)
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
     # revisions that keep data go back and forth without the flag (the
-    # idempotency keys are data: dropping them needs it)
+    # idempotency keys are data: dropping them needs it); the search
+    # indexes first
+    d.ok("rollback")
     d.fails("rollback")
     d.ok("rollback", "--allow-destructive")
     d.ok("rollback", "--allow-destructive")
@@ -240,15 +243,15 @@ def test_round_trips_with_data(mkdb):
 
 
 def test_every_target_form(mkdb, migdir):
-    write_rev(migdir, "c0ffee000001", R2, "third", "CREATE TABLE t3 (a int);",
+    write_rev(migdir, "c0ffee000001", R3, "third", "CREATE TABLE t3 (a int);",
               "DROP TABLE t3;")
     write_rev(migdir, "c0ffee000002", "c0ffee000001", "fourth",
               "CREATE TABLE t4 (a int);", "DROP TABLE t4;")
     d = mkdb(migdir)
     r = d.ok("upgrade", "+1")
     assert d.applied() == [R1]
-    d.ok("upgrade", R2[:4])                     # unique prefix
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    d.ok("upgrade", R3[:4])                     # unique prefix
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
     r = d.fails("upgrade", "c0ffee", code=2)    # ambiguous prefix
     assert "ambiguous" in r.stderr and "c0ffee000001" in r.stderr
     d.ok("upgrade", "c0ffee000001")             # full id
@@ -257,15 +260,15 @@ def test_every_target_form(mkdb, migdir):
     r = d.ok("upgrade", "head")
     assert "nothing to do" in r.stdout
     d.ok("downgrade", "-2", "--allow-destructive")
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
     d.ok("upgrade", "heads")
-    d.ok("downgrade", R2, "--allow-destructive")  # to a revision
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    d.ok("downgrade", R3, "--allow-destructive")  # to a revision
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
     d.fails("downgrade", "+1", code=1)
     d.fails("upgrade", "-1", code=1)
     r = d.fails("upgrade", "+5")
     assert "only 2 revisions pending" in r.stderr
-    d.ok("rollback", "4", "--allow-destructive")
+    d.ok("rollback", "5", "--allow-destructive")
     assert d.applied() == []
     d.ok("upgrade", "c0ffee000002")
     d.ok("downgrade", "base", "--allow-destructive")
@@ -274,9 +277,9 @@ def test_every_target_form(mkdb, migdir):
 
 
 def test_branches_and_merge(mkdb, migdir):
-    write_rev(migdir, "aaaa00000001", R2, "branch a",
+    write_rev(migdir, "aaaa00000001", R3, "branch a",
               "CREATE TABLE ta (a int);", "DROP TABLE ta;")
-    write_rev(migdir, "bbbb00000001", R2, "branch b",
+    write_rev(migdir, "bbbb00000001", R3, "branch b",
               "CREATE TABLE tb (b int);", "DROP TABLE tb;")
     d = mkdb(migdir)
     heads = d.ok("heads").stdout
@@ -309,7 +312,7 @@ def test_branches_and_merge(mkdb, migdir):
     assert merge not in d.applied() and {"ta", "tb"} <= d.tables()
     assert sorted(json.loads(d.ok("current", "--json").stdout)["current"]) \
         == ["aaaa00000001", "bbbb00000001"]
-    d.ok("downgrade", R2, "--allow-destructive")
+    d.ok("downgrade", R3, "--allow-destructive")
     assert not {"ta", "tb"} & d.tables()
     d.ok("upgrade")
     assert {"ta", "tb"} <= d.tables()
@@ -335,7 +338,7 @@ def test_cycle_and_broken_files(mkdb, tmp_path):
 # ----------------------------------------------------------- safety
 
 def test_concurrent_upgrades_apply_once(mkdb, migdir):
-    write_rev(migdir, "510e00000001", R2, "slow",
+    write_rev(migdir, "510e00000001", R3, "slow",
               "CREATE TABLE race_log (n int);\n"
               "INSERT INTO race_log VALUES (1);\n"
               "SELECT pg_sleep(1.5);", "DROP TABLE race_log;")
@@ -351,7 +354,7 @@ def test_concurrent_upgrades_apply_once(mkdb, migdir):
     assert "nothing to do" in both
     assert "holds the migration lock" in both
     assert d.sql("SELECT count(*) FROM race_log") == "1"
-    assert d.sql("SELECT count(*) FROM convd_schema_history") == "5"
+    assert d.sql("SELECT count(*) FROM convd_schema_history") == "6"
 
 
 def test_lock_wait_is_bounded(mkdb, pg):
@@ -397,7 +400,7 @@ def test_edited_applied_revision(mkdb, migdir):
     r = d.fails("upgrade")
     assert "must not change" in r.stderr and "--accept-changed" in r.stderr
     d.fails("downgrade", "base", "--allow-destructive")
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
     r = d.ok("upgrade", "--accept-changed")
     assert "accepted the changed file of revision " + R1B in r.stdout
     d.ok("status")
@@ -406,7 +409,7 @@ def test_edited_applied_revision(mkdb, migdir):
 
 
 def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
-    write_rev(migdir, "f00d00000001", R2, "good",
+    write_rev(migdir, "f00d00000001", R3, "good",
               "CREATE TABLE good1 (a int);", "DROP TABLE good1;")
     write_rev(migdir, "f00d00000002", "f00d00000001", "bad",
               "CREATE TABLE half (a int);\nINSERT INTO half VALUES (1);\n"
@@ -420,7 +423,7 @@ def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
     assert R1C + " is non-transactional" in r.stderr
     assert "cannot tell" in r.stderr
     assert "convd_schema_history" not in d.tables()
-    d.ok("upgrade", R2)
+    d.ok("upgrade", R3)
     r = d.fails("upgrade", "--try")
     assert "would fail" in r.stderr and "division by zero" in r.stderr
     assert "good1" not in d.tables()
@@ -429,38 +432,38 @@ def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
     assert "f00d00000002 failed" in r.stderr
     assert "division by zero" in r.stderr
     assert "f00d00000002.sql:" in r.stderr       # file and line
-    assert "5 revisions before f00d00000002 are done" in r.stderr
+    assert "6 revisions before f00d00000002 are done" in r.stderr
     tables = d.tables()
     assert "good1" in tables and "half" not in tables and "after3" not in tables
-    assert d.applied() == sorted([R1, R1B, R1C, R2, "f00d00000001"])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3, "f00d00000001"])
     assert d.sql(CHECK_QUERY % R2) == "1|0"
 
 
 def test_transaction_control_in_a_revision_is_refused(mkdb, migdir):
-    write_rev(migdir, "7c0000000001", R2, "own transaction",
+    write_rev(migdir, "7c0000000001", R3, "own transaction",
               "BEGIN;\nCREATE TABLE own (a int);\nCOMMIT;", "DROP TABLE own;")
     d = mkdb(migdir)
     r = d.fails("verify", "--offline")
     assert "begins or ends a transaction" in r.stdout
     r = d.fails("setup")
     assert "7c0000000001.sql:" in r.stderr and "transactional: no" in r.stderr
-    assert "own" not in d.tables() and d.applied() == sorted([R1, R1B, R1C, R2])
+    assert "own" not in d.tables() and d.applied() == sorted([R1, R1B, R1C, R2, R3])
 
 
 def test_try_rehearses_and_rolls_back(mkdb, migdir):
-    write_rev(migdir, "7e57000000a1", R2, "add a column",
+    write_rev(migdir, "7e57000000a1", R3, "add a column",
               "ALTER TABLE user_thread_table ADD COLUMN note text;",
               "ALTER TABLE user_thread_table DROP COLUMN note;")
     d = mkdb(migdir)
-    d.ok("upgrade", R2)
+    d.ok("upgrade", R3)
     r = d.ok("upgrade", "--try")
     assert "would apply 7e57000000a1" in r.stdout and "rolled back" in r.stdout
     assert not any(c.startswith("note") for c in d.columns("user_thread_table"))
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
 
 
 def test_nontransactional_revision_and_dirty_mark(mkdb, migdir):
-    write_rev(migdir, "c1c1c1c1c1c1", R2, "concurrent index",
+    write_rev(migdir, "c1c1c1c1c1c1", R3, "concurrent index",
               "CREATE INDEX CONCURRENTLY uth_thread_idx"
               " ON user_thread_table (thread_id);",
               "DROP INDEX CONCURRENTLY uth_thread_idx;", transactional=False)
@@ -495,20 +498,20 @@ def test_nontransactional_revision_and_dirty_mark(mkdb, migdir):
     d.fails("resolve", "d1d1", "--rolled-back")  # nothing dirty now
     d.ok("upgrade")
     assert {"uth_created_idx", "broken_idx"} <= d.indexes()
-    d.ok("downgrade", R2)
+    d.ok("downgrade", R3)
     assert "uth_thread_idx" not in d.indexes()
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
 
 
 def test_destructive_revisions_need_the_flag(mkdb, migdir):
-    write_rev(migdir, "de57000000a1", R2, "drop a column",
+    write_rev(migdir, "de57000000a1", R3, "drop a column",
               "ALTER TABLE simple_conversation_history DROP role;",
               "ALTER TABLE simple_conversation_history"
               " ADD COLUMN role varchar(20);")
     d = mkdb(migdir)
     r = d.ok("verify")
     assert "drops a column" in r.stdout and "de57000000a1" in r.stdout
-    d.ok("upgrade", R2)
+    d.ok("upgrade", R3)
     r = d.fails("upgrade")
     assert "drops a column" in r.stderr and "--allow-destructive" in r.stderr
     assert any(c.startswith("role ") for c in
@@ -520,7 +523,7 @@ def test_destructive_revisions_need_the_flag(mkdb, migdir):
 
 
 def test_narrowing_is_destructive_widening_is_not(mkdb, migdir):
-    write_rev(migdir, "a1de00000001", R2, "wider",
+    write_rev(migdir, "a1de00000001", R3, "wider",
               "ALTER TABLE user_thread_table"
               " ALTER COLUMN thread_id TYPE varchar(500);",
               "ALTER TABLE user_thread_table"
@@ -567,7 +570,7 @@ def test_reset(mkdb, pg, tmp_path):
     r = dev.ok("reset", "--yes")
     assert "reverted " + R1 in r.stdout and "applied " + R2 in r.stdout
     assert d.sql("SELECT count(*) FROM user_thread_table") == "0"
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
 
 
 def test_stamp_and_sql_output(mkdb):
@@ -596,11 +599,11 @@ def test_stamp_and_sql_output(mkdb):
 
 
 def test_backup_before_changing_data(mkdb, migdir, tmp_path, pg):
-    write_rev(migdir, "bac000000001", R2, "one more",
+    write_rev(migdir, "bac000000001", R3, "one more",
               "CREATE TABLE extra (a int);", "DROP TABLE extra;")
     d = mkdb(migdir)
     dump = str(tmp_path / "before.dump")
-    r = d.ok("upgrade", R2, "--backup", dump)
+    r = d.ok("upgrade", R3, "--backup", dump)
     assert "no data" in r.stdout and not os.path.exists(dump)
     data_rows(d)
     r = d.ok("upgrade", "--backup", dump)
@@ -686,7 +689,7 @@ def check_adopted(d, rows, threads):
     assert d.sql("SELECT DISTINCT platform FROM simple_conversation_history"
                  " UNION SELECT DISTINCT platform FROM user_thread_table"
                  ) == "line"
-    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
     assert d.sql(f"SELECT kind FROM convd_schema_history"
                  f" WHERE revision = '{R1}'") == "adopted"
     assert "alembic_version" not in d.tables()
@@ -717,14 +720,14 @@ def test_adopt_readme_shape(mkdb):
     r = d.fails("upgrade")                      # upgrade does not adopt
     assert "convctl db setup" in r.stderr
     # the rehearsal adopts and applies what it can, then stops before the
-    # non-transactional head (R2) and says so: exit 1
+    # first non-transactional revision (R1C) and says so: exit 1
     r = d.fails("setup", "--try")
     assert "would adopt" in r.stdout
     assert "found: the seed's tables as made from its README SQL" in r.stdout
     assert "every row is unchanged" in r.stdout
     assert "would adopt the database as revision " + R1 in r.stdout
     assert "would apply " + R1B in r.stdout
-    assert "1 of 3 revisions would apply" in r.stdout
+    assert "1 of 4 revisions would apply" in r.stdout
     assert R1C + " is non-transactional" in r.stderr
     assert "cannot tell" in r.stderr
     assert "convd_schema_history" not in d.tables()
@@ -864,7 +867,7 @@ def test_autogenerate_each_kind_of_change(mkdb, migdir):
     r = d.ok("migrate", "--autogenerate", "-m", msg)
     rev1 = r.stdout.strip().split("created revision ")[1].split()[0]
     show = json.loads(d.ok("show", rev1, "--json").stdout)
-    assert show["message"] == msg and show["parents"] == [R2]
+    assert show["message"] == msg and show["parents"] == [R3]
     assert "CREATE TABLE app_note" in show["up"]
     assert "DROP TABLE app_user" in show["down"]
     d.ok("upgrade")
@@ -924,7 +927,7 @@ def test_autogenerate_needs_a_database_at_head(mkdb, migdir):
     r = d.ok("migrate", "-m", "hand written")
     path = r.stdout.split(" in ")[-1].strip()
     assert os.path.basename(path).endswith("_hand_written.sql")
-    assert f"-- parents: {R2}" in open(path).read()
+    assert f"-- parents: {R3}" in open(path).read()
 
 
 def test_diff_reports_drift_and_sql(mkdb):
