@@ -748,7 +748,10 @@ def test_application_name(schema, convd_factory):
         "size": 3, "max_overflow": 0, "timeout": 5}))
     wait_until(lambda: len(schema.backend_pids(app)) == 3, timeout=10,
                what="three connections named " + app)
-    assert pool_stats(d)["open"] == 3
+    # A backend is in pg_stat_activity before convd has finished setting
+    # its connection up (prepared statements): wait for the pool's count.
+    wait_until(lambda: pool_stats(d)["open"] == 3, timeout=10,
+               what="the pool to count its three connections open")
     # The default is "convd".
     d2 = convd_factory(schema, extra={"pool": {"size": 1, "max_overflow": 0},
                                       "retention": {"days_to_keep": 0}})
