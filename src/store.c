@@ -55,6 +55,21 @@ enum store_stmt {
 #define EXT_COLS                                                          \
 	"conversation_id, tool_call_id, name, model, tokens, metadata,"   \
 	" content_mp"
+/* A keyed batch insert (its rows from u, with ikey and ord) after its
+ * SELECT: the rows stored come back first (ord 0), in the order of the
+ * arrays, with their key, user and platform if they have a key; then the
+ * rows already stored under a key of the batch, with the request's place
+ * in the arrays (ord): one probe of the key index per keyed row (LIMIT
+ * keeps the planner from a join over the table). */
+#define BATCH_KEYED_TAIL                                                  \
+	ON_KEY_CONFLICT " RETURNING id, created_at, idempotency_key,"      \
+	" CASE WHEN idempotency_key IS NOT NULL THEN user_id END,"        \
+	" CASE WHEN idempotency_key IS NOT NULL THEN platform END)"       \
+	" SELECT 0::int8, * FROM ins"                                     \
+	" UNION ALL SELECT u.ord, h.id, h.created_at, NULL, NULL, NULL"   \
+	" FROM u CROSS JOIN LATERAL (SELECT id, created_at FROM " HISTORY \
+	" WHERE user_id = u.user_id AND platform = u.platform"            \
+	" AND idempotency_key = u.ikey LIMIT 1) h WHERE u.ikey IS NOT NULL"
 #define EXT_OUT                                                           \
 	"tool_call_id, name, model, tokens::int8, metadata, content_mp"
 
@@ -138,21 +153,7 @@ const struct pool_statement store_statements[] = {
 			 " (user_id, platform, model_provider, role, content,"
 			 " idempotency_key) SELECT user_id, platform,"
 			 " provider, role, content, ikey FROM u"
-			 ON_KEY_CONFLICT " RETURNING id, created_at,"
-			 " idempotency_key,"
-			 " CASE WHEN idempotency_key IS NOT NULL"
-			 " THEN user_id END,"
-			 " CASE WHEN idempotency_key IS NOT NULL"
-			 " THEN platform END)"
-			 " SELECT 0::int8, * FROM ins"
-			 /* one probe of the key index per keyed row (LIMIT
-			  * keeps the planner from a join over the table) */
-			 " UNION ALL SELECT u.ord, h.id, h.created_at,"
-			 " NULL, NULL, NULL FROM u CROSS JOIN LATERAL"
-			 " (SELECT id, created_at FROM " HISTORY
-			 " WHERE user_id = u.user_id AND platform = u.platform"
-			 " AND idempotency_key = u.ikey LIMIT 1) h"
-			 " WHERE u.ikey IS NOT NULL"},
+			 BATCH_KEYED_TAIL},
 	/*
 	 * Group reads: each user's newest rows, tagged with the request's
 	 * place in the arrays.  The arrays are read through a sub-select the
@@ -256,19 +257,7 @@ const struct pool_statement store_statements[] = {
 			 " idempotency_key, " EXT_COLS ") SELECT user_id,"
 			 " platform, provider, role, content, ikey,"
 			 " coalesce(conv, ''), tcid, nm, mdl, tok, meta, cmp"
-			 " FROM u" ON_KEY_CONFLICT " RETURNING id, created_at,"
-			 " idempotency_key,"
-			 " CASE WHEN idempotency_key IS NOT NULL"
-			 " THEN user_id END,"
-			 " CASE WHEN idempotency_key IS NOT NULL"
-			 " THEN platform END)"
-			 " SELECT 0::int8, * FROM ins"
-			 " UNION ALL SELECT u.ord, h.id, h.created_at,"
-			 " NULL, NULL, NULL FROM u CROSS JOIN LATERAL"
-			 " (SELECT id, created_at FROM " HISTORY
-			 " WHERE user_id = u.user_id AND platform = u.platform"
-			 " AND idempotency_key = u.ikey LIMIT 1) h"
-			 " WHERE u.ikey IS NOT NULL"},
+			 " FROM u" BATCH_KEYED_TAIL},
 };
 const size_t store_nstatements = S_COUNT_;
 /* ---- result packers, one per method ------------------------------------------ */
@@ -980,7 +969,8 @@ static uint32_t add_slot(const struct request *r)
 const struct batch_spec store_add_batch = {
 	.what = "add_message", .stmt = "convd_add_batch",
 	.stmt_keys = "convd_add_batch_keys", .ncols = 6,
-	.cols = {{0, 0}, {4, 0}, {1, 0}, {2, 0}, {3, 0}, {5, 0}},
+	.cols = {{0, 0, 0}, {4, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0},
+		 {5, 0, 0}},
 	.key_arg = 5, .size_arg = 3, .max_rows = 512, .max_batches = 2,
 	.slot = add_slot, .deliver = deliver_add, .single = store_build,
 	/* then: conversation_id, tool_call_id, name, model, tokens,
@@ -996,7 +986,8 @@ const struct batch_spec store_add_batch = {
 
 const struct batch_spec store_recent_batch = {
 	.what = "get_recent_conversations", .stmt = "convd_recent_batch",
-	.ncols = 5, .cols = {{0, 0}, {3, 0}, {1, 0}, {2, 2}, {4, 0}},
+	.ncols = 5,
+	.cols = {{0, 0, 0}, {3, 0, 0}, {1, 0, 0}, {2, 2, 0}, {4, 0, 0}},
 	.key_arg = -1, .size_arg = -1, .max_rows = 64, .max_batches = 4,
 	.deliver = deliver_recent, .single = store_build,
 };

@@ -511,10 +511,14 @@ BASE = {
 # Positional order (HACKING.md).
 ORDER = {
     "add_message": ["user_id", "provider", "role", "content", "platform",
-                    "idempotency_key"],
-    "get_recent_conversations": ["user_id", "provider", "limit", "platform"],
-    "clear_user_history": ["user_id", "provider", "platform"],
-    "get_conversation_count": ["user_id", "provider", "platform"],
+                    "idempotency_key", "conversation_id", "tool_call_id",
+                    "name", "model", "tokens", "metadata"],
+    "get_recent_conversations": ["user_id", "provider", "limit", "platform",
+                                 "conversation_id"],
+    "clear_user_history": ["user_id", "provider", "platform",
+                           "conversation_id"],
+    "get_conversation_count": ["user_id", "provider", "platform",
+                               "conversation_id"],
     "get_user_statistics": ["user_id", "platform"],
     "get_thread": ["user_id", "platform"],
     "save_thread": ["user_id", "thread_id", "platform"],
@@ -550,8 +554,10 @@ def _cases():
         for p in params:
             if p not in STR_KIND:
                 continue
-            for label, bad in (("int", 5), ("array", ["x"]),
-                               ("map", {"a": "b"}), ("bool", True),
+            # issue 17: content may be an array or a map
+            structured = (() if p == "content" else
+                          (("array", ["x"]), ("map", {"a": "b"})))
+            for label, bad in structured + (("int", 5), ("bool", True),
                                ("float", 1.5), ("bin", b"bytes"),
                                ("nil", None) if p in REQUIRED[method]
                                else ("neg", -1),
@@ -571,7 +577,8 @@ def _cases():
         # Unknown named parameter; too many positional ones.
         case(f"{method}-unknown-param", method,
              [dict(base, no_such_param=1)], "no_such_param")
-        positional = [base.get(k, "line") if k != "days_to_keep" else 30
+        positional = [base.get(k, {"tokens": 1, "metadata": {}}.get(k, "line"))
+                      if k != "days_to_keep" else 30
                       for k in ORDER[method]]
         if method == "get_recent_conversations":
             positional[2] = 5
@@ -580,7 +587,7 @@ def _cases():
     for method in ("ping", "stats", "health"):
         case(f"{method}-too-many-positional", method, ["extra"], None)
         case(f"{method}-unknown-param", method, [{"bogus": 1}], "bogus")
-    for bad in ("admin", "User", "ASSISTANT", "user ", " user", "tool",
+    for bad in ("admin", "User", "ASSISTANT", "user ", " user", "tools",
                 "function", "usr"):
         case(f"role-{bad.strip() or 'x'}-{len(bad)}", "add_message",
              [dict(BASE["add_message"], role=bad)], "role")

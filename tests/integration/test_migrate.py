@@ -23,8 +23,8 @@ for _k in ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER",
 R1 = "3f9c2a7d41e0"     # the conversation tables
 R1B = "b8e15d6c0a93"    # their indexes
 R1C = "5a1e0c2f7b90"    # idempotency keys
-R2 = "7c3d9e1a2b45"     # conversations (SCHEMA_REQUIRED_REVISION)
-R3 = "9e4f0a6b3c18"     # message search: head
+R1D = "7c3d9e1a2b45"    # conversations (SCHEMA_REQUIRED_REVISION)
+R2 = "9e4f0a6b3c18"     # message search: head
 LOCK_KEY = 0x636F6E7664000001
 CHECK_QUERY = ("SELECT count(*) FILTER (WHERE revision = '%s' AND NOT dirty),"
                " count(*) FILTER (WHERE dirty) FROM convd_schema_history")
@@ -142,7 +142,7 @@ def test_setup_new_database_and_idempotent(mkdb):
     assert "a new database" in r.stdout
     assert {"user_thread_table", "simple_conversation_history",
             "convd_schema_history"} <= d.tables()
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     assert {"simple_conversation_history_conversation_idx",
             "simple_conversation_history_created_at_idx"} <= d.indexes()
     # the columns convd's queries rely on
@@ -160,9 +160,9 @@ def test_setup_new_database_and_idempotent(mkdb):
     assert st["at_head"] and st["pending"] == 0 and st["problems"] == []
     assert [x["state"] for x in st["revisions"]] == ["applied"] * 5
     h = json.loads(d.ok("history", "--json").stdout)["revisions"]
-    assert h[0]["revision"] == R3 and h[0]["applied_by"].startswith("postgres")
+    assert h[0]["revision"] == R2 and h[0]["applied_by"].startswith("postgres")
     assert h[0]["duration_ms"] >= 0 and h[0]["applied_at"].endswith("Z")
-    assert json.loads(d.ok("current", "--json").stdout)["current"] == [R3]
+    assert json.loads(d.ok("current", "--json").stdout)["current"] == [R2]
     # the query convd runs at start-up
     assert d.sql(CHECK_QUERY % R2) == "1|0"
 
@@ -216,7 +216,7 @@ def test_round_trips_with_data(mkdb):
     r = d.fails("downgrade", "base")
     assert "drops a table" in r.stderr and "--allow-destructive" in r.stderr
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     d.ok("downgrade", "base", "--allow-destructive")
     assert "simple_conversation_history" not in d.tables()
     assert d.applied() == []
@@ -228,9 +228,8 @@ def test_round_trips_with_data(mkdb):
     data_rows(d)
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
     # revisions that keep data go back and forth without the flag (the
-    # idempotency keys are data: dropping them needs it); the search
-    # indexes first
-    d.ok("rollback")
+    # idempotency keys are data: dropping them needs it)
+    d.ok("rollback")                            # R2: indexes only
     d.fails("rollback")
     d.ok("rollback", "--allow-destructive")
     d.ok("rollback", "--allow-destructive")
@@ -243,15 +242,15 @@ def test_round_trips_with_data(mkdb):
 
 
 def test_every_target_form(mkdb, migdir):
-    write_rev(migdir, "c0ffee000001", R3, "third", "CREATE TABLE t3 (a int);",
+    write_rev(migdir, "c0ffee000001", R2, "third", "CREATE TABLE t3 (a int);",
               "DROP TABLE t3;")
     write_rev(migdir, "c0ffee000002", "c0ffee000001", "fourth",
               "CREATE TABLE t4 (a int);", "DROP TABLE t4;")
     d = mkdb(migdir)
     r = d.ok("upgrade", "+1")
     assert d.applied() == [R1]
-    d.ok("upgrade", R3[:4])                     # unique prefix
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    d.ok("upgrade", R2[:4])                     # unique prefix
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     r = d.fails("upgrade", "c0ffee", code=2)    # ambiguous prefix
     assert "ambiguous" in r.stderr and "c0ffee000001" in r.stderr
     d.ok("upgrade", "c0ffee000001")             # full id
@@ -260,10 +259,10 @@ def test_every_target_form(mkdb, migdir):
     r = d.ok("upgrade", "head")
     assert "nothing to do" in r.stdout
     d.ok("downgrade", "-2", "--allow-destructive")
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     d.ok("upgrade", "heads")
-    d.ok("downgrade", R3, "--allow-destructive")  # to a revision
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    d.ok("downgrade", R2, "--allow-destructive")  # to a revision
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     d.fails("downgrade", "+1", code=1)
     d.fails("upgrade", "-1", code=1)
     r = d.fails("upgrade", "+5")
@@ -277,9 +276,9 @@ def test_every_target_form(mkdb, migdir):
 
 
 def test_branches_and_merge(mkdb, migdir):
-    write_rev(migdir, "aaaa00000001", R3, "branch a",
+    write_rev(migdir, "aaaa00000001", R2, "branch a",
               "CREATE TABLE ta (a int);", "DROP TABLE ta;")
-    write_rev(migdir, "bbbb00000001", R3, "branch b",
+    write_rev(migdir, "bbbb00000001", R2, "branch b",
               "CREATE TABLE tb (b int);", "DROP TABLE tb;")
     d = mkdb(migdir)
     heads = d.ok("heads").stdout
@@ -312,7 +311,7 @@ def test_branches_and_merge(mkdb, migdir):
     assert merge not in d.applied() and {"ta", "tb"} <= d.tables()
     assert sorted(json.loads(d.ok("current", "--json").stdout)["current"]) \
         == ["aaaa00000001", "bbbb00000001"]
-    d.ok("downgrade", R3, "--allow-destructive")
+    d.ok("downgrade", R2, "--allow-destructive")
     assert not {"ta", "tb"} & d.tables()
     d.ok("upgrade")
     assert {"ta", "tb"} <= d.tables()
@@ -338,7 +337,7 @@ def test_cycle_and_broken_files(mkdb, tmp_path):
 # ----------------------------------------------------------- safety
 
 def test_concurrent_upgrades_apply_once(mkdb, migdir):
-    write_rev(migdir, "510e00000001", R3, "slow",
+    write_rev(migdir, "510e00000001", R2, "slow",
               "CREATE TABLE race_log (n int);\n"
               "INSERT INTO race_log VALUES (1);\n"
               "SELECT pg_sleep(1.5);", "DROP TABLE race_log;")
@@ -400,7 +399,7 @@ def test_edited_applied_revision(mkdb, migdir):
     r = d.fails("upgrade")
     assert "must not change" in r.stderr and "--accept-changed" in r.stderr
     d.fails("downgrade", "base", "--allow-destructive")
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     r = d.ok("upgrade", "--accept-changed")
     assert "accepted the changed file of revision " + R1B in r.stdout
     d.ok("status")
@@ -409,7 +408,7 @@ def test_edited_applied_revision(mkdb, migdir):
 
 
 def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
-    write_rev(migdir, "f00d00000001", R3, "good",
+    write_rev(migdir, "f00d00000001", R2, "good",
               "CREATE TABLE good1 (a int);", "DROP TABLE good1;")
     write_rev(migdir, "f00d00000002", "f00d00000001", "bad",
               "CREATE TABLE half (a int);\nINSERT INTO half VALUES (1);\n"
@@ -423,7 +422,7 @@ def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
     assert R1C + " is non-transactional" in r.stderr
     assert "cannot tell" in r.stderr
     assert "convd_schema_history" not in d.tables()
-    d.ok("upgrade", R3)
+    d.ok("upgrade", R2)
     r = d.fails("upgrade", "--try")
     assert "would fail" in r.stderr and "division by zero" in r.stderr
     assert "good1" not in d.tables()
@@ -435,35 +434,35 @@ def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
     assert "6 revisions before f00d00000002 are done" in r.stderr
     tables = d.tables()
     assert "good1" in tables and "half" not in tables and "after3" not in tables
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3, "f00d00000001"])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2, "f00d00000001"])
     assert d.sql(CHECK_QUERY % R2) == "1|0"
 
 
 def test_transaction_control_in_a_revision_is_refused(mkdb, migdir):
-    write_rev(migdir, "7c0000000001", R3, "own transaction",
+    write_rev(migdir, "7c0000000001", R2, "own transaction",
               "BEGIN;\nCREATE TABLE own (a int);\nCOMMIT;", "DROP TABLE own;")
     d = mkdb(migdir)
     r = d.fails("verify", "--offline")
     assert "begins or ends a transaction" in r.stdout
     r = d.fails("setup")
     assert "7c0000000001.sql:" in r.stderr and "transactional: no" in r.stderr
-    assert "own" not in d.tables() and d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    assert "own" not in d.tables() and d.applied() == sorted([R1, R1B, R1C, R1D, R2])
 
 
 def test_try_rehearses_and_rolls_back(mkdb, migdir):
-    write_rev(migdir, "7e57000000a1", R3, "add a column",
+    write_rev(migdir, "7e57000000a1", R2, "add a column",
               "ALTER TABLE user_thread_table ADD COLUMN note text;",
               "ALTER TABLE user_thread_table DROP COLUMN note;")
     d = mkdb(migdir)
-    d.ok("upgrade", R3)
+    d.ok("upgrade", R2)
     r = d.ok("upgrade", "--try")
     assert "would apply 7e57000000a1" in r.stdout and "rolled back" in r.stdout
     assert not any(c.startswith("note") for c in d.columns("user_thread_table"))
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
 
 
 def test_nontransactional_revision_and_dirty_mark(mkdb, migdir):
-    write_rev(migdir, "c1c1c1c1c1c1", R3, "concurrent index",
+    write_rev(migdir, "c1c1c1c1c1c1", R2, "concurrent index",
               "CREATE INDEX CONCURRENTLY uth_thread_idx"
               " ON user_thread_table (thread_id);",
               "DROP INDEX CONCURRENTLY uth_thread_idx;", transactional=False)
@@ -498,20 +497,20 @@ def test_nontransactional_revision_and_dirty_mark(mkdb, migdir):
     d.fails("resolve", "d1d1", "--rolled-back")  # nothing dirty now
     d.ok("upgrade")
     assert {"uth_created_idx", "broken_idx"} <= d.indexes()
-    d.ok("downgrade", R3)
+    d.ok("downgrade", R2)
     assert "uth_thread_idx" not in d.indexes()
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
 
 
 def test_destructive_revisions_need_the_flag(mkdb, migdir):
-    write_rev(migdir, "de57000000a1", R3, "drop a column",
+    write_rev(migdir, "de57000000a1", R2, "drop a column",
               "ALTER TABLE simple_conversation_history DROP role;",
               "ALTER TABLE simple_conversation_history"
               " ADD COLUMN role varchar(20);")
     d = mkdb(migdir)
     r = d.ok("verify")
     assert "drops a column" in r.stdout and "de57000000a1" in r.stdout
-    d.ok("upgrade", R3)
+    d.ok("upgrade", R2)
     r = d.fails("upgrade")
     assert "drops a column" in r.stderr and "--allow-destructive" in r.stderr
     assert any(c.startswith("role ") for c in
@@ -523,7 +522,7 @@ def test_destructive_revisions_need_the_flag(mkdb, migdir):
 
 
 def test_narrowing_is_destructive_widening_is_not(mkdb, migdir):
-    write_rev(migdir, "a1de00000001", R3, "wider",
+    write_rev(migdir, "a1de00000001", R2, "wider",
               "ALTER TABLE user_thread_table"
               " ALTER COLUMN thread_id TYPE varchar(500);",
               "ALTER TABLE user_thread_table"
@@ -570,7 +569,7 @@ def test_reset(mkdb, pg, tmp_path):
     r = dev.ok("reset", "--yes")
     assert "reverted " + R1 in r.stdout and "applied " + R2 in r.stdout
     assert d.sql("SELECT count(*) FROM user_thread_table") == "0"
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
 
 
 def test_stamp_and_sql_output(mkdb):
@@ -599,11 +598,11 @@ def test_stamp_and_sql_output(mkdb):
 
 
 def test_backup_before_changing_data(mkdb, migdir, tmp_path, pg):
-    write_rev(migdir, "bac000000001", R3, "one more",
+    write_rev(migdir, "bac000000001", R2, "one more",
               "CREATE TABLE extra (a int);", "DROP TABLE extra;")
     d = mkdb(migdir)
     dump = str(tmp_path / "before.dump")
-    r = d.ok("upgrade", R3, "--backup", dump)
+    r = d.ok("upgrade", R2, "--backup", dump)
     assert "no data" in r.stdout and not os.path.exists(dump)
     data_rows(d)
     r = d.ok("upgrade", "--backup", dump)
@@ -689,7 +688,7 @@ def check_adopted(d, rows, threads):
     assert d.sql("SELECT DISTINCT platform FROM simple_conversation_history"
                  " UNION SELECT DISTINCT platform FROM user_thread_table"
                  ) == "line"
-    assert d.applied() == sorted([R1, R1B, R1C, R2, R3])
+    assert d.applied() == sorted([R1, R1B, R1C, R1D, R2])
     assert d.sql(f"SELECT kind FROM convd_schema_history"
                  f" WHERE revision = '{R1}'") == "adopted"
     assert "alembic_version" not in d.tables()
@@ -720,7 +719,7 @@ def test_adopt_readme_shape(mkdb):
     r = d.fails("upgrade")                      # upgrade does not adopt
     assert "convctl db setup" in r.stderr
     # the rehearsal adopts and applies what it can, then stops before the
-    # first non-transactional revision (R1C) and says so: exit 1
+    # non-transactional head (R2) and says so: exit 1
     r = d.fails("setup", "--try")
     assert "would adopt" in r.stdout
     assert "found: the seed's tables as made from its README SQL" in r.stdout
@@ -867,7 +866,7 @@ def test_autogenerate_each_kind_of_change(mkdb, migdir):
     r = d.ok("migrate", "--autogenerate", "-m", msg)
     rev1 = r.stdout.strip().split("created revision ")[1].split()[0]
     show = json.loads(d.ok("show", rev1, "--json").stdout)
-    assert show["message"] == msg and show["parents"] == [R3]
+    assert show["message"] == msg and show["parents"] == [R2]
     assert "CREATE TABLE app_note" in show["up"]
     assert "DROP TABLE app_user" in show["down"]
     d.ok("upgrade")
@@ -927,7 +926,7 @@ def test_autogenerate_needs_a_database_at_head(mkdb, migdir):
     r = d.ok("migrate", "-m", "hand written")
     path = r.stdout.split(" in ")[-1].strip()
     assert os.path.basename(path).endswith("_hand_written.sql")
-    assert f"-- parents: {R3}" in open(path).read()
+    assert f"-- parents: {R2}" in open(path).read()
 
 
 def test_diff_reports_drift_and_sql(mkdb):

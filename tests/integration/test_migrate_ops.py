@@ -7,7 +7,7 @@ the module's private cluster, and a private copy of the migrations.  Where
 the point is the engine and not the shipped head, a test uses `twodir`:
 the first two shipped revisions only (R1 -> R1B, both transactional), so
 that the revisions it adds, and the steps and counts it expects, are its
-own and not those of the shipped non-transactional head R3.
+own and not those of the shipped non-transactional head R2.
 """
 
 import json
@@ -19,7 +19,7 @@ import pytest
 
 import convdtest
 from test_migrate import (ALEMBIC_001, DB, LEGACY_DATA, LEGACY_README,  # noqa: F401
-                          R1, R1B, R1C, R3, data_rows, migdir, mkdb, write_rev)
+                          R1, R1B, R1C, R1D, R2, data_rows, migdir, mkdb, write_rev)
 
 # A statement that fails only while the database's setting says so, so
 # that a revision that applied once fails when it runs again.
@@ -96,13 +96,13 @@ def test_try_refuses_what_the_real_run_refuses(mkdb, twodir):
 
 def test_try_runs_the_guard(mkdb, migdir):
     # a narrowing hidden in a DO block: only the guard sees it
-    write_rev(migdir, "a1de000000b2", R3, "narrower",
+    write_rev(migdir, "a1de000000b2", R2, "narrower",
               "DO $$ BEGIN EXECUTE 'ALTER TABLE user_thread_table"
               " ALTER COLUMN platform TYPE varchar(20)'; END $$;",
               "ALTER TABLE user_thread_table"
               " ALTER COLUMN platform TYPE varchar(50);")
     d = mkdb(migdir)
-    d.ok("upgrade", R3)
+    d.ok("upgrade", R2)
     real = d.fails("upgrade")
     tried = d.fails("upgrade", "--try")
     assert "narrows a column type" in real.stderr
@@ -182,7 +182,7 @@ def test_try_runs_the_adoptions_checks(mkdb):
                  " FROM simple_conversation_history") == before
     d.sql("DROP EVENT TRIGGER bump")
     # against the shipped head the rehearsal adopts and applies what it
-    # can, then stops before the non-transactional R1C and says so (exit 1)
+    # can, then stops before the non-transactional R2 and says so (exit 1)
     r = d.fails("setup", "--try")
     assert "would adopt the database as revision " + R1 in r.stdout
     assert "every row is unchanged" in r.stdout

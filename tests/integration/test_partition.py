@@ -288,7 +288,8 @@ def test_conversion_of_a_populated_database_under_writes(
 # ----------------------- every method on the partitioned layout
 
 def test_method_suites_on_the_partitioned_layout():
-    """test_methods, test_idempotency and test_order, with every database
+    """test_methods, test_idempotency, test_order and test_conversations
+    (issue 17), with every database
     they set up on the partitioned layout (CONVD_TEST_LAYOUT).  Skipped:
     the per-parameter validation cases (no database involved), the
     downgrade below the key revision (on the partitioned layout the key
@@ -300,7 +301,8 @@ def test_method_suites_on_the_partitioned_layout():
          "-q", "-k", "not test_invalid_params and not "
          "test_convd_requires_the_key_revision and not "
          "test_convd_verifies_the_key_index",
-         "test_methods.py", "test_idempotency.py", "test_order.py"],
+         "test_methods.py", "test_idempotency.py", "test_order.py",
+         "test_conversations.py"],
         cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=scaled(600))
     tail = r.stdout[-3000:]

@@ -475,7 +475,7 @@ def test_max_request_bytes_limit(convd_factory, schema):
 def nested(depth):
     """A request nested `depth` deep, the message counting as 1."""
     v = "deep"
-    for _ in range(depth - 2):
+    for _ in range(depth - 1):
         v = [v]
     return [0, 1, "ping", v]
 

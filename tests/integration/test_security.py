@@ -519,12 +519,13 @@ def nested(depth):
 
 STRUCTURES = [
     # the envelope is one level: params nested k deep make k + 1
-    ("depth 8", nested(7), False),
-    ("depth 9", nested(8), True),
-    ("array 64", list(range(64)), False),
-    ("array 65", list(range(65)), True),
-    ("map 64", [{f"k{i}": i for i in range(64)}], False),
-    ("map 65", [{f"k{i}": i for i in range(65)}], True),
+    # issue 17: structured content nests 64 deep inside [{...}]
+    ("depth 67", nested(66), False),
+    ("depth 68", nested(67), True),
+    ("array 500", list(range(500)), False),
+    ("values 513", list(range(600)), True),
+    ("map 250", [{f"k{i}": i for i in range(250)}], False),
+    ("map 300", [{f"k{i}": i for i in range(300)}], True),
 ]
 
 
@@ -719,6 +720,8 @@ def bad_values(name, kind):
                 ("empty string", ""), ("array", [10]), ("bin", b"1"),
                 ("nil-like string", "nil")]
     maxlen = {ID: 255, NAME: 50, CONTENT: MAX_CONTENT, ROLE: 9}[kind]
+    if kind == CONTENT:     # issue 17: an array or a map is content too
+        wrong_types = [w for w in wrong_types if w[0] not in ("array", "map")]
     vals = wrong_types + [
         ("empty", ""), ("too long", "a" * (maxlen + 1)),
         ("too long utf8", "\u00e9" * (maxlen // 2 + 1)),

@@ -116,7 +116,7 @@ static void codes(void)
 	static const char *const want[E_COUNT_] = {
 		"invalid_request", "no_such_method", "invalid_params",
 		"unavailable", "timeout", "overloaded", "permission_denied",
-		"result_too_large", "internal",
+		"result_too_large", "internal", "conflict", "not_found",
 	};
 
 	for (int e = 0; e < E_COUNT_; e++)
