@@ -32,17 +32,23 @@ static int payload(struct mpread *r, struct mpread_val *v,
 	return 0;
 }
 
+/* A big-endian number of n bytes (a length or a count). */
+static int take_be(struct mpread *r, size_t n, uint64_t *out)
+{
+	if (need(r, n) < 0)
+		return -1;
+	*out = be(r->p, n);
+	r->p += n;
+	return 0;
+}
+
 /* A length of n bytes, then the payload. */
 static int sized(struct mpread *r, struct mpread_val *v, enum mpread_type t,
 		 size_t n)
 {
 	uint64_t len;
 
-	if (need(r, n) < 0)
-		return -1;
-	len = be(r->p, n);
-	r->p += n;
-	return payload(r, v, t, len);
+	return take_be(r, n, &len) < 0 ? -1 : payload(r, v, t, len);
 }
 
 /* A container's count of n bytes.  Each element takes a byte at least:
@@ -65,11 +71,7 @@ static int counted_n(struct mpread *r, struct mpread_val *v,
 {
 	uint64_t c;
 
-	if (need(r, n) < 0)
-		return -1;
-	c = be(r->p, n);
-	r->p += n;
-	return counted(r, v, t, c);
+	return take_be(r, n, &c) < 0 ? -1 : counted(r, v, t, c);
 }
 
 static int fixed(struct mpread *r, struct mpread_val *v, enum mpread_type t,
