@@ -602,3 +602,26 @@ def test_async_manager(convd):
     assert results == ["conflict"] * 7 + ["won"]
     assert st["version"] == 2 and st["state"] == {"p": "resp_2"}
     assert deleted == 2
+
+
+# ------------------------------------------------------------- example
+
+def test_example_responses_flow(convd, pg):
+    """examples/responses_flow.py: the README's Responses API flow (state
+    chained across turns, a tool call and its result stored, a conflict
+    between two workers) against convd."""
+    r = convdtest.run_python_example("responses_flow.py", convd.socket)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "reply: It is 21°C in Taipei." in out
+    assert "chained from: [None, 'resp_0001', 'resp_0002']" in out
+    assert "state version 2: resp_0003" in out
+    lines = [ln.split() for ln in out.splitlines() if ln.startswith("  ")]
+    assert [ln[0] for ln in lines] == ["user", "assistant", "tool",
+                                       "assistant", "user", "assistant"]
+    assert lines[1][-1] == "function_call"
+    assert lines[2][1] == "call_0001"
+    assert "conflict: True conflict" in out
+    assert "conversations: [('chat', 6)]" in out
+    assert "forgotten: {'messages': 6, 'threads': 0, 'states': 1, " \
+        "'idempotency_keys': 6}" in out
