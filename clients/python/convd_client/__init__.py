@@ -29,6 +29,16 @@ What is better than the original:
   add_message carries an idempotency key, so that sending it again after
   a broken connection never stores it twice.
 
+Beyond the seed: named conversations (``conversation_id`` on the history
+methods), structured content (lists and dicts, bytes kept byte for byte),
+tool calls (roles ``developer`` and ``tool``, ``tool_call_id``), ``name``,
+``model``, ``tokens`` and ``metadata`` on messages; list_conversations,
+delete_conversation, get_state / set_state (provider state such as a
+Responses API ``previous_response_id``, with ``expected_version`` and
+ConflictError), get_context (a token-budget window that keeps tool calls
+with their results), get_messages / iter_messages, delete_message
+(NotFoundError), search_messages and forget_user.  See README.md.
+
 AsyncConversationManager (convd_client.aio) has the same methods for
 asyncio code.
 """

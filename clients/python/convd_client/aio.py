@@ -15,8 +15,8 @@ Requests are pipelined: any number of tasks share a few connections
 answers matched by msgid.  A connection convd closes (a restart) is
 dropped at once; a call whose connection broke is sent again on a new one
 when that is safe (reads, save_thread, add_message, which always carries
-an idempotency key, and import_message with one), exactly as the blocking
-manager does.
+an idempotency key, import_message with one, and set_state without
+expected_version), exactly as the blocking manager does.
 
 One manager belongs to one event loop at a time; it is safe to use from
 any number of tasks of that loop (not from other threads).
