@@ -44,6 +44,7 @@
 #include "migrate_sql.h"
 #include "schema.h"
 #include "dbpart.h"
+#include "json.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -105,6 +106,7 @@ struct hist {
 struct ctx {
 	const char *cmd;
 	bool json;
+	struct json out;	/* stdout, with --json */
 	struct opts o;
 	struct convd_config cfg;
 	bool cfg_ok;
@@ -172,70 +174,6 @@ static char *oneline(const char *msg)
 	char *s = migrate_message_escape(msg ? msg : "");
 
 	return s ? s : strdup("?");
-}
-
-/* ---------------------------------------------------------------- JSON */
-
-static void json_str(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\r':
-			fputs("\\r", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
-}
-
-static void json_key(FILE *f, bool *first, const char *key)
-{
-	if (!*first)
-		fputc(',', f);
-	*first = false;
-	json_str(f, key);
-	fputc(':', f);
-}
-
-static void json_kv_str(FILE *f, bool *first, const char *key,
-			const char *val)
-{
-	json_key(f, first, key);
-	json_str(f, val);
-}
-
-static void json_kv_bool(FILE *f, bool *first, const char *key, bool val)
-{
-	json_key(f, first, key);
-	fputs(val ? "true" : "false", f);
-}
-
-static void json_kv_int(FILE *f, bool *first, const char *key, int64_t val)
-{
-	json_key(f, first, key);
-	fprintf(f, "%" PRId64, val);
 }
 
 /* -------------------------------------------------------------- set-up */
@@ -2882,11 +2820,11 @@ static int pending_count(const struct ctx *c)
 	return n;
 }
 
-static void json_current(FILE *f, const struct ctx *c)
+static void put_current(struct json *j, const struct ctx *c)
 {
 	bool first = true;
 
-	fputc('[', f);
+	fputc('[', j->f);
 	for (int i = 0; i < c->set.n; i++) {
 		int x = c->set.order[i];
 		const struct migrate_rev *r = &c->set.revs[x];
@@ -2894,82 +2832,83 @@ static void json_current(FILE *f, const struct ctx *c)
 		if (!is_current(c, x))
 			continue;
 		if (!first)
-			fputc(',', f);
+			fputc(',', j->f);
 		first = false;
-		json_str(f, r->id);
+		json_cstr(j, r->id);
 	}
-	fputc(']', f);
+	fputc(']', j->f);
 }
 
-static void json_heads(FILE *f, const struct ctx *c)
+static void put_heads(struct json *j, const struct ctx *c)
 {
-	fputc('[', f);
+	fputc('[', j->f);
 	for (int i = 0; i < c->set.nheads; i++) {
 		if (i)
-			fputc(',', f);
-		json_str(f, c->set.revs[c->set.heads[i]].id);
+			fputc(',', j->f);
+		json_cstr(j, c->set.revs[c->set.heads[i]].id);
 	}
-	fputc(']', f);
+	fputc(']', j->f);
 }
 
-static void json_strlist(FILE *f, const struct strlist *l)
+static void put_strlist(struct json *j, const struct strlist *l)
 {
-	fputc('[', f);
+	fputc('[', j->f);
 	for (int i = 0; i < l->n; i++) {
 		if (i)
-			fputc(',', f);
-		json_str(f, l->v[i]);
+			fputc(',', j->f);
+		json_cstr(j, l->v[i]);
 	}
-	fputc(']', f);
+	fputc(']', j->f);
 }
 
 /* One revision as a JSON object (with what the history says of it). */
-static void json_rev(FILE *f, const struct ctx *c, int idx, bool with_sql)
+static void put_rev(struct json *j, const struct ctx *c, int idx,
+		    bool with_sql)
 {
 	const struct migrate_rev *r = &c->set.revs[idx];
 	const struct hist *h = c->conn ? hist_of(c, idx) : NULL;
 	bool first = true;
 
-	fputc('{', f);
-	json_kv_str(f, &first, "revision", r->id);
-	json_key(f, &first, "parents");
-	fputc('[', f);
+	fputc('{', j->f);
+	json_kv_str(j, &first, "revision", r->id);
+	json_key(j, &first, "parents");
+	fputc('[', j->f);
 	for (int k = 0; k < r->nparents; k++) {
 		if (k)
-			fputc(',', f);
-		json_str(f, r->parents[k]);
+			fputc(',', j->f);
+		json_cstr(j, r->parents[k]);
 	}
-	fputc(']', f);
-	json_key(f, &first, "children");
-	fputc('[', f);
+	fputc(']', j->f);
+	json_key(j, &first, "children");
+	fputc('[', j->f);
 	for (int k = 0; k < r->nchildren; k++) {
 		if (k)
-			fputc(',', f);
-		json_str(f, c->set.revs[r->child_idx[k]].id);
+			fputc(',', j->f);
+		json_cstr(j, c->set.revs[r->child_idx[k]].id);
 	}
-	fputc(']', f);
-	json_kv_str(f, &first, "message", r->message);
-	json_kv_bool(f, &first, "head", r->nchildren == 0);
-	json_kv_bool(f, &first, "transactional", r->transactional);
-	json_kv_str(f, &first, "checksum", r->checksum);
-	json_kv_str(f, &first, "file", r->path);
+	fputc(']', j->f);
+	json_kv_str(j, &first, "message", r->message);
+	json_kv_bool(j, &first, "head", r->nchildren == 0);
+	json_kv_bool(j, &first, "transactional", r->transactional);
+	json_kv_str(j, &first, "checksum", r->checksum);
+	json_kv_str(j, &first, "file", r->path);
 	if (c->conn) {
-		json_kv_str(f, &first, "state", rev_state(c, idx));
-		json_kv_str(f, &first, "applied_at", h ? h->applied_at : NULL);
-		json_kv_str(f, &first, "applied_by", h ? h->applied_by : NULL);
-		json_key(f, &first, "duration_ms");
+		json_kv_str(j, &first, "state", rev_state(c, idx));
+		json_kv_str(j, &first, "applied_at", h ? h->applied_at : NULL);
+		json_kv_str(j, &first, "applied_by", h ? h->applied_by : NULL);
+		json_key(j, &first, "duration_ms");
 		if (h)
-			fprintf(f, "%" PRId64, h->duration_ms);
+			json_int(j, h->duration_ms);
 		else
-			fputs("null", f);
-		json_kv_str(f, &first, "note", h ? h->note : NULL);
+			json_null(j);
+		json_kv_str(j, &first, "note", h ? h->note : NULL);
 	}
 	if (with_sql) {
-		json_kv_str(f, &first, "created", r->created);
-		json_kv_str(f, &first, "up", r->up);
-		json_kv_str(f, &first, "down", r->down);
+		json_kv_str(j, &first, "created", r->created);
+		json_kv_str(j, &first, "up", r->up);
+		json_kv_str(j, &first, "down", r->down);
 	}
-	fputc('}', f);
+	fputc('}', j->f);
 }
 
 static int cmd_status(struct ctx *c)
@@ -2989,28 +2928,28 @@ static int cmd_status(struct ctx *c)
 		bool first = true;
 
 		printf("{");
-		json_kv_str(stdout, &first, "database", c->describe);
-		json_kv_str(stdout, &first, "server_version",
+		json_kv_str(&c->out, &first, "database", c->describe);
+		json_kv_str(&c->out, &first, "server_version",
 			    PQparameterStatus(c->conn, "server_version"));
-		json_kv_str(stdout, &first, "schema", c->nsp);
-		json_kv_bool(stdout, &first, "history_table", c->has_hist);
-		json_key(stdout, &first, "current");
-		json_current(stdout, c);
-		json_key(stdout, &first, "heads");
-		json_heads(stdout, c);
-		json_kv_int(stdout, &first, "pending", pending);
-		json_kv_bool(stdout, &first, "at_head",
+		json_kv_str(&c->out, &first, "schema", c->nsp);
+		json_kv_bool(&c->out, &first, "history_table", c->has_hist);
+		json_key(&c->out, &first, "current");
+		put_current(&c->out, c);
+		json_key(&c->out, &first, "heads");
+		put_heads(&c->out, c);
+		json_kv_int(&c->out, &first, "pending", pending);
+		json_kv_bool(&c->out, &first, "at_head",
 			     pending == 0 && c->has_hist);
-		json_key(stdout, &first, "revisions");
+		json_key(&c->out, &first, "revisions");
 		printf("[");
 		for (int i = 0; i < c->set.n; i++) {
 			if (i)
 				printf(",");
-			json_rev(stdout, c, c->set.order[i], false);
+			put_rev(&c->out, c, c->set.order[i], false);
 		}
 		printf("]");
-		json_key(stdout, &first, "problems");
-		json_strlist(stdout, &probs);
+		json_key(&c->out, &first, "problems");
+		put_strlist(&c->out, &probs);
 		printf("}\n");
 	} else {
 		printf("database: %s (PostgreSQL %s), schema %s\n", c->describe,
@@ -3060,7 +2999,7 @@ static int cmd_current(struct ctx *c)
 		return rc;
 	if (c->json) {
 		printf("{\"current\":");
-		json_current(stdout, c);
+		put_current(&c->out, c);
 		printf(",\"at_head\":%s}\n",
 		       pending_count(c) == 0 && c->has_hist ? "true" : "false");
 		return EX_OK;
@@ -3096,7 +3035,7 @@ static int cmd_heads(struct ctx *c)
 		for (int i = 0; i < c->set.nheads; i++) {
 			if (i)
 				printf(",");
-			json_rev(stdout, c, c->set.heads[i], false);
+			put_rev(&c->out, c, c->set.heads[i], false);
 		}
 		printf("]}\n");
 		return EX_OK;
@@ -3134,9 +3073,9 @@ static int cmd_branches(struct ctx *c)
 			bool first = true;
 
 			printf("%s{", nb ? "," : "");
-			json_kv_str(stdout, &first, "revision", r->id);
-			json_kv_str(stdout, &first, "message", r->message);
-			json_key(stdout, &first, "children");
+			json_kv_str(&c->out, &first, "revision", r->id);
+			json_kv_str(&c->out, &first, "message", r->message);
+			json_key(&c->out, &first, "children");
 			printf("[");
 			for (int k = 0; k < r->nchildren; k++) {
 				const struct migrate_rev *ch =
@@ -3144,8 +3083,8 @@ static int cmd_branches(struct ctx *c)
 				bool f2 = true;
 
 				printf("%s{", k ? "," : "");
-				json_kv_str(stdout, &f2, "revision", ch->id);
-				json_kv_bool(stdout, &f2, "head",
+				json_kv_str(&c->out, &f2, "revision", ch->id);
+				json_kv_bool(&c->out, &f2, "head",
 					     ch->nchildren == 0);
 				printf("}");
 			}
@@ -3185,7 +3124,7 @@ static int cmd_history(struct ctx *c)
 		for (int i = c->set.n - 1; i >= 0; i--) {
 			if (i != c->set.n - 1)
 				printf(",");
-			json_rev(stdout, c, c->set.order[i], false);
+			put_rev(&c->out, c, c->set.order[i], false);
 		}
 		printf("]}\n");
 		return EX_OK;
@@ -3245,7 +3184,7 @@ static int cmd_show(struct ctx *c)
 	}
 	quiet_errors = false;
 	if (c->json) {
-		json_rev(stdout, c, idx, true);
+		put_rev(&c->out, c, idx, true);
 		printf("\n");
 		return EX_OK;
 	}
@@ -3385,27 +3324,27 @@ static int cmd_check(struct ctx *c)
 		bool first = true;
 
 		printf("{");
-		json_kv_bool(stdout, &first, "ok", ok);
-		json_kv_bool(stdout, &first, "connection", true);
-		json_kv_str(stdout, &first, "database", c->describe);
-		json_kv_str(stdout, &first, "server_version",
+		json_kv_bool(&c->out, &first, "ok", ok);
+		json_kv_bool(&c->out, &first, "connection", true);
+		json_kv_str(&c->out, &first, "database", c->describe);
+		json_kv_str(&c->out, &first, "server_version",
 			    PQparameterStatus(c->conn, "server_version"));
-		json_kv_str(stdout, &first, "schema", c->nsp);
-		json_kv_bool(stdout, &first, "history_table", c->has_hist);
+		json_kv_str(&c->out, &first, "schema", c->nsp);
+		json_kv_bool(&c->out, &first, "history_table", c->has_hist);
 		if (!c->has_hist)
-			json_kv_str(stdout, &first, "found",
+			json_kv_str(&c->out, &first, "found",
 				    a.shape == MA_UNKNOWN ? a.problem : a.found);
-		json_key(stdout, &first, "current");
-		json_current(stdout, c);
-		json_key(stdout, &first, "heads");
-		json_heads(stdout, c);
-		json_kv_int(stdout, &first, "pending", pending);
-		json_kv_bool(stdout, &first, "at_head",
+		json_key(&c->out, &first, "current");
+		put_current(&c->out, c);
+		json_key(&c->out, &first, "heads");
+		put_heads(&c->out, c);
+		json_kv_int(&c->out, &first, "pending", pending);
+		json_kv_bool(&c->out, &first, "at_head",
 			     pending == 0 && c->has_hist);
-		json_key(stdout, &first, "tables");
-		json_strlist(stdout, &tables);
-		json_key(stdout, &first, "problems");
-		json_strlist(stdout, &probs);
+		json_key(&c->out, &first, "tables");
+		put_strlist(&c->out, &tables);
+		json_key(&c->out, &first, "problems");
+		put_strlist(&c->out, &probs);
 		printf("}\n");
 	} else {
 		printf("connection: ok (%s)\n", c->describe);
@@ -3509,15 +3448,15 @@ static int cmd_verify(struct ctx *c)
 		bool first = true;
 
 		printf("{");
-		json_kv_bool(stdout, &first, "ok", bad == 0);
-		json_kv_int(stdout, &first, "revisions", c->set.n);
-		json_key(stdout, &first, "heads");
-		json_heads(stdout, c);
-		json_kv_bool(stdout, &first, "database", c->conn != NULL);
-		json_key(stdout, &first, "destructive");
-		json_strlist(stdout, &flags);
-		json_key(stdout, &first, "problems");
-		json_strlist(stdout, &probs);
+		json_kv_bool(&c->out, &first, "ok", bad == 0);
+		json_kv_int(&c->out, &first, "revisions", c->set.n);
+		json_key(&c->out, &first, "heads");
+		put_heads(&c->out, c);
+		json_kv_bool(&c->out, &first, "database", c->conn != NULL);
+		json_key(&c->out, &first, "destructive");
+		put_strlist(&c->out, &flags);
+		json_key(&c->out, &first, "problems");
+		put_strlist(&c->out, &probs);
 		printf("}\n");
 	} else {
 		char heads[512];
@@ -3640,9 +3579,9 @@ static int cmd_diff(struct ctx *c)
 		bool first = true;
 
 		printf("{");
-		json_kv_str(stdout, &first, "model", c->model_path);
-		json_kv_bool(stdout, &first, "drift", up.n > 0);
-		json_key(stdout, &first, "differences");
+		json_kv_str(&c->out, &first, "model", c->model_path);
+		json_kv_bool(&c->out, &first, "drift", up.n > 0);
+		json_key(&c->out, &first, "differences");
 		printf("[");
 		for (int i = 0, k = 0; i < up.n; i++) {
 			bool f2 = true;
@@ -3650,8 +3589,8 @@ static int cmd_diff(struct ctx *c)
 			if (!up.v[i].what)
 				continue;
 			printf("%s{", k++ ? "," : "");
-			json_kv_str(stdout, &f2, "what", up.v[i].what);
-			json_kv_bool(stdout, &f2, "destructive",
+			json_kv_str(&c->out, &f2, "what", up.v[i].what);
+			json_kv_bool(&c->out, &f2, "destructive",
 				     up.v[i].destructive);
 			printf("}");
 		}
@@ -3659,7 +3598,7 @@ static int cmd_diff(struct ctx *c)
 		if (c->o.given & O_SQL) {
 			char *s = mdiff_script(&up);
 
-			json_kv_str(stdout, &first, "sql", s);
+			json_kv_str(&c->out, &first, "sql", s);
 			free(s);
 		}
 		printf("}\n");
@@ -3768,8 +3707,8 @@ static int write_revision(struct ctx *c, char *const *parents, int nparents,
 		bool first = true;
 
 		printf("{");
-		json_kv_str(stdout, &first, "revision", id);
-		json_kv_str(stdout, &first, "file", path);
+		json_kv_str(&c->out, &first, "revision", id);
+		json_kv_str(&c->out, &first, "file", path);
 		printf("}\n");
 	} else {
 		printf("created revision %s in %s\n", id, path);
@@ -4236,6 +4175,7 @@ int dbcmd_main(int argc, char **argv, const char *config_path, bool json)
 
 	memset(&c, 0, sizeof(c));
 	c.json = json;
+	c.out = JSON_INIT(stdout);
 	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
 	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(argc < 2 ? stderr : stdout);
@@ -4279,6 +4219,7 @@ int dbcmd_main(int argc, char **argv, const char *config_path, bool json)
 	if (rc == EX_OK)
 		rc = cmd->fn(&c);
 out:
+	json_warn_replaced(&c.out, "convctl db");
 	fflush(stdout);
 	ctx_free(&c);
 	return rc;

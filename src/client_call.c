@@ -1,0 +1,196 @@
+/*
+ * client_call.c - typed calls: named arguments packed, the result's shape
+ * checked; message arrays decoded (convc_result_messages).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+
+/* [ {key: value, ...} ] -> call -> reply. */
+int client_call_named(struct convc *c, const char *method,
+		      const struct client_arg *args, size_t nargs,
+		      struct convc_reply *reply, struct convc_error *err)
+{
+	msgpack_packer *pk;
+	uint32_t msgid;
+	size_t n = 0;
+	int st;
+
+	client_wire_reply_clear(reply);
+	if (c && c->dispatching)	/* before anything is queued */
+		return client_err_in_callback(err, method);
+	for (size_t i = 0; i < nargs; i++) {
+		if (!args[i].is_int && !args[i].s && args[i].len == SIZE_MAX)
+			return client_err_fail(err, CONVC_ERR_LOCAL,
+					       "invalid_argument",
+					       "%s: required", args[i].key);
+		if (args[i].is_int || args[i].s)
+			n++;
+	}
+	st = client_request_begin(c, method, &msgid, &pk, err);
+	if (st != CONVC_OK)
+		return st;
+	if (msgpack_pack_array(pk, 1) < 0 || msgpack_pack_map(pk, n) < 0)
+		goto packed;
+	for (size_t i = 0; i < nargs; i++) {
+		const struct client_arg *a = &args[i];
+
+		if (!a->is_int && !a->s)
+			continue;
+		if (msgpack_pack_str_with_body(pk, a->key, strlen(a->key)) < 0)
+			goto packed;
+		if (a->is_int) {
+			if (msgpack_pack_int64(pk, a->i) < 0)
+				goto packed;
+		} else {
+			size_t len = a->len == SIZE_MAX ? strlen(a->s) : a->len;
+
+			if (len > UINT32_MAX) {
+				convc_request_abort(c);
+				return client_err_fail(err, CONVC_ERR_LOCAL,
+						       "invalid_argument",
+						       "%s: too long", a->key);
+			}
+			if (msgpack_pack_str_with_body(pk, a->s, len) < 0)
+				goto packed;
+		}
+	}
+packed:
+	/* convc_request_end reports a packing failure. */
+	st = convc_request_end(c, err);
+	if (st != CONVC_OK)
+		return st;
+	return convc_wait(c, msgid, reply, err);
+}
+
+int client_call_shape(struct convc *c, struct convc_reply *reply,
+		      struct convc_error *err, const char *method,
+		      const char *what)
+{
+	convc_reply_free(reply);
+	return client_err_conn(c, err, "protocol", "%s: unexpected result (%s)",
+			       method, what);
+}
+
+/* Calls a method whose result is {"deleted": n}. */
+int client_call_deleted(struct convc *c, const char *method,
+			const struct client_arg *args, size_t nargs,
+			int64_t *deleted, struct convc_error *err)
+{
+	struct convc_reply r;
+	int64_t v;
+	int st = client_call_named(c, method, args, nargs, &r, err);
+
+	if (st != CONVC_OK)
+		return st;
+	if (!client_wire_int(convc_map_get(&r.result, "deleted"), &v))
+		return client_call_shape(c, &r, err, method,
+					 "no integer 'deleted'");
+	if (deleted)
+		*deleted = v;
+	convc_reply_free(&r);
+	return CONVC_OK;
+}
+
+void convc_messages_free(struct convc_message *msgs, size_t n)
+{
+	if (!msgs)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(msgs[i].role);
+		free(msgs[i].content);
+		free(msgs[i].provider);
+	}
+	free(msgs);
+}
+
+int convc_result_messages(const msgpack_object *result,
+			  struct convc_message **msgs, size_t *n,
+			  struct convc_error *err)
+{
+	struct convc_message *v;
+	uint32_t count;
+
+	if (!msgs || !n)
+		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+				       "no place for the result");
+	*msgs = NULL;
+	*n = 0;
+	if (!result || result->type != MSGPACK_OBJECT_ARRAY)
+		return client_err_fail(err, CONVC_ERR_LOCAL, "protocol",
+				       "unexpected result (not an array)");
+	count = result->via.array.size;
+	if (count == 0)
+		return CONVC_OK;
+	v = calloc(count, sizeof(*v));
+	if (!v)
+		return client_err_fail(err, CONVC_ERR_LOCAL, "no_memory",
+				       "out of memory");
+	for (uint32_t i = 0; i < count; i++) {
+		const msgpack_object *m = &result->via.array.ptr[i];
+		const msgpack_object *role = convc_map_get(m, "role");
+		const msgpack_object *content = convc_map_get(m, "content");
+		const msgpack_object *provider = convc_map_get(m, "provider");
+		const char *bad = NULL;
+
+		if (m->type != MSGPACK_OBJECT_MAP)
+			bad = "an element is not a map";
+		else if (!client_wire_int(convc_map_get(m, "id"), &v[i].id))
+			bad = "no integer 'id'";
+		else if (!convc_object_timestamp(convc_map_get(m, "created_at"),
+						 &v[i].created_at_usec))
+			bad = "no timestamp 'created_at'";
+		else if (!role || role->type != MSGPACK_OBJECT_STR ||
+			 !content || content->type != MSGPACK_OBJECT_STR ||
+			 !provider || provider->type != MSGPACK_OBJECT_STR)
+			bad = "'role', 'content' or 'provider' is not a string";
+		if (bad) {
+			convc_messages_free(v, count);
+			return client_err_fail(err, CONVC_ERR_LOCAL, "protocol",
+					       "unexpected result (%s)", bad);
+		}
+		v[i].role = client_wire_strdup(role, NULL);
+		v[i].content = client_wire_strdup(content, &v[i].content_len);
+		v[i].provider = client_wire_strdup(provider, NULL);
+		if (!v[i].role || !v[i].content || !v[i].provider) {
+			convc_messages_free(v, count);
+			return client_err_fail(err, CONVC_ERR_LOCAL,
+					       "no_memory", "out of memory");
+		}
+	}
+	*msgs = v;
+	*n = count;
+	return CONVC_OK;
+}
+
+/* A call whose result is an array of messages. */
+int client_call_messages(struct convc *c, const char *method,
+			 const struct client_arg *args, size_t nargs,
+			 struct convc_message **msgs, size_t *n,
+			 struct convc_error *err)
+{
+	struct convc_reply r;
+	struct convc_error e;
+	int st;
+
+	if (!msgs || !n)
+		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+				       "no place for the result");
+	*msgs = NULL;
+	*n = 0;
+	st = client_call_named(c, method, args, nargs, &r, err);
+	if (st != CONVC_OK)
+		return st;
+	st = convc_result_messages(&r.result, msgs, n, &e);
+	convc_reply_free(&r);
+	if (st == CONVC_OK)
+		return CONVC_OK;
+	/* a result of the wrong shape: the connection cannot be trusted */
+	if (strcmp(e.code, "protocol") == 0)
+		return client_err_conn(c, err, "protocol", "%s: %s", method,
+				       e.message);
+	if (err)
+		*err = e;
+	return st;
+}

@@ -1,0 +1,250 @@
+/*
+ * convctl_history.c - convctl's commands on a user's history: add,
+ * history, clear, count and stats-user.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convctl_cmd.h"
+#include "convctl_conn.h"
+#include "convctl_json.h"
+#include "convctl_text.h"
+#include "convctl_time.h"
+
+/* Reads all of stdin (at most CONVCTL_MAX_STDIN_TEXT bytes) and removes
+ * one trailing newline. */
+static int read_stdin(char **text, size_t *len)
+{
+	/* Up to two bytes more: a newline to strip, then "too large". */
+	const size_t limit = CONVCTL_MAX_STDIN_TEXT + 2;
+	size_t cap = 65536, n = 0;
+	char *p = malloc(cap);
+
+	if (!p) {
+		fprintf(stderr, "%s: out of memory\n", convctl_progname);
+		return EXIT_FAILURE;
+	}
+	for (;;) {
+		size_t got;
+
+		if (n == cap) {
+			char *q;
+
+			if (cap >= limit)
+				break;
+			cap = cap > limit / 2 ? limit : cap * 2;
+			q = realloc(p, cap);
+			if (!q) {
+				free(p);
+				fprintf(stderr, "%s: out of memory\n",
+					convctl_progname);
+				return EXIT_FAILURE;
+			}
+			p = q;
+		}
+		got = fread(p + n, 1, cap - n, stdin);
+		n += got;
+		if (got == 0) {
+			if (ferror(stdin)) {
+				fprintf(stderr,
+					"%s: reading standard input: %s\n",
+					convctl_progname, strerror(errno));
+				free(p);
+				return EXIT_FAILURE;
+			}
+			break;
+		}
+	}
+	if (n > 0 && p[n - 1] == '\n')
+		n--;
+	if (n > CONVCTL_MAX_STDIN_TEXT) {
+		free(p);
+		fprintf(stderr, "%s: standard input is larger than %zu MiB\n",
+			convctl_progname, CONVCTL_MAX_STDIN_TEXT >> 20);
+		return CONVCTL_EXIT_USAGE;
+	}
+	*text = p;
+	*len = n;
+	return EXIT_SUCCESS;
+}
+
+int convctl_history_add(struct convctl_ctx *x, int argc CONVD_UNUSED,
+			char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	char *text = NULL;
+	const char *content = argv[4];
+	size_t len = strlen(argv[4]);
+	int64_t id, at;
+	char tbuf[64];
+	int st;
+
+	if (strcmp(argv[4], "-") == 0) {
+		int rc = read_stdin(&text, &len);
+
+		if (rc != EXIT_SUCCESS)
+			return rc;
+		content = text;
+	}
+	st = convc_add_message(x->c, argv[1], argv[2], argv[3], content, len,
+			       x->o->platform, &id, &at, &e);
+	free(text);
+	if (st != CONVC_OK)
+		return convctl_conn_report(st, &e);
+	if (x->o->json) {
+		fprintf(x->out, "{\"id\":%" PRId64 ",\"created_at\":", id);
+		convctl_json_time(x->out, at);
+		fputs("}\n", x->out);
+	} else {
+		convctl_time_format(tbuf, sizeof(tbuf), at, 3);
+		fprintf(x->out, "added message %" PRId64 " at %s\n", id, tbuf);
+	}
+	return EXIT_SUCCESS;
+}
+
+int convctl_history_show(struct convctl_ctx *x, int argc CONVD_UNUSED,
+			 char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	struct convc_message *m;
+	size_t n, rolew = 4;
+	int st = convc_get_recent_conversations(
+		x->c, argv[1], argv[2], x->o->limit_set ? (int)x->o->limit : 0,
+		x->o->platform, &m, &n, &e);
+
+	if (st != CONVC_OK)
+		return convctl_conn_report(st, &e);
+	if (x->o->json) {
+		fputc('[', x->out);
+		for (size_t i = 0; i < n; i++) {
+			fprintf(x->out, "%s{\"id\":%" PRId64 ",\"role\":",
+				i ? "," : "", m[i].id);
+			convctl_json_cstr(x->out, m[i].role);
+			fputs(",\"content\":", x->out);
+			convctl_json_str(x->out, m[i].content,
+					 m[i].content_len);
+			fputs(",\"created_at\":", x->out);
+			convctl_json_time(x->out, m[i].created_at_usec);
+			fputs(",\"provider\":", x->out);
+			convctl_json_cstr(x->out, m[i].provider);
+			fputc('}', x->out);
+		}
+		fputs("]\n", x->out);
+		convc_messages_free(m, n);
+		return EXIT_SUCCESS;
+	}
+	if (n == 0) {
+		fputs("(no messages)\n", x->out);
+		return EXIT_SUCCESS;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (convctl_text_width(m[i].role) > rolew)
+			rolew = convctl_text_width(m[i].role);
+	fprintf(x->out, "%-24s  %-*s  %s\n", "TIME", (int)rolew, "ROLE",
+		"CONTENT");
+	for (size_t i = 0; i < n; i++) {
+		char tbuf[64];
+
+		convctl_time_format(tbuf, sizeof(tbuf), m[i].created_at_usec,
+				    3);
+		fprintf(x->out, "%-24s  ", tbuf);
+		convctl_text_cstr(x->out, m[i].role);
+		fprintf(x->out, "%*s  ",
+			(int)(rolew - convctl_text_width(m[i].role)), "");
+		convctl_text_put(x->out, m[i].content, m[i].content_len,
+				 24 + 2 + rolew + 2);
+		fputc('\n', x->out);
+	}
+	convc_messages_free(m, n);
+	return EXIT_SUCCESS;
+}
+
+int convctl_history_clear(struct convctl_ctx *x, int argc CONVD_UNUSED,
+			  char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	int64_t deleted;
+	int st = convc_clear_user_history(x->c, argv[1], argv[2],
+					  x->o->platform, &deleted, &e);
+
+	if (st != CONVC_OK)
+		return convctl_conn_report(st, &e);
+	convctl_text_deleted(x, deleted, "message");
+	return EXIT_SUCCESS;
+}
+
+int convctl_history_count(struct convctl_ctx *x, int argc CONVD_UNUSED,
+			  char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	int64_t count;
+	int st = convc_get_conversation_count(x->c, argv[1],
+					      argc > 2 ? argv[2] : NULL,
+					      x->o->platform, &count, &e);
+
+	if (st != CONVC_OK)
+		return convctl_conn_report(st, &e);
+	if (x->o->json)
+		fprintf(x->out, "{\"count\":%" PRId64 "}\n", count);
+	else
+		fprintf(x->out, "%" PRId64 "\n", count);
+	return EXIT_SUCCESS;
+}
+
+int convctl_history_user_stats(struct convctl_ctx *x, int argc CONVD_UNUSED,
+			       char **argv CONVD_UNUSED)
+{
+	struct convc_error e;
+	struct convc_user_stats s;
+	size_t namew = 8;
+	int st = convc_get_user_statistics(x->c, argv[1], x->o->platform, &s,
+					   &e);
+
+	if (st != CONVC_OK)
+		return convctl_conn_report(st, &e);
+	if (x->o->json) {
+		fprintf(x->out, "{\"total_messages\":%" PRId64
+			",\"providers\":{", s.total_messages);
+		for (size_t i = 0; i < s.nproviders; i++) {
+			const struct convc_provider_stats *p = &s.providers[i];
+
+			if (i)
+				fputc(',', x->out);
+			convctl_json_cstr(x->out, p->provider);
+			fprintf(x->out, ":{\"message_count\":%" PRId64
+				",\"last_message_at\":", p->message_count);
+			if (p->has_last_message)
+				convctl_json_time(x->out,
+						  p->last_message_at_usec);
+			else
+				fputs("null", x->out);
+			fputc('}', x->out);
+		}
+		fputs("}}\n", x->out);
+		convc_user_stats_free(&s);
+		return EXIT_SUCCESS;
+	}
+	fprintf(x->out, "total messages: %" PRId64 "\n", s.total_messages);
+	for (size_t i = 0; i < s.nproviders; i++)
+		if (convctl_text_width(s.providers[i].provider) > namew)
+			namew = convctl_text_width(s.providers[i].provider);
+	if (s.nproviders > 0)
+		fprintf(x->out, "%-*s  %8s  %s\n", (int)namew, "PROVIDER",
+			"MESSAGES", "LAST MESSAGE");
+	for (size_t i = 0; i < s.nproviders; i++) {
+		const struct convc_provider_stats *p = &s.providers[i];
+		char tbuf[64] = "-";
+
+		if (p->has_last_message)
+			convctl_time_format(tbuf, sizeof(tbuf),
+					    p->last_message_at_usec, 3);
+		convctl_text_cstr(x->out, p->provider);
+		fprintf(x->out, "%*s  %8" PRId64 "  %s\n",
+			(int)(namew - convctl_text_width(p->provider)), "",
+			p->message_count, tbuf);
+	}
+	convc_user_stats_free(&s);
+	return EXIT_SUCCESS;
+}
