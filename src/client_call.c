@@ -21,11 +21,14 @@ int client_call_named(struct convc *c, const char *method,
 	if (c && c->dispatching)	/* before anything is queued */
 		return client_err_in_callback(err, method);
 	for (size_t i = 0; i < nargs; i++) {
-		if (!args[i].is_int && !args[i].s && args[i].len == SIZE_MAX)
+		const struct client_arg *a = &args[i];
+		bool present = a->is_int || a->is_bool || a->s || a->raw;
+
+		if (!present && a->len == SIZE_MAX)
 			return client_err_fail(err, CONVC_ERR_LOCAL,
 					       "invalid_argument",
-					       "%s: required", args[i].key);
-		if (args[i].is_int || args[i].s)
+					       "%s: required", a->key);
+		if (present)
 			n++;
 	}
 	st = client_request_begin(c, method, &msgid, &pk, err);
@@ -36,11 +39,20 @@ int client_call_named(struct convc *c, const char *method,
 	for (size_t i = 0; i < nargs; i++) {
 		const struct client_arg *a = &args[i];
 
-		if (!a->is_int && !a->s)
+		if (!a->is_int && !a->is_bool && !a->s && !a->raw)
 			continue;
 		if (msgpack_pack_str_with_body(pk, a->key, strlen(a->key)) < 0)
 			goto packed;
-		if (a->is_int) {
+		if (a->raw) {
+			/* checked by client_call_raw_arg: one object */
+			if (pk->callback(pk->data, (const char *)a->raw,
+					  a->raw_len) < 0)
+				goto packed;
+		} else if (a->is_bool) {
+			if ((a->i ? msgpack_pack_true(pk)
+				  : msgpack_pack_false(pk)) < 0)
+				goto packed;
+		} else if (a->is_int) {
 			if (msgpack_pack_int64(pk, a->i) < 0)
 				goto packed;
 		} else {
@@ -62,6 +74,37 @@ packed:
 	if (st != CONVC_OK)
 		return st;
 	return convc_wait(c, msgid, reply, err);
+}
+
+int client_call_raw_arg(struct client_arg *a, const char *key, const void *p,
+			size_t len, enum client_mp_kind kind,
+			struct convc_error *err)
+{
+	struct client_wire_scan_state scan = { 0, 1 };
+	const unsigned char *b = p;
+	bool is_map, is_array;
+
+	*a = (struct client_arg)CLIENT_ARG_NONE(key);
+	if (!p)
+		return CONVC_OK;
+	if (len == 0 || len > CONVC_MAX_REQUEST ||
+	    client_wire_scan(b, len, len, &scan) != CLIENT_WIRE_DONE ||
+	    scan.pos != len)
+		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+				       "%s: not exactly one msgpack object",
+				       key);
+	is_map = (b[0] >= 0x80 && b[0] <= 0x8f) || b[0] == 0xde ||
+		 b[0] == 0xdf;
+	is_array = (b[0] >= 0x90 && b[0] <= 0x9f) || b[0] == 0xdc ||
+		   b[0] == 0xdd;
+	if (!is_map && (kind == CLIENT_MP_MAP || !is_array))
+		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+				       "%s: not a msgpack %s", key,
+				       kind == CLIENT_MP_MAP ? "map"
+							     : "array or map");
+	a->raw = p;
+	a->raw_len = len;
+	return CONVC_OK;
 }
 
 int client_call_shape(struct convc *c, struct convc_reply *reply,
@@ -142,16 +185,19 @@ int convc_result_messages(const msgpack_object *result,
 						 &v[i].created_at_usec))
 			bad = "no timestamp 'created_at'";
 		else if (!role || role->type != MSGPACK_OBJECT_STR ||
-			 !content || content->type != MSGPACK_OBJECT_STR ||
 			 !provider || provider->type != MSGPACK_OBJECT_STR)
-			bad = "'role', 'content' or 'provider' is not a string";
+			bad = "'role' or 'provider' is not a string";
+		else if (!content || (content->type != MSGPACK_OBJECT_STR &&
+				      content->type != MSGPACK_OBJECT_ARRAY &&
+				      content->type != MSGPACK_OBJECT_MAP))
+			bad = "'content' is not a string, array or map";
 		if (bad) {
 			convc_messages_free(v, count);
 			return client_err_fail(err, CONVC_ERR_LOCAL, "protocol",
 					       "unexpected result (%s)", bad);
 		}
 		v[i].role = client_wire_strdup(role, NULL);
-		v[i].content = client_wire_strdup(content, &v[i].content_len);
+		v[i].content = client_rows_text(content, &v[i].content_len);
 		v[i].provider = client_wire_strdup(provider, NULL);
 		if (!v[i].role || !v[i].content || !v[i].provider) {
 			convc_messages_free(v, count);
