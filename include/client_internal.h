@@ -339,6 +339,21 @@ static inline struct client_arg client_call_opt_int(const char *key,
 	return a;
 }
 
+/*
+ * The status of decoding a result for method (st, e): a result of the
+ * wrong shape ("protocol") fails the connection; another error is copied
+ * to err.
+ */
+int client_call_decoded(struct convc *c, const char *method, int st,
+			const struct convc_error *e, struct convc_error *err);
+
+/* client_call_named for a call that fills *out (out_size bytes, cleared
+ * first; NULL is refused). */
+int client_call_out(struct convc *c, const char *method,
+		    const struct client_arg *args, size_t nargs, void *out,
+		    size_t out_size, struct convc_reply *reply,
+		    struct convc_error *err);
+
 /* A call whose result is an array of messages. */
 int client_call_messages(struct convc *c, const char *method,
 			 const struct client_arg *args, size_t nargs,

@@ -1,6 +1,7 @@
 /*
  * client_call.c - typed calls: named arguments packed, the result's shape
- * checked; message arrays decoded (convc_result_messages).
+ * checked; message arrays decoded (convc_result_messages, on the rows of
+ * client_rows.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -153,58 +154,35 @@ int convc_result_messages(const msgpack_object *result,
 			  struct convc_error *err)
 {
 	struct convc_message *v;
-	uint32_t count;
+	struct convc_row *rows;
+	size_t count;
+	int st;
 
 	if (!msgs || !n)
 		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
 				       "no place for the result");
 	*msgs = NULL;
 	*n = 0;
-	if (!result || result->type != MSGPACK_OBJECT_ARRAY)
-		return client_err_fail(err, CONVC_ERR_LOCAL, "protocol",
-				       "unexpected result (not an array)");
-	count = result->via.array.size;
-	if (count == 0)
-		return CONVC_OK;
+	/* the rows, of which a message keeps the first fields */
+	st = convc_result_rows(result, &rows, &count, err);
+	if (st != CONVC_OK || count == 0)
+		return st;
 	v = calloc(count, sizeof(*v));
-	if (!v)
+	if (!v) {
+		convc_rows_free(rows, count);
 		return client_err_fail(err, CONVC_ERR_LOCAL, "no_memory",
 				       "out of memory");
-	for (uint32_t i = 0; i < count; i++) {
-		const msgpack_object *m = &result->via.array.ptr[i];
-		const msgpack_object *role = convc_map_get(m, "role");
-		const msgpack_object *content = convc_map_get(m, "content");
-		const msgpack_object *provider = convc_map_get(m, "provider");
-		const char *bad = NULL;
-
-		if (m->type != MSGPACK_OBJECT_MAP)
-			bad = "an element is not a map";
-		else if (!client_wire_int(convc_map_get(m, "id"), &v[i].id))
-			bad = "no integer 'id'";
-		else if (!convc_object_timestamp(convc_map_get(m, "created_at"),
-						 &v[i].created_at_usec))
-			bad = "no timestamp 'created_at'";
-		else if (!role || role->type != MSGPACK_OBJECT_STR ||
-			 !provider || provider->type != MSGPACK_OBJECT_STR)
-			bad = "'role' or 'provider' is not a string";
-		else if (!content || (content->type != MSGPACK_OBJECT_STR &&
-				      content->type != MSGPACK_OBJECT_ARRAY &&
-				      content->type != MSGPACK_OBJECT_MAP))
-			bad = "'content' is not a string, array or map";
-		if (bad) {
-			convc_messages_free(v, count);
-			return client_err_fail(err, CONVC_ERR_LOCAL, "protocol",
-					       "unexpected result (%s)", bad);
-		}
-		v[i].role = client_wire_strdup(role, NULL);
-		v[i].content = client_rows_text(content, &v[i].content_len);
-		v[i].provider = client_wire_strdup(provider, NULL);
-		if (!v[i].role || !v[i].content || !v[i].provider) {
-			convc_messages_free(v, count);
-			return client_err_fail(err, CONVC_ERR_LOCAL,
-					       "no_memory", "out of memory");
-		}
 	}
+	for (size_t i = 0; i < count; i++) {
+		v[i].id = rows[i].id;
+		v[i].role = rows[i].role;
+		v[i].content = rows[i].content;
+		v[i].content_len = rows[i].content_len;
+		v[i].provider = rows[i].provider;
+		v[i].created_at_usec = rows[i].created_at_usec;
+		rows[i].role = rows[i].content = rows[i].provider = NULL;
+	}
+	convc_rows_free(rows, count);
 	*msgs = v;
 	*n = count;
 	return CONVC_OK;
@@ -230,13 +208,33 @@ int client_call_messages(struct convc *c, const char *method,
 		return st;
 	st = convc_result_messages(&r.result, msgs, n, &e);
 	convc_reply_free(&r);
+	return client_call_decoded(c, method, st, &e, err);
+}
+
+int client_call_decoded(struct convc *c, const char *method, int st,
+			const struct convc_error *e, struct convc_error *err)
+{
 	if (st == CONVC_OK)
 		return CONVC_OK;
 	/* a result of the wrong shape: the connection cannot be trusted */
-	if (strcmp(e.code, "protocol") == 0)
+	if (strcmp(e->code, "protocol") == 0)
 		return client_err_conn(c, err, "protocol", "%s: %s", method,
-				       e.message);
+				       e->message);
 	if (err)
-		*err = e;
+		*err = *e;
 	return st;
+}
+
+int client_call_out(struct convc *c, const char *method,
+		    const struct client_arg *args, size_t nargs, void *out,
+		    size_t out_size, struct convc_reply *reply,
+		    struct convc_error *err)
+{
+	if (!out) {
+		client_wire_reply_clear(reply);
+		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+				       "no place for the result");
+	}
+	memset(out, 0, out_size);
+	return client_call_named(c, method, args, nargs, reply, err);
 }

@@ -281,12 +281,8 @@ int convc_list_conversations(struct convc *c, const char *user_id,
 	struct convc_reply r;
 	int st;
 
-	if (!out)
-		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
-				       "no place for the result");
-	memset(out, 0, sizeof(*out));
-	st = client_call_named(c, "list_conversations", args, NARGS(args), &r,
-			       err);
+	st = client_call_out(c, "list_conversations", args, NARGS(args), out,
+			     sizeof(*out), &r, err);
 	if (st != CONVC_OK)
 		return st;
 	arr = convc_map_get(&r.result, "conversations");
@@ -370,11 +366,8 @@ int convc_get_state(struct convc *c, const char *user_id,
 	struct convc_reply r;
 	int st;
 
-	if (!out)
-		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
-				       "no place for the result");
-	memset(out, 0, sizeof(*out));
-	st = client_call_named(c, "get_state", args, NARGS(args), &r, err);
+	st = client_call_out(c, "get_state", args, NARGS(args), out,
+			     sizeof(*out), &r, err);
 	if (st != CONVC_OK)
 		return st;
 	if (r.result.type == MSGPACK_OBJECT_NIL) {

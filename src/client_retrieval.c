@@ -41,11 +41,8 @@ int convc_get_context(struct convc *c, const char *user_id,
 	struct convc_reply r;
 	int st;
 
-	if (!out)
-		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
-				       "no place for the result");
-	memset(out, 0, sizeof(*out));
-	st = client_call_named(c, "get_context", args, NARGS(args), &r, err);
+	st = client_call_out(c, "get_context", args, NARGS(args), out,
+			     sizeof(*out), &r, err);
 	if (st != CONVC_OK)
 		return st;
 	trunc = convc_map_get(&r.result, "truncated");
@@ -91,11 +88,8 @@ int convc_get_messages(struct convc *c, const char *user_id,
 	struct convc_reply r;
 	int st;
 
-	if (!out)
-		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
-				       "no place for the result");
-	memset(out, 0, sizeof(*out));
-	st = client_call_named(c, "get_messages", args, NARGS(args), &r, err);
+	st = client_call_out(c, "get_messages", args, NARGS(args), out,
+			     sizeof(*out), &r, err);
 	if (st != CONVC_OK)
 		return st;
 	next = convc_map_get(&r.result, "next_before_id");

@@ -255,14 +255,7 @@ static int rows_from(struct convc *c, const char *method,
 	struct convc_error e;
 	int st = convc_result_rows(result, rows, n, &e);
 
-	if (st == CONVC_OK)
-		return CONVC_OK;
-	if (strcmp(e.code, "protocol") == 0)
-		return client_err_conn(c, err, "protocol", "%s: %s", method,
-				       e.message);
-	if (err)
-		*err = e;
-	return st;
+	return client_call_decoded(c, method, st, &e, err);
 }
 
 int client_rows_call(struct convc *c, const char *method,
