@@ -7,7 +7,7 @@
  * a short-lived helper thread of its own, with at most CANCEL_MAX_THREADS
  * at once: beyond that the cancel is skipped (the caller drops the
  * connection anyway, which ends the query once the server notices).  The
- * threads share nothing with the loop but two atomic counters.
+ * threads share nothing with the loop but one atomic counter.
  */
 #ifndef CONVD_CANCEL_H
 #define CONVD_CANCEL_H
@@ -21,12 +21,5 @@
 /* Sends a cancel request for the query running on pg (which the caller
  * may close right after); never blocks. */
 void cancel_send(PGconn *pg);
-
-struct cancel_stats {
-	uint64_t sent, skipped, failed;
-	int running;
-};
-
-void cancel_stats(struct cancel_stats *out);
 
 #endif

@@ -137,9 +137,6 @@ enum client_wire_scan_result {
 	CLIENT_WIRE_TOO_LARGE,		/* would exceed the limit */
 };
 
-/* The big-endian unsigned integer of n bytes at p. */
-uint64_t client_wire_be(const unsigned char *p, unsigned n);
-
 /*
  * Continues scanning one object in p[0..avail) from *st (start with
  * {0, 1}).  limit bounds the object's size: every value still expected
@@ -188,7 +185,14 @@ bool client_wire_scalar(const unsigned char *p, size_t len, size_t hlen,
 /* client_request.c: building and queueing requests */
 
 /* The outstanding request msgid, or NULL. */
-struct client_pending *client_request_find(struct convc *c, uint32_t msgid);
+static inline struct client_pending *client_request_find(struct convc *c,
+							uint32_t msgid)
+{
+	for (size_t i = 0; i < c->npend; i++)
+		if (c->pend[i].msgid == msgid)
+			return &c->pend[i];
+	return NULL;
+}
 
 /* Forgets the outstanding request msgid. */
 void client_request_remove(struct convc *c, uint32_t msgid);

@@ -19,6 +19,7 @@
 
 #include "common.h"
 #include "convd/client.h"
+#include "json.h"
 
 #define CONVCTL_EXIT_DAEMON 1
 #define CONVCTL_EXIT_USAGE 2
@@ -54,11 +55,13 @@ struct convctl_options {
 #define CONVCTL_OPT_PROVIDER 8u			/* --provider */
 #define CONVCTL_OPT_DRY_RUN 16u			/* --dry-run */
 
-/* What a command runs with: the options, the open connection, stdout. */
+/* What a command runs with: the options, the open connection, stdout,
+ * and the JSON writer on stdout (json.h). */
 struct convctl_ctx {
 	const struct convctl_options *o;
 	struct convc *c;
 	FILE *out;
+	struct json json;
 };
 
 struct convctl_command {

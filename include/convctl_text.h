@@ -13,15 +13,6 @@
 #include "convctl.h"
 
 /*
- * Decodes one UTF-8 sequence at s[0..len) (len > 0).  Returns its length
- * and the code point in *cp, or 1 with *cp = UINT32_MAX for a byte that
- * does not start a valid sequence (overlong forms, surrogates and values
- * above U+10FFFF are invalid).
- */
-size_t convctl_text_utf8_next(const unsigned char *s, size_t len,
-			      uint32_t *cp);
-
-/*
  * Writes s[0..len) for people: valid UTF-8 passes through; control
  * characters (C0 except tab and newline, DEL, C1) and invalid bytes are
  * shown as \xNN or \u00NN.  A newline starts a new line indented by

@@ -9,6 +9,8 @@
 #ifndef CONVD_LOG_H
 #define CONVD_LOG_H
 
+#include <sys/queue.h>	/* LIST only: libevent's headers leave it alone */
+
 #include "common.h"
 
 enum log_level {
@@ -23,7 +25,6 @@ enum log_level {
 void log_setup(const char *ident, enum log_level level);
 void log_cleanup(void);
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 bool log_enabled(enum log_level level);
 
 /* Parses "error", "warning", "notice", "info", "debug". */
@@ -48,11 +49,12 @@ struct log_ratelimit {
 	int64_t start;			/* window start, monotonic µs */
 	unsigned int shown;
 	uint64_t suppressed;
-	struct log_ratelimit *next;	/* on the flush list */
+	LIST_ENTRY(log_ratelimit) link;	/* on the flush list */
 	bool listed;
 };
 
-#define LOG_RATELIMIT(what) {(what), LOG_LVL_WARNING, 0, 0, 0, NULL, false}
+#define LOG_RATELIMIT(what) \
+	{(what), LOG_LVL_WARNING, 0, 0, 0, {NULL, NULL}, false}
 
 void log_msg_rl(struct log_ratelimit *rl, enum log_level level,
 		const char *fmt, ...) CONVD_PRINTF(3, 4);

@@ -35,6 +35,7 @@
 
 #include "common.h"
 #include "dbconf.h"
+#include "waitq.h"
 
 struct pool_conn;
 
@@ -120,11 +121,9 @@ typedef void (*pool_acquire_fn)(void *arg, struct pool_conn *pc,
 
 /* Embedded in the caller's request; the pool links it into its queue. */
 struct pool_waiter {
-	struct pool_waiter *next, *prev;
-	usec_t deadline;
+	struct waitq_entry entry;	/* in the pool's queue */
 	pool_acquire_fn fn;
 	void *arg;
-	bool queued;
 };
 
 /*
@@ -160,6 +159,16 @@ CONVD_WUR enum pool_acquire_result pool_acquire(struct pool_waiter *w,
 						struct pool_conn **out,
 						enum pool_status *st,
 						const char **msg);
+/*
+ * pool_acquire with one path for every outcome: fn gets the connection
+ * (POOL_OK) or the failure (pc NULL, st and msg say why) at once when
+ * pool_acquire has it (READY, FAILED), else later from the loop
+ * (QUEUED).  Returns which it was: unless it is POOL_ACQ_QUEUED, fn has
+ * already run; while QUEUED, pool_cancel takes w out.  Nothing is lost if
+ * the result is ignored: a failure always reaches fn.
+ */
+enum pool_acquire_result pool_acquire_then(struct pool_waiter *w,
+					   pool_acquire_fn fn, void *arg);
 /* Takes a queued waiter out of the queue (its callback is not called). */
 void pool_cancel(struct pool_waiter *w);
 
@@ -214,8 +223,5 @@ usec_t pool_wait_timeout(void);
 /* False when a pooler shares server sessions among its clients (a
  * session-level advisory lock or SET would outlive the transaction). */
 bool pool_session_state(void);
-
-/* Connections handed out and not yet released. */
-int pool_busy_count(void);
 
 #endif

@@ -2,6 +2,8 @@
  * sd.h - systemd integration: sd_notify, watchdog and socket activation.
  * Without libsystemd (configure --without-systemd) every call is a no-op
  * and socket activation reports no sockets.
+ *
+ * The module's prefix is sdn_: libsystemd's own names take sd_.
  */
 #ifndef CONVD_SD_H
 #define CONVD_SD_H
@@ -9,8 +11,7 @@
 #include "common.h"
 
 /* Sends a state string ("READY=1", "STATUS=...") if NOTIFY_SOCKET is set. */
-void sd_notifyf_(const char *fmt, ...) CONVD_PRINTF(1, 2);
-#define sdn_notify(...) sd_notifyf_(__VA_ARGS__)
+void sdn_notify(const char *fmt, ...) CONVD_PRINTF(1, 2);
 
 /* RELOADING=1 with MONOTONIC_USEC=now, as systemd wants since v253. */
 void sdn_reloading(void);

@@ -28,12 +28,16 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <msgpack.h>
 
 #include "autoconfig.h"
 #include "clock.h"
 #include "common.h"
+#include "consts.h"
 #include "convd/client.h"
+#include "log.h"
+#include "loop.h"
 
 enum bench_method { BM_ADD, BM_RECENT, BM_PING, BM_COUNT_ };
 
@@ -67,8 +71,9 @@ struct slot {
 struct bconn {
 	struct worker *w;
 	struct convc *c;
-	struct event *ev;		/* readable (persistent) */
-	struct event *wev;		/* writable, only while output waits */
+	struct event ev;		/* readable (persistent) */
+	struct event wev;		/* writable, only while output waits */
+	bool events_set;		/* ev and wev are assigned */
 	struct slot slots[MAX_DEPTH];
 	int inflight;
 	unsigned rnd;
@@ -78,6 +83,7 @@ struct bconn {
 struct worker {
 	pthread_t tid;
 	struct event_base *base;
+	struct event stop;		/* the end of the run */
 	struct bconn *conns;
 	int nconns, open_conns;
 	bool running;
@@ -249,15 +255,24 @@ static void conn_close(struct bconn *c)
 {
 	if (!c->c)
 		return;
-	if (c->ev)
-		event_free(c->ev);
-	if (c->wev)
-		event_free(c->wev);
-	c->ev = c->wev = NULL;
+	if (c->events_set) {
+		event_del(&c->ev);
+		event_del(&c->wev);
+		c->events_set = false;
+	}
 	convc_close(c->c);
 	c->c = NULL;
 	if (--c->w->open_conns == 0)
 		event_base_loopexit(c->w->base, NULL);
+}
+
+/* Watches for writability while output waits; a connection whose event
+ * cannot be armed would stall the run: it ends the benchmark. */
+static void arm_write(struct bconn *c)
+{
+	if (convc_want_write(c->c) &&
+	    loop_arm(&c->wev, NULL, "connection write") < 0)
+		exit(1);
 }
 
 /* Runs convc_process for what libevent saw; watches for writability only
@@ -279,8 +294,7 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 		return;
 	}
-	if (convc_want_write(c->c))
-		event_add(c->wev, NULL);
+	arm_write(c);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -313,9 +327,12 @@ static int connect_one(struct worker *w, struct bconn *c, int idx)
 	fd = convc_fd(c->c);
 	c->w = w;
 	c->rnd = 2166136261u ^ (unsigned)idx * 16777619u;
-	c->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_event, c);
-	c->wev = event_new(w->base, fd, EV_WRITE, conn_event, c);
-	if (!c->ev || !c->wev || event_add(c->ev, NULL) < 0)
+	if (event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, conn_event,
+			 c) < 0 ||
+	    event_assign(&c->wev, w->base, fd, EV_WRITE, conn_event, c) < 0)
+		return -1;
+	c->events_set = true;
+	if (loop_arm(&c->ev, NULL, "connection read") < 0)
 		return -1;
 	w->open_conns++;
 	return 0;
@@ -330,8 +347,7 @@ static void conn_start(struct bconn *c)
 		send_one(c);
 	if (convc_process(c->c, CONVC_EV_WRITE, &e) != CONVC_OK)
 		die_conn(&e, "connection failed");
-	if (convc_want_write(c->c))
-		event_add(c->wev, NULL);
+	arm_write(c);
 }
 
 /* One thread's run: starts its connections, runs its loop until the
@@ -340,9 +356,9 @@ static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
 	struct timeval tv = {b.seconds, 0};
-	struct event *stop = evtimer_new(w->base, on_stop, w);
 
-	if (!stop || evtimer_add(stop, &tv) < 0) {
+	if (evtimer_assign(&w->stop, w->base, on_stop, w) < 0 ||
+	    loop_arm(&w->stop, &tv, "run timer") < 0) {
 		fprintf(stderr, "convd-bench: cannot start a timer\n");
 		exit(1);
 	}
@@ -351,7 +367,7 @@ static void *worker_run(void *arg)
 	for (int i = 0; i < w->nconns; i++)
 		conn_start(&w->conns[i]);
 	event_base_dispatch(w->base);
-	event_free(stop);
+	event_del(&w->stop);
 	return NULL;
 }
 
@@ -652,7 +668,7 @@ static int run_compare(void)
 	ours = rate(BM_ADD);
 	snprintf(script, sizeof(script),
 		 "\\set uid random(0, %d)\n"
-		 "INSERT INTO simple_conversation_history (user_id, platform,"
+		 "INSERT INTO " CONVD_T_HISTORY " (user_id, platform,"
 		 " model_provider, role, content) VALUES ('bench-user-' || :uid,"
 		 " 'line', 'anthropic', 'user', '%s');\n",
 		 b.users - 1, b.content);
@@ -668,7 +684,7 @@ static int run_compare(void)
 	snprintf(script, sizeof(script),
 		 "\\set uid random(0, %d)\n"
 		 "SELECT id, role, content, created_at, model_provider FROM"
-		 " simple_conversation_history WHERE user_id = 'bench-user-' ||"
+		 " " CONVD_T_HISTORY " WHERE user_id = 'bench-user-' ||"
 		 " :uid AND platform = 'line' AND model_provider = 'anthropic'"
 		 " ORDER BY created_at DESC, id DESC LIMIT 20;\n",
 		 b.users - 1);
@@ -761,6 +777,7 @@ int main(int argc, char **argv)
 	int opt;
 
 	signal(SIGPIPE, SIG_IGN);
+	log_setup("convd-bench", LOG_LVL_WARNING);
 	b.socket = getenv("CONVD_SOCKET") ? getenv("CONVD_SOCKET") :
 					    CONVD_DEFAULT_SOCKET;
 	b.weights[BM_ADD] = 1;

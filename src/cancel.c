@@ -9,17 +9,14 @@
 #include "cancel.h"
 
 static atomic_int cancel_running;
-static atomic_uint_fast64_t cancel_sent, cancel_skipped, cancel_failed;
 
 static void *cancel_thread(void *arg)
 {
 	PGcancel *c = arg;
 	char err[256];
 
-	if (PQcancel(c, err, sizeof(err)))
-		atomic_fetch_add(&cancel_sent, 1);
-	else
-		atomic_fetch_add(&cancel_failed, 1);
+	/* nothing to do when it fails: the connection is closed anyway */
+	(void)PQcancel(c, err, sizeof(err));
 	PQfreeCancel(c);
 	atomic_fetch_sub(&cancel_running, 1);
 	return NULL;
@@ -35,7 +32,6 @@ void cancel_send(PGconn *pg)
 
 	if (atomic_fetch_add(&cancel_running, 1) >= CANCEL_MAX_THREADS) {
 		atomic_fetch_sub(&cancel_running, 1);
-		atomic_fetch_add(&cancel_skipped, 1);
 		return;
 	}
 	c = PQgetCancel(pg);	/* copies the address and key: no I/O */
@@ -43,7 +39,6 @@ void cancel_send(PGconn *pg)
 		if (c)
 			PQfreeCancel(c);
 		atomic_fetch_sub(&cancel_running, 1);
-		atomic_fetch_add(&cancel_failed, 1);
 		return;
 	}
 	(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -56,15 +51,6 @@ void cancel_send(PGconn *pg)
 	if (rc != 0) {
 		PQfreeCancel(c);
 		atomic_fetch_sub(&cancel_running, 1);
-		atomic_fetch_add(&cancel_failed, 1);
 	}
 	pthread_attr_destroy(&attr);
-}
-
-void cancel_stats(struct cancel_stats *out)
-{
-	out->sent = atomic_load(&cancel_sent);
-	out->skipped = atomic_load(&cancel_skipped);
-	out->failed = atomic_load(&cancel_failed);
-	out->running = atomic_load(&cancel_running);
 }

@@ -2,8 +2,6 @@
  * client_nb.c - the non-blocking mode: the descriptor and events to watch,
  * the next deadline, convc_process.
  */
-#include <limits.h>
-
 #include "client_internal.h"
 
 int convc_fd(const struct convc *c)
@@ -25,7 +23,7 @@ int convc_events(const struct convc *c)
 
 int convc_next_timeout(const struct convc *c)
 {
-	int64_t first = -1, left;
+	int64_t first = -1;
 
 	if (!c || c->ncb == 0)
 		return -1;
@@ -37,12 +35,7 @@ int convc_next_timeout(const struct convc *c)
 		if (c->pend[i].cb && c->pend[i].deadline >= 0 &&
 		    (first < 0 || c->pend[i].deadline < first))
 			first = c->pend[i].deadline;
-	if (first < 0)
-		return -1;
-	left = first - client_io_now_ms();
-	if (left <= 0)
-		return 0;
-	return left > INT_MAX ? INT_MAX : (int)left;
+	return client_io_poll_ms(first);	/* -1 if there is none */
 }
 
 /* The connection fails with "timeout" once a callback request is late. */

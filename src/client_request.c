@@ -49,14 +49,6 @@ static int out_write(void *data, const char *buf, size_t len)
 	return 0;
 }
 
-struct client_pending *client_request_find(struct convc *c, uint32_t msgid)
-{
-	for (size_t i = 0; i < c->npend; i++)
-		if (c->pend[i].msgid == msgid)
-			return &c->pend[i];
-	return NULL;
-}
-
 void client_request_remove(struct convc *c, uint32_t msgid)
 {
 	for (size_t i = 0; i < c->npend; i++) {

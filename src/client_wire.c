@@ -9,7 +9,7 @@
 
 #include "client_internal.h"
 
-uint64_t client_wire_be(const unsigned char *p, unsigned n)
+static uint64_t be(const unsigned char *p, unsigned n)
 {
 	uint64_t v = 0;
 
@@ -85,9 +85,9 @@ static int value_head(const unsigned char *p, size_t avail, size_t *hdr,
 	if (avail < 1 + (size_t)lenbytes)
 		return 0;
 	if (mult)
-		*children = mult * client_wire_be(p + 1, lenbytes);
+		*children = mult * be(p + 1, lenbytes);
 	else
-		*body = client_wire_be(p + 1, lenbytes);
+		*body = be(p + 1, lenbytes);
 	return 1;
 }
 
@@ -173,19 +173,19 @@ bool convc_object_timestamp(const msgpack_object *o, int64_t *usec)
 	p = (const unsigned char *)o->via.ext.ptr;
 	switch (o->via.ext.size) {
 	case 4:
-		sec = (int64_t)client_wire_be(p, 4);
+		sec = (int64_t)be(p, 4);
 		nsec = 0;
 		break;
 	case 8: {
-		uint64_t v = client_wire_be(p, 8);
+		uint64_t v = be(p, 8);
 
 		nsec = (uint32_t)(v >> 34);
 		sec = (int64_t)(v & 0x3ffffffffULL);
 		break;
 	}
 	case 12:
-		nsec = (uint32_t)client_wire_be(p, 4);
-		sec = (int64_t)client_wire_be(p + 4, 8);
+		nsec = (uint32_t)be(p, 4);
+		sec = (int64_t)be(p + 4, 8);
 		break;
 	default:
 		return false;
@@ -262,7 +262,7 @@ bool client_wire_peek_msgid(const unsigned char *p, size_t len, uint32_t *msgid,
 	/* a signed format holding a negative value has its top bit set */
 	if (p[2] >= 0xd0 && (p[3] & 0x80))
 		return false;
-	v = client_wire_be(p + 3, n);
+	v = be(p + 3, n);
 	if (v > UINT32_MAX)
 		return false;
 	*msgid = (uint32_t)v;
@@ -312,7 +312,7 @@ bool client_wire_scalar(const unsigned char *p, size_t len, size_t hlen,
 		if (left < 1 + (uint64_t)k)
 			return false;
 		need += k;
-		v = client_wire_be(q + 1, k);
+		v = be(q + 1, k);
 		if (b >= 0xd0 && k < 8 && (v >> (8 * k - 1)))
 			v |= ~(uint64_t)0 << (8 * k);	/* sign-extend */
 		if (b >= 0xd0 && (int64_t)v < 0) {
@@ -327,7 +327,7 @@ bool client_wire_scalar(const unsigned char *p, size_t len, size_t hlen,
 		if (left < 1 + (uint64_t)k)
 			return false;
 		o->type = MSGPACK_OBJECT_STR;
-		body = client_wire_be(q + 1, k);
+		body = be(q + 1, k);
 		need += k + body;
 	} else {
 		return false;

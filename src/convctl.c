@@ -398,10 +398,12 @@ int main(int argc, char **argv)
 
 	x.o = &o;
 	x.out = stdout;
+	x.json = JSON_INIT(stdout);
 	rc = convctl_conn_open(&o, cmd->default_timeout_s, &x.c);
 	if (rc != EXIT_SUCCESS)
 		return rc;
 	rc = cmd->run(&x, sub_argc, sub_argv);
 	convc_close(x.c);
+	json_warn_replaced(&x.json, convctl_progname);
 	return finish_output(rc);
 }

@@ -57,8 +57,7 @@ static int cleanup_dry_run(struct convctl_ctx *x)
 	     (msgpack_pack_str_with_body(&pk, "days_to_keep", 12) < 0 ||
 	      msgpack_pack_int64(&pk, x->o->days) < 0))) {
 		msgpack_sbuffer_destroy(&buf);
-		fprintf(stderr, "convctl: out of memory\n");
-		return EXIT_FAILURE;
+		return convctl_nomem();
 	}
 	st = convc_call(x->c, "cleanup_old_conversations", buf.data, buf.size,
 			&r, &e);
@@ -109,6 +108,16 @@ int convctl_admin_cleanup(struct convctl_ctx *x, int argc CONVD_UNUSED,
 	return EXIT_SUCCESS;
 }
 
+/* A map (stats, health) as one line of JSON, or as "path  value" lines. */
+static int print_map(struct convctl_ctx *x, const msgpack_object *map)
+{
+	if (!x->o->json)
+		return convctl_text_flat(x->out, map);
+	convctl_json_value(&x->json, map);
+	fputc('\n', x->out);
+	return EXIT_SUCCESS;
+}
+
 int convctl_admin_stats(struct convctl_ctx *x, int argc CONVD_UNUSED,
 			char **argv CONVD_UNUSED)
 {
@@ -119,15 +128,10 @@ int convctl_admin_stats(struct convctl_ctx *x, int argc CONVD_UNUSED,
 
 	if (st != CONVC_OK)
 		return convctl_conn_report(st, &e);
-	if (x->o->prometheus) {
+	if (x->o->prometheus)
 		rc = convctl_prom_print(x->out, &r.result);
-	} else if (x->o->json) {
-		convctl_json_value(x->out, &r.result);
-		fputc('\n', x->out);
-		rc = EXIT_SUCCESS;
-	} else {
-		rc = convctl_text_flat(x->out, &r.result);
-	}
+	else
+		rc = print_map(x, &r.result);
 	convc_reply_free(&r);
 	return rc;
 }
@@ -143,13 +147,7 @@ int convctl_admin_health(struct convctl_ctx *x, int argc CONVD_UNUSED,
 
 	if (st != CONVC_OK)
 		return convctl_conn_report(st, &e);
-	if (x->o->json) {
-		convctl_json_value(x->out, &r.result);
-		fputc('\n', x->out);
-		rc = EXIT_SUCCESS;
-	} else {
-		rc = convctl_text_flat(x->out, &r.result);
-	}
+	rc = print_map(x, &r.result);
 	convc_reply_free(&r);
 	if (rc == EXIT_SUCCESS && !ok)
 		rc = CONVCTL_EXIT_DAEMON;

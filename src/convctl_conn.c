@@ -51,10 +51,8 @@ static int socket_path(const struct convctl_options *o, const char **path,
 	*path = CONVD_DEFAULT_SOCKET;
 	if (!o->config)
 		return EXIT_SUCCESS;
-	if (config_init(&cfg) < 0) {
-		fprintf(stderr, "%s: out of memory\n", convctl_progname);
-		return EXIT_FAILURE;
-	}
+	if (config_init(&cfg) < 0)
+		return convctl_nomem();
 	if (config_load_file(&cfg, o->config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: %s\n", convctl_progname, err);
 		config_free(&cfg);
@@ -64,9 +62,7 @@ static int socket_path(const struct convctl_options *o, const char **path,
 		*owned = strdup(cfg.server.socket);
 		if (!*owned) {
 			config_free(&cfg);
-			fprintf(stderr, "%s: out of memory\n",
-				convctl_progname);
-			return EXIT_FAILURE;
+			return convctl_nomem();
 		}
 		*path = *owned;
 	}

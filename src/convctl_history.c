@@ -22,10 +22,8 @@ static int read_stdin(char **text, size_t *len)
 	size_t cap = 65536, n = 0;
 	char *p = malloc(cap);
 
-	if (!p) {
-		fprintf(stderr, "%s: out of memory\n", convctl_progname);
-		return EXIT_FAILURE;
-	}
+	if (!p)
+		return convctl_nomem();
 	for (;;) {
 		size_t got;
 
@@ -38,9 +36,7 @@ static int read_stdin(char **text, size_t *len)
 			q = realloc(p, cap);
 			if (!q) {
 				free(p);
-				fprintf(stderr, "%s: out of memory\n",
-					convctl_progname);
-				return EXIT_FAILURE;
+				return convctl_nomem();
 			}
 			p = q;
 		}
@@ -95,7 +91,7 @@ int convctl_history_add(struct convctl_ctx *x, int argc CONVD_UNUSED,
 		return convctl_conn_report(st, &e);
 	if (x->o->json) {
 		fprintf(x->out, "{\"id\":%" PRId64 ",\"created_at\":", id);
-		convctl_json_time(x->out, at);
+		convctl_json_time(&x->json, at);
 		fputs("}\n", x->out);
 	} else {
 		convctl_time_format(tbuf, sizeof(tbuf), at, 3);
@@ -117,18 +113,19 @@ int convctl_history_show(struct convctl_ctx *x, int argc CONVD_UNUSED,
 	if (st != CONVC_OK)
 		return convctl_conn_report(st, &e);
 	if (x->o->json) {
+		bool elem = true;
+
 		fputc('[', x->out);
 		for (size_t i = 0; i < n; i++) {
-			fprintf(x->out, "%s{\"id\":%" PRId64 ",\"role\":",
-				i ? "," : "", m[i].id);
-			convctl_json_cstr(x->out, m[i].role);
-			fputs(",\"content\":", x->out);
-			convctl_json_str(x->out, m[i].content,
-					 m[i].content_len);
-			fputs(",\"created_at\":", x->out);
-			convctl_json_time(x->out, m[i].created_at_usec);
-			fputs(",\"provider\":", x->out);
-			convctl_json_cstr(x->out, m[i].provider);
+			bool first = true;
+
+			json_sep(&x->json, &elem);
+			fputc('{', x->out);
+			json_key(&x->json, &first, "id");
+			json_int(&x->json, m[i].id);
+			convctl_json_message(&x->json, &first, &m[i]);
+			json_kv_str(&x->json, &first, "provider",
+				    m[i].provider);
 			fputc('}', x->out);
 		}
 		fputs("]\n", x->out);
@@ -212,11 +209,11 @@ int convctl_history_user_stats(struct convctl_ctx *x, int argc CONVD_UNUSED,
 
 			if (i)
 				fputc(',', x->out);
-			convctl_json_cstr(x->out, p->provider);
+			json_cstr(&x->json, p->provider);
 			fprintf(x->out, ":{\"message_count\":%" PRId64
 				",\"last_message_at\":", p->message_count);
 			if (p->has_last_message)
-				convctl_json_time(x->out,
+				convctl_json_time(&x->json,
 						  p->last_message_at_usec);
 			else
 				fputs("null", x->out);

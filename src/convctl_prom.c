@@ -14,11 +14,10 @@ int convctl_prom_print(FILE *f, const msgpack_object *map)
 	struct buf out = { 0 };
 	int rc = EXIT_SUCCESS;
 
-	if (prom_format(&out, map) < 0) {
+	if (prom_format(&out, map) < 0)
 		rc = convctl_nomem();
-	} else if (out.len) {
+	else if (out.len)
 		fwrite(out.p, 1, out.len, f);
-	}
 	buf_free(&out);
 	return rc;
 }

@@ -9,56 +9,7 @@
 #include "buf.h"
 #include "convctl_text.h"
 #include "convctl_time.h"
-
-/*
- * Decodes one UTF-8 sequence at s[0..len).  Returns its length and the
- * code point in *cp, or 1 with *cp = UINT32_MAX for a byte that does not
- * start a valid sequence (overlong forms, surrogates and values above
- * U+10FFFF are invalid).
- */
-size_t convctl_text_utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	uint32_t c = s[0], min;
-	size_t n;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		c &= 0x1F;
-		min = 0x80;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		c &= 0x0F;
-		min = 0x800;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		c &= 0x07;
-		min = 0x10000;
-	} else {
-		*cp = UINT32_MAX;
-		return 1;
-	}
-	if (len < n) {
-		*cp = UINT32_MAX;
-		return 1;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80) {
-			*cp = UINT32_MAX;
-			return 1;
-		}
-		c = (c << 6) | (s[i] & 0x3F);
-	}
-	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
-		*cp = UINT32_MAX;
-		return 1;
-	}
-	*cp = c;
-	return n;
-}
+#include "utf8.h"
 
 /*
  * Writes text for people: valid UTF-8 passes through; control characters
@@ -74,14 +25,14 @@ void convctl_text_put(FILE *f, const char *s, size_t len, size_t indent)
 
 	while (i < len) {
 		uint32_t cp;
-		size_t n = convctl_text_utf8_next(p + i, len - i, &cp);
+		size_t n = utf8_next(p + i, len - i, &cp);
 
 		if (cp == '\n') {
 			if (indent == SIZE_MAX)
 				fputs("\\n", f);
 			else
 				fprintf(f, "\n%*s", (int)indent, "");
-		} else if (cp == UINT32_MAX) {
+		} else if (cp == UTF8_INVALID) {
 			fprintf(f, "\\x%02X", p[i]);
 		} else if ((cp < 0x20 && cp != '\t') || cp == 0x7F ||
 			   (cp >= 0x80 && cp <= 0x9F)) {

@@ -25,7 +25,7 @@ int convctl_thread_run(struct convctl_ctx *x, int argc CONVD_UNUSED,
 			return convctl_conn_report(st, &e);
 		if (x->o->json) {
 			fputs("{\"thread_id\":", x->out);
-			convctl_json_cstr(x->out, tid);
+			json_cstr(&x->json, tid);
 			fputs("}\n", x->out);
 		} else if (tid) {
 			convctl_text_cstr(x->out, tid);

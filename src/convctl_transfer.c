@@ -86,24 +86,20 @@ int convctl_transfer_export(struct convctl_ctx *x, int argc CONVD_UNUSED,
 				&reply.result.via.array.ptr[i],
 				"idempotency_key");
 
-			fprintf(x->out, "{\"id\":%" PRId64 ",\"user_id\":",
-				m[i].id);
-			convctl_json_cstr(x->out, argv[1]);
-			fputs(",\"platform\":", x->out);
-			convctl_json_cstr(x->out, platform);
-			fputs(",\"provider\":", x->out);
-			convctl_json_cstr(x->out, m[i].provider);
-			fputs(",\"role\":", x->out);
-			convctl_json_cstr(x->out, m[i].role);
-			fputs(",\"content\":", x->out);
-			convctl_json_str(x->out, m[i].content,
-					 m[i].content_len);
-			fputs(",\"created_at\":", x->out);
-			convctl_json_time(x->out, m[i].created_at_usec);
+			bool first = true;
+
+			fputc('{', x->out);
+			json_key(&x->json, &first, "id");
+			json_int(&x->json, m[i].id);
+			json_kv_str(&x->json, &first, "user_id", argv[1]);
+			json_kv_str(&x->json, &first, "platform", platform);
+			json_kv_str(&x->json, &first, "provider",
+				    m[i].provider);
+			convctl_json_message(&x->json, &first, &m[i]);
 			if (key && key->type == MSGPACK_OBJECT_STR) {
-				fputs(",\"idempotency_key\":", x->out);
-				convctl_json_str(x->out, key->via.str.ptr,
-						 key->via.str.size);
+				json_key(&x->json, &first, "idempotency_key");
+				json_str(&x->json, key->via.str.ptr,
+					 key->via.str.size);
 			}
 			fputs("}\n", x->out);
 		}
@@ -139,8 +135,7 @@ static int read_line(FILE *in, struct buf *line, bool *too_long)
 		}
 		buf_add(line, &ch, 1);
 		if (line->nomem) {
-			fprintf(stderr, "%s: out of memory\n",
-				convctl_progname);
+			convctl_nomem();
 			return -1;
 		}
 	}

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 static struct {
@@ -58,11 +59,6 @@ void log_cleanup(void)
 void log_set_level(enum log_level level)
 {
 	log_state.level = level;
-}
-
-enum log_level log_get_level(void)
-{
-	return log_state.level;
 }
 
 bool log_enabled(enum log_level level)
@@ -141,17 +137,8 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 
 /* ---- rate-limited messages ------------------------------------------------ */
 
-static struct {
-	struct log_ratelimit *list;	/* limiters with a count to report */
-} log_rl;
-
-static int64_t log_mono_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+/* limiters with a count to report */
+static LIST_HEAD(, log_ratelimit) log_rl = LIST_HEAD_INITIALIZER(log_rl);
 
 /* Ends rl's window: its count, if any, is logged. */
 static void log_rl_close(struct log_ratelimit *rl, int64_t now)
@@ -168,13 +155,7 @@ static void log_rl_close(struct log_ratelimit *rl, int64_t now)
 
 static void log_rl_unlist(struct log_ratelimit *rl)
 {
-	for (struct log_ratelimit **pp = &log_rl.list; *pp; pp = &(*pp)->next) {
-		if (*pp == rl) {
-			*pp = rl->next;
-			break;
-		}
-	}
-	rl->next = NULL;
+	LIST_REMOVE(rl, link);
 	rl->listed = false;
 }
 
@@ -186,7 +167,7 @@ void log_msg_rl(struct log_ratelimit *rl, enum log_level level,
 
 	if (!log_enabled(level))
 		return;
-	now = log_mono_usec();
+	now = clock_mono_usec();
 	if (rl->start == 0 ||
 	    now - rl->start >= (int64_t)LOG_RL_INTERVAL_SEC * 1000000) {
 		log_rl_close(rl, now);
@@ -196,8 +177,7 @@ void log_msg_rl(struct log_ratelimit *rl, enum log_level level,
 	rl->level = level;
 	if (rl->shown >= LOG_RL_BURST) {
 		if (rl->suppressed++ == 0 && !rl->listed) {
-			rl->next = log_rl.list;
-			log_rl.list = rl;
+			LIST_INSERT_HEAD(&log_rl, rl, link);
 			rl->listed = true;
 		}
 		return;
@@ -213,19 +193,15 @@ void log_msg_rl(struct log_ratelimit *rl, enum log_level level,
 
 void log_ratelimit_flush(void)
 {
-	int64_t now = log_mono_usec();
-	struct log_ratelimit **pp = &log_rl.list;
+	int64_t now = clock_mono_usec();
+	struct log_ratelimit *rl, *next;
 
-	while (*pp) {
-		struct log_ratelimit *rl = *pp;
-
-		if (now - rl->start < (int64_t)LOG_RL_INTERVAL_SEC * 1000000) {
-			pp = &rl->next;
+	/* (LIST_FOREACH_SAFE is not in glibc's <sys/queue.h>) */
+	for (rl = LIST_FIRST(&log_rl); rl; rl = next) {
+		next = LIST_NEXT(rl, link);
+		if (now - rl->start < (int64_t)LOG_RL_INTERVAL_SEC * 1000000)
 			continue;
-		}
-		*pp = rl->next;
-		rl->next = NULL;
-		rl->listed = false;
+		log_rl_unlist(rl);
 		log_rl_close(rl, now);
 	}
 }

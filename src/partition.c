@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event_struct.h>
+
 #include "clock.h"
 #include "dbpart.h"
 #include "log.h"
+#include "loop.h"
 #include "partition.h"
 #include "pool.h"
 
@@ -22,18 +25,24 @@ static const char sql_premake[] =
 	"SELECT " DBPART_PREMAKE_FN "(" STR(DBPART_AHEAD) ")";
 
 static struct {
-	struct event *timer;
+	struct event timer;
 	struct pool_waiter waiter;
 	struct pool_conn *pc;
 	bool premaking, closing;
 } part;
 
-static void partition_schedule(usec_t delay)
+/* -1 (logged): the timer is given up, partitions are no longer made
+ * ahead of time by this convd. */
+static int partition_schedule(usec_t delay)
 {
-	struct timeval tv = clock_tv(delay);
-
-	if (!part.closing)
-		evtimer_add(part.timer, &tv);
+	if (part.closing)
+		return 0;
+	if (loop_arm_usec(&part.timer, delay, "partition timer") < 0) {
+		log_error("partitions: no longer made ahead of time by this "
+			  "convd ('convctl db partition' makes them)");
+		return -1;
+	}
+	return 0;
 }
 
 static void partition_done(void *arg, struct pool_conn *pc,
@@ -94,40 +103,25 @@ static void partition_on_acquire(void *arg, struct pool_conn *pc,
 
 static void partition_on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct pool_conn *pc;
-	enum pool_status st;
-	const char *msg;
-
 	(void)fd;
 	(void)what;
 	(void)arg;
 	if (part.pc)
 		return;
-	switch (pool_acquire(&part.waiter, partition_on_acquire, NULL, &pc, &st,
-			     &msg)) {
-	case POOL_ACQ_READY:
-		partition_on_acquire(NULL, pc, POOL_OK, NULL);
-		break;
-	case POOL_ACQ_QUEUED:
+	if (pool_acquire_then(&part.waiter, partition_on_acquire, NULL) ==
+	    POOL_ACQ_QUEUED) {
 		/* every connection is busy: requests come first; a minute
 		 * later is soon enough for partitions months ahead */
 		pool_cancel(&part.waiter);
 		partition_schedule(RETRY_USEC);
-		break;
-	case POOL_ACQ_FAILED:
-		partition_schedule(RETRY_USEC);
-		break;
 	}
 }
 
 int partition_setup(struct event_base *base)
 {
 	memset(&part, 0, sizeof(part));
-	part.timer = evtimer_new(base, partition_on_timer, NULL);
-	if (!part.timer)
-		return -1;
-	partition_schedule(FIRST_RUN_USEC);
-	return 0;
+	evtimer_assign(&part.timer, base, partition_on_timer, NULL);
+	return partition_schedule(FIRST_RUN_USEC);
 }
 
 /* A query in flight ends when the pool closes (its callback schedules
@@ -135,7 +129,6 @@ int partition_setup(struct event_base *base)
 void partition_cleanup(void)
 {
 	part.closing = true;
-	if (part.timer)
-		event_free(part.timer);
-	part.timer = NULL;
+	if (event_initialized(&part.timer))
+		event_del(&part.timer);
 }

@@ -30,6 +30,7 @@
 
 #include "prom.h"
 #include "proto.h"
+#include "utf8.h"
 
 /* How a leaf's value becomes a sample value. */
 enum prom_conv {
@@ -267,13 +268,6 @@ static void prom_help(struct buf *out, const char *s)
 	}
 }
 
-/* The length of the UTF-8 sequence that byte c starts (1 for a byte that
- * cannot start one: proto_utf8_valid refuses it then). */
-static size_t prom_utf8_len(unsigned char c)
-{
-	return c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-}
-
 /* Appends name="value" (\\, \" and \n escaped) to a label list.  The
  * format is UTF-8: an invalid byte (a server's message in another
  * encoding, say) becomes U+FFFD, or the scraper would refuse the text. */
@@ -285,9 +279,10 @@ static void prom_label(struct buf *b, const char *name, const char *v,
 	buf_adds(b, name);
 	buf_add(b, "=\"", 2);
 	for (size_t i = 0; i < len;) {
-		size_t n = prom_utf8_len((unsigned char)v[i]);
+		uint32_t cp;
+		size_t n = utf8_next((const unsigned char *)v + i, len - i, &cp);
 
-		if (n > len - i || !proto_utf8_valid(v + i, n)) {
+		if (cp == UTF8_INVALID) {
 			buf_adds(b, "\xEF\xBF\xBD");
 			i++;
 			continue;

@@ -5,8 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event_struct.h>
+
 #include "clock.h"
+#include "consts.h"
 #include "log.h"
+#include "loop.h"
 #include "pool.h"
 #include "schema.h"
 #include "schema_check.h"
@@ -26,19 +30,25 @@ static const char *const sc_names[] = {
 };
 
 static struct {
-	struct event *timer;
+	struct event timer;
+	bool closing;
 	enum sc_state state;
 	bool running;
 	struct pool_waiter waiter;
 	char message[1024];
 } sc;
 
-static void schema_check_arm(usec_t delay)
+/* -1 (logged): the timer is given up; the state stays as it is. */
+static int schema_check_arm(usec_t delay)
 {
-	struct timeval tv = clock_tv(delay);
-
-	if (sc.timer)	/* NULL once shutting down */
-		evtimer_add(sc.timer, &tv);
+	if (sc.closing)
+		return 0;
+	if (loop_arm_usec(&sc.timer, delay, "schema check timer") < 0) {
+		log_error("schema: no longer checked by this convd (state %s)",
+			  sc_names[sc.state]);
+		return -1;
+	}
+	return 0;
 }
 
 static void schema_check_set(enum sc_state st)
@@ -64,7 +74,7 @@ static void schema_check_done(void *arg, struct pool_conn *pc,
 	if (st == POOL_QUERY_ERROR) {
 		const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-		if (code && strcmp(code, "42P01") == 0) {
+		if (code && strcmp(code, SQLSTATE_UNDEFINED_TABLE) == 0) {
 			snprintf(sc.message, sizeof(sc.message),
 				 "the database has no convd schema (no table "
 				 "%s); run 'convctl db setup'",
@@ -138,28 +148,13 @@ static void schema_check_acquired(void *arg, struct pool_conn *pc,
 
 static void schema_check_tick(evutil_socket_t fd, short what, void *arg)
 {
-	struct pool_conn *pc;
-	enum pool_status st;
-	const char *msg;
-
 	(void)fd;
 	(void)what;
 	(void)arg;
 	if (sc.running)
 		return;
 	sc.running = true;
-	switch (pool_acquire(&sc.waiter, schema_check_acquired, NULL, &pc, &st,
-			     &msg)) {
-	case POOL_ACQ_READY:
-		schema_check_run(pc);
-		break;
-	case POOL_ACQ_QUEUED:
-		break;
-	case POOL_ACQ_FAILED:
-		sc.running = false;
-		schema_check_arm(RETRY_USEC);
-		break;
-	}
+	(void)pool_acquire_then(&sc.waiter, schema_check_acquired, NULL);
 }
 
 int schema_check_setup(struct event_base *base)
@@ -167,20 +162,17 @@ int schema_check_setup(struct event_base *base)
 	memset(&sc, 0, sizeof(sc));
 	snprintf(sc.message, sizeof(sc.message),
 		 "the schema has not been checked yet");
-	sc.timer = evtimer_new(base, schema_check_tick, NULL);
-	if (!sc.timer)
-		return -1;
-	schema_check_arm(0);
-	return 0;
+	evtimer_assign(&sc.timer, base, schema_check_tick, NULL);
+	return schema_check_arm(0);
 }
 
 void schema_check_cleanup(void)
 {
 	if (sc.running)
 		pool_cancel(&sc.waiter);
-	if (sc.timer)
-		event_free(sc.timer);
-	sc.timer = NULL;
+	sc.closing = true;
+	if (event_initialized(&sc.timer))
+		event_del(&sc.timer);
 }
 
 const char *schema_check_state(void)

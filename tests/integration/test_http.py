@@ -10,19 +10,14 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 
 import convdtest
 from convdtest import (http_address, http_get, parse_prometheus,
-                       prom_histograms, prom_value, scaled, wait_until)
+                       prom_histograms, prom_value, scaled, uid, wait_until)
 
 HTTP = {"http": {"listen": "127.0.0.1:0"}}
-
-
-def uid(tag="http"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
 
 
 def promtool_check(text):

@@ -12,7 +12,8 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import Client, RpcError, scaled, wait_until
+from convdtest import (Client, RpcError, pinged_client, scaled,
+                       sql_literal as q, uid, wait_until)
 
 HIST = "simple_conversation_history"
 THREADS = "user_thread_table"
@@ -29,15 +30,6 @@ def convd(schema):
     report = d.sanitizer_report()
     shutil.rmtree(d.tmp, ignore_errors=True)
     assert report is None, report
-
-
-def uid(tag="u"):
-    return f"{tag}-{uuid.uuid4().hex}"
-
-
-def q(s):
-    """An SQL string literal, for test data only."""
-    return "'" + s.replace("'", "''") + "'"
 
 
 def rpc_error(client, method, *params, **named):
@@ -811,18 +803,10 @@ def test_permission_denied_for_non_admin(schema, convd_factory):
 def test_overloaded_when_max_clients_exceeded(schema, convd_factory):
     d = convd_factory(schema, extra={"server": {"max_clients": 2}})
 
-    def connect_and_ping():
-        c = Client(d.socket, timeout=scaled(5))
-        try:
-            assert c.call("ping") == "pong"
-        except BaseException:
-            c.close()
-            raise
-        return c
-    c1 = wait_until(connect_and_ping, timeout=scaled(10),
-                    what="first client")
-    c2 = wait_until(connect_and_ping, timeout=scaled(10),
-                    what="second client")
+    c1 = wait_until(lambda: pinged_client(d.socket),
+                    timeout=scaled(10), what="first client")
+    c2 = wait_until(lambda: pinged_client(d.socket),
+                    timeout=scaled(10), what="second client")
     try:
         with Client(d.socket, timeout=scaled(5)) as c3:
             m = c3.recv()
@@ -835,7 +819,7 @@ def test_overloaded_when_max_clients_exceeded(schema, convd_factory):
     finally:
         c1.close()
     # A slot is free again once c1 is gone.
-    c4 = wait_until(connect_and_ping, timeout=scaled(10),
-                    what="a freed slot")
+    c4 = wait_until(lambda: pinged_client(d.socket),
+                    timeout=scaled(10), what="a freed slot")
     c4.close()
     c2.close()

@@ -17,14 +17,10 @@ import uuid
 import pytest
 
 import convdtest
-from convdtest import RpcError, sql_literal as q, wait_until
+from convdtest import RpcError, sql_literal as q, uid, wait_until
 
 HIST = "simple_conversation_history"
 DOWN_CODES = ("unavailable", "timeout")
-
-
-def uid(tag="p"):
-    return f"{tag}-{uuid.uuid4().hex}"
 
 
 def appname(tag):

@@ -10,105 +10,14 @@ import random
 import socket
 import struct
 import time
-import uuid
 
 import msgpack
 import pytest
 
 import convdtest
-from convdtest import scaled
+from convdtest import Raw, scaled, uid
 
 U32_MAX = 2 ** 32 - 1
-
-
-class Raw:
-    """A raw socket speaking plain msgpack."""
-
-    def __init__(self, path, timeout=scaled(10.0), raw=False):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.timeout = timeout
-        self.unpacker = msgpack.Unpacker(raw=raw, timestamp=0,
-                                         strict_map_key=False)
-        self.eof = False
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def req(self, msgid, method, params=()):
-        self.send(msgpack.packb([0, msgid, method, list(params)]))
-
-    def recv(self, timeout=None):
-        """The next message; None on EOF; socket.timeout if none comes."""
-        for obj in self.unpacker:
-            return obj
-        if self.eof:
-            return None
-        self.sock.settimeout(self.timeout if timeout is None else timeout)
-        try:
-            while True:
-                try:
-                    data = self.sock.recv(65536)
-                except ConnectionResetError:
-                    data = b""
-                if not data:
-                    self.eof = True
-                    return None
-                self.unpacker.feed(data)
-                for obj in self.unpacker:
-                    return obj
-        finally:
-            self.sock.settimeout(self.timeout)
-
-    def recv_n(self, n, timeout=None):
-        out = []
-        for _ in range(n):
-            m = self.recv(timeout)
-            assert m is not None, f"EOF after {len(out)} of {n} responses"
-            out.append(m)
-        return out
-
-    def nothing_within(self, seconds):
-        """True if no message (and no EOF) arrives within seconds."""
-        try:
-            m = self.recv(timeout=seconds)
-        except socket.timeout:
-            return True
-        raise AssertionError(f"unexpected message or EOF: {m!r}")
-
-    def until_eof(self, timeout):
-        """Messages received before EOF, which must come within timeout
-        (scaled)."""
-        timeout = scaled(timeout)
-        msgs = []
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"connection not closed within {timeout}s " \
-                             f"(got {msgs!r})"
-            try:
-                m = self.recv(timeout=left)
-            except socket.timeout:
-                raise AssertionError(f"connection not closed within "
-                                     f"{timeout}s (got {msgs!r})")
-            if m is None:
-                return msgs
-            msgs.append(m)
-
-    def ping(self, msgid=4242):
-        self.req(msgid, "ping")
-        m = self.recv()
-        assert m == [1, msgid, None, "pong"], m
 
 
 def assert_error(msg, code, msgid):
@@ -123,10 +32,6 @@ def assert_error(msg, code, msgid):
     assert err.get("code") == code, msg
     assert isinstance(err.get("message"), str) and err["message"], msg
     assert msg[3] is None, msg
-
-
-def uid():
-    return "proto-" + uuid.uuid4().hex
 
 
 @pytest.fixture

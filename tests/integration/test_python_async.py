@@ -8,12 +8,11 @@ tasks write."""
 import asyncio
 import signal
 import sys
-import uuid
 
 import pytest
 
 import convdtest
-from convdtest import DroppingProxy, sql_literal as q
+from convdtest import DroppingProxy, sql_literal as q, uid
 
 sys.path.insert(0, convdtest.PYCLIENT)
 
@@ -22,10 +21,6 @@ from convd_client import (AsyncConversationManager,  # noqa: E402
                           ConversationManager)
 
 HIST = "simple_conversation_history"
-
-
-def uid(tag="as"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
 
 
 def run(coro):

@@ -8,11 +8,11 @@ import json
 import sys
 import threading
 import time
-import uuid
 
 import pytest
 
 import convdtest
+from convdtest import sql_literal as q, uid
 
 sys.path.insert(0, convdtest.PYCLIENT)
 
@@ -22,14 +22,6 @@ from convd_client import (ConvdConnectionError, ConvdError,  # noqa: E402
 
 HIST = "simple_conversation_history"
 SEED_KEYS = {"role", "content", "created_at", "model_provider"}
-
-
-def uid(tag="py"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
-
-
-def q(s):
-    return "'" + s.replace("'", "''") + "'"
 
 
 def db_iso(pg, user, provider):

@@ -8,12 +8,11 @@ and nothing is stored twice.  Against the real convd and PostgreSQL."""
 import signal
 import sys
 import threading
-import uuid
 
 import pytest
 
 import convdtest
-from convdtest import DroppingProxy, sql_literal as q
+from convdtest import DroppingProxy, sql_literal as q, uid
 
 sys.path.insert(0, convdtest.PYCLIENT)
 
@@ -21,10 +20,6 @@ from convd_client import (ConvdConnectionError,  # noqa: E402
                           ConversationManager)
 
 HIST = "simple_conversation_history"
-
-
-def uid(tag="res"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
 
 
 def stored(pg, user):

@@ -18,13 +18,9 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import RpcError, TableLock, scaled, stop_ok, wait_until
+from convdtest import RpcError, TableLock, scaled, stop_ok, uid, wait_until
 
 HIST = "simple_conversation_history"
-
-
-def uid(tag="reg"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
 
 
 def appname(tag):

@@ -12,7 +12,7 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import RpcError, sql_literal as q, wait_until
+from convdtest import RpcError, sql_literal as q, uid, wait_until
 
 HIST = "simple_conversation_history"
 THREADS = "user_thread_table"
@@ -28,10 +28,6 @@ KEEP_AGES = [30 * DAY - 60, 29 * DAY, DAY, 0]
 USERS = ["alice", "bob"]
 PROVIDERS = ["anthropic", "gemini", "ollama"]
 PLATFORMS = ["line", "telegram"]
-
-
-def uid(tag="r"):
-    return f"{tag}-{uuid.uuid4().hex}"
 
 
 @pytest.fixture

@@ -20,13 +20,9 @@ import pytest
 
 import convdtest
 from convdtest import (Client, PipelinedWriter, TableLock,
-                       assert_acked_stored, scaled, stop_ok, wait_until)
+                       assert_acked_stored, scaled, stop_ok, uid, wait_until)
 
 HIST = "simple_conversation_history"
-
-
-def uid(tag="s"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
 
 
 # ------------------------------------------------------------ notify socket
@@ -504,19 +500,7 @@ def help_options():
                        stderr=subprocess.STDOUT, text=True, timeout=30)
     assert r.returncode == 0, r.stdout
     opts = re.findall(r"^\s+\[(\w+)\]\s+(\w+)\s*=", r.stdout, re.M)
-    sample = os.path.join(convdtest.SRCDIR, "etc", "convd.conf")
-    if os.path.exists(sample):
-        section = None
-        with open(sample) as f:
-            for line in f:
-                m = re.match(r"^\s*\[(\w+)\]\s*$", line)
-                if m:
-                    section = m.group(1)
-                    continue
-                m = re.match(r"^[#;]?\s*(\w+)\s*=", line)
-                if m and section:
-                    opts.append((section, m.group(1)))
-    return sorted(set(opts))
+    return sorted(set(opts + convdtest.sample_options()))
 
 
 def man_macro_lines(text):
