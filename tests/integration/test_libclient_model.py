@@ -14,13 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 
 import msgpack
 import pytest
 
 import convdtest
-from convdtest import sql_literal as q
+from convdtest import sql_literal as q, uid
 from test_libclient import sanitized_library
 
 sys.path.insert(0, convdtest.PYCLIENT)
@@ -395,8 +394,7 @@ def run(program, *args):
 
 
 def test_every_new_call(program, convd, pg):
-    user, other, copy = (f"lm-{t}-{uuid.uuid4().hex[:12]}"
-                         for t in ("u", "o", "c"))
+    user, other, copy = (uid(f"lm-{t}") for t in ("u", "o", "c"))
     with ConversationManager(convd.socket) as m:
         m.save_thread_id(user, "thread_c")
     lines, one, every = run(program, convd.socket, user, other, copy)

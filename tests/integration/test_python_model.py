@@ -13,13 +13,12 @@ import os
 import socket
 import sys
 import threading
-import uuid
 
 import msgpack
 import pytest
 
 import convdtest
-from convdtest import DroppingProxy, sql_literal as q
+from convdtest import DroppingProxy, sql_literal as q, uid
 
 sys.path.insert(0, convdtest.PYCLIENT)
 
@@ -29,10 +28,6 @@ from convd_client import (AsyncConversationManager,  # noqa: E402
 
 HIST = "simple_conversation_history"
 SEED_KEYS = {"role", "content", "created_at", "model_provider"}
-
-
-def uid(tag="pm"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ is checked on the same calls."""
 
 import asyncio
 import sys
-import uuid
 
 import pytest
 
 import convdtest
-from convdtest import DroppingProxy, sql_literal as q
+from convdtest import DroppingProxy, sql_literal as q, uid
 
 sys.path.insert(0, convdtest.PYCLIENT)
 
@@ -23,10 +22,6 @@ from convd_client import (AsyncConversationManager,  # noqa: E402
                           ConversationManager, NotFoundError)
 
 HIST = "simple_conversation_history"
-
-
-def uid(tag="pr"):
-    return f"{tag}-{uuid.uuid4().hex[:16]}"
 
 
 @pytest.fixture
