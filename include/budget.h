@@ -10,8 +10,6 @@
 #ifndef CONVD_BUDGET_H
 #define CONVD_BUDGET_H
 
-#include <msgpack.h>
-
 #include "common.h"
 
 /* limit: bytes, 0 = no budget. */
@@ -33,8 +31,5 @@ struct budget_stats {
 };
 
 void budget_stats(struct budget_stats *out);
-
-/* Packs the "budget" map of the stats result. */
-CONVD_WUR int budget_pack_stats(msgpack_packer *pk);
 
 #endif

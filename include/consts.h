@@ -11,6 +11,7 @@
 /* --- tables (schema.sql) */
 #define CONVD_T_HISTORY "simple_conversation_history"
 #define CONVD_T_THREADS "user_thread_table"
+#define CONVD_T_STATE "conversation_state"
 
 /* --- SQLSTATE codes (PostgreSQL Appendix A) */
 #define SQLSTATE_QUERY_CANCELED "57014"
@@ -21,6 +22,7 @@
 #define SQLSTATE_DUPLICATE_PREPARED_STATEMENT "42P05"
 #define SQLSTATE_TOO_MANY_CONNECTIONS "53300"
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+#define SQLSTATE_UNDEFINED_COLUMN "42703"
 
 /* --- advisory lock keys ("convd" then a number, as bigint) */
 /* convctl db: one migration at a time. */

@@ -46,6 +46,15 @@ struct convctl_options {
 	bool prometheus;
 	const char *provider;			/* export --provider */
 	bool dry_run;				/* cleanup --dry-run */
+	/* issue 17 */
+	const char *conversation;		/* --conversation */
+	bool expected_version_set;		/* state set --expected-version */
+	int64_t expected_version;
+	/* issue 18: context, messages, search, forget */
+	bool before_set;			/* messages --before */
+	int64_t before;
+	bool system;				/* context --system */
+	bool yes;				/* forget --yes */
 };
 
 /* Command options a command accepts (convctl_command.opts). */
@@ -54,6 +63,11 @@ struct convctl_options {
 #define CONVCTL_OPT_PROMETHEUS 4u		/* --prometheus */
 #define CONVCTL_OPT_PROVIDER 8u			/* --provider */
 #define CONVCTL_OPT_DRY_RUN 16u			/* --dry-run */
+#define CONVCTL_OPT_CONVERSATION 32u		/* --conversation */
+#define CONVCTL_OPT_EXPECTED 64u		/* --expected-version */
+#define CONVCTL_OPT_BEFORE 128u			/* --before */
+#define CONVCTL_OPT_SYSTEM 256u			/* --system */
+#define CONVCTL_OPT_YES 512u			/* --yes */
 
 /* What a command runs with: the options, the open connection, stdout,
  * and the JSON writer on stdout (json.h). */

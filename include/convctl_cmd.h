@@ -14,9 +14,8 @@ int convctl_admin_cleanup(struct convctl_ctx *x, int argc, char **argv);
 int convctl_admin_stats(struct convctl_ctx *x, int argc, char **argv);
 int convctl_admin_health(struct convctl_ctx *x, int argc, char **argv);
 
-/* --- convctl_history.c: add, history, clear, count, stats-user */
+/* --- convctl_history.c: add, clear, count, stats-user */
 int convctl_history_add(struct convctl_ctx *x, int argc, char **argv);
-int convctl_history_show(struct convctl_ctx *x, int argc, char **argv);
 int convctl_history_clear(struct convctl_ctx *x, int argc, char **argv);
 int convctl_history_count(struct convctl_ctx *x, int argc, char **argv);
 int convctl_history_user_stats(struct convctl_ctx *x, int argc, char **argv);
@@ -29,5 +28,18 @@ bool convctl_thread_check(const struct convctl_command *cmd, int nargs,
 /* --- convctl_transfer.c: export, import (JSON Lines) */
 int convctl_transfer_export(struct convctl_ctx *x, int argc, char **argv);
 int convctl_transfer_import(struct convctl_ctx *x, int argc, char **argv);
+
+/* --- convctl_conv.c: conversations, state get|set, history (issue 17) */
+int convctl_conv_list(struct convctl_ctx *x, int argc, char **argv);
+int convctl_conv_state(struct convctl_ctx *x, int argc, char **argv);
+bool convctl_conv_state_check(const struct convctl_command *cmd, int nargs,
+			      char **args);
+int convctl_conv_history(struct convctl_ctx *x, int argc, char **argv);
+
+/* --- convctl_retrieve.c: context, messages, search, forget (issue 18) */
+int convctl_retrieve_context(struct convctl_ctx *x, int argc, char **argv);
+int convctl_retrieve_messages(struct convctl_ctx *x, int argc, char **argv);
+int convctl_retrieve_search(struct convctl_ctx *x, int argc, char **argv);
+int convctl_retrieve_forget(struct convctl_ctx *x, int argc, char **argv);
 
 #endif

@@ -31,6 +31,7 @@
 #include <libpq-fe.h>
 
 #include "common.h"
+#include "consts.h"
 
 /* Months made ahead of the current one, by setup and by convd's timer. */
 #define DBPART_AHEAD 3
@@ -45,7 +46,7 @@
  * its functions (safe on either layout); and the query of it alone. */
 #define DBPART_IS_PARTITIONED_EXPR                                         \
 	"(coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid ="        \
-	" to_regclass('simple_conversation_history')), false)"             \
+	" to_regclass('" CONVD_T_HISTORY "')), false)"                     \
 	" AND to_regprocedure('" DBPART_DROP_FN "(timestamptz)') IS NOT NULL)"
 #define DBPART_IS_PARTITIONED_QUERY "SELECT " DBPART_IS_PARTITIONED_EXPR
 

@@ -7,7 +7,6 @@
 #define CONVD_MEMORY_H
 
 #include <event2/event.h>
-#include <msgpack.h>
 
 #include "common.h"
 
@@ -15,8 +14,12 @@
 CONVD_WUR int memory_setup(struct event_base *base);
 void memory_cleanup(void);
 
-/* Packs the "memory" map of the stats result: trims, heap_bytes,
- * heap_free_bytes. */
-CONVD_WUR int memory_pack_stats(msgpack_packer *pk);
+struct memory_stats {
+	uint64_t trims;			/* free heap returned to the kernel */
+	uint64_t heap_bytes;		/* the allocator's heap, free or not */
+	uint64_t heap_free_bytes;
+};
+
+void memory_stats(struct memory_stats *out);
 
 #endif

@@ -79,7 +79,7 @@ struct pool_settings {
 
 /* A statement prepared on each connection the first time it is used
  * there (never at connect: opening a connection touches no table). */
-#define POOL_MAX_PARAMS 8
+#define POOL_MAX_PARAMS 16
 struct pool_statement {
 	const char *name;
 	const char *sql;

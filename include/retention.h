@@ -12,10 +12,9 @@
 #define CONVD_RETENTION_H
 
 #include <event2/event.h>
-#include <msgpack.h>
 
 #include "config.h"
-#include "server.h"
+#include "request.h"
 
 CONVD_WUR int retention_setup(struct event_base *base,
 			      const struct convd_config *cfg);
@@ -25,10 +24,14 @@ void retention_cleanup(void);
 /* cleanup_old_conversations: runs now (after a run in progress). */
 void retention_request(struct request *r);
 
-/* Packs the "retention" map of the stats result. */
-CONVD_WUR int retention_pack_stats(msgpack_packer *pk);
+struct retention_stats {
+	int64_t days_to_keep;
+	bool running;			/* a run is in progress */
+	uint64_t runs, skipped, failures, total_deleted, last_deleted;
+	usec_t last_duration;
+	usec_t last_run_real, next_run_real;	/* 0: none */
+};
 
-/* Whether a run is in progress (shutdown waits for it to stop). */
-bool retention_running(void);
+void retention_stats(struct retention_stats *out);
 
 #endif

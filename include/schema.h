@@ -28,7 +28,7 @@
 #define SCHEMA_HISTORY_TABLE "convd_schema_history"
 
 /* The newest revision convd's queries rely on (migrations/). */
-#define SCHEMA_REQUIRED_REVISION "5a1e0c2f7b90"
+#define SCHEMA_REQUIRED_REVISION "7c3d9e1a2b45"
 
 /*
  * One row: applied (bigint, 1 when $1 is applied and clean), dirty
@@ -98,11 +98,46 @@
 	" ('user_thread_table', 'thread_id', '{varchar,text}',"               \
 	"  'character varying', '3f9c2a7d41e0'),"                            \
 	" ('user_thread_table', 'created_at', '{timestamptz}',"               \
-	"  'timestamp with time zone', '3f9c2a7d41e0')),"                    \
+	"  'timestamp with time zone', '3f9c2a7d41e0'),"                     \
+	" ('simple_conversation_history', 'conversation_id',"                 \
+	"  '{varchar,text}', 'character varying', '7c3d9e1a2b45'),"          \
+	" ('conversation_state', 'user_id', '{varchar,text}',"                \
+	"  'character varying', '7c3d9e1a2b45'),"                            \
+	" ('conversation_state', 'platform', '{varchar,text}',"               \
+	"  'character varying', '7c3d9e1a2b45'),"                            \
+	" ('conversation_state', 'model_provider', '{varchar,text}',"         \
+	"  'character varying', '7c3d9e1a2b45'),"                            \
+	" ('conversation_state', 'conversation_id', '{varchar,text}',"        \
+	"  'character varying', '7c3d9e1a2b45'),"                            \
+	" ('conversation_state', 'state', '{bytea}', 'bytea',"                \
+	"  '7c3d9e1a2b45'),"                                                 \
+	" ('conversation_state', 'version', '{int8}', 'bigint',"              \
+	"  '7c3d9e1a2b45'),"                                                 \
+	" ('conversation_state', 'updated_at', '{timestamptz}',"              \
+	"  'timestamp with time zone', '7c3d9e1a2b45')),"                    \
+	/* columns that may be NULL: their type only */                      \
+	" o(t, c, typs, want, rev) AS (VALUES"                               \
+	" ('simple_conversation_history', 'tool_call_id', '{varchar,text}',"  \
+	"  'character varying', '7c3d9e1a2b45'),"                            \
+	" ('simple_conversation_history', 'name', '{varchar,text}',"          \
+	"  'character varying', '7c3d9e1a2b45'),"                            \
+	" ('simple_conversation_history', 'model', '{varchar,text}',"         \
+	"  'character varying', '7c3d9e1a2b45'),"                            \
+	" ('simple_conversation_history', 'tokens', '{int4,int8}',"           \
+	"  'integer', '7c3d9e1a2b45'),"                                      \
+	" ('simple_conversation_history', 'metadata', '{bytea}', 'bytea',"    \
+	"  '7c3d9e1a2b45'),"                                                 \
+	" ('simple_conversation_history', 'content_mp', '{bytea}', 'bytea',"  \
+	"  '7c3d9e1a2b45'),"                                                 \
+	" ('conversation_state', 'metadata', '{bytea}', 'bytea',"             \
+	"  '7c3d9e1a2b45')),"                                                \
 	" k(t, cols, rev) AS (VALUES"                                        \
 	" ('simple_conversation_history', '{id}'::text[], '3f9c2a7d41e0'),"   \
 	" ('user_thread_table', '{user_id,platform}'::text[],"                \
-	"  '3f9c2a7d41e0')),"                                                \
+	"  '3f9c2a7d41e0'),"                                                 \
+	" ('conversation_state',"                                            \
+	"  '{user_id,platform,model_provider,conversation_id}'::text[],"     \
+	"  '7c3d9e1a2b45')),"                                                \
 	" h AS (SELECT revision FROM " SCHEMA_HISTORY_TABLE " WHERE NOT dirty)" \
 	" SELECT format('%s.%s is %s, but revision %s promises %s', e.t, e.c," \
 	"  coalesce(format_type(a.atttypid, a.atttypmod) || CASE WHEN"        \
@@ -114,6 +149,15 @@
 	" LEFT JOIN pg_type ty ON ty.oid = a.atttypid"                       \
 	" WHERE a.attname IS NULL OR NOT a.attnotnull"                       \
 	"  OR ty.typname <> ALL (e.typs::name[])"                             \
+	" UNION ALL"                                                         \
+	" SELECT format('%s.%s is %s, but revision %s promises %s', o.t, o.c," \
+	"  coalesce(format_type(a.atttypid, a.atttypmod), 'missing'), o.rev," \
+	"  o.want)"                                                          \
+	" FROM o JOIN h ON h.revision = o.rev"                               \
+	" LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(o.t)"          \
+	"  AND a.attname = o.c AND a.attnum > 0 AND NOT a.attisdropped"       \
+	" LEFT JOIN pg_type ty ON ty.oid = a.atttypid"                       \
+	" WHERE a.attname IS NULL OR ty.typname <> ALL (o.typs::name[])"      \
 	" UNION ALL"                                                         \
 	" SELECT format('%s has %s, but revision %s promises the primary key"\
 	" (%s)', k.t, coalesce('the primary key (' || array_to_string(pk.cols,"\

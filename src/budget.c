@@ -3,7 +3,6 @@
  * budget.h).
  */
 #include "budget.h"
-#include "proto.h"
 
 static struct budget_stats bud;
 
@@ -41,19 +40,4 @@ void budget_note_cutoff(void)
 void budget_stats(struct budget_stats *out)
 {
 	*out = bud;
-}
-
-int budget_pack_stats(msgpack_packer *pk)
-{
-	if (proto_pack_cstr(pk, "budget") < 0 || msgpack_pack_map(pk, 4) < 0 ||
-	    proto_pack_cstr(pk, "limit_bytes") < 0 ||
-	    msgpack_pack_uint64(pk, bud.limit) < 0 ||
-	    proto_pack_cstr(pk, "used_bytes") < 0 ||
-	    msgpack_pack_uint64(pk, bud.used) < 0 ||
-	    proto_pack_cstr(pk, "peak_bytes") < 0 ||
-	    msgpack_pack_uint64(pk, bud.peak) < 0 ||
-	    proto_pack_cstr(pk, "cutoffs") < 0 ||
-	    msgpack_pack_uint64(pk, bud.cutoffs) < 0)
-		return -1;
-	return 0;
 }

@@ -45,18 +45,31 @@ static const char usage_options[] =
 	CONVD_DEFAULT_SOCKET ")\n"
 	"  -c, --config FILE     convd's configuration file\n"
 	"      --json            print JSON instead of text\n"
-	"      --platform NAME   platform of the user (default: line)\n"
+	"      --platform NAME   platform of the user (default: line; forget:\n"
+	"                        every platform)\n"
 	"  -t, --timeout SECS    give up after SECS seconds (0: never; default "
 	"60,\n"
 	"                        none for cleanup)\n"
 	"  -n, --limit LIMIT     history: number of turns, 1 to 1000 (default "
-	"10)\n"
+	"10);\n"
+	"                        messages, search: rows; context: messages\n"
 	"      --days N          cleanup: keep N days, 0 to 36500 (default: "
 	"convd's)\n"
 	"      --dry-run         cleanup: count what would be deleted, delete "
 	"nothing\n"
 	"      --prometheus      stats: Prometheus text format\n"
-	"      --provider NAME   export: only the messages with this provider\n"
+	"      --provider NAME   export, search: only the messages with this "
+	"provider;\n"
+	"                        conversations: only this provider's\n"
+	"      --conversation ID history, state, context, messages, search: that\n"
+	"                        conversation (default: the default one; search:\n"
+	"                        every one)\n"
+	"      --expected-version N  state set: only if the state's version is "
+	"N\n"
+	"                        (0: only if there is none)\n"
+	"      --before ID       messages: the page older than message ID\n"
+	"      --system          context: the system messages first\n"
+	"      --yes             forget: do not ask\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         print the version\n"
 	"\n"
@@ -150,6 +163,11 @@ enum {
 	OPT_PROMETHEUS,
 	OPT_PROVIDER,
 	OPT_DRY_RUN,
+	OPT_CONVERSATION,
+	OPT_EXPECTED,
+	OPT_BEFORE,
+	OPT_SYSTEM,
+	OPT_YES,
 };
 
 static const struct option long_opts[] = {
@@ -163,6 +181,11 @@ static const struct option long_opts[] = {
 	{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "provider", required_argument, NULL, OPT_PROVIDER },
+	{ "conversation", required_argument, NULL, OPT_CONVERSATION },
+	{ "expected-version", required_argument, NULL, OPT_EXPECTED },
+	{ "before", required_argument, NULL, OPT_BEFORE },
+	{ "system", no_argument, NULL, OPT_SYSTEM },
+	{ "yes", no_argument, NULL, OPT_YES },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -268,6 +291,40 @@ static enum parse_result parse_options(int argc, char **argv,
 			o->dry_run = true;
 			*seen |= CONVCTL_OPT_DRY_RUN;
 			break;
+		case OPT_CONVERSATION:
+			o->conversation = optarg;
+			*seen |= CONVCTL_OPT_CONVERSATION;
+			break;
+		case OPT_EXPECTED:
+			if (!parse_int(optarg, 0, INT64_MAX - 1,
+				       &o->expected_version)) {
+				convctl_usage_error(
+					"--expected-version: '%s' is not a "
+					"version (0 or more)",
+					optarg);
+				return PARSE_ERROR;
+			}
+			o->expected_version_set = true;
+			*seen |= CONVCTL_OPT_EXPECTED;
+			break;
+		case OPT_BEFORE:
+			if (!parse_int(optarg, 1, INT64_MAX - 1, &o->before)) {
+				convctl_usage_error(
+					"--before: '%s' is not a message id",
+					optarg);
+				return PARSE_ERROR;
+			}
+			o->before_set = true;
+			*seen |= CONVCTL_OPT_BEFORE;
+			break;
+		case OPT_SYSTEM:
+			o->system = true;
+			*seen |= CONVCTL_OPT_SYSTEM;
+			break;
+		case OPT_YES:
+			o->yes = true;
+			*seen |= CONVCTL_OPT_YES;
+			break;
 		case 'h':
 			return PARSE_HELP;
 		case 'V':
@@ -304,6 +361,13 @@ static bool check_command(const struct convctl_command *cmd, int nargs,
 				  : (bad & CONVCTL_OPT_DAYS)	? "--days"
 				  : (bad & CONVCTL_OPT_PROVIDER) ? "--provider"
 				  : (bad & CONVCTL_OPT_DRY_RUN)	? "--dry-run"
+				  : (bad & CONVCTL_OPT_CONVERSATION)
+					  ? "--conversation"
+				  : (bad & CONVCTL_OPT_EXPECTED)
+					  ? "--expected-version"
+				  : (bad & CONVCTL_OPT_BEFORE)	? "--before"
+				  : (bad & CONVCTL_OPT_SYSTEM)	? "--system"
+				  : (bad & CONVCTL_OPT_YES)	? "--yes"
 							: "--prometheus";
 
 		convctl_usage_error(

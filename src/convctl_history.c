@@ -1,6 +1,6 @@
 /*
  * convctl_history.c - convctl's commands on a user's history: add,
- * history, clear, count and stats-user.
+ * clear, count and stats-user (history: convctl_conv.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -97,64 +97,6 @@ int convctl_history_add(struct convctl_ctx *x, int argc CONVD_UNUSED,
 		convctl_time_format(tbuf, sizeof(tbuf), at, 3);
 		fprintf(x->out, "added message %" PRId64 " at %s\n", id, tbuf);
 	}
-	return EXIT_SUCCESS;
-}
-
-int convctl_history_show(struct convctl_ctx *x, int argc CONVD_UNUSED,
-			 char **argv CONVD_UNUSED)
-{
-	struct convc_error e;
-	struct convc_message *m;
-	size_t n, rolew = 4;
-	int st = convc_get_recent_conversations(
-		x->c, argv[1], argv[2], x->o->limit_set ? (int)x->o->limit : 0,
-		x->o->platform, &m, &n, &e);
-
-	if (st != CONVC_OK)
-		return convctl_conn_report(st, &e);
-	if (x->o->json) {
-		bool elem = true;
-
-		fputc('[', x->out);
-		for (size_t i = 0; i < n; i++) {
-			bool first = true;
-
-			json_sep(&x->json, &elem);
-			fputc('{', x->out);
-			json_key(&x->json, &first, "id");
-			json_int(&x->json, m[i].id);
-			convctl_json_message(&x->json, &first, &m[i]);
-			json_kv_str(&x->json, &first, "provider",
-				    m[i].provider);
-			fputc('}', x->out);
-		}
-		fputs("]\n", x->out);
-		convc_messages_free(m, n);
-		return EXIT_SUCCESS;
-	}
-	if (n == 0) {
-		fputs("(no messages)\n", x->out);
-		return EXIT_SUCCESS;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (convctl_text_width(m[i].role) > rolew)
-			rolew = convctl_text_width(m[i].role);
-	fprintf(x->out, "%-24s  %-*s  %s\n", "TIME", (int)rolew, "ROLE",
-		"CONTENT");
-	for (size_t i = 0; i < n; i++) {
-		char tbuf[64];
-
-		convctl_time_format(tbuf, sizeof(tbuf), m[i].created_at_usec,
-				    3);
-		fprintf(x->out, "%-24s  ", tbuf);
-		convctl_text_cstr(x->out, m[i].role);
-		fprintf(x->out, "%*s  ",
-			(int)(rolew - convctl_text_width(m[i].role)), "");
-		convctl_text_put(x->out, m[i].content, m[i].content_len,
-				 24 + 2 + rolew + 2);
-		fputc('\n', x->out);
-	}
-	convc_messages_free(m, n);
 	return EXIT_SUCCESS;
 }
 

@@ -16,11 +16,12 @@ const struct convctl_command convctl_table[] = {
 	  "add USER PROVIDER ROLE TEXT|-\tstore a message (- reads TEXT from "
 	  "stdin)",
 	  convctl_history_add, NULL },
-	{ "history", 2, 2, CONVCTL_OPT_LIMIT, T,
-	  "history USER PROVIDER [-n LIMIT]",
-	  "history USER PROVIDER [-n LIMIT]\trecent messages, oldest first "
-	  "(LIMIT turns)",
-	  convctl_history_show, NULL },
+	{ "history", 2, 2, CONVCTL_OPT_LIMIT | CONVCTL_OPT_CONVERSATION, T,
+	  "history USER PROVIDER [-n LIMIT] [--conversation ID]",
+	  "history USER PROVIDER [-n LIMIT] [--conversation ID]\trecent "
+	  "messages, oldest first (LIMIT turns), tool calls and structured "
+	  "content included",
+	  convctl_conv_history, NULL },
 	{ "clear", 2, 2, 0, T, "clear USER PROVIDER",
 	  "clear USER PROVIDER\tdelete a user's history for a provider",
 	  convctl_history_clear, NULL },
@@ -35,6 +36,19 @@ const struct convctl_command convctl_table[] = {
 	  "thread set USER THREAD\tsave the user's thread id\n"
 	  "thread delete USER\tforget the user's thread id",
 	  convctl_thread_run, convctl_thread_check },
+	/* issue 17 */
+	{ "conversations", 1, 1, CONVCTL_OPT_PROVIDER | CONVCTL_OPT_LIMIT, T,
+	  "conversations USER [--provider P] [-n PAGE]",
+	  "conversations USER [--provider P]\tthe user's conversations, "
+	  "newest activity first",
+	  convctl_conv_list, NULL },
+	{ "state", 3, 4, CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_EXPECTED, T,
+	  "state get|set USER PROVIDER [JSON] [--conversation ID] "
+	  "[--expected-version N]",
+	  "state get USER PROVIDER\tthe conversation's provider state\n"
+	  "state set USER PROVIDER JSON\treplace it (a JSON object; "
+	  "--expected-version N: only if its version is N)",
+	  convctl_conv_state, convctl_conv_state_check },
 	{ "cleanup", 0, 0, CONVCTL_OPT_DAYS | CONVCTL_OPT_DRY_RUN, 0,
 	  "cleanup [--days N] [--dry-run]",
 	  "cleanup [--days N] [--dry-run]\tdelete messages older than N days "
@@ -52,6 +66,29 @@ const struct convctl_command convctl_table[] = {
 	{ "health", 0, 0, 0, T, "health",
 	  "health\tdatabase and schema state (exit 1 if not ok)",
 	  convctl_admin_health, NULL },
+	{ "context", 3, 3,
+	  CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_SYSTEM | CONVCTL_OPT_LIMIT, T,
+	  "context USER PROVIDER MAX_TOKENS [--conversation C] [--system] "
+	  "[-n MAX]",
+	  "context USER PROVIDER MAX_TOKENS\tthe newest messages within "
+	  "MAX_TOKENS, tool calls whole",
+	  convctl_retrieve_context, NULL },
+	{ "messages", 2, 2,
+	  CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_BEFORE | CONVCTL_OPT_LIMIT, T,
+	  "messages USER PROVIDER [--conversation C] [--before ID] [-n LIMIT]",
+	  "messages USER PROVIDER [--before ID]\ta page of messages, older "
+	  "than ID",
+	  convctl_retrieve_messages, NULL },
+	{ "search", 2, 2,
+	  CONVCTL_OPT_PROVIDER | CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_LIMIT, T,
+	  "search USER QUERY [--provider P] [--conversation C] [-n LIMIT]",
+	  "search USER QUERY\tthe user's messages containing QUERY, newest "
+	  "first",
+	  convctl_retrieve_search, NULL },
+	{ "forget", 1, 1, CONVCTL_OPT_YES, T, "forget USER [--yes]",
+	  "forget USER [--yes]\tdelete everything of USER (admin; asks "
+	  "unless --yes)",
+	  convctl_retrieve_forget, NULL },
 	/* run by main(): no handler */
 	{ "db", 0, 0, 0, 0, "db SUBCOMMAND ...",
 	  "db SUBCOMMAND ...\tschema migrations (see convctl(1))", NULL, NULL },

@@ -19,19 +19,27 @@
 
 #include <event2/event.h>
 
+#include "admin.h"
 #include "autoconfig.h"
+#include "batch.h"
 #include "clock.h"
 #include "config.h"
+#include "context.h"
+#include "erase.h"
+#include "msgpage.h"
+#include "search.h"
+#include "conversations.h"
 #include "dbconf.h"
 #include "http.h"
 #include "deadline.h"
 #include "health.h"
 #include "log.h"
 #include "memory.h"
-#include "methods.h"
 #include "pool.h"
 #include "retention.h"
 #include "partition.h"
+#include "query.h"
+#include "request.h"
 #include "schema_check.h"
 #include "sd.h"
 #include "server.h"
@@ -58,7 +66,8 @@ static struct {
 	struct event *watchdog, *status, *drain;
 	usec_t drain_deadline;
 	bool stopping;
-	int exit_code;
+	struct pool_statement *stmts;	/* every module's, for the pool */
+	size_t nstmts;
 } d;
 
 static void usage(FILE *out)
@@ -301,7 +310,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 	server_stats(&ss);
 	/* done when every request is answered and every answer written
 	 * (clients close once their output is flushed) */
-	if (server_inflight() == 0 && ss.clients == 0) {
+	if (request_inflight() == 0 && ss.clients == 0) {
 		log_info("all requests answered");
 		event_base_loopexit(d.base, NULL);
 		return;
@@ -310,7 +319,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 		log_warn("shutdown: %d requests still running, %d clients "
 			 "not flushed after shutdown_timeout; closing their "
 			 "connections",
-			 server_inflight(), ss.clients);
+			 request_inflight(), ss.clients);
 		event_base_loopexit(d.base, NULL);
 		return;
 	}
@@ -329,7 +338,7 @@ static void shutdown_begin(int sig)
 	}
 	d.stopping = true;
 	log_notice("%s: shutting down (finishing %d requests in flight)",
-		   strsignal(sig), server_inflight());
+		   strsignal(sig), request_inflight());
 	sdn_notify("STOPPING=1");
 	server_stop_accepting();
 	http_stopping();
@@ -360,14 +369,74 @@ static int add_timer(struct event **ev, event_callback_fn fn, usec_t every)
 	return 0;
 }
 
+/* The request gate: database methods wait for a schema convd serves. */
+static const char *schema_gate(void)
+{
+	return schema_check_serving() ? NULL : schema_check_message();
+}
+
+/* Each method's handler (validate.h's ids). */
+static void register_handlers(void)
+{
+	static const enum method_id one_statement[] = {
+		M_CLEAR_HISTORY, M_GET_COUNT, M_GET_USER_STATS,
+		M_GET_THREAD, M_SAVE_THREAD, M_DELETE_THREAD,
+		M_EXPORT_HISTORY, M_IMPORT_MESSAGES,
+	};
+
+	request_register(M_PING, admin_ping);
+	request_register(M_STATS, admin_stats);
+	request_register(M_HEALTH, admin_health);
+	for (size_t i = 0; i < ARRAY_LEN(one_statement); i++)
+		query_register(one_statement[i], store_build);
+	batch_register(M_ADD_MESSAGE, &store_add_batch);
+	batch_register(M_GET_RECENT, &store_recent_batch);
+	request_register(M_CLEANUP, retention_request);
+	/* issue 17 */
+	request_register(M_LIST_CONVERSATIONS, conversations_list);
+	query_register(M_DELETE_CONVERSATION, conversations_build);
+	query_register(M_GET_STATE, conversations_build);
+	query_register(M_SET_STATE, conversations_build);
+	/* issue 18: retrieval */
+	request_register(M_GET_CONTEXT, context_dispatch);
+	request_register(M_GET_MESSAGES, msgpage_dispatch);
+	request_register(M_DELETE_MESSAGE, erase_delete_message);
+	request_register(M_SEARCH_MESSAGES, search_dispatch);
+	request_register(M_FORGET_USER, erase_forget_user);
+	request_set_gate(schema_gate);
+}
+
+/*
+ * The statements every pool connection may prepare: each module's table,
+ * one after the other (a module with statements adds its table here).
+ */
+static struct pool_statement *collect_statements(size_t *n)
+{
+	static const struct {
+		const struct pool_statement *stmts;
+		const size_t *n;
+	} tables[] = {
+		{store_statements, &store_nstatements},
+		{conversations_statements, &conversations_nstatements},
+	};
+	struct pool_statement *all;
+	size_t total = 0, k = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(tables); i++)
+		total += *tables[i].n;
+	all = calloc(total ? total : 1, sizeof(*all));
+	if (!all)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_LEN(tables); i++)
+		for (size_t j = 0; j < *tables[i].n; j++)
+			all[k++] = tables[i].stmts[j];
+	*n = total;
+	return all;
+}
+
 static int start(void)
 {
 	struct pool_settings ps = pool_settings_from(&d.cfg);
-	struct methods_context mc = {
-		.started_real = clock_real_usec(),
-		.started_mono = clock_mono_usec(),
-		.cfg = &d.cfg,
-	};
 	uint64_t wd;
 	int lfd;
 
@@ -390,7 +459,8 @@ static int start(void)
 	}
 	fit_fd_limit(&d.cfg);
 	stats_setup();
-	methods_setup(&mc);
+	admin_setup(clock_real_usec(), clock_mono_usec());
+	register_handlers();
 	lfd = sdn_listen_fd();
 	if (lfd == -2)
 		return -1;
@@ -398,10 +468,14 @@ static int start(void)
 		return -1;
 	if (http_setup(d.base, &d.cfg) < 0)
 		return -1;
-	if (pool_setup(d.base, &d.dc, &ps, store_statements,
-		       store_nstatements) < 0)
+	d.stmts = collect_statements(&d.nstmts);
+	if (!d.stmts) {
+		log_error("out of memory");
 		return -1;
-	if (store_setup(d.base) < 0 || schema_check_setup(d.base) < 0 ||
+	}
+	if (pool_setup(d.base, &d.dc, &ps, d.stmts, d.nstmts) < 0)
+		return -1;
+	if (batch_setup(d.base) < 0 || schema_check_setup(d.base) < 0 ||
 	    deadline_setup(d.base, d.cfg.server.request_timeout * 1000) < 0 ||
 	    retention_setup(d.base, &d.cfg) < 0 ||
 	    partition_setup(d.base) < 0) {
@@ -429,11 +503,14 @@ static void stop(void)
 	retention_cleanup();
 	partition_cleanup();
 	schema_check_cleanup();
-	store_cleanup();
+	batch_cleanup();
 	pool_cleanup();
 	http_cleanup();
 	deadline_cleanup();
 	server_cleanup();
+	request_cleanup();
+	free(d.stmts);
+	d.stmts = NULL;
 	if (d.watchdog)
 		event_free(d.watchdog);
 	if (d.status)
@@ -539,5 +616,5 @@ int main(int argc, char **argv)
 			break;
 	}
 	stop();
-	return d.exit_code;
+	return 0;
 }

@@ -47,11 +47,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "consts.h"
 #include "dbpart.h"
 
-#define H "simple_conversation_history"
+#define H CONVD_T_HISTORY
 #define KEYS H "_keys"
 #define NEWT H "_new"
+/* the names as LIKE patterns (_ escaped) */
+#define H_LIKE "simple\\_conversation\\_history"
+#define NEWT_LIKE H_LIKE "\\_new"
 #define STATE_TABLE "convd_partition_state"
 #define BACKFILL_RANGE "20000"
 /* A DDL lock is waited for LOCK_TRY_S at a time (writers queue behind a
@@ -241,7 +245,7 @@ static CONVD_WUR int run_locked(PGconn *conn, const char *what,
 			return -1;
 		r = PQexec(conn, sql);
 		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-		retry = state && strcmp(state, "55P03") == 0 && t + 1 < tries;
+		retry = state && strcmp(state, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && t + 1 < tries;
 		if (finish(conn, what, r, want, err, errlen) == 0) {
 			if (run(conn, what, "COMMIT", NULL, err, errlen) == 0)
 				return 0;
@@ -431,10 +435,18 @@ int dbpart_convert(PGconn *conn, long lock_timeout_s, FILE *out, char *err,
 		"CREATE TABLE IF NOT EXISTS " NEWT " (LIKE " H
 		" INCLUDING DEFAULTS, CONSTRAINT " NEWT "_pkey PRIMARY KEY"
 		" (id, created_at)) PARTITION BY RANGE (created_at);"
-		"CREATE INDEX IF NOT EXISTS " NEWT "_recent_idx ON " NEWT
-		" (user_id, platform, model_provider, created_at DESC, id DESC);"
-		"CREATE INDEX IF NOT EXISTS " NEWT "_created_at_idx ON " NEWT
-		" (created_at)",
+		/* the plain table's own (H_...) non-unique indexes, whatever
+		 * the revisions made them, as NEWT_... */
+		"DO $m$DECLARE r record; BEGIN"
+		" FOR r IN SELECT ic.relname AS nm,"
+		"  pg_get_indexdef(x.indexrelid) AS def FROM pg_index x"
+		"  JOIN pg_class ic ON ic.oid = x.indexrelid"
+		"  WHERE x.indrelid = '" H "'::regclass AND NOT x.indisunique"
+		"  AND x.indisvalid AND ic.relname LIKE '" H_LIKE "\\_%' LOOP"
+		"  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON " NEWT " %s',"
+		"   '" NEWT "' || substr(r.nm, length('" H "') + 1),"
+		"   substring(r.def FROM ' USING .*$'));"
+		" END LOOP; END$m$",
 		NULL, err, errlen) < 0)
 		return -1;
 	if (run(conn, "the swap", "SELECT to_char(boundary AT TIME ZONE 'UTC',"
@@ -462,19 +474,31 @@ int dbpart_convert(PGconn *conn, long lock_timeout_s, FILE *out, char *err,
 			     "ALTER TABLE " H "_p0 DROP CONSTRAINT " H "_pkey;"
 			     "ALTER TABLE " H "_p0 ADD CONSTRAINT " H
 			     "_p0_pkey PRIMARY KEY USING INDEX " H "_p0_pkey;"
-			     "ALTER INDEX IF EXISTS " H "_recent_idx RENAME TO "
-			     H "_p0_recent_idx;"
-			     "ALTER INDEX IF EXISTS " H "_created_at_idx RENAME"
-			     " TO " H "_p0_created_at_idx;"
-			     "ALTER INDEX IF EXISTS " H "_idempotency_key_idx"
-			     " RENAME TO " H "_p0_idempotency_key_idx;"
+			     /* H_x becomes H_p0_x, NEWT_x becomes H_x */
+			     "DO $m$DECLARE r record; BEGIN"
+			     " FOR r IN SELECT ic.relname AS nm FROM pg_index x"
+			     "  JOIN pg_class ic ON ic.oid = x.indexrelid"
+			     "  WHERE x.indrelid = '" H "_p0'::regclass"
+			     "  AND NOT x.indisprimary"
+			     "  AND ic.relname LIKE '" H_LIKE "\\_%%'"
+			     "  AND ic.relname NOT LIKE '" H_LIKE "\\_p0\\_%%'"
+			     " LOOP EXECUTE format('ALTER INDEX %%I RENAME TO %%I',"
+			     "  r.nm, '" H "_p0' || substr(r.nm, length('" H
+			     "') + 1));"
+			     " END LOOP; END$m$;"
 			     "ALTER TABLE " NEWT " RENAME TO " H ";"
 			     "ALTER TABLE " H " RENAME CONSTRAINT " NEWT
 			     "_pkey TO " H "_pkey;"
-			     "ALTER INDEX " NEWT "_recent_idx RENAME TO " H
-			     "_recent_idx;"
-			     "ALTER INDEX " NEWT "_created_at_idx RENAME TO " H
-			     "_created_at_idx;"
+			     "DO $m$DECLARE r record; BEGIN"
+			     " FOR r IN SELECT ic.relname AS nm FROM pg_index x"
+			     "  JOIN pg_class ic ON ic.oid = x.indexrelid"
+			     "  WHERE x.indrelid = '" H "'::regclass"
+			     "  AND NOT x.indisprimary"
+			     "  AND ic.relname LIKE '" NEWT_LIKE "\\_%%'"
+			     " LOOP EXECUTE format('ALTER INDEX %%I RENAME TO %%I',"
+			     "  r.nm, '" H "' || substr(r.nm, length('" NEWT
+			     "') + 1));"
+			     " END LOOP; END$m$;"
 			     "ALTER TABLE " H " ATTACH PARTITION " H "_p0"
 			     " FOR VALUES FROM (MINVALUE) TO ('%s');"
 			     "%s%s%s"

@@ -1,55 +1,60 @@
 /*
  * deadline.c - every database request's deadline (see deadline.h).
  */
+#include <event2/event_struct.h>
+
 #include "clock.h"
 #include "deadline.h"
 #include "log.h"
-#include "server.h"
+#include "loop.h"
+
+TAILQ_HEAD(deadline_list, deadline_link);
 
 static struct {
-	struct event *timer;
+	struct event timer;
+	bool timer_set;
 	usec_t timeout;
-	struct request *head, *tail;	/* earliest deadline first */
+	struct deadline_list list;	/* earliest deadline first */
 	uint64_t expired;
-} dl;
+} dl = {.list = TAILQ_HEAD_INITIALIZER(dl.list)};
 
 static struct log_ratelimit rl_expired =
 	LOG_RATELIMIT("requests answered timeout at their deadline");
 
 static void deadline_arm(void)
 {
-	struct timeval tv;
-	usec_t d;
+	struct deadline_link *first = TAILQ_FIRST(&dl.list);
 
-	if (!dl.head) {
-		evtimer_del(dl.timer);
+	if (!first) {
+		evtimer_del(&dl.timer);
 		return;
 	}
-	d = dl.head->dl.at - clock_now();
-	tv = clock_tv(d > 0 ? d : 0);
-	evtimer_add(dl.timer, &tv);
+	if (loop_arm_usec(&dl.timer, first->at - clock_now(),
+			  "request deadline timer") < 0)
+		return;	/* logged; the next watch arms it again, and the
+			 * requests meanwhile end at the pool's limits */
 }
 
 static void deadline_fire(evutil_socket_t fd, short what, void *arg)
 {
 	usec_t now = clock_now();
+	struct deadline_link *first;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
 	/* expire() answers the request (and may answer others: a batch
 	 * ends as one), which unwatches them: start from the head again */
-	while (dl.head && dl.head->dl.at <= now) {
-		struct request *r = dl.head;
-		deadline_expire_fn expire = r->dl.expire;
+	while ((first = TAILQ_FIRST(&dl.list)) && first->at <= now) {
+		deadline_expire_fn expire = first->expire;
 
-		deadline_unwatch(r);
+		deadline_unwatch(first);
 		dl.expired++;
 		log_warn_rl(&rl_expired,
 			    "%s: no answer within request_timeout (%lld ms); "
 			    "answered timeout",
-			    r->spec->name, (long long)(dl.timeout / 1000));
-		expire(r);
+			    first->what, (long long)(dl.timeout / 1000));
+		expire(first);
 	}
 	deadline_arm();
 }
@@ -57,8 +62,11 @@ static void deadline_fire(evutil_socket_t fd, short what, void *arg)
 int deadline_setup(struct event_base *base, usec_t timeout)
 {
 	dl.timeout = timeout;
-	dl.timer = evtimer_new(base, deadline_fire, NULL);
-	return dl.timer ? 0 : -1;
+	TAILQ_INIT(&dl.list);
+	if (evtimer_assign(&dl.timer, base, deadline_fire, NULL) < 0)
+		return -1;
+	dl.timer_set = true;
+	return 0;
 }
 
 void deadline_reconfigure(usec_t timeout)
@@ -68,55 +76,50 @@ void deadline_reconfigure(usec_t timeout)
 
 void deadline_cleanup(void)
 {
-	while (dl.head)
-		deadline_unwatch(dl.head);
-	if (dl.timer)
-		event_free(dl.timer);
-	dl.timer = NULL;
+	struct deadline_link *first;
+
+	while ((first = TAILQ_FIRST(&dl.list)))
+		deadline_unwatch(first);
+	if (dl.timer_set)
+		evtimer_del(&dl.timer);
+	dl.timer_set = false;
 }
 
-void deadline_watch(struct request *r, deadline_expire_fn expire)
+void deadline_watch(struct deadline_link *link, usec_t started,
+		    const char *what, deadline_expire_fn expire)
 {
-	struct request *after;
+	struct deadline_link *after;
 
-	if (dl.timeout <= 0 || !dl.timer || r->dl.on)
+	if (link->on) {
+		link->expire = expire;
 		return;
-	r->dl.at = r->started + dl.timeout;
-	r->dl.expire = expire;
-	r->dl.on = true;
+	}
+	if (dl.timeout <= 0 || !dl.timer_set)
+		return;
+	link->at = started + dl.timeout;
+	link->expire = expire;
+	link->what = what;
+	link->on = true;
 	/* from the tail back: after a reload shortened the timeout, a new
 	 * request may be due before older ones */
-	for (after = dl.tail; after && after->dl.at > r->dl.at;
-	     after = after->dl.prev)
+	for (after = TAILQ_LAST(&dl.list, deadline_list);
+	     after && after->at > link->at;
+	     after = TAILQ_PREV(after, deadline_list, entry))
 		;
-	r->dl.prev = after;
-	r->dl.next = after ? after->dl.next : dl.head;
-	if (r->dl.next)
-		r->dl.next->dl.prev = r;
-	else
-		dl.tail = r;
 	if (after)
-		after->dl.next = r;
+		TAILQ_INSERT_AFTER(&dl.list, after, link, entry);
 	else
-		dl.head = r;
-	if (dl.head == r)
+		TAILQ_INSERT_HEAD(&dl.list, link, entry);
+	if (TAILQ_FIRST(&dl.list) == link)
 		deadline_arm();
 }
 
-void deadline_unwatch(struct request *r)
+void deadline_unwatch(struct deadline_link *link)
 {
-	if (!r->dl.on)
+	if (!link->on)
 		return;
-	if (r->dl.prev)
-		r->dl.prev->dl.next = r->dl.next;
-	else
-		dl.head = r->dl.next;
-	if (r->dl.next)
-		r->dl.next->dl.prev = r->dl.prev;
-	else
-		dl.tail = r->dl.prev;
-	r->dl.prev = r->dl.next = NULL;
-	r->dl.on = false;
+	TAILQ_REMOVE(&dl.list, link, entry);
+	link->on = false;
 	/* the timer stays armed for the old head: when it fires early it
 	 * re-arms for the new one (no timer work per request) */
 }

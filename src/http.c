@@ -30,11 +30,11 @@
 #include <event2/listener.h>
 
 #include "addr.h"
+#include "admin.h"
 #include "buf.h"
 #include "health.h"
 #include "http.h"
 #include "log.h"
-#include "methods.h"
 #include "prom.h"
 #include "sock.h"
 
@@ -201,7 +201,7 @@ static void http_metrics(struct evhttp_request *req)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_unpacked_init(&up);
-	ok = methods_pack_stats(&pk) == 0 &&
+	ok = admin_pack_stats(&pk) == 0 &&
 	     msgpack_unpack_next(&up, sb.data, sb.size, &off) ==
 		     MSGPACK_UNPACK_SUCCESS &&
 	     prom_format(&out, &up.data) == 0;

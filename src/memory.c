@@ -29,8 +29,7 @@
 #include "clock.h"
 #include "log.h"
 #include "memory.h"
-#include "proto.h"
-#include "server.h"
+#include "request.h"
 #include "stats.h"
 #include "validate.h"
 
@@ -64,7 +63,7 @@ static void memory_on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (seen != mem.seen || server_inflight() > 0) {
+	if (seen != mem.seen || request_inflight() > 0) {
 		mem.seen = seen;
 		mem.trimmed = false;
 		return;
@@ -104,25 +103,19 @@ int memory_setup(struct event_base *base)
 	return 0;
 }
 
-int memory_pack_stats(msgpack_packer *pk)
+void memory_stats(struct memory_stats *out)
 {
-	uint64_t heap = 0, free_bytes = 0;
-
+	out->trims = mem.trims;
+	out->heap_bytes = 0;
+	out->heap_free_bytes = 0;
 #ifdef HAVE_MALLINFO2
-	struct mallinfo2 mi = mallinfo2();
+	{
+		struct mallinfo2 mi = mallinfo2();
 
-	heap = (uint64_t)mi.arena + (uint64_t)mi.hblkhd;
-	free_bytes = (uint64_t)mi.fordblks;
+		out->heap_bytes = (uint64_t)mi.arena + (uint64_t)mi.hblkhd;
+		out->heap_free_bytes = (uint64_t)mi.fordblks;
+	}
 #endif
-	if (proto_pack_cstr(pk, "memory") < 0 || msgpack_pack_map(pk, 3) < 0 ||
-	    proto_pack_cstr(pk, "trims") < 0 ||
-	    msgpack_pack_uint64(pk, mem.trims) < 0 ||
-	    proto_pack_cstr(pk, "heap_bytes") < 0 ||
-	    msgpack_pack_uint64(pk, heap) < 0 ||
-	    proto_pack_cstr(pk, "heap_free_bytes") < 0 ||
-	    msgpack_pack_uint64(pk, free_bytes) < 0)
-		return -1;
-	return 0;
 }
 
 void memory_cleanup(void)

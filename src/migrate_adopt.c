@@ -13,13 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
+#include "consts.h"
 #include "migrate_adopt.h"
 #include "migrate_catalog.h"
 
-#define T_THREADS "user_thread_table"
-#define T_HISTORY "simple_conversation_history"
+#define T_THREADS CONVD_T_THREADS
+#define T_HISTORY CONVD_T_HISTORY
 #define T_ALEMBIC "alembic_version"
-#define SEQ_NAME "simple_conversation_history_id_seq"
+#define SEQ_NAME CONVD_T_HISTORY "_id_seq"
 
 enum {
 	OID_INT8 = 20,
@@ -29,18 +31,6 @@ enum {
 	OID_TIMESTAMP = 1114,
 	OID_TIMESTAMPTZ = 1184,
 };
-
-static void CONVD_PRINTF(3, 4) seterr(char *err, size_t len, const char *fmt,
-				       ...)
-{
-	va_list ap;
-
-	if (!err || len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 static void CONVD_PRINTF(2, 3) unknown(struct madopt *a, const char *fmt, ...)
 {
@@ -142,7 +132,7 @@ static PGresult *query(PGconn *conn, const char *sql, int n,
 		char msg[1024];
 
 		mcat_result_error(r, conn, msg, sizeof(msg));
-		seterr(err, errlen, "%s", msg);
+		errbuf_set(err, errlen, "%s", msg);
 		PQclear(r);
 		return NULL;
 	}
@@ -560,7 +550,7 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 	    want_col(&acts, lcol_find(th, "thread_id"), "varchar(255)",
 		     OID_VARCHAR, 255 + 4) < 0)
 		goto nomem;
-	if (want_pk(conn, &acts, th, "user_thread_table_pkey",
+	if (want_pk(conn, &acts, th, T_THREADS "_pkey",
 		    "PRIMARY KEY (user_id, platform)") < 0)
 		goto nomem;
 	if (add_step(a,
@@ -595,7 +585,7 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 		    want_col(&acts, ct, "text", OID_TEXT, -1) < 0)
 			goto nomem;
 	}
-	if (want_pk(conn, &acts, hi, "simple_conversation_history_pkey",
+	if (want_pk(conn, &acts, hi, T_HISTORY "_pkey",
 		    "PRIMARY KEY (id)") < 0)
 		goto nomem;
 	if (add_step(a,
@@ -671,7 +661,7 @@ static int plan(PGconn *conn, const char *nsp, struct madopt *a,
 	return 0;
 nomem:
 	free(acts);
-	seterr(err, errlen, "out of memory");
+	errbuf_set(err, errlen, "out of memory");
 	return -1;
 }
 
@@ -709,7 +699,7 @@ static PGresult *query_nsp(PGconn *conn, const char *nsp, const char *table,
 	}
 	PQfreemem(qn);
 	if (!sql) {
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	sql[len] = '\0';
@@ -740,7 +730,7 @@ int madopt_check_zone(PGconn *conn, const char *zone, char *err,
 	bool ok;
 
 	if (strlen(zone) >= sizeof(((struct madopt *)0)->zone)) {
-		seterr(err, errlen, "'%.80s' is not a time zone name", zone);
+		errbuf_set(err, errlen, "'%.80s' is not a time zone name", zone);
 		return -1;
 	}
 	r = query(conn,
@@ -752,11 +742,11 @@ int madopt_check_zone(PGconn *conn, const char *zone, char *err,
 	ok = PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
 	if (!ok) {
-		seterr(err, errlen,
-		       "'%s' is not a time zone name PostgreSQL knows (an "
-		       "IANA name such as Asia/Taipei or Europe/Berlin, or "
-		       "UTC; see pg_timezone_names)",
-		       zone);
+		errbuf_set(err, errlen,
+			   "'%s' is not a time zone name PostgreSQL knows (an "
+			   "IANA name such as Asia/Taipei or Europe/Berlin, or "
+			   "UTC; see pg_timezone_names)",
+			   zone);
 		return -1;
 	}
 	return 0;
@@ -1116,7 +1106,7 @@ int madopt_fingerprint(PGconn *conn, const char *nsp, const struct madopt *a,
 	if (!qn || !zl) {
 		PQfreemem(qn);
 		PQfreemem(zl);
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	/* the legacy times as the instants the plan makes of them */
@@ -1139,7 +1129,7 @@ int madopt_fingerprint(PGconn *conn, const char *nsp, const struct madopt *a,
 		   plat, ts_th, qn, plat, ts_hi, qn);
 	PQfreemem(qn);
 	if (!sql) {
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	r = query(conn, sql, 0, NULL, err, errlen);

@@ -6,25 +6,13 @@
 #define _GNU_SOURCE /* asprintf */
 #endif
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "migrate_catalog.h"
-
-static void CONVD_PRINTF(3, 4) seterr(char *err, size_t len, const char *fmt,
-				       ...)
-{
-	va_list ap;
-
-	if (!err || len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 void mcat_result_error(const PGresult *res, PGconn *conn, char *buf,
 		       size_t len)
@@ -68,7 +56,7 @@ static void result_fail(PGresult *res, PGconn *conn, char *err, size_t errlen)
 	char msg[1024];
 
 	mcat_result_error(res, conn, msg, sizeof(msg));
-	seterr(err, errlen, "%s", msg);
+	errbuf_set(err, errlen, "%s", msg);
 	PQclear(res);
 }
 
@@ -172,7 +160,7 @@ static int load_rows(PGconn *conn, const struct loader *l,
 	if (rc < 0)
 		return -1;
 	if (w.oom) {
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -345,8 +333,8 @@ static int store_index(struct row *w, void *dst)
 	if (!t)
 		return 0;
 	if (isnull(w, 4)) {
-		seterr(w->err, w->errlen, "cannot take index %s apart: %s",
-		       val(w, 1), val(w, 5));
+		errbuf_set(w->err, w->errlen, "cannot take index %s apart: %s",
+			   val(w, 1), val(w, 5));
 		return -1;
 	}
 	if (!t->idx)
@@ -478,13 +466,13 @@ static char *quote_ident(PGconn *conn, const char *name, char *err,
 	char *s;
 
 	if (!q) {
-		seterr(err, errlen, "%s", PQerrorMessage(conn));
+		errbuf_set(err, errlen, "%s", PQerrorMessage(conn));
 		return NULL;
 	}
 	s = strdup(q);
 	PQfreemem(q);
 	if (!s)
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 	return s;
 }
 
@@ -647,7 +635,7 @@ int mcat_load_sql(PGconn *conn, const char *sql, const char *nsp,
 	else if (asprintf(&create, "CREATE SCHEMA %s", qs) < 0)
 		create = NULL;
 	if (!path || !create) {
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	if (exec_simple(conn, "SAVEPOINT convd_scratch", err, errlen) < 0)
@@ -746,15 +734,15 @@ int mcat_current_schema(PGconn *conn, char **out, char *err, size_t errlen)
 		return -1;
 	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
 		PQclear(r);
-		seterr(err, errlen,
-		       "no schema to work in: the search_path names no "
-		       "existing schema");
+		errbuf_set(err, errlen,
+			   "no schema to work in: the search_path names no "
+			   "existing schema");
 		return -1;
 	}
 	*out = strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	if (!*out) {
-		seterr(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;

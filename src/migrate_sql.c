@@ -3,25 +3,13 @@
  * change guard (pure).
  */
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "errbuf.h"
 #include "migrate_sql.h"
-
-static void CONVD_PRINTF(3, 4) seterr(char *err, size_t len, const char *fmt,
-				       ...)
-{
-	va_list ap;
-
-	if (!err || len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 /* ---------------------------------------------------------------- lexer */
 
@@ -256,8 +244,8 @@ static int line_of(const char *s, size_t off)
 
 static void lex_error(const struct lexer *lx, char *err, size_t errlen)
 {
-	seterr(err, errlen, "line %d: unterminated %s",
-	       line_of(lx->s, lx->err_off), lx->err);
+	errbuf_set(err, errlen, "line %d: unterminated %s",
+		   line_of(lx->s, lx->err_off), lx->err);
 }
 
 /* ------------------------------------------------------------ splitting */
@@ -293,8 +281,8 @@ int migrate_sql_split(const char *sql, struct migrate_stmt **out, size_t *n,
 
 					if (!nvv) {
 						free(v);
-						seterr(err, errlen,
-						       "out of memory");
+						errbuf_set(err, errlen,
+							   "out of memory");
 						return -1;
 					}
 					v = nvv;
@@ -557,7 +545,7 @@ int migrate_sql_scan(const char *sql, struct migrate_finding **out,
 		if (scan_stmt(sql, &st[i], &f) < 0) {
 			free(st);
 			free(f.v);
-			seterr(err, errlen, "out of memory");
+			errbuf_set(err, errlen, "out of memory");
 			return -1;
 		}
 	}

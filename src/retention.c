@@ -85,7 +85,7 @@ static struct {
 	struct event *timer;		/* next scheduled run */
 	struct event *yield;		/* next batch, after other events */
 	struct run run;
-	struct request *pending_head, *pending_tail; /* on-demand queue */
+	struct request_queue pending;	/* on-demand requests, in order */
 	/* stats */
 	uint64_t runs, skipped, failures, total_deleted;
 	usec_t last_run_real, last_duration, next_run_real;
@@ -239,13 +239,10 @@ static void retention_finish(bool ok)
 	if (ret.closing)
 		return;
 	/* next on-demand request, if any */
-	if (ret.pending_head) {
-		struct request *next = ret.pending_head;
+	if (!TAILQ_EMPTY(&ret.pending)) {
+		struct request *next = TAILQ_FIRST(&ret.pending);
 
-		ret.pending_head = next->next;
-		if (!ret.pending_head)
-			ret.pending_tail = NULL;
-		next->next = NULL;
+		TAILQ_REMOVE(&ret.pending, next, link);
 		retention_start(next, next->args.v[0].present ?
 					      next->args.v[0].i :
 					      ret.days_to_keep,
@@ -458,12 +455,7 @@ void retention_request(struct request *r)
 		return;
 	}
 	if (ret.run.step != STEP_IDLE) {
-		r->next = NULL;
-		if (ret.pending_tail)
-			ret.pending_tail->next = r;
-		else
-			ret.pending_head = r;
-		ret.pending_tail = r;
+		TAILQ_INSERT_TAIL(&ret.pending, r, link);
 		return;
 	}
 	retention_start(r, r->args.v[0].present ? r->args.v[0].i :
@@ -471,38 +463,18 @@ void retention_request(struct request *r)
 			r->args.v[1].i != 0);
 }
 
-int retention_pack_stats(msgpack_packer *pk)
+void retention_stats(struct retention_stats *out)
 {
-	if (proto_pack_cstr(pk, "retention") < 0 || msgpack_pack_map(pk, 10) < 0 ||
-	    proto_pack_cstr(pk, "days_to_keep") < 0 ||
-	    msgpack_pack_int64(pk, ret.days_to_keep) < 0 ||
-	    proto_pack_cstr(pk, "running") < 0 ||
-	    (ret.run.step != STEP_IDLE ? msgpack_pack_true(pk) :
-					 msgpack_pack_false(pk)) < 0 ||
-	    proto_pack_cstr(pk, "runs") < 0 || msgpack_pack_uint64(pk, ret.runs) < 0 ||
-	    proto_pack_cstr(pk, "skipped") < 0 ||
-	    msgpack_pack_uint64(pk, ret.skipped) < 0 ||
-	    proto_pack_cstr(pk, "failures") < 0 ||
-	    msgpack_pack_uint64(pk, ret.failures) < 0 ||
-	    proto_pack_cstr(pk, "total_deleted") < 0 ||
-	    msgpack_pack_uint64(pk, ret.total_deleted) < 0 ||
-	    proto_pack_cstr(pk, "last_deleted") < 0 ||
-	    msgpack_pack_uint64(pk, ret.last_deleted) < 0 ||
-	    proto_pack_cstr(pk, "last_duration_us") < 0 ||
-	    msgpack_pack_int64(pk, ret.last_duration) < 0 ||
-	    proto_pack_cstr(pk, "last_run") < 0 ||
-	    (ret.last_run_real ? proto_pack_timestamp(pk, ret.last_run_real) :
-				 msgpack_pack_nil(pk)) < 0 ||
-	    proto_pack_cstr(pk, "next_run") < 0 ||
-	    (ret.next_run_real ? proto_pack_timestamp(pk, ret.next_run_real) :
-				 msgpack_pack_nil(pk)) < 0)
-		return -1;
-	return 0;
-}
-
-bool retention_running(void)
-{
-	return ret.run.step != STEP_IDLE;
+	out->days_to_keep = ret.days_to_keep;
+	out->running = ret.run.step != STEP_IDLE;
+	out->runs = ret.runs;
+	out->skipped = ret.skipped;
+	out->failures = ret.failures;
+	out->total_deleted = ret.total_deleted;
+	out->last_deleted = ret.last_deleted;
+	out->last_duration = ret.last_duration;
+	out->last_run_real = ret.last_run_real;
+	out->next_run_real = ret.next_run_real;
 }
 
 void retention_reconfigure(const struct convd_config *cfg)
@@ -529,6 +501,7 @@ void retention_reconfigure(const struct convd_config *cfg)
 int retention_setup(struct event_base *base, const struct convd_config *cfg)
 {
 	memset(&ret, 0, sizeof(ret));
+	TAILQ_INIT(&ret.pending);
 	ret.base = base;
 	ret.timer = evtimer_new(base, retention_on_timer, NULL);
 	ret.yield = event_new(base, -1, 0, retention_next_batch, NULL);
@@ -558,13 +531,12 @@ void retention_cleanup(void)
 				      "convd is shutting down");
 		ret.run.req = NULL;
 	}
-	while (ret.pending_head) {
-		struct request *r = ret.pending_head;
+	while (!TAILQ_EMPTY(&ret.pending)) {
+		struct request *r = TAILQ_FIRST(&ret.pending);
 
-		ret.pending_head = r->next;
+		TAILQ_REMOVE(&ret.pending, r, link);
 		request_error(r, E_UNAVAILABLE, "convd is shutting down");
 	}
-	ret.pending_tail = NULL;
 	if (ret.timer)
 		event_free(ret.timer);
 	if (ret.yield)

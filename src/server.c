@@ -15,8 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,19 +27,19 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "acl.h"
 #include "budget.h"
 #include "clock.h"
+#include "content.h"
 #include "log.h"
-#include "methods.h"
 #include "proto.h"
+#include "request.h"
 #include "server.h"
 #include "sock.h"
 #include "stats.h"
 
 #define IN_MIN 4096
 #define IN_READ 16384
-#define MAX_IDS 64
-#define MAX_PEER_GROUPS 256
 /* A refused connection (max_clients, allow_users) waits this long for its
  * first request, to answer it with its msgid; at most REFUSE_MAX wait at
  * once (beyond that, they are answered at once with a nil msgid). */
@@ -64,18 +62,6 @@ static struct log_ratelimit rl_slow =
 static struct log_ratelimit rl_budget =
 	LOG_RATELIMIT("clients cut off at the memory budget");
 
-static const char *const rpc_error_codes[E_COUNT_] = {
-	[E_INVALID_REQUEST] = "invalid_request",
-	[E_NO_SUCH_METHOD] = "no_such_method",
-	[E_INVALID_PARAMS] = "invalid_params",
-	[E_UNAVAILABLE] = "unavailable",
-	[E_TIMEOUT] = "timeout",
-	[E_OVERLOADED] = "overloaded",
-	[E_PERMISSION_DENIED] = "permission_denied",
-	[E_RESULT_TOO_LARGE] = "result_too_large",
-	[E_INTERNAL] = "internal",
-};
-
 struct client {
 	struct client *next, *prev;
 	uint64_t id;
@@ -88,7 +74,6 @@ struct client {
 	char *in;
 	size_t in_len, in_cap;
 	struct evbuffer *out;
-	msgpack_packer pk;
 	int inflight;
 	int refs;		/* the connection itself + requests in flight */
 	bool read_paused;
@@ -112,11 +97,6 @@ struct client {
 	usec_t linger_since;
 };
 
-struct id_list {
-	int n;
-	unsigned int ids[MAX_IDS];
-};
-
 static struct {
 	struct event_base *base;
 	int listen_fd;
@@ -128,7 +108,6 @@ static struct {
 	struct client *clients;
 	int nclients;
 	int nrefusing;		/* refused connections still open */
-	int inflight;
 	uint64_t next_id;
 	bool stopping;
 	/* reloadable settings */
@@ -138,58 +117,10 @@ static struct {
 	int max_inflight;
 	size_t max_output;
 	int idle_timeout;
-	struct id_list allow_users, allow_groups, admin_users, admin_groups;
-	bool allow_all, admin_default;
+	struct acl acl;
 	struct server_stats st;
 } srv = {.listen_fd = -1};
 
-
-/*
- * Request blocks are recycled: a request whose arguments fit in
- * REQ_SMALL bytes (nearly all of them) takes a block from this list and
- * gives it back, so the hot path does no malloc/free per request.
- */
-#define REQ_SMALL 2048
-#define REQ_CACHE_MAX 512
-static struct {
-	struct request *free;
-	int n;
-} req_cache;
-
-static struct request *request_alloc(size_t data)
-{
-	struct request *r;
-	size_t cap = data <= REQ_SMALL ? REQ_SMALL : data;
-
-	if (cap == REQ_SMALL && req_cache.free) {
-		r = req_cache.free;
-		req_cache.free = r->next;
-		req_cache.n--;
-	} else {
-		r = malloc(sizeof(*r) + cap);
-		if (!r)
-			return NULL;
-	}
-	memset(r, 0, sizeof(*r));
-	r->data_cap = cap;
-	return r;
-}
-
-static void request_free(struct request *r)
-{
-	if (r->data_cap == REQ_SMALL && req_cache.n < REQ_CACHE_MAX) {
-		r->next = req_cache.free;
-		req_cache.free = r;
-		req_cache.n++;
-		return;
-	}
-	free(r);
-}
-
-const char *rpc_error_code(enum rpc_error e)
-{
-	return e < E_COUNT_ ? rpc_error_codes[e] : "internal";
-}
 
 /* ---- client life -------------------------------------------------------- */
 
@@ -289,71 +220,19 @@ static void client_close(struct client *c, const char *why)
 	client_unref(c);
 }
 
-/*
- * Responses are packed into one staging buffer (the loop packs one
- * response at a time) and handed to the client's output in one piece when
- * complete: one evbuffer_add per response instead of one per field, and a
- * response whose packing fails never reaches the socket half-made.
- */
-#define STAGE_KEEP (256u << 10)
-static struct {
-	char *p;
-	size_t len, cap;
-	bool too_large;		/* the response went over max_output */
-} stage;
-
-/* A response may not outgrow max_output_bytes: staging stops there (and
- * the request gets result_too_large) instead of holding a result of any
- * size in memory, then dropping the client for it. */
-static int client_pack_write(void *data, const char *buf, size_t len)
+/* The staged response goes to c (or nowhere, if c is gone). */
+static void client_commit_staged(struct client *c)
 {
-	(void)data;
-	if (len > srv.max_output - stage.len || stage.too_large) {
-		stage.too_large = true;
-		return -1;
-	}
-	if (len > stage.cap - stage.len) {
-		size_t cap = stage.cap ? stage.cap : 16384;
-		char *np;
+	size_t len;
+	const char *p = request_staged(&len);
 
-		while (cap - stage.len < len) {
-			if (cap > SIZE_MAX / 2)
-				return -1;
-			cap *= 2;
-		}
-		np = realloc(stage.p, cap);
-		if (!np)
-			return -1;
-		stage.p = np;
-		stage.cap = cap;
-	}
-	memcpy(stage.p + stage.len, buf, len);
-	stage.len += len;
-	return 0;
-}
-
-/* Drops what is staged (sent, or given up for an error). */
-static void stage_discard(void)
-{
-	stage.len = 0;
-	stage.too_large = false;
-}
-
-/* The packed response goes to c (or nowhere, if c is gone). */
-static void stage_commit(struct client *c)
-{
-	if (!c->dead && stage.len > 0 && server_make_room(c, stage.len)) {
-		if (evbuffer_add(c->out, stage.p, stage.len) < 0)
+	if (!c->dead && len > 0 && server_make_room(c, len)) {
+		if (evbuffer_add(c->out, p, len) < 0)
 			log_error("client %llu: out of memory for a response",
 				  (unsigned long long)c->id);
 		client_account(c);
 	}
-	stage_discard();
-	if (stage.cap > STAGE_KEEP) {
-		free(stage.p);
-		stage.p = NULL;
-		stage.cap = 0;
-	}
+	request_unstage();
 }
 
 static void client_set_reading(struct client *c, bool on)
@@ -480,28 +359,20 @@ static void client_output_added(struct client *c)
 
 /* ---- requests ------------------------------------------------------------ */
 
-msgpack_packer *request_result(struct request *r)
-{
-	struct client *c = r->client;
-
-	if (proto_pack_result_head(&c->pk, r->msgid) < 0)
-		log_error("client %llu: cannot pack response",
-			  (unsigned long long)c->id);
-	return &c->pk;
-}
-
-static void request_end(struct request *r, enum rpc_error e)
+/*
+ * request_ops: a request of c ended (request.h); its answer, if any, is
+ * staged.  The request's bytes leave the budget, the answer goes to c's
+ * output, and c may be read again if it was paused at max_inflight.
+ */
+static void server_request_done(struct request *r)
 {
 	struct client *c = r->client;
 	size_t held = sizeof(*r) + r->data_cap;
 
-	stats_record(r->spec->id, e, clock_now() - r->started);
-	deadline_unwatch(r);
 	budget_charge(-(int64_t)held);
 	c->charged_req -= held;
-	srv.inflight--;
 	c->inflight--;
-	stage_commit(c);
+	client_commit_staged(c);
 	if (!c->dead)
 		client_output_added(c);
 	if (!c->dead && !c->closing && c->inflight < srv.max_inflight &&
@@ -513,61 +384,22 @@ static void request_end(struct request *r, enum rpc_error e)
 		    c->in_len > 0)
 			event_active(c->rev, EV_READ, 0);
 	}
-	request_free(r);
 	client_unref(c);
 }
 
-void request_finish(struct request *r)
+/* request_ops: r's answer could not be packed whole. */
+static void server_request_broken(struct request *r)
 {
-	request_end(r, E_COUNT_);
-}
-
-void request_error(struct request *r, enum rpc_error e, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	/* whatever was packed of a result is dropped for the error */
-	stage_discard();
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (proto_pack_error(&r->client->pk, true, r->msgid, rpc_error_code(e),
-			     msg) < 0)
-		log_error("cannot pack error response");
-	request_end(r, e);
-}
-
-void request_abort(struct request *r, const char *why)
-{
-	if (stage.too_large) {
-		log_notice("%s: the result is larger than max_output_bytes "
-			   "(%zu); answered result_too_large",
-			   r->spec->name, srv.max_output);
-		request_error(r, E_RESULT_TOO_LARGE,
-			      "the result is larger than [server] "
-			      "max_output_bytes (%zu bytes); ask for fewer rows "
-			      "(limit)",
-			      srv.max_output);
-		return;
-	}
-	log_error("%s: %s; closing the client connection", r->spec->name, why);
 	if (!r->client->dead) {
 		srv.st.closed_errors++;
 		client_close(r->client, NULL);
 	}
-	request_end(r, E_INTERNAL);
 }
 
-size_t request_max_output(void)
-{
-	return srv.max_output;
-}
-
-bool request_is_admin(const struct request *r)
-{
-	return r->client->admin;
-}
+static const struct request_ops server_request_ops = {
+	.done = server_request_done,
+	.broken = server_request_broken,
+};
 
 /*
  * An error for a message that never became a request; counted under its
@@ -582,10 +414,10 @@ static void client_reply_error_for(struct client *c,
 		stats_record(spec->id, e, 0);
 	else
 		stats_record_error(e);
-	if (proto_pack_error(&c->pk, has_msgid, msgid, rpc_error_code(e),
-			     msg) < 0)
+	if (proto_pack_error(request_stage_packer(), has_msgid, msgid,
+			     rpc_error_code(e), msg) < 0)
 		log_error("cannot pack error response");
-	stage_commit(c);
+	client_commit_staged(c);
 	client_output_added(c);
 }
 
@@ -596,60 +428,32 @@ static void client_reply_error(struct client *c, bool has_msgid,
 	client_reply_error_for(c, NULL, has_msgid, msgid, e, msg);
 }
 
-/* Copies the validated arguments into one allocation and dispatches. */
+/* Makes the request (its arguments copied) and dispatches it. */
 static void client_start_request(struct client *c, const struct rpc_msg *m,
 				 const struct method_spec *spec,
 				 const struct method_args *args)
 {
-	size_t total = 0;
 	struct request *r;
-	char *p;
+	size_t held;
 
-	for (int i = 0; i < spec->nparams; i++)
-		if (spec->params[i].kind != PK_INT && args->v[i].present)
-			total += args->v[i].s.len + 1;
-	if (!server_make_room(c, sizeof(*r) + (total > REQ_SMALL ? total :
-							   REQ_SMALL)))
+	if (!server_make_room(c, request_footprint(spec, args)))
 		return;
-	r = request_alloc(total);
+	r = request_new(c, m->msgid, spec, args, clock_now());
 	if (!r) {
 		client_reply_error(c, true, m->msgid, E_INTERNAL,
 				   "out of memory");
 		return;
 	}
-	budget_charge((int64_t)(sizeof(*r) + r->data_cap));
-	c->charged_req += sizeof(*r) + r->data_cap;
-	r->client = c;
-	r->msgid = m->msgid;
-	r->spec = spec;
-	r->args = *args;
-	r->started = clock_now();
-	p = r->data;
-	for (int i = 0; i < spec->nparams; i++) {
-		struct arg_value *v = &r->args.v[i];
-
-		if (!v->present)
-			continue;
-		if (spec->params[i].kind == PK_INT) {
-			snprintf(r->ints[i], sizeof(r->ints[i]), "%lld",
-				 (long long)v->i);
-			v->s.p = r->ints[i];
-			v->s.len = strlen(r->ints[i]);
-			continue;
-		}
-		if (v->s.len > 0)	/* a boolean has no text (s.p NULL) */
-			memcpy(p, v->s.p, v->s.len);
-		p[v->s.len] = '\0';
-		v->s.p = p;
-		p += v->s.len + 1;
-	}
+	held = sizeof(*r) + r->data_cap;
+	budget_charge((int64_t)held);
+	c->charged_req += held;
 	c->refs++;
 	c->inflight++;
-	srv.inflight++;
-	methods_dispatch(r);
+	request_dispatch(r);
 }
 
-static void client_handle_frame(struct client *c, const struct mp_doc *doc)
+static void client_handle_frame(struct client *c, const struct mp_doc *doc,
+				const uint8_t *frame, size_t len)
 {
 	struct rpc_msg m;
 	struct method_args args;
@@ -674,11 +478,11 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 	}
 	if (c->refusing) {
 		/* a refused connection: its requests get the refusal */
-		if (proto_pack_error(&c->pk, m.has_msgid, m.msgid,
-				     rpc_error_code(c->refuse_code),
+		if (proto_pack_error(request_stage_packer(), m.has_msgid,
+				     m.msgid, rpc_error_code(c->refuse_code),
 				     c->refuse_msg) < 0)
 			log_error("cannot pack error response");
-		stage_commit(c);
+		client_commit_staged(c);
 		client_output_added(c);
 		c->refuse_answered = true;
 		return;
@@ -705,7 +509,8 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 		client_reply_error(c, true, m.msgid, E_NO_SUCH_METHOD, err);
 		return;
 	}
-	if (validate_params(spec, doc, m.params, &srv.vlim, &args, err,
+	if (validate_params_frame(spec, doc, m.params, frame, len, &srv.vlim,
+				  &args, err,
 			    sizeof(err)) < 0) {
 		client_reply_error_for(c, spec, true, m.msgid, E_INVALID_PARAMS,
 				       err);
@@ -758,8 +563,8 @@ static void client_process_input(struct client *c)
 			off = c->in_len;
 			break;
 		}
+		client_handle_frame(c, &doc, (const uint8_t *)c->in + off, used);
 		off += used;
-		client_handle_frame(c, &doc);
 		if (c->inflight >= srv.max_inflight) {
 			client_set_reading(c, false);
 			break;
@@ -890,74 +695,6 @@ static void client_read(struct client *c, evutil_socket_t fd)
 
 /* ---- credentials ----------------------------------------------------------- */
 
-static bool id_in(const struct id_list *l, unsigned int id)
-{
-	for (int i = 0; i < l->n; i++)
-		if (l->ids[i] == id)
-			return true;
-	return false;
-}
-
-/* Parses "name, name, 123" into ids (users or groups). */
-static int parse_ids(const char *text, bool groups, struct id_list *out,
-		     const char *what)
-{
-	char buf[1024];
-	char *save = NULL, *tok;
-
-	out->n = 0;
-	if (!text || !*text)
-		return 0;
-	if (strlen(text) >= sizeof(buf)) {
-		log_error("%s: list too long", what);
-		return -1;
-	}
-	strcpy(buf, text);
-	for (tok = strtok_r(buf, ", \t", &save); tok;
-	     tok = strtok_r(NULL, ", \t", &save)) {
-		char *end;
-		unsigned long v = strtoul(tok, &end, 10);
-
-		if (out->n == MAX_IDS) {
-			log_error("%s: more than %d entries", what, MAX_IDS);
-			return -1;
-		}
-		if (*tok >= '0' && *tok <= '9' && *end == '\0') {
-			out->ids[out->n++] = (unsigned int)v;
-		} else if (groups) {
-			struct group *g = getgrnam(tok);
-
-			if (!g) {
-				log_error("%s: no such group '%s'", what, tok);
-				return -1;
-			}
-			out->ids[out->n++] = g->gr_gid;
-		} else {
-			struct passwd *p = getpwnam(tok);
-
-			if (!p) {
-				log_error("%s: no such user '%s'", what, tok);
-				return -1;
-			}
-			out->ids[out->n++] = p->pw_uid;
-		}
-	}
-	return 0;
-}
-
-/* Whether the peer (uid, primary gid, supplementary groups) matches. */
-static bool creds_match(const struct id_list *users,
-			const struct id_list *groups, uid_t uid,
-			const gid_t *gids, int ngids)
-{
-	if (id_in(users, uid))
-		return true;
-	for (int i = 0; i < ngids; i++)
-		if (id_in(groups, gids[i]))
-			return true;
-	return false;
-}
-
 /*
  * Reads the peer's credentials (as they were at connect) and decides
  * whether it may use convd and the admin methods under the current lists:
@@ -965,30 +702,15 @@ static bool creds_match(const struct id_list *users,
  */
 static int client_credentials(struct client *c, bool *allowed)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	gid_t gids[MAX_PEER_GROUPS + 1];
-	int ngids = 1;
+	struct acl_peer peer;
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+	if (acl_peer_read(c->fd, &peer) < 0)
 		return -1;
-	c->uid = cred.uid;
-	c->gid = cred.gid;
-	c->pid = cred.pid;
-	gids[0] = cred.gid;
-#ifdef SO_PEERGROUPS
-	len = sizeof(gid_t) * MAX_PEER_GROUPS;
-	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, gids + 1, &len) == 0)
-		ngids += (int)(len / sizeof(gid_t));
-#endif
-	*allowed = srv.allow_all ||
-		   creds_match(&srv.allow_users, &srv.allow_groups, c->uid,
-			       gids, ngids);
-	if (srv.admin_default)
-		c->admin = c->uid == 0 || c->uid == geteuid();
-	else
-		c->admin = creds_match(&srv.admin_users, &srv.admin_groups,
-				       c->uid, gids, ngids);
+	c->uid = peer.uid;
+	c->gid = peer.gid;
+	c->pid = peer.pid;
+	*allowed = acl_allows(&srv.acl, &peer);
+	c->admin = acl_admin(&srv.acl, &peer);
 	return 0;
 }
 
@@ -1045,7 +767,6 @@ static int client_attach(struct client *c)
 		c->rev = c->wev = NULL;
 		return -1;
 	}
-	msgpack_packer_init(&c->pk, c, client_pack_write);
 	c->last_activity = clock_now();
 	c->next = srv.clients;
 	if (srv.clients)
@@ -1252,38 +973,26 @@ static void server_recheck_access(void)
 
 int server_reconfigure(const struct convd_config *cfg)
 {
-	struct id_list au, ag, mu, mg;
 	int rc = 0;
 
 	srv.lim.max_frame = (size_t)cfg->server.max_request_bytes;
-	srv.lim.max_depth = PROTO_DEFAULT_DEPTH;
+	/* issue 17: structured content, metadata and state nest up to
+	 * CONTENT_MAX_DEPTH inside [0, id, method, [{name: value}]] */
+	srv.lim.max_depth = CONTENT_MAX_DEPTH + 3;
 	srv.lim.max_nodes = PROTO_MAX_NODES;
-	srv.lim.max_container = PROTO_DEFAULT_CONTAINER;
+	srv.lim.max_container = PROTO_MAX_NODES;
 	srv.vlim.max_content = (size_t)cfg->server.max_content_bytes;
 	srv.max_clients = (int)cfg->server.max_clients;
 	srv.max_inflight = (int)cfg->server.max_inflight;
 	srv.max_output = (size_t)cfg->server.max_output_bytes;
+	request_set_max_output(srv.max_output);
 	srv.idle_timeout = (int)cfg->server.idle_timeout;
 	budget_set_limit((size_t)cfg->server.memory_budget);
 	/* The access lists change all together or not at all. */
-	if (parse_ids(cfg->server.allow_users, false, &au,
-		      "[server] allow_users") < 0 ||
-	    parse_ids(cfg->server.allow_groups, true, &ag,
-		      "[server] allow_groups") < 0 ||
-	    parse_ids(cfg->server.admin_users, false, &mu,
-		      "[server] admin_users") < 0 ||
-	    parse_ids(cfg->server.admin_groups, true, &mg,
-		      "[server] admin_groups") < 0) {
+	if (acl_parse(cfg, &srv.acl) < 0)
 		rc = -1;
-	} else {
-		srv.allow_users = au;
-		srv.allow_groups = ag;
-		srv.admin_users = mu;
-		srv.admin_groups = mg;
-		srv.allow_all = au.n == 0 && ag.n == 0;
-		srv.admin_default = mu.n == 0 && mg.n == 0;
+	else
 		server_recheck_access();
-	}
 	/* clients paused under the old limit may go on */
 	for (struct client *c = srv.clients; c; c = c->next) {
 		if (c->read_paused && c->inflight < srv.max_inflight) {
@@ -1303,6 +1012,7 @@ int server_setup(struct event_base *base, const struct convd_config *cfg,
 	memset(&srv, 0, sizeof(srv));
 	srv.base = base;
 	srv.listen_fd = -1;
+	request_setup(&server_request_ops);
 	if (server_reconfigure(cfg) < 0)
 		return -1;
 	if (listen_fd >= 0) {
@@ -1365,11 +1075,6 @@ void server_stop_accepting(void)
 	}
 }
 
-int server_inflight(void)
-{
-	return srv.inflight;
-}
-
 void server_stats(struct server_stats *out)
 {
 	*out = srv.st;
@@ -1390,11 +1095,4 @@ void server_cleanup(void)
 	if (srv.sweep)
 		event_free(srv.sweep);
 	srv.accept_ev = srv.accept_pause = srv.sweep = NULL;
-	while (req_cache.free) {
-		struct request *r = req_cache.free;
-
-		req_cache.free = r->next;
-		free(r);
-	}
-	req_cache.n = 0;
 }

@@ -6,24 +6,20 @@
  * exact to within 19%.  They are also counted exactly in the fixed buckets
  * of stats_le_us, with their sum, for the Prometheus histogram.
  */
-#include <stdio.h>
 #include <string.h>
 
-#include "proto.h"
 #include "stats.h"
 
 #define SUB 4
 #define NBUCKETS (64 * SUB)
 
-/* The histogram's upper bounds in microseconds (le), from a fast ping to a
- * pool timeout; +Inf is implied. */
-static const usec_t stats_le_us[] = {
+const usec_t stats_le_us[STATS_NLE] = {
 	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
 	250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
-#define NLE ARRAY_LEN(stats_le_us)
+#define NLE STATS_NLE
 
-struct method_stats {
+struct method_counts {
 	uint64_t requests;
 	uint64_t errors[E_COUNT_];
 	uint64_t hist[NBUCKETS];
@@ -33,7 +29,7 @@ struct method_stats {
 };
 
 static struct {
-	struct method_stats m[M_COUNT_];
+	struct method_counts m[M_COUNT_];
 	uint64_t early_errors[E_COUNT_];	/* before a method was known */
 } stats;
 
@@ -67,7 +63,7 @@ void stats_setup(void)
 
 void stats_record(enum method_id m, enum rpc_error error, usec_t latency)
 {
-	struct method_stats *s = &stats.m[m];
+	struct method_counts *s = &stats.m[m];
 
 	s->requests++;
 	if (error < E_COUNT_)
@@ -95,9 +91,8 @@ uint64_t stats_requests(enum method_id m)
 	return stats.m[m].requests;
 }
 
-usec_t stats_percentile(enum method_id m, double q)
+static usec_t stats_percentile(const struct method_counts *s, double q)
 {
-	const struct method_stats *s = &stats.m[m];
 	uint64_t want, seen = 0;
 
 	if (s->requests == 0)
@@ -116,89 +111,25 @@ usec_t stats_percentile(enum method_id m, double q)
 	return s->max;
 }
 
-static int pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+void stats_method(enum method_id m, struct stats_method *out)
 {
-	if (proto_pack_cstr(pk, k) < 0)
-		return -1;
-	return msgpack_pack_uint64(pk, v);
-}
-
-/* "buckets": {"LE": n, ..., "+Inf": n}, cumulative: n requests took at
- * most LE microseconds. */
-static int pack_buckets(msgpack_packer *pk, const struct method_stats *s)
-{
+	const struct method_counts *s = &stats.m[m];
 	uint64_t cum = 0;
-	char key[24];
 
-	if (proto_pack_cstr(pk, "buckets") < 0 ||
-	    msgpack_pack_map(pk, NLE + 1) < 0)
-		return -1;
+	out->requests = s->requests;
+	memcpy(out->errors, s->errors, sizeof(out->errors));
 	for (size_t i = 0; i < NLE; i++) {
 		cum += s->le[i];
-		snprintf(key, sizeof(key), "%lld", (long long)stats_le_us[i]);
-		if (pack_kv_u64(pk, key, cum) < 0)
-			return -1;
+		out->le[i] = cum;
 	}
-	return pack_kv_u64(pk, "+Inf", s->requests);
+	out->sum_us = s->sum_us;
+	out->max = s->max;
+	out->p50 = stats_percentile(s, 0.50);
+	out->p95 = stats_percentile(s, 0.95);
+	out->p99 = stats_percentile(s, 0.99);
 }
 
-/*
- * "methods": {name: {requests, errors: {code: n}, latency_us: {p50, p95,
- * p99, max, buckets, sum, count}}} for every method called at least once,
- * and
- * "protocol_errors": {code: n} for messages that never reached a method.
- */
-int stats_pack_requests(msgpack_packer *pk)
+void stats_protocol_errors(uint64_t out[E_COUNT_])
 {
-	int nm = 0, ne;
-
-	for (int m = 0; m < M_COUNT_; m++)
-		if (stats.m[m].requests)
-			nm++;
-	if (proto_pack_cstr(pk, "methods") < 0 || msgpack_pack_map(pk, (size_t)nm) < 0)
-		return -1;
-	for (int m = 0; m < M_COUNT_; m++) {
-		const struct method_stats *s = &stats.m[m];
-
-		if (!s->requests)
-			continue;
-		ne = 0;
-		for (int e = 0; e < E_COUNT_; e++)
-			if (s->errors[e])
-				ne++;
-		if (proto_pack_cstr(pk, validate_methods[m].name) < 0 ||
-		    msgpack_pack_map(pk, 3) < 0 ||
-		    pack_kv_u64(pk, "requests", s->requests) < 0 ||
-		    proto_pack_cstr(pk, "errors") < 0 ||
-		    msgpack_pack_map(pk, (size_t)ne) < 0)
-			return -1;
-		for (int e = 0; e < E_COUNT_; e++)
-			if (s->errors[e] &&
-			    pack_kv_u64(pk, rpc_error_code((enum rpc_error)e),
-					s->errors[e]) < 0)
-				return -1;
-		if (proto_pack_cstr(pk, "latency_us") < 0 ||
-		    msgpack_pack_map(pk, 7) < 0 ||
-		    pack_kv_u64(pk, "p50", (uint64_t)stats_percentile(m, 0.50)) < 0 ||
-		    pack_kv_u64(pk, "p95", (uint64_t)stats_percentile(m, 0.95)) < 0 ||
-		    pack_kv_u64(pk, "p99", (uint64_t)stats_percentile(m, 0.99)) < 0 ||
-		    pack_kv_u64(pk, "max", (uint64_t)s->max) < 0 ||
-		    pack_buckets(pk, s) < 0 ||
-		    pack_kv_u64(pk, "sum", s->sum_us) < 0 ||
-		    pack_kv_u64(pk, "count", s->requests) < 0)
-			return -1;
-	}
-	ne = 0;
-	for (int e = 0; e < E_COUNT_; e++)
-		if (stats.early_errors[e])
-			ne++;
-	if (proto_pack_cstr(pk, "protocol_errors") < 0 ||
-	    msgpack_pack_map(pk, (size_t)ne) < 0)
-		return -1;
-	for (int e = 0; e < E_COUNT_; e++)
-		if (stats.early_errors[e] &&
-		    pack_kv_u64(pk, rpc_error_code((enum rpc_error)e),
-				stats.early_errors[e]) < 0)
-			return -1;
-	return 0;
+	memcpy(out, stats.early_errors, sizeof(stats.early_errors));
 }

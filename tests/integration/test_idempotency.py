@@ -204,7 +204,7 @@ def test_convd_requires_the_key_revision(pg_factory, convd_factory):
         with pytest.raises(RpcError) as e:
             c.call("add_message", "u", "p", "user", "x")
         assert e.value.code == "unavailable"
-        assert "5a1e0c2f7b90" in e.value.message or \
+        assert "7c3d9e1a2b45" in e.value.message or \
             "upgrade" in e.value.message
 
 

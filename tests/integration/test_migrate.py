@@ -22,7 +22,8 @@ for _k in ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER",
 
 R1 = "3f9c2a7d41e0"     # the conversation tables
 R1B = "b8e15d6c0a93"    # their indexes
-R2 = "5a1e0c2f7b90"     # idempotency keys: head (SCHEMA_REQUIRED_REVISION)
+R1C = "5a1e0c2f7b90"    # idempotency keys
+R2 = "7c3d9e1a2b45"     # conversations: head (SCHEMA_REQUIRED_REVISION)
 LOCK_KEY = 0x636F6E7664000001
 CHECK_QUERY = ("SELECT count(*) FILTER (WHERE revision = '%s' AND NOT dirty),"
                " count(*) FILTER (WHERE dirty) FROM convd_schema_history")
@@ -140,8 +141,8 @@ def test_setup_new_database_and_idempotent(mkdb):
     assert "a new database" in r.stdout
     assert {"user_thread_table", "simple_conversation_history",
             "convd_schema_history"} <= d.tables()
-    assert d.applied() == sorted([R1, R1B, R2])
-    assert {"simple_conversation_history_recent_idx",
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
+    assert {"simple_conversation_history_conversation_idx",
             "simple_conversation_history_created_at_idx"} <= d.indexes()
     # the columns convd's queries rely on
     assert d.columns("user_thread_table") == [
@@ -156,7 +157,7 @@ def test_setup_new_database_and_idempotent(mkdb):
     d.ok("diff")            # head is exactly the schema model
     st = json.loads(d.ok("status", "--json").stdout)
     assert st["at_head"] and st["pending"] == 0 and st["problems"] == []
-    assert [x["state"] for x in st["revisions"]] == ["applied"] * 3
+    assert [x["state"] for x in st["revisions"]] == ["applied"] * 4
     h = json.loads(d.ok("history", "--json").stdout)["revisions"]
     assert h[0]["revision"] == R2 and h[0]["applied_by"].startswith("postgres")
     assert h[0]["duration_ms"] >= 0 and h[0]["applied_at"].endswith("Z")
@@ -172,7 +173,7 @@ def test_check_reports_and_fails(mkdb):
     d.ok("upgrade", R1)
     c = json.loads(d.fails("check", "--json").stdout)
     assert c["ok"] is False and c["connection"] is True
-    assert c["pending"] == 2 and c["current"] == [R1]
+    assert c["pending"] == 3 and c["current"] == [R1]
     assert any("pending" in p for p in c["problems"])
     assert "user_thread_table" in " ".join(c["tables"])
     assert c["server_version"].startswith("15")
@@ -214,7 +215,7 @@ def test_round_trips_with_data(mkdb):
     r = d.fails("downgrade", "base")
     assert "drops a table" in r.stderr and "--allow-destructive" in r.stderr
     assert d.sql("SELECT count(*) FROM simple_conversation_history") == "20"
-    assert d.applied() == sorted([R1, R1B, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
     d.ok("downgrade", "base", "--allow-destructive")
     assert "simple_conversation_history" not in d.tables()
     assert d.applied() == []
@@ -228,6 +229,7 @@ def test_round_trips_with_data(mkdb):
     # revisions that keep data go back and forth without the flag (the
     # idempotency keys are data: dropping them needs it)
     d.fails("rollback")
+    d.ok("rollback", "--allow-destructive")
     d.ok("rollback", "--allow-destructive")
     d.ok("rollback")
     assert "simple_conversation_history_recent_idx" not in d.indexes()
@@ -246,7 +248,7 @@ def test_every_target_form(mkdb, migdir):
     r = d.ok("upgrade", "+1")
     assert d.applied() == [R1]
     d.ok("upgrade", R2[:4])                     # unique prefix
-    assert d.applied() == sorted([R1, R1B, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
     r = d.fails("upgrade", "c0ffee", code=2)    # ambiguous prefix
     assert "ambiguous" in r.stderr and "c0ffee000001" in r.stderr
     d.ok("upgrade", "c0ffee000001")             # full id
@@ -255,15 +257,15 @@ def test_every_target_form(mkdb, migdir):
     r = d.ok("upgrade", "head")
     assert "nothing to do" in r.stdout
     d.ok("downgrade", "-2", "--allow-destructive")
-    assert d.applied() == sorted([R1, R1B, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
     d.ok("upgrade", "heads")
     d.ok("downgrade", R2, "--allow-destructive")  # to a revision
-    assert d.applied() == sorted([R1, R1B, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
     d.fails("downgrade", "+1", code=1)
     d.fails("upgrade", "-1", code=1)
     r = d.fails("upgrade", "+5")
     assert "only 2 revisions pending" in r.stderr
-    d.ok("rollback", "3", "--allow-destructive")
+    d.ok("rollback", "4", "--allow-destructive")
     assert d.applied() == []
     d.ok("upgrade", "c0ffee000002")
     d.ok("downgrade", "base", "--allow-destructive")
@@ -349,7 +351,7 @@ def test_concurrent_upgrades_apply_once(mkdb, migdir):
     assert "nothing to do" in both
     assert "holds the migration lock" in both
     assert d.sql("SELECT count(*) FROM race_log") == "1"
-    assert d.sql("SELECT count(*) FROM convd_schema_history") == "4"
+    assert d.sql("SELECT count(*) FROM convd_schema_history") == "5"
 
 
 def test_lock_wait_is_bounded(mkdb, pg):
@@ -395,7 +397,7 @@ def test_edited_applied_revision(mkdb, migdir):
     r = d.fails("upgrade")
     assert "must not change" in r.stderr and "--accept-changed" in r.stderr
     d.fails("downgrade", "base", "--allow-destructive")
-    assert d.applied() == sorted([R1, R1B, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
     r = d.ok("upgrade", "--accept-changed")
     assert "accepted the changed file of revision " + R1B in r.stdout
     d.ok("status")
@@ -415,7 +417,7 @@ def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
     # a rehearsal stops before a non-transactional revision (R2's
     # CREATE INDEX CONCURRENTLY): rehearse from there
     r = d.fails("upgrade", "--try")
-    assert R2 + " is non-transactional" in r.stderr
+    assert R1C + " is non-transactional" in r.stderr
     assert "cannot tell" in r.stderr
     assert "convd_schema_history" not in d.tables()
     d.ok("upgrade", R2)
@@ -427,10 +429,10 @@ def test_failing_revision_leaves_nothing_half_applied(mkdb, migdir):
     assert "f00d00000002 failed" in r.stderr
     assert "division by zero" in r.stderr
     assert "f00d00000002.sql:" in r.stderr       # file and line
-    assert "4 revisions before f00d00000002 are done" in r.stderr
+    assert "5 revisions before f00d00000002 are done" in r.stderr
     tables = d.tables()
     assert "good1" in tables and "half" not in tables and "after3" not in tables
-    assert d.applied() == sorted([R1, R1B, R2, "f00d00000001"])
+    assert d.applied() == sorted([R1, R1B, R1C, R2, "f00d00000001"])
     assert d.sql(CHECK_QUERY % R2) == "1|0"
 
 
@@ -442,7 +444,7 @@ def test_transaction_control_in_a_revision_is_refused(mkdb, migdir):
     assert "begins or ends a transaction" in r.stdout
     r = d.fails("setup")
     assert "7c0000000001.sql:" in r.stderr and "transactional: no" in r.stderr
-    assert "own" not in d.tables() and d.applied() == sorted([R1, R1B, R2])
+    assert "own" not in d.tables() and d.applied() == sorted([R1, R1B, R1C, R2])
 
 
 def test_try_rehearses_and_rolls_back(mkdb, migdir):
@@ -454,7 +456,7 @@ def test_try_rehearses_and_rolls_back(mkdb, migdir):
     r = d.ok("upgrade", "--try")
     assert "would apply 7e57000000a1" in r.stdout and "rolled back" in r.stdout
     assert not any(c.startswith("note") for c in d.columns("user_thread_table"))
-    assert d.applied() == sorted([R1, R1B, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
 
 
 def test_nontransactional_revision_and_dirty_mark(mkdb, migdir):
@@ -495,7 +497,7 @@ def test_nontransactional_revision_and_dirty_mark(mkdb, migdir):
     assert {"uth_created_idx", "broken_idx"} <= d.indexes()
     d.ok("downgrade", R2)
     assert "uth_thread_idx" not in d.indexes()
-    assert d.applied() == sorted([R1, R1B, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
 
 
 def test_destructive_revisions_need_the_flag(mkdb, migdir):
@@ -565,7 +567,7 @@ def test_reset(mkdb, pg, tmp_path):
     r = dev.ok("reset", "--yes")
     assert "reverted " + R1 in r.stdout and "applied " + R2 in r.stdout
     assert d.sql("SELECT count(*) FROM user_thread_table") == "0"
-    assert d.applied() == sorted([R1, R1B, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
 
 
 def test_stamp_and_sql_output(mkdb):
@@ -684,7 +686,7 @@ def check_adopted(d, rows, threads):
     assert d.sql("SELECT DISTINCT platform FROM simple_conversation_history"
                  " UNION SELECT DISTINCT platform FROM user_thread_table"
                  ) == "line"
-    assert d.applied() == sorted([R1, R1B, R2])
+    assert d.applied() == sorted([R1, R1B, R1C, R2])
     assert d.sql(f"SELECT kind FROM convd_schema_history"
                  f" WHERE revision = '{R1}'") == "adopted"
     assert "alembic_version" not in d.tables()
@@ -722,8 +724,8 @@ def test_adopt_readme_shape(mkdb):
     assert "every row is unchanged" in r.stdout
     assert "would adopt the database as revision " + R1 in r.stdout
     assert "would apply " + R1B in r.stdout
-    assert "1 of 2 revisions would apply" in r.stdout
-    assert R2 + " is non-transactional" in r.stderr
+    assert "1 of 3 revisions would apply" in r.stdout
+    assert R1C + " is non-transactional" in r.stderr
     assert "cannot tell" in r.stderr
     assert "convd_schema_history" not in d.tables()
     r = d.ok("setup")
@@ -928,11 +930,11 @@ def test_autogenerate_needs_a_database_at_head(mkdb, migdir):
 def test_diff_reports_drift_and_sql(mkdb):
     d = mkdb()
     d.ok("setup")
-    d.sql("ALTER TABLE simple_conversation_history ADD COLUMN tokens int;"
+    d.sql("ALTER TABLE simple_conversation_history ADD COLUMN token_count int;"
           " DROP INDEX simple_conversation_history_created_at_idx;"
           " CREATE TABLE stray (x int);")
     r = d.fails("diff", "--sql")
-    assert "- column simple_conversation_history.tokens" in r.stdout
+    assert "- column simple_conversation_history.token_count" in r.stdout
     assert "+ index simple_conversation_history_created_at_idx" in r.stdout
     assert "- table stray" in r.stdout
     assert "CREATE INDEX simple_conversation_history_created_at_idx" in r.stdout

@@ -19,7 +19,7 @@ import pytest
 
 import convdtest
 from test_migrate import (ALEMBIC_001, DB, LEGACY_DATA, LEGACY_README,  # noqa: F401
-                          R1, R1B, R2, data_rows, migdir, mkdb, write_rev)
+                          R1, R1B, R1C, R2, data_rows, migdir, mkdb, write_rev)
 
 # A statement that fails only while the database's setting says so, so
 # that a revision that applied once fails when it runs again.
@@ -187,8 +187,8 @@ def test_try_runs_the_adoptions_checks(mkdb):
     assert "would adopt the database as revision " + R1 in r.stdout
     assert "every row is unchanged" in r.stdout
     assert "would apply " + R1B in r.stdout
-    assert "1 of 2 revisions would apply" in r.stdout
-    assert R2 + " is non-transactional" in r.stderr
+    assert "1 of 3 revisions would apply" in r.stdout
+    assert R1C + " is non-transactional" in r.stderr
     assert "cannot tell" in r.stderr
     assert "adoption would fail" not in r.stderr
     assert "convd_schema_history" not in d.tables()

@@ -472,12 +472,17 @@ def test_max_request_bytes_limit(convd_factory, schema):
         r.ping()
 
 
-NESTED = [0, 1, "ping", [[[[[[[["deep"]]]]]]]]]
+def nested(depth):
+    """A request nested `depth` deep, the message counting as 1."""
+    v = "deep"
+    for _ in range(depth - 2):
+        v = [v]
+    return [0, 1, "ping", v]
+
+
+# issue 17: structured content nests 64 deep inside [0, id, m, [{...}]]
 LIMIT_BREAKERS = [
-    ("nesting-9", msgpack.packb(NESTED)),
-    ("array-65", msgpack.packb([0, 1, "add_message", ["x"] * 65])),
-    ("map-65", msgpack.packb([0, 1, "add_message",
-                              [{f"k{i}": i for i in range(65)}]])),
+    ("nesting-68", msgpack.packb(nested(68))),
     ("values-513", msgpack.packb([0, 1, "add_message",
                                   [[i for i in range(60)] for _ in range(9)]])),
 ]
@@ -495,14 +500,15 @@ def test_structure_limits_close_the_connection(convd, name, frame):
 
 
 def test_structure_within_limits(raw):
-    # Depth 8 (the message counts as 1), 64 elements, 64 pairs: decoded,
-    # then refused by the method's validation, and the connection stays.
-    raw.send(msgpack.packb([0, 1, "ping", [[[[[[["deep"]]]]]]]]))
+    # Depth 67 (the message counts as 1), 500 elements, 250 pairs:
+    # decoded, then refused by the method's validation, and the
+    # connection stays.
+    raw.send(msgpack.packb(nested(67)))
     assert_error(raw.recv(), "invalid_params", 1)
-    raw.send(msgpack.packb([0, 2, "add_message", ["x"] * 64]))
+    raw.send(msgpack.packb([0, 2, "add_message", ["x"] * 500]))
     assert_error(raw.recv(), "invalid_params", 2)
     raw.send(msgpack.packb([0, 3, "ping", [{f"k{i}": i
-                                            for i in range(64)}]]))
+                                            for i in range(250)}]]))
     assert_error(raw.recv(), "invalid_params", 3)
     raw.ping()
 

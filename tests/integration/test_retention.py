@@ -627,7 +627,7 @@ def test_health_schema_outdated(schema, fresh_db, convd_factory):
     """The history table lacks the revision convd needs: schema
     "outdated", and the message names `convctl db upgrade`."""
     db = fresh_db()
-    required = "5a1e0c2f7b90"   # SCHEMA_REQUIRED_REVISION in schema.h
+    required = "7c3d9e1a2b45"   # SCHEMA_REQUIRED_REVISION in schema.h
     schema.psql(f"DELETE FROM convd_schema_history WHERE revision = "
                 f"{q(required)}", db=db)
     d = start(convd_factory, schema, db)

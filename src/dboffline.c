@@ -1,0 +1,147 @@
+/*
+ * dboffline.c - --sql: the SQL of a run written instead of run, with a
+ * database or (FROM:TO) without one.
+ */
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dbhist.h"
+#include "dboffline.h"
+#include "dbsql.h"
+#include "migrate_adopt.h"
+#include "schema.h"
+
+/* A literal as the connected server would escape it. */
+static char *conn_quote(void *arg, const char *s)
+{
+	struct dbctx *c = arg;
+	char *q = PQescapeLiteral(c->conn, s, strlen(s)), *d;
+
+	if (!q)
+		return strdup("''");
+	d = strdup(q);
+	PQfreemem(q);
+	return d;
+}
+
+void dboffline_writer(struct dbctx *c, struct dbsql *w)
+{
+	*w = (struct dbsql){
+		.f = stdout,
+		.qhist = c->qhist,
+		.who = c->who,
+		.offline = !c->conn,
+		.quote = c->conn ? conn_quote : NULL,
+		.quote_arg = c,
+	};
+}
+
+void dboffline_adoption(struct dbctx *c, const struct madopt *a, int r1)
+{
+	struct dbsql w;
+
+	dboffline_writer(c, &w);
+	printf("\n-- adoption as revision %s, in one transaction\n",
+	       MADOPT_REVISION);
+	printf("BEGIN;\n");
+	for (int i = 0; i < a->nsteps; i++)
+		printf("-- %s\n%s;\n", a->steps[i].note, a->steps[i].sql);
+	printf("-- (convctl db checks here that every row is unchanged and "
+	       "that the schema\n-- is revision %s's plus the objects kept; "
+	       "any difference rolls everything back)\n",
+	       MADOPT_REVISION);
+	dbsql_history(&w, NULL);
+	dbsql_insert(&w, &c->set.revs[r1], "adopted", false, a->found);
+	printf("COMMIT;\n");
+}
+
+/*
+ * --sql with FROM:TO: the SQL from revision FROM (base, head, heads or a
+ * revision and its ancestors applied) to TO, written without a database,
+ * as Alembic's offline mode does.  The history table is named without a
+ * schema (the search_path decides when the SQL runs).
+ */
+int dboffline_range(struct dbctx *c, const char *range, bool up)
+{
+	const char *colon = strchr(range, ':');
+	char *from = NULL, err[ERRLEN], host[256] = "?";
+	struct migrate_target f, t;
+	struct passwd *pw = getpwuid(geteuid());
+	int *plan = NULL, n = 0, rc;
+	struct dbsql w;
+
+	if (!(c->o.given & O_SQL) || colon == range || !colon[1]) {
+		dbctx_error("a range FROM:TO goes with --sql (offline SQL): "
+			    "'convctl db %s FROM:TO --sql'",
+			    up ? "upgrade" : "downgrade");
+		return EX_USAGE;
+	}
+	rc = dbhist_prepare(c, false, false);
+	if (rc != EX_OK)
+		return rc;
+	from = strndup(range, (size_t)(colon - range));
+	if (!from) {
+		dbctx_error("out of memory");
+		return EX_FAIL;
+	}
+	rc = dbctx_parse_target(c, from, &f);
+	if (rc == EX_OK)
+		rc = dbctx_parse_target(c, colon + 1, &t);
+	if (rc == EX_OK && f.kind == MT_RELATIVE) {
+		dbctx_error("the start of a range is base, head, heads or a "
+			    "revision, not '%s'", from);
+		rc = EX_USAGE;
+	}
+	if (rc != EX_OK)
+		goto out;
+	if (f.kind == MT_HEAD && c->set.nheads > 1) {
+		char heads[512];
+
+		migrate_set_heads_text(&c->set, heads, sizeof(heads));
+		dbctx_error("there are %d heads (%s): start from one of them or "
+			    "from 'heads'", c->set.nheads, heads);
+		rc = EX_FAIL;
+		goto out;
+	}
+	for (int i = 0; i < c->set.nheads; i++)
+		if (f.kind == MT_HEADS || f.kind == MT_HEAD)
+			migrate_set_ancestors(&c->set, c->set.heads[i],
+					      c->applied);
+	if (f.kind == MT_REV)
+		migrate_set_ancestors(&c->set, f.rev, c->applied);
+	c->has_hist = f.kind != MT_BASE;
+	c->qhist = strdup(SCHEMA_HISTORY_TABLE);
+	plan = dbctx_plan_alloc(c);
+	if (!c->qhist || !plan) {
+		dbctx_error("out of memory");
+		rc = EX_FAIL;
+		goto out;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "?");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(c->who, sizeof(c->who), " (offline SQL by %s@%s)",
+		 pw ? pw->pw_name : "?", host);
+	if ((up ? migrate_plan_upgrade(&c->set, c->applied, &t, plan, &n, err,
+				       sizeof(err))
+		: migrate_plan_downgrade(&c->set, c->applied, &t, plan, &n,
+					 err, sizeof(err))) < 0) {
+		dbctx_error("%s", err);
+		rc = EX_FAIL;
+		goto out;
+	}
+	printf("-- convctl db %s %s --sql: %d revision%s, written without a "
+	       "database\n",
+	       up ? "upgrade" : "downgrade", range, n, n == 1 ? "" : "s");
+	dboffline_writer(c, &w);
+	if (up && !c->has_hist)
+		dbsql_history(&w, "the history table");
+	dbsql_plan(&w, &c->set, plan, n, up);
+out:
+	free(plan);
+	free(from);
+	return rc;
+}
