@@ -967,7 +967,8 @@ static uint32_t add_slot(const struct request *r)
 const struct batch_spec store_add_batch = {
 	.what = "add_message", .stmt = "convd_add_batch",
 	.stmt_keys = "convd_add_batch_keys", .ncols = 6,
-	.cols = {{0, 0}, {4, 0}, {1, 0}, {2, 0}, {3, 0}, {5, 0}},
+	.cols = {{0, 0, 0}, {4, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0},
+		 {5, 0, 0}},
 	.key_arg = 5, .size_arg = 3, .max_rows = 512, .max_batches = 2,
 	.slot = add_slot, .deliver = deliver_add, .single = store_build,
 	/* then: conversation_id, tool_call_id, name, model, tokens,
@@ -983,7 +984,8 @@ const struct batch_spec store_add_batch = {
 
 const struct batch_spec store_recent_batch = {
 	.what = "get_recent_conversations", .stmt = "convd_recent_batch",
-	.ncols = 5, .cols = {{0, 0}, {3, 0}, {1, 0}, {2, 2}, {4, 0}},
+	.ncols = 5,
+	.cols = {{0, 0, 0}, {3, 0, 0}, {1, 0, 0}, {2, 2, 0}, {4, 0, 0}},
 	.key_arg = -1, .size_arg = -1, .max_rows = 64, .max_batches = 4,
 	.deliver = deliver_recent, .single = store_build,
 };
