@@ -13,10 +13,15 @@ Replace it with the real client to talk to OpenAI.
 
 import itertools
 import json
+import os
 import sys
 import uuid
 
-from convd_client import ConflictError, ConversationManager
+# the module from this checkout when it is not installed
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                ".."))
+
+from convd_client import ConflictError, ConversationManager  # noqa: E402
 
 TOOLS = [{"type": "function", "name": "get_weather",
           "parameters": {"type": "object",
