@@ -23,6 +23,17 @@ const THINKING = [
 ];
 const RESULT = [{ type: 'tool_result', tool_use_id: 'toolu_01', content: '21°C' }];
 
+/** v with every binary value (Uint8Array, or the Buffer the decoder
+ * makes) as {bin: hex}, to compare whatever the binary type. */
+function plain(v) {
+  if (v instanceof Uint8Array) return { bin: Buffer.from(v).toString('hex') };
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === 'object' && !(v instanceof Date)) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  }
+  return v;
+}
+
 let m;
 test.before(() => {
   m = new ConversationManager(need('CONVD_SOCKET'));
@@ -57,7 +68,7 @@ test('structured content and fields come back exactly, binary as Uint8Array', as
   await m.addMessage(user, 'anthropic', 'user', RESULT, { toolCallId: 'toolu_01' });
   const rows = await m.getRecentConversations(user, 'anthropic');
   assert.equal(rows[0].id, a.id);
-  assert.deepEqual(rows[0].content, THINKING);
+  assert.deepEqual(plain(rows[0].content), plain(THINKING));
   assert.ok(rows[0].content[0].signature instanceof Uint8Array);
   assert.ok(Buffer.from(rows[0].content[0].signature).equals(Buffer.from(SIG)));
   assert.deepEqual([rows[0].model, rows[0].tokens, rows[0].metadata, rows[0].name],
@@ -149,10 +160,10 @@ test('exportHistory -> importMessage carries every field', async () => {
   const back = [];
   for await (const r of m.exportHistory(copy)) back.push(r);
   const strip = ({ id, userId, ...rest }) => rest;
-  assert.deepEqual(back.map(strip), rows.map(strip));
+  assert.deepEqual(plain(back.map(strip)), plain(rows.map(strip)));
   const chat = [];
   for await (const r of m.exportHistory(copy, { conversationId: 'chat' })) chat.push(r.content);
-  assert.deepEqual(chat, [THINKING, RESULT]);
+  assert.deepEqual(plain(chat), plain([THINKING, RESULT]));
 });
 
 test('exportHistory goes on past pages convd shortened to max_output_bytes', async () => {
