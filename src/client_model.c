@@ -156,21 +156,37 @@ int convc_export_history_ex(struct convc *c, const char *user_id,
 				n, err);
 }
 
-int convc_clear_user_history_ex(struct convc *c, const char *user_id,
-				const char *provider,
-				const char *conversation_id,
+/* clear_user_history / delete_conversation: a conversation's messages
+ * deleted, {"deleted": n}; conversation_id required for the second. */
+static int conversation_deleted(struct convc *c, const char *method,
+				const char *user_id, const char *provider,
+				const char *conversation_id, bool required,
 				const char *platform, int64_t *deleted,
 				struct convc_error *err)
 {
 	struct client_arg args[] = {
 		CLIENT_ARG_STR("user_id", user_id),
 		CLIENT_ARG_STR("provider", provider),
-		client_call_opt_str("conversation_id", conversation_id),
+		required ? (struct client_arg)CLIENT_ARG_STR("conversation_id",
+							     conversation_id)
+			 : client_call_opt_str("conversation_id",
+					       conversation_id),
 		client_call_opt_str("platform", platform),
 	};
 
-	return client_call_deleted(c, "clear_user_history", args,
-				   NARGS(args), deleted, err);
+	return client_call_deleted(c, method, args, NARGS(args), deleted,
+				   err);
+}
+
+int convc_clear_user_history_ex(struct convc *c, const char *user_id,
+				const char *provider,
+				const char *conversation_id,
+				const char *platform, int64_t *deleted,
+				struct convc_error *err)
+{
+	return conversation_deleted(c, "clear_user_history", user_id,
+				    provider, conversation_id, false, platform,
+				    deleted, err);
 }
 
 int convc_get_conversation_count_ex(struct convc *c, const char *user_id,
@@ -328,15 +344,9 @@ int convc_delete_conversation(struct convc *c, const char *user_id,
 			      const char *platform, int64_t *deleted,
 			      struct convc_error *err)
 {
-	struct client_arg args[] = {
-		CLIENT_ARG_STR("user_id", user_id),
-		CLIENT_ARG_STR("provider", provider),
-		CLIENT_ARG_STR("conversation_id", conversation_id),
-		client_call_opt_str("platform", platform),
-	};
-
-	return client_call_deleted(c, "delete_conversation", args,
-				   NARGS(args), deleted, err);
+	return conversation_deleted(c, "delete_conversation", user_id,
+				    provider, conversation_id, true, platform,
+				    deleted, err);
 }
 
 /* ------------------------------------------------------------------ */
