@@ -103,6 +103,9 @@ void dbctx_err_prefix(char *err, size_t len, const char *fmt, ...)
  * out of memory, NULL only if even that fails). */
 char *dbctx_oneline(const char *msg);
 
+/* "user@host" of who runs convctl (the history's applied_by). */
+void dbctx_user_host(char *buf, size_t len);
+
 /* Reads and checks the revisions of the migrations directory (c->dir);
  * returns an exit status. */
 CONVD_WUR int dbctx_load_set(struct dbctx *c);
@@ -110,7 +113,9 @@ CONVD_WUR int dbctx_load_set(struct dbctx *c);
  * the message said. */
 CONVD_WUR int dbctx_parse_target(struct dbctx *c, const char *text,
 				 struct migrate_target *t);
-/* An array for a plan of the set's size (malloc'd), or NULL, said. */
-int *dbctx_plan_alloc(const struct dbctx *c);
+/* The plan (migrate_plan_upgrade / _downgrade) from applied[] to t:
+ * malloc'd revision indexes, *n of them; NULL with the reason said. */
+CONVD_WUR int *dbctx_plan(struct dbctx *c, bool up, const bool *applied,
+			  const struct migrate_target *t, int *n);
 
 #endif

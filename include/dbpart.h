@@ -62,8 +62,4 @@
 CONVD_WUR int dbpart_convert(PGconn *conn, long lock_timeout_s, FILE *out,
 			     char *err, size_t errlen);
 
-/* "plain", "partitioned", "converting" (a conversion was begun), or NULL
- * (no history table, or the query failed). */
-const char *dbpart_layout(PGconn *conn);
-
 #endif

@@ -21,10 +21,15 @@ struct dbreport_list {
 void dbreport_list_add(void *arg, const char *msg);
 void dbreport_list_free(struct dbreport_list *l);
 
-/* JSON arrays: the current revisions, the heads, a list's strings. */
-void dbreport_json_current(struct json *j, const struct dbctx *c);
+/* JSON arrays: the heads, a list's strings. */
 void dbreport_json_heads(struct json *j, const struct dbctx *c);
 void dbreport_json_list(struct json *j, const struct dbreport_list *l);
+/* Members of status and check: database, server_version, schema,
+ * history_table / current, heads, pending, at_head. */
+void dbreport_json_database(struct json *j, const struct dbctx *c,
+			    bool *first);
+void dbreport_json_position(struct json *j, const struct dbctx *c,
+			    bool *first, int pending);
 
 /* The commands; each returns the exit status (dbcmd.h). */
 CONVD_WUR int dbreport_status(struct dbctx *c);

@@ -25,15 +25,15 @@ struct dbsql {
 };
 
 /* CREATE TABLE IF NOT EXISTS of the history table (malloc'd, or NULL). */
-char *dbsql_history_ddl(const char *qhist);
+CONVD_WUR char *dbsql_history_ddl(const char *qhist);
 /* A revision's parents as a text[] literal's body: {a,b} (malloc'd). */
-char *dbsql_parents_array(const struct migrate_rev *r);
+CONVD_WUR char *dbsql_parents_array(const struct migrate_rev *r);
 /* A string literal that means s whatever standard_conforming_strings
  * says (E'' when it holds a backslash), for SQL written offline
  * (malloc'd, or NULL). */
-char *dbsql_literal(const char *s);
+CONVD_WUR char *dbsql_literal(const char *s);
 /* s (NULL: '') as a literal through w's quoting (malloc'd, or NULL). */
-char *dbsql_quote(const struct dbsql *w, const char *s);
+CONVD_WUR char *dbsql_quote(const struct dbsql *w, const char *s);
 
 /* A revision's SQL section as written, without trailing blank lines. */
 void dbsql_section(FILE *f, const char *sql);

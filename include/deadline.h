@@ -17,11 +17,10 @@
 #ifndef CONVD_DEADLINE_H
 #define CONVD_DEADLINE_H
 
-#include <sys/queue.h>
-
 #include <event2/event.h>
 
 #include "common.h"
+#include "lists.h"
 
 struct deadline_link;
 

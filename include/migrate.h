@@ -64,9 +64,6 @@ int migrate_set_find_exact(const struct migrate_set *s, const char *id);
 
 /* Marks idx and all its ancestors in mark[] (size s->n). */
 void migrate_set_ancestors(const struct migrate_set *s, int idx, bool *mark);
-/* Marks all proper descendants of idx in mark[]. */
-void migrate_set_descendants(const struct migrate_set *s, int idx,
-			     bool *mark);
 /* True if a is an ancestor of b (a != b). */
 bool migrate_set_is_ancestor(const struct migrate_set *s, int a, int b);
 

@@ -64,9 +64,6 @@ CONVD_WUR int migrate_rev_parse(const char *text, size_t len,
 				char *err, size_t errlen);
 void migrate_rev_free(struct migrate_rev *r);
 
-/* Computes r->checksum from r->transactional, r->up and r->down. */
-void migrate_rev_checksum(struct migrate_rev *r);
-
 /* True when s is a valid revision id: 1..64 of [A-Za-z0-9_], not a
  * reserved word (head, heads, base). */
 bool migrate_id_valid(const char *s);

@@ -25,12 +25,12 @@
 #define CONVD_REQUEST_H
 
 #include <stddef.h>
-#include <sys/queue.h>
 
 #include <msgpack.h>
 
 #include "common.h"
 #include "deadline.h"
+#include "lists.h"
 #include "rpc_error.h"
 #include "validate.h"
 

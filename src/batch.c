@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event_struct.h>
-
 #include "batch.h"
 #include "clock.h"
 #include "consts.h"
@@ -123,9 +121,6 @@ static void batch_retry_next(struct batch *b)
 {
 	struct batcher *bt = b->bt;
 	struct request *r = TAILQ_FIRST(&b->reqs);
-	struct pool_conn *pc;
-	enum pool_status st;
-	const char *msg;
 
 	if (!r) {
 		batch_free(b);
@@ -134,17 +129,8 @@ static void batch_retry_next(struct batch *b)
 	}
 	TAILQ_REMOVE(&b->reqs, r, link);
 	b->cur = r;
-	switch (pool_acquire(&query_state(r)->waiter, batch_chain_on_acquire,
-			     b, &pc, &st, &msg)) {
-	case POOL_ACQ_READY:
-		batch_chain_on_acquire(b, pc, POOL_OK, NULL);
-		break;
-	case POOL_ACQ_QUEUED:
-		break;
-	case POOL_ACQ_FAILED:
-		batch_chain_on_acquire(b, NULL, st, msg);
-		break;
-	}
+	(void)pool_acquire_then(&query_state(r)->waiter,
+				batch_chain_on_acquire, b);
 }
 
 /* The batch failed as a whole: each request again, alone.  Returns
@@ -407,9 +393,6 @@ static void batch_flush(struct batcher *bt)
 	while (bt->queued > 0 && bt->batches < bt->spec->max_batches &&
 	       !bt->acquiring && batch_sendable(bt)) {
 		struct batch *b = calloc(1, sizeof(*b));
-		struct pool_conn *pc;
-		enum pool_status st;
-		const char *msg;
 
 		if (!b) {
 			struct request_queue q;
@@ -421,18 +404,15 @@ static void batch_flush(struct batcher *bt)
 		b->bt = bt;
 		TAILQ_INIT(&b->reqs);
 		bt->batches++;
-		switch (pool_acquire(&b->waiter, batch_on_acquire, b, &pc, &st,
-				     &msg)) {
+		switch (pool_acquire_then(&b->waiter, batch_on_acquire, b)) {
 		case POOL_ACQ_READY:
-			batch_send(b, pc);
-			break;
+			break;		/* sent: the next batch, if any */
 		case POOL_ACQ_QUEUED:
 			/* requests queued meanwhile join this batch */
 			bt->acquiring = true;
 			return;
 		case POOL_ACQ_FAILED:
-			batch_on_acquire(b, NULL, st, msg);
-			return;
+			return;		/* batch_on_acquire failed the queue */
 		}
 	}
 }

@@ -46,8 +46,8 @@ int dbadopt_run(struct dbctx *c, struct madopt *a, bool rehearse)
 	for (int i = 0; i < a->nsteps; i++) {
 		printf("adopt: %s\n", a->steps[i].note);
 		if (dbconn_ok(c, a->steps[i].sql, err, sizeof(err)) < 0) {
-			dbctx_err_prefix(err, sizeof(err), "step %d (%s): ", i + 1,
-					 a->steps[i].note);
+			dbctx_err_prefix(err, sizeof(err), "step %d (%s): ",
+					 i + 1, a->steps[i].note);
 			goto fail;
 		}
 	}
@@ -124,6 +124,7 @@ fail:
 	mschema_free(&want);
 	mdiff_free(&d);
 	dbctx_error("adoption %s: %s", rehearse ? "would fail" : "failed", err);
-	dbctx_error("nothing was changed (the adoption runs in one transaction)");
+	dbctx_error("nothing was changed (the adoption runs in one "
+		    "transaction)");
 	return EX_FAIL;
 }

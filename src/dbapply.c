@@ -43,7 +43,8 @@ static int execute_plan(struct dbctx *c, int *plan, int n, bool up,
 	} else if (try_) {
 		rc = dbbackup_check(c);
 		if (rc == EX_OK)
-			rc = dbrun_rehearse(c, plan, n, up, NULL, allow_destructive);
+			rc = dbrun_rehearse(c, plan, n, up, NULL,
+					    allow_destructive);
 	} else {
 		rc = dbbackup_run(c);
 		if (rc == EX_OK && up && !c->has_hist &&
@@ -61,7 +62,6 @@ static int execute_plan(struct dbctx *c, int *plan, int n, bool up,
 static int do_upgrade(struct dbctx *c, const char *target_text)
 {
 	struct migrate_target t;
-	char err[ERRLEN];
 	int *plan, n = 0, rc;
 	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
 
@@ -74,15 +74,9 @@ static int do_upgrade(struct dbctx *c, const char *target_text)
 	rc = dbhist_gate(c, !sql && !try_);
 	if (rc != EX_OK)
 		return rc;
-	plan = dbctx_plan_alloc(c);
+	plan = dbctx_plan(c, true, c->applied, &t, &n);
 	if (!plan)
 		return EX_FAIL;
-	if (migrate_plan_upgrade(&c->set, c->applied, &t, plan, &n, err,
-				 sizeof(err)) < 0) {
-		dbctx_error("%s", err);
-		free(plan);
-		return EX_FAIL;
-	}
 	return execute_plan(c, plan, n, true, target_text,
 			    c->o.given & O_ALLOW_DESTRUCTIVE);
 }
@@ -90,7 +84,6 @@ static int do_upgrade(struct dbctx *c, const char *target_text)
 static int do_downgrade(struct dbctx *c, const struct migrate_target *t,
 			const char *target_text, bool allow_destructive)
 {
-	char err[ERRLEN];
 	int *plan, n = 0, rc;
 	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
 
@@ -102,15 +95,9 @@ static int do_downgrade(struct dbctx *c, const struct migrate_target *t,
 	rc = dbhist_gate(c, !sql && !try_);
 	if (rc != EX_OK)
 		return rc;
-	plan = dbctx_plan_alloc(c);
+	plan = dbctx_plan(c, false, c->applied, t, &n);
 	if (!plan)
 		return EX_FAIL;
-	if (migrate_plan_downgrade(&c->set, c->applied, t, plan, &n, err,
-				   sizeof(err)) < 0) {
-		dbctx_error("%s", err);
-		free(plan);
-		return EX_FAIL;
-	}
 	return execute_plan(c, plan, n, false, target_text, allow_destructive);
 }
 
@@ -160,8 +147,9 @@ int dbapply_rollback(struct dbctx *c)
 		v = strtol(c->o.args[0], &end, 10);
 		if (errno || *end || end == c->o.args[0] || v < 1 ||
 		    v > MIGRATE_MAX_REVISIONS) {
-			dbctx_error("rollback takes a count from 1 to %d, not '%s'",
-				    MIGRATE_MAX_REVISIONS, c->o.args[0]);
+			dbctx_error("rollback takes a count from 1 to %d, not "
+				    "'%s'", MIGRATE_MAX_REVISIONS,
+				    c->o.args[0]);
 			return EX_USAGE;
 		}
 		t.n = -(int)v;
@@ -193,7 +181,8 @@ static int reset_group(struct dbctx *c, const int *steps, const bool *up,
 		return from;
 	}
 	for (int i = from; i < to; i++) {
-		if (dbrun_transactional(c, steps[i], up[i], DBRUN_IN_TXN, true) !=
+		if (dbrun_transactional(c, steps[i], up[i], DBRUN_IN_TXN,
+					true) !=
 		    EX_OK) {
 			dbconn_rollback(c);
 			return i;
@@ -222,15 +211,16 @@ int dbapply_reset(struct dbctx *c)
 	int rc;
 
 	if (!(c->o.given & O_YES)) {
-		dbctx_error("reset reverts every revision (deleting all data) and "
-			    "applies them again: run 'convctl db reset --yes' to "
-			    "confirm");
+		dbctx_error("reset reverts every revision (deleting all "
+			    "data) and applies them again: run 'convctl db "
+			    "reset --yes' to confirm");
 		return EX_FAIL;
 	}
 	if (!c->cfg.migrations.allow_reset) {
-		dbctx_error("reset is refused: the configuration does not allow "
-			    "destructive commands (set [migrations] allow_reset = "
-			    "yes, on development databases only)");
+		dbctx_error("reset is refused: the configuration does not "
+			    "allow destructive commands (set [migrations] "
+			    "allow_reset = yes, on development databases "
+			    "only)");
 		return EX_FAIL;
 	}
 	rc = dbhist_prepare(c, true, true);
@@ -362,7 +352,8 @@ int dbapply_stamp(struct dbctx *c)
 	dbhist_problems_print(c, &pr, false);
 	if (pr.dirty) {
 		dbhist_problems_print(c, &pr, true);
-		dbctx_error("resolve the dirty revision first; nothing was changed");
+		dbctx_error("resolve the dirty revision first; nothing was "
+			    "changed");
 		return EX_FAIL;
 	}
 	want = calloc((size_t)c->set.n + 1, sizeof(bool));
@@ -458,8 +449,8 @@ int dbapply_stamp(struct dbctx *c)
 	c->has_hist = true;
 	if (dbhist_verify_schema(c, dbctx_warn_cb, NULL, err, sizeof(err)) > 0)
 		dbctx_warn("the tables are not what the recorded revisions "
-			   "promise: convd refuses this database and 'convctl db "
-			   "check' fails until they agree");
+			   "promise: convd refuses this database and "
+			   "'convctl db check' fails until they agree");
 	return EX_OK;
 fail:
 	free(want);
@@ -491,8 +482,8 @@ int dbapply_resolve(struct dbctx *c)
 			continue;
 		if (h && strcmp(h->revision, text) != 0 &&
 		    strcmp(c->hist[i].revision, text) != 0) {
-			dbctx_error("'%s' is ambiguous: %s, %s", text, h->revision,
-				    c->hist[i].revision);
+			dbctx_error("'%s' is ambiguous: %s, %s", text,
+				    h->revision, c->hist[i].revision);
 			return EX_USAGE;
 		}
 		if (!h || strcmp(c->hist[i].revision, text) == 0)
@@ -508,9 +499,10 @@ int dbapply_resolve(struct dbctx *c)
 		return EX_FAIL;
 	}
 	if (applied)
-		rc = dbhist_change(c, "UPDATE ", " SET dirty = false, note = $2 WHERE revision = $1",
-				   h->revision, "resolved by hand as applied",
-				   err, sizeof(err));
+		rc = dbhist_change(c, "UPDATE ", " SET dirty = false, note = "
+				   "$2 WHERE revision = $1", h->revision,
+				   "resolved by hand as applied", err,
+				   sizeof(err));
 	else
 		rc = dbhist_change(c, "DELETE FROM ", " WHERE revision = $1",
 				   h->revision, NULL, err, sizeof(err));

@@ -61,7 +61,8 @@ static int model_diff(struct dbctx *c, struct mdiff *up, struct mdiff *down)
 	}
 	if (mcat_load_sql(c->conn, sql, c->nsp, SCHEMA_HISTORY_TABLE, &model,
 			  err, sizeof(err)) < 0) {
-		dbctx_error("loading the schema model %s: %s", c->model_path, err);
+		dbctx_error("loading the schema model %s: %s", c->model_path,
+			    err);
 		goto out;
 	}
 	if (mdiff_compute(&live, &model, 0, up) < 0 ||
@@ -173,14 +174,15 @@ static int write_revision(struct dbctx *c, char *const *parents, int nparents,
 	/* What is written must read back as the same revision. */
 	if (migrate_rev_parse(text, strlen(text), NULL, &check, err,
 			      sizeof(err)) < 0) {
-		dbctx_error("internal error: the new revision does not parse: %s",
-			    err);
+		dbctx_error("internal error: the new revision does not parse: "
+			    "%s", err);
 		free(text);
 		return EX_FAIL;
 	}
 	if (strcmp(check.message, message) != 0 ||
 	    check.nparents != nparents) {
-		dbctx_error("internal error: the new revision does not read back");
+		dbctx_error("internal error: the new revision does not read "
+			    "back");
 		migrate_rev_free(&check);
 		free(text);
 		return EX_FAIL;
@@ -204,7 +206,8 @@ static int write_revision(struct dbctx *c, char *const *parents, int nparents,
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			dbctx_error("cannot write %s: %s", path, strerror(errno));
+			dbctx_error("cannot write %s: %s", path,
+				    strerror(errno));
 			close(fd);
 			unlink(path);
 			goto out;
@@ -305,7 +308,8 @@ int dbauthor_migrate(struct dbctx *c)
 		migrate_set_heads_text(&c->set, heads, sizeof(heads));
 		dbctx_error("there are %d heads (%s): merge them first with "
 			    "'convctl db merge %s %s -m MESSAGE'",
-			    c->set.nheads, heads, c->set.revs[c->set.heads[0]].id,
+			    c->set.nheads, heads,
+			    c->set.revs[c->set.heads[0]].id,
 			    c->set.revs[c->set.heads[1]].id);
 		return EX_FAIL;
 	}
@@ -322,21 +326,22 @@ int dbauthor_migrate(struct dbctx *c)
 
 		dbhist_problems_print(c, &pr, true);
 		if (pr.dirty || pr.missing || pr.changed) {
-			dbctx_error("fix the history first; nothing was written");
+			dbctx_error("fix the history first; nothing was "
+				    "written");
 			return EX_FAIL;
 		}
 		if (on >= 0 && !at_revision(c, on)) {
-			dbctx_error("the database is not at %s: autogenerate compares "
-				    "the model with a database that has exactly %s "
-				    "and its ancestors applied",
+			dbctx_error("the database is not at %s: autogenerate "
+				    "compares the model with a database that "
+				    "has exactly %s and its ancestors applied",
 				    c->set.revs[on].id, c->set.revs[on].id);
 			return EX_FAIL;
 		}
 		if (on < 0 && (!c->has_hist || dbhist_pending(c) > 0)) {
-			dbctx_error("the database is not at head: autogenerate "
-				    "compares the model with a database that has "
-				    "every revision; run 'convctl db upgrade "
-				    "heads' first");
+			dbctx_error("the database is not at head: "
+				    "autogenerate compares the model with a "
+				    "database that has every revision; run "
+				    "'convctl db upgrade heads' first");
 			return EX_FAIL;
 		}
 	}
@@ -415,9 +420,9 @@ int dbauthor_merge(struct dbctx *c)
 			}
 			if (migrate_set_is_ancestor(&c->set, idx[k], idx[i]) ||
 			    migrate_set_is_ancestor(&c->set, idx[i], idx[k])) {
-				dbctx_error("%s and %s are on one line of history: "
-					    "there is nothing to merge",
-					    parents[k], parents[i]);
+				dbctx_error("%s and %s are on one line of "
+					    "history: there is nothing to "
+					    "merge", parents[k], parents[i]);
 				return EX_FAIL;
 			}
 		}

@@ -122,8 +122,8 @@ static int run_pg_dump(struct dbctx *c, const char *path)
 		int fd;
 
 		if (!mkdtemp(dir)) {
-			dbctx_error("backup: cannot make a temporary directory: %s",
-				    strerror(errno));
+			dbctx_error("backup: cannot make a temporary "
+				    "directory: %s", strerror(errno));
 			goto out;
 		}
 		snprintf(passfile, sizeof(passfile), "%s/pgpass", dir);
@@ -254,8 +254,8 @@ int dbbackup_check(struct dbctx *c)
 		       : 1,
 		 slash ? c->o.backup : ".");
 	if (!found) {
-		dbctx_error("backup: pg_dump is not in PATH: the real run would "
-			    "fail before changing anything");
+		dbctx_error("backup: pg_dump is not in PATH: the real run "
+			    "would fail before changing anything");
 		return EX_FAIL;
 	}
 	if (access(dir, W_OK | X_OK) < 0) {

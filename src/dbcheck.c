@@ -20,14 +20,13 @@ static int list_tables(struct dbctx *c, struct dbreport_list *out, char *err,
 		       size_t errlen)
 {
 	const char *p[1] = {c->nsp};
-	PGresult *r = dbconn_params(c,
-				    "SELECT c.relname, CASE WHEN c.reltuples < 0"
-				    " THEN NULL ELSE c.reltuples::bigint END"
-				    " FROM pg_class c JOIN pg_namespace n"
-				    " ON n.oid = c.relnamespace"
-				    " WHERE n.nspname = $1 AND c.relkind IN"
-				    " ('r', 'p') ORDER BY 1",
-				    1, p, err, errlen);
+	PGresult *r = dbconn_params(c, "SELECT c.relname, CASE WHEN "
+				    "c.reltuples < 0 THEN NULL ELSE "
+				    "c.reltuples::bigint END FROM pg_class c "
+				    "JOIN pg_namespace n ON n.oid = "
+				    "c.relnamespace WHERE n.nspname = $1 AND "
+				    "c.relkind IN ('r', 'p') ORDER BY 1", 1, p,
+				    err, errlen);
 
 	if (!r)
 		return -1;
@@ -72,11 +71,11 @@ int dbcheck_check(struct dbctx *c)
 		return EX_FAIL;
 	}
 	dbhist_problems(c, &pr, dbreport_list_add, &probs);
-	if (dbhist_verify_schema(c, dbreport_list_add, &probs, err, sizeof(err)) > 0)
-		dbreport_list_add(&probs,
-				  "the tables differ from what the recorded "
-				  "revisions promise (above): convd refuses this "
-				  "database until they agree");
+	if (dbhist_verify_schema(c, dbreport_list_add, &probs, err,
+				 sizeof(err)) > 0)
+		dbreport_list_add(&probs, "the tables differ from what the "
+				  "recorded revisions promise (above): convd "
+				  "refuses this database until they agree");
 	pending = dbhist_pending(c);
 	dbhist_current_text(c, cur, sizeof(cur));
 	if (!c->has_hist) {
@@ -109,21 +108,11 @@ int dbcheck_check(struct dbctx *c)
 		printf("{");
 		json_kv_bool(&c->out, &first, "ok", ok);
 		json_kv_bool(&c->out, &first, "connection", true);
-		json_kv_str(&c->out, &first, "database", c->describe);
-		json_kv_str(&c->out, &first, "server_version",
-			    PQparameterStatus(c->conn, "server_version"));
-		json_kv_str(&c->out, &first, "schema", c->nsp);
-		json_kv_bool(&c->out, &first, "history_table", c->has_hist);
+		dbreport_json_database(&c->out, c, &first);
 		if (!c->has_hist)
 			json_kv_str(&c->out, &first, "found",
 				    a.shape == MA_UNKNOWN ? a.problem : a.found);
-		json_key(&c->out, &first, "current");
-		dbreport_json_current(&c->out, c);
-		json_key(&c->out, &first, "heads");
-		dbreport_json_heads(&c->out, c);
-		json_kv_int(&c->out, &first, "pending", pending);
-		json_kv_bool(&c->out, &first, "at_head",
-			     pending == 0 && c->has_hist);
+		dbreport_json_position(&c->out, c, &first, pending);
 		json_key(&c->out, &first, "tables");
 		dbreport_json_list(&c->out, &tables);
 		json_key(&c->out, &first, "problems");

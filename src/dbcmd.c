@@ -141,6 +141,14 @@ static const struct optdef optdefs[] = {
 	{"layout", O_LAYOUT, true},
 };
 
+static const struct optdef *optdef_of(unsigned bit)
+{
+	for (size_t k = 0; k < ARRAY_LEN(optdefs); k++)
+		if (optdefs[k].bit == bit)
+			return &optdefs[k];
+	return NULL;
+}
+
 static bool is_relative(const char *s)
 {
 	if ((s[0] != '-' && s[0] != '+') || !s[1])
@@ -188,7 +196,8 @@ static int set_opt(struct dbctx *c, const struct optdef *d, const char *val)
 		c->o.lock_timeout = strtol(val, &end, 10);
 		if (errno || *end || end == val || c->o.lock_timeout < 0 ||
 		    c->o.lock_timeout > 86400) {
-			dbctx_error("--lock-timeout takes seconds from 0 to 86400");
+			dbctx_error("--lock-timeout takes seconds from 0 to "
+				    "86400");
 			return EX_USAGE;
 		}
 		break;
@@ -231,7 +240,7 @@ static int parse_args(struct dbctx *c, int argc, char **argv, int *help)
 			continue;
 		}
 		if (a[1] == 'm') {
-			d = &optdefs[9];
+			d = optdef_of(O_MESSAGE);
 			val = a[2] ? a + 2 : NULL;
 		} else if (a[1] == '-') {
 			const char *eq = strchr(a + 2, '=');
@@ -243,8 +252,8 @@ static int parse_args(struct dbctx *c, int argc, char **argv, int *help)
 					d = &optdefs[k];
 			if (d && eq) {
 				if (!d->arg) {
-					dbctx_error("option --%s takes no value",
-						    d->name);
+					dbctx_error("option --%s takes no "
+						    "value", d->name);
 					return EX_USAGE;
 				}
 				val = eq + 1;
@@ -332,7 +341,8 @@ int dbcmd_main(int argc, char **argv, const char *config_path, bool json)
 		if (strcmp(commands[i].name, argv[1]) == 0)
 			cmd = &commands[i];
 	if (!cmd) {
-		dbctx_error("unknown command '%s' (see 'convctl db help')", argv[1]);
+		dbctx_error("unknown command '%s' (see 'convctl db help')",
+			    argv[1]);
 		return EX_USAGE;
 	}
 	c.cmd = cmd->name;

@@ -154,7 +154,8 @@ static void inspect_uri(const char *s, size_t p, struct urlinfo *ui)
 		if (!end && s[p] != ',')
 			continue;
 		if (n > 0 && s[h] != '[' && memchr(s + h, ':', n))
-			n = (size_t)((const char *)memchr(s + h, ':', n) - (s + h));
+			n = (size_t)((const char *)memchr(s + h, ':',
+							  n) - (s + h));
 		uri_decode(s + h, n, host, sizeof(host));
 		if (host[0] && ui->tcp < 1)
 			ui->tcp = host[0] != '/';
@@ -352,8 +353,8 @@ void dbconf_mask(const char *s, char *out, size_t outlen)
 	/* A string convd cannot read is not shown at all: it may hold a
 	 * password where the parser did not find one. */
 	if (inspect_url(s, &ui, why, sizeof(why)) < 0) {
-		snprintf(out, outlen, "%s", s[0] ? "(connection string not shown)"
-						 : "");
+		snprintf(out, outlen, "%s",
+			 s[0] ? "(connection string not shown)" : "");
 		return;
 	}
 	mask_url(s, &ui, out, outlen);

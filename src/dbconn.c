@@ -3,7 +3,6 @@
  * settings, running SQL, and the migration lock.
  */
 #include <poll.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +29,10 @@ static void notice_processor(void *arg, const char *message)
 
 static void set_who(struct dbctx *c)
 {
-	struct passwd *pw = getpwuid(geteuid());
-	char host[256] = "?";
+	char uh[320];
 
-	if (gethostname(host, sizeof(host)) < 0)
-		snprintf(host, sizeof(host), "?");
-	host[sizeof(host) - 1] = '\0';
-	snprintf(c->who, sizeof(c->who), "%s (%s@%s)", PQuser(c->conn),
-		 pw ? pw->pw_name : "?", host);
+	dbctx_user_host(uh, sizeof(uh));
+	snprintf(c->who, sizeof(c->who), "%s (%s)", PQuser(c->conn), uh);
 }
 
 int dbconn_open(struct dbctx *c)
@@ -61,8 +56,8 @@ int dbconn_open(struct dbctx *c)
 
 		while (l > 0 && (m[l - 1] == '\n' || m[l - 1] == ' '))
 			l--;
-		dbctx_error("cannot connect to the database (%s): %.*s", c->describe,
-			    (int)l, m);
+		dbctx_error("cannot connect to the database (%s): %.*s",
+			    c->describe, (int)l, m);
 		return EX_CONN;
 	}
 	PQsetNoticeProcessor(c->conn, notice_processor, NULL);
@@ -147,7 +142,8 @@ static CONVD_WUR int lock_try(struct dbctx *c, bool *got)
 {
 	const char *p[1] = {lock_key_text};
 	char err[ERRLEN];
-	PGresult *r = dbconn_params(c, "SELECT pg_try_advisory_lock($1::bigint)",
+	PGresult *r = dbconn_params(c,
+				    "SELECT pg_try_advisory_lock($1::bigint)",
 				    1, p, err, sizeof(err));
 
 	if (!r) {
@@ -188,9 +184,9 @@ int dbconn_lock(struct dbctx *c)
 			  " AND l.objsubid = 1",
 			  1, p, err, sizeof(err));
 	if (r && PQntuples(r) > 0)
-		dbctx_warn("another convctl db run holds the migration lock (pid "
-			   "%s, user %s, from %s, %s): waiting up to %ld s",
-			   PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+		dbctx_warn("another convctl db run holds the migration lock "
+			   "(pid %s, user %s, from %s, %s): waiting up to %ld "
+			   "s", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
 			   PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), secs);
 	else
 		dbctx_warn("another convctl db run holds the migration lock: "
@@ -198,8 +194,8 @@ int dbconn_lock(struct dbctx *c)
 			   secs);
 	PQclear(r);
 	if (secs == 0) {
-		dbctx_error("the migration lock is taken and --lock-timeout is 0: "
-			    "not waiting");
+		dbctx_error("the migration lock is taken and --lock-timeout "
+			    "is 0: not waiting");
 		return EX_FAIL;
 	}
 	/*
@@ -216,8 +212,8 @@ int dbconn_lock(struct dbctx *c)
 		if (got)
 			return EX_OK;
 		if (clock_mono_usec() >= deadline) {
-			dbctx_error("gave up after %ld s waiting for the migration "
-				    "lock (see --lock-timeout)",
+			dbctx_error("gave up after %ld s waiting for the "
+				    "migration lock (see --lock-timeout)",
 				    secs);
 			return EX_FAIL;
 		}

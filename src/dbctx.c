@@ -3,10 +3,12 @@
  * plans it computes (see dbctx.h).
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dbctx.h"
 
@@ -75,6 +77,17 @@ char *dbctx_oneline(const char *msg)
 	return s ? s : strdup("?");
 }
 
+void dbctx_user_host(char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	char host[256] = "?";
+
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "?");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(buf, len, "%s@%s", pw ? pw->pw_name : "?", host);
+}
+
 static void report_file(const char *msg, void *arg)
 {
 	(void)arg;
@@ -116,11 +129,24 @@ int dbctx_parse_target(struct dbctx *c, const char *text,
 	return EX_OK;
 }
 
-int *dbctx_plan_alloc(const struct dbctx *c)
+int *dbctx_plan(struct dbctx *c, bool up, const bool *applied,
+		const struct migrate_target *t, int *n)
 {
 	int *plan = malloc(sizeof(int) * ((size_t)c->set.n + 1));
+	char err[ERRLEN];
 
-	if (!plan)
+	*n = 0;
+	if (!plan) {
 		dbctx_error("out of memory");
+		return NULL;
+	}
+	if ((up ? migrate_plan_upgrade(&c->set, applied, t, plan, n, err,
+				       sizeof(err))
+		: migrate_plan_downgrade(&c->set, applied, t, plan, n, err,
+					 sizeof(err))) < 0) {
+		dbctx_error("%s", err);
+		free(plan);
+		return NULL;
+	}
 	return plan;
 }

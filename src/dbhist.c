@@ -56,8 +56,9 @@ void dbhist_free(struct dbctx *c)
  * promise (SCHEMA_VERIFY_QUERY, the check convd makes): each difference
  * goes to cb.  Returns the number of differences, -1 with err on failure.
  */
-int dbhist_verify_schema(struct dbctx *c, void (*cb)(void *arg, const char *msg),
-			 void *arg, char *err, size_t errlen)
+int dbhist_verify_schema(struct dbctx *c,
+			 void (*cb)(void *arg, const char *msg), void *arg,
+			 char *err, size_t errlen)
 {
 	PGresult *r;
 	int n;
@@ -306,9 +307,10 @@ int dbhist_gate(struct dbctx *c, bool record)
 		return EX_OK;
 	if (!(c->o.given & O_ACCEPT_CHANGED)) {
 		dbctx_error("applied revisions must not change: restore the "
-			    "file%s, or run again with --accept-changed to record "
-			    "the new checksum%s; nothing was changed",
-			    pr.changed == 1 ? "" : "s", pr.changed == 1 ? "" : "s");
+			    "file%s, or run again with --accept-changed to "
+			    "record the new checksum%s; nothing was changed",
+			    pr.changed == 1 ? "" : "s",
+			    pr.changed == 1 ? "" : "s");
 		return EX_FAIL;
 	}
 	for (int i = 0; i < c->nhist; i++) {
@@ -413,13 +415,13 @@ int dbhist_require_managed(struct dbctx *c)
 	if (a.shape == MA_EMPTY || a.shape == MA_MANAGED)
 		return EX_OK;
 	if (a.shape == MA_UNKNOWN)
-		dbctx_error("this database has conversation tables convctl db does "
-			    "not recognise (%s); nothing was changed",
+		dbctx_error("this database has conversation tables convctl db "
+			    "does not recognise (%s); nothing was changed",
 			    a.problem);
 	else
-		dbctx_error("this database was made before convctl db (%s): run "
-			    "'convctl db setup' to adopt it; nothing was changed",
-			    a.found);
+		dbctx_error("this database was made before convctl db (%s): "
+			    "run 'convctl db setup' to adopt it; nothing was "
+			    "changed", a.found);
 	return EX_FAIL;
 }
 

@@ -2,7 +2,6 @@
  * dboffline.c - --sql: the SQL of a run written instead of run, with a
  * database or (FROM:TO) without one.
  */
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,9 +66,8 @@ void dboffline_adoption(struct dbctx *c, const struct madopt *a, int r1)
 int dboffline_range(struct dbctx *c, const char *range, bool up)
 {
 	const char *colon = strchr(range, ':');
-	char *from = NULL, err[ERRLEN], host[256] = "?";
+	char *from = NULL, uh[320];
 	struct migrate_target f, t;
-	struct passwd *pw = getpwuid(geteuid());
 	int *plan = NULL, n = 0, rc;
 	struct dbsql w;
 
@@ -101,8 +99,8 @@ int dboffline_range(struct dbctx *c, const char *range, bool up)
 		char heads[512];
 
 		migrate_set_heads_text(&c->set, heads, sizeof(heads));
-		dbctx_error("there are %d heads (%s): start from one of them or "
-			    "from 'heads'", c->set.nheads, heads);
+		dbctx_error("there are %d heads (%s): start from one of them "
+			    "or from 'heads'", c->set.nheads, heads);
 		rc = EX_FAIL;
 		goto out;
 	}
@@ -114,22 +112,15 @@ int dboffline_range(struct dbctx *c, const char *range, bool up)
 		migrate_set_ancestors(&c->set, f.rev, c->applied);
 	c->has_hist = f.kind != MT_BASE;
 	c->qhist = strdup(SCHEMA_HISTORY_TABLE);
-	plan = dbctx_plan_alloc(c);
-	if (!c->qhist || !plan) {
+	if (!c->qhist) {
 		dbctx_error("out of memory");
 		rc = EX_FAIL;
 		goto out;
 	}
-	if (gethostname(host, sizeof(host)) < 0)
-		snprintf(host, sizeof(host), "?");
-	host[sizeof(host) - 1] = '\0';
-	snprintf(c->who, sizeof(c->who), " (offline SQL by %s@%s)",
-		 pw ? pw->pw_name : "?", host);
-	if ((up ? migrate_plan_upgrade(&c->set, c->applied, &t, plan, &n, err,
-				       sizeof(err))
-		: migrate_plan_downgrade(&c->set, c->applied, &t, plan, &n,
-					 err, sizeof(err))) < 0) {
-		dbctx_error("%s", err);
+	dbctx_user_host(uh, sizeof(uh));
+	snprintf(c->who, sizeof(c->who), " (offline SQL by %s)", uh);
+	plan = dbctx_plan(c, up, c->applied, &t, &n);
+	if (!plan) {
 		rc = EX_FAIL;
 		goto out;
 	}

@@ -208,7 +208,9 @@ static CONVD_WUR int value(PGconn *conn, const char *what, const char *sql,
 	return 0;
 }
 
-const char *dbpart_layout(PGconn *conn)
+/* "plain", "partitioned", "converting" (a conversion was begun), or NULL
+ * (no history table, or the query failed). */
+static const char *layout_of(PGconn *conn)
 {
 	char buf[16], err[256];
 
@@ -321,7 +323,7 @@ static CONVD_WUR int backfill(PGconn *conn, long lock_timeout_s, FILE *out,
 int dbpart_convert(PGconn *conn, long lock_timeout_s, FILE *out, char *err,
 		   size_t errlen)
 {
-	const char *layout = dbpart_layout(conn);
+	const char *layout = layout_of(conn);
 	char buf[256], sql[2048], seq[256];
 	PGresult *r = NULL;
 

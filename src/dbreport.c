@@ -36,7 +36,7 @@ void dbreport_list_free(struct dbreport_list *l)
 	l->n = 0;
 }
 
-void dbreport_json_current(struct json *j, const struct dbctx *c)
+static void current_json(struct json *j, const struct dbctx *c)
 {
 	bool first = true;
 
@@ -75,6 +75,27 @@ void dbreport_json_list(struct json *j, const struct dbreport_list *l)
 		json_cstr(j, l->v[i]);
 	}
 	fputc(']', j->f);
+}
+
+void dbreport_json_database(struct json *j, const struct dbctx *c,
+			    bool *first)
+{
+	json_kv_str(j, first, "database", c->describe);
+	json_kv_str(j, first, "server_version",
+		    PQparameterStatus(c->conn, "server_version"));
+	json_kv_str(j, first, "schema", c->nsp);
+	json_kv_bool(j, first, "history_table", c->has_hist);
+}
+
+void dbreport_json_position(struct json *j, const struct dbctx *c,
+			    bool *first, int pending)
+{
+	json_key(j, first, "current");
+	current_json(j, c);
+	json_key(j, first, "heads");
+	dbreport_json_heads(j, c);
+	json_kv_int(j, first, "pending", pending);
+	json_kv_bool(j, first, "at_head", pending == 0 && c->has_hist);
 }
 
 /* One revision as a JSON object (with what the history says of it). */
@@ -127,6 +148,19 @@ static void put_rev(struct json *j, const struct dbctx *c, int idx,
 	fputc('}', j->f);
 }
 
+/* The revisions idx[0..n) (from the last when reverse) as a JSON array. */
+static void revs_json(struct json *j, const struct dbctx *c, const int *idx,
+		      int n, bool reverse)
+{
+	fputc('[', j->f);
+	for (int i = 0; i < n; i++) {
+		if (i)
+			fputc(',', j->f);
+		put_rev(j, c, idx[reverse ? n - 1 - i : i], false);
+	}
+	fputc(']', j->f);
+}
+
 int dbreport_status(struct dbctx *c)
 {
 	struct dbreport_list probs = {NULL, 0};
@@ -144,26 +178,10 @@ int dbreport_status(struct dbctx *c)
 		bool first = true;
 
 		printf("{");
-		json_kv_str(&c->out, &first, "database", c->describe);
-		json_kv_str(&c->out, &first, "server_version",
-			    PQparameterStatus(c->conn, "server_version"));
-		json_kv_str(&c->out, &first, "schema", c->nsp);
-		json_kv_bool(&c->out, &first, "history_table", c->has_hist);
-		json_key(&c->out, &first, "current");
-		dbreport_json_current(&c->out, c);
-		json_key(&c->out, &first, "heads");
-		dbreport_json_heads(&c->out, c);
-		json_kv_int(&c->out, &first, "pending", pending);
-		json_kv_bool(&c->out, &first, "at_head",
-			     pending == 0 && c->has_hist);
+		dbreport_json_database(&c->out, c, &first);
+		dbreport_json_position(&c->out, c, &first, pending);
 		json_key(&c->out, &first, "revisions");
-		printf("[");
-		for (int i = 0; i < c->set.n; i++) {
-			if (i)
-				printf(",");
-			put_rev(&c->out, c, c->set.order[i], false);
-		}
-		printf("]");
+		revs_json(&c->out, c, c->set.order, c->set.n, false);
 		json_key(&c->out, &first, "problems");
 		dbreport_json_list(&c->out, &probs);
 		printf("}\n");
@@ -195,8 +213,8 @@ int dbreport_status(struct dbctx *c)
 		}
 		for (int i = 0; i < c->nhist; i++)
 			if (c->hist[i].idx < 0)
-				printf("  %-8s %s  %-20s  (no file)\n", "missing",
-				       c->hist[i].revision,
+				printf("  %-8s %s  %-20s  (no file)\n",
+				       "missing", c->hist[i].revision,
 				       c->hist[i].applied_at);
 		for (int i = 0; i < probs.n; i++)
 			printf("problem: %s\n", probs.v[i]);
@@ -215,7 +233,7 @@ int dbreport_current(struct dbctx *c)
 		return rc;
 	if (c->json) {
 		printf("{\"current\":");
-		dbreport_json_current(&c->out, c);
+		current_json(&c->out, c);
 		printf(",\"at_head\":%s}\n",
 		       dbhist_pending(c) == 0 && c->has_hist ? "true" : "false");
 		return EX_OK;
@@ -247,13 +265,9 @@ int dbreport_heads(struct dbctx *c)
 	if (rc != EX_OK)
 		return rc;
 	if (c->json) {
-		printf("{\"heads\":[");
-		for (int i = 0; i < c->set.nheads; i++) {
-			if (i)
-				printf(",");
-			put_rev(&c->out, c, c->set.heads[i], false);
-		}
-		printf("]}\n");
+		printf("{\"heads\":");
+		revs_json(&c->out, c, c->set.heads, c->set.nheads, false);
+		printf("}\n");
 		return EX_OK;
 	}
 	for (int i = 0; i < c->set.nheads; i++) {
@@ -336,13 +350,9 @@ int dbreport_history(struct dbctx *c)
 	if (rc != EX_OK)
 		return rc;
 	if (c->json) {
-		printf("{\"revisions\":[");
-		for (int i = c->set.n - 1; i >= 0; i--) {
-			if (i != c->set.n - 1)
-				printf(",");
-			put_rev(&c->out, c, c->set.order[i], false);
-		}
-		printf("]}\n");
+		printf("{\"revisions\":");
+		revs_json(&c->out, c, c->set.order, c->set.n, true);
+		printf("}\n");
 		return EX_OK;
 	}
 	for (int i = c->set.n - 1; i >= 0; i--) {
@@ -362,8 +372,8 @@ int dbreport_history(struct dbctx *c)
 		printf("\n");
 		if (h)
 			printf("    %s %s by %s in %" PRId64 " ms%s%s\n",
-			       h->dirty ? "dirty since" : h->kind, h->applied_at,
-			       h->applied_by, h->duration_ms,
+			       h->dirty ? "dirty since" : h->kind,
+			       h->applied_at, h->applied_by, h->duration_ms,
 			       h->note ? ": " : "", h->note ? h->note : "");
 		else
 			printf("    not applied\n");
@@ -427,8 +437,8 @@ int dbreport_show(struct dbctx *c)
 
 		if (h)
 			printf("state:         %s %s by %s in %" PRId64 " ms\n",
-			       dbhist_state(c, idx), h->applied_at, h->applied_by,
-			       h->duration_ms);
+			       dbhist_state(c, idx), h->applied_at,
+			       h->applied_by, h->duration_ms);
 		else
 			printf("state:         pending (%s)\n", c->describe);
 		if (h && h->note)

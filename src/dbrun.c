@@ -47,6 +47,36 @@ static void stmt_error(struct dbctx *c, PGresult *r,
 		dbctx_err_prefix(out, outlen, "%s:%d: ", rev->path, line);
 }
 
+/* Runs statement st of a revision's section (its first line is line0);
+ * -1 with "FILE:LINE: error" in err. */
+static int run_stmt(struct dbctx *c, const struct migrate_rev *rev,
+		    const char *sql, const struct migrate_stmt *st, int line0,
+		    bool partwise, char *err, size_t errlen)
+{
+	char *one = strndup(sql + st->off, st->len);
+	ExecStatusType status;
+	PGresult *r;
+
+	if (!one) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* a non-transactional revision's CREATE/DROP INDEX CONCURRENTLY on a
+	 * partitioned table: partition by partition (migrate_part.h) */
+	r = partwise ? migrate_part_exec(c->conn, one) : PQexec(c->conn, one);
+	status = PQresultStatus(r);
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK &&
+	    status != PGRES_EMPTY_QUERY) {
+		stmt_error(c, r, rev, one, line0 + st->line - 1, err, errlen);
+		PQclear(r);
+		free(one);
+		return -1;
+	}
+	PQclear(r);
+	free(one);
+	return 0;
+}
+
 static void print_findings(const char *rev, const struct migrate_finding *f,
 			   size_t n)
 {
@@ -75,7 +105,6 @@ int dbrun_transactional(struct dbctx *c, int idx, bool up,
 	char err[ERRLEN] = "";
 	usec_t t0;
 	int64_t ms;
-	PGresult *r;
 
 	if (migrate_sql_split(sql, &st, &nst, err, sizeof(err)) < 0) {
 		dbctx_error("revision %s (%s): %s", rev->id,
@@ -83,11 +112,11 @@ int dbrun_transactional(struct dbctx *c, int idx, bool up,
 		return EX_FAIL;
 	}
 	if (migrate_sql_txn_control(sql)) {
-		dbctx_error("revision %s (%s:%d): a transactional revision runs in "
-			    "convctl's own transaction and must not begin or end "
-			    "one; remove the statement, or mark the revision "
-			    "'-- transactional: no'",
-			    rev->id, rev->path ? rev->path : "",
+		dbctx_error("revision %s (%s:%d): a transactional revision "
+			    "runs in convctl's own transaction and must not "
+			    "begin or end one; remove the statement, or mark "
+			    "the revision '-- transactional: no'", rev->id,
+			    rev->path ? rev->path : "",
 			    line0 + migrate_sql_txn_control(sql) - 1);
 		free(st);
 		return EX_FAIL;
@@ -99,26 +128,10 @@ int dbrun_transactional(struct dbctx *c, int idx, bool up,
 	t0 = clock_mono_usec();
 	/* Statement by statement (in the one transaction), so that an
 	 * error names its file and line. */
-	for (size_t i = 0; i < nst; i++) {
-		char *one = strndup(sql + st[i].off, st[i].len);
-
-		if (!one) {
-			snprintf(err, sizeof(err), "out of memory");
+	for (size_t i = 0; i < nst; i++)
+		if (run_stmt(c, rev, sql, &st[i], line0, false, err,
+			     sizeof(err)) < 0)
 			goto fail;
-		}
-		r = PQexec(c->conn, one);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK &&
-		    PQresultStatus(r) != PGRES_TUPLES_OK &&
-		    PQresultStatus(r) != PGRES_EMPTY_QUERY) {
-			stmt_error(c, r, rev, one, line0 + st[i].line - 1, err,
-				   sizeof(err));
-			PQclear(r);
-			free(one);
-			goto fail;
-		}
-		PQclear(r);
-		free(one);
-	}
 	ms = (clock_mono_usec() - t0) / 1000;
 	if (mcat_columns(c->conn, &after, err, sizeof(err)) < 0 ||
 	    migrate_guard_compare(&before, &after, &f, &nf) < 0) {
@@ -202,9 +215,9 @@ static int nontx_check(const struct migrate_rev *rev, bool up,
 	}
 	if (nf > 0 && !allow_destructive) {
 		print_findings(rev->id, f, nf);
-		dbctx_error("revision %s is destructive: nothing was changed; run "
-			    "again with --allow-destructive to accept the loss",
-			    rev->id);
+		dbctx_error("revision %s is destructive: nothing was changed; "
+			    "run again with --allow-destructive to accept the "
+			    "loss", rev->id);
 		free(st1);
 		free(f);
 		return EX_FAIL;
@@ -235,62 +248,51 @@ int dbrun_nontransactional(struct dbctx *c, int idx, bool up,
 	if (up ? dbhist_record(c, rev, "applied", 0, true,
 			       "running (non-transactional)", err,
 			       sizeof(err)) < 0
-	       : dbhist_change(c, "UPDATE ", " SET dirty = true, note = $2 WHERE revision = $1",
-			       rev->id, "reverting (non-transactional)", err,
+	       : dbhist_change(c, "UPDATE ", " SET dirty = true, note = $2 "
+			       "WHERE revision = $1", rev->id,
+			       "reverting (non-transactional)", err,
 			       sizeof(err)) < 0) {
 		dbctx_error("revision %s: %s", rev->id, err);
 		free(st);
 		return EX_FAIL;
 	}
 	for (size_t i = 0; i < nst; i++) {
-		char *one = strndup(sql + st[i].off, st[i].len);
-		PGresult *r;
 		char note[ERRLEN + 64], e2[ERRLEN];
 
-		if (!one) {
-			dbctx_error("out of memory");
-			free(st);
-			return EX_FAIL;
-		}
-		/* CREATE/DROP INDEX CONCURRENTLY on a partitioned table:
-		 * partition by partition (migrate_part.h) */
-		r = migrate_part_exec(c->conn, one);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK &&
-		    PQresultStatus(r) != PGRES_TUPLES_OK &&
-		    PQresultStatus(r) != PGRES_EMPTY_QUERY) {
-			stmt_error(c, r, rev, one, line0 + st[i].line - 1, err,
-				   sizeof(err));
-			PQclear(r);
-			free(one);
+		if (run_stmt(c, rev, sql, &st[i], line0, true, err,
+			     sizeof(err)) < 0) {
 			free(st);
 			snprintf(note, sizeof(note), "%s failed at statement "
 				 "%zu: %s", up ? "upgrade" : "downgrade", i + 1,
 				 err);
-			if (dbhist_change(c, "UPDATE ", " SET note = $2 WHERE revision = $1",
+			if (dbhist_change(c, "UPDATE ",
+					  " SET note = $2 WHERE revision = $1",
 					  rev->id, note, e2, sizeof(e2)) < 0)
-				dbctx_error("cannot record the failure: %s", e2);
+				dbctx_error("cannot record the failure: %s",
+					    e2);
 			dbctx_error("revision %s (non-transactional) failed at "
 				    "statement %zu: %s",
 				    rev->id, i + 1, err);
-			dbctx_error("revision %s is now marked dirty and stops later "
-				    "runs: repair the database by hand, then run "
-				    "'convctl db resolve %s --applied' or "
-				    "'convctl db resolve %s --rolled-back'",
-				    rev->id, rev->id, rev->id);
+			dbctx_error("revision %s is now marked dirty and "
+				    "stops later runs: repair the database by "
+				    "hand, then run 'convctl db resolve %s "
+				    "--applied' or 'convctl db resolve %s "
+				    "--rolled-back'", rev->id, rev->id,
+				    rev->id);
 			return EX_FAIL;
 		}
-		PQclear(r);
-		free(one);
 	}
 	free(st);
 	snprintf(msbuf, sizeof(msbuf), "%" PRId64,
 		 (int64_t)((clock_mono_usec() - t0) / 1000));
-	if (up ? dbhist_change(c, "UPDATE ", " SET dirty = false, note = NULL, applied_at = now(), duration_ms = $2::bigint WHERE revision = $1",
-			       rev->id, msbuf, err, sizeof(err)) < 0
+	if (up ? dbhist_change(c, "UPDATE ", " SET dirty = false, note = "
+			       "NULL, applied_at = now(), duration_ms = "
+			       "$2::bigint WHERE revision = $1", rev->id, msbuf,
+			       err, sizeof(err)) < 0
 	       : dbhist_change(c, "DELETE FROM ", " WHERE revision = $1",
 			       rev->id, NULL, err, sizeof(err)) < 0) {
-		dbctx_error("revision %s ran but cannot be recorded: %s", rev->id,
-			    err);
+		dbctx_error("revision %s ran but cannot be recorded: %s",
+			    rev->id, err);
 		return EX_FAIL;
 	}
 	{
@@ -363,9 +365,9 @@ int dbrun_plan(struct dbctx *c, const int *plan, int n, bool up,
 
 		if (rc != EX_OK) {
 			if (i > 0)
-				dbctx_error("stopped: %d revision%s before %s %s "
-					    "done and stay%s so",
-					    i, i == 1 ? "" : "s", rev->id,
+				dbctx_error("stopped: %d revision%s before %s "
+					    "%s done and stay%s so", i,
+					    i == 1 ? "" : "s", rev->id,
 					    i == 1 ? "is" : "are",
 					    i == 1 ? "s" : "");
 			else
@@ -400,9 +402,9 @@ static int static_check(struct dbctx *c, int idx, bool up,
 	free(st);
 	line = migrate_sql_txn_control(sql);
 	if (line) {
-		dbctx_error("revision %s (%s:%d): a transactional revision must "
-			    "not begin or end a transaction",
-			    rev->id, rev->path ? rev->path : "",
+		dbctx_error("revision %s (%s:%d): a transactional revision "
+			    "must not begin or end a transaction", rev->id,
+			    rev->path ? rev->path : "",
 			    (up ? rev->up_line : rev->down_line) + line - 1);
 		return EX_FAIL;
 	}
@@ -458,11 +460,12 @@ int dbrun_rehearse(struct dbctx *c, const int *plan, int n, bool up,
 			if (static_check(c, plan[i], up, allow_destructive) !=
 			    EX_OK)
 				rc = EX_FAIL;
-		dbctx_error("revision %s is non-transactional: it cannot run in the "
-			    "rehearsal's transaction, so the rehearsal cannot tell "
-			    "whether it and the %d revision%s after it would %s "
-			    "(their SQL was read and checked, not run)",
-			    rev->id, n - stop - 1, n - stop - 1 == 1 ? "" : "s",
+		dbctx_error("revision %s is non-transactional: it cannot run "
+			    "in the rehearsal's transaction, so the rehearsal "
+			    "cannot tell whether it and the %d revision%s "
+			    "after it would %s (their SQL was read and "
+			    "checked, not run)", rev->id, n - stop - 1,
+			    n - stop - 1 == 1 ? "" : "s",
 			    up ? "apply" : "revert");
 		rc = EX_FAIL;
 	}

@@ -65,8 +65,8 @@ static int partition(struct dbctx *c)
 
 	if (dbpart_convert(c->conn, wait, stdout, err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		dbctx_error("the conversion stopped; nothing is lost: run 'convctl db "
-			    "partition' again to go on");
+		dbctx_error("the conversion stopped; nothing is lost: run "
+			    "'convctl db partition' again to go on");
 		return EX_FAIL;
 	}
 	return EX_OK;
@@ -110,10 +110,11 @@ int dbsetup_setup(struct dbctx *c)
 		return EX_FAIL;
 	}
 	if (a.shape == MA_UNKNOWN) {
-		dbctx_error("found tables convctl db does not recognise: %s", a.problem);
-		dbctx_error("nothing was changed: bring the tables to one of the "
-			    "legacy shapes that setup adopts (see ADOPTING A "
-			    "LEGACY DATABASE in convctl(1))");
+		dbctx_error("found tables convctl db does not recognise: %s",
+			    a.problem);
+		dbctx_error("nothing was changed: bring the tables to one of "
+			    "the legacy shapes that setup adopts (see "
+			    "ADOPTING A LEGACY DATABASE in convctl(1))");
 		return EX_FAIL;
 	}
 	printf("%sfound: %s\n", sql ? "-- " : "", a.found);
@@ -123,11 +124,12 @@ int dbsetup_setup(struct dbctx *c)
 			"convctl db: the legacy times (timestamp without time "
 			"zone) may not all be UTC:\n%s",
 			a.tz_evidence);
-		dbctx_error("say how to read them with --legacy-timezone ZONE: the "
-			    "IANA name of the zone they were written in (such as "
-			    "Asia/Taipei), or UTC; when some were written in UTC "
-			    "and some in local time no tool can tell which, see "
-			    "\"Time zones\" in convctl(1); nothing was changed");
+		dbctx_error("say how to read them with --legacy-timezone "
+			    "ZONE: the IANA name of the zone they were "
+			    "written in (such as Asia/Taipei), or UTC; when "
+			    "some were written in UTC and some in local time "
+			    "no tool can tell which, see \"Time zones\" in "
+			    "convctl(1); nothing was changed");
 		madopt_free(&a);
 		return EX_FAIL;
 	}
@@ -145,13 +147,13 @@ int dbsetup_setup(struct dbctx *c)
 	}
 	if (c->o.legacy_tz && !(legacy && (a.threads_naive ||
 					   a.history_naive)))
-		dbctx_warn("--legacy-timezone only applies to the times without "
-			   "time zone of a legacy database: ignored");
+		dbctx_warn("--legacy-timezone only applies to the times "
+			   "without time zone of a legacy database: ignored");
 	if (legacy) {
 		r1 = migrate_set_find_exact(&c->set, MADOPT_REVISION);
 		if (r1 < 0) {
-			dbctx_error("adoption needs revision %s, which %s does not "
-				    "have; nothing was changed",
+			dbctx_error("adoption needs revision %s, which %s "
+				    "does not have; nothing was changed",
 				    MADOPT_REVISION, c->dir);
 			madopt_free(&a);
 			return EX_FAIL;
@@ -165,8 +167,7 @@ int dbsetup_setup(struct dbctx *c)
 		}
 	}
 	applied2 = calloc((size_t)c->set.n + 1, sizeof(bool));
-	plan = malloc(sizeof(int) * ((size_t)c->set.n + 1));
-	if (!applied2 || !plan) {
+	if (!applied2) {
 		dbctx_error("out of memory");
 		rc = EX_FAIL;
 		goto out;
@@ -174,18 +175,17 @@ int dbsetup_setup(struct dbctx *c)
 	memcpy(applied2, c->applied, sizeof(bool) * (size_t)c->set.n);
 	if (legacy)
 		applied2[r1] = true;
-	if (migrate_plan_upgrade(&c->set, applied2, &t, plan, &n, err,
-				 sizeof(err)) < 0) {
-		dbctx_error("%s", err);
+	plan = dbctx_plan(c, true, applied2, &t, &n);
+	if (!plan) {
 		rc = EX_FAIL;
 		goto out;
 	}
 	if (sql) {
+		struct dbsql w;
+
 		printf("-- convctl db setup: %s\n",
 		       legacy ? "adoption, then upgrade to head"
 			      : "upgrade to head");
-		struct dbsql w;
-
 		dboffline_writer(c, &w);
 		if (legacy)
 			dboffline_adoption(c, &a, r1);
@@ -198,7 +198,8 @@ int dbsetup_setup(struct dbctx *c)
 	if (try_) {
 		rc = legacy || n > 0 ? dbbackup_check(c) : EX_OK;
 		if (rc == EX_OK)
-			rc = dbrun_rehearse(c, plan, n, true, legacy ? &a : NULL,
+			rc = dbrun_rehearse(c, plan, n, true,
+					    legacy ? &a : NULL,
 					    c->o.given & O_ALLOW_DESTRUCTIVE);
 		goto out;
 	}

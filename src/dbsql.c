@@ -162,9 +162,8 @@ void dbsql_plan(const struct dbsql *w, const struct migrate_set *set,
 			if (up)
 				dbsql_insert(w, rev, "applied", false, NULL);
 			else
-				fprintf(f,
-					"DELETE FROM %s WHERE revision = '%s';\n",
-					w->qhist, rev->id);
+				fprintf(f, "DELETE FROM %s WHERE revision = "
+					"'%s';\n", w->qhist, rev->id);
 			fprintf(f, "COMMIT;\n");
 		} else {
 			if (up)
@@ -177,14 +176,12 @@ void dbsql_plan(const struct dbsql *w, const struct migrate_set *set,
 					w->qhist, rev->id);
 			dbsql_section(f, up ? rev->up : rev->down);
 			if (up)
-				fprintf(f,
-					"UPDATE %s SET dirty = false, note = NULL"
-					" WHERE revision = '%s';\n",
+				fprintf(f, "UPDATE %s SET dirty = false, note "
+					"= NULL WHERE revision = '%s';\n",
 					w->qhist, rev->id);
 			else
-				fprintf(f,
-					"DELETE FROM %s WHERE revision = '%s';\n",
-					w->qhist, rev->id);
+				fprintf(f, "DELETE FROM %s WHERE revision = "
+					"'%s';\n", w->qhist, rev->id);
 		}
 	}
 }

@@ -1,8 +1,6 @@
 /*
  * deadline.c - every database request's deadline (see deadline.h).
  */
-#include <event2/event_struct.h>
-
 #include "clock.h"
 #include "deadline.h"
 #include "log.h"

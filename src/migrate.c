@@ -76,8 +76,9 @@ int migrate_set_load_dir(struct migrate_set *s, const char *dir,
 	int bad = 0, rc = -1;
 
 	if (!d) {
-		errbuf_set(err, errlen, "cannot read the migrations directory %s: %s",
-			   dir, strerror(errno));
+		errbuf_set(err, errlen,
+			   "cannot read the migrations directory %s: %s", dir,
+			   strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -139,8 +140,9 @@ int migrate_set_load_dir(struct migrate_set *s, const char *dir,
 	}
 	if (bad) {
 		if (report)
-			errbuf_set(err, errlen, "%d broken revision file%s in %s",
-				   bad, bad == 1 ? "" : "s", dir);
+			errbuf_set(err, errlen,
+				   "%d broken revision file%s in %s", bad,
+				   bad == 1 ? "" : "s", dir);
 		goto out;
 	}
 	rc = 0;
@@ -323,9 +325,9 @@ int migrate_set_build(struct migrate_set *s, char *err, size_t errlen)
 			int p = migrate_set_find_exact(s, r->parents[k]);
 
 			if (p < 0) {
-				errbuf_set(err, errlen,
-					   "revision %s (%s): parent %s not found",
-					   r->id, r->path ? r->path : "?",
+				errbuf_set(err, errlen, "revision %s (%s): "
+					   "parent %s not found", r->id,
+					   r->path ? r->path : "?",
 					   r->parents[k]);
 				return -1;
 			}
@@ -472,8 +474,8 @@ void migrate_set_ancestors(const struct migrate_set *s, int idx, bool *mark)
 	free(stack);
 }
 
-void migrate_set_descendants(const struct migrate_set *s, int idx,
-			     bool *mark)
+/* Marks all proper descendants of idx in mark[]. */
+static void descendants(const struct migrate_set *s, int idx, bool *mark)
 {
 	/* In topological order every descendant comes after idx. */
 	bool *in = calloc((size_t)s->n + 1, sizeof(bool));
@@ -561,18 +563,17 @@ int migrate_target_parse(const struct migrate_set *s, const char *text,
 		}
 		for (; *p; p++) {
 			if (*p < '0' || *p > '9' || v > MIGRATE_MAX_REVISIONS) {
-				errbuf_set(err, errlen,
-					   "invalid target '%s' (+N or -N, N from 1 "
-					   "to %d)",
-					   text, MIGRATE_MAX_REVISIONS);
+				errbuf_set(err, errlen, "invalid target '%s' "
+					   "(+N or -N, N from 1 to %d)", text,
+					   MIGRATE_MAX_REVISIONS);
 				return -1;
 			}
 			v = v * 10 + (*p - '0');
 		}
 		if (v < 1 || v > MIGRATE_MAX_REVISIONS) {
-			errbuf_set(err, errlen,
-				   "invalid target '%s' (+N or -N, N from 1 to %d)",
-				   text, MIGRATE_MAX_REVISIONS);
+			errbuf_set(err, errlen, "invalid target '%s' (+N or "
+				   "-N, N from 1 to %d)", text,
+				   MIGRATE_MAX_REVISIONS);
 			return -1;
 		}
 		t->kind = MT_RELATIVE;
@@ -702,26 +703,43 @@ static int plan_walk(const struct migrate_set *s, const bool *applied,
 		ids_text(s, mark, cur, sizeof(cur));
 		migrate_set_heads_text(s, heads, sizeof(heads));
 		if (found == 0) {
-			errbuf_set(err, errlen,
-				   "cannot upgrade +%d: nothing follows %s after "
-				   "%d step%s (the heads are %s); upgrade to a "
-				   "revision or to 'heads' instead",
-				   steps, cur, step, step == 1 ? "" : "s", heads);
+			errbuf_set(err, errlen, "cannot upgrade +%d: nothing "
+				   "follows %s after %d step%s (the heads are "
+				   "%s); upgrade to a revision or to 'heads' "
+				   "instead", steps, cur, step,
+				   step == 1 ? "" : "s", heads);
 		} else {
 			for (int i = 0; i < s->n; i++)
 				mark[i] = walk_next(s, done, any, i);
 			ids_text(s, mark, next, sizeof(next));
-			errbuf_set(err, errlen,
-				   "+%d is ambiguous: after %s, %s could each come "
-				   "next (%d heads: %s); upgrade to a revision or "
-				   "to 'heads' instead",
-				   steps, cur, next, s->nheads, heads);
+			errbuf_set(err, errlen, "+%d is ambiguous: after %s, "
+				   "%s could each come next (%d heads: %s); "
+				   "upgrade to a revision or to 'heads' "
+				   "instead", steps, cur, next, s->nheads,
+				   heads);
 		}
 		*nout = 0;
 		rc = -1;
 	}
 	free(mark);
 	return rc;
+}
+
+/* A mark per revision for a plan of s (all false; malloc'd), or NULL with
+ * err. */
+static bool *plan_marks(const struct migrate_set *s, char *err,
+			size_t errlen)
+{
+	bool *m;
+
+	if (!s->built) {
+		errbuf_set(err, errlen, "revision graph not built");
+		return NULL;
+	}
+	m = calloc((size_t)s->n + 1, sizeof(bool));
+	if (!m)
+		errbuf_set(err, errlen, "out of memory");
+	return m;
 }
 
 int migrate_plan_upgrade(const struct migrate_set *s, const bool *applied,
@@ -732,15 +750,9 @@ int migrate_plan_upgrade(const struct migrate_set *s, const bool *applied,
 	int rc = 0;
 
 	*nout = 0;
-	if (!s->built) {
-		errbuf_set(err, errlen, "revision graph not built");
+	want = plan_marks(s, err, errlen);
+	if (!want)
 		return -1;
-	}
-	want = calloc((size_t)s->n + 1, sizeof(bool));
-	if (!want) {
-		errbuf_set(err, errlen, "out of memory");
-		return -1;
-	}
 	switch (t->kind) {
 	case MT_HEAD:
 		if (s->nheads > 1) {
@@ -774,9 +786,8 @@ int migrate_plan_upgrade(const struct migrate_set *s, const bool *applied,
 		int pending = 0;
 
 		if (t->n < 0) {
-			errbuf_set(err, errlen,
-				   "upgrade takes +N, not -N (see downgrade and "
-				   "rollback)");
+			errbuf_set(err, errlen, "upgrade takes +N, not -N "
+				   "(see downgrade and rollback)");
 			rc = -1;
 			break;
 		}
@@ -807,15 +818,9 @@ int migrate_plan_downgrade(const struct migrate_set *s, const bool *applied,
 	int rc = 0;
 
 	*nout = 0;
-	if (!s->built) {
-		errbuf_set(err, errlen, "revision graph not built");
+	drop = plan_marks(s, err, errlen);
+	if (!drop)
 		return -1;
-	}
-	drop = calloc((size_t)s->n + 1, sizeof(bool));
-	if (!drop) {
-		errbuf_set(err, errlen, "out of memory");
-		return -1;
-	}
 	switch (t->kind) {
 	case MT_BASE:
 		for (int i = 0; i < s->n; i++)
@@ -830,7 +835,7 @@ int migrate_plan_downgrade(const struct migrate_set *s, const bool *applied,
 			rc = -1;
 			break;
 		}
-		migrate_set_descendants(s, t->rev, drop);
+		descendants(s, t->rev, drop);
 		break;
 	case MT_RELATIVE: {
 		int napplied = 0, left;
@@ -845,9 +850,9 @@ int migrate_plan_downgrade(const struct migrate_set *s, const bool *applied,
 			if (applied[i])
 				napplied++;
 		if (napplied < -t->n) {
-			errbuf_set(err, errlen,
-				   "cannot go back %d: only %d revision%s applied",
-				   -t->n, napplied, napplied == 1 ? "" : "s");
+			errbuf_set(err, errlen, "cannot go back %d: only %d "
+				   "revision%s applied", -t->n, napplied,
+				   napplied == 1 ? "" : "s");
 			rc = -1;
 			break;
 		}
@@ -862,9 +867,8 @@ int migrate_plan_downgrade(const struct migrate_set *s, const bool *applied,
 	}
 	case MT_HEAD:
 	case MT_HEADS:
-		errbuf_set(err, errlen,
-			   "head is not a downgrade target (use base, a revision "
-			   "or -N)");
+		errbuf_set(err, errlen, "head is not a downgrade target (use "
+			   "base, a revision or -N)");
 		rc = -1;
 		break;
 	}
@@ -893,10 +897,9 @@ int migrate_plan_stamp(const struct migrate_set *s, const bool *applied,
 			char heads[512];
 
 			migrate_set_heads_text(s, heads, sizeof(heads));
-			errbuf_set(err, errlen,
-				   "there are %d heads (%s): stamp one of them or "
-				   "'heads'",
-				   s->nheads, heads);
+			errbuf_set(err, errlen, "there are %d heads (%s): "
+				   "stamp one of them or 'heads'", s->nheads,
+				   heads);
 			return -1;
 		}
 		if (s->nheads == 1)

@@ -426,7 +426,8 @@ static int common_cols(char **acts, const struct ltable *t, const char *zlit)
 				 "DEFAULT 'line'") < 0)
 			return -1;
 	} else {
-		if (append(acts, "ALTER COLUMN platform SET DEFAULT 'line'") < 0)
+		if (append(acts,
+			   "ALTER COLUMN platform SET DEFAULT 'line'") < 0)
 			return -1;
 		if (want_col(acts, pl, "varchar(50)", OID_VARCHAR, 50 + 4) < 0)
 			return -1;
@@ -730,7 +731,8 @@ int madopt_check_zone(PGconn *conn, const char *zone, char *err,
 	bool ok;
 
 	if (strlen(zone) >= sizeof(((struct madopt *)0)->zone)) {
-		errbuf_set(err, errlen, "'%.80s' is not a time zone name", zone);
+		errbuf_set(err, errlen, "'%.80s' is not a time zone name",
+			   zone);
 		return -1;
 	}
 	r = query(conn,
@@ -778,15 +780,15 @@ static int zone_is_utc(PGconn *conn, const char *zone, bool *out, char *err,
 static int future_rows(PGconn *conn, const char *nsp, const char *table,
 		       struct madopt *a, bool *doubt, char *err, size_t errlen)
 {
-	PGresult *r = query_nsp(
-		conn, nsp, table,
-		"SELECT count(*), count(*) FILTER (WHERE"
-		" created_at > (now() AT TIME ZONE 'UTC') + interval '1 minute'),"
-		" coalesce(to_char(max(created_at), 'YYYY-MM-DD HH24:MI:SS'), ''),"
-		" coalesce(round(extract(epoch FROM max(created_at)"
-		" - (now() AT TIME ZONE 'UTC')) / 3600.0, 1)::text, '')"
-		" FROM {S}.{T}",
-		0, NULL, err, errlen);
+	PGresult *r = query_nsp(conn, nsp, table, "SELECT count(*), count(*) "
+				"FILTER (WHERE created_at > (now() AT TIME "
+				"ZONE 'UTC') + interval '1 minute'), "
+				"coalesce(to_char(max(created_at), "
+				"'YYYY-MM-DD HH24:MI:SS'), ''), "
+				"coalesce(round(extract(epoch FROM "
+				"max(created_at) - (now() AT TIME ZONE "
+				"'UTC')) / 3600.0, 1)::text, '') FROM {S}.{T}",
+				0, NULL, err, errlen);
 	int64_t n, fut;
 
 	if (!r)
@@ -1015,7 +1017,8 @@ int madopt_inspect_tz(PGconn *conn, const char *nsp,
 	a->threads_naive = lcol_find(&th, "created_at")->typid == OID_TIMESTAMP;
 	a->history_naive = lcol_find(&hi, "created_at")->typid == OID_TIMESTAMP;
 	if (al.exists) {
-		if (al.ncols != 1 || strcmp(al.cols[0].name, "version_num") != 0) {
+		if (al.ncols != 1 || strcmp(al.cols[0].name,
+					    "version_num") != 0) {
 			unknown(a, "alembic_version does not look like "
 				   "Alembic's");
 			return 0;

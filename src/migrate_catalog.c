@@ -40,7 +40,8 @@ void mcat_result_error(const PGresult *res, PGconn *conn, char *buf,
 	}
 	o = (size_t)snprintf(buf, len, "%s", msg);
 	if (state && o < len)
-		o += (size_t)snprintf(buf + o, len - o, " (SQLSTATE %s)", state);
+		o += (size_t)snprintf(buf + o, len - o, " (SQLSTATE %s)",
+				      state);
 	if (pos && o < len)
 		o += (size_t)snprintf(buf + o, len - o, " at character %s",
 				      pos);
@@ -449,9 +450,8 @@ static int set_search_path(PGconn *conn, const char *path, char *err,
 			   size_t errlen)
 {
 	const char *p[1] = {path};
-	PGresult *r = run(conn,
-			  "SELECT pg_catalog.set_config('search_path', $1, true)",
-			  1, p, err, errlen);
+	PGresult *r = run(conn, "SELECT pg_catalog.set_config('search_path', "
+			  "$1, true)", 1, p, err, errlen);
 
 	if (!r)
 		return -1;
@@ -538,8 +538,8 @@ static void settle(PGconn *conn, const char *scratch, const char *qs,
 					   "convd_settle_c%d_%d %s;\n",
 					qs, t->qname, ti, k, t->cons[k].def);
 		for (int k = 0; k < t->nidx; k++)
-			fprintf(f, "CREATE %sINDEX convd_settle_i%d_%d ON %s.%s "
-				   "USING %s;\n",
+			fprintf(f, "CREATE %sINDEX convd_settle_i%d_%d ON "
+				"%s.%s USING %s;\n",
 				t->idx[k].unique ? "UNIQUE " : "", ti, k, qs,
 				t->qname, t->idx[k].tail);
 		for (int k = 0; k < t->ncols; k++) {
@@ -573,25 +573,30 @@ static void settle(PGconn *conn, const char *scratch, const char *qs,
 		const struct mschema_table *t2 = mschema_table(&m2, t->name);
 
 		for (int k = 0; t2 && k < t->ncons; k++) {
-			snprintf(name, sizeof(name), "convd_settle_c%d_%d", ti, k);
+			snprintf(name, sizeof(name), "convd_settle_c%d_%d", ti,
+				 k);
 			for (int j = 0; j < t2->ncons; j++)
 				if (strcmp(t2->cons[j].name, name) == 0 &&
-				    strcmp(t2->cons[j].def, t->cons[k].def) != 0)
+				    strcmp(t2->cons[j].def,
+					   t->cons[k].def) != 0)
 					t->cons[k].alt_def =
 						strdup(t2->cons[j].def);
 		}
 		for (int k = 0; t2 && k < t->nidx; k++) {
-			snprintf(name, sizeof(name), "convd_settle_i%d_%d", ti, k);
+			snprintf(name, sizeof(name), "convd_settle_i%d_%d", ti,
+				 k);
 			for (int j = 0; j < t2->nidx; j++)
 				if (strcmp(t2->idx[j].name, name) == 0 &&
-				    strcmp(t2->idx[j].tail, t->idx[k].tail) != 0)
+				    strcmp(t2->idx[j].tail,
+					   t->idx[k].tail) != 0)
 					t->idx[k].alt_tail =
 						strdup(t2->idx[j].tail);
 		}
 		for (int k = 0; t2 && k < t->ncols; k++) {
 			struct mschema_column *c = &t->cols[k];
 
-			snprintf(name, sizeof(name), "convd_settle_g%d_%d", ti, k);
+			snprintf(name, sizeof(name), "convd_settle_g%d_%d", ti,
+				 k);
 			for (int j = 0; j < t2->ncols; j++) {
 				const struct mschema_column *c2 = &t2->cols[j];
 

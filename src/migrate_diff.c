@@ -416,7 +416,8 @@ static void drop_indexes(struct gen *g)
 				what = fmt(g, "~ index %s on %s: %s%s -> %s%s",
 					   fi->name, ft->name,
 					   fi->unique ? "UNIQUE " : "",
-					   fi->tail, ti->unique ? "UNIQUE " : "",
+					   fi->tail,
+					   ti->unique ? "UNIQUE " : "",
 					   ti->tail);
 			else
 				what = fmt(g, "- index %s on %s: %s%s",
@@ -499,7 +500,8 @@ static void enum_recreate(struct gen *g, const struct mschema_enum *fe,
 	for (int i = 0; (ft = next_kept(g->from, g->to, &i, &tt)) != NULL;) {
 		for (int k = 0; k < ft->ncols; k++) {
 			const struct mschema_column *fc = &ft->cols[k];
-			const struct mschema_column *tc = find_col(tt, fc->name);
+			const struct mschema_column *tc = find_col(tt,
+								   fc->name);
 
 			if (!fc->typname || strcmp(fc->typname, fe->name) != 0)
 				continue;
@@ -699,7 +701,8 @@ static void tables_create(struct gen *g)
 		len += strlen(tt->qname) + 32;
 		sql = g->oom ? NULL : malloc(len);
 		if (sql) {
-			o = (size_t)sprintf(sql, "CREATE TABLE %s (", tt->qname);
+			o = (size_t)sprintf(sql, "CREATE TABLE %s (",
+					    tt->qname);
 			for (int k = 0; k < tt->ncols; k++)
 				o += (size_t)sprintf(sql + o, "%s\n    %s",
 						     k ? "," : "", defs[k]);
@@ -727,7 +730,8 @@ static void columns_add_alter(struct gen *g)
 	for (int i = 0; (tt = next_kept(g->to, g->from, &i, &ft)) != NULL;) {
 		for (int k = 0; k < tt->ncols; k++) {
 			const struct mschema_column *tc = &tt->cols[k];
-			const struct mschema_column *fc = find_col(ft, tc->name);
+			const struct mschema_column *fc = find_col(ft,
+								   tc->name);
 			const char *T = tt->qname, *C = tc->qname;
 			bool type_changes, def_changes;
 
@@ -742,10 +746,9 @@ static void columns_add_alter(struct gen *g)
 				     false,
 				     tc->notnull && !tc->def && !tc->identity &&
 						     !tc->generated
-					     ? fmt(g,
-						   "NOT NULL without a default: "
-						   "fails if %s has rows",
-						   tt->name)
+					     ? fmt(g, "NOT NULL without a "
+						   "default: fails if %s has "
+						   "rows", tt->name)
 					     : NULL);
 				free(def);
 				continue;
@@ -778,14 +781,12 @@ static void columns_add_alter(struct gen *g)
 							       : "no",
 						 tc->generated ? tc->generated
 							       : "no"),
-					     fmt(g,
-						 "ALTER TABLE %s DROP COLUMN %s",
-						 T, C),
+					     fmt(g, "ALTER TABLE %s DROP "
+						 "COLUMN %s", T, C),
 					     !fc->generated,
 					     !fc->generated
-						     ? fmt(g,
-							   "the values of %s.%s "
-							   "are lost",
+						     ? fmt(g, "the values of "
+							   "%s.%s are lost",
 							   tt->name, tc->name)
 						     : NULL);
 					step(g, NULL,
@@ -841,8 +842,8 @@ static void columns_add_alter(struct gen *g)
 				if (str_eq(fc->type, tc->type))
 					safe = true; /* collation only */
 				step(g,
-				     fmt(g, "~ column %s.%s: type %s%s%s -> %s%s%s",
-					 tt->name, tc->name, fc->type,
+				     fmt(g, "~ column %s.%s: type %s%s%s -> "
+					 "%s%s%s", tt->name, tc->name, fc->type,
 					 fc->collation ? " COLLATE " : "",
 					 fc->collation ? fc->collation : "",
 					 tc->type,
@@ -885,23 +886,20 @@ static void columns_add_alter(struct gen *g)
 					 identity_name(fc->identity),
 					 identity_name(tc->identity)),
 				     fc->identity
-					     ? fmt(g,
-						   "ALTER TABLE %s ALTER COLUMN "
-						   "%s SET GENERATED %s",
+					     ? fmt(g, "ALTER TABLE %s ALTER "
+						   "COLUMN %s SET GENERATED %s",
 						   T, C,
 						   identity_name(tc->identity))
-					     : fmt(g,
-						   "ALTER TABLE %s ALTER COLUMN "
-						   "%s ADD GENERATED %s AS "
-						   "IDENTITY",
-						   T, C,
+					     : fmt(g, "ALTER TABLE %s ALTER "
+						   "COLUMN %s ADD GENERATED "
+						   "%s AS IDENTITY", T, C,
 						   identity_name(tc->identity)),
 				     false, NULL);
 			if (fc->notnull != tc->notnull &&
 			    !(tc->identity && tc->notnull))
 				step(g,
-				     fmt(g, "~ column %s.%s: %s -> %s", tt->name,
-					 tc->name,
+				     fmt(g, "~ column %s.%s: %s -> %s",
+					 tt->name, tc->name,
 					 fc->notnull ? "NOT NULL" : "NULL",
 					 tc->notnull ? "NOT NULL" : "NULL"),
 				     fmt(g,
@@ -959,7 +957,8 @@ static void add_constraints(struct gen *g, bool fks)
 {
 	for (int i = 0; i < g->to->ntables; i++) {
 		const struct mschema_table *tt = &g->to->tables[i];
-		const struct mschema_table *ft = mschema_table(g->from, tt->name);
+		const struct mschema_table *ft = mschema_table(g->from,
+							       tt->name);
 
 		for (int k = 0; k < tt->ncons; k++) {
 			const struct mschema_constraint *tc = &tt->cons[k];
@@ -993,7 +992,8 @@ static void create_indexes(struct gen *g)
 {
 	for (int i = 0; i < g->to->ntables; i++) {
 		const struct mschema_table *tt = &g->to->tables[i];
-		const struct mschema_table *ft = mschema_table(g->from, tt->name);
+		const struct mschema_table *ft = mschema_table(g->from,
+							       tt->name);
 
 		for (int k = 0; k < tt->nidx; k++) {
 			const struct mschema_index *ti = &tt->idx[k];

@@ -28,8 +28,9 @@ int migrate_message_check(const char *msg, char *err, size_t errlen)
 	size_t len = strlen(msg);
 
 	if (len > MIGRATE_MESSAGE_MAX) {
-		errbuf_set(err, errlen, "message too long (%zu bytes, at most %d)",
-			   len, MIGRATE_MESSAGE_MAX);
+		errbuf_set(err, errlen,
+			   "message too long (%zu bytes, at most %d)", len,
+			   MIGRATE_MESSAGE_MAX);
 		return -1;
 	}
 	if (!utf8_valid(msg, len)) {
@@ -163,7 +164,8 @@ void migrate_rev_free(struct migrate_rev *r)
 	memset(r, 0, sizeof(*r));
 }
 
-void migrate_rev_checksum(struct migrate_rev *r)
+/* Computes r->checksum from r->transactional, r->up and r->down. */
+static void checksum(struct migrate_rev *r)
 {
 	struct migrate_sha256 s;
 	uint8_t d[MIGRATE_SHA256_LEN];
@@ -248,14 +250,15 @@ static int parse_parents(struct migrate_rev *r, const char *v, size_t len,
 		while (i < len && v[i] != ' ' && v[i] != '\t' && v[i] != ',')
 			i++;
 		if (i - start > MIGRATE_ID_MAX) {
-			errbuf_set(err, errlen, "%s: parent id too long", where);
+			errbuf_set(err, errlen, "%s: parent id too long",
+				   where);
 			return -1;
 		}
 		memcpy(id, v + start, i - start);
 		id[i - start] = '\0';
 		if (!migrate_id_valid(id)) {
-			errbuf_set(err, errlen, "%s: invalid parent id '%s'", where,
-				   id);
+			errbuf_set(err, errlen, "%s: invalid parent id '%s'",
+				   where, id);
 			return -1;
 		}
 		for (int k = 0; k < r->nparents; k++) {
@@ -267,8 +270,8 @@ static int parse_parents(struct migrate_rev *r, const char *v, size_t len,
 			}
 		}
 		if (r->nparents >= MIGRATE_MAX_PARENTS) {
-			errbuf_set(err, errlen, "%s: more than %d parents", where,
-				   MIGRATE_MAX_PARENTS);
+			errbuf_set(err, errlen, "%s: more than %d parents",
+				   where, MIGRATE_MAX_PARENTS);
 			return -1;
 		}
 		np = realloc(r->parents,
@@ -308,10 +311,9 @@ static int parse_header(struct migrate_rev *r, const char *t, size_t tlen,
 		if (text_is(t, k, keys[i]))
 			which = (int)i;
 	if (which < 0) {
-		errbuf_set(err, errlen,
-			   "%s: unknown header '%.*s:' (known: revision, parents, "
-			   "message, transactional, created)",
-			   where, (int)k, t);
+		errbuf_set(err, errlen, "%s: unknown header '%.*s:' (known: "
+			   "revision, parents, message, transactional, "
+			   "created)", where, (int)k, t);
 		return -1;
 	}
 	if (seen[which]) {
@@ -331,16 +333,16 @@ static int parse_header(struct migrate_rev *r, const char *t, size_t tlen,
 		char id[MIGRATE_ID_MAX + 1];
 
 		if (vlen > MIGRATE_ID_MAX) {
-			errbuf_set(err, errlen, "%s: revision id too long", where);
+			errbuf_set(err, errlen, "%s: revision id too long",
+				   where);
 			return -1;
 		}
 		memcpy(id, v, vlen);
 		id[vlen] = '\0';
 		if (!migrate_id_valid(id)) {
-			errbuf_set(err, errlen,
-				   "%s: invalid revision id '%s' (1..%d letters, "
-				   "digits or '_'; not head, heads or base)",
-				   where, id, MIGRATE_ID_MAX);
+			errbuf_set(err, errlen, "%s: invalid revision id '%s' "
+				   "(1..%d letters, digits or '_'; not head, "
+				   "heads or base)", where, id, MIGRATE_ID_MAX);
 			return -1;
 		}
 		r->id = strdup(id);
@@ -371,7 +373,8 @@ static int parse_header(struct migrate_rev *r, const char *t, size_t tlen,
 	case 3:
 		if (parse_bool(v, vlen, &r->transactional) < 0) {
 			errbuf_set(err, errlen,
-				   "%s: transactional must be yes or no", where);
+				   "%s: transactional must be yes or no",
+				   where);
 			return -1;
 		}
 		return 0;
@@ -470,10 +473,9 @@ int migrate_rev_parse(const char *text, size_t len, const char *path,
 			if (is_blank(line, clen))
 				continue;
 			if (!t) {
-				errbuf_set(err, errlen,
-					   "%s: SQL before '-- +up' (the header "
-					   "holds only '-- ' comment lines)",
-					   where);
+				errbuf_set(err, errlen, "%s: SQL before '-- "
+					   "+up' (the header holds only '-- ' "
+					   "comment lines)", where);
 				goto fail;
 			}
 			rc = parse_header(&r, t, tlen, seen, err, errlen,
@@ -500,8 +502,8 @@ int migrate_rev_parse(const char *text, size_t len, const char *path,
 	for (int i = 0; i < r.nparents; i++) {
 		if (strcmp(r.parents[i], r.id) == 0) {
 			errbuf_set(err, errlen,
-				   "%s: revision %s names itself as a parent", name,
-				   r.id);
+				   "%s: revision %s names itself as a parent",
+				   name, r.id);
 			goto fail;
 		}
 	}
@@ -525,7 +527,7 @@ int migrate_rev_parse(const char *text, size_t len, const char *path,
 			goto fail;
 		}
 	}
-	migrate_rev_checksum(&r);
+	checksum(&r);
 	*out = r;
 	return 0;
 fail:
@@ -548,7 +550,8 @@ char *migrate_rev_format(const char *id, char *const *parents, int nparents,
 		return NULL;
 	}
 	if (nparents > MIGRATE_MAX_PARENTS) {
-		errbuf_set(err, errlen, "more than %d parents", MIGRATE_MAX_PARENTS);
+		errbuf_set(err, errlen, "more than %d parents",
+			   MIGRATE_MAX_PARENTS);
 		return NULL;
 	}
 	if (migrate_message_check(message, err, errlen) < 0)
@@ -688,7 +691,8 @@ int migrate_rev_read_file(const char *path, char **out, size_t *outlen,
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
+			errbuf_set(err, errlen, "%s: %s", path,
+				   strerror(errno));
 			free(buf);
 			close(fd);
 			return -1;

@@ -734,7 +734,8 @@ int migrate_guard_compare(const struct migrate_cols *before,
 			if (col_find(after, b->relid, 0))
 				continue;
 			kind = MH_DROP_TABLE;
-			len = snprintf(what, sizeof(what), "table %s", b->table);
+			len = snprintf(what, sizeof(what), "table %s",
+				       b->table);
 		} else {
 			if (!col_find(after, b->relid, 0))
 				continue; /* reported with its table */

@@ -120,22 +120,7 @@ static void query_expire(struct request *r);
 /* Acquires a connection for r's statement (query_state(r)->build). */
 static void query_start(struct request *r)
 {
-	struct query_state *qs = query_state(r);
-	struct pool_conn *pc;
-	enum pool_status st;
-	const char *msg;
-
-	switch (pool_acquire(&qs->waiter, query_on_acquire, r, &pc, &st,
-			     &msg)) {
-	case POOL_ACQ_READY:
-		query_on_acquire(r, pc, POOL_OK, NULL);
-		break;
-	case POOL_ACQ_QUEUED:
-		break;
-	case POOL_ACQ_FAILED:
-		request_error(r, query_error_for(st), "%s", msg);
-		break;
-	}
+	(void)pool_acquire_then(&query_state(r)->waiter, query_on_acquire, r);
 }
 
 void query_run(struct request *r, query_build_fn build)

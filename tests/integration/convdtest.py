@@ -312,6 +312,11 @@ class Convd:
             "log": {"level": "info"},
             "migrations": {"directory": MIGRATIONS},
         }
+        if WRAPPER:
+            # convd's own waits stretch like the tests' time limits (its
+            # defaults otherwise: a pool wait of 5 s, shutdown_timeout 10)
+            sections["pool"]["timeout"] = int(scaled(5))
+            sections["server"]["shutdown_timeout"] = int(scaled(10))
         for sec, kv in (extra or {}).items():
             sections.setdefault(sec, {}).update(kv)
         self.config = write_config(os.path.join(self.tmp, "convd.conf"),
@@ -411,7 +416,7 @@ def convctl(*args, socket_path=None, input=None, env=None, check=False,
     e = dict(os.environ)
     e.update(env or {})
     r = subprocess.run(argv, input=input, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, env=e, timeout=60,
+                       stderr=subprocess.PIPE, env=e, timeout=scaled(60),
                        text=isinstance(input, str) or input is None)
     if check and r.returncode != 0:
         raise RuntimeError(f"convctl {args} failed ({r.returncode}): "
@@ -435,9 +440,10 @@ def ext_hook(code, data):
 class Client:
     """A minimal blocking MessagePack-RPC client (no convd code in it)."""
 
-    def __init__(self, path, timeout=10.0):
+    def __init__(self, path, timeout=None):
+        """timeout: seconds an answer may take (default 10, scaled)."""
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(scaled(10.0) if timeout is None else timeout)
         self.sock.connect(path)
         self.unpacker = msgpack.Unpacker(raw=False, ext_hook=ext_hook,
                                          timestamp=0)

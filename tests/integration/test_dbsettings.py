@@ -98,9 +98,15 @@ def test_precedence_and_the_default_sslmode(tcp_pg, tmp_path):  # noqa: F811
         "DB_HOST": "127.0.0.1", "DB_PORT": port, "PGSSLMODE": "disable"})
     try:
         d.start()
-        h = d.convctl("--json", "health")
-        assert h.returncode == 0 and '"ok":true' in h.stdout, \
-            h.stdout + h.stderr + d.log()
+        # (ok once the first schema check is done, a moment after start)
+        try:
+            convdtest.wait_until(
+                lambda: (lambda h: h.returncode == 0 and '"ok":true' in
+                         h.stdout)(d.convctl("--json", "health")),
+                timeout=convdtest.scaled(10), what="health ok")
+        except AssertionError:
+            h = d.convctl("--json", "health")
+            raise AssertionError(h.stdout + h.stderr + d.log())
     finally:
         d.stop()
 

@@ -298,7 +298,7 @@ def test_failover_to_promoted_standby(pg_factory, convd_factory):
             except RpcError as ex:
                 e = ex
             assert e is not None and e.code in DOWN_CODES, e
-            assert time.monotonic() - t0 < 5
+            assert time.monotonic() - t0 < convdtest.scaled(5)
             assert c.call("ping") == "pong"
 
             standby.promote()
@@ -312,7 +312,7 @@ def test_failover_to_promoted_standby(pg_factory, convd_factory):
                     return None
             r = wait_until(works, timeout=20, interval=0.1,
                            what="writes on the promoted standby")
-            assert time.monotonic() - t_promoted < 10
+            assert time.monotonic() - t_promoted < convdtest.scaled(10)
             assert c.call("get_conversation_count", user) == 6
             wait_until(lambda: c.call("health")["ok"], timeout=10,
                        what="health ok after the failover")
@@ -423,13 +423,13 @@ def test_pool_exhaustion_times_out_excess(schema, convd_factory):
             assert st["open"] == 3 and st["busy"] == 3, st
             t = time.monotonic()
             assert c.call("ping") == "pong"
-            assert time.monotonic() - t < 0.5
+            assert time.monotonic() - t < convdtest.scaled(0.5)
         for w, msgid in zip(waiting, wids):
             m = w.recv()
             elapsed = time.monotonic() - t0
             assert m[1] == msgid and m[2] is not None, m
             assert m[2]["code"] == "timeout", m
-            assert 1.5 < elapsed < 4, elapsed
+            assert 1.5 < elapsed < convdtest.scaled(4), elapsed
         # The blocked ones are still waiting on the lock, not failed.
         with d.client() as c:
             assert c.call("ping") == "pong"
@@ -523,7 +523,7 @@ def test_exhaustion_times_out_batched_methods(schema, convd_factory, held,
             elapsed, m = answers[i]
             assert m[1] == excess[i] and m[2] and \
                 m[2]["code"] == "timeout", (names[i], m)
-            assert 1.5 < elapsed < 4, (names[i], elapsed)
+            assert 1.5 < elapsed < convdtest.scaled(4), (names[i], elapsed)
         locker.release()
         for i in range(2):
             m = clients[i].recv()
@@ -567,7 +567,7 @@ def test_batch_timeout_fails_only_requests_that_waited(schema,
         for cl, msgid in zip(clients[:2], early):
             m = cl.recv()
             assert m[1] == msgid and m[2] and m[2]["code"] == "timeout", m
-        assert 1.5 < time.monotonic() - t0 < 2.9
+        assert 1.5 < time.monotonic() - t0 < convdtest.scaled(2.9)
         locker.release()
         m = clients[2].recv()
         assert m[1] == late and m[2] is None, \
@@ -640,7 +640,7 @@ def test_overflow_under_table_lock(schema, convd_factory):
         excess = clients[3].request("get_user_statistics", user)
         m = clients[3].recv()
         assert m[1] == excess and m[2] and m[2]["code"] == "timeout", m
-        assert 1.5 < time.monotonic() - t0 < 4
+        assert 1.5 < time.monotonic() - t0 < convdtest.scaled(4)
         st = pool_stats(d)
         assert st["open"] == 3 and st["busy"] == 3 and \
             st["connecting"] == 0, \
@@ -684,7 +684,7 @@ def test_start_before_the_database(pg_factory, convd_factory):
         with pytest.raises(RpcError) as ei:
             add(c, user, "too early")
         assert ei.value.code == "unavailable", ei.value
-        assert time.monotonic() - t0 < 1
+        assert time.monotonic() - t0 < convdtest.scaled(1)
         log = d.log()
         assert own.sockdir in log and "No such file or directory" in log, log
         own.start()
@@ -697,7 +697,7 @@ def test_start_before_the_database(pg_factory, convd_factory):
                 assert e.code in DOWN_CODES, e
                 return None
         wait_until(works, timeout=20, interval=0.1, what="the database")
-        assert time.monotonic() - t_up < 6
+        assert time.monotonic() - t_up < convdtest.scaled(6)
         wait_until(lambda: c.call("health")["ok"], timeout=10,
                    what="health ok")
     assert d.proc.poll() is None
@@ -736,7 +736,7 @@ def test_wrong_password_then_fixed(schema, convd_factory):
                 assert e.code in DOWN_CODES, e
                 return None
         wait_until(works, timeout=20, interval=0.1, what="the new password")
-        assert time.monotonic() - t_fixed < 6
+        assert time.monotonic() - t_fixed < convdtest.scaled(6)
     assert set(contents(schema, user)) == {"accepted"}
 
 
@@ -748,7 +748,10 @@ def test_application_name(schema, convd_factory):
         "size": 3, "max_overflow": 0, "timeout": 5}))
     wait_until(lambda: len(schema.backend_pids(app)) == 3, timeout=10,
                what="three connections named " + app)
-    assert pool_stats(d)["open"] == 3
+    # A backend is in pg_stat_activity before convd has finished setting
+    # its connection up (prepared statements): wait for the pool's count.
+    wait_until(lambda: pool_stats(d)["open"] == 3, timeout=10,
+               what="the pool to count its three connections open")
     # The default is "convd".
     d2 = convd_factory(schema, extra={"pool": {"size": 1, "max_overflow": 0},
                                       "retention": {"days_to_keep": 0}})
@@ -778,7 +781,7 @@ def test_statement_timeout(schema, convd_factory):
             elapsed = time.monotonic() - t0
             assert ei.value.code == "timeout", ei.value
             assert "statement_timeout" in ei.value.message
-            assert 0.4 < elapsed < 2.5, elapsed
+            assert 0.4 < elapsed < convdtest.scaled(2.5), elapsed
         finally:
             if locker:
                 locker.release()
@@ -802,7 +805,7 @@ def test_connect_timeout(schema, convd_factory):
             lambda: (lambda s: s if s["connect_failures"] >= 1 else None)(
                 pool_stats(d)), timeout=10, what="a connect timeout")
         elapsed = time.monotonic() - t0
-        assert 1.5 < elapsed < 4.5, elapsed
+        assert 1.5 < elapsed < convdtest.scaled(4.5), elapsed
         assert "timeout" in (st["last_error"] or ""), st
         assert "timed out after 2 s" in d.log(), d.log()
     finally:
@@ -919,7 +922,8 @@ def test_tcp_sslmode_and_keepalives(tcp_cluster, convd_factory):
             except RpcError as e:
                 assert e.code in DOWN_CODES, e
                 return None
-        wait_until(works, timeout=20, interval=0.1, what="an SSL connection")
+        wait_until(works, timeout=convdtest.scaled(20), interval=0.1,
+                   what="an SSL connection")
     wait_until(lambda: len(pg.backend_pids(app_ssl)) == 2, timeout=10,
                what="d1's connections")
     assert ssl_of(pg, app_ssl) == "true"
