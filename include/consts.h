@@ -23,6 +23,10 @@
 #define SQLSTATE_TOO_MANY_CONNECTIONS "53300"
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 #define SQLSTATE_UNDEFINED_COLUMN "42703"
+/* prefixes: class 08 connection exception; 57P01..57P03 admin_shutdown,
+ * crash_shutdown, cannot_connect_now */
+#define SQLSTATE_CLASS_CONNECTION "08"
+#define SQLSTATE_PREFIX_SHUTDOWN "57P"
 
 /* --- advisory lock keys ("convd" then a number, as bigint) */
 /* convctl db: one migration at a time. */

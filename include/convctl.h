@@ -114,4 +114,32 @@ int convctl_usage_error(const char *fmt, ...) CONVD_PRINTF(1, 2);
 /* Prints "convctl: out of memory"; returns EXIT_FAILURE. */
 int convctl_nomem(void);
 
+/* `convctl help`: the synopsis, the commands (the table's help lines) and
+ * the options. */
+void convctl_print_help(FILE *f);
+
+enum convctl_parse {
+	CONVCTL_PARSE_OK,
+	CONVCTL_PARSE_HELP,
+	CONVCTL_PARSE_VERSION,
+	CONVCTL_PARSE_ERROR,		/* message printed; exit 2 */
+};
+
+/*
+ * One getopt pass over argv (argv[0] is skipped).  With `stop_at_operand`
+ * it stops at the first operand (the command); otherwise options and
+ * operands may be mixed and the operands end up at argv[*first..argc).
+ * *seen collects the CONVCTL_OPT_* options given.
+ */
+enum convctl_parse convctl_parse_options(int argc, char **argv,
+					 bool stop_at_operand,
+					 struct convctl_options *o,
+					 unsigned *seen, int *first);
+
+/* Checks a command's operands (nargs at args) and the command options
+ * given (seen); prints the usage error. */
+bool convctl_check_command(const struct convctl_command *cmd, int nargs,
+			   char **args, unsigned seen,
+			   const struct convctl_options *o);
+
 #endif

@@ -39,10 +39,9 @@ enum order_claim { ORDER_BUSY, ORDER_NEW, ORDER_JOINED };
 void order_begin(void);
 enum order_claim order_claim(uint32_t slot);
 
-/* Marks one more (order_hold) or one fewer (order_release) write of the
- * slot in flight.  A slot counts up to 65535 holds; order_hold returns
- * -1 (and holds nothing) beyond that, and the caller waits. */
-CONVD_WUR int order_hold(uint32_t slot);
+/* One fewer write of the slot in flight (each ORDER_NEW claim holds the
+ * slot once; a slot counts up to 65535 holds, and a claim beyond that is
+ * ORDER_BUSY: the write waits). */
 void order_release(uint32_t slot);
 
 #endif

@@ -24,8 +24,12 @@
  * queries, and, while idle, watching the socket so that
  * a server that closes it is noticed at once.
  *
- * Use: pool_acquire() -> a connection, pool_exec() one or more times, then
- * pool_release() exactly once, whatever happened.
+ * Use: pool_acquire_then() (or pool_acquire()) -> a connection, pool_exec()
+ * one or more times, then pool_release() exactly once, whatever happened.
+ *
+ * The pool's own parts, below it: multihost.h (connecting across a host
+ * list, primaries), pipeline.h and rowlimit.h (a command and its bounded
+ * results), pace.h (when to open connections), waitq.h (the waiters).
  */
 #ifndef CONVD_POOL_H
 #define CONVD_POOL_H

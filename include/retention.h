@@ -19,6 +19,12 @@
 CONVD_WUR int retention_setup(struct event_base *base,
 			      const struct convd_config *cfg);
 void retention_reconfigure(const struct convd_config *cfg);
+/*
+ * Shutdown: nothing more is scheduled and waiting requests are answered
+ * `unavailable`.  Shutdown does not wait for a run: a batch in flight
+ * ends when the pool closes its connection (each batch is one short
+ * statement, so at most that batch is rolled back), and the run is over.
+ */
 void retention_cleanup(void);
 
 /* cleanup_old_conversations: runs now (after a run in progress). */

@@ -1,5 +1,7 @@
 /*
- * convctl.c - the command-line client of convd: options and dispatch.
+ * convctl.c - the command-line client of convd: its options, `convctl
+ * help`, usage errors and the checks of a command line (main() is in
+ * convctl_main.c).
  *
  *   convctl [-s SOCKET] [-c FILE] [--json] [--platform P] [-t SECONDS]
  *           COMMAND [ARGS]
@@ -24,8 +26,6 @@
 
 #include "autoconfig.h"
 #include "convctl.h"
-#include "convctl_conn.h"
-#include "dbcmd.h"
 
 const char convctl_progname[] = "convctl";
 
@@ -81,7 +81,7 @@ static const char usage_options[] =
 
 /* The synopsis, the commands (the help lines of the table) and the
  * options. */
-static void print_help(FILE *f)
+void convctl_print_help(FILE *f)
 {
 	fputs(usage_synopsis, f);
 	fputs("\nCommands:\n", f);
@@ -350,10 +350,28 @@ static enum parse_result parse_options(int argc, char **argv,
 	return PARSE_OK;
 }
 
+enum convctl_parse convctl_parse_options(int argc, char **argv,
+					 bool stop_at_operand,
+					 struct convctl_options *o,
+					 unsigned *seen, int *first)
+{
+	switch (parse_options(argc, argv, stop_at_operand, o, seen, first)) {
+	case PARSE_HELP:
+		return CONVCTL_PARSE_HELP;
+	case PARSE_VERSION:
+		return CONVCTL_PARSE_VERSION;
+	case PARSE_ERROR:
+		return CONVCTL_PARSE_ERROR;
+	case PARSE_OK:
+		break;
+	}
+	return CONVCTL_PARSE_OK;
+}
+
 /* Checks operands and command options; prints the usage error. */
-static bool check_command(const struct convctl_command *cmd, int nargs,
-			  char **args, unsigned seen,
-			  const struct convctl_options *o)
+bool convctl_check_command(const struct convctl_command *cmd, int nargs,
+			   char **args, unsigned seen,
+			   const struct convctl_options *o)
 {
 	if (seen & ~cmd->opts) {
 		unsigned bad = seen & ~cmd->opts;
@@ -389,85 +407,4 @@ static bool check_command(const struct convctl_command *cmd, int nargs,
 	if (cmd->check && !cmd->check(cmd, nargs, args))
 		return false;
 	return true;
-}
-
-/* Flushes stdout; a write error (other than a closed pipe) fails. */
-static int finish_output(int rc)
-{
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		if (errno != EPIPE)
-			fprintf(stderr, "%s: writing output: %s\n",
-				convctl_progname, strerror(errno));
-		return rc == EXIT_SUCCESS ? EXIT_FAILURE : rc;
-	}
-	return rc;
-}
-
-int main(int argc, char **argv)
-{
-	struct convctl_options o = { 0 };
-	const struct convctl_command *cmd;
-	struct convctl_ctx x;
-	unsigned seen = 0;
-	int first, sub_argc, rc;
-	char **sub_argv;
-
-	switch (parse_options(argc, argv, true, &o, &seen, &first)) {
-	case PARSE_HELP:
-		print_help(stdout);
-		return finish_output(EXIT_SUCCESS);
-	case PARSE_VERSION:
-		printf("convctl (convd) %s\n", PACKAGE_VERSION);
-		return finish_output(EXIT_SUCCESS);
-	case PARSE_ERROR:
-		return CONVCTL_EXIT_USAGE;
-	case PARSE_OK:
-		break;
-	}
-	if (first >= argc)
-		return convctl_usage_error("no command given");
-	if (strcmp(argv[first], "help") == 0) {
-		print_help(stdout);
-		return finish_output(EXIT_SUCCESS);
-	}
-	if (strcmp(argv[first], "db") == 0) {
-		rc = dbcmd_main(argc - first, argv + first, o.config, o.json);
-		return finish_output(rc);
-	}
-	cmd = convctl_table_find(argv[first]);
-	if (!cmd)
-		return convctl_usage_error("unknown command '%s'", argv[first]);
-	/* Options may also follow the command, mixed with its operands. */
-	sub_argc = argc - first;
-	sub_argv = argv + first;
-	switch (parse_options(sub_argc, sub_argv, false, &o, &seen, &first)) {
-	case PARSE_HELP:
-		printf("usage: convctl [OPTIONS] %s\n", cmd->synopsis);
-		return finish_output(EXIT_SUCCESS);
-	case PARSE_VERSION:
-		printf("convctl (convd) %s\n", PACKAGE_VERSION);
-		return finish_output(EXIT_SUCCESS);
-	case PARSE_ERROR:
-		return CONVCTL_EXIT_USAGE;
-	case PARSE_OK:
-		break;
-	}
-	/* Operands are now sub_argv[first..sub_argc); put them right after
-	 * the command name so that commands see argv[1..]. */
-	if (!check_command(cmd, sub_argc - first, sub_argv + first, seen, &o))
-		return CONVCTL_EXIT_USAGE;
-	memmove(sub_argv + 1, sub_argv + first,
-		(size_t)(sub_argc - first) * sizeof(*sub_argv));
-	sub_argc = 1 + (sub_argc - first);
-
-	x.o = &o;
-	x.out = stdout;
-	x.json = JSON_INIT(stdout);
-	rc = convctl_conn_open(&o, cmd->default_timeout_s, &x.c);
-	if (rc != EXIT_SUCCESS)
-		return rc;
-	rc = cmd->run(&x, sub_argc, sub_argv);
-	convc_close(x.c);
-	json_warn_replaced(&x.json, convctl_progname);
-	return finish_output(rc);
 }

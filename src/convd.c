@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "admin.h"
 #include "autoconfig.h"
@@ -34,6 +35,7 @@
 #include "deadline.h"
 #include "health.h"
 #include "log.h"
+#include "loop.h"
 #include "memory.h"
 #include "pool.h"
 #include "retention.h"
@@ -62,8 +64,9 @@ static struct {
 	struct dbconf dc;
 	const char *config_path;
 	bool config_given;
-	struct event *sig_hup, *sig_term, *sig_int;
-	struct event *watchdog, *status, *drain;
+	struct event sig_hup, sig_term, sig_int;
+	struct event watchdog, status, drain;
+	bool events_set;		/* the six above are assigned */
 	usec_t drain_deadline;
 	bool stopping;
 	struct pool_statement *stmts;	/* every module's, for the pool */
@@ -323,14 +326,12 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(d.base, NULL);
 		return;
 	}
-	struct timeval tv = clock_tv(DRAIN_CHECK_USEC);
-	evtimer_add(d.drain, &tv);
+	if (loop_arm_usec(&d.drain, DRAIN_CHECK_USEC, "shutdown drain timer") < 0)
+		event_base_loopexit(d.base, NULL);	/* cannot wait: stop */
 }
 
 static void shutdown_begin(int sig)
 {
-	struct timeval tv = {0, 0};
-
 	if (d.stopping) {
 		log_notice("second %s: exiting now", strsignal(sig));
 		event_base_loopbreak(d.base);
@@ -344,7 +345,8 @@ static void shutdown_begin(int sig)
 	http_stopping();
 	d.drain_deadline = clock_mono_usec() +
 			   d.cfg.server.shutdown_timeout * USEC_PER_SEC;
-	evtimer_add(d.drain, &tv);
+	if (loop_arm_usec(&d.drain, 0, "shutdown drain timer") < 0)
+		event_base_loopexit(d.base, NULL);	/* cannot wait: stop */
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -359,14 +361,37 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	shutdown_begin((int)sig);
 }
 
-static int add_timer(struct event **ev, event_callback_fn fn, usec_t every)
+/* Sets up the daemon's own events: signals and timers. */
+static int events_setup(void)
 {
-	struct timeval tv = clock_tv(every);
-
-	*ev = event_new(d.base, -1, EV_PERSIST, fn, NULL);
-	if (!*ev || event_add(*ev, &tv) < 0)
+	if (evsignal_assign(&d.sig_hup, d.base, SIGHUP, on_signal, NULL) < 0 ||
+	    evsignal_assign(&d.sig_term, d.base, SIGTERM, on_signal, NULL) < 0 ||
+	    evsignal_assign(&d.sig_int, d.base, SIGINT, on_signal, NULL) < 0 ||
+	    evtimer_assign(&d.drain, d.base, on_drain, NULL) < 0 ||
+	    event_assign(&d.status, d.base, -1, EV_PERSIST, on_status,
+			 NULL) < 0 ||
+	    event_assign(&d.watchdog, d.base, -1, EV_PERSIST, on_watchdog,
+			 NULL) < 0)
+		return -1;
+	d.events_set = true;
+	if (loop_arm(&d.sig_hup, NULL, "SIGHUP") < 0 ||
+	    loop_arm(&d.sig_term, NULL, "SIGTERM") < 0 ||
+	    loop_arm(&d.sig_int, NULL, "SIGINT") < 0)
 		return -1;
 	return 0;
+}
+
+static void events_cleanup(void)
+{
+	if (!d.events_set)
+		return;
+	event_del(&d.sig_hup);
+	event_del(&d.sig_term);
+	event_del(&d.sig_int);
+	event_del(&d.drain);
+	event_del(&d.status);
+	event_del(&d.watchdog);
+	d.events_set = false;
 }
 
 /* The request gate: database methods wait for a schema convd serves. */
@@ -446,14 +471,7 @@ static int start(void)
 		log_error("cannot create the event loop");
 		return -1;
 	}
-	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, NULL);
-	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, NULL);
-	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, NULL);
-	d.drain = evtimer_new(d.base, on_drain, NULL);
-	if (!d.sig_hup || !d.sig_term || !d.sig_int || !d.drain ||
-	    evsignal_add(d.sig_hup, NULL) < 0 ||
-	    evsignal_add(d.sig_term, NULL) < 0 ||
-	    evsignal_add(d.sig_int, NULL) < 0) {
+	if (events_setup() < 0) {
 		log_error("cannot set up signal handling");
 		return -1;
 	}
@@ -483,11 +501,12 @@ static int start(void)
 		return -1;
 	}
 	if (memory_setup(d.base) < 0 ||
-	    add_timer(&d.status, on_status, STATUS_USEC) < 0)
+	    loop_arm_usec(&d.status, STATUS_USEC, "status timer") < 0)
 		return -1;
 	wd = sdn_watchdog_usec();
 	if (wd > 0) {
-		if (add_timer(&d.watchdog, on_watchdog, (usec_t)wd / 2) < 0)
+		if (loop_arm_usec(&d.watchdog, (usec_t)wd / 2,
+				  "watchdog timer") < 0)
 			return -1;
 		log_info("systemd watchdog every %.1f s", (double)wd / 2e6);
 	}
@@ -511,18 +530,7 @@ static void stop(void)
 	request_cleanup();
 	free(d.stmts);
 	d.stmts = NULL;
-	if (d.watchdog)
-		event_free(d.watchdog);
-	if (d.status)
-		event_free(d.status);
-	if (d.drain)
-		event_free(d.drain);
-	if (d.sig_hup)
-		event_free(d.sig_hup);
-	if (d.sig_term)
-		event_free(d.sig_term);
-	if (d.sig_int)
-		event_free(d.sig_int);
+	events_cleanup();
 	if (d.base)
 		event_base_free(d.base);
 	dbconf_free(&d.dc);

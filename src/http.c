@@ -25,6 +25,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
@@ -35,19 +36,23 @@
 #include "health.h"
 #include "http.h"
 #include "log.h"
+#include "loop.h"
 #include "prom.h"
 #include "sock.h"
 
 #define HTTP_BACKLOG 64
 #define HTTP_SWEEP_USEC 500000
+/* After an accept() error, the listener pauses this long. */
+#define HTTP_PAUSE_USEC (1 * USEC_PER_SEC)
 
 static struct {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evconnlistener *lev;
 	bool bound;			/* lev is then evhttp's to free */
-	struct event *resume;		/* after an accept() error */
-	struct event *sweep;		/* while connections are open */
+	struct event resume;		/* after an accept() error */
+	struct event sweep;		/* while connections are open */
+	bool events_set;		/* the two above are assigned */
 	struct bufferevent **bev;	/* the open connections, ours */
 	size_t max_input;
 	char unix_path[ADDR_PATH_MAX];	/* to unlink at exit, or "" */
@@ -97,22 +102,26 @@ static void http_sweep(void)
 	}
 }
 
+/* Sweeps again soon. */
+static void http_arm_sweep(void)
+{
+	if (loop_arm_usec(&http.sweep, HTTP_SWEEP_USEC, "http sweep timer") < 0)
+		return;	/* logged; the next new connection sweeps */
+}
+
 static void http_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval tv = {0, HTTP_SWEEP_USEC};
-
 	(void)fd;
 	(void)what;
 	(void)arg;
 	http_sweep();
 	if (http.conns > 0)
-		evtimer_add(http.sweep, &tv);
+		http_arm_sweep();
 }
 
 /* A new connection: its bufferevent, counted while evhttp has it. */
 static struct bufferevent *http_new_bev(struct event_base *base, void *arg)
 {
-	struct timeval tv = {0, HTTP_SWEEP_USEC};
 	struct bufferevent *bev;
 
 	(void)arg;
@@ -125,8 +134,8 @@ static struct bufferevent *http_new_bev(struct event_base *base, void *arg)
 	if (http.conns < http.max_conns) {
 		bufferevent_incref(bev);
 		http.bev[http.conns++] = bev;
-		if (!evtimer_pending(http.sweep, NULL))
-			evtimer_add(http.sweep, &tv);
+		if (!evtimer_pending(&http.sweep, NULL))
+			http_arm_sweep();
 	}
 	if (http.conns >= http.max_conns && !http.full) {
 		http.full = true;
@@ -148,16 +157,18 @@ static void http_resume(evutil_socket_t fd, short what, void *arg)
 
 static void http_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct timeval tv = {1, 0};
 	int err = EVUTIL_SOCKET_ERROR();
 
 	(void)lev;
 	(void)arg;
 	log_warn("http: accept: %s; pausing for a second",
 		    evutil_socket_error_to_string(err));
+	/* unless the pause cannot be timed: then accepting goes on */
+	if (loop_arm_usec(&http.resume, HTTP_PAUSE_USEC, "http resume timer") <
+	    0)
+		return;
 	http.paused = true;
 	http_listener_update();
-	evtimer_add(http.resume, &tv);
 }
 
 /* ---- answers ------------------------------------------------------------ */
@@ -344,11 +355,13 @@ int http_setup(struct event_base *base, const struct convd_config *cfg)
 	http.max_conns = (int)cfg->http.max_connections;
 	http.max_input = (size_t)cfg->http.max_header_bytes + 4096;
 	http.bev = calloc((size_t)http.max_conns, sizeof(*http.bev));
-	http.sweep = evtimer_new(base, http_on_sweep, NULL);
-	if (!http.bev || !http.sweep) {
+	if (!http.bev ||
+	    evtimer_assign(&http.sweep, base, http_on_sweep, NULL) < 0 ||
+	    evtimer_assign(&http.resume, base, http_resume, NULL) < 0) {
 		log_error("http: out of memory");
 		return -1;
 	}
+	http.events_set = true;
 	if (a.is_unix) {
 		fd = sock_listen_unix(a.host, (mode_t)cfg->server.socket_mode,
 				      cfg->server.socket_group,
@@ -363,12 +376,11 @@ int http_setup(struct event_base *base, const struct convd_config *cfg)
 			return -1;
 	}
 	http.http = evhttp_new(base);
-	http.resume = evtimer_new(base, http_resume, NULL);
 	http.lev = evconnlistener_new(base, NULL, NULL,
 				      LEV_OPT_CLOSE_ON_FREE |
 					      LEV_OPT_CLOSE_ON_EXEC,
 				      0, fd);
-	if (!http.http || !http.resume || !http.lev) {
+	if (!http.http || !http.lev) {
 		if (!http.lev)
 			close(fd);
 		log_error("http: out of memory");
@@ -413,12 +425,11 @@ void http_cleanup(void)
 	http.conns = 0;
 	free(http.bev);
 	http.bev = NULL;
-	if (http.sweep)
-		event_free(http.sweep);
-	http.sweep = NULL;
-	if (http.resume)
-		event_free(http.resume);
-	http.resume = NULL;
+	if (http.events_set) {
+		event_del(&http.sweep);
+		event_del(&http.resume);
+	}
+	http.events_set = false;
 	if (http.unix_path[0])
 		unlink(http.unix_path);
 	http.unix_path[0] = '\0';

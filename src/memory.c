@@ -26,8 +26,11 @@
 #include <malloc.h>
 #endif
 
+#include <event2/event_struct.h>
+
 #include "clock.h"
 #include "log.h"
+#include "loop.h"
 #include "memory.h"
 #include "request.h"
 #include "stats.h"
@@ -39,7 +42,8 @@
 #define TRIM_EVERY_USEC (5 * USEC_PER_SEC)
 
 static struct {
-	struct event *timer;
+	struct event timer;
+	bool timer_set;
 	uint64_t seen;		/* work counted at the last tick */
 	bool trimmed;		/* since the last work */
 	uint64_t trims;
@@ -86,8 +90,6 @@ static void memory_on_timer(evutil_socket_t fd, short what, void *arg)
 
 int memory_setup(struct event_base *base)
 {
-	struct timeval tv = clock_tv(TRIM_EVERY_USEC);
-
 #ifdef HAVE_MALLOPT
 	/* setting either also stops glibc's own threshold adjustment */
 	if (!mallopt(M_TRIM_THRESHOLD, MEMORY_KEEP) ||
@@ -97,10 +99,11 @@ int memory_setup(struct event_base *base)
 	mem.seen = memory_work();
 	mem.trimmed = false;
 	mem.trims = 0;
-	mem.timer = event_new(base, -1, EV_PERSIST, memory_on_timer, NULL);
-	if (!mem.timer || event_add(mem.timer, &tv) < 0)
+	if (event_assign(&mem.timer, base, -1, EV_PERSIST, memory_on_timer,
+			 NULL) < 0)
 		return -1;
-	return 0;
+	mem.timer_set = true;
+	return loop_arm_usec(&mem.timer, TRIM_EVERY_USEC, "memory trim timer");
 }
 
 void memory_stats(struct memory_stats *out)
@@ -120,7 +123,7 @@ void memory_stats(struct memory_stats *out)
 
 void memory_cleanup(void)
 {
-	if (mem.timer)
-		event_free(mem.timer);
-	mem.timer = NULL;
+	if (mem.timer_set)
+		event_del(&mem.timer);
+	mem.timer_set = false;
 }

@@ -40,7 +40,8 @@ bool order_busy(uint32_t slot)
 	return order_counts[slot & (ORDER_SLOTS - 1)] > 0;
 }
 
-int order_hold(uint32_t slot)
+/* One more write of the slot in flight: at most 65535 (-1 beyond). */
+static int order_hold(uint32_t slot)
 {
 	uint16_t *c = &order_counts[slot & (ORDER_SLOTS - 1)];
 

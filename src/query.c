@@ -50,9 +50,12 @@ static void query_error(struct request *r, const PGresult *res,
 					    "[database] statement_timeout");
 		return;
 	}
-	/* class 08 connection exception, 57P admin shutdown / crash */
-	if (sqlstate && (strncmp(sqlstate, "08", 2) == 0 ||
-			 strncmp(sqlstate, "57P", 3) == 0)) {
+	/* a connection exception; the server shuts down or crashed */
+	if (sqlstate &&
+	    (strncmp(sqlstate, SQLSTATE_CLASS_CONNECTION,
+		     strlen(SQLSTATE_CLASS_CONNECTION)) == 0 ||
+	     strncmp(sqlstate, SQLSTATE_PREFIX_SHUTDOWN,
+		     strlen(SQLSTATE_PREFIX_SHUTDOWN)) == 0)) {
 		request_error(r, E_UNAVAILABLE, "database unavailable");
 		return;
 	}

@@ -7,16 +7,18 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event_struct.h>
+
 #include "clock.h"
+#include "consts.h"
 #include "log.h"
+#include "loop.h"
 #include "pool.h"
 #include "proto.h"
 #include "retention.h"
 #include "dbpart.h"
 #include "schema_check.h"
 
-/* pg_try_advisory_lock key shared by every convd on a database: "convd". */
-#define RETENTION_LOCK_KEY "6567004532868204132"
 /* After start (or once turned on): the count of what the first run will
  * delete is logged, then the first run comes FIRST_RUN_USEC later. */
 #define ANNOUNCE_USEC (1 * USEC_PER_SEC)
@@ -24,14 +26,18 @@
 /* Until convd accepts the schema, nothing is deleted: checked again. */
 #define SCHEMA_WAIT_USEC (2 * USEC_PER_SEC)
 
-/* With the lock: whether the history is partitioned (dbpart.h). */
-static const char sql_lock[] = "SELECT pg_try_advisory_lock(" RETENTION_LOCK_KEY "), "
+/*
+ * The advisory lock every convd on a database takes for a run
+ * (CONVD_LOCK_RETENTION, a parameter: ret.lock_key).  With the lock:
+ * whether the history is partitioned (dbpart.h).
+ */
+static const char sql_lock[] = "SELECT pg_try_advisory_lock($1::int8), "
 	DBPART_IS_PARTITIONED_EXPR;
 /* Partitioned layout: the partitions wholly older than the cut-off are
  * dropped first; the batches then find rows only in the partition the
  * cut-off falls in. */
 static const char sql_drop[] = "SELECT " DBPART_DROP_FN "($1)";
-static const char sql_unlock[] = "SELECT pg_advisory_unlock(" RETENTION_LOCK_KEY ")";
+static const char sql_unlock[] = "SELECT pg_advisory_unlock($1::int8)";
 /*
  * Behind a transaction-mode pooler a session lock would stay on whichever
  * server session took it (and block every later run), so each batch takes
@@ -39,22 +45,22 @@ static const char sql_unlock[] = "SELECT pg_advisory_unlock(" RETENTION_LOCK_KEY
  * lock, rows deleted).
  */
 static const char sql_batch_xact[] =
-	"WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock("
-	RETENTION_LOCK_KEY ") AS got),"
-	" d AS (DELETE FROM simple_conversation_history WHERE id IN ("
-	"SELECT id FROM simple_conversation_history WHERE created_at < $1"
+	"WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($3::int8)"
+	" AS got),"
+	" d AS (DELETE FROM " CONVD_T_HISTORY " WHERE id IN ("
+	"SELECT id FROM " CONVD_T_HISTORY " WHERE created_at < $1"
 	" AND (SELECT got FROM l) ORDER BY created_at LIMIT $2) RETURNING 1)"
 	" SELECT (SELECT got FROM l), count(*) FROM d";
 /* The created_at index gives the oldest rows first; each batch is one
  * short autocommit statement. */
 static const char sql_batch[] =
-	"DELETE FROM simple_conversation_history WHERE (id, created_at) IN ("
-	"SELECT id, created_at FROM simple_conversation_history"
+	"DELETE FROM " CONVD_T_HISTORY " WHERE (id, created_at) IN ("
+	"SELECT id, created_at FROM " CONVD_T_HISTORY
 	" WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
 /* What a run would delete, and how many messages there are. */
 static const char sql_count[] =
 	"SELECT count(*) FILTER (WHERE created_at < $1), count(*)"
-	" FROM simple_conversation_history";
+	" FROM " CONVD_T_HISTORY;
 
 enum run_step {
 	STEP_IDLE, STEP_ACQUIRE, STEP_COUNT, STEP_LOCK, STEP_DROP, STEP_BATCH,
@@ -82,8 +88,10 @@ struct run {
 static struct {
 	struct event_base *base;
 	int64_t days_to_keep, interval, batch_size;
-	struct event *timer;		/* next scheduled run */
-	struct event *yield;		/* next batch, after other events */
+	struct event timer;		/* next scheduled run */
+	struct event yield;		/* next batch, after other events */
+	bool events_set;		/* the two above are assigned */
+	char lock_key[24];		/* CONVD_LOCK_RETENTION as text */
 	struct run run;
 	struct request_queue pending;	/* on-demand requests, in order */
 	/* stats */
@@ -105,10 +113,13 @@ static void retention_step_done(void *arg, struct pool_conn *pc,
 
 static void retention_schedule(usec_t delay)
 {
-	struct timeval tv = clock_tv(delay);
-
+	if (loop_arm_usec(&ret.timer, delay, "retention timer") < 0) {
+		ret.next_run_real = 0;
+		log_error("retention: no periodic cleanup until the next "
+			  "reload");
+		return;
+	}
 	ret.next_run_real = clock_now_real() + delay;
-	evtimer_add(ret.timer, &tv);
 }
 
 /* interval +- 5% */
@@ -250,7 +261,7 @@ static void retention_finish(bool ok)
 	} else if (ret.timer_due && ret.days_to_keep > 0) {
 		ret.timer_due = false;
 		retention_on_timer(-1, 0, NULL);
-	} else if (ret.days_to_keep > 0 && !evtimer_pending(ret.timer, NULL)) {
+	} else if (ret.days_to_keep > 0 && !evtimer_pending(&ret.timer, NULL)) {
 		/* whoever ran, the timer is armed again: the first run comes
 		 * shortly after its notice */
 		retention_schedule(ret.announced && run->count_only && !req
@@ -280,7 +291,7 @@ static void retention_exec(const char *sql, int n, const char *const *vals)
 
 static void retention_next_batch(evutil_socket_t fd, short what, void *arg)
 {
-	const char *vals[2] = {ret.run.cutoff, ret.run.batch};
+	const char *vals[3] = {ret.run.cutoff, ret.run.batch, ret.lock_key};
 
 	(void)fd;
 	(void)what;
@@ -288,8 +299,10 @@ static void retention_next_batch(evutil_socket_t fd, short what, void *arg)
 	snprintf(ret.run.batch, sizeof(ret.run.batch), "%" PRId64,
 		 ret.batch_size);
 	ret.run.step = STEP_BATCH;
-	retention_exec(ret.run.xact_lock ? sql_batch_xact : sql_batch, 2,
-		       vals);
+	if (ret.run.xact_lock)
+		retention_exec(sql_batch_xact, 3, vals);
+	else
+		retention_exec(sql_batch, 2, vals);
 }
 
 static void retention_step_done(void *arg, struct pool_conn *pc,
@@ -360,15 +373,17 @@ static void retention_step_done(void *arg, struct pool_conn *pc,
 		run->deleted += n;
 		if (n >= (uint64_t)ret.batch_size && !ret.closing) {
 			/* let foreground requests in before the next batch */
-			event_active(ret.yield, EV_TIMEOUT, 0);
+			event_active(&ret.yield, EV_TIMEOUT, 0);
 			return;
 		}
 		if (run->xact_lock) {
 			retention_finish(true);
 			return;
 		}
+		const char *lock_vals[1] = {ret.lock_key};
+
 		run->step = STEP_UNLOCK;
-		retention_exec(sql_unlock, 0, NULL);
+		retention_exec(sql_unlock, 1, lock_vals);
 		return;
 	}
 	case STEP_UNLOCK:
@@ -382,6 +397,8 @@ static void retention_step_done(void *arg, struct pool_conn *pc,
 static void retention_on_acquire(void *arg, struct pool_conn *pc,
 				 enum pool_status st, const char *msg)
 {
+	const char *lock_vals[1] = {ret.lock_key};
+
 	(void)arg;
 	if (st != POOL_OK) {
 		retention_fail("no database connection", msg);
@@ -401,7 +418,7 @@ static void retention_on_acquire(void *arg, struct pool_conn *pc,
 		return;
 	}
 	ret.run.step = STEP_LOCK;
-	retention_exec(sql_lock, 0, NULL);
+	retention_exec(sql_lock, 1, lock_vals);
 }
 
 static void retention_start(struct request *req, int64_t days,
@@ -415,9 +432,6 @@ static void retention_start(struct request *req, int64_t days,
 	usec_t frac = ((cutoff % USEC_PER_SEC) + USEC_PER_SEC) % USEC_PER_SEC;
 	time_t secs = (time_t)((cutoff - frac) / USEC_PER_SEC);
 	struct tm tm;
-	enum pool_status st;
-	const char *msg;
-	struct pool_conn *pc;
 	size_t n;
 
 	memset(run, 0, sizeof(*run));
@@ -431,17 +445,7 @@ static void retention_start(struct request *req, int64_t days,
 	snprintf(run->cutoff + n, sizeof(run->cutoff) - n, ".%06lld+00",
 		 (long long)frac);
 	run->step = STEP_ACQUIRE;
-	switch (pool_acquire(&run->waiter, retention_on_acquire, NULL, &pc, &st,
-			     &msg)) {
-	case POOL_ACQ_READY:
-		retention_on_acquire(NULL, pc, POOL_OK, NULL);
-		break;
-	case POOL_ACQ_QUEUED:
-		break;
-	case POOL_ACQ_FAILED:
-		retention_fail("no database connection", msg);
-		break;
-	}
+	(void)pool_acquire_then(&run->waiter, retention_on_acquire, NULL);
 }
 
 void retention_request(struct request *r)
@@ -486,11 +490,11 @@ void retention_reconfigure(const struct convd_config *cfg)
 	ret.interval = cfg->retention.interval;
 	ret.batch_size = cfg->retention.batch_size;
 	if (ret.days_to_keep == 0) {
-		evtimer_del(ret.timer);
+		evtimer_del(&ret.timer);
 		ret.next_run_real = 0;
 		ret.announced = false;
 	} else if (!was_on || old_interval != ret.interval) {
-		evtimer_del(ret.timer);
+		evtimer_del(&ret.timer);
 		if (!was_on)
 			ret.announced = false;
 		retention_schedule(was_on ? retention_jittered_interval() :
@@ -503,10 +507,13 @@ int retention_setup(struct event_base *base, const struct convd_config *cfg)
 	memset(&ret, 0, sizeof(ret));
 	TAILQ_INIT(&ret.pending);
 	ret.base = base;
-	ret.timer = evtimer_new(base, retention_on_timer, NULL);
-	ret.yield = event_new(base, -1, 0, retention_next_batch, NULL);
-	if (!ret.timer || !ret.yield)
+	snprintf(ret.lock_key, sizeof(ret.lock_key), "%lld",
+		 (long long)CONVD_LOCK_RETENTION);
+	if (evtimer_assign(&ret.timer, base, retention_on_timer, NULL) < 0 ||
+	    event_assign(&ret.yield, base, -1, 0, retention_next_batch,
+			 NULL) < 0)
 		return -1;
+	ret.events_set = true;
 	retention_reconfigure(cfg);
 	return 0;
 }
@@ -518,10 +525,10 @@ int retention_setup(struct event_base *base, const struct convd_config *cfg)
 void retention_cleanup(void)
 {
 	ret.closing = true;
-	if (ret.run.step == STEP_BATCH && ret.yield &&
-	    event_pending(ret.yield, EV_TIMEOUT, NULL)) {
+	if (ret.run.step == STEP_BATCH && ret.events_set &&
+	    event_pending(&ret.yield, EV_TIMEOUT, NULL)) {
 		/* between two batches: no query that pool_cleanup could end */
-		event_del(ret.yield);
+		event_del(&ret.yield);
 		retention_fail("deleting", "convd is shutting down");
 	}
 	if (ret.run.step == STEP_ACQUIRE) {
@@ -537,11 +544,11 @@ void retention_cleanup(void)
 		TAILQ_REMOVE(&ret.pending, r, link);
 		request_error(r, E_UNAVAILABLE, "convd is shutting down");
 	}
-	if (ret.timer)
-		event_free(ret.timer);
-	if (ret.yield)
-		event_free(ret.yield);
-	ret.timer = ret.yield = NULL;
+	if (ret.events_set) {
+		event_del(&ret.timer);
+		event_del(&ret.yield);
+	}
+	ret.events_set = false;
 	if (ret.run.step == STEP_ACQUIRE)
 		ret.run.step = STEP_IDLE;
 }

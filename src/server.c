@@ -31,7 +31,10 @@
 #include "budget.h"
 #include "clock.h"
 #include "content.h"
+
+#include "lists.h"
 #include "log.h"
+#include "loop.h"
 #include "proto.h"
 #include "request.h"
 #include "server.h"
@@ -49,6 +52,10 @@
  * peer closes, for at most this long: closing a Unix socket with unread
  * input resets the peer's connection. */
 #define LINGER_USEC (2 * USEC_PER_SEC)
+/* Out of descriptors: accepting pauses this long. */
+#define ACCEPT_PAUSE_USEC (1 * USEC_PER_SEC)
+/* Idle, lingering and refused connections are looked at this often. */
+#define SWEEP_USEC (1 * USEC_PER_SEC)
 
 /* Messages that a burst of clients can repeat thousands of times. */
 static struct log_ratelimit rl_refused =
@@ -63,14 +70,14 @@ static struct log_ratelimit rl_budget =
 	LOG_RATELIMIT("clients cut off at the memory budget");
 
 struct client {
-	struct client *next, *prev;
+	TAILQ_ENTRY(client) entry;	/* srv.clients, while attached */
 	uint64_t id;
 	int fd;
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
 	bool admin;
-	struct event *rev, *wev;
+	struct event rev, wev;		/* read, write (event_assign) */
 	char *in;
 	size_t in_len, in_cap;
 	struct evbuffer *out;
@@ -102,10 +109,11 @@ static struct {
 	int listen_fd;
 	bool own_socket;		/* we created it: unlink at exit */
 	char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct event *accept_ev;
-	struct event *accept_pause;	/* out of fds: retry later */
-	struct event *sweep;		/* idle timeout */
-	struct client *clients;
+	struct event accept_ev;
+	struct event accept_pause;	/* out of fds: retry later */
+	struct event sweep;		/* idle timeout */
+	bool events_set;		/* the three above are assigned */
+	TAILQ_HEAD(client_list, client) clients;
 	int nclients;
 	int nrefusing;		/* refused connections still open */
 	uint64_t next_id;
@@ -158,7 +166,9 @@ static bool server_make_room(struct client *self, size_t more)
 	while (!budget_fits(more)) {
 		struct client *victim = NULL;
 
-		for (struct client *c = srv.clients; c; c = c->next)
+		struct client *c;
+
+		TAILQ_FOREACH(c, &srv.clients, entry)
 			if (!victim || c->charged_io + c->charged_req >
 					       victim->charged_io +
 						       victim->charged_req)
@@ -200,8 +210,8 @@ static void client_close(struct client *c, const char *why)
 			 (int)c->pid, why);
 	else
 		log_debug("client %llu: closed", (unsigned long long)c->id);
-	event_free(c->rev);
-	event_free(c->wev);
+	event_del(&c->rev);
+	event_del(&c->wev);
 	close(c->fd);
 	c->fd = -1;
 	c->dead = true;
@@ -211,12 +221,7 @@ static void client_close(struct client *c, const char *why)
 	evbuffer_free(c->out);
 	c->out = NULL;
 	client_account(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv.clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	TAILQ_REMOVE(&srv.clients, c, entry);
 	client_unref(c);
 }
 
@@ -235,6 +240,14 @@ static void client_commit_staged(struct client *c)
 	request_unstage();
 }
 
+static void client_schedule_flush(struct client *c)
+{
+	if (c->dead || c->flush_scheduled)
+		return;
+	c->flush_scheduled = true;
+	event_active(&c->wev, EV_WRITE, 0);
+}
+
 static void client_set_reading(struct client *c, bool on)
 {
 	if (c->dead)
@@ -245,19 +258,15 @@ static void client_set_reading(struct client *c, bool on)
 		on = false;
 	if (on == !c->read_paused)
 		return;
-	if (on)
-		event_add(c->rev, NULL);
-	else
-		event_del(c->rev);
-	c->read_paused = !on;
-}
-
-static void client_schedule_flush(struct client *c)
-{
-	if (c->dead || c->flush_scheduled)
+	if (on && loop_arm(&c->rev, NULL, "client read") < 0) {
+		/* unreadable: the client ends once its answers are out */
+		c->closing = true;
+		client_schedule_flush(c);
 		return;
-	c->flush_scheduled = true;
-	event_active(c->wev, EV_WRITE, 0);
+	}
+	if (!on)
+		event_del(&c->rev);
+	c->read_paused = !on;
 }
 
 /* Reads and discards what the peer sends after our side was shut down;
@@ -323,7 +332,8 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				client_account(c);
-				event_add(c->wev, NULL);
+				if (loop_arm(&c->wev, NULL, "client write") < 0)
+					client_close(c, "cannot wait to write");
 				return;
 			}
 			client_close(c, errno == EPIPE || errno == ECONNRESET ?
@@ -382,7 +392,7 @@ static void server_request_done(struct request *r)
 		 * EOF (a client may pipeline, then shut down its side) */
 		if ((!c->read_paused || client_done_reading(c)) &&
 		    c->in_len > 0)
-			event_active(c->rev, EV_READ, 0);
+			event_active(&c->rev, EV_READ, 0);
 	}
 	client_unref(c);
 }
@@ -690,7 +700,7 @@ static void client_read(struct client *c, evutil_socket_t fd)
 	client_process_input(c);
 	/* draining: go on reading until the socket is empty */
 	if (c->draining && !c->dead && !c->read_paused && !c->closing)
-		event_active(c->rev, EV_READ, 0);
+		event_active(&c->rev, EV_READ, 0);
 }
 
 /* ---- credentials ----------------------------------------------------------- */
@@ -745,33 +755,33 @@ static void server_accept_resume(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (!srv.stopping && srv.accept_ev)
-		event_add(srv.accept_ev, NULL);
+	if (srv.stopping || !srv.events_set)
+		return;
+	/* if it cannot be armed, it is tried again in a second */
+	if (loop_arm(&srv.accept_ev, NULL, "accept") < 0 &&
+	    loop_arm_usec(&srv.accept_pause, ACCEPT_PAUSE_USEC,
+			  "accept pause timer") < 0)
+		log_error("no new connections are accepted any more; restart "
+			  "convd");
 }
 
 /* Events and buffers for an accepted client, then into the list. */
 static int client_attach(struct client *c)
 {
 	c->out = evbuffer_new();
-	c->rev = event_new(srv.base, c->fd, EV_READ | EV_PERSIST,
-			   client_on_read, c);
-	c->wev = event_new(srv.base, c->fd, EV_WRITE, client_on_write, c);
-	if (!c->out || !c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+	if (!c->out ||
+	    event_assign(&c->rev, srv.base, c->fd, EV_READ | EV_PERSIST,
+			 client_on_read, c) < 0 ||
+	    event_assign(&c->wev, srv.base, c->fd, EV_WRITE, client_on_write,
+			 c) < 0 ||
+	    loop_arm(&c->rev, NULL, "client read") < 0) {
 		if (c->out)
 			evbuffer_free(c->out);
-		if (c->rev)
-			event_free(c->rev);
-		if (c->wev)
-			event_free(c->wev);
 		c->out = NULL;
-		c->rev = c->wev = NULL;
 		return -1;
 	}
 	c->last_activity = clock_now();
-	c->next = srv.clients;
-	if (srv.clients)
-		srv.clients->prev = c;
-	srv.clients = c;
+	TAILQ_INSERT_HEAD(&srv.clients, c, entry);
 	return 0;
 }
 
@@ -819,13 +829,15 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
-				struct timeval tv = {1, 0};
-
 				log_error("accept: %s; pausing new connections "
 					  "for a second",
 					  strerror(errno));
-				event_del(srv.accept_ev);
-				evtimer_add(srv.accept_pause, &tv);
+				/* unless the pause cannot be timed: then
+				 * accepting goes on */
+				if (loop_arm_usec(&srv.accept_pause,
+						  ACCEPT_PAUSE_USEC,
+						  "accept pause timer") == 0)
+					event_del(&srv.accept_ev);
 			} else if (errno != EAGAIN && errno != EWOULDBLOCK &&
 				   errno != EINTR && errno != ECONNABORTED) {
 				log_warn("accept: %s", strerror(errno));
@@ -891,8 +903,8 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	for (c = srv.clients; c; c = next) {
-		next = c->next;
+	for (c = TAILQ_FIRST(&srv.clients); c; c = next) {
+		next = TAILQ_NEXT(c, entry);
 		if (c->lingering) {
 			if (now - c->linger_since > LINGER_USEC) {
 				/* what came last is read: no reset */
@@ -946,10 +958,10 @@ static void server_recheck_access(void)
 {
 	struct client *c, *next;
 
-	for (c = srv.clients; c; c = next) {
+	for (c = TAILQ_FIRST(&srv.clients); c; c = next) {
 		bool allowed = false, was_admin = c->admin;
 
-		next = c->next;
+		next = TAILQ_NEXT(c, entry);
 		if (client_credentials(c, &allowed) < 0) {
 			client_close(c, "cannot read peer credentials");
 			continue;
@@ -973,6 +985,7 @@ static void server_recheck_access(void)
 
 int server_reconfigure(const struct convd_config *cfg)
 {
+	struct client *c;
 	int rc = 0;
 
 	srv.lim.max_frame = (size_t)cfg->server.max_request_bytes;
@@ -994,11 +1007,11 @@ int server_reconfigure(const struct convd_config *cfg)
 	else
 		server_recheck_access();
 	/* clients paused under the old limit may go on */
-	for (struct client *c = srv.clients; c; c = c->next) {
+	TAILQ_FOREACH(c, &srv.clients, entry) {
 		if (c->read_paused && c->inflight < srv.max_inflight) {
 			client_set_reading(c, true);
 			if (!c->read_paused && c->in_len > 0)
-				event_active(c->rev, EV_READ, 0);
+				event_active(&c->rev, EV_READ, 0);
 		}
 	}
 	return rc;
@@ -1007,9 +1020,8 @@ int server_reconfigure(const struct convd_config *cfg)
 int server_setup(struct event_base *base, const struct convd_config *cfg,
 		 int listen_fd)
 {
-	struct timeval tv = {1, 0};
-
 	memset(&srv, 0, sizeof(srv));
+	TAILQ_INIT(&srv.clients);
 	srv.base = base;
 	srv.listen_fd = -1;
 	request_setup(&server_request_ops);
@@ -1030,27 +1042,33 @@ int server_setup(struct event_base *base, const struct convd_config *cfg,
 			return -1;
 		log_info("listening on %s", srv.socket_path);
 	}
-	srv.accept_ev = event_new(base, srv.listen_fd, EV_READ | EV_PERSIST,
-				  server_on_accept, NULL);
-	srv.accept_pause = evtimer_new(base, server_accept_resume, NULL);
-	srv.sweep = event_new(base, -1, EV_PERSIST, server_sweep, NULL);
-	if (!srv.accept_ev || !srv.accept_pause || !srv.sweep ||
-	    event_add(srv.accept_ev, NULL) < 0 || event_add(srv.sweep, &tv) < 0) {
-		log_error("server: out of memory");
+	if (event_assign(&srv.accept_ev, base, srv.listen_fd,
+			 EV_READ | EV_PERSIST, server_on_accept, NULL) < 0 ||
+	    evtimer_assign(&srv.accept_pause, base, server_accept_resume,
+			   NULL) < 0 ||
+	    event_assign(&srv.sweep, base, -1, EV_PERSIST, server_sweep,
+			 NULL) < 0) {
+		log_error("server: cannot set up its events");
 		return -1;
 	}
+	srv.events_set = true;
+	if (loop_arm(&srv.accept_ev, NULL, "accept") < 0 ||
+	    loop_arm_usec(&srv.sweep, SWEEP_USEC, "client sweep timer") < 0)
+		return -1;
 	return 0;
 }
 
 void server_stop_accepting(void)
 {
+	struct client *c;
+
 	if (srv.stopping)
 		return;
 	srv.stopping = true;
-	if (srv.accept_ev)
-		event_del(srv.accept_ev);
-	if (srv.accept_pause)
-		evtimer_del(srv.accept_pause);
+	if (srv.events_set) {
+		event_del(&srv.accept_ev);
+		evtimer_del(&srv.accept_pause);
+	}
 	if (srv.own_socket)
 		unlink(srv.socket_path);
 	srv.own_socket = false;
@@ -1063,14 +1081,14 @@ void server_stop_accepting(void)
 	 * answered, and the connection ends once the answers are written,
 	 * with our side shut down first so that nothing is reset.
 	 */
-	for (struct client *c = srv.clients; c; c = c->next) {
+	TAILQ_FOREACH(c, &srv.clients, entry) {
 		if (c->dead || c->refusing || c->lingering || c->closing ||
 		    c->eof)
 			continue;
 		c->draining = true;
 		if (c->inflight < srv.max_inflight) {
 			client_set_reading(c, true);
-			event_active(c->rev, EV_READ, 0);
+			event_active(&c->rev, EV_READ, 0);
 		}
 	}
 }
@@ -1086,13 +1104,9 @@ void server_cleanup(void)
 	if (!srv.base)
 		return;		/* server_setup never ran (start-up failed) */
 	server_stop_accepting();
-	while (srv.clients)
-		client_close(srv.clients, NULL);
-	if (srv.accept_ev)
-		event_free(srv.accept_ev);
-	if (srv.accept_pause)
-		event_free(srv.accept_pause);
-	if (srv.sweep)
-		event_free(srv.sweep);
-	srv.accept_ev = srv.accept_pause = srv.sweep = NULL;
+	while (!TAILQ_EMPTY(&srv.clients))
+		client_close(TAILQ_FIRST(&srv.clients), NULL);
+	if (srv.events_set)
+		event_del(&srv.sweep);
+	srv.events_set = false;
 }

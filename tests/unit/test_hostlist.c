@@ -23,6 +23,16 @@ static void opt(struct opts *op, const char *k, const char *v)
 	memset(&op->o[op->n], 0, sizeof(op->o[0]));
 }
 
+/* host and port lists with a database, as a conninfo has them */
+static void hosts(struct opts *op, const char *host, const char *port)
+{
+	op->n = 0;
+	opt(op, "user", NULL);
+	opt(op, "host", host);
+	opt(op, "port", port);
+	opt(op, "dbname", "convd");
+}
+
 static const char *get(const struct hostlist_next *nx, const char *k)
 {
 	for (int i = 0; nx->keys[i]; i++)
@@ -71,12 +81,9 @@ static void none(struct opts *op, const char *host, const char *port,
 
 static void test_in_order(void)
 {
-	struct opts op = {.n = 0};
+	struct opts op;
 
-	opt(&op, "user", NULL);
-	opt(&op, "host", "a,b,c");
-	opt(&op, "port", "5432");
-	opt(&op, "dbname", "convd");
+	hosts(&op, "a,b,c", "5432");
 	next_is(&op, "a", "5432", NULL, false, "b,c", NULL, "5432,5432",
 		"after the first");
 	next_is(&op, "b", "5432", NULL, false, "c", NULL, "5432",
@@ -93,11 +100,9 @@ static void test_in_order(void)
 
 static void test_random_order(void)
 {
-	struct opts op = {.n = 0};
+	struct opts op;
 
-	opt(&op, "host", "a,b,c");
-	opt(&op, "port", "1,2,3");
-	opt(&op, "dbname", "convd");
+	hosts(&op, "a,b,c", "1,2,3");
 	opt(&op, "load_balance_hosts", "random");
 	next_is(&op, "b", "2", NULL, false, "a,c", NULL, "1,3",
 		"random: every other host");
@@ -107,11 +112,9 @@ static void test_random_order(void)
 
 static void test_same_host_two_ports(void)
 {
-	struct opts op = {.n = 0};
+	struct opts op;
 
-	opt(&op, "host", "db,db");
-	opt(&op, "port", "5432,5433");
-	opt(&op, "dbname", "convd");
+	hosts(&op, "db,db", "5432,5433");
 	next_is(&op, "db", "5432", NULL, false, "db", NULL, "5433",
 		"same host: told apart by the port");
 	none(&op, "db", "5433", NULL, false, "same host: the last port");
