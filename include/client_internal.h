@@ -270,19 +270,39 @@ int client_conn_reconnect(struct convc *c, struct convc_error *err);
 /* ------------------------------------------------------------------ */
 /* client_call.c: typed calls with named arguments */
 
-/* One named argument; skipped when s is NULL and it is not an integer. */
+/* One named argument: a string, an integer, a boolean or a value packed
+ * already (raw); skipped when it is none of them (s and raw NULL). */
 struct client_arg {
 	const char *key;
 	const char *s;
 	size_t len;		/* of s; SIZE_MAX: strlen */
 	bool is_int;
-	int64_t i;
+	int64_t i;		/* the integer, or the boolean */
+	const void *raw;	/* one msgpack object, raw_len bytes */
+	size_t raw_len;
+	bool is_bool;
 };
 
-#define CLIENT_ARG_STR(k, v) { (k), (v), SIZE_MAX, false, 0 }
-#define CLIENT_ARG_STRN(k, v, n) { (k), (v), (n), false, 0 }
-#define CLIENT_ARG_INT(k, v) { (k), NULL, 0, true, (v) }
-#define CLIENT_ARG_NONE(k) { (k), NULL, 0, false, 0 }
+#define CLIENT_ARG_STR(k, v) { (k), (v), SIZE_MAX, false, 0, NULL, 0, false }
+#define CLIENT_ARG_STRN(k, v, n) { (k), (v), (n), false, 0, NULL, 0, false }
+#define CLIENT_ARG_INT(k, v) { (k), NULL, 0, true, (v), NULL, 0, false }
+#define CLIENT_ARG_BOOL(k, v) { (k), NULL, 0, false, (v), NULL, 0, true }
+#define CLIENT_ARG_NONE(k) { (k), NULL, 0, false, 0, NULL, 0, false }
+
+/* What a packed value given by the caller must be. */
+enum client_mp_kind {
+	CLIENT_MP_MAP,			/* a map */
+	CLIENT_MP_CONTAINER,		/* an array or a map */
+};
+
+/*
+ * *a = the packed value p[0..len) under key, after checking that it is
+ * exactly one msgpack object of that kind (else "invalid_argument",
+ * naming key); p NULL: *a is left out (CLIENT_ARG_NONE).
+ */
+int client_call_raw_arg(struct client_arg *a, const char *key, const void *p,
+			size_t len, enum client_mp_kind kind,
+			struct convc_error *err);
 
 /*
  * An argument the caller may leave out: passed with len 0 when NULL, so
@@ -292,7 +312,8 @@ struct client_arg {
 static inline struct client_arg client_call_opt_str(const char *key,
 						    const char *v)
 {
-	struct client_arg a = { key, v, v ? SIZE_MAX : 0, false, 0 };
+	struct client_arg a = { key, v, v ? SIZE_MAX : 0, false, 0, NULL, 0,
+				 false };
 
 	return a;
 }
@@ -313,10 +334,75 @@ int client_call_deleted(struct convc *c, const char *method,
 			const struct client_arg *args, size_t nargs,
 			int64_t *deleted, struct convc_error *err);
 
+/* An optional integer argument: left out when `present` is false. */
+static inline struct client_arg client_call_opt_int(const char *key,
+						    bool present, int64_t v)
+{
+	struct client_arg a = { key, NULL, 0, present, v, NULL, 0, false };
+
+	return a;
+}
+
+/*
+ * The status of decoding a result for method (st, e): a result of the
+ * wrong shape ("protocol") fails the connection; another error is copied
+ * to err.
+ */
+int client_call_decoded(struct convc *c, const char *method, int st,
+			const struct convc_error *e, struct convc_error *err);
+
+/* client_call_named for a call that fills *out (out_size bytes, cleared
+ * first; NULL is refused). */
+int client_call_out(struct convc *c, const char *method,
+		    const struct client_arg *args, size_t nargs, void *out,
+		    size_t out_size, struct convc_reply *reply,
+		    struct convc_error *err);
+
 /* A call whose result is an array of messages. */
 int client_call_messages(struct convc *c, const char *method,
 			 const struct client_arg *args, size_t nargs,
 			 struct convc_message **msgs, size_t *n,
 			 struct convc_error *err);
+
+/* ------------------------------------------------------------------ */
+/* client_rows.c: messages with every field */
+
+/*
+ * The text of a message's content: a string's bytes, or for an array or
+ * map every string under a "text" key (any depth) joined with "\n", as
+ * convd's `content` column holds it.  A malloc'd NUL-terminated string
+ * (its length in *len); NULL when out of memory or o is neither.
+ */
+char *client_rows_text(const msgpack_object *o, size_t *len);
+
+/* o packed by msgpack-c into a malloc'd buffer (*len bytes); NULL when
+ * out of memory. */
+void *client_rows_pack(const msgpack_object *o, size_t *len);
+
+/* A call whose result is an array of messages, as rows. */
+int client_rows_call(struct convc *c, const char *method,
+		     const struct client_arg *args, size_t nargs,
+		     struct convc_row **rows, size_t *n,
+		     struct convc_error *err);
+
+/* The rows under key of a map result (get_context, get_messages); a
+ * result of the wrong shape fails the connection. */
+int client_rows_member(struct convc *c, const char *method,
+		       const msgpack_object *result, const char *key,
+		       struct convc_row **rows, size_t *n,
+		       struct convc_error *err);
+
+/* ------------------------------------------------------------------ */
+/* client_retry.c */
+
+/*
+ * add_message with args[key_slot] its idempotency_key: with retries on
+ * and no key given, a fresh one, and the call sent again on a new
+ * connection after a break; the result's id, created_at and duplicate
+ * into the pointers that are not NULL.
+ */
+int client_retry_add(struct convc *c, struct client_arg *args, size_t nargs,
+		     size_t key_slot, int64_t *id, int64_t *created_at_usec,
+		     bool *duplicate, struct convc_error *err);
 
 #endif

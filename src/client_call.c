@@ -1,6 +1,7 @@
 /*
  * client_call.c - typed calls: named arguments packed, the result's shape
- * checked; message arrays decoded (convc_result_messages).
+ * checked; message arrays decoded (convc_result_messages, on the rows of
+ * client_rows.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,14 @@ int client_call_named(struct convc *c, const char *method,
 	if (c && c->dispatching)	/* before anything is queued */
 		return client_err_in_callback(err, method);
 	for (size_t i = 0; i < nargs; i++) {
-		if (!args[i].is_int && !args[i].s && args[i].len == SIZE_MAX)
+		const struct client_arg *a = &args[i];
+		bool present = a->is_int || a->is_bool || a->s || a->raw;
+
+		if (!present && a->len == SIZE_MAX)
 			return client_err_fail(err, CONVC_ERR_LOCAL,
 					       "invalid_argument",
-					       "%s: required", args[i].key);
-		if (args[i].is_int || args[i].s)
+					       "%s: required", a->key);
+		if (present)
 			n++;
 	}
 	st = client_request_begin(c, method, &msgid, &pk, err);
@@ -36,11 +40,20 @@ int client_call_named(struct convc *c, const char *method,
 	for (size_t i = 0; i < nargs; i++) {
 		const struct client_arg *a = &args[i];
 
-		if (!a->is_int && !a->s)
+		if (!a->is_int && !a->is_bool && !a->s && !a->raw)
 			continue;
 		if (msgpack_pack_str_with_body(pk, a->key, strlen(a->key)) < 0)
 			goto packed;
-		if (a->is_int) {
+		if (a->raw) {
+			/* checked by client_call_raw_arg: one object */
+			if (pk->callback(pk->data, (const char *)a->raw,
+					  a->raw_len) < 0)
+				goto packed;
+		} else if (a->is_bool) {
+			if ((a->i ? msgpack_pack_true(pk)
+				  : msgpack_pack_false(pk)) < 0)
+				goto packed;
+		} else if (a->is_int) {
 			if (msgpack_pack_int64(pk, a->i) < 0)
 				goto packed;
 		} else {
@@ -62,6 +75,37 @@ packed:
 	if (st != CONVC_OK)
 		return st;
 	return convc_wait(c, msgid, reply, err);
+}
+
+int client_call_raw_arg(struct client_arg *a, const char *key, const void *p,
+			size_t len, enum client_mp_kind kind,
+			struct convc_error *err)
+{
+	struct client_wire_scan_state scan = { 0, 1 };
+	const unsigned char *b = p;
+	bool is_map, is_array;
+
+	*a = (struct client_arg)CLIENT_ARG_NONE(key);
+	if (!p)
+		return CONVC_OK;
+	if (len == 0 || len > CONVC_MAX_REQUEST ||
+	    client_wire_scan(b, len, len, &scan) != CLIENT_WIRE_DONE ||
+	    scan.pos != len)
+		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+				       "%s: not exactly one msgpack object",
+				       key);
+	is_map = (b[0] >= 0x80 && b[0] <= 0x8f) || b[0] == 0xde ||
+		 b[0] == 0xdf;
+	is_array = (b[0] >= 0x90 && b[0] <= 0x9f) || b[0] == 0xdc ||
+		   b[0] == 0xdd;
+	if (!is_map && (kind == CLIENT_MP_MAP || !is_array))
+		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+				       "%s: not a msgpack %s", key,
+				       kind == CLIENT_MP_MAP ? "map"
+							     : "array or map");
+	a->raw = p;
+	a->raw_len = len;
+	return CONVC_OK;
 }
 
 int client_call_shape(struct convc *c, struct convc_reply *reply,
@@ -110,55 +154,35 @@ int convc_result_messages(const msgpack_object *result,
 			  struct convc_error *err)
 {
 	struct convc_message *v;
-	uint32_t count;
+	struct convc_row *rows;
+	size_t count;
+	int st;
 
 	if (!msgs || !n)
 		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
 				       "no place for the result");
 	*msgs = NULL;
 	*n = 0;
-	if (!result || result->type != MSGPACK_OBJECT_ARRAY)
-		return client_err_fail(err, CONVC_ERR_LOCAL, "protocol",
-				       "unexpected result (not an array)");
-	count = result->via.array.size;
-	if (count == 0)
-		return CONVC_OK;
+	/* the rows, of which a message keeps the first fields */
+	st = convc_result_rows(result, &rows, &count, err);
+	if (st != CONVC_OK || count == 0)
+		return st;
 	v = calloc(count, sizeof(*v));
-	if (!v)
+	if (!v) {
+		convc_rows_free(rows, count);
 		return client_err_fail(err, CONVC_ERR_LOCAL, "no_memory",
 				       "out of memory");
-	for (uint32_t i = 0; i < count; i++) {
-		const msgpack_object *m = &result->via.array.ptr[i];
-		const msgpack_object *role = convc_map_get(m, "role");
-		const msgpack_object *content = convc_map_get(m, "content");
-		const msgpack_object *provider = convc_map_get(m, "provider");
-		const char *bad = NULL;
-
-		if (m->type != MSGPACK_OBJECT_MAP)
-			bad = "an element is not a map";
-		else if (!client_wire_int(convc_map_get(m, "id"), &v[i].id))
-			bad = "no integer 'id'";
-		else if (!convc_object_timestamp(convc_map_get(m, "created_at"),
-						 &v[i].created_at_usec))
-			bad = "no timestamp 'created_at'";
-		else if (!role || role->type != MSGPACK_OBJECT_STR ||
-			 !content || content->type != MSGPACK_OBJECT_STR ||
-			 !provider || provider->type != MSGPACK_OBJECT_STR)
-			bad = "'role', 'content' or 'provider' is not a string";
-		if (bad) {
-			convc_messages_free(v, count);
-			return client_err_fail(err, CONVC_ERR_LOCAL, "protocol",
-					       "unexpected result (%s)", bad);
-		}
-		v[i].role = client_wire_strdup(role, NULL);
-		v[i].content = client_wire_strdup(content, &v[i].content_len);
-		v[i].provider = client_wire_strdup(provider, NULL);
-		if (!v[i].role || !v[i].content || !v[i].provider) {
-			convc_messages_free(v, count);
-			return client_err_fail(err, CONVC_ERR_LOCAL,
-					       "no_memory", "out of memory");
-		}
 	}
+	for (size_t i = 0; i < count; i++) {
+		v[i].id = rows[i].id;
+		v[i].role = rows[i].role;
+		v[i].content = rows[i].content;
+		v[i].content_len = rows[i].content_len;
+		v[i].provider = rows[i].provider;
+		v[i].created_at_usec = rows[i].created_at_usec;
+		rows[i].role = rows[i].content = rows[i].provider = NULL;
+	}
+	convc_rows_free(rows, count);
 	*msgs = v;
 	*n = count;
 	return CONVC_OK;
@@ -184,13 +208,33 @@ int client_call_messages(struct convc *c, const char *method,
 		return st;
 	st = convc_result_messages(&r.result, msgs, n, &e);
 	convc_reply_free(&r);
+	return client_call_decoded(c, method, st, &e, err);
+}
+
+int client_call_decoded(struct convc *c, const char *method, int st,
+			const struct convc_error *e, struct convc_error *err)
+{
 	if (st == CONVC_OK)
 		return CONVC_OK;
 	/* a result of the wrong shape: the connection cannot be trusted */
-	if (strcmp(e.code, "protocol") == 0)
+	if (strcmp(e->code, "protocol") == 0)
 		return client_err_conn(c, err, "protocol", "%s: %s", method,
-				       e.message);
+				       e->message);
 	if (err)
-		*err = e;
+		*err = *e;
 	return st;
+}
+
+int client_call_out(struct convc *c, const char *method,
+		    const struct client_arg *args, size_t nargs, void *out,
+		    size_t out_size, struct convc_reply *reply,
+		    struct convc_error *err)
+{
+	if (!out) {
+		client_wire_reply_clear(reply);
+		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+				       "no place for the result");
+	}
+	memset(out, 0, out_size);
+	return client_call_named(c, method, args, nargs, reply, err);
 }

@@ -82,77 +82,31 @@ int convc_import_message_key(struct convc *c, const char *user_id,
 			     const char *idempotency_key, int64_t *id,
 			     bool *imported, struct convc_error *err)
 {
-	struct client_arg args[] = {
-		CLIENT_ARG_STR("user_id", user_id),
-		CLIENT_ARG_STR("provider", provider),
-		CLIENT_ARG_STR("role", role),
-		CLIENT_ARG_STRN("content", content,
-				content ? content_len : SIZE_MAX),
-		CLIENT_ARG_INT("created_at", created_at_usec),
-		client_call_opt_str("platform", platform),
-		client_call_opt_str("idempotency_key", idempotency_key),
-	};
-	const msgpack_object *imp;
-	struct convc_reply r;
-	int64_t vid;
-	int st = client_call_named(c, "import_message", args,
-				   sizeof(args) / sizeof(args[0]), &r, err);
+	struct convc_message_opts o;
 
-	if (st != CONVC_OK)
-		return st;
-	imp = convc_map_get(&r.result, "imported");
-	if (!client_wire_int(convc_map_get(&r.result, "id"), &vid))
-		return client_call_shape(c, &r, err, "import_message",
-					 "no integer 'id'");
-	if (!imp || imp->type != MSGPACK_OBJECT_BOOLEAN)
-		return client_call_shape(c, &r, err, "import_message",
-					 "no boolean 'imported'");
-	if (id)
-		*id = vid;
-	if (imported)
-		*imported = imp->via.boolean;
-	convc_reply_free(&r);
-	return CONVC_OK;
+	memset(&o, 0, sizeof(o));
+	o.platform = platform;
+	o.idempotency_key = idempotency_key;
+	/* (content NULL is refused as required, as it always was) */
+	return convc_import_message_ex(c, user_id, provider, role, content,
+				       content_len, created_at_usec, &o, id,
+				       imported, err);
 }
 
 int convc_clear_user_history(struct convc *c, const char *user_id,
 			     const char *provider, const char *platform,
 			     int64_t *deleted, struct convc_error *err)
 {
-	struct client_arg args[] = {
-		CLIENT_ARG_STR("user_id", user_id),
-		CLIENT_ARG_STR("provider", provider),
-		client_call_opt_str("platform", platform),
-	};
-
-	return client_call_deleted(c, "clear_user_history", args,
-				   sizeof(args) / sizeof(args[0]), deleted,
-				   err);
+	return convc_clear_user_history_ex(c, user_id, provider, NULL,
+					   platform, deleted, err);
 }
 
 int convc_get_conversation_count(struct convc *c, const char *user_id,
 				 const char *provider, const char *platform,
 				 int64_t *count, struct convc_error *err)
 {
-	struct client_arg args[] = {
-		CLIENT_ARG_STR("user_id", user_id),
-		client_call_opt_str("provider", provider),
-		client_call_opt_str("platform", platform),
-	};
-	struct convc_reply r;
-	int64_t v;
-	int st = client_call_named(c, "get_conversation_count", args,
-				   sizeof(args) / sizeof(args[0]), &r, err);
-
-	if (st != CONVC_OK)
-		return st;
-	if (!client_wire_int(&r.result, &v))
-		return client_call_shape(c, &r, err, "get_conversation_count",
-					 "not an integer");
-	if (count)
-		*count = v;
-	convc_reply_free(&r);
-	return CONVC_OK;
+	return convc_get_conversation_count_ex(c, user_id, provider, NULL,
+					       platform, count, err);
 }
 
 void convc_user_stats_free(struct convc_user_stats *st)

@@ -46,38 +46,25 @@ static int new_key(char out[40], struct convc_error *err)
 	return CONVC_OK;
 }
 
-int convc_add_message_key(struct convc *c, const char *user_id,
-			  const char *provider, const char *role,
-			  const char *content, size_t content_len,
-			  const char *platform, const char *idempotency_key,
-			  int64_t *id, int64_t *created_at_usec,
-			  bool *duplicate, struct convc_error *err)
+int client_retry_add(struct convc *c, struct client_arg *args, size_t nargs,
+		     size_t key_slot, int64_t *id, int64_t *created_at_usec,
+		     bool *duplicate, struct convc_error *err)
 {
 	char key[40];
-	struct client_arg args[] = {
-		CLIENT_ARG_STR("user_id", user_id),
-		CLIENT_ARG_STR("provider", provider),
-		CLIENT_ARG_STR("role", role),
-		CLIENT_ARG_STRN("content", content,
-				content ? content_len : SIZE_MAX),
-		client_call_opt_str("platform", platform),
-		client_call_opt_str("idempotency_key", idempotency_key),
-	};
 	const msgpack_object *dup;
 	struct convc_reply r;
 	int64_t vid, vt;
 	int st, attempt = 0;
 
-	if (c && c->retries > 0 && !idempotency_key) {
+	if (c && c->retries > 0 && !args[key_slot].s) {
 		/* the retry must carry the first attempt's key */
 		st = new_key(key, err);
 		if (st != CONVC_OK)
 			return st;
-		args[5] = client_call_opt_str("idempotency_key", key);
+		args[key_slot] = client_call_opt_str("idempotency_key", key);
 	}
 	for (;;) {
-		st = client_call_named(c, "add_message", args,
-				       sizeof(args) / sizeof(args[0]), &r, err);
+		st = client_call_named(c, "add_message", args, nargs, &r, err);
 		if (st != CONVC_ERR_CONN || !c || attempt >= c->retries ||
 		    c->dispatching || c->close_pending)
 			break;
@@ -114,6 +101,27 @@ int convc_add_message_key(struct convc *c, const char *user_id,
 		*duplicate = dup && dup->via.boolean;
 	convc_reply_free(&r);
 	return CONVC_OK;
+}
+
+int convc_add_message_key(struct convc *c, const char *user_id,
+			  const char *provider, const char *role,
+			  const char *content, size_t content_len,
+			  const char *platform, const char *idempotency_key,
+			  int64_t *id, int64_t *created_at_usec,
+			  bool *duplicate, struct convc_error *err)
+{
+	struct client_arg args[] = {
+		CLIENT_ARG_STR("user_id", user_id),
+		CLIENT_ARG_STR("provider", provider),
+		CLIENT_ARG_STR("role", role),
+		CLIENT_ARG_STRN("content", content,
+				content ? content_len : SIZE_MAX),
+		client_call_opt_str("platform", platform),
+		client_call_opt_str("idempotency_key", idempotency_key),
+	};
+
+	return client_retry_add(c, args, sizeof(args) / sizeof(args[0]), 5,
+				id, created_at_usec, duplicate, err);
 }
 
 int convc_add_message(struct convc *c, const char *user_id,

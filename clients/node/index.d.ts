@@ -6,7 +6,7 @@
 export type ConvdErrorCode =
   | 'invalid_request' | 'no_such_method' | 'invalid_params'
   | 'unavailable' | 'timeout' | 'overloaded' | 'permission_denied'
-  | 'result_too_large' | 'internal'
+  | 'result_too_large' | 'internal' | 'conflict' | 'not_found'
   | 'connect_failed' | 'closed' | 'protocol'
   | (string & {});
 
@@ -28,6 +28,18 @@ export class ConvdConnectionError extends ConvdError {
   readonly sent: boolean;
 }
 
+/** setState's expectedVersion did not match (code `conflict`): another
+ * writer changed the state first; read it again and decide anew. */
+export class ConflictError extends ConvdError {
+  constructor(code: string, detail: string);
+}
+
+/** Nothing of that user to act on (code `not_found`): deleteMessage of an
+ * id that is not the user's. */
+export class NotFoundError extends ConvdError {
+  constructor(code: string, detail: string);
+}
+
 /** A Date that keeps the microseconds convd stores. */
 export class ConvdDate extends Date {
   constructor(epochMicroseconds: bigint);
@@ -45,7 +57,16 @@ export class ConvdDate extends Date {
   toJSON(): string;
 }
 
-export type Role = 'user' | 'assistant' | 'system';
+export type Role = 'user' | 'assistant' | 'system' | 'developer' | 'tool';
+/** What a message's content may be when stored: text, or an array or
+ * object of content parts (tool calls, images, thinking blocks, ...),
+ * stored as sent; binary values as Uint8Array (or Buffer). */
+export type ContentInput = string | readonly unknown[] | object;
+/** A message's content as convd gives it back: exactly what was stored,
+ * binary values as Uint8Array. */
+export type Content = string | unknown[] | { [key: string]: unknown };
+/** A map of your own (at most 64 KiB encoded). */
+export type MetadataInput = object;
 /** A time given to convd: exact as a ConvdDate or bigint of microseconds
  * since the epoch, to the millisecond as a Date, or ISO 8601 text (no zone
  * means UTC). */
@@ -75,24 +96,89 @@ export interface PlatformOption {
   platform?: string;
 }
 
-export interface WriteOptions extends PlatformOption {
+export interface ConversationOption extends PlatformOption {
+  /** A named conversation, 1..255 bytes; default: the default
+   * conversation (the seed's history). */
+  conversationId?: string;
+}
+
+export interface WriteOptions extends ConversationOption {
   /** 1..255 bytes of UTF-8 without NUL.  addMessage: default a fresh
    * random UUID; importMessage: default none. */
   idempotencyKey?: string;
+  /** The call a tool result answers, 1..255 bytes. */
+  toolCallId?: string;
+  /** 1..255 bytes. */
+  name?: string;
+  /** The model that wrote it, 1..255 bytes. */
+  model?: string;
+  /** Tokens, from the provider's usage: 0..2147483647. */
+  tokens?: number;
+  metadata?: MetadataInput;
 }
 
-export interface RecentOptions extends PlatformOption {
+export interface RecentOptions extends ConversationOption {
   /** Turns (the result holds 2 x limit messages), 1..1000; default 10. */
   limit?: number;
 }
 
-export interface ProviderOptions extends PlatformOption {
+export interface ProviderOptions extends ConversationOption {
   modelProvider?: string;
 }
 
 export interface ExportOptions extends ProviderOptions {
   /** Messages fetched per request, 1..1000; default 1000. */
   pageSize?: number;
+}
+
+export interface ListConversationsOptions extends PlatformOption {
+  /** One provider; default all. */
+  modelProvider?: string;
+  /** The `next` of the previous page. */
+  after?: string;
+  /** 1..1000; default 100. */
+  limit?: number;
+}
+
+export interface IterConversationsOptions extends PlatformOption {
+  modelProvider?: string;
+  /** Conversations fetched per request, 1..1000; default 100. */
+  pageSize?: number;
+}
+
+export interface SetStateOptions extends ConversationOption {
+  /** 0: only if there is no state yet; N: only if its version is still N
+   * (else ConflictError).  Default: unconditional. */
+  expectedVersion?: number;
+  metadata?: MetadataInput;
+}
+
+export interface ContextOptions extends ConversationOption {
+  /** 1..10000; default 1000. */
+  maxMessages?: number;
+  /** The conversation's system and developer messages first, counted in
+   * the budget. */
+  includeSystem?: boolean;
+}
+
+export interface GetMessagesOptions extends ConversationOption {
+  /** Messages older than this id; default: the newest. */
+  beforeId?: number;
+  /** 1..1000; default 100. */
+  limit?: number;
+}
+
+export interface IterMessagesOptions extends ConversationOption {
+  /** Messages fetched per request, 1..1000; default 100. */
+  pageSize?: number;
+}
+
+export interface SearchOptions extends ConversationOption {
+  /** One provider; default all.  (No conversationId: every
+   * conversation.) */
+  modelProvider?: string;
+  /** 1..100; default 20. */
+  limit?: number;
 }
 
 export interface CallOptions {
@@ -111,24 +197,84 @@ export interface AddResult {
   duplicate: boolean;
 }
 
-export interface Message {
-  id: number;
-  role: Role;
-  content: string;
-  createdAt: ConvdDate;
-  modelProvider: string;
+/** A message's optional fields: present only when the message has
+ * them. */
+export interface MessageFields {
+  /** Absent for the default conversation. */
+  conversationId?: string;
+  toolCallId?: string;
+  name?: string;
+  model?: string;
+  tokens?: number;
+  metadata?: { [key: string]: unknown };
 }
 
-export interface ExportedMessage {
+export interface Message extends MessageFields {
+  id: number;
+  role: Role;
+  content: Content;
+  createdAt: ConvdDate;
+  modelProvider: string;
+  /** (getContext, getMessages, searchMessages) the key it was stored
+   * with, when it has one. */
+  idempotencyKey?: string;
+}
+
+export interface ExportedMessage extends MessageFields {
   id: number;
   userId: string;
   platform: string;
   provider: string;
   role: Role;
-  content: string;
+  content: Content;
   createdAt: ConvdDate;
   /** The key it was stored with, or null. */
   idempotencyKey: string | null;
+}
+
+export interface Conversation {
+  modelProvider: string;
+  /** null: the default conversation. */
+  conversationId: string | null;
+  messageCount: number;
+  firstMessageAt: ConvdDate | null;
+  lastMessageAt: ConvdDate | null;
+  metadata: { [key: string]: unknown } | null;
+}
+
+export interface ConversationPage {
+  conversations: Conversation[];
+  /** The `after` of the next page; null after the last. */
+  next: string | null;
+}
+
+export interface State<S = { [key: string]: unknown }> {
+  state: S;
+  /** 1 for the first setState, then one more per setState. */
+  version: number;
+  updatedAt: ConvdDate | null;
+}
+
+export interface Context {
+  /** Oldest first. */
+  messages: Message[];
+  totalTokens: number;
+  /** true when older messages were left out. */
+  truncated: boolean;
+}
+
+export interface MessagePage {
+  /** Oldest first. */
+  messages: Message[];
+  /** The beforeId of the next (older) page; null after the oldest. */
+  nextBeforeId: number | null;
+}
+
+export interface Forgotten {
+  messages: number;
+  threads: number;
+  states: number;
+  idempotencyKeys: number;
 }
 
 export interface ProviderStatistics {
@@ -179,15 +325,15 @@ export class ConversationManager {
   close(): void;
 
   addMessage(userId: string, modelProvider: string, role: Role,
-             content: string, options?: WriteOptions): Promise<AddResult>;
+             content: ContentInput, options?: WriteOptions): Promise<AddResult>;
   getRecentConversations(userId: string, modelProvider: string,
-                         limit?: number, options?: PlatformOption): Promise<Message[]>;
+                         limit?: number, options?: ConversationOption): Promise<Message[]>;
   getRecentConversations(userId: string, modelProvider: string,
                          options: RecentOptions): Promise<Message[]>;
   clearUserHistory(userId: string, modelProvider: string,
-                   options?: PlatformOption): Promise<{ deleted: number }>;
+                   options?: ConversationOption): Promise<{ deleted: number }>;
   getConversationCount(userId: string, modelProvider?: string | null,
-                       options?: PlatformOption): Promise<number>;
+                       options?: ConversationOption): Promise<number>;
   getConversationCount(userId: string, options: ProviderOptions): Promise<number>;
   getUserStatistics(userId: string, options?: PlatformOption):
     Promise<Record<string, ProviderStatistics>>;
@@ -205,8 +351,33 @@ export class ConversationManager {
   exportHistory(userId: string, options: ExportOptions):
     AsyncGenerator<ExportedMessage, void, undefined>;
   importMessage(userId: string, modelProvider: string, role: Role,
-                content: string, createdAt: TimeInput,
+                content: ContentInput, createdAt: TimeInput,
                 options?: WriteOptions): Promise<boolean>;
+
+  listConversations(userId: string, options?: ListConversationsOptions):
+    Promise<ConversationPage>;
+  iterConversations(userId: string, options?: IterConversationsOptions):
+    AsyncGenerator<Conversation, void, undefined>;
+  deleteConversation(userId: string, modelProvider: string, conversationId: string,
+                     options?: PlatformOption): Promise<{ deleted: number }>;
+  getState<S = { [key: string]: unknown }>(userId: string, modelProvider: string,
+                                           options?: ConversationOption): Promise<State<S> | null>;
+  setState(userId: string, modelProvider: string, state: object,
+           options?: SetStateOptions): Promise<{ version: number }>;
+
+  getContext(userId: string, modelProvider: string, maxTokens: number,
+             options?: ContextOptions): Promise<Context>;
+  getMessages(userId: string, modelProvider: string,
+              options?: GetMessagesOptions): Promise<MessagePage>;
+  /** Newest first, back to the oldest. */
+  iterMessages(userId: string, modelProvider: string,
+               options?: IterMessagesOptions): AsyncGenerator<Message, void, undefined>;
+  deleteMessage(userId: string, id: number, options?: PlatformOption):
+    Promise<{ deleted: number }>;
+  searchMessages(userId: string, query: string, options?: SearchOptions):
+    Promise<Message[]>;
+  /** options.platform: one platform; default every platform. */
+  forgetUser(userId: string, options?: PlatformOption): Promise<Forgotten>;
 }
 
 /** The process's shared manager ($CONVD_SOCKET or /run/convd/convd.sock). */

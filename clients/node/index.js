@@ -8,9 +8,10 @@
  * convd's `code`, times as Date (ConvdDate, with the microseconds convd
  * keeps).  One connection carries every call, pipelined: calls do not wait
  * for each other.  It reconnects by itself, and sends a call again after a
- * broken connection when that is safe: reads, saveThreadId, and writes that
- * carry an idempotency key (addMessage makes a fresh one for every call
- * unless given one; importMessage uses one when given).
+ * broken connection when that is safe: reads, saveThreadId, setState
+ * without expectedVersion, and writes that carry an idempotency key
+ * (addMessage makes a fresh one for every call unless given one;
+ * importMessage uses one when given).
  *
  * The only dependency is @msgpack/msgpack.
  */
@@ -25,7 +26,7 @@ const {
   decodeTimestampToTimeSpec,
 } = require('@msgpack/msgpack');
 
-const VERSION = '1.0.0';
+const VERSION = '1.1.0';
 const DEFAULT_SOCKET = '/run/convd/convd.sock';
 
 // Largest string, binary or container accepted in a response: convd's own
@@ -37,14 +38,33 @@ const MSGID_MAX = 0xffffffff;
 // Methods sent again after a broken connection (or an `unavailable`
 // answer): reads and idempotent writes.  add_message and import_message
 // join them when they carry an idempotency key (addMessage makes one for
-// every call); clear_user_history, delete_thread and
-// cleanup_old_conversations never do.
+// every call), set_state when it has no expected_version (it puts the
+// same state again); clear_user_history, delete_thread,
+// cleanup_old_conversations, delete_conversation, delete_message and
+// forget_user never do.  A set_state with expected_version is not sent
+// again: had the first attempt run, the second would find the version it
+// made and fail with `conflict`.
 const RETRY_SAFE = new Set([
   'ping', 'stats', 'health', 'get_recent_conversations',
   'get_conversation_count', 'get_user_statistics', 'get_thread',
-  'save_thread', 'export_history',
+  'save_thread', 'export_history', 'list_conversations', 'get_state',
+  'get_context', 'get_messages', 'search_messages',
 ]);
 const KEYED = new Set(['add_message', 'import_message']);
+
+function retrySafe(method, params) {
+  return RETRY_SAFE.has(method) ||
+    (KEYED.has(method) && params.idempotency_key !== undefined) ||
+    (method === 'set_state' && params.expected_version === undefined);
+}
+
+// A message's optional fields: option name -> convd's name.  A row
+// carries one only when the message has it.
+const MESSAGE_FIELDS = [
+  ['conversationId', 'conversation_id'], ['toolCallId', 'tool_call_id'],
+  ['name', 'name'], ['model', 'model'], ['tokens', 'tokens'],
+  ['metadata', 'metadata'],
+];
 
 // ------------------------------------------------------------------ errors
 
@@ -71,11 +91,38 @@ class ConvdConnectionError extends ConvdError {
   }
 }
 
+/** setState's expectedVersion did not match (code `conflict`): another
+ * writer changed the state first.  Read it again (getState) and decide
+ * anew; the detail names the current version. */
+class ConflictError extends ConvdError {
+  constructor(code, detail) {
+    super(code, detail);
+    this.name = 'ConflictError';
+  }
+}
+
+/** Nothing of that user to act on (code `not_found`): deleteMessage of an
+ * id that is not the user's. */
+class NotFoundError extends ConvdError {
+  constructor(code, detail) {
+    super(code, detail);
+    this.name = 'NotFoundError';
+  }
+}
+
 function errorFields(error) {
   if (error && typeof error === 'object' && !Array.isArray(error)) {
     return [String(error.code ?? 'error'), String(error.message ?? '')];
   }
   return ['error', String(error)];
+}
+
+/** The error for an error object convd answered a request with. */
+function daemonError(error) {
+  const [code, detail] = errorFields(error);
+  if (code === 'conflict') return new ConflictError(code, detail);
+  if (code === 'not_found') return new NotFoundError(code, detail);
+  return new ConvdError(code, detail);
 }
 
 // ------------------------------------------------------------------- times
@@ -263,7 +310,7 @@ class Connection {
     this.pending.delete(msgid);
     clearTimeout(p.timer);
     if (this.pending.size === 0 && !this.closed) this.sock.unref();
-    if (error !== null) p.reject(new ConvdError(...errorFields(error)));
+    if (error !== null) p.reject(daemonError(error));
     else p.resolve(result);
     return null;
   }
@@ -366,13 +413,44 @@ function pick(arg) {
     : [arg, undefined];
 }
 
-function rowOf(r) {
-  return {
+/** Copies the message fields a row has (convd's names) into out
+ * (camelCase). */
+function withFields(out, r) {
+  for (const [ours, theirs] of MESSAGE_FIELDS) {
+    if (r[theirs] !== undefined && r[theirs] !== null) out[ours] = r[theirs];
+  }
+  return out;
+}
+
+/** The message fields of an options object, as convd's parameters. */
+function fieldParams(opts) {
+  const out = {};
+  for (const [ours, theirs] of MESSAGE_FIELDS) out[theirs] = opts[ours];
+  return out;
+}
+
+/** A message as the methods resolve to it; `keyed`: with its
+ * idempotencyKey when it has one (not in getRecentConversations' rows). */
+function rowOf(r, keyed) {
+  const out = withFields({
     id: r.id,
     role: r.role,
     content: r.content,
     createdAt: r.created_at,
     modelProvider: r.provider,
+  }, r);
+  if (keyed === true && r.idempotency_key != null) out.idempotencyKey = r.idempotency_key;
+  return out;
+}
+
+function conversationOf(c) {
+  return {
+    modelProvider: c.provider,
+    conversationId: c.conversation_id ?? null,
+    messageCount: c.message_count,
+    firstMessageAt: c.first_message_at ?? null,
+    lastMessageAt: c.last_message_at ?? null,
+    metadata: c.metadata ?? null,
   };
 }
 
@@ -474,9 +552,7 @@ class ConversationManager {
     for (const [k, v] of Object.entries(params || {})) {
       if (v !== undefined && v !== null) clean[k] = v;
     }
-    const safe = retry !== undefined ? !!retry
-      : RETRY_SAFE.has(method) ||
-        (KEYED.has(method) && clean.idempotency_key !== undefined);
+    const safe = retry !== undefined ? !!retry : retrySafe(method, clean);
     const limit = timeout === undefined ? this.timeout : timeout;
     const deadline = limit == null ? Infinity : Date.now() + limit;
     let tries = 0;
@@ -518,19 +594,25 @@ class ConversationManager {
 
   // ------------------------------------------------- the seed's methods
 
-  /** Stores one message; resolves once it is committed to
-   * {id, createdAt, duplicate}. */
+  /** Stores one message (content: text, or an array / object of content
+   * parts, given back exactly, binary as Uint8Array); resolves once it is
+   * committed to {id, createdAt, duplicate}.  opts: platform,
+   * idempotencyKey, conversationId, toolCallId, name, model, tokens,
+   * metadata. */
   async addMessage(userId, modelProvider, role, content, opts = {}) {
     const res = await this.call('add_message', {
       user_id: userId, provider: modelProvider, role, content,
       platform: this._platform(opts),
       idempotency_key: this._key(opts),
+      ...fieldParams(opts),
     });
     return { id: res.id, createdAt: res.created_at, duplicate: res.duplicate === true };
   }
 
   /** The newest 2 x limit messages (limit counts turns, default 10), oldest
-   * first: [{id, role, content, createdAt, modelProvider}]. */
+   * first: [{id, role, content, createdAt, modelProvider}], plus
+   * conversationId, toolCallId, name, model, tokens, metadata where the
+   * message has them.  opts: limit, platform, conversationId. */
   async getRecentConversations(userId, modelProvider, limit, opts) {
     const [n, o] = pick(limit);
     opts = o || opts || {};
@@ -538,26 +620,30 @@ class ConversationManager {
       user_id: userId, provider: modelProvider,
       limit: n !== undefined ? n : opts.limit,
       platform: this._platform(opts),
+      conversation_id: opts.conversationId,
     });
-    return rows.map(rowOf);
+    return rows.map((r) => rowOf(r));
   }
 
-  /** Deletes the user's history with modelProvider; resolves to
-   * {deleted}. */
+  /** Deletes the user's history with modelProvider (the default
+   * conversation, or opts.conversationId); resolves to {deleted}. */
   async clearUserHistory(userId, modelProvider, opts = {}) {
     const res = await this.call('clear_user_history', {
       user_id: userId, provider: modelProvider, platform: this._platform(opts),
+      conversation_id: opts.conversationId,
     });
     return { deleted: res.deleted };
   }
 
-  /** Messages stored for the user (with modelProvider, or all). */
+  /** Messages stored for the user (with modelProvider, or all), in the
+   * default conversation or opts.conversationId. */
   async getConversationCount(userId, modelProvider, opts) {
     const [p, o] = pick(modelProvider);
     opts = o || opts || {};
     return this.call('get_conversation_count', {
       user_id: userId, provider: p !== undefined ? p : opts.modelProvider,
       platform: this._platform(opts),
+      conversation_id: opts.conversationId,
     });
   }
 
@@ -619,7 +705,9 @@ class ConversationManager {
 
   /** The user's whole history, oldest first (id order), page by page:
    * an async iterator of {id, userId, platform, provider, role, content,
-   * createdAt, idempotencyKey}. */
+   * createdAt, idempotencyKey}, plus conversationId, toolCallId, name,
+   * model, tokens, metadata where the message has them.  Every
+   * conversation, or only opts.conversationId. */
   async *exportHistory(userId, modelProvider, opts) {
     const [p, o] = pick(modelProvider);
     opts = o || opts || {};
@@ -630,15 +718,17 @@ class ConversationManager {
     for (;;) {
       const rows = await this.call('export_history', {
         user_id: userId, provider, platform, after_id: after, limit: page,
+        conversation_id: opts.conversationId,
       });
       for (const r of rows) {
-        yield {
+        yield withFields({
           id: r.id, userId, platform, provider: r.provider, role: r.role,
           content: r.content, createdAt: r.created_at,
           idempotencyKey: r.idempotency_key ?? null,
-        };
+        }, r);
       }
-      if (rows.length < page) return;
+      // (a page may be short of `page` when convd bounds it by bytes)
+      if (rows.length === 0) return;
       after = rows[rows.length - 1].id;
     }
   }
@@ -646,7 +736,9 @@ class ConversationManager {
   /** Stores a message with its original time (a ConvdDate, Date, ISO 8601
    * text or bigint microseconds): resolves to true if stored, false if it
    * was already there (an equal message or, with opts.idempotencyKey, one
-   * stored under that key).  An admin method of convd. */
+   * stored under that key).  An admin method of convd.  opts: platform,
+   * idempotencyKey, and the message fields of addMessage, so that what
+   * exportHistory yields imports whole. */
   async importMessage(userId, modelProvider, role, content, createdAt, opts = {}) {
     const res = await this.call('import_message', {
       user_id: userId, provider: modelProvider, role, content,
@@ -655,8 +747,153 @@ class ConversationManager {
       // no key unless given: without one convd finds an equal message
       // already stored, so that importing twice stores nothing twice
       idempotency_key: opts.idempotencyKey,
+      ...fieldParams(opts),
     });
     return res.imported === true;
+  }
+
+  // ------------------------------------------------- conversations (17)
+
+  /** One page of the user's conversations, newest activity first:
+   * {conversations: [{modelProvider, conversationId (null: the default
+   * conversation), messageCount, firstMessageAt, lastMessageAt, metadata
+   * (null when none)}], next (the `after` of the next page, or null)}.
+   * opts: modelProvider, platform, after, limit (1..1000, default 100). */
+  async listConversations(userId, opts = {}) {
+    const res = await this.call('list_conversations', {
+      user_id: userId, provider: opts.modelProvider,
+      platform: this._platform(opts), after: opts.after, limit: opts.limit,
+    });
+    return { conversations: res.conversations.map(conversationOf), next: res.next ?? null };
+  }
+
+  /** Every conversation of the user, newest activity first, page by page
+   * (opts as listConversations, pageSize for its limit). */
+  async *iterConversations(userId, opts = {}) {
+    let after;
+    do {
+      const page = await this.listConversations(userId,
+        { ...opts, after, limit: opts.pageSize });
+      yield* page.conversations;
+      after = page.next;
+    } while (after !== null);
+  }
+
+  /** Deletes a named conversation (its messages and state): {deleted}
+   * messages.  Not sent again once it may have run. */
+  async deleteConversation(userId, modelProvider, conversationId, opts = {}) {
+    const res = await this.call('delete_conversation', {
+      user_id: userId, provider: modelProvider,
+      conversation_id: conversationId, platform: this._platform(opts),
+    });
+    return { deleted: res.deleted };
+  }
+
+  /** The conversation's provider state, {state, version, updatedAt}, or
+   * null.  opts: conversationId, platform. */
+  async getState(userId, modelProvider, opts = {}) {
+    const res = await this.call('get_state', {
+      user_id: userId, provider: modelProvider,
+      conversation_id: opts.conversationId, platform: this._platform(opts),
+    });
+    if (res === null) return null;
+    return { state: res.state, version: res.version, updatedAt: res.updated_at ?? null };
+  }
+
+  /** Replaces the conversation's provider state (an object, at most 64
+   * KiB encoded); resolves to {version}.  opts.expectedVersion: 0 sets it
+   * only if there is none, N only if its version is still N, otherwise
+   * ConflictError.  A call with expectedVersion is not sent again once it
+   * may have run (ConvdConnectionError `closed`, sent: true): getState
+   * tells whether it did.  opts: conversationId, expectedVersion,
+   * metadata, platform. */
+  async setState(userId, modelProvider, state, opts = {}) {
+    const res = await this.call('set_state', {
+      user_id: userId, provider: modelProvider, state,
+      conversation_id: opts.conversationId,
+      expected_version: opts.expectedVersion,
+      metadata: opts.metadata, platform: this._platform(opts),
+    });
+    return { version: res.version };
+  }
+
+  // ---------------------------------------------------- retrieval (18)
+
+  /** The newest messages that fit maxTokens, oldest first, tool calls
+   * whole with their results: {messages, totalTokens, truncated}.  opts:
+   * conversationId, maxMessages, includeSystem, platform. */
+  async getContext(userId, modelProvider, maxTokens, opts = {}) {
+    const res = await this.call('get_context', {
+      user_id: userId, provider: modelProvider, max_tokens: maxTokens,
+      conversation_id: opts.conversationId, max_messages: opts.maxMessages,
+      include_system: opts.includeSystem, platform: this._platform(opts),
+    });
+    return {
+      messages: res.messages.map((r) => rowOf(r, true)),
+      totalTokens: res.total_tokens,
+      truncated: res.truncated === true,
+    };
+  }
+
+  /** One page going back: the newest `limit` (1..1000, default 100)
+   * messages older than beforeId (none: the newest), oldest first:
+   * {messages, nextBeforeId (null after the oldest)}.  opts:
+   * conversationId, beforeId, limit, platform. */
+  async getMessages(userId, modelProvider, opts = {}) {
+    const res = await this.call('get_messages', {
+      user_id: userId, provider: modelProvider,
+      conversation_id: opts.conversationId, before_id: opts.beforeId,
+      limit: opts.limit, platform: this._platform(opts),
+    });
+    return { messages: res.messages.map((r) => rowOf(r, true)), nextBeforeId: res.next_before_id ?? null };
+  }
+
+  /** The conversation's messages newest first, back to the oldest, page
+   * by page (opts as getMessages, pageSize for its limit). */
+  async *iterMessages(userId, modelProvider, opts = {}) {
+    let beforeId;
+    do {
+      const page = await this.getMessages(userId, modelProvider,
+        { ...opts, beforeId, limit: opts.pageSize });
+      for (let i = page.messages.length - 1; i >= 0; i--) yield page.messages[i];
+      beforeId = page.nextBeforeId;
+    } while (beforeId !== null);
+  }
+
+  /** Deletes one message of the user: {deleted: 1}; NotFoundError when
+   * the user has no message with that id.  Not sent again once it may
+   * have run. */
+  async deleteMessage(userId, id, opts = {}) {
+    const res = await this.call('delete_message', {
+      user_id: userId, id, platform: this._platform(opts),
+    });
+    return { deleted: res.deleted };
+  }
+
+  /** The user's messages containing query (1..256 bytes), newest first.
+   * opts: modelProvider, conversationId (none: every conversation),
+   * platform, limit (1..100, default 20). */
+  async searchMessages(userId, query, opts = {}) {
+    const rows = await this.call('search_messages', {
+      user_id: userId, query, provider: opts.modelProvider,
+      conversation_id: opts.conversationId, platform: this._platform(opts),
+      limit: opts.limit,
+    });
+    return rows.map((r) => rowOf(r, true));
+  }
+
+  /** Deletes everything convd holds about the user (admin), on
+   * opts.platform or, without one, on every platform (not the manager's
+   * platform): {messages, threads, states, idempotencyKeys}.  Not sent
+   * again once it may have run; calling it again is harmless. */
+  async forgetUser(userId, opts = {}) {
+    const res = await this.call('forget_user', { user_id: userId, platform: opts.platform });
+    return {
+      messages: res.messages,
+      threads: res.threads,
+      states: res.states,
+      idempotencyKeys: res.idempotency_keys,
+    };
   }
 }
 
@@ -688,6 +925,8 @@ module.exports = {
   ConversationManager,
   ConvdError,
   ConvdConnectionError,
+  ConflictError,
+  NotFoundError,
   ConvdDate,
   getConversationManager,
   getThreadIdByUserId,

@@ -118,7 +118,7 @@ extern "C" {
  * the soname, libconvclient.so.MAJOR), MINOR adds to them, PATCH fixes.
  */
 #define CONVC_VERSION_MAJOR 1
-#define CONVC_VERSION_MINOR 1
+#define CONVC_VERSION_MINOR 2
 #define CONVC_VERSION_PATCH 0
 
 /* Only the declarations below are exported from the shared library. */
@@ -319,6 +319,13 @@ int convc_next_timeout(const struct convc *c);
 /* Typed calls, one per method.  `platform` NULL means the daemon's default
  * ("line").  Out-pointers marked "may be NULL" are optional. */
 
+/*
+ * A message of get_recent_conversations / export_history.  Structured
+ * content (a msgpack array or map, issue 17) is given here as its text:
+ * every string under a "text" key, joined with "\n" ("" when none), as
+ * the database's `content` column holds it; struct convc_row has the
+ * value itself.
+ */
 struct convc_message {
 	int64_t id;
 	char *role;
@@ -502,6 +509,291 @@ CONVC_WUR int convc_stats(struct convc *c, struct convc_reply *reply,
 CONVC_WUR int convc_health(struct convc *c, bool *ok,
 			   struct convc_reply *reply,
 			   struct convc_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Conversations, structured content, state, retrieval (since 1.2)
+ *
+ * Structured values -- content parts, metadata, states -- are passed and
+ * returned as msgpack bytes (`*_mp`, `*_mp_len`): the caller packs them
+ * with msgpack-c or any other packer, and unpacks what comes back.  A
+ * value passed must be exactly one msgpack object, of the type named
+ * (else "invalid_argument", nothing sent).  A value returned is the
+ * object convd sent, packed again by msgpack-c: the bytes convd stored
+ * when they were packed the shortest way, as every common packer does
+ * (bin stays bin, str stays str).  msgpack-c decodes responses nested at
+ * most 32 deep, so content nested deeper than about 28 levels cannot be
+ * read through this library ("protocol").
+ *
+ * conversation_id NULL means the default conversation (the seed's
+ * history); named ones are 1..255 bytes.  Every string returned is
+ * malloc'd, freed by the matching *_free function. */
+
+/* Optional fields of a message for add_message / import_message.
+ * Zero-initialize it and set what the message has. */
+struct convc_message_opts {
+	const char *platform;		/* NULL: convd's default, "line" */
+	const char *conversation_id;	/* NULL: the default conversation */
+	const char *idempotency_key;	/* NULL: none (see convc_set_retries) */
+	/* Structured content: a msgpack array or map, in place of the
+	 * text content (which must then be NULL). */
+	const void *content_mp;
+	size_t content_mp_len;
+	const char *tool_call_id;	/* the call a tool result answers */
+	const char *name;
+	const char *model;		/* the model that wrote it */
+	bool has_tokens;
+	int64_t tokens;			/* 0..2147483647 */
+	const void *metadata_mp;	/* a msgpack map, <= 64 KiB */
+	size_t metadata_mp_len;
+};
+
+/* A message with every field (get_context, get_messages,
+ * search_messages, and the *_ex reads).  NULL / false: not set. */
+struct convc_row {
+	int64_t id;
+	char *role;
+	/* The text: the content itself, or for structured content the text
+	 * of its "text" parts (as struct convc_message has it). */
+	char *content;
+	size_t content_len;
+	void *content_mp;		/* structured content, else NULL */
+	size_t content_mp_len;
+	char *provider;
+	int64_t created_at_usec;
+	char *conversation_id;		/* NULL: the default conversation */
+	char *tool_call_id;
+	char *name;
+	char *model;
+	bool has_tokens;
+	int64_t tokens;
+	void *metadata_mp;
+	size_t metadata_mp_len;
+	char *idempotency_key;
+};
+
+/*
+ * add_message with the optional fields (opts may be NULL): content is
+ * text (content_len bytes), or NULL with opts->content_mp.  Retried with
+ * its key as convc_add_message_key is (convc_set_retries).  id,
+ * created_at_usec, duplicate: may be NULL.
+ */
+CONVC_WUR int convc_add_message_ex(struct convc *c, const char *user_id,
+				   const char *provider, const char *role,
+				   const char *content, size_t content_len,
+				   const struct convc_message_opts *opts,
+				   int64_t *id, int64_t *created_at_usec,
+				   bool *duplicate, struct convc_error *err);
+
+/* import_message (admin) with the optional fields, as
+ * convc_add_message_ex takes them.  id, imported: may be NULL. */
+CONVC_WUR int convc_import_message_ex(struct convc *c, const char *user_id,
+				      const char *provider, const char *role,
+				      const char *content, size_t content_len,
+				      int64_t created_at_usec,
+				      const struct convc_message_opts *opts,
+				      int64_t *id, bool *imported,
+				      struct convc_error *err);
+
+/* Decodes a result that is an array of messages into rows (NULL when *n
+ * is 0), freed with convc_rows_free; as convc_result_messages. */
+CONVC_WUR int convc_result_rows(const msgpack_object *result,
+				struct convc_row **rows, size_t *n,
+				struct convc_error *err);
+void convc_rows_free(struct convc_row *rows, size_t n);
+
+/* get_recent_conversations of one conversation, rows with every field. */
+CONVC_WUR int convc_get_recent_conversations_ex(struct convc *c,
+						const char *user_id,
+						const char *provider,
+						int limit,
+						const char *conversation_id,
+						const char *platform,
+						struct convc_row **rows,
+						size_t *n,
+						struct convc_error *err);
+
+/* export_history, rows with every field: conversation_id NULL exports
+ * every conversation (rows say which), else that one. */
+CONVC_WUR int convc_export_history_ex(struct convc *c, const char *user_id,
+				      const char *provider,
+				      const char *conversation_id,
+				      const char *platform, int64_t after_id,
+				      int limit, struct convc_row **rows,
+				      size_t *n, struct convc_error *err);
+
+/* clear_user_history of one conversation.  deleted: may be NULL. */
+CONVC_WUR int convc_clear_user_history_ex(struct convc *c,
+					  const char *user_id,
+					  const char *provider,
+					  const char *conversation_id,
+					  const char *platform,
+					  int64_t *deleted,
+					  struct convc_error *err);
+
+/* get_conversation_count of one conversation (provider NULL: all). */
+CONVC_WUR int convc_get_conversation_count_ex(struct convc *c,
+					      const char *user_id,
+					      const char *provider,
+					      const char *conversation_id,
+					      const char *platform,
+					      int64_t *count,
+					      struct convc_error *err);
+
+struct convc_conversation {
+	char *provider;
+	char *conversation_id;		/* NULL: the default conversation */
+	int64_t message_count;
+	int64_t first_message_at_usec;
+	int64_t last_message_at_usec;
+	void *metadata_mp;		/* NULL: none */
+	size_t metadata_mp_len;
+};
+
+struct convc_conversation_list {
+	struct convc_conversation *items;	/* newest activity first */
+	size_t n;
+	char *next;		/* the `after` of the next page; NULL: last */
+};
+
+/*
+ * One page of the user's conversations (provider NULL: all; after: NULL
+ * or the previous page's next; limit <= 0: convd's default, 100).  On
+ * CONVC_OK *out is freed with convc_conversation_list_free.
+ */
+CONVC_WUR int convc_list_conversations(struct convc *c, const char *user_id,
+				       const char *provider,
+				       const char *platform, const char *after,
+				       int limit,
+				       struct convc_conversation_list *out,
+				       struct convc_error *err);
+void convc_conversation_list_free(struct convc_conversation_list *l);
+
+/* Deletes a named conversation (conversation_id required) and its state;
+ * deleted (messages): may be NULL. */
+CONVC_WUR int convc_delete_conversation(struct convc *c, const char *user_id,
+					const char *provider,
+					const char *conversation_id,
+					const char *platform,
+					int64_t *deleted,
+					struct convc_error *err);
+
+struct convc_state {
+	bool found;			/* false: no state (the rest is empty) */
+	void *state_mp;			/* the state, a msgpack map */
+	size_t state_mp_len;
+	int64_t version;
+	int64_t updated_at_usec;
+};
+
+/* The conversation's provider state; freed with convc_state_free. */
+CONVC_WUR int convc_get_state(struct convc *c, const char *user_id,
+			      const char *provider,
+			      const char *conversation_id,
+			      const char *platform, struct convc_state *out,
+			      struct convc_error *err);
+void convc_state_free(struct convc_state *s);
+
+/* Optional arguments of set_state.  Zero-initialize it. */
+struct convc_state_opts {
+	const char *platform;
+	const char *conversation_id;
+	/* Set only if the current version is expected_version (0: only if
+	 * there is no state); else CONVC_ERR_DAEMON "conflict". */
+	bool has_expected_version;
+	int64_t expected_version;
+	const void *metadata_mp;	/* a msgpack map, <= 64 KiB */
+	size_t metadata_mp_len;
+};
+
+/*
+ * Replaces the state (a msgpack map, <= 64 KiB); *version (may be NULL)
+ * receives the new version.  Never sent again by the library: after a
+ * CONVC_ERR_CONN the call may have run, and convc_get_state tells (with
+ * an expected version, a second attempt would fail with "conflict").
+ */
+CONVC_WUR int convc_set_state(struct convc *c, const char *user_id,
+			      const char *provider, const void *state_mp,
+			      size_t state_mp_len,
+			      const struct convc_state_opts *opts,
+			      int64_t *version, struct convc_error *err);
+
+/* Optional arguments of get_context.  Zero-initialize it. */
+struct convc_context_opts {
+	const char *platform;
+	const char *conversation_id;
+	int max_messages;		/* <= 0: convd's default, 1000 */
+	bool include_system;
+};
+
+struct convc_context {
+	struct convc_row *rows;		/* oldest first */
+	size_t n;
+	int64_t total_tokens;
+	bool truncated;			/* older messages were left out */
+};
+
+/*
+ * The newest messages whose tokens fit max_tokens, tool calls kept whole
+ * with their results (convd-protocol(7)); freed with convc_context_free.
+ */
+CONVC_WUR int convc_get_context(struct convc *c, const char *user_id,
+				const char *provider, int64_t max_tokens,
+				const struct convc_context_opts *opts,
+				struct convc_context *out,
+				struct convc_error *err);
+void convc_context_free(struct convc_context *ctx);
+
+struct convc_page {
+	struct convc_row *rows;		/* oldest first */
+	size_t n;
+	bool has_next;			/* false: this is the oldest page */
+	int64_t next_before_id;		/* the before_id of the next page */
+};
+
+/*
+ * One page going back through a conversation: the newest `limit` (<= 0:
+ * convd's default, 100) messages whose id is below before_id (<= 0: the
+ * newest).  Freed with convc_page_free.
+ */
+CONVC_WUR int convc_get_messages(struct convc *c, const char *user_id,
+				 const char *provider,
+				 const char *conversation_id,
+				 const char *platform, int64_t before_id,
+				 int limit, struct convc_page *out,
+				 struct convc_error *err);
+void convc_page_free(struct convc_page *p);
+
+/* Deletes one message of the user: CONVC_ERR_DAEMON "not_found" when the
+ * user has no message with that id. */
+CONVC_WUR int convc_delete_message(struct convc *c, const char *user_id,
+				   int64_t id, const char *platform,
+				   struct convc_error *err);
+
+/*
+ * The user's messages containing query (1..256 bytes), newest first;
+ * provider and conversation_id NULL: all; limit <= 0: convd's default,
+ * 20.  Freed with convc_rows_free.
+ */
+CONVC_WUR int convc_search_messages(struct convc *c, const char *user_id,
+				    const char *query, const char *provider,
+				    const char *conversation_id,
+				    const char *platform, int limit,
+				    struct convc_row **rows, size_t *n,
+				    struct convc_error *err);
+
+struct convc_forgotten {
+	int64_t messages;
+	int64_t threads;
+	int64_t states;
+	int64_t idempotency_keys;
+};
+
+/* Deletes everything convd holds about the user (admin), on platform or,
+ * when NULL, on every platform; out (may be NULL) gets the counts. */
+CONVC_WUR int convc_forget_user(struct convc *c, const char *user_id,
+				const char *platform,
+				struct convc_forgotten *out,
+				struct convc_error *err);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop

@@ -29,6 +29,16 @@ What is better than the original:
   add_message carries an idempotency key, so that sending it again after
   a broken connection never stores it twice.
 
+Beyond the seed: named conversations (``conversation_id`` on the history
+methods), structured content (lists and dicts, bytes kept byte for byte),
+tool calls (roles ``developer`` and ``tool``, ``tool_call_id``), ``name``,
+``model``, ``tokens`` and ``metadata`` on messages; list_conversations,
+delete_conversation, get_state / set_state (provider state such as a
+Responses API ``previous_response_id``, with ``expected_version`` and
+ConflictError), get_context (a token-budget window that keeps tool calls
+with their results), get_messages / iter_messages, delete_message
+(NotFoundError), search_messages and forget_user.  See README.md.
+
 AsyncConversationManager (convd_client.aio) has the same methods for
 asyncio code.
 """
@@ -42,9 +52,9 @@ import time
 import msgpack
 
 from ._core import (DEFAULT_SOCKET, MAX_RESPONSE, WAIT_ERRNOS,
-                    ConvdConnectionError, ConvdError, Retry, _Methods,
-                    check_response, error_fields, new_unpacker,
-                    pack_request)
+                    ConflictError, ConvdConnectionError, ConvdError,
+                    NotFoundError, Retry, _Methods, check_response,
+                    daemon_error, error_fields, new_unpacker, pack_request)
 from .aio import AsyncConversationManager
 
 __all__ = [
@@ -53,6 +63,8 @@ __all__ = [
     "AsyncConversationManager",
     "ConvdError",
     "ConvdConnectionError",
+    "ConflictError",
+    "NotFoundError",
     "get_conversation_manager",
     "get_thread_id_by_user_id",
     "save_thread_id",
@@ -63,7 +75,7 @@ __all__ = [
     "DEFAULT_SOCKET",
 ]
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 
 class _Connection:
@@ -140,7 +152,7 @@ class _Connection:
                 "protocol", f"response for msgid {msgid!r}, expected "
                 f"{self.msgid}")
         if error is not None:
-            raise ConvdError(*error_fields(error))
+            raise daemon_error(error)
         return result
 
 
@@ -266,18 +278,41 @@ class ConversationManager(_Methods):
     def __exit__(self, *exc):
         self.close()
 
-    def export_history(self, user_id, model_provider=None, platform=None):
+    def export_history(self, user_id, model_provider=None, platform=None,
+                       *, conversation_id=None):
         """Yields the user's whole history, oldest first (id order), in
         the format of ``convctl export``: dicts with id, user_id, platform,
-        provider, role, content and created_at (ISO 8601 UTC, 'Z').  Any
-        size: pages are asked by after_id until convd returns an empty
-        one."""
-        pager = self._export_pager(user_id, model_provider, platform)
+        provider, role, content and created_at (ISO 8601 UTC, 'Z'), plus
+        idempotency_key, conversation_id, tool_call_id, name, model, tokens
+        and metadata where the message has them.  Every conversation, or
+        only conversation_id.  Any size: pages are asked by after_id until
+        convd returns an empty one."""
+        pager = self._export_pager(user_id, model_provider, platform,
+                                   conversation_id)
         while True:
             rows = self._execute(pager.call())
             if not pager.advance(rows):
                 return
             yield from rows
+
+    def iter_messages(self, user_id, model_provider, conversation_id=None,
+                      platform=None, page_size=None):
+        """Yields the conversation's messages newest first, back to the
+        oldest, whatever its length (get_messages page by page;
+        page_size 1..1000, default convd's 100)."""
+        pager = self._message_pager(user_id, model_provider,
+                                    conversation_id, platform, page_size)
+        while not pager.done:
+            yield from pager.advance(self._execute(pager.call()))
+
+    def iter_conversations(self, user_id, model_provider=None,
+                           platform=None, page_size=None):
+        """Yields every conversation of the user, newest activity first
+        (list_conversations page by page)."""
+        pager = self._conversation_pager(user_id, model_provider, platform,
+                                         page_size)
+        while not pager.done:
+            yield from pager.advance(self._execute(pager.call()))
 
 
 # The original's class name.

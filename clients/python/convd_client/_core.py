@@ -29,10 +29,21 @@ _RETRY_AFTER_SEND = frozenset({
     "ping", "stats", "health", "get_recent_conversations",
     "get_conversation_count", "get_user_statistics", "get_thread",
     "save_thread", "export_history",
+    "list_conversations", "get_state", "get_context", "get_messages",
+    "search_messages",
 })
 # Writes that are safe to send again when they carry an idempotency key:
 # convd stores nothing for the second one and answers as for the first.
 _KEYED = frozenset({"add_message", "import_message"})
+# set_state is safe to send again only when it is unconditional (it puts
+# the same state again).  With expected_version it is not: if the first
+# attempt ran, the second finds the version it made and fails with
+# `conflict`, so a lost answer would turn a success into a conflict.
+
+# Optional fields of a message (add_message, import_message), sent and
+# returned under these names; a row carries a key only when it is set.
+MESSAGE_FIELDS = ("conversation_id", "tool_call_id", "name", "model",
+                  "tokens", "metadata")
 
 # Errors of connect() that mean "convd is not there yet" (restarting):
 # waited for, up to reconnect_timeout.
@@ -48,15 +59,38 @@ class ConvdError(Exception):
     ``code`` is convd's error code (convd-protocol(7): ``invalid_params``,
     ``unavailable``, ``timeout``, ``overloaded``, ``permission_denied``,
     ``result_too_large``, ``no_such_method``, ``invalid_request``,
-    ``internal``) or, for a
+    ``conflict``, ``not_found``, ``internal``) or, for a
     ConvdConnectionError, one of ``connect_failed``, ``closed``,
     ``timeout``, ``protocol``.  ``message`` is for people.
+    ``conflict`` raises ConflictError and ``not_found`` NotFoundError,
+    both ConvdErrors.
     """
 
     def __init__(self, code, message):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class ConflictError(ConvdError):
+    """set_state's expected_version did not match (code ``conflict``):
+    another writer changed the state first.  Read it again (get_state)
+    and decide anew; the message names the current version."""
+
+
+class NotFoundError(ConvdError):
+    """There is nothing of that user to act on (code ``not_found``):
+    delete_message of an id that is not the user's."""
+
+
+_ERROR_CLASSES = {"conflict": ConflictError, "not_found": NotFoundError}
+
+
+def daemon_error(error):
+    """The exception for an error object convd answered a request with:
+    ConflictError, NotFoundError or ConvdError, by its code."""
+    code, message = error_fields(error)
+    return _ERROR_CLASSES.get(code, ConvdError)(code, message)
 
 
 class ConvdConnectionError(ConvdError):
@@ -84,10 +118,11 @@ def new_key():
 def retry_safe(method, params):
     """True when the request may be sent again after the connection broke
     with the request out, i.e. when running it twice does what running it
-    once does: reads, save_thread, and add_message / import_message with
-    an idempotency key."""
+    once does: reads, save_thread, add_message / import_message with an
+    idempotency key, and set_state without expected_version."""
     return method in _RETRY_AFTER_SEND or (
-        method in _KEYED and params.get("idempotency_key") is not None)
+        method in _KEYED and params.get("idempotency_key") is not None) or (
+        method == "set_state" and params.get("expected_version") is None)
 
 
 class Retry:
@@ -122,7 +157,9 @@ class Retry:
 
 
 def new_unpacker():
-    return msgpack.Unpacker(raw=False, timestamp=3,
+    # strict_map_key off: structured content and metadata come back as
+    # they were sent, whatever their maps' keys (ints too)
+    return msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=False,
                             max_buffer_size=MAX_RESPONSE)
 
 
@@ -207,16 +244,55 @@ class _Call:
         return self.legacy
 
 
+def message_row(r, with_id=True):
+    """A message as the manager returns it: role, content (text, or the
+    list / dict it was stored as, bytes as bytes), created_at (ISO text,
+    UTC, as get_recent_conversations always gave it), model_provider, the
+    id (not in get_recent_conversations' rows, the seed's shape), and each
+    of MESSAGE_FIELDS (and idempotency_key, with with_id) only when the
+    message has it."""
+    out = {"id": r["id"]} if with_id else {}
+    out.update(role=r["role"], content=r["content"],
+               created_at=iso(r["created_at"]), model_provider=r["provider"])
+    extra = MESSAGE_FIELDS + ("idempotency_key",) if with_id \
+        else MESSAGE_FIELDS
+    for k in extra:
+        if r.get(k) is not None:
+            out[k] = r[k]
+    return out
+
+
+def conversation_entry(c):
+    """One entry of list_conversations: conversation_id None for the
+    default conversation, times as ISO text, metadata None when none."""
+    return {"model_provider": c["provider"],
+            "conversation_id": c.get("conversation_id"),
+            "message_count": c["message_count"],
+            "first_message_at": iso(c.get("first_message_at")),
+            "last_message_at": iso(c.get("last_message_at")),
+            "metadata": c.get("metadata")}
+
+
+def state_result(res):
+    """get_state's answer: {state, version, updated_at (ISO text)}, or
+    None when there is no state."""
+    if res is None:
+        return None
+    return {"state": res["state"], "version": res["version"],
+            "updated_at": iso(res.get("updated_at"))}
+
+
 class ExportPager:
     """The paging of export_history(), shared by both managers: asks for
     pages by after_id until convd returns an empty page.  convd bounds a
     page by bytes as well as rows (max_output_bytes), so a page shorter
     than asked for is not the last one."""
 
-    def __init__(self, user_id, provider, platform):
+    def __init__(self, user_id, provider, platform, conversation_id=None):
         self.user_id = user_id
         self.provider = provider
         self.platform = platform
+        self.conversation_id = conversation_id
         self.after = 0
 
     def call(self):
@@ -225,15 +301,17 @@ class ExportPager:
                    "platform": self.platform, "provider": r["provider"],
                    "role": r["role"], "content": r["content"],
                    "created_at": iso_z(r["created_at"])}
-            if r.get("idempotency_key") is not None:
-                out["idempotency_key"] = r["idempotency_key"]
+            for k in ("idempotency_key",) + MESSAGE_FIELDS:
+                if r.get(k) is not None:
+                    out[k] = r[k]
             return out
 
         def shape(rows):
             return [row(r) for r in rows]
         return _Call("export_history", dict(
             user_id=self.user_id, provider=self.provider,
-            platform=self.platform, after_id=self.after, limit=EXPORT_PAGE),
+            platform=self.platform, after_id=self.after, limit=EXPORT_PAGE,
+            conversation_id=self.conversation_id),
             shape)
 
     def advance(self, rows):
@@ -242,6 +320,58 @@ class ExportPager:
             return False
         self.after = rows[-1]["id"]
         return True
+
+
+class MessagePager:
+    """The paging of iter_messages(), shared by both managers: get_messages
+    pages by before_id, newest page first, until next_before_id is nil.
+    Each page comes oldest first; the pager hands its messages newest
+    first, so that the iteration runs back through the history."""
+
+    def __init__(self, params):
+        self.params = params
+        self.before = None
+        self.done = False
+
+    def call(self):
+        return _Call("get_messages", dict(self.params, before_id=self.before),
+                     _messages_page)
+
+    def advance(self, page):
+        """The page's messages, newest first; moves to the next page."""
+        self.before = page["next_before_id"]
+        self.done = self.before is None
+        return page["messages"][::-1]
+
+
+class ConversationPager:
+    """The paging of iter_conversations(): list_conversations by `after`
+    until `next` is nil."""
+
+    def __init__(self, params):
+        self.params = params
+        self.after = None
+        self.done = False
+
+    def call(self):
+        return _Call("list_conversations", dict(self.params, after=self.after),
+                     _conversations_page)
+
+    def advance(self, page):
+        self.after = page["next"]
+        self.done = self.after is None
+        return page["conversations"]
+
+
+def _messages_page(res):
+    return {"messages": [message_row(r) for r in res["messages"]],
+            "next_before_id": res.get("next_before_id")}
+
+
+def _conversations_page(res):
+    return {"conversations": [conversation_entry(c)
+                              for c in res["conversations"]],
+            "next": res.get("next")}
 
 
 class _Methods:
@@ -263,51 +393,67 @@ class _Methods:
     # ------------------------------------------------- the seed's methods
 
     def add_message(self, user_id, model_provider, role, content,
-                    platform=None, idempotency_key=None):
+                    platform=None, idempotency_key=None, *,
+                    conversation_id=None, tool_call_id=None, name=None,
+                    model=None, tokens=None, metadata=None):
         """Stores one message; True once it is committed.
 
-        idempotency_key (1..255 bytes, e.g. LINE's webhookEventId): a
-        second add_message with the same key for the same user and
-        platform stores nothing (and returns True too).  Without one the
-        client makes a fresh key for this call, so that sending it again
-        after a broken connection cannot store it twice."""
+        role: user, assistant, system, developer or tool.  content: text,
+        or a list / dict of content parts (tool calls, images, thinking
+        blocks...), stored as sent and given back exactly (bytes stay
+        bytes).  idempotency_key (1..255 bytes, e.g. LINE's
+        webhookEventId): a second add_message with the same key for the
+        same user and platform stores nothing (and returns True too).
+        Without one the client makes a fresh key for this call, so that
+        sending it again after a broken connection cannot store it twice.
+        conversation_id: a named conversation (None: the default one, the
+        seed's history).  tool_call_id (a tool result's call), name,
+        model (which model wrote it), tokens (the provider's count) and
+        metadata (a dict, at most 64 KiB encoded) are stored with it."""
         return self._execute(_Call("add_message", dict(
             user_id=user_id, provider=model_provider, role=role,
             content=content, platform=self._platform(platform),
-            idempotency_key=idempotency_key or new_key()),
+            idempotency_key=idempotency_key or new_key(),
+            conversation_id=conversation_id, tool_call_id=tool_call_id,
+            name=name, model=model, tokens=tokens, metadata=metadata),
             lambda res: True, False, "add conversation message"))
 
     def get_recent_conversations(self, user_id, model_provider, limit=10,
-                                 platform=None):
+                                 platform=None, *, conversation_id=None):
         """The newest 2 x limit messages (limit counts turns), oldest
         first: [{'role', 'content', 'created_at' (ISO text, UTC),
-        'model_provider'}]."""
+        'model_provider'}], plus conversation_id, tool_call_id, name,
+        model, tokens and metadata on the messages that have them."""
         what = f"get conversations for user {user_id}"
         if limit is not None and not isinstance(limit, bool) and \
                 isinstance(limit, int) and limit < 1:
             return self._execute(_Call(None, value=[]))  # the original's LIMIT 0
         return self._execute(_Call("get_recent_conversations", dict(
             user_id=user_id, provider=model_provider, limit=limit,
-            platform=self._platform(platform)),
-            lambda rows: [{"role": r["role"], "content": r["content"],
-                           "created_at": iso(r["created_at"]),
-                           "model_provider": r["provider"]} for r in rows],
+            platform=self._platform(platform),
+            conversation_id=conversation_id),
+            lambda rows: [message_row(r, with_id=False) for r in rows],
             [], what))
 
-    def clear_user_history(self, user_id, model_provider, platform=None):
-        """Deletes the user's history with model_provider; True."""
+    def clear_user_history(self, user_id, model_provider, platform=None, *,
+                           conversation_id=None):
+        """Deletes the user's history with model_provider (of the default
+        conversation, or of conversation_id); True."""
         return self._execute(_Call("clear_user_history", dict(
             user_id=user_id, provider=model_provider,
-            platform=self._platform(platform)),
+            platform=self._platform(platform),
+            conversation_id=conversation_id),
             lambda res: True, False,
             f"clear conversation history for user {user_id}"))
 
     def get_conversation_count(self, user_id, model_provider=None,
-                               platform=None):
-        """Messages stored for the user (with model_provider, or all)."""
+                               platform=None, *, conversation_id=None):
+        """Messages stored for the user (with model_provider, or all), in
+        the default conversation or in conversation_id."""
         return self._execute(_Call("get_conversation_count", dict(
             user_id=user_id, provider=model_provider,
-            platform=self._platform(platform)),
+            platform=self._platform(platform),
+            conversation_id=conversation_id),
             None, 0, f"get conversation count for user {user_id}"))
 
     def get_user_statistics(self, user_id, platform=None):
@@ -368,19 +514,161 @@ class _Methods:
         return self._execute(_Call("health"))
 
     def import_message(self, user_id, model_provider, role, content,
-                       created_at, platform=None, idempotency_key=None):
+                       created_at, platform=None, idempotency_key=None, *,
+                       conversation_id=None, tool_call_id=None, name=None,
+                       model=None, tokens=None, metadata=None):
         """Stores a message with its original time (a datetime, naive
         meaning UTC, or ISO 8601 text): True if stored, False if it was
         already there (with idempotency_key: a message with that key;
         without: an equal message).  An admin method of convd.  Only a
         call with a key is sent again after a broken connection; False
-        then may also mean that its first attempt stored it."""
+        then may also mean that its first attempt stored it.  The other
+        fields as for add_message, so that what export_history() yields
+        can be imported whole."""
         return self._execute(_Call("import_message", dict(
             user_id=user_id, provider=model_provider, role=role,
             content=content, created_at=usec(created_at),
             platform=self._platform(platform),
-            idempotency_key=idempotency_key),
+            idempotency_key=idempotency_key,
+            conversation_id=conversation_id, tool_call_id=tool_call_id,
+            name=name, model=model, tokens=tokens, metadata=metadata),
             lambda res: bool(res["imported"])))
 
-    def _export_pager(self, user_id, model_provider, platform):
-        return ExportPager(user_id, model_provider, self._platform(platform))
+    def _export_pager(self, user_id, model_provider, platform,
+                      conversation_id=None):
+        return ExportPager(user_id, model_provider, self._platform(platform),
+                           conversation_id)
+
+    # ------------------------------------------------ conversations (17)
+
+    def list_conversations(self, user_id, model_provider=None, platform=None,
+                           after=None, limit=None):
+        """One page of the user's conversations, newest activity first:
+        {'conversations': [{'model_provider', 'conversation_id' (None for
+        the default conversation), 'message_count', 'first_message_at',
+        'last_message_at' (ISO text, UTC), 'metadata' (of its state, or
+        None)}], 'next': the cursor to pass as `after` for the next page,
+        or None after the last}.  limit: 1..1000, default 100.
+        iter_conversations() goes through every page."""
+        return self._execute(_Call("list_conversations", dict(
+            user_id=user_id, provider=model_provider,
+            platform=self._platform(platform), after=after, limit=limit),
+            _conversations_page))
+
+    def _conversation_pager(self, user_id, model_provider, platform, limit):
+        return ConversationPager(dict(
+            user_id=user_id, provider=model_provider,
+            platform=self._platform(platform), limit=limit))
+
+    def delete_conversation(self, user_id, model_provider, conversation_id,
+                            platform=None):
+        """Deletes a named conversation: its messages and its state; the
+        number of messages deleted.  (The default conversation is cleared
+        with clear_user_history.)  Not sent again after a broken
+        connection."""
+        return self._execute(_Call("delete_conversation", dict(
+            user_id=user_id, provider=model_provider,
+            conversation_id=conversation_id,
+            platform=self._platform(platform)),
+            lambda res: res["deleted"]))
+
+    def get_state(self, user_id, model_provider, conversation_id=None,
+                  platform=None):
+        """The conversation's provider state: {'state' (the dict set),
+        'version' (1, 2, ...), 'updated_at' (ISO text, UTC)}, or None."""
+        return self._execute(_Call("get_state", dict(
+            user_id=user_id, provider=model_provider,
+            conversation_id=conversation_id,
+            platform=self._platform(platform)), state_result))
+
+    def set_state(self, user_id, model_provider, state, conversation_id=None,
+                  expected_version=None, metadata=None, platform=None):
+        """Replaces the conversation's provider state (a dict, at most
+        64 KiB encoded, e.g. {'conversation': 'conv_...',
+        'previous_response_id': 'resp_...'}); returns its new version.
+
+        expected_version: 0 sets it only if the conversation has no state
+        yet, N only if its version is still N; otherwise ConflictError
+        (another writer came first: get_state and decide again).  None:
+        unconditional.  A conditional set_state is never sent again after
+        its connection broke with the request out: that raises
+        ConvdConnectionError (code 'closed', sent True) and get_state
+        tells whether it ran (the version is expected_version + 1 and the
+        state is yours).  An unconditional one is sent again."""
+        return self._execute(_Call("set_state", dict(
+            user_id=user_id, provider=model_provider, state=state,
+            conversation_id=conversation_id,
+            expected_version=expected_version, metadata=metadata,
+            platform=self._platform(platform)),
+            lambda res: res["version"]))
+
+    # --------------------------------------------------- retrieval (18)
+
+    def get_context(self, user_id, model_provider, max_tokens,
+                    conversation_id=None, max_messages=None,
+                    include_system=None, platform=None):
+        """The newest messages whose tokens fit max_tokens, oldest first,
+        tool calls kept whole with their results: {'messages': [rows with
+        'id'], 'total_tokens': int, 'truncated': True when older messages
+        were left out}.  include_system: the conversation's system and
+        developer messages first, counted in the budget."""
+        return self._execute(_Call("get_context", dict(
+            user_id=user_id, provider=model_provider, max_tokens=max_tokens,
+            conversation_id=conversation_id, max_messages=max_messages,
+            include_system=include_system,
+            platform=self._platform(platform)),
+            lambda res: {"messages": [message_row(r)
+                                      for r in res["messages"]],
+                         "total_tokens": res["total_tokens"],
+                         "truncated": res["truncated"]}))
+
+    def get_messages(self, user_id, model_provider, conversation_id=None,
+                     before_id=None, limit=None, platform=None):
+        """One page of the conversation, going back: the newest `limit`
+        (1..1000, default 100) messages older than before_id (None: the
+        newest), oldest first: {'messages': [rows with 'id'],
+        'next_before_id': the before_id of the next page, None after the
+        oldest}.  iter_messages() goes through every page."""
+        return self._execute(_Call("get_messages", dict(
+            user_id=user_id, provider=model_provider,
+            conversation_id=conversation_id, before_id=before_id,
+            limit=limit, platform=self._platform(platform)),
+            _messages_page))
+
+    def _message_pager(self, user_id, model_provider, conversation_id,
+                       platform, page_size):
+        return MessagePager(dict(
+            user_id=user_id, provider=model_provider,
+            conversation_id=conversation_id, limit=page_size,
+            platform=self._platform(platform)))
+
+    def delete_message(self, user_id, message_id, platform=None):
+        """Deletes one message of the user by id; True.  NotFoundError
+        when the user has no message with that id.  Not sent again after
+        a broken connection."""
+        return self._execute(_Call("delete_message", dict(
+            user_id=user_id, id=message_id,
+            platform=self._platform(platform)), lambda res: True))
+
+    def search_messages(self, user_id, query, model_provider=None,
+                        conversation_id=None, platform=None, limit=None):
+        """The user's messages containing query (1..256 bytes; Chinese and
+        English alike), newest first, rows with 'id' (and
+        'conversation_id' when not the default one); with one provider or
+        all, one conversation or all.  limit: 1..100, default 20."""
+        return self._execute(_Call("search_messages", dict(
+            user_id=user_id, query=query, provider=model_provider,
+            conversation_id=conversation_id,
+            platform=self._platform(platform), limit=limit),
+            lambda rows: [message_row(r) for r in rows]))
+
+    def forget_user(self, user_id, platform=None):
+        """Deletes everything convd holds about the user (an admin method):
+        every message, thread, state and idempotency key, on `platform`
+        or, when None, on every platform (not the manager's default
+        platform).  Returns the counts: {'messages', 'threads', 'states',
+        'idempotency_keys'}; a second call returns zeros.  Not sent again
+        after a broken connection: call it again (it is idempotent; its
+        counts then say what was left)."""
+        return self._execute(_Call("forget_user", dict(
+            user_id=user_id, platform=platform)))

@@ -15,8 +15,8 @@ Requests are pipelined: any number of tasks share a few connections
 answers matched by msgid.  A connection convd closes (a restart) is
 dropped at once; a call whose connection broke is sent again on a new one
 when that is safe (reads, save_thread, add_message, which always carries
-an idempotency key, and import_message with one), exactly as the blocking
-manager does.
+an idempotency key, import_message with one, and set_state without
+expected_version), exactly as the blocking manager does.
 
 One manager belongs to one event loop at a time; it is safe to use from
 any number of tasks of that loop (not from other threads).
@@ -29,7 +29,7 @@ import msgpack
 
 from ._core import (MAX_RESPONSE, WAIT_ERRNOS, ConvdConnectionError,
                     ConvdError, Retry, _Methods, check_response,
-                    error_fields, new_unpacker, pack_request)
+                    daemon_error, error_fields, new_unpacker, pack_request)
 
 __all__ = ["AsyncConversationManager"]
 
@@ -134,7 +134,7 @@ class _Connection:
         if fut is None or fut.done():
             return  # the caller gave up on it (timeout, cancelled)
         if error is not None:
-            fut.set_exception(ConvdError(*error_fields(error)))
+            fut.set_exception(daemon_error(error))
         else:
             fut.set_result(result)
 
@@ -302,16 +302,38 @@ class AsyncConversationManager(_Methods):
         await self.close()
 
     async def export_history(self, user_id, model_provider=None,
-                             platform=None):
+                             platform=None, *, conversation_id=None):
         """An async generator of the user's whole history, oldest first,
         as ConversationManager.export_history() yields it."""
-        pager = self._export_pager(user_id, model_provider, platform)
+        pager = self._export_pager(user_id, model_provider, platform,
+                                   conversation_id)
         while True:
             rows = await self._execute(pager.call())
             if not pager.advance(rows):
                 return
             for row in rows:
                 yield row
+
+    async def iter_messages(self, user_id, model_provider,
+                            conversation_id=None, platform=None,
+                            page_size=None):
+        """An async generator of the conversation's messages, newest
+        first, as ConversationManager.iter_messages() yields them."""
+        pager = self._message_pager(user_id, model_provider,
+                                    conversation_id, platform, page_size)
+        while not pager.done:
+            for row in pager.advance(await self._execute(pager.call())):
+                yield row
+
+    async def iter_conversations(self, user_id, model_provider=None,
+                                 platform=None, page_size=None):
+        """An async generator of every conversation of the user, as
+        ConversationManager.iter_conversations() yields them."""
+        pager = self._conversation_pager(user_id, model_provider, platform,
+                                         page_size)
+        while not pager.done:
+            for c in pager.advance(await self._execute(pager.call())):
+                yield c
 
 
 async def _value(v):
