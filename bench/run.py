@@ -147,9 +147,11 @@ def main():
         script = os.path.join(pg.tmp, "select.sql")
         with open(script, "w") as f:
             f.write("\\set uid random(0, 9999)\n"
-                    "SELECT id, role, content, created_at, model_provider FROM"
+                    "SELECT id, role, content, created_at, tool_call_id, name,"
+                    " model, tokens, metadata, content_mp FROM"
                     " simple_conversation_history WHERE user_id = 'bench-user-' || :uid"
                     " AND platform = 'line' AND model_provider = 'anthropic'"
+                    " AND conversation_id = ''"
                     " ORDER BY created_at DESC, id DESC LIMIT 20;\n")
         o = run([pg.bin("pgbench"), "-n", "-M", "prepared", "-c", "32", "-j",
                  "2", "-T", str(secs), "-f", script, pgconn])
