@@ -50,11 +50,7 @@ def main():
     pg.createdb()
     d = None
     try:
-        cfg = convdtest.write_config(os.path.join(pg.tmp, "setup.conf"), {
-            "database": {"host": pg.sockdir, "port": pg.port,
-                         "name": pg.dbname, "user": pg.user},
-            "migrations": {"directory": convdtest.MIGRATIONS}})
-        convdtest.convctl("db", "setup", config=cfg, check=True)
+        convdtest.setup_schema(pg)
         d = convdtest.Convd(pg).start()
         for name, build in builds.items():
             print(f"{name}: {build}")

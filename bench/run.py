@@ -78,11 +78,7 @@ def main():
     pg.createdb()
     d = None
     try:
-        cfg = convdtest.write_config(os.path.join(pg.tmp, "setup.conf"), {
-            "database": {"host": pg.sockdir, "port": pg.port,
-                         "name": pg.dbname, "user": pg.user},
-            "migrations": {"directory": convdtest.MIGRATIONS}})
-        convdtest.convctl("db", "setup", config=cfg, check=True)
+        convdtest.setup_schema(pg)
         d = convdtest.Convd(pg, extra={
             "pool": {"size": 20, "max_overflow": 30, "timeout": 30},
             "server": {"max_clients": 20000},
