@@ -275,7 +275,7 @@ bool client_wire_peek_msgid(const unsigned char *p, size_t len, uint32_t *msgid,
  * bytes are the array, type and msgid, when RESULT is nil, a boolean, an
  * integer or a string: decoded as msgpack-c decodes it (a string points
  * into the frame), without msgpack-c.  False for anything else (an error,
- * a container, a float, an extension), left to msgpack-c.
+ * a container, a float, an extension), left to client_decode().
  */
 bool client_wire_scalar(const unsigned char *p, size_t len, size_t hlen,
 			msgpack_object *o)
