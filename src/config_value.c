@@ -368,10 +368,24 @@ fail:
 	return -1;
 }
 
+/* "WHERE: [server] A (a) RULE B (b)" in err; returns -1. */
+static int sizes_conflict(char *err, size_t errlen, const char *where,
+			  const char *a, int64_t av, const char *rule,
+			  const char *b, int64_t bv)
+{
+	char as[32], bs[32];
+
+	format_size(av, as, sizeof(as));
+	format_size(bv, bs, sizeof(bs));
+	snprintf(err, errlen, "%s: [server] %s (%s) %s %s (%s)", where, a, as,
+		 rule, b, bs);
+	return -1;
+}
+
 int config_validate(const struct config *cfg, char *err, size_t errlen)
 {
 	const char *where = cfg->path ? cfg->path : "configuration";
-	char why[CONFIG_WHY], a[32], b[32];
+	char why[CONFIG_WHY];
 
 	for (size_t i = 0; i < config_noptions; i++) {
 		const struct config_option *o = &config_options[i];
@@ -414,31 +428,23 @@ bad_option:
 		return -1;
 	}
 
-	if (cfg->server.max_content_bytes >= cfg->server.max_request_bytes) {
-		format_size(cfg->server.max_content_bytes, a, sizeof(a));
-		format_size(cfg->server.max_request_bytes, b, sizeof(b));
-		snprintf(err, errlen,
-			 "%s: [server] max_content_bytes (%s) must be less "
-			 "than max_request_bytes (%s)", where, a, b);
-		return -1;
-	}
-	if (cfg->server.max_output_bytes < cfg->server.max_request_bytes) {
-		format_size(cfg->server.max_output_bytes, a, sizeof(a));
-		format_size(cfg->server.max_request_bytes, b, sizeof(b));
-		snprintf(err, errlen,
-			 "%s: [server] max_output_bytes (%s) must be at least "
-			 "max_request_bytes (%s)", where, a, b);
-		return -1;
-	}
+	if (cfg->server.max_content_bytes >= cfg->server.max_request_bytes)
+		return sizes_conflict(err, errlen, where, "max_content_bytes",
+				      cfg->server.max_content_bytes,
+				      "must be less than", "max_request_bytes",
+				      cfg->server.max_request_bytes);
+	if (cfg->server.max_output_bytes < cfg->server.max_request_bytes)
+		return sizes_conflict(err, errlen, where, "max_output_bytes",
+				      cfg->server.max_output_bytes,
+				      "must be at least", "max_request_bytes",
+				      cfg->server.max_request_bytes);
 	if (cfg->server.memory_budget > 0 &&
-	    cfg->server.memory_budget < 2 * cfg->server.max_output_bytes) {
-		format_size(cfg->server.memory_budget, a, sizeof(a));
-		format_size(cfg->server.max_output_bytes, b, sizeof(b));
-		snprintf(err, errlen,
-			 "%s: [server] memory_budget (%s) must be 0 or at least "
-			 "twice max_output_bytes (%s)", where, a, b);
-		return -1;
-	}
+	    cfg->server.memory_budget < 2 * cfg->server.max_output_bytes)
+		return sizes_conflict(err, errlen, where, "memory_budget",
+				      cfg->server.memory_budget,
+				      "must be 0 or at least twice",
+				      "max_output_bytes",
+				      cfg->server.max_output_bytes);
 	if (cfg->db.password[0] != '\0' && cfg->db.password_file[0] != '\0') {
 		snprintf(err, errlen,
 			 "%s: [database] password and password_file are both "

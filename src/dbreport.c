@@ -161,6 +161,16 @@ static void revs_json(struct json *j, const struct dbctx *c, const int *idx,
 	fputc(']', j->f);
 }
 
+/* {"key": [the revisions]} and a newline: a whole --json answer. */
+static int revs_json_answer(struct dbctx *c, const char *key,
+			    const int *idx, int n, bool reverse)
+{
+	printf("{\"%s\":", key);
+	revs_json(&c->out, c, idx, n, reverse);
+	printf("}\n");
+	return DBCTX_EX_OK;
+}
+
 int dbreport_status(struct dbctx *c)
 {
 	struct dbreport_list probs = {NULL, 0};
@@ -264,12 +274,9 @@ int dbreport_heads(struct dbctx *c)
 
 	if (rc != DBCTX_EX_OK)
 		return rc;
-	if (c->json) {
-		printf("{\"heads\":");
-		revs_json(&c->out, c, c->set.heads, c->set.nheads, false);
-		printf("}\n");
-		return DBCTX_EX_OK;
-	}
+	if (c->json)
+		return revs_json_answer(c, "heads", c->set.heads,
+					c->set.nheads, false);
 	for (int i = 0; i < c->set.nheads; i++) {
 		char *m = dbctx_oneline(c->set.revs[c->set.heads[i]].message);
 
@@ -349,12 +356,9 @@ int dbreport_history(struct dbctx *c)
 
 	if (rc != DBCTX_EX_OK)
 		return rc;
-	if (c->json) {
-		printf("{\"revisions\":");
-		revs_json(&c->out, c, c->set.order, c->set.n, true);
-		printf("}\n");
-		return DBCTX_EX_OK;
-	}
+	if (c->json)
+		return revs_json_answer(c, "revisions", c->set.order, c->set.n,
+					true);
 	for (int i = c->set.n - 1; i >= 0; i--) {
 		int x = c->set.order[i];
 		const struct migrate_rev *r = &c->set.revs[x];
