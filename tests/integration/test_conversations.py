@@ -14,7 +14,7 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import RpcError, uid
+from convdtest import RpcError, sql_literal as q, uid
 
 HIST = "simple_conversation_history"
 
@@ -358,6 +358,54 @@ def test_export_import_round_trips_every_field(convd):
     strip = ("id", "idempotency_key")
     assert [{k: x for k, x in r.items() if k not in strip} for r in back] \
         == [{k: x for k, x in r.items() if k not in strip} for r in rows]
+
+
+
+def test_import_keeps_messages_that_differ_only_in_fields(convd, pg):
+    """Regression: import_message took a message equal in provider,
+    created_at, role, content and conversation for one already stored, so
+    the parallel tool results of one group commit (one created_at, the
+    same output "ok", different tool_call_id) collapsed into one on
+    import.  Every optional field now counts."""
+    u, v = uid(), uid()
+    n = 50
+    with convd.client() as c:
+        for i in range(n):      # pipelined: one group commit, one created_at
+            c.request("add_message", {"user_id": u, "provider": "openai",
+                                      "role": "tool", "content": "ok",
+                                      "conversation_id": "conv_t",
+                                      "tool_call_id": f"call_{i}"})
+        for _ in range(n):
+            r = c.recv()
+            assert r[2] is None, r
+        rows = c.call("export_history", user_id=u, conversation_id="conv_t",
+                      limit=1000)
+        assert len(rows) == n
+        assert len({r["created_at"] for r in rows}) < n  # shared times
+        # equal but for one field each: model, name, tokens, metadata
+        base = {"user_id": u, "provider": "openai", "role": "assistant",
+                "content": "same", "conversation_id": "conv_t",
+                "created_at": 1700000000000000}
+        variants = [{}, {"model": "m1"}, {"name": "n1"}, {"tokens": 5},
+                    {"metadata": {"a": 1}}]
+        for extra in variants:
+            assert c.call("import_message", **base, **extra)["imported"]
+        for r in rows:
+            args = {k: r[k] for k in r if k not in ("id", "created_at",
+                                                   "provider")}
+            args.update(user_id=v, provider=r["provider"],
+                        created_at=r["created_at"].to_unix_nano() // 1000)
+            assert c.call("import_message", **args)["imported"] is True
+            # the same message again is still not stored twice
+            assert c.call("import_message", **args)["imported"] is False
+        for extra in variants:
+            assert not c.call("import_message", **base, **extra)["imported"]
+    assert pg.psql("SELECT count(DISTINCT tool_call_id) FROM"
+                   " simple_conversation_history WHERE user_id = "
+                   + q(v)).strip() == str(n)
+    assert pg.psql("SELECT count(*) FROM simple_conversation_history"
+                   " WHERE user_id = " + q(u) + " AND content = 'same'"
+                   ).strip() == str(len(variants))
 
 
 # ------------------------------------------------------------- convctl
