@@ -405,14 +405,6 @@ int client_call_messages(struct convc *c, const char *method,
 /* client_rows.c: messages with every field */
 
 /*
- * The text of a message's content: a string's bytes, or for an array or
- * map every string under a "text" key (any depth) joined with "\n", as
- * convd's `content` column holds it.  A malloc'd NUL-terminated string
- * (its length in *len); NULL when out of memory or o is neither.
- */
-char *client_rows_text(const msgpack_object *o, size_t *len);
-
-/*
  * A structured value (array or map) as malloc'd msgpack bytes (*len): with
  * `exact`, o was decoded by this library (a reply's) and the bytes are
  * those convd sent; else o is packed again by msgpack-c.  NULL when out

@@ -119,7 +119,13 @@ static void text_walk(struct text_buf *b, const msgpack_object *root)
 	free(st);
 }
 
-char *client_rows_text(const msgpack_object *o, size_t *len)
+/*
+ * The text of a message's content: a string's bytes, or for an array or
+ * map every string under a "text" key (any depth) joined with "\n", as
+ * convd's `content` column holds it.  A malloc'd NUL-terminated string
+ * (its length in *len); NULL when out of memory or o is neither.
+ */
+static char *rows_text(const msgpack_object *o, size_t *len)
 {
 	struct text_buf b = { NULL, 0, 0, false, 0 };
 
@@ -254,7 +260,7 @@ static const char *row_decode(const msgpack_object *m, struct convc_row *r,
 		return "'content' is not a string, array or map";
 	r->role = client_wire_strdup(role, NULL);
 	r->provider = client_wire_strdup(provider, NULL);
-	r->content = client_rows_text(content, &r->content_len);
+	r->content = rows_text(content, &r->content_len);
 	if (content->type != MSGPACK_OBJECT_STR) {
 		r->content_mp = client_rows_value(content, exact,
 						  &r->content_mp_len);
