@@ -166,9 +166,10 @@ bool client_wire_int(const msgpack_object *o, int64_t *v);
 char *client_wire_strdup(const msgpack_object *o, size_t *lenp);
 
 /*
- * The msgid of a response frame [1, msgid, ...] read from its first bytes
- * (any integer format), without decoding it, and in *hlen the size of
- * those bytes; false if the frame does not start that way.
+ * The msgid of a complete response frame [1, msgid, ...] read from its
+ * first values (any integer format), without decoding the rest, and in
+ * *hlen the size of those bytes; false if the frame does not start that
+ * way.
  */
 bool client_wire_peek_msgid(const unsigned char *p, size_t len,
 			    uint32_t *msgid, size_t *hlen);
@@ -176,9 +177,9 @@ bool client_wire_peek_msgid(const unsigned char *p, size_t len,
 /*
  * The result of a complete frame [1, msgid, nil, RESULT] whose first hlen
  * bytes are the array, type and msgid, when RESULT is nil, a boolean, an
- * integer or a string: decoded as msgpack-c decodes it (a string points
- * into the frame), without msgpack-c.  False for anything else (an error,
- * a container, a float, an extension), left to client_decode().
+ * integer or a string: decoded as client_decode() would (a string points
+ * into the frame) but without a zone.  False for anything else (an
+ * error, a container, a float, an extension), left to client_decode().
  */
 bool client_wire_scalar(const unsigned char *p, size_t len, size_t hlen,
 			msgpack_object *o);
@@ -209,6 +210,11 @@ enum client_decode_result {
 CONVC_WUR enum client_decode_result
 client_decode(const char *frame, size_t len, msgpack_zone **zone,
 	      msgpack_object *root);
+
+struct mpread_val;
+
+/* The object of a scalar (not an array or map) read by mpread_next. */
+void client_decode_scalar(msgpack_object *o, const struct mpread_val *v);
 
 /*
  * The exact bytes of o, an array or a map decoded by client_decode (its

@@ -41,8 +41,7 @@ struct open_container {
 	uint32_t next;		/* the next one's index */
 };
 
-/* A scalar's object. */
-static void scalar(msgpack_object *o, const struct mpread_val *v)
+void client_decode_scalar(msgpack_object *o, const struct mpread_val *v)
 {
 	memset(o, 0, sizeof(*o));
 	switch (v->type) {
@@ -205,7 +204,7 @@ enum client_decode_result client_decode(const char *frame, size_t len,
 					     &oc)) != CLIENT_DECODE_OK)
 				break;
 		} else {
-			scalar(slot, &v);
+			client_decode_scalar(slot, &v);
 		}
 		/* close the containers that are complete */
 		while (depth > 0 && stack[depth - 1].left == 0) {
