@@ -9,7 +9,8 @@
  *       $(pkg-config --cflags --libs msgpack) -o /tmp/client_decode &&
  *   /tmp/client_decode
  *
- * Prints, per response shape: nanoseconds per decode for each decoder.
+ * Prints, per response shape: nanoseconds per decode for each decoder,
+ * the best of 7 rounds.
  */
 #include <msgpack.h>
 #include <stdio.h>
@@ -82,46 +83,62 @@ static void response(msgpack_sbuffer *sb, int rows, bool structured)
 	}
 }
 
+/* Seconds for n decodes of sb with client_decode (mine) or msgpack-c. */
+static double round_of(const msgpack_sbuffer *sb, long n, bool mine)
+{
+	double t0 = now();
+	long ok = 0;
+
+	for (long i = 0; i < n; i++) {
+		if (mine) {
+			msgpack_zone *zone = NULL;
+			msgpack_object o;
+
+			ok += client_decode(sb->data, sb->size, &zone, &o) ==
+			      CLIENT_DECODE_OK;
+			msgpack_zone_free(zone);
+		} else {
+			msgpack_unpacked up;
+			size_t off = 0;
+
+			msgpack_unpacked_init(&up);
+			ok += msgpack_unpack_next(&up, sb->data, sb->size,
+						  &off) ==
+			      MSGPACK_UNPACK_SUCCESS;
+			msgpack_unpacked_destroy(&up);
+		}
+	}
+	if (ok != n)
+		abort();
+	return now() - t0;
+}
+
+/* The best of 7 rounds each, the two decoders taking turns (the machine
+ * may be shared: the minimum is the least disturbed). */
 static void run(const char *what, int rows, bool structured, long n)
 {
 	msgpack_sbuffer sb;
-	double t0, t_mine, t_theirs;
-	long ok = 0;
+	double best[2] = { 1e9, 1e9 };
 
 	response(&sb, rows, structured);
-	t0 = now();
-	for (long i = 0; i < n; i++) {
-		msgpack_zone *zone = NULL;
-		msgpack_object o;
+	for (int round = 0; round < 7; round++) {
+		for (int mine = 0; mine < 2; mine++) {
+			double t = round_of(&sb, n, mine);
 
-		ok += client_decode(sb.data, sb.size, &zone, &o) ==
-		      CLIENT_DECODE_OK;
-		msgpack_zone_free(zone);
+			if (t < best[mine])
+				best[mine] = t;
+		}
 	}
-	t_mine = now() - t0;
-	t0 = now();
-	for (long i = 0; i < n; i++) {
-		msgpack_unpacked up;
-		size_t off = 0;
-
-		msgpack_unpacked_init(&up);
-		ok += msgpack_unpack_next(&up, sb.data, sb.size, &off) ==
-		      MSGPACK_UNPACK_SUCCESS;
-		msgpack_unpacked_destroy(&up);
-	}
-	t_theirs = now() - t0;
-	if (ok != 2 * n)
-		abort();
-	printf("%-28s %6zu bytes  client_decode %7.0f ns  msgpack-c %7.0f ns\n",
-	       what, sb.size, t_mine / n * 1e9, t_theirs / n * 1e9);
+	printf("%-20s %6zu bytes  client_decode %7.0f ns  msgpack-c %7.0f ns\n",
+	       what, sb.size, best[1] / n * 1e9, best[0] / n * 1e9);
 	msgpack_sbuffer_destroy(&sb);
 }
 
 int main(void)
 {
-	run("1 text row", 1, false, 1000000);
-	run("10 text rows", 10, false, 300000);
-	run("10 structured rows", 10, true, 200000);
-	run("1000 text rows", 1000, false, 3000);
+	run("1 text row", 1, false, 200000);
+	run("10 text rows", 10, false, 50000);
+	run("10 structured rows", 10, true, 20000);
+	run("1000 text rows", 1000, false, 500);
 	return 0;
 }
