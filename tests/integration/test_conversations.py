@@ -278,6 +278,62 @@ def test_state_versions_and_conflicts(client):
     assert e.value.code == "invalid_params"
 
 
+
+def test_set_state_keeps_metadata_unless_given(client):
+    """Regression: every set_state replaced the metadata too, so a title
+    set once was wiped by the next turn's set without metadata."""
+    u = uid()
+    st = {"previous_response_id": "resp_1"}
+    client.call("set_state", user_id=u, provider="openai", state=st,
+                metadata={"title": "Weather"}, expected_version=0)
+    client.call("set_state", user_id=u, provider="openai",
+                state={"previous_response_id": "resp_2"}, expected_version=1)
+    client.call("set_state", u, "openai", {"previous_response_id": "resp_3"})
+    got = client.call("get_state", u, "openai")
+    assert got["version"] == 3 and got["metadata"] == {"title": "Weather"}
+    convs = client.call("list_conversations", user_id=u)["conversations"]
+    assert convs == [] or convs[0].get("metadata") == {"title": "Weather"}
+    client.call("set_state", user_id=u, provider="openai", state=st,
+                metadata={"title": "Rain"})
+    assert client.call("get_state", u, "openai")["metadata"] == \
+        {"title": "Rain"}
+    client.call("set_state", user_id=u, provider="openai", state=st,
+                metadata={})
+    assert client.call("get_state", u, "openai")["metadata"] == {}
+
+
+def test_creation_race_conflict_names_the_other_writer(convd):
+    """Regression: of two writers creating a state at once with
+    expected_version 0, the loser's conflict said "there is no state" (the
+    statement's snapshot predates the winner's commit)."""
+    messages = []
+    for _ in range(30):
+        u = uid()
+        barrier = threading.Barrier(2)
+        out = []
+
+        def writer(i):
+            with convd.client() as c:
+                barrier.wait()
+                try:
+                    c.call("set_state", user_id=u, provider="openai",
+                           state={"w": i}, expected_version=0)
+                    out.append("ok")
+                except RpcError as e:
+                    out.append(e)
+
+        ts = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert out.count("ok") == 1, out
+        err = [x for x in out if x != "ok"][0]
+        assert err.code == "conflict"
+        messages.append(err.message)
+    assert not [m for m in messages if "there is no state" in m], messages
+
+
 def test_two_writers_racing_on_set_state(convd):
     """Two webhook workers extend one response chain: each reads the state
     and sets the next with expected_version.  No update is lost: the final
