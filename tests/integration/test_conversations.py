@@ -305,34 +305,23 @@ def test_set_state_keeps_metadata_unless_given(client):
 def test_creation_race_conflict_names_the_other_writer(convd):
     """Regression: of two writers creating a state at once with
     expected_version 0, the loser's conflict said "there is no state" (the
-    statement's snapshot predates the winner's commit)."""
+    statement's snapshot predates the winner's commit).  Both requests go
+    pipelined on one connection, so convd runs them at once on two of its
+    database connections."""
     messages = []
-    for _ in range(30):
-        u = uid()
-        barrier = threading.Barrier(2)
-        out = []
-
-        def writer(i):
-            with convd.client() as c:
-                barrier.wait()
-                try:
-                    c.call("set_state", user_id=u, provider="openai",
-                           state={"w": i}, expected_version=0)
-                    out.append("ok")
-                except RpcError as e:
-                    out.append(e)
-
-        ts = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(60)
-        assert out.count("ok") == 1, out
-        err = [x for x in out if x != "ok"][0]
-        assert err.code == "conflict"
-        messages.append(err.message)
+    with convd.client() as c:
+        for _ in range(60):
+            u = uid()
+            for i in range(2):
+                c.request("set_state", {"user_id": u, "provider": "openai",
+                                        "state": {"w": i},
+                                        "expected_version": 0})
+            out = [c.recv(), c.recv()]
+            assert sorted(r[2] is None for r in out) == [False, True], out
+            err = [r[2] for r in out if r[2] is not None][0]
+            assert err["code"] == "conflict", err
+            messages.append(err["message"])
     assert not [m for m in messages if "there is no state" in m], messages
-
 
 def test_two_writers_racing_on_set_state(convd):
     """Two webhook workers extend one response chain: each reads the state
