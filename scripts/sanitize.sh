@@ -6,8 +6,9 @@
 #   scripts/sanitize.sh                 both steps below, one after the other
 #   scripts/sanitize.sh asan            step 1 only
 #   scripts/sanitize.sh valgrind        step 2 only
-#   SANITIZE_TESTS='tests/integration/test_methods.py tests/unit/test_proto' \
-#       scripts/sanitize.sh valgrind    step 2 on these tests only
+#   SANITIZE_TESTS='tests/unit/ tests/integration/test_methods.py' \
+#       scripts/sanitize.sh valgrind    step 2 on these tests only (here:
+#                                       every unit test and one file)
 #
 # 1. asan: configures a build with --enable-sanitizers (ASan + UBSan) in
 #    its own directory ($CONVD_ASAN_BUILD, default build-asan/ at the top
@@ -42,7 +43,8 @@
 # Environment: CONVD_ASAN_BUILD, CONVD_VALGRIND_BUILD (build directories),
 # JOBS (make -j, default: the number of CPUs), SANITIZE_TESTS (the tests to
 # run instead of all of them: paths as Makefile.am lists them, e.g.
-# tests/unit/test_proto, tests/integration/test_methods.py; the valgrind
+# tests/unit/test_proto, tests/integration/test_methods.py, or tests/unit/
+# for every unit test, tests/integration/ for every integration test; the valgrind
 # step runs the unit ones under valgrind and the integration ones with
 # convd under valgrind), CONVD_TIME_FACTOR.
 set -eu
@@ -100,12 +102,25 @@ check_run() {
 	fi
 }
 
+# make_list TEST...: the tests as make's TESTS; tests/unit/ stands for
+# every unit test, tests/integration/ for every integration test.
+make_list() {
+	for t in "$@"; do
+		# shellcheck disable=SC2016 # make expands them
+		case $t in
+		tests/unit/) printf '%s ' '$(check_PROGRAMS)' ;;
+		tests/integration/) printf '%s ' '$(INTEGRATION_TESTS)' ;;
+		*) printf '%s ' "$t" ;;
+		esac
+	done
+}
+
 # pick KIND: the tests of SANITIZE_TESTS whose path starts with KIND
-# (tests/unit/, tests/integration/), one line.
+# (tests/unit/, tests/integration/), as make_list writes them.
 pick() {
 	for t in $SANITIZE_TESTS; do
 		case $t in
-		"$1"*) printf '%s ' "$t" ;;
+		"$1"*) make_list "$t" ;;
 		esac
 	done
 }
@@ -119,7 +134,8 @@ step_asan() {
 	chmod 1777 "$reports"
 	say "make check under ASan + UBSan"
 	set --
-	[ -z "$SANITIZE_TESTS" ] || set -- TESTS="$SANITIZE_TESTS"
+	# shellcheck disable=SC2086 # a list of paths
+	[ -z "$SANITIZE_TESTS" ] || set -- TESTS="$(make_list $SANITIZE_TESTS)"
 	ASAN_OPTIONS="exitcode=86:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:log_path=$reports/asan" \
 	UBSAN_OPTIONS="exitcode=86:print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
 	CONVD_TIME_FACTOR=${CONVD_TIME_FACTOR:-2} \
