@@ -18,6 +18,9 @@
 #    goes to a file of its own in <build dir>/sanitizer-reports/
 #    (asan.<pid>, ubsan.<pid>), whether or not a test saw it; any such file
 #    fails the step.  The sanitizers stop a process with exit status 86.
+#    A leak's stack that stops in libc (asprintf, strdup: glibc has no
+#    frame pointers) is complete when the test is run again with
+#    ASAN_OPTIONS=fast_unwind_on_malloc=0 (slower, so not the default).
 # 2. valgrind: configures a plain -O1 -g build in $CONVD_VALGRIND_BUILD
 #    (default build-valgrind/), runs the unit tests under valgrind, then
 #    the integration tests with convd under valgrind: convdtest.Convd puts
