@@ -31,12 +31,16 @@
 #    Tests that fail only by timing out under valgrind's slowdown are not
 #    memory errors: the step's verdict on memory is the "valgrind:" line.
 #
-# How long (2 cores shared with other work; the figures grow with load):
-#   asan       build ~6 min, then the whole suite under ASan+UBSan at -j2:
-#              ~XXX min (the plain suite takes ~7 min alone)
-#   valgrind   build ~3 min, unit tests ~X min, every integration test
-#              ~64 min (3,863 s at load 22); one file such as
-#              test_methods.py takes a few minutes.
+# How long (measured 2026-12-03 with both steps running at once on 2 cores
+# shared with other builds, load 7 to 16; the figures grow with load):
+#   asan       build 3 min (JOBS=2), then the whole `make check` at -j2:
+#              28 min (1,656 s, 6,556 tests); 31 min in all.
+#   valgrind   build 3 min (JOBS=1); the unit tests 4 min (237 s, 5,402
+#              tests); every integration test about 64 min (3,863 s at
+#              load 22); the nine files of the request path (test_methods,
+#              test_conversations, test_context, test_paging, test_search,
+#              test_forget, test_python_retrieval, test_daemon, test_faults:
+#              746 tests) 19 min (1,114 s) at -j1.
 # Use SANITIZE_TESTS (and JOBS) to fit a run into the time you have.
 #
 # Test logs stay in the build directories (test-suite-<run>.log,
@@ -47,9 +51,9 @@
 # JOBS (make -j, default: the number of CPUs), SANITIZE_TESTS (the tests to
 # run instead of all of them: paths as Makefile.am lists them, e.g.
 # tests/unit/test_proto, tests/integration/test_methods.py, or tests/unit/
-# for every unit test, tests/integration/ for every integration test; the valgrind
-# step runs the unit ones under valgrind and the integration ones with
-# convd under valgrind), CONVD_TIME_FACTOR.
+# for every unit test, tests/integration/ for every integration test; the
+# valgrind step runs the unit ones under valgrind and the integration ones
+# with convd under valgrind), CONVD_TIME_FACTOR.
 set -eu
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
