@@ -195,8 +195,16 @@ const thinking = [
   assert.ok(gone && gone.code === 'not_found', JSON.stringify(gone));
   assert.strictEqual(await call('ping', {}), 'pong');
   assert.strictEqual(await call('get_conversation_count', key), 3);
+  // the table is checked by the test first: forget_user is called after
+  process.stdout.write(JSON.stringify({ ok: true, user: u,
+                                        think_id: r.id }) + '\n');
+  await new Promise(resolve => process.stdin.once('data', resolve));
+  assert.deepStrictEqual(await call('forget_user', { user_id: u }),
+    { messages: 4, threads: 0, states: 1, idempotency_keys: 0 });
+  assert.deepStrictEqual(await call('forget_user', { user_id: u }),
+    { messages: 0, threads: 0, states: 0, idempotency_keys: 0 });
   c.close();
-  console.log(JSON.stringify({ ok: true, user: u, think_id: r.id }));
+  console.log(JSON.stringify({ forgotten: true }));
 })().catch(err => {
   console.error(err && err.stack ? err.stack : JSON.stringify(err));
   process.exit(1);
@@ -209,18 +217,32 @@ def test_msgpack_rpc_lite_issue17(schema, convd, node_modules):
     conversation read back equal, a thinking block's bin signature as a
     Buffer with every byte (and in content_mp), set_state/get_state with
     expected_version and `conflict` as the rejection of that request,
-    list/delete_conversation, get_context keeping the exchange whole."""
+    list/delete_conversation, get_context keeping the exchange whole;
+    then issue 18's get_messages, search_messages, delete_message and
+    forget_user (after the table is read)."""
     env = dict(os.environ, NODE_PATH=node_modules)
-    r = subprocess.run(["node", "-e", ISSUE17_JS, convd.socket],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, env=env, timeout=scaled(120))
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["ok"] is True
-    sig = bytes(range(256)) + b"\x00\xff"
-    stored = bytes.fromhex(schema.psql(
-        "SELECT encode(content_mp, 'hex') FROM simple_conversation_history"
-        f" WHERE id = {int(out['think_id'])}"))
+    p = subprocess.Popen(["node", "-e", ISSUE17_JS, convd.socket],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = p.stdout.readline()
+        if not line:
+            out, err = p.communicate(timeout=scaled(60))
+            pytest.fail("node: " + out + err)
+        out = json.loads(line)
+        assert out["ok"] is True
+        sig = bytes(range(256)) + b"\x00\xff"
+        stored = bytes.fromhex(schema.psql(
+            "SELECT encode(content_mp, 'hex') FROM"
+            f" simple_conversation_history WHERE id = {int(out['think_id'])}"))
+        # then the script forgets the user
+        rest, err = p.communicate("go\n", timeout=scaled(60))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, rest + err
+    assert json.loads(rest.strip().splitlines()[-1]) == {"forgotten": True}
     assert msgpack.unpackb(stored, raw=False) == [
         {"type": "thinking", "thinking": "The user wants days.",
          "signature": sig},

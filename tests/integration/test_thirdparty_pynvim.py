@@ -162,7 +162,8 @@ def test_conversations_state_and_context(session, schema):
     read back equal, a thinking block's bin signature byte-exact (also in
     the table), set_state/get_state with expected_version and `conflict`
     as pynvim's error for that call, list/delete_conversation, and a
-    get_context budget that keeps the tool exchange whole."""
+    get_context budget that keeps the tool exchange whole; then issue 18's
+    get_messages, search_messages, delete_message and forget_user."""
     s = session
     u = convdtest.uid("nv17")
     conv = "conv_" + u
@@ -270,3 +271,8 @@ def test_conversations_state_and_context(session, schema):
     assert s.request("ping") == "pong"
     assert call(s, "get_conversation_count", user_id=u, provider="openai",
                 conversation_id=conv) == 3
+    # and the admin method that forgets the user (a second call: zeros)
+    assert call(s, "forget_user", user_id=u) == \
+        {"messages": 3, "threads": 0, "states": 1, "idempotency_keys": 0}
+    assert call(s, "forget_user", user_id=u) == \
+        {"messages": 0, "threads": 0, "states": 0, "idempotency_keys": 0}
