@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 
 import msgpack
 import pytest
@@ -224,6 +225,8 @@ def test_msgpack_rpc_lite_issue17(schema, convd, node_modules):
     p = subprocess.Popen(["node", "-e", ISSUE17_JS, convd.socket],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=env)
+    watchdog = threading.Timer(scaled(120), p.kill)   # never hang CI
+    watchdog.start()
     try:
         line = p.stdout.readline()
         if not line:
@@ -238,6 +241,7 @@ def test_msgpack_rpc_lite_issue17(schema, convd, node_modules):
         # then the script forgets the user
         rest, err = p.communicate("go\n", timeout=scaled(60))
     finally:
+        watchdog.cancel()
         if p.poll() is None:
             p.kill()
             p.wait()
