@@ -3,22 +3,27 @@
  *
  * proto_decode() is a single forward pass over the input with an explicit
  * stack (no recursion).  It keeps `pending`, the number of values that must
- * still follow before the top-level object is complete.  Every value takes
- * at least one byte and one node, so
+ * still follow before the top-level object is complete, and `owed`, the
+ * nodes those of them that become nodes will take.  Every value takes at
+ * least one byte, so
  *
- *	pos + pending <= max_frame	and	n + pending <= max_nodes
+ *	pos + pending <= max_frame	and	n + owed <= max_nodes
  *
- * are invariants: a header announcing more than the limits allow is refused
- * as soon as the header itself has been read, before its body is awaited.
- * Errors are found in byte order, so feeding a stream in pieces gives
+ * are invariants: a header announcing more than the frame allows is
+ * refused as soon as the header itself has been read, before its body is
+ * awaited; a container whose elements would not fit in the nodes left is
+ * kept as one raw node instead (proto.h).  The values inside a raw
+ * container are read by the same loop (checked, never stored); the stack
+ * holds one entry per open container, PROTO_MAX_DEPTH at most.  Errors
+ * are found in byte order, so feeding a stream in pieces gives
  * PROTO_INCOMPLETE until the first bad byte arrives, then the same error a
  * one-shot decode of the whole stream would give.
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "proto.h"
+#include "utf8.h"
 
 static inline uint16_t load16(const uint8_t *p)
 {
@@ -36,28 +41,67 @@ static inline uint64_t load64(const uint8_t *p)
 	return (uint64_t)load32(p) << 32 | load32(p + 4);
 }
 
+#define NO_NODE UINT32_MAX
+
 /* An open container with elements still to come. */
 struct open_frame {
-	uint32_t idx;	/* its node */
-	uint64_t left;	/* values still to come (map: keys + values) */
+	uint64_t left;		/* values still to come (map: keys + values) */
+	uint32_t idx;		/* its node, or NO_NODE inside a raw one */
+	uint32_t deepest;	/* deepest level reached inside it so far */
+	bool nodes;		/* its elements are nodes */
 };
+
+void proto_request_limits(struct proto_limits *lim, size_t max_frame)
+{
+	lim->max_frame = max_frame;
+	lim->max_depth = PROTO_MAX_DEPTH;
+	/* [0, msgid, method, params]: the root and the params, and the map
+	 * of [{named params}] */
+	lim->node_depth = 2;
+	lim->max_nodes = PROTO_MAX_NODES;
+	lim->max_container = PROTO_MAX_NODES;
+}
+
+/* Whether the container being opened at depth d (its node nd, the stack
+ * below it) gets its elements as nodes; `left` nodes are free. */
+static bool expand(const struct proto_limits *lim, const struct mp_doc *doc,
+		   const struct open_frame *stack, uint32_t sp,
+		   const struct mp_node *nd, uint64_t items, uint64_t left)
+{
+	uint32_t d = sp + 1;
+
+	if (nd->count > lim->max_container || items > left)
+		return false;
+	if (lim->node_depth == 0 || d <= lim->node_depth)
+		return true;
+	/* the named params' map: the only element of an array at
+	 * node_depth whose elements are nodes */
+	return d == lim->node_depth + 1 && nd->type == MP_MAP && sp > 0 &&
+	       stack[sp - 1].nodes &&
+	       doc->nodes[stack[sp - 1].idx].type == MP_ARRAY &&
+	       doc->nodes[stack[sp - 1].idx].count == 1;
+}
 
 enum proto_status proto_decode(const uint8_t *buf, size_t len,
 			       const struct proto_limits *lim,
 			       struct mp_doc *doc, size_t *consumed)
 {
-	struct open_frame stack[PROTO_MAX_NODES];
+	struct open_frame stack[PROTO_MAX_DEPTH];
+	struct mp_node scratch;		/* a value that is no node */
 	const uint64_t max_frame = lim->max_frame;
-	const uint32_t max_nodes = lim->max_nodes < PROTO_MAX_NODES ?
-					   lim->max_nodes : PROTO_MAX_NODES;
+	const uint32_t max_depth = lim->max_depth < PROTO_MAX_DEPTH ?
+					   lim->max_depth : PROTO_MAX_DEPTH;
+	const uint32_t max_nodes = lim->max_nodes < 1 ? 1
+				   : lim->max_nodes < PROTO_MAX_NODES ?
+						     lim->max_nodes
+						     : PROTO_MAX_NODES;
 	uint64_t pending = 1;	/* values still needed to finish the object */
+	uint64_t owed = 1;	/* nodes still owed to them */
 	uint32_t sp = 0;	/* open containers on the stack */
 	uint32_t n = 0;		/* nodes written */
 	size_t pos = 0;
 
 	doc->n = 0;
-	if (max_nodes < 1)
-		return PROTO_ERR_TOO_MANY;
 	if (max_frame < 1)
 		return PROTO_ERR_TOO_LARGE;
 
@@ -67,7 +111,9 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 		const uint64_t room = max_frame - pos - (pending - 1);
 		const size_t have = len - pos;
 		const uint8_t *p = buf + pos;
-		struct mp_node *nd = &doc->nodes[n];
+		const bool is_node = sp == 0 || stack[sp - 1].nodes;
+		struct mp_node *nd = is_node ? &doc->nodes[n] : &scratch;
+		uint32_t done_depth = 0;	/* an empty container's */
 		uint64_t hdr, body, count;
 		uint64_t need;	/* bytes to read before the length is known */
 		uint8_t c;
@@ -77,6 +123,8 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 		c = p[0];
 		nd->count = 0;
 		nd->ext_type = 0;
+		nd->raw = false;
+		nd->depth = 0;
 
 		if (c <= 0x7f) {		/* positive fixint */
 			nd->type = MP_INT;
@@ -315,39 +363,66 @@ bytes:
 
 container: {
 		uint64_t items = nd->type == MP_MAP ? count * 2 : count;
+		bool elems_nodes;
 
 		/* (fixarray / fixmap come here directly: hdr 1 <= room, have) */
-		if (sp + 1 > lim->max_depth)
+		if (sp + 1 > max_depth)
 			return PROTO_ERR_TOO_DEEP;
-		if (count > lim->max_container)
-			return PROTO_ERR_TOO_MANY;
-		/* n + 1 + (pending - 1) + items nodes at least. */
-		if (items > (uint64_t)max_nodes - n - pending)
-			return PROTO_ERR_TOO_MANY;
 		/* Each element takes a byte at least. */
 		if (items > room - hdr)
 			return PROTO_ERR_TOO_LARGE;
 		nd->count = (uint32_t)count;
+		/* this node is owed already: n + 1 + (owed - 1) + items */
+		elems_nodes = is_node &&
+			      expand(lim, doc, stack, sp, nd, items,
+				     (uint64_t)max_nodes - n - owed);
+		nd->raw = !elems_nodes;
+		nd->v.s.p = (const char *)p;
+		nd->v.s.len = (size_t)hdr;
+		nd->depth = 1;
 		pos += (size_t)hdr;
 		if (items > 0) {
 			pending += items - 1;
-			nd->next = 0;	/* set when the container closes */
-			stack[sp].idx = n;
 			stack[sp].left = items;
+			stack[sp].idx = is_node ? n : NO_NODE;
+			stack[sp].deepest = sp + 1;
+			stack[sp].nodes = elems_nodes;
 			sp++;
-			n++;
+			if (is_node) {
+				n++;
+				owed--;
+			}
+			if (elems_nodes)
+				owed += items;
 			continue;
 		}
 		/* An empty container is complete at once. */
+		done_depth = sp + 1;
 	}
 
 scalar_done:
-		n++;
-		nd->next = n;
+		if (is_node) {
+			n++;
+			owed--;
+			nd->next = n;
+		}
 		pending--;
+		if (sp > 0 && stack[sp - 1].deepest < done_depth)
+			stack[sp - 1].deepest = done_depth;
 		while (sp > 0 && --stack[sp - 1].left == 0) {
-			doc->nodes[stack[sp - 1].idx].next = n;
+			const struct open_frame *f = &stack[sp - 1];
+
+			if (f->idx != NO_NODE) {
+				struct mp_node *cn = &doc->nodes[f->idx];
+
+				cn->next = n;
+				cn->v.s.len = (size_t)((const char *)buf +
+						       pos - cn->v.s.p);
+				cn->depth = (uint16_t)(f->deepest - sp + 1);
+			}
 			sp--;
+			if (sp > 0 && stack[sp - 1].deepest < f->deepest)
+				stack[sp - 1].deepest = f->deepest;
 		}
 		if (pending == 0) {
 			doc->n = n;
@@ -370,26 +445,15 @@ const char *proto_status_str(enum proto_status st)
 		return "message too large";
 	case PROTO_ERR_TOO_DEEP:
 		return "message nested too deeply";
-	case PROTO_ERR_TOO_MANY:
-		return "message has too many elements";
 	}
 	return "unknown status";
 }
 
 /* --- envelope ---------------------------------------------------------- */
 
-static int CONVD_PRINTF(3, 4) env_fail(char *err, size_t errlen,
-				       const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
+/* The reason in err; -1. */
+#define env_fail(err, errlen, ...) \
+	(errbuf_set((err), (errlen), __VA_ARGS__), -1)
 
 static bool node_is_msgid(const struct mp_node *n)
 {
@@ -407,6 +471,11 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 	if (doc->n == 0 || nodes[0].type != MP_ARRAY)
 		return env_fail(err, errlen, "message is not an array");
 	count = nodes[0].count;
+	if (nodes[0].raw)	/* too many elements to be nodes */
+		return env_fail(err, errlen,
+				"message is an array of %u elements; expected "
+				"[type, msgid, method, params]",
+				count);
 	if (count == 0)
 		return env_fail(err, errlen,
 				"message is an empty array; expected "
@@ -468,7 +537,7 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 	    nodes[i].v.s.len == 0)
 		return env_fail(err, errlen, "method must be a non-empty string");
 	if (memchr(nodes[i].v.s.p, '\0', nodes[i].v.s.len) != NULL ||
-	    !proto_utf8_valid(nodes[i].v.s.p, nodes[i].v.s.len))
+	    !utf8_valid(nodes[i].v.s.p, nodes[i].v.s.len))
 		return env_fail(err, errlen,
 				"method must be valid UTF-8 without NUL bytes");
 	msg->method = nodes[i].v.s;
@@ -495,7 +564,7 @@ uint32_t proto_map_get(const struct mp_doc *doc, uint32_t map,
 	const struct mp_node *nodes = doc->nodes;
 	uint32_t i, k;
 
-	if (map >= doc->n || nodes[map].type != MP_MAP)
+	if (map >= doc->n || nodes[map].type != MP_MAP || nodes[map].raw)
 		return 0;
 	i = map + 1;
 	for (k = 0; k < nodes[map].count; k++) {
@@ -550,67 +619,6 @@ int proto_node_timestamp(const struct mp_node *n, usec_t *out)
 		return -1;
 	*out = usec;
 	return 0;
-}
-
-/* --- UTF-8 -------------------------------------------------------------- */
-
-static inline bool utf8_cont(uint8_t c)
-{
-	return (c & 0xc0) == 0x80;
-}
-
-bool proto_utf8_valid(const char *s, size_t len)
-{
-	const uint8_t *p = (const uint8_t *)s;
-	const uint8_t *end = p + len;
-
-	while (p < end) {
-		uint8_t c = *p;
-
-		if (c < 0x80) {
-			/* ASCII: skip eight bytes at a time. */
-			while (end - p >= 8) {
-				uint64_t w;
-
-				memcpy(&w, p, sizeof(w));
-				if (w & 0x8080808080808080ULL)
-					break;
-				p += 8;
-			}
-			while (p < end && *p < 0x80)
-				p++;
-			continue;
-		}
-		if (c < 0xc2) {
-			/* continuation byte, or overlong 2-byte lead */
-			return false;
-		}
-		if (c < 0xe0) {
-			if (end - p < 2 || !utf8_cont(p[1]))
-				return false;
-			p += 2;
-		} else if (c < 0xf0) {
-			if (end - p < 3 || !utf8_cont(p[1]) || !utf8_cont(p[2]))
-				return false;
-			if (c == 0xe0 && p[1] < 0xa0)
-				return false;	/* overlong */
-			if (c == 0xed && p[1] >= 0xa0)
-				return false;	/* U+D800..U+DFFF */
-			p += 3;
-		} else if (c < 0xf5) {
-			if (end - p < 4 || !utf8_cont(p[1]) ||
-			    !utf8_cont(p[2]) || !utf8_cont(p[3]))
-				return false;
-			if (c == 0xf0 && p[1] < 0x90)
-				return false;	/* overlong */
-			if (c == 0xf4 && p[1] >= 0x90)
-				return false;	/* beyond U+10FFFF */
-			p += 4;
-		} else {
-			return false;
-		}
-	}
-	return true;
 }
 
 /* --- encoding ----------------------------------------------------------- */

@@ -30,7 +30,6 @@
 #include "acl.h"
 #include "budget.h"
 #include "clock.h"
-#include "content.h"
 #include "lists.h"
 #include "log.h"
 #include "loop.h"
@@ -440,7 +439,7 @@ static void client_reply_error(struct client *c, bool has_msgid,
 /* Makes the request (its arguments copied) and dispatches it. */
 static void client_start_request(struct client *c, const struct rpc_msg *m,
 				 const struct method_spec *spec,
-				 const struct method_args *args)
+				 const struct validate_args *args)
 {
 	struct request *r;
 	size_t held;
@@ -461,11 +460,10 @@ static void client_start_request(struct client *c, const struct rpc_msg *m,
 	request_dispatch(r);
 }
 
-static void client_handle_frame(struct client *c, const struct mp_doc *doc,
-				const uint8_t *frame, size_t len)
+static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 {
 	struct rpc_msg m;
-	struct method_args args;
+	struct validate_args args;
 	const struct method_spec *spec;
 	char err[256];
 
@@ -501,7 +499,7 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc,
 				   err);
 		return;
 	}
-	spec = validate_find_method(m.method.p, m.method.len);
+	spec = method_find(m.method.p, m.method.len);
 	if (!spec) {
 		char name[64];
 		size_t n = m.method.len < 40 ? m.method.len : 40;
@@ -518,8 +516,7 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc,
 		client_reply_error(c, true, m.msgid, E_NO_SUCH_METHOD, err);
 		return;
 	}
-	if (validate_params_frame(spec, doc, m.params, frame, len, &srv.vlim,
-				  &args, err,
+	if (validate_params(spec, doc, m.params, &srv.vlim, &args, err,
 			    sizeof(err)) < 0) {
 		client_reply_error_for(c, spec, true, m.msgid, E_INVALID_PARAMS,
 				       err);
@@ -572,7 +569,7 @@ static void client_process_input(struct client *c)
 			off = c->in_len;
 			break;
 		}
-		client_handle_frame(c, &doc, (const uint8_t *)c->in + off, used);
+		client_handle_frame(c, &doc);
 		off += used;
 		if (c->inflight >= srv.max_inflight) {
 			client_set_reading(c, false);
@@ -987,12 +984,9 @@ int server_reconfigure(const struct convd_config *cfg)
 	struct client *c;
 	int rc = 0;
 
-	srv.lim.max_frame = (size_t)cfg->server.max_request_bytes;
-	/* issue 17: structured content, metadata and state nest up to
-	 * CONTENT_MAX_DEPTH inside [0, id, method, [{name: value}]] */
-	srv.lim.max_depth = CONTENT_MAX_DEPTH + 3;
-	srv.lim.max_nodes = PROTO_MAX_NODES;
-	srv.lim.max_container = PROTO_MAX_NODES;
+	/* issue 17: a parameter's array or map is one node; its depth is
+	 * checked by validate_params (invalid_params) */
+	proto_request_limits(&srv.lim, (size_t)cfg->server.max_request_bytes);
 	srv.vlim.max_content = (size_t)cfg->server.max_content_bytes;
 	srv.max_clients = (int)cfg->server.max_clients;
 	srv.max_inflight = (int)cfg->server.max_inflight;
