@@ -931,7 +931,7 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the listening socket -------------------------------------------------- */
 
-static int server_listen(const struct convd_config *cfg)
+static int server_listen(const struct config *cfg)
 {
 	int fd = sock_listen_unix(cfg->server.socket,
 				  (mode_t)cfg->server.socket_mode,
@@ -979,7 +979,7 @@ static void server_recheck_access(void)
 	}
 }
 
-int server_reconfigure(const struct convd_config *cfg)
+int server_reconfigure(const struct config *cfg)
 {
 	struct client *c;
 	int rc = 0;
@@ -1010,7 +1010,7 @@ int server_reconfigure(const struct convd_config *cfg)
 	return rc;
 }
 
-int server_setup(struct event_base *base, const struct convd_config *cfg,
+int server_setup(struct event_base *base, const struct config *cfg,
 		 int listen_fd)
 {
 	memset(&srv, 0, sizeof(srv));
