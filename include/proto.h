@@ -28,17 +28,17 @@
 
 #include "common.h"
 
-enum mp_type {
-	MP_NIL,
-	MP_BOOL,
-	MP_INT,		/* negative or positive, fits int64 */
-	MP_UINT,	/* positive beyond INT64_MAX */
-	MP_FLOAT,
-	MP_STR,
-	MP_BIN,
-	MP_ARRAY,
-	MP_MAP,
-	MP_EXT,
+enum proto_type {
+	PROTO_NIL,
+	PROTO_BOOL,
+	PROTO_INT,		/* negative or positive, fits int64 */
+	PROTO_UINT,	/* positive beyond INT64_MAX */
+	PROTO_FLOAT,
+	PROTO_STR,
+	PROTO_BIN,
+	PROTO_ARRAY,
+	PROTO_MAP,
+	PROTO_EXT,
 };
 
 /*
@@ -53,21 +53,21 @@ enum mp_type {
  * at all, from its bytes (v.s, e.g. with mpread.h); its next is its own
  * index + 1.
  */
-struct mp_node {
-	enum mp_type type;
-	uint32_t count;		/* MP_ARRAY: elements, MP_MAP: pairs */
+struct proto_node {
+	enum proto_type type;
+	uint32_t count;		/* PROTO_ARRAY: elements, PROTO_MAP: pairs */
 	uint32_t next;		/* index of the next sibling */
-	uint16_t depth;		/* MP_ARRAY, MP_MAP: nesting of the value,
+	uint16_t depth;		/* PROTO_ARRAY, PROTO_MAP: nesting of the value,
 				 * itself counting 1 ([] 1, [[1]] 2) */
-	bool raw;		/* MP_ARRAY, MP_MAP: elements not in nodes */
-	int8_t ext_type;	/* MP_EXT */
+	bool raw;		/* PROTO_ARRAY, PROTO_MAP: elements not in nodes */
+	int8_t ext_type;	/* PROTO_EXT */
 	union {
 		bool b;
 		int64_t i;
 		uint64_t u;
 		double f;
-		struct strview s; /* MP_STR, MP_BIN, MP_EXT payload;
-				   * MP_ARRAY, MP_MAP: the value's bytes,
+		struct strview s; /* PROTO_STR, PROTO_BIN, PROTO_EXT payload;
+				   * PROTO_ARRAY, PROTO_MAP: the value's bytes,
 				   * header and elements */
 	} v;
 };
@@ -87,7 +87,7 @@ struct mp_node {
  *     [0, msgid, method, [{...}]]);
  *   - it has max_container elements (pairs) at most;
  *   - they fit in the nodes left: max_nodes in all.
- * Otherwise it is one raw node (struct mp_node).  So memory is bounded by
+ * Otherwise it is one raw node (struct proto_node).  So memory is bounded by
  * the node array and a stack of max_depth entries, whatever the number
  * of values.
  */
@@ -118,9 +118,9 @@ struct proto_limits {
  */
 void proto_request_limits(struct proto_limits *lim, size_t max_frame);
 
-struct mp_doc {
+struct proto_doc {
 	uint32_t n;
-	struct mp_node nodes[PROTO_MAX_NODES];
+	struct proto_node nodes[PROTO_MAX_NODES];
 };
 
 enum proto_status {
@@ -149,14 +149,14 @@ enum proto_status {
  */
 CONVD_WUR enum proto_status proto_decode(const uint8_t *buf, size_t len,
 					 const struct proto_limits *lim,
-					 struct mp_doc *doc, size_t *consumed);
+					 struct proto_doc *doc, size_t *consumed);
 
 const char *proto_status_str(enum proto_status st);
 
-enum rpc_kind {
-	RPC_REQUEST = 0,
-	RPC_RESPONSE = 1,
-	RPC_NOTIFY = 2,
+enum proto_kind {
+	PROTO_REQUEST = 0,
+	PROTO_RESPONSE = 1,
+	PROTO_NOTIFY = 2,
 };
 
 /*
@@ -166,8 +166,8 @@ enum rpc_kind {
  * is 0 or 1 and whose second element is an integer 0..UINT32_MAX, even if
  * the rest of the envelope is invalid, so the error reply can carry it.
  */
-struct rpc_msg {
-	enum rpc_kind kind;
+struct proto_msg {
+	enum proto_kind kind;
 	bool has_msgid;		/* msgid could be read (for error replies) */
 	uint32_t msgid;
 	struct strview method;	/* request / notification */
@@ -184,18 +184,18 @@ struct rpc_msg {
  * UTF-8 without NUL bytes (so it can be quoted back safely) and params that
  * are an array or a map; a response's error must be nil or a map.
  */
-CONVD_WUR int proto_parse_envelope(const struct mp_doc *doc,
-				   struct rpc_msg *msg, char *err,
+CONVD_WUR int proto_parse_envelope(const struct proto_doc *doc,
+				   struct proto_msg *msg, char *err,
 				   size_t errlen);
 
 /* Helpers to read nodes. */
-bool proto_str_eq(const struct mp_node *n, const char *s);
+bool proto_str_eq(const struct proto_node *n, const char *s);
 /* Index of the value for key `key` in the map at node index `map`, or 0
  * (also for a raw map). */
-uint32_t proto_map_get(const struct mp_doc *doc, uint32_t map,
+uint32_t proto_map_get(const struct proto_doc *doc, uint32_t map,
 		       const char *key);
 /* Timestamp ext (-1) payload -> usec; -1 if the node is not one. */
-CONVD_WUR int proto_node_timestamp(const struct mp_node *n, usec_t *out);
+CONVD_WUR int proto_node_timestamp(const struct proto_node *n, usec_t *out);
 
 /* Encoding (msgpack-c packer).  All return msgpack's 0 / -1. */
 CONVD_WUR int proto_pack_str(msgpack_packer *pk, const char *s, size_t len);

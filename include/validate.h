@@ -52,7 +52,7 @@ struct validate_args {
  * may be NULL (1 MiB).
  */
 CONVD_WUR int validate_params(const struct method_spec *spec,
-			      const struct mp_doc *doc, uint32_t params,
+			      const struct proto_doc *doc, uint32_t params,
 			      const struct validate_limits *lim,
 			      struct validate_args *args, char *err,
 			      size_t errlen);

@@ -64,9 +64,9 @@ void proto_request_limits(struct proto_limits *lim, size_t max_frame)
 
 /* Whether the container being opened at depth d (its node nd, the stack
  * below it) gets its elements as nodes; `left` nodes are free. */
-static bool expand(const struct proto_limits *lim, const struct mp_doc *doc,
+static bool expand(const struct proto_limits *lim, const struct proto_doc *doc,
 		   const struct open_frame *stack, uint32_t sp,
-		   const struct mp_node *nd, uint64_t items, uint64_t left)
+		   const struct proto_node *nd, uint64_t items, uint64_t left)
 {
 	uint32_t d = sp + 1;
 
@@ -76,18 +76,18 @@ static bool expand(const struct proto_limits *lim, const struct mp_doc *doc,
 		return true;
 	/* the named params' map: the only element of an array at
 	 * node_depth whose elements are nodes */
-	return d == lim->node_depth + 1 && nd->type == MP_MAP && sp > 0 &&
+	return d == lim->node_depth + 1 && nd->type == PROTO_MAP && sp > 0 &&
 	       stack[sp - 1].nodes &&
-	       doc->nodes[stack[sp - 1].idx].type == MP_ARRAY &&
+	       doc->nodes[stack[sp - 1].idx].type == PROTO_ARRAY &&
 	       doc->nodes[stack[sp - 1].idx].count == 1;
 }
 
 enum proto_status proto_decode(const uint8_t *buf, size_t len,
 			       const struct proto_limits *lim,
-			       struct mp_doc *doc, size_t *consumed)
+			       struct proto_doc *doc, size_t *consumed)
 {
 	struct open_frame stack[PROTO_MAX_DEPTH];
-	struct mp_node scratch;		/* a value that is no node */
+	struct proto_node scratch;		/* a value that is no node */
 	const uint64_t max_frame = lim->max_frame;
 	const uint32_t max_depth = lim->max_depth < PROTO_MAX_DEPTH ?
 					   lim->max_depth : PROTO_MAX_DEPTH;
@@ -112,7 +112,7 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 		const size_t have = len - pos;
 		const uint8_t *p = buf + pos;
 		const bool is_node = sp == 0 || stack[sp - 1].nodes;
-		struct mp_node *nd = is_node ? &doc->nodes[n] : &scratch;
+		struct proto_node *nd = is_node ? &doc->nodes[n] : &scratch;
 		uint32_t done_depth = 0;	/* an empty container's */
 		uint64_t hdr, body, count;
 		uint64_t need;	/* bytes to read before the length is known */
@@ -127,31 +127,31 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 		nd->depth = 0;
 
 		if (c <= 0x7f) {		/* positive fixint */
-			nd->type = MP_INT;
+			nd->type = PROTO_INT;
 			nd->v.i = c;
 			pos += 1;
 			goto scalar_done;
 		}
 		if (c >= 0xe0) {		/* negative fixint */
-			nd->type = MP_INT;
+			nd->type = PROTO_INT;
 			nd->v.i = (int8_t)c;
 			pos += 1;
 			goto scalar_done;
 		}
 		if (c <= 0x8f) {		/* fixmap */
-			nd->type = MP_MAP;
+			nd->type = PROTO_MAP;
 			hdr = 1;
 			count = c & 0x0f;
 			goto container;
 		}
 		if (c <= 0x9f) {		/* fixarray */
-			nd->type = MP_ARRAY;
+			nd->type = PROTO_ARRAY;
 			hdr = 1;
 			count = c & 0x0f;
 			goto container;
 		}
 		if (c <= 0xbf) {		/* fixstr */
-			nd->type = MP_STR;
+			nd->type = PROTO_STR;
 			hdr = 1;
 			body = c & 0x1f;
 			goto bytes;
@@ -159,14 +159,14 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 
 		switch (c) {
 		case 0xc0:
-			nd->type = MP_NIL;
+			nd->type = PROTO_NIL;
 			pos += 1;
 			goto scalar_done;
 		case 0xc1:
 			return PROTO_ERR_SYNTAX;
 		case 0xc2:
 		case 0xc3:
-			nd->type = MP_BOOL;
+			nd->type = PROTO_BOOL;
 			nd->v.b = c == 0xc3;
 			pos += 1;
 			goto scalar_done;
@@ -225,7 +225,7 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 			float f;
 
 			memcpy(&f, &u, sizeof(f));
-			nd->type = MP_FLOAT;
+			nd->type = PROTO_FLOAT;
 			nd->v.f = f;
 			pos += 5;
 			goto scalar_done;
@@ -233,23 +233,23 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 		case 0xcb: {
 			uint64_t u = load64(p + 1);
 
-			nd->type = MP_FLOAT;
+			nd->type = PROTO_FLOAT;
 			memcpy(&nd->v.f, &u, sizeof(nd->v.f));
 			pos += 9;
 			goto scalar_done;
 		}
 		case 0xcc:
-			nd->type = MP_INT;
+			nd->type = PROTO_INT;
 			nd->v.i = p[1];
 			pos += 2;
 			goto scalar_done;
 		case 0xcd:
-			nd->type = MP_INT;
+			nd->type = PROTO_INT;
 			nd->v.i = load16(p + 1);
 			pos += 3;
 			goto scalar_done;
 		case 0xce:
-			nd->type = MP_INT;
+			nd->type = PROTO_INT;
 			nd->v.i = load32(p + 1);
 			pos += 5;
 			goto scalar_done;
@@ -257,90 +257,90 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 			uint64_t u = load64(p + 1);
 
 			if (u <= INT64_MAX) {
-				nd->type = MP_INT;
+				nd->type = PROTO_INT;
 				nd->v.i = (int64_t)u;
 			} else {
-				nd->type = MP_UINT;
+				nd->type = PROTO_UINT;
 				nd->v.u = u;
 			}
 			pos += 9;
 			goto scalar_done;
 		}
 		case 0xd0:
-			nd->type = MP_INT;
+			nd->type = PROTO_INT;
 			nd->v.i = (int8_t)p[1];
 			pos += 2;
 			goto scalar_done;
 		case 0xd1:
-			nd->type = MP_INT;
+			nd->type = PROTO_INT;
 			nd->v.i = (int16_t)load16(p + 1);
 			pos += 3;
 			goto scalar_done;
 		case 0xd2:
-			nd->type = MP_INT;
+			nd->type = PROTO_INT;
 			nd->v.i = (int32_t)load32(p + 1);
 			pos += 5;
 			goto scalar_done;
 		case 0xd3:
-			nd->type = MP_INT;
+			nd->type = PROTO_INT;
 			nd->v.i = (int64_t)load64(p + 1);
 			pos += 9;
 			goto scalar_done;
 
 		case 0xc4:
-			nd->type = MP_BIN;
+			nd->type = PROTO_BIN;
 			body = p[1];
 			goto bytes;
 		case 0xc5:
-			nd->type = MP_BIN;
+			nd->type = PROTO_BIN;
 			body = load16(p + 1);
 			goto bytes;
 		case 0xc6:
-			nd->type = MP_BIN;
+			nd->type = PROTO_BIN;
 			body = load32(p + 1);
 			goto bytes;
 		case 0xd9:
-			nd->type = MP_STR;
+			nd->type = PROTO_STR;
 			body = p[1];
 			goto bytes;
 		case 0xda:
-			nd->type = MP_STR;
+			nd->type = PROTO_STR;
 			body = load16(p + 1);
 			goto bytes;
 		case 0xdb:
-			nd->type = MP_STR;
+			nd->type = PROTO_STR;
 			body = load32(p + 1);
 			goto bytes;
 		case 0xc7:	/* the type byte is read at `bytes` */
-			nd->type = MP_EXT;
+			nd->type = PROTO_EXT;
 			body = p[1];
 			goto bytes;
 		case 0xc8:
-			nd->type = MP_EXT;
+			nd->type = PROTO_EXT;
 			body = load16(p + 1);
 			goto bytes;
 		case 0xc9:
-			nd->type = MP_EXT;
+			nd->type = PROTO_EXT;
 			body = load32(p + 1);
 			goto bytes;
 		case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-			nd->type = MP_EXT;
+			nd->type = PROTO_EXT;
 			body = (uint64_t)1 << (c - 0xd4);	/* 1..16 */
 			goto bytes;
 		case 0xdc:
-			nd->type = MP_ARRAY;
+			nd->type = PROTO_ARRAY;
 			count = load16(p + 1);
 			goto container;
 		case 0xdd:
-			nd->type = MP_ARRAY;
+			nd->type = PROTO_ARRAY;
 			count = load32(p + 1);
 			goto container;
 		case 0xde:
-			nd->type = MP_MAP;
+			nd->type = PROTO_MAP;
 			count = load16(p + 1);
 			goto container;
 		case 0xdf:
-			nd->type = MP_MAP;
+			nd->type = PROTO_MAP;
 			count = load32(p + 1);
 			goto container;
 		default:
@@ -354,7 +354,7 @@ bytes:
 			return PROTO_ERR_TOO_LARGE;
 		if (hdr + body > have)
 			return PROTO_INCOMPLETE;
-		if (nd->type == MP_EXT)
+		if (nd->type == PROTO_EXT)
 			nd->ext_type = (int8_t)p[hdr - 1];
 		nd->v.s.p = (const char *)p + hdr;
 		nd->v.s.len = (size_t)body;
@@ -362,7 +362,7 @@ bytes:
 		goto scalar_done;
 
 container: {
-		uint64_t items = nd->type == MP_MAP ? count * 2 : count;
+		uint64_t items = nd->type == PROTO_MAP ? count * 2 : count;
 		bool elems_nodes;
 
 		/* (fixarray / fixmap come here directly: hdr 1 <= room, have) */
@@ -413,7 +413,7 @@ scalar_done:
 			const struct open_frame *f = &stack[sp - 1];
 
 			if (f->idx != NO_NODE) {
-				struct mp_node *cn = &doc->nodes[f->idx];
+				struct proto_node *cn = &doc->nodes[f->idx];
 
 				cn->next = n;
 				cn->v.s.len = (size_t)((const char *)buf +
@@ -455,20 +455,20 @@ const char *proto_status_str(enum proto_status st)
 #define env_fail(err, errlen, ...) \
 	(errbuf_set((err), (errlen), __VA_ARGS__), -1)
 
-static bool node_is_msgid(const struct mp_node *n)
+static bool node_is_msgid(const struct proto_node *n)
 {
-	return n->type == MP_INT && n->v.i >= 0 && n->v.i <= UINT32_MAX;
+	return n->type == PROTO_INT && n->v.i >= 0 && n->v.i <= UINT32_MAX;
 }
 
-int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
+int proto_parse_envelope(const struct proto_doc *doc, struct proto_msg *msg,
 			 char *err, size_t errlen)
 {
-	const struct mp_node *nodes = doc->nodes;
+	const struct proto_node *nodes = doc->nodes;
 	uint32_t count, i, want;
 	int64_t type;
 
 	memset(msg, 0, sizeof(*msg));
-	if (doc->n == 0 || nodes[0].type != MP_ARRAY)
+	if (doc->n == 0 || nodes[0].type != PROTO_ARRAY)
 		return env_fail(err, errlen, "message is not an array");
 	count = nodes[0].count;
 	if (nodes[0].raw)	/* too many elements to be nodes */
@@ -480,7 +480,7 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 		return env_fail(err, errlen,
 				"message is an empty array; expected "
 				"[type, msgid, method, params]");
-	if (nodes[1].type != MP_INT || nodes[1].v.i < 0 || nodes[1].v.i > 2) {
+	if (nodes[1].type != PROTO_INT || nodes[1].v.i < 0 || nodes[1].v.i > 2) {
 		/* Not a known type: if it has a request's shape, its msgid
 		 * can still be read for the error reply. */
 		i = nodes[1].next;
@@ -493,10 +493,10 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 				"1 (response) or 2 (notification)");
 	}
 	type = nodes[1].v.i;
-	msg->kind = (enum rpc_kind)type;
+	msg->kind = (enum proto_kind)type;
 	i = nodes[1].next;
 
-	if (msg->kind == RPC_NOTIFY) {
+	if (msg->kind == PROTO_NOTIFY) {
 		want = 3;
 	} else {
 		want = 4;
@@ -509,12 +509,12 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 	if (count != want)
 		return env_fail(err, errlen,
 				"a %s must be an array of %u elements, not %u",
-				msg->kind == RPC_REQUEST  ? "request" :
-				msg->kind == RPC_RESPONSE ? "response" :
+				msg->kind == PROTO_REQUEST  ? "request" :
+				msg->kind == PROTO_RESPONSE ? "response" :
 							    "notification",
 				want, count);
 
-	if (msg->kind != RPC_NOTIFY) {
+	if (msg->kind != PROTO_NOTIFY) {
 		if (!msg->has_msgid)
 			return env_fail(err, errlen,
 					"msgid must be an integer from 0 to "
@@ -522,9 +522,9 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 		i = nodes[i].next;
 	}
 
-	if (msg->kind == RPC_RESPONSE) {
+	if (msg->kind == PROTO_RESPONSE) {
 		msg->error = i;
-		if (nodes[i].type != MP_NIL && nodes[i].type != MP_MAP)
+		if (nodes[i].type != PROTO_NIL && nodes[i].type != PROTO_MAP)
 			return env_fail(err, errlen,
 					"response error must be nil or a map");
 		msg->result = nodes[i].next;
@@ -533,7 +533,7 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 
 	/* Many MessagePack-RPC clients send the method name as bin (or the
 	 * old raw type): both are accepted. */
-	if ((nodes[i].type != MP_STR && nodes[i].type != MP_BIN) ||
+	if ((nodes[i].type != PROTO_STR && nodes[i].type != PROTO_BIN) ||
 	    nodes[i].v.s.len == 0)
 		return env_fail(err, errlen, "method must be a non-empty string");
 	if (memchr(nodes[i].v.s.p, '\0', nodes[i].v.s.len) != NULL ||
@@ -542,7 +542,7 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 				"method must be valid UTF-8 without NUL bytes");
 	msg->method = nodes[i].v.s;
 	i = nodes[i].next;
-	if (nodes[i].type != MP_ARRAY && nodes[i].type != MP_MAP)
+	if (nodes[i].type != PROTO_ARRAY && nodes[i].type != PROTO_MAP)
 		return env_fail(err, errlen, "params must be an array or a map");
 	msg->params = i;
 	return 0;
@@ -550,21 +550,21 @@ int proto_parse_envelope(const struct mp_doc *doc, struct rpc_msg *msg,
 
 /* --- node helpers ------------------------------------------------------- */
 
-bool proto_str_eq(const struct mp_node *n, const char *s)
+bool proto_str_eq(const struct proto_node *n, const char *s)
 {
 	size_t len = strlen(s);
 
-	return n->type == MP_STR && n->v.s.len == len &&
+	return n->type == PROTO_STR && n->v.s.len == len &&
 	       (len == 0 || memcmp(n->v.s.p, s, len) == 0);
 }
 
-uint32_t proto_map_get(const struct mp_doc *doc, uint32_t map,
+uint32_t proto_map_get(const struct proto_doc *doc, uint32_t map,
 		       const char *key)
 {
-	const struct mp_node *nodes = doc->nodes;
+	const struct proto_node *nodes = doc->nodes;
 	uint32_t i, k;
 
-	if (map >= doc->n || nodes[map].type != MP_MAP || nodes[map].raw)
+	if (map >= doc->n || nodes[map].type != PROTO_MAP || nodes[map].raw)
 		return 0;
 	i = map + 1;
 	for (k = 0; k < nodes[map].count; k++) {
@@ -579,13 +579,13 @@ uint32_t proto_map_get(const struct mp_doc *doc, uint32_t map,
 
 #define NSEC_PER_SEC 1000000000U
 
-int proto_node_timestamp(const struct mp_node *n, usec_t *out)
+int proto_node_timestamp(const struct proto_node *n, usec_t *out)
 {
 	const uint8_t *p = (const uint8_t *)n->v.s.p;
 	int64_t sec, usec, frac;
 	uint32_t nsec;
 
-	if (n->type != MP_EXT || n->ext_type != -1)
+	if (n->type != PROTO_EXT || n->ext_type != -1)
 		return -1;
 	switch (n->v.s.len) {
 	case 4:		/* timestamp 32: uint32 seconds */
@@ -675,7 +675,7 @@ int proto_pack_timestamp(msgpack_packer *pk, usec_t t)
 int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid)
 {
 	if (msgpack_pack_array(pk, 4) != 0 ||
-	    msgpack_pack_uint8(pk, RPC_RESPONSE) != 0 ||
+	    msgpack_pack_uint8(pk, PROTO_RESPONSE) != 0 ||
 	    msgpack_pack_uint32(pk, msgid) != 0 ||
 	    msgpack_pack_nil(pk) != 0)
 		return -1;
@@ -686,7 +686,7 @@ int proto_pack_error(msgpack_packer *pk, bool has_msgid, uint32_t msgid,
 		     const char *code, const char *message)
 {
 	if (msgpack_pack_array(pk, 4) != 0 ||
-	    msgpack_pack_uint8(pk, RPC_RESPONSE) != 0)
+	    msgpack_pack_uint8(pk, PROTO_RESPONSE) != 0)
 		return -1;
 	if ((has_msgid ? msgpack_pack_uint32(pk, msgid)
 		       : msgpack_pack_nil(pk)) != 0)
@@ -705,7 +705,7 @@ int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid,
 			    const char *method)
 {
 	if (msgpack_pack_array(pk, 4) != 0 ||
-	    msgpack_pack_uint8(pk, RPC_REQUEST) != 0 ||
+	    msgpack_pack_uint8(pk, PROTO_REQUEST) != 0 ||
 	    msgpack_pack_uint32(pk, msgid) != 0 ||
 	    proto_pack_cstr(pk, method) != 0)
 		return -1;

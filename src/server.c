@@ -437,7 +437,7 @@ static void client_reply_error(struct client *c, bool has_msgid,
 }
 
 /* Makes the request (its arguments copied) and dispatches it. */
-static void client_start_request(struct client *c, const struct rpc_msg *m,
+static void client_start_request(struct client *c, const struct proto_msg *m,
 				 const struct method_spec *spec,
 				 const struct validate_args *args)
 {
@@ -460,9 +460,9 @@ static void client_start_request(struct client *c, const struct rpc_msg *m,
 	request_dispatch(r);
 }
 
-static void client_handle_frame(struct client *c, const struct mp_doc *doc)
+static void client_handle_frame(struct client *c, const struct proto_doc *doc)
 {
-	struct rpc_msg m;
+	struct proto_msg m;
 	struct validate_args args;
 	const struct method_spec *spec;
 	char err[256];
@@ -474,12 +474,12 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 	 * are responses (convd sends no requests): answering either is how
 	 * two peers end up echoing errors at each other forever.
 	 */
-	if (m.kind == RPC_NOTIFY || m.kind == RPC_RESPONSE) {
+	if (m.kind == PROTO_NOTIFY || m.kind == PROTO_RESPONSE) {
 		if (!ok)
 			stats_record_error(E_INVALID_REQUEST);
 		log_debug("client %llu: %s%s ignored%s%s",
 			  (unsigned long long)c->id, ok ? "" : "malformed ",
-			  m.kind == RPC_NOTIFY ? "notification" : "response",
+			  m.kind == PROTO_NOTIFY ? "notification" : "response",
 			  ok ? "" : ": ", ok ? "" : err);
 		return;
 	}
@@ -541,7 +541,7 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc)
 /* Decodes and handles every complete frame in the input buffer. */
 static void client_process_input(struct client *c)
 {
-	static struct mp_doc doc;	/* one request at a time: no churn */
+	static struct proto_doc doc;	/* one request at a time: no churn */
 	size_t off = 0;
 
 	while (off < c->in_len && !c->dead && !c->closing) {

@@ -54,11 +54,11 @@ static const char *quote_name(char *out, size_t outlen, const char *s,
 static const char *const roles[] = { "user", "assistant", "system",
 				     "developer", "tool" };
 
-static int check_string(const struct method_param *ps, const struct mp_node *v,
+static int check_string(const struct method_param *ps, const struct proto_node *v,
 			size_t maxlen, struct validate_arg *out, char *err,
 			size_t errlen)
 {
-	if (v->type != MP_STR || v->v.s.len < 1 || v->v.s.len > maxlen)
+	if (v->type != PROTO_STR || v->v.s.len < 1 || v->v.s.len > maxlen)
 		return fail(err, errlen,
 			    "%s: must be a string of 1 to %zu bytes", ps->name,
 			    maxlen);
@@ -71,7 +71,7 @@ static int check_string(const struct method_param *ps, const struct mp_node *v,
 }
 
 /* Checks one given, non-nil value. */
-static int check_value(const struct method_param *ps, const struct mp_node *v,
+static int check_value(const struct method_param *ps, const struct proto_node *v,
 		       const struct validate_limits *lim,
 		       struct validate_arg *out, char *err, size_t errlen)
 {
@@ -85,7 +85,7 @@ static int check_value(const struct method_param *ps, const struct mp_node *v,
 				    lim ? lim->max_content : DEFAULT_MAX_CONTENT,
 				    out, err, errlen);
 	case METHOD_PK_ROLE:
-		if (v->type == MP_STR)
+		if (v->type == PROTO_STR)
 			for (size_t r = 0; r < ARRAY_LEN(roles); r++)
 				if (proto_str_eq(v, roles[r])) {
 					out->s = v->v.s;
@@ -96,7 +96,7 @@ static int check_value(const struct method_param *ps, const struct mp_node *v,
 			    "developer, tool",
 			    ps->name);
 	case METHOD_PK_INT:
-		if (v->type != MP_INT || v->v.i < ps->min || v->v.i > ps->max)
+		if (v->type != PROTO_INT || v->v.i < ps->min || v->v.i > ps->max)
 			return fail(err, errlen,
 				    "%s: must be an integer from %lld to %lld",
 				    ps->name, (long long)ps->min,
@@ -104,7 +104,7 @@ static int check_value(const struct method_param *ps, const struct mp_node *v,
 		out->i = v->v.i;
 		return 0;
 	case METHOD_PK_BOOL:
-		if (v->type != MP_BOOL)
+		if (v->type != PROTO_BOOL)
 			return fail(err, errlen, "%s: must be true or false",
 				    ps->name);
 		out->i = v->v.b ? 1 : 0;
@@ -124,7 +124,7 @@ static int check_value(const struct method_param *ps, const struct mp_node *v,
  * depth are the node's (proto.h).  1 when v is not such a value
  * (check_value).
  */
-static int check_raw(const struct method_param *ps, const struct mp_node *v,
+static int check_raw(const struct method_param *ps, const struct proto_node *v,
 		     const struct validate_limits *lim,
 		     struct validate_arg *out, char *err, size_t errlen)
 {
@@ -133,8 +133,8 @@ static int check_raw(const struct method_param *ps, const struct mp_node *v,
 					       : DEFAULT_MAX_CONTENT;
 
 	if (ps->kind == METHOD_PK_CONTENT
-		    ? v->type != MP_ARRAY && v->type != MP_MAP
-		    : ps->kind != METHOD_PK_MAP || v->type != MP_MAP)
+		    ? v->type != PROTO_ARRAY && v->type != PROTO_MAP
+		    : ps->kind != METHOD_PK_MAP || v->type != PROTO_MAP)
 		return 1;
 	if (v->v.s.len > max)
 		return fail(err, errlen,
@@ -148,11 +148,11 @@ static int check_raw(const struct method_param *ps, const struct mp_node *v,
 	return 0;
 }
 
-int validate_params(const struct method_spec *spec, const struct mp_doc *doc,
+int validate_params(const struct method_spec *spec, const struct proto_doc *doc,
 		    uint32_t params, const struct validate_limits *lim,
 		    struct validate_args *args, char *err, size_t errlen)
 {
-	const struct mp_node *nodes = doc->nodes;
+	const struct proto_node *nodes = doc->nodes;
 	/* Node index of each parameter's value; 0 = not given. */
 	uint32_t given[METHOD_MAX_PARAMS] = { 0 };
 	char q[QUOTE_BUF];
@@ -162,14 +162,14 @@ int validate_params(const struct method_spec *spec, const struct mp_doc *doc,
 
 	memset(args, 0, sizeof(*args));
 	if (params >= doc->n ||
-	    (nodes[params].type != MP_ARRAY && nodes[params].type != MP_MAP))
+	    (nodes[params].type != PROTO_ARRAY && nodes[params].type != PROTO_MAP))
 		return fail(err, errlen, "params must be an array or a map");
 
-	if (nodes[params].type == MP_MAP) {
+	if (nodes[params].type == PROTO_MAP) {
 		map = params;
 		named = true;
 	} else if (nodes[params].count == 1 && !nodes[params].raw &&
-		   nodes[params + 1].type == MP_MAP) {
+		   nodes[params + 1].type == PROTO_MAP) {
 		map = params + 1;	/* [ {named} ] */
 		named = true;
 	}
@@ -187,10 +187,10 @@ int validate_params(const struct method_spec *spec, const struct mp_doc *doc,
 		uint32_t i = map + 1;
 
 		for (uint32_t pair = 0; pair < nodes[map].count; pair++) {
-			const struct mp_node *key = &nodes[i];
+			const struct proto_node *key = &nodes[i];
 			uint32_t val = key->next;
 
-			if (key->type != MP_STR)
+			if (key->type != PROTO_STR)
 				return fail(err, errlen,
 					    "parameter names must be strings");
 			for (k = 0; k < spec->nparams; k++)
@@ -228,7 +228,7 @@ int validate_params(const struct method_spec *spec, const struct mp_doc *doc,
 		const struct method_param *ps = &spec->params[k];
 		struct validate_arg *out = &args->v[k];
 
-		if (given[k] != 0 && nodes[given[k]].type != MP_NIL) {
+		if (given[k] != 0 && nodes[given[k]].type != PROTO_NIL) {
 			int raw = check_raw(ps, &nodes[given[k]], lim, out,
 					    err, errlen);
 

@@ -45,7 +45,7 @@ static const struct proto_limits REPLY_LIM = {
 
 static const struct validate_limits VLIM = { .max_content = 16 * 1024 };
 
-static struct mp_doc doc, reply;
+static struct proto_doc doc, reply;
 
 #define CHECK(cond)                                                      \
 	do {                                                             \
@@ -88,7 +88,7 @@ static bool has_nan(const msgpack_object *o)
 }
 
 /* A container node's bytes are the value o. */
-static void same_span(const msgpack_object *o, const struct mp_node *n)
+static void same_span(const msgpack_object *o, const struct proto_node *n)
 {
 	msgpack_unpacked up;
 	size_t off = 0;
@@ -104,7 +104,7 @@ static void same_span(const msgpack_object *o, const struct mp_node *n)
 /* Same tree?  Returns the node index after o's subtree. */
 static uint32_t same(const msgpack_object *o, uint32_t i)
 {
-	const struct mp_node *n;
+	const struct proto_node *n;
 	uint32_t j = i + 1;
 
 	CHECK(i < doc.n);
@@ -112,55 +112,55 @@ static uint32_t same(const msgpack_object *o, uint32_t i)
 	if (o->type == MSGPACK_OBJECT_ARRAY || o->type == MSGPACK_OBJECT_MAP)
 		same_span(o, n);	/* its bytes, raw or not */
 	if (n->raw) {
-		CHECK((o->type == MSGPACK_OBJECT_ARRAY && n->type == MP_ARRAY &&
+		CHECK((o->type == MSGPACK_OBJECT_ARRAY && n->type == PROTO_ARRAY &&
 		       n->count == o->via.array.size) ||
-		      (o->type == MSGPACK_OBJECT_MAP && n->type == MP_MAP &&
+		      (o->type == MSGPACK_OBJECT_MAP && n->type == PROTO_MAP &&
 		       n->count == o->via.map.size));
 		CHECK(n->next == j);
 		return j;
 	}
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
-		CHECK(n->type == MP_NIL);
+		CHECK(n->type == PROTO_NIL);
 		break;
 	case MSGPACK_OBJECT_BOOLEAN:
-		CHECK(n->type == MP_BOOL && n->v.b == o->via.boolean);
+		CHECK(n->type == PROTO_BOOL && n->v.b == o->via.boolean);
 		break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		if (o->via.u64 > INT64_MAX)
-			CHECK(n->type == MP_UINT && n->v.u == o->via.u64);
+			CHECK(n->type == PROTO_UINT && n->v.u == o->via.u64);
 		else
-			CHECK(n->type == MP_INT &&
+			CHECK(n->type == PROTO_INT &&
 			      n->v.i == (int64_t)o->via.u64);
 		break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		CHECK(n->type == MP_INT && n->v.i == o->via.i64);
+		CHECK(n->type == PROTO_INT && n->v.i == o->via.i64);
 		break;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		CHECK(n->type == MP_FLOAT &&
+		CHECK(n->type == PROTO_FLOAT &&
 		      memcmp(&n->v.f, &o->via.f64, sizeof(double)) == 0);
 		break;
 	case MSGPACK_OBJECT_STR:
-		CHECK(n->type == MP_STR && n->v.s.len == o->via.str.size &&
+		CHECK(n->type == PROTO_STR && n->v.s.len == o->via.str.size &&
 		      same_bytes(n->v.s.p, o->via.str.ptr, n->v.s.len));
 		break;
 	case MSGPACK_OBJECT_BIN:
-		CHECK(n->type == MP_BIN && n->v.s.len == o->via.bin.size &&
+		CHECK(n->type == PROTO_BIN && n->v.s.len == o->via.bin.size &&
 		      same_bytes(n->v.s.p, o->via.bin.ptr, n->v.s.len));
 		break;
 	case MSGPACK_OBJECT_EXT:
-		CHECK(n->type == MP_EXT && n->ext_type == o->via.ext.type &&
+		CHECK(n->type == PROTO_EXT && n->ext_type == o->via.ext.type &&
 		      n->v.s.len == o->via.ext.size &&
 		      same_bytes(n->v.s.p, o->via.ext.ptr, n->v.s.len));
 		break;
 	case MSGPACK_OBJECT_ARRAY:
-		CHECK(n->type == MP_ARRAY && n->count == o->via.array.size);
+		CHECK(n->type == PROTO_ARRAY && n->count == o->via.array.size);
 		for (uint32_t k = 0; k < o->via.array.size; k++)
 			j = same(&o->via.array.ptr[k], j);
 		break;
 	case MSGPACK_OBJECT_MAP:
-		CHECK(n->type == MP_MAP && n->count == o->via.map.size);
+		CHECK(n->type == PROTO_MAP && n->count == o->via.map.size);
 		for (uint32_t k = 0; k < o->via.map.size; k++) {
 			j = same(&o->via.map.ptr[k].key, j);
 			j = same(&o->via.map.ptr[k].val, j);
@@ -209,26 +209,26 @@ static void compare_with_msgpack_c(const uint8_t *buf, size_t len,
 static void walk(void)
 {
 	for (uint32_t i = 0; i < doc.n; i++) {
-		const struct mp_node *n = &doc.nodes[i];
+		const struct proto_node *n = &doc.nodes[i];
 		usec_t t;
 
 		CHECK(n->next > i && n->next <= doc.n);
-		CHECK(n->type != MP_ARRAY && n->type != MP_MAP ? !n->raw
+		CHECK(n->type != PROTO_ARRAY && n->type != PROTO_MAP ? !n->raw
 		      : n->raw || n->count == 0 || n->next > i + 1);
 		switch (n->type) {
-		case MP_STR:
+		case PROTO_STR:
 			(void)utf8_valid(n->v.s.p, n->v.s.len);
 			(void)proto_str_eq(n, "user_id");
 			break;
-		case MP_EXT:
+		case PROTO_EXT:
 			if (proto_node_timestamp(n, &t) == 0)
 				CHECK(n->ext_type == -1);
 			break;
-		case MP_MAP:
+		case PROTO_MAP:
 			if (proto_map_get(&doc, i, "user_id") != 0)
 				CHECK(n->count > 0 && !n->raw);
 			/* fall through */
-		case MP_ARRAY:
+		case PROTO_ARRAY:
 			CHECK(n->depth >= 1 && n->v.s.len >= 1);
 			if (n->raw) {
 				CHECK(n->next == i + 1);
@@ -249,20 +249,20 @@ static void walk(void)
 static void check_reply(const msgpack_sbuffer *sb, bool has_msgid,
 			uint32_t msgid)
 {
-	struct rpc_msg m;
+	struct proto_msg m;
 	char err[128];
 	size_t used = 0;
 
 	CHECK(proto_decode((const uint8_t *)sb->data, sb->size, &REPLY_LIM,
 			   &reply, &used) == PROTO_OK);
 	CHECK(used == sb->size);
-	CHECK(reply.n >= 5 && reply.nodes[0].type == MP_ARRAY &&
+	CHECK(reply.n >= 5 && reply.nodes[0].type == PROTO_ARRAY &&
 	      reply.nodes[0].count == 4);
 	if (has_msgid) {
 		CHECK(proto_parse_envelope(&reply, &m, err, sizeof(err)) == 0);
-		CHECK(m.kind == RPC_RESPONSE && m.msgid == msgid);
+		CHECK(m.kind == PROTO_RESPONSE && m.msgid == msgid);
 	} else {
-		CHECK(reply.nodes[2].type == MP_NIL);
+		CHECK(reply.nodes[2].type == PROTO_NIL);
 	}
 }
 
@@ -333,7 +333,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *buf = data + off;
 		size_t len = size - off, used = 0;
 		enum proto_status st;
-		struct rpc_msg msg;
+		struct proto_msg msg;
 		const struct method_spec *spec;
 		struct validate_args args;
 		char err[256];
@@ -351,7 +351,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(used > 0 && used <= len && used <= LIM.max_frame);
 		CHECK(doc.n > 0 && doc.n <= LIM.max_nodes &&
 		      doc.nodes[0].next == doc.n);
-		CHECK(doc.nodes[0].type != MP_ARRAY ||
+		CHECK(doc.nodes[0].type != PROTO_ARRAY ||
 		      (doc.nodes[0].v.s.p == (const char *)buf &&
 		       doc.nodes[0].v.s.len == used &&
 		       doc.nodes[0].depth <= PROTO_MAX_DEPTH));
@@ -364,14 +364,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    "invalid_request", err);
 			continue;
 		}
-		if (msg.kind == RPC_RESPONSE) {
+		if (msg.kind == PROTO_RESPONSE) {
 			CHECK(msg.error < doc.n && msg.result < doc.n);
 			continue;
 		}
 		CHECK(msg.params < doc.n && msg.method.len > 0);
 		spec = method_find(msg.method.p, msg.method.len);
 		if (spec == NULL) {
-			if (msg.kind == RPC_REQUEST)
+			if (msg.kind == PROTO_REQUEST)
 				reply_error(&sb, &pk, true, msg.msgid,
 					    "no_such_method", "no such method");
 			continue;
@@ -381,12 +381,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (validate_params(spec, &doc, msg.params, &VLIM, &args, err,
 				    sizeof(err)) != 0) {
 			CHECK(strlen(err) > 0);
-			if (msg.kind == RPC_REQUEST)
+			if (msg.kind == PROTO_REQUEST)
 				reply_error(&sb, &pk, true, msg.msgid,
 					    "invalid_params", err);
 			continue;
 		}
-		if (msg.kind == RPC_REQUEST)
+		if (msg.kind == PROTO_REQUEST)
 			reply_args(&sb, &pk, msg.msgid, spec, &args);
 	}
 	msgpack_sbuffer_destroy(&sb);

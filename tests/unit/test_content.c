@@ -184,10 +184,10 @@ static const struct proto_limits PLIM = {
 
 static void test_span(void)
 {
-	static struct mp_doc doc;
+	static struct proto_doc doc;
 	struct proto_limits l;
 	size_t used;
-	const struct mp_node *v;
+	const struct proto_node *v;
 
 	/* [0, 7, "m", [{"content": [1, {"a": b"\x00"}], "x": 2}]] */
 	reset();
@@ -226,7 +226,7 @@ static void test_span(void)
 static int run(const struct method_spec *spec, struct validate_args *a,
 	       char *err, size_t errlen, const struct validate_limits *lim)
 {
-	static struct mp_doc doc;
+	static struct proto_doc doc;
 	size_t used;
 
 	if (proto_decode((const uint8_t *)sb.data, sb.size, &PLIM, &doc,
@@ -420,7 +420,7 @@ static void test_validate(void)
 
 	/* a doc with every value a node gives the same bytes */
 	{
-		static struct mp_doc doc;
+		static struct proto_doc doc;
 		static const struct proto_limits all = {
 			.max_frame = 1 << 20, .max_depth = 8,
 			.max_nodes = PROTO_MAX_NODES, .max_container = 64 };

@@ -20,7 +20,7 @@ static const struct proto_limits LIM = {
 	.max_container = PROTO_DEFAULT_CONTAINER,
 };
 
-static struct mp_doc doc;
+static struct proto_doc doc;
 static msgpack_sbuffer sb;
 static msgpack_packer pk;
 
@@ -54,8 +54,8 @@ static enum proto_status dec(const void *buf, size_t len, size_t *consumed)
 
 /* Decodes the packer's buffer, expecting one node of `type` whose encoding
  * starts with byte `first`. */
-static const struct mp_node *dec_one(const char *what, uint8_t first,
-				     enum mp_type type)
+static const struct proto_node *dec_one(const char *what, uint8_t first,
+				     enum proto_type type)
 {
 	size_t used = 0;
 	enum proto_status st = dec(sb.data, sb.size, &used);
@@ -77,7 +77,7 @@ static const struct mp_node *dec_one(const char *what, uint8_t first,
 
 static void check_int(const char *what, uint8_t first, int64_t want)
 {
-	const struct mp_node *n = dec_one(what, first, MP_INT);
+	const struct proto_node *n = dec_one(what, first, PROTO_INT);
 
 	if (n)
 		is_int(n->v.i, want, "%s: value", what);
@@ -85,19 +85,19 @@ static void check_int(const char *what, uint8_t first, int64_t want)
 
 static void test_scalars(void)
 {
-	const struct mp_node *n;
+	const struct proto_node *n;
 
 	reset();
 	(void)msgpack_pack_nil(&pk);
-	dec_one("nil", 0xc0, MP_NIL);
+	dec_one("nil", 0xc0, PROTO_NIL);
 
 	reset();
 	(void)msgpack_pack_true(&pk);
-	if ((n = dec_one("true", 0xc3, MP_BOOL)))
+	if ((n = dec_one("true", 0xc3, PROTO_BOOL)))
 		ok(n->v.b == true, "true: value");
 	reset();
 	(void)msgpack_pack_false(&pk);
-	if ((n = dec_one("false", 0xc2, MP_BOOL)))
+	if ((n = dec_one("false", 0xc2, PROTO_BOOL)))
 		ok(n->v.b == false, "false: value");
 
 	reset(); (void)msgpack_pack_int64(&pk, 0);
@@ -127,10 +127,10 @@ static void test_scalars(void)
 	check_int("uint64 INT64_MAX", 0xcf, INT64_MAX);
 
 	reset(); (void)msgpack_pack_uint64(&pk, (uint64_t)INT64_MAX + 1);
-	if ((n = dec_one("uint64 INT64_MAX+1", 0xcf, MP_UINT)))
+	if ((n = dec_one("uint64 INT64_MAX+1", 0xcf, PROTO_UINT)))
 		ok(n->v.u == (uint64_t)INT64_MAX + 1, "uint64 INT64_MAX+1: value");
 	reset(); (void)msgpack_pack_uint64(&pk, UINT64_MAX);
-	if ((n = dec_one("uint64 max", 0xcf, MP_UINT)))
+	if ((n = dec_one("uint64 max", 0xcf, PROTO_UINT)))
 		ok(n->v.u == UINT64_MAX, "uint64 max: value");
 
 	reset(); (void)msgpack_pack_int64(&pk, -33);
@@ -169,19 +169,19 @@ static void test_scalars(void)
 	check_int("fix int64 -5", 0xd3, -5);
 
 	reset(); (void)msgpack_pack_float(&pk, 1.5f);
-	if ((n = dec_one("float32", 0xca, MP_FLOAT)))
+	if ((n = dec_one("float32", 0xca, PROTO_FLOAT)))
 		ok(n->v.f == 1.5, "float32: value");
 	reset(); (void)msgpack_pack_float(&pk, -0.1f);
-	if ((n = dec_one("float32 -0.1", 0xca, MP_FLOAT)))
+	if ((n = dec_one("float32 -0.1", 0xca, PROTO_FLOAT)))
 		ok(n->v.f == (double)-0.1f, "float32 -0.1: value");
 	reset(); (void)msgpack_pack_double(&pk, 3.25e300);
-	if ((n = dec_one("float64", 0xcb, MP_FLOAT)))
+	if ((n = dec_one("float64", 0xcb, PROTO_FLOAT)))
 		ok(n->v.f == 3.25e300, "float64: value");
 	reset(); (void)msgpack_pack_double(&pk, NAN);
-	if ((n = dec_one("float64 NaN", 0xcb, MP_FLOAT)))
+	if ((n = dec_one("float64 NaN", 0xcb, PROTO_FLOAT)))
 		ok(isnan(n->v.f), "float64 NaN: value");
 	reset(); (void)msgpack_pack_double(&pk, -INFINITY);
-	if ((n = dec_one("float64 -inf", 0xcb, MP_FLOAT)))
+	if ((n = dec_one("float64 -inf", 0xcb, PROTO_FLOAT)))
 		ok(isinf(n->v.f) && n->v.f < 0, "float64 -inf: value");
 }
 
@@ -199,7 +199,7 @@ static void check_bytes(bool bin, size_t len, uint8_t first, size_t hdr)
 {
 	char what[64];
 	char *body = pattern(len, (unsigned)len);
-	const struct mp_node *n;
+	const struct proto_node *n;
 
 	snprintf(what, sizeof(what), "%s of %zu bytes", bin ? "bin" : "str",
 		 len);
@@ -208,7 +208,7 @@ static void check_bytes(bool bin, size_t len, uint8_t first, size_t hdr)
 		(void)msgpack_pack_bin_with_body(&pk, body, len);
 	else
 		(void)msgpack_pack_str_with_body(&pk, body, len);
-	n = dec_one(what, first, bin ? MP_BIN : MP_STR);
+	n = dec_one(what, first, bin ? PROTO_BIN : PROTO_STR);
 	if (n) {
 		ok(n->v.s.len == len && n->v.s.p == sb.data + hdr &&
 		   memcmp(n->v.s.p, body, len) == 0,
@@ -221,12 +221,12 @@ static void check_ext(size_t len, int8_t type, uint8_t first, size_t hdr)
 {
 	char what[64];
 	char *body = pattern(len, 3);
-	const struct mp_node *n;
+	const struct proto_node *n;
 
 	snprintf(what, sizeof(what), "ext %d of %zu bytes", type, len);
 	reset();
 	(void)msgpack_pack_ext_with_body(&pk, body, len, type);
-	n = dec_one(what, first, MP_EXT);
+	n = dec_one(what, first, PROTO_EXT);
 	if (n) {
 		ok(n->ext_type == type && n->v.s.len == len &&
 		   n->v.s.p == sb.data + hdr &&
@@ -267,17 +267,17 @@ static void test_bytes(void)
 
 static void test_containers(void)
 {
-	const struct mp_node *n;
+	const struct proto_node *n;
 	size_t used;
 	struct proto_limits big = LIM;
 
 	reset();
 	(void)msgpack_pack_array(&pk, 0);
-	if ((n = dec_one("empty fixarray", 0x90, MP_ARRAY)))
+	if ((n = dec_one("empty fixarray", 0x90, PROTO_ARRAY)))
 		is_int(n->count, 0, "empty fixarray: count");
 	reset();
 	(void)msgpack_pack_map(&pk, 0);
-	if ((n = dec_one("empty fixmap", 0x80, MP_MAP)))
+	if ((n = dec_one("empty fixmap", 0x80, PROTO_MAP)))
 		is_int(n->count, 0, "empty fixmap: count");
 
 	reset();
@@ -307,7 +307,7 @@ static void test_containers(void)
 	}
 	ok(dec(sb.data, sb.size, &used) == PROTO_OK && used == sb.size &&
 	   (uint8_t)sb.data[0] == 0x8f && doc.n == 31 &&
-	   doc.nodes[0].count == 15 && doc.nodes[0].type == MP_MAP,
+	   doc.nodes[0].count == 15 && doc.nodes[0].type == PROTO_MAP,
 	   "fixmap of 15 pairs");
 
 	reset();
@@ -347,7 +347,7 @@ static void test_containers(void)
 	}
 	ok(dec_lim(sb.data, sb.size, &big, &used) == PROTO_OK &&
 	   used == sb.size && doc.n == 1 && doc.nodes[0].raw &&
-	   doc.nodes[0].type == MP_MAP && doc.nodes[0].count == 65536 &&
+	   doc.nodes[0].type == PROTO_MAP && doc.nodes[0].count == 65536 &&
 	   doc.nodes[0].depth == 2 && doc.nodes[0].v.s.len == sb.size,
 	   "map32 of 65536 pairs of [nil]: one raw node, 2 deep");
 }
@@ -379,37 +379,37 @@ static void test_nonminimal(void)
 	ok(dec(str32, sizeof(str32), &used) == PROTO_OK &&
 	   proto_str_eq(&doc.nodes[0], "hi"), "str32 with two bytes");
 	ok(dec(bin16, sizeof(bin16), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_BIN && doc.nodes[0].v.s.len == 0,
+	   doc.nodes[0].type == PROTO_BIN && doc.nodes[0].v.s.len == 0,
 	   "bin16 empty");
 	ok(dec(bin32, sizeof(bin32), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_BIN && doc.nodes[0].v.s.len == 1 &&
+	   doc.nodes[0].type == PROTO_BIN && doc.nodes[0].v.s.len == 1 &&
 	   (uint8_t)doc.nodes[0].v.s.p[0] == 0xff, "bin32 of one byte");
 	ok(dec(ext16, sizeof(ext16), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_EXT && doc.nodes[0].ext_type == 9 &&
+	   doc.nodes[0].type == PROTO_EXT && doc.nodes[0].ext_type == 9 &&
 	   doc.nodes[0].v.s.len == 1, "ext16 of one byte");
 	ok(dec(ext32, sizeof(ext32), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_EXT && doc.nodes[0].ext_type == -1 &&
+	   doc.nodes[0].type == PROTO_EXT && doc.nodes[0].ext_type == -1 &&
 	   doc.nodes[0].v.s.len == 0, "ext32 empty");
 	ok(dec(arr32, sizeof(arr32), &used) == PROTO_OK && doc.n == 3 &&
 	   doc.nodes[0].count == 2 && doc.nodes[1].v.i == 1 &&
-	   doc.nodes[2].type == MP_NIL, "array32 of two");
+	   doc.nodes[2].type == PROTO_NIL, "array32 of two");
 	ok(dec(arr16, sizeof(arr16), &used) == PROTO_OK && doc.n == 1 &&
-	   doc.nodes[0].type == MP_ARRAY && doc.nodes[0].count == 0,
+	   doc.nodes[0].type == PROTO_ARRAY && doc.nodes[0].count == 0,
 	   "array16 empty");
 	ok(dec(map32, sizeof(map32), &used) == PROTO_OK && doc.n == 3 &&
 	   proto_map_get(&doc, 0, "k") == 2 && doc.nodes[2].v.i == 7,
 	   "map32 of one pair");
 	ok(dec(map16, sizeof(map16), &used) == PROTO_OK && doc.n == 3 &&
-	   doc.nodes[1].type == MP_BOOL && doc.nodes[1].v.b,
+	   doc.nodes[1].type == PROTO_BOOL && doc.nodes[1].v.b,
 	   "map16 with a bool key");
 	ok(dec(u64, sizeof(u64), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_INT && doc.nodes[0].v.i == 7,
+	   doc.nodes[0].type == PROTO_INT && doc.nodes[0].v.i == 7,
 	   "uint64 holding 7");
 	ok(dec(i64, sizeof(i64), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_INT && doc.nodes[0].v.i == -2,
+	   doc.nodes[0].type == PROTO_INT && doc.nodes[0].v.i == -2,
 	   "int64 holding -2");
 	ok(dec(i8, sizeof(i8), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_INT && doc.nodes[0].v.i == 127,
+	   doc.nodes[0].type == PROTO_INT && doc.nodes[0].v.i == 127,
 	   "int8 holding 127");
 }
 
@@ -972,7 +972,7 @@ static uint32_t obj_depth(const msgpack_object *o)
 }
 
 /* A container node's bytes hold exactly the value o, as deep as o. */
-static bool same_span(const msgpack_object *o, const struct mp_node *n)
+static bool same_span(const msgpack_object *o, const struct proto_node *n)
 {
 	msgpack_unpacked up;
 	size_t off = 0;
@@ -990,7 +990,7 @@ static bool same_span(const msgpack_object *o, const struct mp_node *n)
 /* Compares msgpack-c's object with our node i; returns the next index. */
 static uint32_t same(const msgpack_object *o, uint32_t i, bool *good)
 {
-	const struct mp_node *n = &doc.nodes[i];
+	const struct proto_node *n = &doc.nodes[i];
 	uint32_t j = i + 1;
 
 	if (i >= doc.n) {
@@ -1002,9 +1002,9 @@ static uint32_t same(const msgpack_object *o, uint32_t i, bool *good)
 		*good = false;
 	if (n->raw) {	/* its elements are no nodes */
 		*good &= (o->type == MSGPACK_OBJECT_ARRAY &&
-			  n->type == MP_ARRAY &&
+			  n->type == PROTO_ARRAY &&
 			  n->count == o->via.array.size) ||
-			 (o->type == MSGPACK_OBJECT_MAP && n->type == MP_MAP &&
+			 (o->type == MSGPACK_OBJECT_MAP && n->type == PROTO_MAP &&
 			  n->count == o->via.map.size);
 		raw_seen++;
 		*good &= n->next == j;
@@ -1012,46 +1012,46 @@ static uint32_t same(const msgpack_object *o, uint32_t i, bool *good)
 	}
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
-		*good &= n->type == MP_NIL;
+		*good &= n->type == PROTO_NIL;
 		break;
 	case MSGPACK_OBJECT_BOOLEAN:
-		*good &= n->type == MP_BOOL && n->v.b == o->via.boolean;
+		*good &= n->type == PROTO_BOOL && n->v.b == o->via.boolean;
 		break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		if (o->via.u64 > INT64_MAX)
-			*good &= n->type == MP_UINT && n->v.u == o->via.u64;
+			*good &= n->type == PROTO_UINT && n->v.u == o->via.u64;
 		else
-			*good &= n->type == MP_INT &&
+			*good &= n->type == PROTO_INT &&
 				 n->v.i == (int64_t)o->via.u64;
 		break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		*good &= n->type == MP_INT && n->v.i == o->via.i64;
+		*good &= n->type == PROTO_INT && n->v.i == o->via.i64;
 		break;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		*good &= n->type == MP_FLOAT &&
+		*good &= n->type == PROTO_FLOAT &&
 			 memcmp(&n->v.f, &o->via.f64, sizeof(double)) == 0;
 		break;
 	case MSGPACK_OBJECT_STR:
-		*good &= n->type == MP_STR && n->v.s.len == o->via.str.size &&
+		*good &= n->type == PROTO_STR && n->v.s.len == o->via.str.size &&
 			 memcmp(n->v.s.p, o->via.str.ptr, n->v.s.len) == 0;
 		break;
 	case MSGPACK_OBJECT_BIN:
-		*good &= n->type == MP_BIN && n->v.s.len == o->via.bin.size &&
+		*good &= n->type == PROTO_BIN && n->v.s.len == o->via.bin.size &&
 			 memcmp(n->v.s.p, o->via.bin.ptr, n->v.s.len) == 0;
 		break;
 	case MSGPACK_OBJECT_EXT:
-		*good &= n->type == MP_EXT && n->ext_type == o->via.ext.type &&
+		*good &= n->type == PROTO_EXT && n->ext_type == o->via.ext.type &&
 			 n->v.s.len == o->via.ext.size &&
 			 memcmp(n->v.s.p, o->via.ext.ptr, n->v.s.len) == 0;
 		break;
 	case MSGPACK_OBJECT_ARRAY:
-		*good &= n->type == MP_ARRAY && n->count == o->via.array.size;
+		*good &= n->type == PROTO_ARRAY && n->count == o->via.array.size;
 		for (uint32_t k = 0; *good && k < o->via.array.size; k++)
 			j = same(&o->via.array.ptr[k], j, good);
 		break;
 	case MSGPACK_OBJECT_MAP:
-		*good &= n->type == MP_MAP && n->count == o->via.map.size;
+		*good &= n->type == PROTO_MAP && n->count == o->via.map.size;
 		for (uint32_t k = 0; *good && k < o->via.map.size; k++) {
 			j = same(&o->via.map.ptr[k].key, j, good);
 			j = same(&o->via.map.ptr[k].val, j, good);
@@ -1155,9 +1155,9 @@ static void test_random_raw(void)
 static void test_request_nodes(void)
 {
 	struct proto_limits l;
-	struct rpc_msg m;
+	struct proto_msg m;
 	enum proto_status st;
-	const struct mp_node *c;
+	const struct proto_node *c;
 	char err[128];
 	size_t used, start, end;
 	bool prefixes = true;
@@ -1190,11 +1190,11 @@ static void test_request_nodes(void)
 	ok(st == PROTO_OK && used == sb.size && doc.n == 10,
 	   "100000 values in a named parameter: 10 nodes (%u)", doc.n);
 	c = &doc.nodes[9];
-	ok(c->type == MP_ARRAY && c->raw && c->count == 100000 &&
+	ok(c->type == PROTO_ARRAY && c->raw && c->count == 100000 &&
 	   c->depth == 2 && c->next == 10 &&
 	   c->v.s.p == sb.data + start && c->v.s.len == end - start,
 	   "the content is one raw node holding its exact bytes");
-	ok(!doc.nodes[5].raw && doc.nodes[5].type == MP_MAP &&
+	ok(!doc.nodes[5].raw && doc.nodes[5].type == PROTO_MAP &&
 	   doc.nodes[5].count == 2 && !doc.nodes[4].raw,
 	   "params and the named params' map are nodes");
 	ok(doc.nodes[0].v.s.p == sb.data && doc.nodes[0].v.s.len == sb.size &&
@@ -1223,7 +1223,7 @@ static void test_request_nodes(void)
 	(void)msgpack_pack_array(&pk, 1);
 	(void)msgpack_pack_map(&pk, 0);
 	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_OK && doc.n == 9 &&
-	   doc.nodes[8].raw && doc.nodes[8].type == MP_MAP &&
+	   doc.nodes[8].raw && doc.nodes[8].type == PROTO_MAP &&
 	   doc.nodes[8].depth == 3,
 	   "positional params: a map value is one raw node, 3 deep");
 
@@ -1306,7 +1306,7 @@ static void test_request_nodes(void)
 
 /* --- envelopes --------------------------------------------------------- */
 
-static int env(struct rpc_msg *m, char *err, size_t errlen)
+static int env(struct proto_msg *m, char *err, size_t errlen)
 {
 	size_t used;
 
@@ -1320,7 +1320,7 @@ static int env(struct rpc_msg *m, char *err, size_t errlen)
 static void check_bad_env(const char *what, bool has_msgid, uint32_t msgid,
 			  const char *want_err)
 {
-	struct rpc_msg m;
+	struct proto_msg m;
 	char err[256] = "";
 	int r = env(&m, err, sizeof(err));
 
@@ -1333,16 +1333,16 @@ static void check_bad_env(const char *what, bool has_msgid, uint32_t msgid,
 
 static void test_envelope(void)
 {
-	struct rpc_msg m;
+	struct proto_msg m;
 	char err[256];
 
 	reset();
 	must(proto_pack_request_head(&pk, 77, "ping"));
 	(void)msgpack_pack_array(&pk, 0);
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_REQUEST &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_REQUEST &&
 	   m.has_msgid && m.msgid == 77 && m.method.len == 4 &&
 	   memcmp(m.method.p, "ping", 4) == 0 && m.params == 4 &&
-	   doc.nodes[m.params].type == MP_ARRAY,
+	   doc.nodes[m.params].type == PROTO_ARRAY,
 	   "request [0, 77, ping, []]");
 
 	reset();
@@ -1351,7 +1351,7 @@ static void test_envelope(void)
 	must(proto_pack_cstr(&pk, "user_id"));
 	must(proto_pack_cstr(&pk, "u"));
 	ok(env(&m, err, sizeof(err)) == 0 && m.msgid == UINT32_MAX &&
-	   doc.nodes[m.params].type == MP_MAP,
+	   doc.nodes[m.params].type == PROTO_MAP,
 	   "request with msgid 4294967295 and a map of params");
 
 	reset();
@@ -1360,28 +1360,28 @@ static void test_envelope(void)
 	must(proto_pack_cstr(&pk, "log"));
 	(void)msgpack_pack_array(&pk, 1);
 	(void)msgpack_pack_int(&pk, 5);
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_NOTIFY &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_NOTIFY &&
 	   !m.has_msgid && m.method.len == 3 && m.params == 3,
 	   "notification [2, log, [5]]");
 
 	reset();
 	must(proto_pack_result_head(&pk, 9));
 	must(proto_pack_cstr(&pk, "pong"));
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_RESPONSE &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_RESPONSE &&
 	   m.has_msgid && m.msgid == 9 && m.error == 3 &&
-	   doc.nodes[m.error].type == MP_NIL && m.result == 4 &&
+	   doc.nodes[m.error].type == PROTO_NIL && m.result == 4 &&
 	   proto_str_eq(&doc.nodes[m.result], "pong"),
 	   "response [1, 9, nil, pong]");
 
 	reset();
 	must(proto_pack_error(&pk, true, 12, "invalid_params", "limit: bad"));
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_RESPONSE &&
-	   m.msgid == 12 && doc.nodes[m.error].type == MP_MAP &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_RESPONSE &&
+	   m.msgid == 12 && doc.nodes[m.error].type == PROTO_MAP &&
 	   proto_str_eq(&doc.nodes[proto_map_get(&doc, m.error, "code")],
 			"invalid_params") &&
 	   proto_str_eq(&doc.nodes[proto_map_get(&doc, m.error, "message")],
 			"limit: bad") &&
-	   doc.nodes[m.result].type == MP_NIL,
+	   doc.nodes[m.result].type == PROTO_NIL,
 	   "error response [1, 12, {code, message}, nil]");
 
 	/* invalid ones */
@@ -1508,7 +1508,7 @@ static void test_envelope(void)
 	(void)msgpack_pack_int(&pk, 4);
 	(void)msgpack_pack_bin_with_body(&pk, "ping", 4);
 	(void)msgpack_pack_array(&pk, 0);
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_REQUEST &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_REQUEST &&
 	   m.has_msgid && m.msgid == 4 && m.method.len == 4 &&
 	   memcmp(m.method.p, "ping", 4) == 0,
 	   "method as bin: accepted (issue 14)");
@@ -1517,7 +1517,7 @@ static void test_envelope(void)
 	(void)msgpack_pack_int(&pk, 2);
 	(void)msgpack_pack_bin_with_body(&pk, "nvim_set_client_info", 20);
 	(void)msgpack_pack_array(&pk, 0);
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_NOTIFY &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_NOTIFY &&
 	   m.method.len == 20, "notification with a bin method: accepted");
 	reset();
 	(void)msgpack_pack_array(&pk, 3);
@@ -1589,7 +1589,7 @@ static void test_envelope(void)
 
 static void check_ts(usec_t t, size_t want_len)
 {
-	const struct mp_node *n;
+	const struct proto_node *n;
 	size_t used;
 	usec_t back = 0;
 	msgpack_unpacked up;
@@ -1604,7 +1604,7 @@ static void check_ts(usec_t t, size_t want_len)
 	if (!ok(dec(sb.data, sb.size, &used) == PROTO_OK, "%s: decodes", what))
 		return;
 	n = &doc.nodes[0];
-	ok(n->type == MP_EXT && n->ext_type == -1 && n->v.s.len == want_len,
+	ok(n->type == PROTO_EXT && n->ext_type == -1 && n->v.s.len == want_len,
 	   "%s: ext -1 of %zu bytes", what, want_len);
 	ok(proto_node_timestamp(n, &back) == 0 && back == t,
 	   "%s: round trip", what);
@@ -1884,7 +1884,7 @@ static void test_utf8(void)
 static void test_packing(void)
 {
 	size_t used;
-	struct rpc_msg m;
+	struct proto_msg m;
 	char err[128];
 
 	reset();
@@ -1892,14 +1892,14 @@ static void test_packing(void)
 			    "message is not an array") == 0,
 	   "pack error without msgid");
 	ok(dec(sb.data, sb.size, &used) == PROTO_OK && used == sb.size &&
-	   doc.nodes[0].type == MP_ARRAY && doc.nodes[0].count == 4 &&
-	   doc.nodes[1].v.i == 1 && doc.nodes[2].type == MP_NIL &&
-	   doc.nodes[3].type == MP_MAP && doc.nodes[3].count == 2 &&
+	   doc.nodes[0].type == PROTO_ARRAY && doc.nodes[0].count == 4 &&
+	   doc.nodes[1].v.i == 1 && doc.nodes[2].type == PROTO_NIL &&
+	   doc.nodes[3].type == PROTO_MAP && doc.nodes[3].count == 2 &&
 	   proto_str_eq(&doc.nodes[proto_map_get(&doc, 3, "code")],
 			"invalid_request") &&
 	   proto_str_eq(&doc.nodes[proto_map_get(&doc, 3, "message")],
 			"message is not an array") &&
-	   doc.nodes[doc.nodes[3].next].type == MP_NIL,
+	   doc.nodes[doc.nodes[3].next].type == PROTO_NIL,
 	   "error reply [1, nil, {code, message}, nil]");
 	ok(proto_parse_envelope(&doc, &m, err, sizeof(err)) == -1 &&
 	   !m.has_msgid,
@@ -1920,8 +1920,8 @@ static void test_packing(void)
 		ok(dec(sb.data, sb.size, &used) == PROTO_OK &&
 		   used == sb.size &&
 		   proto_parse_envelope(&doc, &m, err, sizeof(err)) == 0 &&
-		   m.kind == RPC_RESPONSE && m.msgid == 300 &&
-		   doc.nodes[m.error].type == MP_NIL,
+		   m.kind == PROTO_RESPONSE && m.msgid == 300 &&
+		   doc.nodes[m.error].type == PROTO_NIL,
 		   "result reply parses as a response");
 		r = m.result;
 		ok(doc.nodes[proto_map_get(&doc, r, "id")].v.i == 42 &&
@@ -1939,7 +1939,7 @@ static void test_packing(void)
 	   "pack a request");
 	ok(dec(sb.data, sb.size, &used) == PROTO_OK &&
 	   proto_parse_envelope(&doc, &m, err, sizeof(err)) == 0 &&
-	   m.kind == RPC_REQUEST && m.msgid == 5 && m.method.len == 10 &&
+	   m.kind == PROTO_REQUEST && m.msgid == 5 && m.method.len == 10 &&
 	   memcmp(m.method.p, "get_thread", 10) == 0 &&
 	   doc.nodes[m.params].count == 1 &&
 	   proto_str_eq(&doc.nodes[m.params + 1], "U123"),

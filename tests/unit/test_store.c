@@ -60,7 +60,7 @@ struct arg {
  * it; NULL if they do not validate. */
 static struct request *make(enum method_id m, const struct arg *a, int n)
 {
-	static struct mp_doc doc;
+	static struct proto_doc doc;
 	const struct method_spec *spec = &method_table[m];
 	msgpack_sbuffer sb;
 	msgpack_packer pk;

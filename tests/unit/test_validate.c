@@ -16,7 +16,7 @@ static const struct proto_limits PLIM = {
 };
 static const struct validate_limits VLIM = { .max_content = 100 };
 
-static struct mp_doc doc;
+static struct proto_doc doc;
 static msgpack_sbuffer sb;
 static msgpack_packer pk;
 static struct validate_args args;
@@ -984,7 +984,7 @@ static void test_structure(void)
 static void test_in_envelope(void)
 {
 	const struct method_spec *spec;
-	struct rpc_msg msg;
+	struct proto_msg msg;
 	char eerr[128];
 	size_t used;
 
