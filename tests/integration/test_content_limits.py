@@ -59,6 +59,17 @@ def call_raw(r, msgid, method, named_raw):
     return recv_bytes(r)
 
 
+def store_and_read(r, user, **named_raw):
+    """add_message with these values (msgpack bytes), then the user's
+    recent messages: (decoded rows, the answer's exact bytes)."""
+    m, _ = call_raw(r, 1, "add_message", dict(base(user), **named_raw))
+    assert m[2] is None, m
+    m, data = call_raw(r, 2, "get_recent_conversations",
+                       {"user_id": packb(user), "provider": packb("openai")})
+    assert m[2] is None, m
+    return m[3], data
+
+
 def base(user, provider="openai"):
     return {"user_id": packb(user), "provider": packb(provider),
             "role": packb("user")}
@@ -102,14 +113,8 @@ def test_content_of_100000_values_byte_exact(convd, schema):
     content, texts = content_100000()
     assert len(content) < 1 << 20
     with Raw(convd.socket, timeout=30) as r:
-        m, _ = call_raw(r, 1, "add_message",
-                        dict(base(user), content=content))
-        assert m[2] is None, m
-        m, data = call_raw(r, 2, "get_recent_conversations",
-                           {"user_id": packb(user),
-                            "provider": packb("openai")})
-        assert m[2] is None, m
-        assert len(m[3]) == 1 and len(m[3][0]["content"]) == 100000
+        rows, data = store_and_read(r, user, content=content)
+        assert len(rows) == 1 and len(rows[0]["content"]) == 100000
         assert content in data      # spliced back byte for byte
     # its text in the content column: the 1,000 text parts
     got = schema.psql(f"SELECT content FROM {HIST} WHERE user_id = "
@@ -124,14 +129,9 @@ def test_metadata_and_state_with_many_values(convd):
     state = packb({f"k{i}": i for i in range(6000)})
     assert 16000 < len(meta) < 65536 and 16000 < len(state) < 65536
     with Raw(convd.socket, timeout=30) as r:
-        m, _ = call_raw(r, 1, "add_message",
-                        dict(base(user), content=packb("hi"),
-                             metadata=meta))
-        assert m[2] is None, m
-        m, data = call_raw(r, 2, "get_recent_conversations",
-                           {"user_id": packb(user),
-                            "provider": packb("openai")})
-        assert m[2] is None and m[3][0]["metadata"][5999] == [5999], m
+        rows, data = store_and_read(r, user, content=packb("hi"),
+                                    metadata=meta)
+        assert rows[0]["metadata"][5999] == [5999], rows
         assert meta in data
         m, _ = call_raw(r, 3, "set_state",
                         {"user_id": packb(user), "provider": packb("openai"),
@@ -159,13 +159,11 @@ def test_content_at_the_depth_limit_is_kept(convd):
     user = uid()
     content = nested_arrays(CONTENT_MAX_DEPTH, b"\xc4\x01\x00")  # bin
     with Raw(convd.socket) as r:
-        m, _ = call_raw(r, 1, "add_message",
-                        dict(base(user), content=content))
-        assert m[2] is None, m
-        m, data = call_raw(r, 2, "get_recent_conversations",
-                           {"user_id": packb(user),
-                            "provider": packb("openai")})
-        assert m[2] is None, m
+        rows, data = store_and_read(r, user, content=content)
+        v, depth = rows[0]["content"], 0
+        while isinstance(v, list):
+            v, depth = v[0], depth + 1
+        assert depth == CONTENT_MAX_DEPTH and v == b"\0"
         assert content in data
 
 
