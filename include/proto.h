@@ -134,8 +134,12 @@ enum proto_status {
 /*
  * Decodes one object from buf[0..len).  On PROTO_OK, *consumed is the size
  * of the object and doc holds it (node 0 is the root).  Strings and raw
- * containers in doc point into buf.  A PROTO_ERR_* means the stream cannot
- * be resynchronised.
+ * containers in doc point into buf.  On PROTO_INCOMPLETE, *consumed is a
+ * size the object cannot be smaller than (> len, <= max_frame: one byte
+ * for every value still owed, the whole of a str/bin/ext begun): a caller
+ * that decodes again as bytes arrive may wait for that many, so that a
+ * frame of many values sent a byte at a time is not scanned again for
+ * every byte.  A PROTO_ERR_* means the stream cannot be resynchronised.
  *
  * Limits are enforced as soon as a header is read: a header whose declared
  * length or element count could not fit in max_frame bytes (counting one

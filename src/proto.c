@@ -118,8 +118,10 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 		uint64_t need;	/* bytes to read before the length is known */
 		uint8_t c;
 
-		if (have < 1)
-			return PROTO_INCOMPLETE;	/* room >= 1 always */
+		if (have < 1) {			/* room >= 1 always */
+			*consumed = pos + (size_t)pending;
+			return PROTO_INCOMPLETE;
+		}
 		c = p[0];
 		nd->count = 0;
 		nd->ext_type = 0;
@@ -216,8 +218,10 @@ enum proto_status proto_decode(const uint8_t *buf, size_t len,
 		if (hdr > room)
 			return PROTO_ERR_TOO_LARGE;
 		need = c >= 0xc7 && c <= 0xc9 ? hdr - 1 : hdr;
-		if (need > have)
+		if (need > have) {
+			*consumed = pos + (size_t)(hdr + pending - 1);
 			return PROTO_INCOMPLETE;
+		}
 
 		switch (c) {
 		case 0xca: {
@@ -352,8 +356,10 @@ bytes:
 		 * ends with its type. */
 		if (hdr > room || body > room - hdr)
 			return PROTO_ERR_TOO_LARGE;
-		if (hdr + body > have)
+		if (hdr + body > have) {
+			*consumed = pos + (size_t)(hdr + body + pending - 1);
 			return PROTO_INCOMPLETE;
+		}
 		if (nd->type == PROTO_EXT)
 			nd->ext_type = (int8_t)p[hdr - 1];
 		nd->v.s.p = (const char *)p + hdr;

@@ -78,6 +78,8 @@ struct client {
 	struct event rev, wev;		/* read, write (event_assign) */
 	char *in;
 	size_t in_len, in_cap;
+	size_t in_need;		/* the partial frame at in[0] is this long
+				   at least (proto_decode): decode again then */
 	struct evbuffer *out;
 	int inflight;
 	int refs;		/* the connection itself + requests in flight */
@@ -306,7 +308,7 @@ static void client_finish(struct client *c)
 	shutdown(c->fd, SHUT_WR);
 	c->lingering = true;
 	c->linger_since = clock_now();
-	c->in_len = 0;
+	c->in_len = c->in_need = 0;
 	c->refs++;		/* c stays ours while we look at it */
 	if (!client_discard(c))
 		client_set_reading(c, true);
@@ -548,10 +550,17 @@ static void client_process_input(struct client *c)
 		size_t used = 0;
 		enum proto_status st;
 
+		/* a frame of many small values arriving in pieces is not
+		 * scanned again until it can be whole */
+		if (c->in_len - off < c->in_need)
+			break;
 		st = proto_decode((const uint8_t *)c->in + off, c->in_len - off,
 				  &srv.lim, &doc, &used);
-		if (st == PROTO_INCOMPLETE)
+		c->in_need = 0;
+		if (st == PROTO_INCOMPLETE) {
+			c->in_need = used;
 			break;
+		}
 		if (st != PROTO_OK) {
 			char msg[128];
 
@@ -625,7 +634,7 @@ static void client_eof(struct client *c)
 	/* unless stopped by max_inflight, what is left is a partial frame
 	 * that can never complete */
 	if (!c->dead && c->inflight < srv.max_inflight)
-		c->in_len = 0;
+		c->in_len = c->in_need = 0;
 	if (!c->dead && c->in_len == 0 && c->inflight == 0 &&
 	    evbuffer_get_length(c->out) == 0)
 		client_finish(c);

@@ -1205,11 +1205,34 @@ static void test_request_nodes(void)
 	   proto_map_get(&doc, 9, "t") == 0,
 	   "envelope; map_get finds the raw value, and nothing inside it");
 
-	/* Fed in pieces: incomplete until the last byte, as before. */
+	/* Fed in pieces: incomplete until the last byte, as before; the
+	 * size each prefix gives is a bound of the whole (a value a byte). */
 	for (size_t k = 0; k < sb.size; k += 997)
-		if (dec_lim(sb.data, k, &l, &used) != PROTO_INCOMPLETE)
+		if (dec_lim(sb.data, k, &l, &used) != PROTO_INCOMPLETE ||
+		    used <= k || used > sb.size)
 			prefixes = false;
-	ok(prefixes, "its prefixes are incomplete");
+	ok(prefixes, "its prefixes are incomplete, each with a bound");
+	ok(dec_lim(sb.data, start + 5, &l, &used) == PROTO_INCOMPLETE &&
+	   used == start + 5 + 100000,
+	   "after the content's header: 100000 values of a byte at least "
+	   "(%zu)", used);
+	{
+		/* one decode per arrival of the bound, byte by byte */
+		size_t have = 0, need = 0;
+		int decodes = 0;
+
+		for (have = 1; have <= sb.size; have++) {
+			if (have < need)
+				continue;
+			decodes++;
+			if (dec_lim(sb.data, have, &l, &used) == PROTO_OK)
+				break;
+			need = used;
+		}
+		ok(have == sb.size && decodes < 100,
+		   "fed a byte at a time, waiting for the bound: %d decodes",
+		   decodes);
+	}
 
 	/* Positional: the content array at depth 3 is raw too. */
 	reset();
