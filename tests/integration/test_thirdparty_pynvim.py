@@ -276,3 +276,37 @@ def test_conversations_state_and_context(session, schema):
         {"messages": 3, "threads": 0, "states": 1, "idempotency_keys": 0}
     assert call(s, "forget_user", user_id=u) == \
         {"messages": 0, "threads": 0, "states": 0, "idempotency_keys": 0}
+
+
+def test_structured_content_at_its_limits(session):
+    """issue 17 through pynvim's session: a content of 100,000 values
+    (within max_content_bytes) stored and read back; content, metadata and
+    state 65 deep answered invalid_params, and the session goes on."""
+    s = session
+    user = convdtest.uid("nvc")
+    content = [{"type": "text", "text": "a"}] + list(range(99999))
+    r = call(s, "add_message", user_id=user, provider="openai", role="user",
+             content=content)
+    assert r["id"] > 0
+    back = call(s, "get_recent_conversations", user_id=user,
+                provider="openai")
+    assert back[0]["content"] == content
+    deep = {}
+    for _ in range(64):
+        deep = {"k": deep}      # 65 maps
+    for method, named in (
+            ("add_message", dict(provider="openai", role="user",
+                                 content=[deep])),
+            ("add_message", dict(provider="openai", role="user",
+                                 content="x", metadata=deep)),
+            ("set_state", dict(provider="openai", state=deep))):
+        with pytest.raises(RpcFailed) as ei:
+            call(s, method, user_id=user, **named)
+        assert ei.value.code == "invalid_params", ei.value
+        assert "nested more than 64 deep" in ei.value.args[0]["message"]
+    # 64 levels are kept
+    assert call(s, "set_state", user_id=user, provider="openai",
+                state=deep["k"]) == {"version": 1}
+    assert call(s, "get_state", user_id=user,
+                provider="openai")["state"] == deep["k"]
+    assert s.request("ping") == "pong"
