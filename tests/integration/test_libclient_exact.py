@@ -451,6 +451,33 @@ def test_many_values_read_back(program, convd, pg):
         assert every(f"{how} many content") == [content.hex()], how
 
 
+def test_100000_values_read_back(program, convd, pg):
+    """Content of 100,000 values, and metadata and a state of 10,000 pairs:
+    convd bounds them by their bytes only (max_content_bytes, 64 KiB for
+    metadata and states), and libconvclient reads them whole."""
+    user, conv = uid("huge"), "c1"
+    items = [i64(i) if i % 3 == 0 else b"\xcc" + bytes([i % 256])
+             if i % 3 == 1 else s8(f"v{i % 1000}") for i in range(99999)]
+    content = b"\xdd" + (len(items) + 1).to_bytes(4, "big") + \
+        text_part("huge") + b"".join(items)
+    pairs = b"".join(p(f"k{i}") + b"\xcc" + bytes([i % 256])
+                     for i in range(6000))
+    meta = b"\xdf" + (6000).to_bytes(4, "big") + pairs
+    assert len(content) < 1 << 20 and len(meta) < 64 << 10
+    with convdtest.Raw(convd.socket, raw=True) as raw:
+        add(raw, 1, user, conv, content, meta)
+        call_raw(raw, 2, "set_state", [
+            ("user_id", p(user)), ("provider", p("p")), ("state", meta),
+            ("conversation_id", p(conv)), ("metadata", meta)])
+    assert stored(pg, user, conv) == [f"huge|{content.hex()}|{meta.hex()}"]
+    lines, one, every = run(program, "read", convd.socket, user, conv)
+    for how in ("recent", "export", "context", "messages", "reply", "cb"):
+        assert every(f"{how} huge content") == [content.hex()], how
+        assert every(f"{how} huge metadata") == [meta.hex()], how
+    assert one("state") == meta.hex()
+    assert one("conversation_metadata") == meta.hex()
+
+
 # --- a fake server ---------------------------------------------------------
 
 class FakeServer:
