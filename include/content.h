@@ -39,6 +39,14 @@
 int content_depth(struct strview v, uint32_t max_depth);
 
 /*
+ * 0 when every str in the well-formed msgpack value v (map keys too) is
+ * valid UTF-8 without NUL, as convd-protocol(7) asks of every str; -1
+ * otherwise (bytes belong in bin).  Readers in other languages decode
+ * strs as text: one that is not would make the whole history unreadable.
+ */
+CONVD_WUR int content_strs_valid(struct strview v);
+
+/*
  * The text of structured content v (above) into out[0..outlen), which
  * needs v.len bytes at most (the text is never longer than the value).
  * Returns the text's length, or -1 when v is not well-formed or out is

@@ -68,6 +68,32 @@ int content_depth(struct strview v, uint32_t max_depth)
 	return r.p == r.end ? deepest : -1;
 }
 
+int content_strs_valid(struct strview v)
+{
+	struct mpread r;
+	uint64_t owed = 1;	/* values still to read */
+
+	/* the values in order (a container's header, then its elements):
+	 * no walk is needed to see every str, only a count of what is owed */
+	mpread_init(&r, v.p, v.len);
+	while (owed > 0) {
+		struct mpread_val e;
+
+		if (mpread_next(&r, &e) < 0)
+			return -1;
+		owed--;
+		if (e.type == MPR_ARRAY)
+			owed += e.count;
+		else if (e.type == MPR_MAP)
+			owed += 2 * (uint64_t)e.count;
+		if (e.type == MPR_STR &&
+		    (memchr(e.s.p, '\0', e.s.len) != NULL ||
+		     !utf8_valid(e.s.p, e.s.len)))
+			return -1;
+	}
+	return r.p == r.end ? 0 : -1;
+}
+
 ssize_t content_text(struct strview v, char *out, size_t outlen)
 {
 	struct walk w;

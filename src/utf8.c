@@ -1,6 +1,8 @@
 /*
  * utf8.c - UTF-8 decoding (see utf8.h).
  */
+#include <string.h>
+
 #include "utf8.h"
 
 size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
@@ -56,7 +58,18 @@ bool utf8_valid(const char *s, size_t len)
 		uint32_t cp;
 
 		if (p[i] < 0x80) {
-			i++;
+			/* ASCII: eight bytes at a time (1 MiB of content
+			 * is checked on every add_message) */
+			while (len - i >= 8) {
+				uint64_t w;
+
+				memcpy(&w, p + i, sizeof(w));
+				if (w & 0x8080808080808080ULL)
+					break;
+				i += 8;
+			}
+			while (i < len && p[i] < 0x80)
+				i++;
 			continue;
 		}
 		i += utf8_next(p + i, len - i, &cp);

@@ -143,6 +143,9 @@ static int check_raw(const struct method_param *ps, const struct proto_node *v,
 	if (v->depth > CONTENT_MAX_DEPTH)
 		return fail(err, errlen, "%s: nested more than %d deep",
 			    ps->name, CONTENT_MAX_DEPTH);
+	if (content_strs_valid(v->v.s) < 0)
+		return fail(err, errlen, "%s: holds a str that is not UTF-8 "
+			    "or holds NUL (bytes go in bin)", ps->name);
 	out->s = v->v.s;
 	out->raw = true;
 	return 0;

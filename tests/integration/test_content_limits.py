@@ -259,3 +259,44 @@ def test_memory_stays_bounded(convd):
     assert after - before < 16 * 1024, (before, after)
     with Raw(convd.socket) as r:
         r.ping()
+
+
+# ------------------------------------------------------------ strs inside
+
+@pytest.mark.parametrize("param", ["content", "metadata", "state"])
+@pytest.mark.parametrize("bad", [b"\xa2\xff\xfe", b"\xa3a\x00b",
+                                 b"\xa2\xc0\x80"],
+                         ids=["not-utf8", "nul", "overlong"])
+def test_str_inside_must_be_utf8(convd, pg, param, bad):
+    """Regression: a str that is not UTF-8 (or holds NUL) inside
+    structured content, metadata or state was stored, and every client
+    that decodes strs as text (the Python manager: UnicodeDecodeError)
+    could no longer read that history or state.  convd-protocol(7): every
+    str is UTF-8 without NUL, here too; bytes go in bin.  Keys count."""
+    user = uid()
+    for value in (b"\x91\x81\xa4text" + bad,      # a value
+                  b"\x81" + bad + b"\x01"):        # a map key
+        if param == "state":
+            method = "set_state"
+            named = {"user_id": packb(user), "provider": packb("openai"),
+                     "state": b"\x81\xa1k" + value}
+        else:
+            method = "add_message"
+            named = dict(base(user), content=packb("x"))
+            named[param] = value if param == "content" \
+                else b"\x81\xa1k" + value
+        with Raw(convd.socket) as r:
+            m, _ = call_raw(r, 1, method, named)
+            assert_error(m, "invalid_params", 1,
+                         f"{param}: holds a str that is not UTF-8 or holds "
+                         f"NUL (bytes go in bin)")
+            # bin holds any bytes
+            ok = value.replace(bad, b"\xc4" + bytes([len(bad) - 1]) +
+                               bad[1:])
+            named[param if param != "state" else "state"] = \
+                ok if param == "content" else b"\x81\xa1k" + ok
+            m, _ = call_raw(r, 2, method, named)
+            assert m[2] is None, m
+    assert pg.psql("SELECT count(*) FROM " + HIST + " WHERE user_id = '"
+                   + user + "'").strip() == ("0" if param == "state"
+                                             else "2")

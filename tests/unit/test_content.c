@@ -147,6 +147,28 @@ static void test_text(void)
 	   "text: 0xc1");
 }
 
+static void test_strs_valid(void)
+{
+#define SV(lit) ((struct strview){ lit, sizeof(lit) - 1 })
+	is_int(content_strs_valid(SV("\x91\x81\xa4text\xa2hi")), 0,
+	       "strs: UTF-8 text");
+	is_int(content_strs_valid(SV("\x91\x81\xa4text\xa2\xff\xfe")), -1,
+	       "strs: a value that is not UTF-8");
+	is_int(content_strs_valid(SV("\x81\xa2\xff\xfe\x01")), -1,
+	       "strs: a key that is not UTF-8");
+	is_int(content_strs_valid(SV("\x92\xa1x\xa3" "a\x00" "b")), -1,
+	       "strs: NUL in a str");
+	is_int(content_strs_valid(SV("\x92\xa1x\xc4\x03" "a\x00\xff")), 0,
+	       "strs: bin holds any bytes");
+	is_int(content_strs_valid(SV("\x92\xa1x")), -1,
+	       "strs: truncated");
+	is_int(content_strs_valid(SV("\xa4\xe5\x8f\xb0\xe5")), -1,
+	       "strs: a cut character");
+	is_int(content_strs_valid(SV("\x90\x01")), -1,
+	       "strs: trailing bytes");
+#undef SV
+}
+
 static void test_depth(void)
 {
 	reset();
@@ -538,6 +560,7 @@ int main(void)
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	test_text();
 	test_depth();
+	test_strs_valid();
 	test_span();
 	test_validate();
 	test_many_values();
