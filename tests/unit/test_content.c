@@ -263,7 +263,7 @@ static void test_validate(void)
 	const struct method_spec *set = &method_table[METHOD_SET_STATE];
 	struct validate_limits lim = { .max_content = 1 << 20 };
 	struct validate_args a;
-	char err[256];
+	char err[256] = "";
 	msgpack_sbuffer part;
 	msgpack_packer ppk;
 	char *big;
@@ -475,7 +475,7 @@ static void test_many_values(void)
 	const struct method_spec *set = &method_table[METHOD_SET_STATE];
 	struct validate_limits lim = { .max_content = 1 << 20 };
 	struct validate_args a;
-	char err[256], *text;
+	char err[256] = "", *text;
 	size_t start;
 	ssize_t n;
 
