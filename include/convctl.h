@@ -55,6 +55,14 @@ struct convctl_options {
 	int64_t before;
 	bool system;				/* context --system */
 	bool yes;				/* forget --yes */
+	/* add: the optional fields of a message (issue 17) */
+	const char *tool_call_id;		/* --tool-call-id */
+	const char *name;			/* --name */
+	const char *model;			/* --model */
+	bool tokens_set;			/* --tokens */
+	int64_t tokens;
+	const char *metadata;			/* --metadata JSON */
+	bool structured;			/* --structured: TEXT is JSON */
 };
 
 /* Command options a command accepts (convctl_command.opts). */
@@ -68,6 +76,8 @@ struct convctl_options {
 #define CONVCTL_OPT_BEFORE 128u			/* --before */
 #define CONVCTL_OPT_SYSTEM 256u			/* --system */
 #define CONVCTL_OPT_YES 512u			/* --yes */
+/* --tool-call-id, --name, --model, --tokens, --metadata, --structured */
+#define CONVCTL_OPT_FIELDS 1024u
 
 /* What a command runs with: the options, the open connection, stdout,
  * and the JSON writer on stdout (json.h). */
