@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "content.h"
 #include "convctl_cmd.h"
 #include "convctl_conn.h"
 #include "convctl_import.h"
@@ -94,6 +95,27 @@ static void put_opt_str(struct convctl_ctx *x, bool *first, const char *key,
 		json_kv_str(&x->json, first, key, val);
 }
 
+/*
+ * The text of a message: for structured content, the one convd derives
+ * and import checks (content.h: "text" strs that are UTF-8 without NUL),
+ * which the text libconvclient gives need not be.
+ */
+static void put_text(struct convctl_ctx *x, const struct convc_row *r)
+{
+	char *text = r->content_mp ? malloc(r->content_mp_len + 1) : NULL;
+	ssize_t n = text ? content_text((struct strview){
+					       (const char *)r->content_mp,
+					       r->content_mp_len },
+				       text, r->content_mp_len + 1)
+			 : -1;
+
+	if (n >= 0)
+		json_str(&x->json, text, (size_t)n);
+	else
+		json_str(&x->json, r->content, r->content_len);
+	free(text);
+}
+
 /* One message as a line of convctl(1) EXPORT FORMAT. */
 static void put_row(struct convctl_ctx *x, const char *user,
 		    const char *platform, const struct convc_row *r)
@@ -108,7 +130,7 @@ static void put_row(struct convctl_ctx *x, const char *user,
 	put_opt_str(x, &first, "conversation_id", r->conversation_id);
 	json_kv_str(&x->json, &first, "role", r->role);
 	json_key(&x->json, &first, "content");
-	json_str(&x->json, r->content, r->content_len);
+	put_text(x, r);
 	if (r->content_mp) {
 		json_key(&x->json, &first, "content_mp");
 		put_b64(x->out, r->content_mp, r->content_mp_len);

@@ -131,6 +131,12 @@ def history_with_every_field(path, u):
                           ("name", s("get_weather"))])
     raw_add(path, base + [("provider", s("gemini")), ("role", s("user")),
                           ("content", s("quote \" tab\t \u4f60\u597d"))])
+    # "text" strs that are no text: a NUL, bytes that are not UTF-8
+    raw_add(path, base + [("provider", s("gemini")),
+                          ("role", s("assistant")),
+                          ("content", b"\x93" + s({"text": "a\x00b"})
+                           + b"\x81" + s("text") + b"\xa2\xff\xfe"
+                           + s({"text": "ok"}))])
     # another user's message: not exported
     raw_add(path, [("user_id", s(u + "-other")), ("provider", s("gemini")),
                    ("role", s("user")), ("content", s("not mine"))])
@@ -157,12 +163,12 @@ def test_round_trip_every_field_between_databases(convd, second, schema):
     u = uid("rt")
     turn, odd_meta = history_with_every_field(convd.socket, u)
     src = rows(schema, u)
-    assert len(src) == 8, src
+    assert len(src) == 9, src
 
     # the export: text for jq, exact bytes beside it
     r = convd.convctl("export", u, check=True)
     lines = [json.loads(x) for x in r.stdout.splitlines()]
-    assert len(lines) == 8
+    assert len(lines) == 9
     byconv = {(x["provider"], x.get("conversation_id"), x["role"]): x
               for x in lines}
     a = byconv[("anthropic", "conv_a", "assistant")]
@@ -184,6 +190,8 @@ def test_round_trip_every_field_between_databases(convd, second, schema):
     t = byconv[("anthropic", "conv_a", "tool")]
     assert (t["tool_call_id"], t["name"]) == ("toolu_01", "get_weather")
     assert "content_mp" not in t
+    # the text convd derives (the content column), not the odd strs
+    assert byconv[("gemini", None, "assistant")]["content"] == "ok"
     plain = byconv[("anthropic", None, "user")]
     assert set(plain) == {"id", "user_id", "platform", "provider", "role",
                           "content", "created_at", "idempotency_key"}
@@ -191,7 +199,7 @@ def test_round_trip_every_field_between_databases(convd, second, schema):
     # export | import into the second database: every column equal
     imp = pipe(convd, second, u)
     assert imp.returncode == 0, imp.stderr
-    assert imp.stdout == "imported 8 messages, skipped 0 already present\n"
+    assert imp.stdout == "imported 9 messages, skipped 0 already present\n"
     dst = rows(schema, u, db="convd_b")
     assert dst == src
     assert bytes.fromhex(schema.psql(
@@ -201,7 +209,7 @@ def test_round_trip_every_field_between_databases(convd, second, schema):
     # again: nothing stored twice (keys, or every column equal)
     imp = pipe(convd, second, u)
     assert imp.returncode == 0, imp.stderr
-    assert imp.stdout == "imported 0 messages, skipped 8 already present\n"
+    assert imp.stdout == "imported 0 messages, skipped 9 already present\n"
     assert rows(schema, u, db="convd_b") == src
 
     # one conversation, one provider
