@@ -76,8 +76,16 @@ struct convctl_options {
 #define CONVCTL_OPT_BEFORE 128u			/* --before */
 #define CONVCTL_OPT_SYSTEM 256u			/* --system */
 #define CONVCTL_OPT_YES 512u			/* --yes */
-/* --tool-call-id, --name, --model, --tokens, --metadata, --structured */
-#define CONVCTL_OPT_FIELDS 1024u
+#define CONVCTL_OPT_TOOL_CALL_ID 1024u		/* --tool-call-id */
+#define CONVCTL_OPT_NAME 2048u			/* --name */
+#define CONVCTL_OPT_MODEL 4096u			/* --model */
+#define CONVCTL_OPT_TOKENS 8192u		/* --tokens */
+#define CONVCTL_OPT_METADATA 16384u		/* --metadata */
+#define CONVCTL_OPT_STRUCTURED 32768u		/* --structured */
+/* add: every field of a message */
+#define CONVCTL_OPT_FIELDS                                                     \
+	(CONVCTL_OPT_TOOL_CALL_ID | CONVCTL_OPT_NAME | CONVCTL_OPT_MODEL |    \
+	 CONVCTL_OPT_TOKENS | CONVCTL_OPT_METADATA | CONVCTL_OPT_STRUCTURED)
 
 /* What a command runs with: the options, the open connection, stdout,
  * and the JSON writer on stdout (json.h). */

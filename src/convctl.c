@@ -348,15 +348,15 @@ static enum parse_result parse_options(int argc, char **argv,
 			break;
 		case OPT_TOOL_CALL_ID:
 			o->tool_call_id = optarg;
-			*seen |= CONVCTL_OPT_FIELDS;
+			*seen |= CONVCTL_OPT_TOOL_CALL_ID;
 			break;
 		case OPT_NAME:
 			o->name = optarg;
-			*seen |= CONVCTL_OPT_FIELDS;
+			*seen |= CONVCTL_OPT_NAME;
 			break;
 		case OPT_MODEL:
 			o->model = optarg;
-			*seen |= CONVCTL_OPT_FIELDS;
+			*seen |= CONVCTL_OPT_MODEL;
 			break;
 		case OPT_TOKENS:
 			if (!parse_int(optarg, 0, INT32_MAX, &o->tokens)) {
@@ -367,15 +367,15 @@ static enum parse_result parse_options(int argc, char **argv,
 				return PARSE_ERROR;
 			}
 			o->tokens_set = true;
-			*seen |= CONVCTL_OPT_FIELDS;
+			*seen |= CONVCTL_OPT_TOKENS;
 			break;
 		case OPT_METADATA:
 			o->metadata = optarg;
-			*seen |= CONVCTL_OPT_FIELDS;
+			*seen |= CONVCTL_OPT_METADATA;
 			break;
 		case OPT_STRUCTURED:
 			o->structured = true;
-			*seen |= CONVCTL_OPT_FIELDS;
+			*seen |= CONVCTL_OPT_STRUCTURED;
 			break;
 		case 'h':
 			return PARSE_HELP;
@@ -438,9 +438,14 @@ bool convctl_check_command(const struct convctl_command *cmd, int nargs,
 				  : (bad & CONVCTL_OPT_BEFORE)	? "--before"
 				  : (bad & CONVCTL_OPT_SYSTEM)	? "--system"
 				  : (bad & CONVCTL_OPT_YES)	? "--yes"
-				  : (bad & CONVCTL_OPT_FIELDS)
-					  ? "--tool-call-id, --name, --model, "
-					    "--tokens, --metadata or --structured"
+				  : (bad & CONVCTL_OPT_TOOL_CALL_ID)
+					  ? "--tool-call-id"
+				  : (bad & CONVCTL_OPT_NAME)	? "--name"
+				  : (bad & CONVCTL_OPT_MODEL)	? "--model"
+				  : (bad & CONVCTL_OPT_TOKENS)	? "--tokens"
+				  : (bad & CONVCTL_OPT_METADATA) ? "--metadata"
+				  : (bad & CONVCTL_OPT_STRUCTURED)
+					  ? "--structured"
 							: "--prometheus";
 
 		convctl_usage_error(

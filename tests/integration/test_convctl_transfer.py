@@ -344,7 +344,10 @@ def test_add_refuses_bad_fields(convd, schema, args, want):
 def test_add_fields_only_for_add(convd):
     r = convd.convctl("count", "u", "--model", "m")
     assert r.returncode == 2
-    assert "--model" in r.stderr and "does not apply to 'count'" in r.stderr
+    assert "--model does not apply to 'count'" in r.stderr, r.stderr
+    r = convd.convctl("export", "u", "--structured")
+    assert r.returncode == 2
+    assert "--structured does not apply to 'export'" in r.stderr, r.stderr
 
 
 # ---------------------------------------------- clear, count, delete
