@@ -302,6 +302,21 @@ def test_set_state_keeps_metadata_unless_given(client):
     assert client.call("get_state", u, "openai")["metadata"] == {}
 
 
+
+def test_reset_of_the_default_conversation(client):
+    """README / convd-protocol(7): a bot's /reset of the default
+    conversation is clear_user_history and set_state {}: no history, and
+    no previous_response_id to continue from."""
+    u = uid()
+    client.call("add_message", u, "openai", "user", "hi")
+    client.call("set_state", u, "openai", {"previous_response_id": "resp_1"})
+    assert client.call("clear_user_history", u, "openai") == {"deleted": 1}
+    client.call("set_state", u, "openai", {})
+    got = client.call("get_state", u, "openai")
+    assert got["state"] == {} and got["version"] == 2
+    assert client.call("get_recent_conversations", u, "openai") == []
+
+
 def test_creation_race_conflict_names_the_other_writer(convd):
     """Regression: of two writers creating a state at once with
     expected_version 0, the loser's conflict said "there is no state" (the
