@@ -55,6 +55,14 @@ struct convctl_options {
 	int64_t before;
 	bool system;				/* context --system */
 	bool yes;				/* forget --yes */
+	/* add: the optional fields of a message (issue 17) */
+	const char *tool_call_id;		/* --tool-call-id */
+	const char *name;			/* --name */
+	const char *model;			/* --model */
+	bool tokens_set;			/* --tokens */
+	int64_t tokens;
+	const char *metadata;			/* --metadata JSON */
+	bool structured;			/* --structured: TEXT is JSON */
 };
 
 /* Command options a command accepts (convctl_command.opts). */
@@ -68,6 +76,16 @@ struct convctl_options {
 #define CONVCTL_OPT_BEFORE 128u			/* --before */
 #define CONVCTL_OPT_SYSTEM 256u			/* --system */
 #define CONVCTL_OPT_YES 512u			/* --yes */
+#define CONVCTL_OPT_TOOL_CALL_ID 1024u		/* --tool-call-id */
+#define CONVCTL_OPT_NAME 2048u			/* --name */
+#define CONVCTL_OPT_MODEL 4096u			/* --model */
+#define CONVCTL_OPT_TOKENS 8192u		/* --tokens */
+#define CONVCTL_OPT_METADATA 16384u		/* --metadata */
+#define CONVCTL_OPT_STRUCTURED 32768u		/* --structured */
+/* add: every field of a message */
+#define CONVCTL_OPT_FIELDS                                                     \
+	(CONVCTL_OPT_TOOL_CALL_ID | CONVCTL_OPT_NAME | CONVCTL_OPT_MODEL |    \
+	 CONVCTL_OPT_TOKENS | CONVCTL_OPT_METADATA | CONVCTL_OPT_STRUCTURED)
 
 /* What a command runs with: the options, the open connection, stdout,
  * and the JSON writer on stdout (json.h). */

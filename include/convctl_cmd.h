@@ -14,10 +14,13 @@ int convctl_admin_cleanup(struct convctl_ctx *x, int argc, char **argv);
 int convctl_admin_stats(struct convctl_ctx *x, int argc, char **argv);
 int convctl_admin_health(struct convctl_ctx *x, int argc, char **argv);
 
-/* --- convctl_history.c: add, clear, count, stats-user */
+/* --- convctl_history.c: add, clear, count, delete-conversation,
+ * stats-user */
 int convctl_history_add(struct convctl_ctx *x, int argc, char **argv);
 int convctl_history_clear(struct convctl_ctx *x, int argc, char **argv);
 int convctl_history_count(struct convctl_ctx *x, int argc, char **argv);
+int convctl_history_delete_conversation(struct convctl_ctx *x, int argc,
+					char **argv);
 int convctl_history_user_stats(struct convctl_ctx *x, int argc, char **argv);
 
 /* --- convctl_thread.c: thread get|set|delete */

@@ -14,11 +14,6 @@
 /* A time as an ISO 8601 UTC string with microseconds. */
 void convctl_json_time(struct json *j, int64_t usec);
 
-/* The members "role", "content", "created_at" of a message (json.h's
- * *first rule for the separator). */
-void convctl_json_message(struct json *j, bool *first,
-			  const struct convc_message *m);
-
 /*
  * msgpack -> JSON: timestamps as ISO 8601 strings (microseconds), binary
  * and other extension values as hexadecimal strings, non-finite floats as

@@ -70,6 +70,15 @@ static const char usage_options[] =
 	"      --before ID       messages: the page older than message ID\n"
 	"      --system          context: the system messages first\n"
 	"      --yes             forget: do not ask\n"
+	"      --tool-call-id ID add: the tool call a tool result answers\n"
+	"      --name NAME       add: the name of the author (a tool, a "
+	"participant)\n"
+	"      --model MODEL     add: the model that wrote the message\n"
+	"      --tokens N        add: its tokens, 0 to 2147483647\n"
+	"      --metadata JSON   add: a JSON object kept with the message\n"
+	"      --structured      add: TEXT is JSON (an array or object), stored "
+	"as\n"
+	"                        structured content\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         print the version\n"
 	"\n"
@@ -168,6 +177,12 @@ enum {
 	OPT_BEFORE,
 	OPT_SYSTEM,
 	OPT_YES,
+	OPT_TOOL_CALL_ID,
+	OPT_NAME,
+	OPT_MODEL,
+	OPT_TOKENS,
+	OPT_METADATA,
+	OPT_STRUCTURED,
 };
 
 static const struct option long_opts[] = {
@@ -186,6 +201,12 @@ static const struct option long_opts[] = {
 	{ "before", required_argument, NULL, OPT_BEFORE },
 	{ "system", no_argument, NULL, OPT_SYSTEM },
 	{ "yes", no_argument, NULL, OPT_YES },
+	{ "tool-call-id", required_argument, NULL, OPT_TOOL_CALL_ID },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "model", required_argument, NULL, OPT_MODEL },
+	{ "tokens", required_argument, NULL, OPT_TOKENS },
+	{ "metadata", required_argument, NULL, OPT_METADATA },
+	{ "structured", no_argument, NULL, OPT_STRUCTURED },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -325,6 +346,37 @@ static enum parse_result parse_options(int argc, char **argv,
 			o->yes = true;
 			*seen |= CONVCTL_OPT_YES;
 			break;
+		case OPT_TOOL_CALL_ID:
+			o->tool_call_id = optarg;
+			*seen |= CONVCTL_OPT_TOOL_CALL_ID;
+			break;
+		case OPT_NAME:
+			o->name = optarg;
+			*seen |= CONVCTL_OPT_NAME;
+			break;
+		case OPT_MODEL:
+			o->model = optarg;
+			*seen |= CONVCTL_OPT_MODEL;
+			break;
+		case OPT_TOKENS:
+			if (!parse_int(optarg, 0, INT32_MAX, &o->tokens)) {
+				convctl_usage_error(
+					"--tokens: '%s' is not a number from 0 "
+					"to %d",
+					optarg, INT32_MAX);
+				return PARSE_ERROR;
+			}
+			o->tokens_set = true;
+			*seen |= CONVCTL_OPT_TOKENS;
+			break;
+		case OPT_METADATA:
+			o->metadata = optarg;
+			*seen |= CONVCTL_OPT_METADATA;
+			break;
+		case OPT_STRUCTURED:
+			o->structured = true;
+			*seen |= CONVCTL_OPT_STRUCTURED;
+			break;
 		case 'h':
 			return PARSE_HELP;
 		case 'V':
@@ -386,6 +438,14 @@ bool convctl_check_command(const struct convctl_command *cmd, int nargs,
 				  : (bad & CONVCTL_OPT_BEFORE)	? "--before"
 				  : (bad & CONVCTL_OPT_SYSTEM)	? "--system"
 				  : (bad & CONVCTL_OPT_YES)	? "--yes"
+				  : (bad & CONVCTL_OPT_TOOL_CALL_ID)
+					  ? "--tool-call-id"
+				  : (bad & CONVCTL_OPT_NAME)	? "--name"
+				  : (bad & CONVCTL_OPT_MODEL)	? "--model"
+				  : (bad & CONVCTL_OPT_TOKENS)	? "--tokens"
+				  : (bad & CONVCTL_OPT_METADATA) ? "--metadata"
+				  : (bad & CONVCTL_OPT_STRUCTURED)
+					  ? "--structured"
 							: "--prometheus";
 
 		convctl_usage_error(

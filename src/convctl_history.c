@@ -1,6 +1,7 @@
 /*
- * convctl_history.c - convctl's commands on a user's history: add,
- * clear, count and stats-user (history: convctl_conv.c).
+ * convctl_history.c - convctl's commands on a user's history: add (with
+ * every field of a message), clear, count, delete-conversation and
+ * stats-user (history: convctl_conv.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include "convctl_json.h"
 #include "convctl_text.h"
 #include "convctl_time.h"
+#include "jsonmp.h"
 
 /* Reads all of stdin (at most CONVCTL_MAX_STDIN_TEXT bytes) and removes
  * one trailing newline. */
@@ -66,29 +68,81 @@ static int read_stdin(char **text, size_t *len)
 	return EXIT_SUCCESS;
 }
 
+/* JSON text packed as msgpack into sb (initialized here; destroyed by
+ * the caller), checked to be of the kind the option needs; 0, or an
+ * exit status after the usage error. */
+static int pack_json(const char *what, const char *text, size_t len,
+		     bool map_only, msgpack_sbuffer *sb)
+{
+	msgpack_packer pk;
+	char err[160];
+	unsigned char t;
+
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (jsonmp_pack(text, len, &pk, err, sizeof(err)) < 0)
+		return convctl_usage_error("%s: not JSON: %s", what, err);
+	t = sb->size > 0 ? (unsigned char)sb->data[0] : 0;
+	if ((t & 0xF0) == 0x80 || t == 0xDE || t == 0xDF)
+		return 0;
+	if (!map_only && ((t & 0xF0) == 0x90 || t == 0xDC || t == 0xDD))
+		return 0;
+	return convctl_usage_error("%s: not a JSON %s", what,
+				   map_only ? "object" : "array or object");
+}
+
 int convctl_history_add(struct convctl_ctx *x, int argc CONVD_UNUSED,
 			char **argv CONVD_UNUSED)
 {
+	const struct convctl_options *o = x->o;
+	struct convc_message_opts mo = {
+		.platform = o->platform,
+		.conversation_id = o->conversation,
+		.tool_call_id = o->tool_call_id,
+		.name = o->name,
+		.model = o->model,
+		.has_tokens = o->tokens_set,
+		.tokens = o->tokens,
+	};
+	msgpack_sbuffer content_sb = { 0 }, meta_sb = { 0 };
 	struct convc_error e;
 	char *text = NULL;
 	const char *content = argv[4];
 	size_t len = strlen(argv[4]);
 	int64_t id, at;
 	char tbuf[64];
-	int st;
+	int st, rc = EXIT_SUCCESS;
 
 	if (strcmp(argv[4], "-") == 0) {
-		int rc = read_stdin(&text, &len);
-
+		rc = read_stdin(&text, &len);
 		if (rc != EXIT_SUCCESS)
 			return rc;
 		content = text;
 	}
-	st = convc_add_message(x->c, argv[1], argv[2], argv[3], content, len,
-			       x->o->platform, &id, &at, &e);
-	free(text);
-	if (st != CONVC_OK)
-		return convctl_conn_report(st, &e);
+	if (o->structured) {
+		rc = pack_json("--structured TEXT", content, len, false,
+			       &content_sb);
+		if (rc)
+			goto out;
+		mo.content_mp = content_sb.data;
+		mo.content_mp_len = content_sb.size;
+		content = NULL;
+		len = 0;
+	}
+	if (o->metadata) {
+		rc = pack_json("--metadata", o->metadata, strlen(o->metadata),
+			       true, &meta_sb);
+		if (rc)
+			goto out;
+		mo.metadata_mp = meta_sb.data;
+		mo.metadata_mp_len = meta_sb.size;
+	}
+	st = convc_add_message_ex(x->c, argv[1], argv[2], argv[3], content,
+				  len, &mo, &id, &at, NULL, &e);
+	if (st != CONVC_OK) {
+		rc = convctl_conn_report(st, &e);
+		goto out;
+	}
 	if (x->o->json) {
 		fprintf(x->out, "{\"id\":%" PRId64 ",\"created_at\":", id);
 		convctl_json_time(&x->json, at);
@@ -97,16 +151,23 @@ int convctl_history_add(struct convctl_ctx *x, int argc CONVD_UNUSED,
 		convctl_time_format(tbuf, sizeof(tbuf), at, 3);
 		fprintf(x->out, "added message %" PRId64 " at %s\n", id, tbuf);
 	}
-	return EXIT_SUCCESS;
+out:
+	msgpack_sbuffer_destroy(&content_sb);
+	msgpack_sbuffer_destroy(&meta_sb);
+	free(text);
+	return rc;
 }
 
+/* The default conversation only, unless --conversation names one: the
+ * protocol's meaning (convd-protocol(7) clear_user_history). */
 int convctl_history_clear(struct convctl_ctx *x, int argc CONVD_UNUSED,
 			  char **argv CONVD_UNUSED)
 {
 	struct convc_error e;
 	int64_t deleted;
-	int st = convc_clear_user_history(x->c, argv[1], argv[2],
-					  x->o->platform, &deleted, &e);
+	int st = convc_clear_user_history_ex(x->c, argv[1], argv[2],
+					     x->o->conversation, x->o->platform,
+					     &deleted, &e);
 
 	if (st != CONVC_OK)
 		return convctl_conn_report(st, &e);
@@ -114,14 +175,16 @@ int convctl_history_clear(struct convctl_ctx *x, int argc CONVD_UNUSED,
 	return EXIT_SUCCESS;
 }
 
+/* As clear: the default conversation unless --conversation. */
 int convctl_history_count(struct convctl_ctx *x, int argc CONVD_UNUSED,
 			  char **argv CONVD_UNUSED)
 {
 	struct convc_error e;
 	int64_t count;
-	int st = convc_get_conversation_count(x->c, argv[1],
-					      argc > 2 ? argv[2] : NULL,
-					      x->o->platform, &count, &e);
+	int st = convc_get_conversation_count_ex(x->c, argv[1],
+						 argc > 2 ? argv[2] : NULL,
+						 x->o->conversation,
+						 x->o->platform, &count, &e);
 
 	if (st != CONVC_OK)
 		return convctl_conn_report(st, &e);
@@ -129,6 +192,20 @@ int convctl_history_count(struct convctl_ctx *x, int argc CONVD_UNUSED,
 		fprintf(x->out, "{\"count\":%" PRId64 "}\n", count);
 	else
 		fprintf(x->out, "%" PRId64 "\n", count);
+	return EXIT_SUCCESS;
+}
+
+int convctl_history_delete_conversation(struct convctl_ctx *x,
+					int argc CONVD_UNUSED, char **argv)
+{
+	struct convc_error e;
+	int64_t deleted;
+	int st = convc_delete_conversation(x->c, argv[1], argv[2], argv[3],
+					   x->o->platform, &deleted, &e);
+
+	if (st != CONVC_OK)
+		return convctl_conn_report(st, &e);
+	convctl_text_deleted(x, deleted, "message");
 	return EXIT_SUCCESS;
 }
 

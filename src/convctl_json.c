@@ -16,16 +16,6 @@ void convctl_json_time(struct json *j, int64_t usec)
 	json_cstr(j, buf);
 }
 
-void convctl_json_message(struct json *j, bool *first,
-			  const struct convc_message *m)
-{
-	json_kv_str(j, first, "role", m->role);
-	json_key(j, first, "content");
-	json_str(j, m->content, m->content_len);
-	json_key(j, first, "created_at");
-	convctl_json_time(j, m->created_at_usec);
-}
-
 /* A map key as a JSON member name. */
 static void member_name(struct json *j, const msgpack_object *k)
 {

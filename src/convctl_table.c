@@ -12,9 +12,12 @@
 const struct convctl_command convctl_table[] = {
 	{ "ping", 0, 0, 0, T, "ping",
 	  "ping\tcheck that convd answers", convctl_admin_ping, NULL },
-	{ "add", 4, 4, 0, T, "add USER PROVIDER ROLE TEXT|-",
+	{ "add", 4, 4, CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_FIELDS, T,
+	  "add USER PROVIDER ROLE TEXT|- [--conversation ID] "
+	  "[--tool-call-id ID] [--name NAME] [--model MODEL] [--tokens N] "
+	  "[--metadata JSON] [--structured]",
 	  "add USER PROVIDER ROLE TEXT|-\tstore a message (- reads TEXT from "
-	  "stdin)",
+	  "stdin; fields: convctl(1))",
 	  convctl_history_add, NULL },
 	{ "history", 2, 2, CONVCTL_OPT_LIMIT | CONVCTL_OPT_CONVERSATION, T,
 	  "history USER PROVIDER [-n LIMIT] [--conversation ID]",
@@ -22,12 +25,21 @@ const struct convctl_command convctl_table[] = {
 	  "messages, oldest first (LIMIT turns), tool calls and structured "
 	  "content included",
 	  convctl_conv_history, NULL },
-	{ "clear", 2, 2, 0, T, "clear USER PROVIDER",
-	  "clear USER PROVIDER\tdelete a user's history for a provider",
+	{ "clear", 2, 2, CONVCTL_OPT_CONVERSATION, T,
+	  "clear USER PROVIDER [--conversation ID]",
+	  "clear USER PROVIDER\tdelete the default conversation's messages "
+	  "(or --conversation's)",
 	  convctl_history_clear, NULL },
-	{ "count", 1, 2, 0, T, "count USER [PROVIDER]",
-	  "count USER [PROVIDER]\tnumber of stored messages",
+	{ "count", 1, 2, CONVCTL_OPT_CONVERSATION, T,
+	  "count USER [PROVIDER] [--conversation ID]",
+	  "count USER [PROVIDER]\tmessages in the default conversation (or "
+	  "--conversation's)",
 	  convctl_history_count, NULL },
+	{ "delete-conversation", 3, 3, 0, T,
+	  "delete-conversation USER PROVIDER CONVERSATION",
+	  "delete-conversation USER PROVIDER CONVERSATION\tdelete a named "
+	  "conversation and its state",
+	  convctl_history_delete_conversation, NULL },
 	{ "stats-user", 1, 1, 0, T, "stats-user USER",
 	  "stats-user USER\tmessages per provider",
 	  convctl_history_user_stats, NULL },
@@ -54,8 +66,10 @@ const struct convctl_command convctl_table[] = {
 	  "cleanup [--days N] [--dry-run]\tdelete messages older than N days "
 	  "(admin)",
 	  convctl_admin_cleanup, NULL },
-	{ "export", 1, 1, CONVCTL_OPT_PROVIDER, T, "export USER [--provider P]",
-	  "export USER [--provider P]\tthe user's whole history as JSON Lines",
+	{ "export", 1, 1, CONVCTL_OPT_PROVIDER | CONVCTL_OPT_CONVERSATION, T,
+	  "export USER [--provider P] [--conversation ID]",
+	  "export USER [--provider P]\tthe user's whole history, every "
+	  "field, as JSON Lines",
 	  convctl_transfer_export, NULL },
 	{ "import", 0, 0, 0, T, "import",
 	  "import\tstore JSON Lines from stdin, times kept (admin)",

@@ -367,14 +367,15 @@ def test_import_errors_and_python_import(convd, pg):
         (json.dumps({k: v for k, v in good.items() if k != "role"}),
          "'role' is missing"),
         (json.dumps(dict(good, role="robot")), "invalid_params"),
+        # issue 17: a member import does not know is refused, not dropped
+        (json.dumps(dict(good, extra=1)), 'line 1: unknown member "extra"'),
     ]
     for line, want in cases:
         r = convd.convctl("import", input=line + "\n")
         assert r.returncode in (1, 2), (line, r.returncode)
         assert want in r.stderr, (line, r.stderr)
-    # zones, unknown members, blank lines; the stored time is exact
-    lines = [dict(good, created_at="2025-01-02T05:04:05.123456+02:00",
-                  extra=[1, {"a": None}]),
+    # zones, blank lines; the stored time is exact
+    lines = [dict(good, created_at="2025-01-02T05:04:05.123456+02:00"),
              dict(good, content="naive", created_at="2025-01-02 03:04:06")]
     r = convd.convctl("import", input="\n".join(json.dumps(x) for x in lines)
                       + "\n\n")
