@@ -131,11 +131,12 @@ def history_with_every_field(path, u):
                           ("name", s("get_weather"))])
     raw_add(path, base + [("provider", s("gemini")), ("role", s("user")),
                           ("content", s("quote \" tab\t \u4f60\u597d"))])
-    # "text" strs that are no text: a NUL, bytes that are not UTF-8
+    # "text" values that are no text: bytes with a NUL, bytes that are
+    # not UTF-8 (as bin: convd refuses such strs, convd-protocol(7))
     raw_add(path, base + [("provider", s("gemini")),
                           ("role", s("assistant")),
-                          ("content", b"\x93" + s({"text": "a\x00b"})
-                           + b"\x81" + s("text") + b"\xa2\xff\xfe"
+                          ("content", b"\x93" + s({"text": b"a\x00b"})
+                           + b"\x81" + s("text") + b"\xc4\x02\xff\xfe"
                            + s({"text": "ok"}))])
     # another user's message: not exported
     raw_add(path, [("user_id", s(u + "-other")), ("provider", s("gemini")),
