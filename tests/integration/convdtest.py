@@ -673,6 +673,29 @@ def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def in_threads(fn, args, timeout=None):
+    """Runs fn(a) for every a of args, each in a thread of its own, all at
+    once, and waits for them (timeout: seconds, scaled, for each; None:
+    as long as they take).  Returns what went wrong, as text: the
+    exceptions raised and the threads still running; [] when nothing
+    did."""
+    errors = []
+
+    def run(a):
+        try:
+            fn(a)
+        except Exception as e:  # noqa: BLE001 - returned to the test
+            errors.append(repr(e))
+    threads = [threading.Thread(target=run, args=(a,), daemon=True)
+               for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(None if timeout is None else scaled(timeout))
+    errors += [f"{t.name} still running" for t in threads if t.is_alive()]
+    return errors
+
+
 def packb_raw(obj):
     """Packs obj with bytes objects encoded as msgpack *str* (not bin), as
     old msgpack-rpc libraries do: lets a test send a str holding any bytes,
