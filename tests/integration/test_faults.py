@@ -700,11 +700,6 @@ class GoodClient(threading.Thread):
             self.exc = e
 
 
-def p99(xs):
-    xs = sorted(xs)
-    return xs[int(len(xs) * 0.99)] if xs else 0.0
-
-
 def big_frame(n):
     """A valid add_message request of about n bytes."""
     return msgpack.packb([0, 1, "add_message",
@@ -794,6 +789,7 @@ def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
                what="the good client's calls")
     with cv.client() as c:
         st = c.call("stats")
+    n_held = len(good.lat) - n0
     good.stop.set()
     good.join(30)
     assert good.exc is None, good.exc
@@ -804,12 +800,13 @@ def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
     assert st["budget"]["peak_bytes"] <= BUDGET, st["budget"]
     if convdtest.own_allocator():	# ASan and valgrind keep freed memory
         assert peak < BUDGET + budget_margin(), (peak >> 20, st["budget"])
-    # the loop never waits on the hostile clients (a liveness bound, not
-    # a latency figure: BENCHMARKS.md has those, p99 about 20 ms); the
-    # good client's database calls wait their turn for a connection
-    # behind the hostile clients' own reads (pool FIFO), but never fail
-    assert max(good.lat) < scaled(5), (p99(good.lat), max(good.lat))
-    assert good.lat_db and max(good.lat_db) < scaled(10), max(good.lat_db)
+    # the loop never waits on the hostile clients: the good client's
+    # calls (a ping, then a database call) were answered while every
+    # hostile socket was still open (an order of events; BENCHMARKS.md
+    # has the latencies, p99 about 20 ms); its database calls wait their
+    # turn for a connection behind the hostile clients' own reads (pool
+    # FIFO), but never fail (good.exc above)
+    assert n_held >= 20, n_held
     assert "cut off at the memory budget" in cv.log()
     with cv.client() as c:
         assert c.call("ping") == "pong"
