@@ -69,6 +69,11 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--scale", action="store_true",
                     help="also load 10M rows for the scale test (slow)")
+    ap.add_argument("--without-search-index", action="store_true",
+                    help="drop the search index (revision 9e4f0a6b3c18) after"
+                    " set-up: the write path of issue 17's model alone, as a"
+                    " bot that never searches runs it (README: what the"
+                    " search index costs)")
     a = ap.parse_args()
     secs = a.seconds
 
@@ -77,6 +82,8 @@ def main():
         "max_connections = 300\n")
     d = None
     try:
+        if a.without_search_index:
+            pg.psql("DROP INDEX simple_conversation_history_search_idx")
         d = convdtest.Convd(pg, extra={
             "pool": {"size": 20, "max_overflow": 30, "timeout": 30},
             "server": {"max_clients": 20000},
@@ -100,6 +107,8 @@ def main():
         say(f"- {pgver}, local, Unix socket, fsync on; convd pool size 20, "
             f"max_overflow 30; 32 clients, depth 1, 2 client threads "
             f"(convd-bench -j 2, pgbench -j 2), {secs} s per run")
+        if a.without_search_index:
+            say("- without the search index (--without-search-index)")
         say()
 
         # 4a. idle RSS (before any load)
