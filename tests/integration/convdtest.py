@@ -314,9 +314,15 @@ class Convd:
         }
         if WRAPPER:
             # convd's own waits stretch like the tests' time limits (its
-            # defaults otherwise: a pool wait of 5 s, shutdown_timeout 10)
+            # defaults otherwise: a pool wait of 5 s, shutdown_timeout 10,
+            # connect_timeout 10).  Under valgrind on a busy machine the
+            # pool's first connections (a SCRAM proof each, computed in
+            # the loop) took over 10 s: every one timed out and requests
+            # were answered `unavailable` (test_daemon's
+            # test_password_from_db_password).
             sections["pool"]["timeout"] = int(scaled(5))
             sections["server"]["shutdown_timeout"] = int(scaled(10))
+            sections["database"]["connect_timeout"] = int(scaled(10))
         for sec, kv in (extra or {}).items():
             sections.setdefault(sec, {}).update(kv)
         self.config = write_config(os.path.join(self.tmp, "convd.conf"),
