@@ -42,7 +42,7 @@ struct acl_peer {
  * or numeric ids) into out, all or nothing: -1 (logged, naming the
  * option) leaves out as it was.
  */
-CONVD_WUR int acl_parse(const struct convd_config *cfg, struct acl *out);
+CONVD_WUR int acl_parse(const struct config *cfg, struct acl *out);
 
 /* Reads the credentials of the peer of Unix socket fd; -1 (errno). */
 CONVD_WUR int acl_peer_read(int fd, struct acl_peer *out);

@@ -20,7 +20,7 @@
 #include "common.h"
 #include "log.h"
 
-struct convd_config {
+struct config {
 	char *path;			/* file it was loaded from, or NULL */
 
 	struct {
@@ -104,21 +104,21 @@ struct convd_config {
 };
 
 enum config_type {
-	CT_STRING,
-	CT_INT,
-	CT_BOOL,
-	CT_SIZE,	/* bytes, with K/M/G suffixes */
-	CT_MODE,	/* octal file mode */
-	CT_LEVEL,	/* log level name */
+	CONFIG_T_STRING,
+	CONFIG_T_INT,
+	CONFIG_T_BOOL,
+	CONFIG_T_SIZE,	/* bytes, with K/M/G suffixes */
+	CONFIG_T_MODE,	/* octal file mode */
+	CONFIG_T_LEVEL,	/* log level name */
 };
 
 struct config_option {
 	const char *section;
 	const char *name;
 	enum config_type type;
-	size_t offset;		/* offsetof(struct convd_config, ...) */
+	size_t offset;		/* offsetof(struct config, ...) */
 	const char *def;	/* default, as written in the file */
-	int64_t min, max;	/* CT_INT / CT_SIZE / CT_MODE bounds */
+	int64_t min, max;	/* bounds of CONFIG_T_INT, _SIZE and _MODE */
 	bool reloadable;	/* takes effect on SIGHUP */
 	bool secret;		/* never printed */
 	const char *doc;	/* one or two sentences */
@@ -129,8 +129,9 @@ struct config_option {
 	 */
 	const char *example;
 	/*
-	 * CT_STRING only, optional: checks a value (and may normalise it in
-	 * place, never making it longer).  Returns -1 with the reason in why.
+	 * CONFIG_T_STRING only, optional: checks a value (and may normalise
+	 * it in place, never making it longer).  Returns -1 with the reason
+	 * in why.
 	 */
 	int (*check)(char *value, char *why, size_t whylen);
 };
@@ -139,7 +140,7 @@ extern const struct config_option config_options[];
 extern const size_t config_noptions;
 
 /* Fills every option with its default. */
-CONVD_WUR int config_init(struct convd_config *cfg);
+CONVD_WUR int config_init(struct config *cfg);
 
 /*
  * Reads path over the current values.  On error returns -1, leaves cfg
@@ -147,42 +148,42 @@ CONVD_WUR int config_init(struct convd_config *cfg);
  * A key may appear only once per file; files are at most 1 MiB, lines at
  * most 4096 bytes.
  */
-CONVD_WUR int config_load_file(struct convd_config *cfg, const char *path,
+CONVD_WUR int config_load_file(struct config *cfg, const char *path,
 			       char *err, size_t errlen);
 
 /*
  * Sets one option from its text form, as if read from a file (the same
  * checks; strings are copied).  On error returns -1 with the reason in why.
  */
-CONVD_WUR int config_set(struct convd_config *cfg,
+CONVD_WUR int config_set(struct config *cfg,
 			 const struct config_option *opt, const char *text,
 			 char *why, size_t whylen);
 
 /* Cross-option checks (e.g. max_content_bytes < max_request_bytes). */
-CONVD_WUR int config_validate(const struct convd_config *cfg, char *err,
+CONVD_WUR int config_validate(const struct config *cfg, char *err,
 			      size_t errlen);
 
-void config_free(struct convd_config *cfg);
+void config_free(struct config *cfg);
 
 const struct config_option *config_find(const char *section,
 					const char *name);
 
 /* Value of an option as text ("********" for secrets that are set). */
-void config_format_value(const struct convd_config *cfg,
+void config_format_value(const struct config *cfg,
 			 const struct config_option *opt, char *buf,
 			 size_t len);
 
 void config_print_help(FILE *out);		/* for convd --help */
 void config_print_sample(FILE *out);		/* etc/convd.conf */
 void config_print_man(FILE *out);		/* mdoc list for convd.conf(5) */
-void config_print_effective(FILE *out, const struct convd_config *cfg);
+void config_print_effective(FILE *out, const struct config *cfg);
 
 /*
  * Calls cb for every option whose value differs between old and new and
  * that cannot change at run time.  Returns how many there were.
  */
-int config_nonreloadable_changes(const struct convd_config *old,
-				 const struct convd_config *new,
+int config_nonreloadable_changes(const struct config *old,
+				 const struct config *new,
 				 void (*cb)(const struct config_option *opt,
 					    void *arg),
 				 void *arg);

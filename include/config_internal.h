@@ -13,9 +13,9 @@
 #define CONFIG_WHY 256			/* reason buffers */
 
 /* size units (1024-based, as the K, M and G suffixes) */
-#define KIB ((int64_t)1024)
-#define MIB (KIB * 1024)
-#define GIB (MIB * 1024)
+#define CONFIG_KIB ((int64_t)1024)
+#define CONFIG_MIB (CONFIG_KIB * 1024)
+#define CONFIG_GIB (CONFIG_MIB * 1024)
 
 /* A blank inside a line: space, tab, CR, VT, FF. */
 bool config_is_space(char c);
@@ -28,7 +28,7 @@ const char *config_section_doc(const char *name);
 
 /* A deep copy, so that a file that fails half-way changes nothing;
  * -1 when out of memory (dst then holds nothing). */
-CONVD_WUR int config_copy(struct convd_config *dst,
-			  const struct convd_config *src);
+CONVD_WUR int config_copy(struct config *dst,
+			  const struct config *src);
 
 #endif

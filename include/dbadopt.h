@@ -10,8 +10,9 @@
 #include "dbctx.h"
 #include "migrate_adopt.h"
 
-/* Runs the adoption a (madopt_inspect's); rehearse: in the caller's
+/* Runs the adoption a (migrate_adopt_inspect's); rehearse: in the caller's
  * transaction, which the caller rolls back.  Returns an exit status. */
-CONVD_WUR int dbadopt_run(struct dbctx *c, struct madopt *a, bool rehearse);
+CONVD_WUR int dbadopt_run(struct dbctx *c, struct migrate_adopt *a,
+			  bool rehearse);
 
 #endif

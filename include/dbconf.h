@@ -54,7 +54,7 @@ struct dbconf {
  * DATABASE_URL and url must be postgresql:// or postgres:// URIs or
  * key=value strings; anything else is an error naming them.
  */
-CONVD_WUR int dbconf_build(const struct convd_config *cfg,
+CONVD_WUR int dbconf_build(const struct config *cfg,
 			   const char *(*env)(const char *name),
 			   struct dbconf *out, char *err, size_t errlen);
 void dbconf_free(struct dbconf *dc);

@@ -12,7 +12,8 @@
  * Connects with the configuration and environment (dbconf), sets the
  * session up (no statement or lock timeout), finds the schema it works in
  * (c->nsp) and the history table's name in it (c->qhist), and who runs
- * (c->who).  Returns EX_OK, EX_CONN or EX_FAIL, the reason said.
+ * (c->who).  Returns DBCTX_EX_OK, DBCTX_EX_CONN or DBCTX_EX_FAIL, the
+ * reason said.
  */
 CONVD_WUR int dbconn_open(struct dbctx *c);
 

@@ -15,34 +15,34 @@
 #include "migrate.h"
 
 /* Exit statuses of `convctl db` (see dbcmd.h). */
-#define EX_OK 0
-#define EX_FAIL 1
-#define EX_USAGE 2
-#define EX_CONN 3
+#define DBCTX_EX_OK 0
+#define DBCTX_EX_FAIL 1
+#define DBCTX_EX_USAGE 2
+#define DBCTX_EX_CONN 3
 
-#define MODEL_FILE "schema.sql"		/* the schema model, not a revision */
-#define DEFAULT_LOCK_TIMEOUT 60		/* seconds: --lock-timeout */
-#define ERRLEN 2048			/* error texts */
+#define DBCTX_MODEL_FILE "schema.sql"	/* the schema model, not a revision */
+#define DBCTX_DEFAULT_LOCK_TIMEOUT 60	/* seconds: --lock-timeout */
+#define DBCTX_ERRLEN 2048		/* error texts */
 
 /* The options a command was given (dbctx_opts.given). */
 enum {
-	O_SQL = 1u << 0,
-	O_TRY = 1u << 1,
-	O_YES = 1u << 2,
-	O_ALLOW_DESTRUCTIVE = 1u << 3,
-	O_ACCEPT_CHANGED = 1u << 4,
-	O_AUTOGENERATE = 1u << 5,
-	O_OFFLINE = 1u << 6,
-	O_APPLIED = 1u << 7,
-	O_ROLLED_BACK = 1u << 8,
-	O_MESSAGE = 1u << 9,
-	O_BACKUP = 1u << 10,
-	O_MODEL = 1u << 11,
-	O_LOCK_TIMEOUT = 1u << 12,
-	O_LEGACY_TZ = 1u << 13,
-	O_HEAD = 1u << 14,
-	O_SPLICE = 1u << 15,
-	O_LAYOUT = 1u << 16,
+	DBCTX_O_SQL = 1u << 0,
+	DBCTX_O_TRY = 1u << 1,
+	DBCTX_O_YES = 1u << 2,
+	DBCTX_O_ALLOW_DESTRUCTIVE = 1u << 3,
+	DBCTX_O_ACCEPT_CHANGED = 1u << 4,
+	DBCTX_O_AUTOGENERATE = 1u << 5,
+	DBCTX_O_OFFLINE = 1u << 6,
+	DBCTX_O_APPLIED = 1u << 7,
+	DBCTX_O_ROLLED_BACK = 1u << 8,
+	DBCTX_O_MESSAGE = 1u << 9,
+	DBCTX_O_BACKUP = 1u << 10,
+	DBCTX_O_MODEL = 1u << 11,
+	DBCTX_O_LOCK_TIMEOUT = 1u << 12,
+	DBCTX_O_LEGACY_TZ = 1u << 13,
+	DBCTX_O_HEAD = 1u << 14,
+	DBCTX_O_SPLICE = 1u << 15,
+	DBCTX_O_LAYOUT = 1u << 16,
 };
 
 struct dbctx_opts {
@@ -69,7 +69,7 @@ struct dbctx {
 	bool json;
 	struct json out;	/* stdout, with --json */
 	struct dbctx_opts o;
-	struct convd_config cfg;
+	struct config cfg;
 	bool cfg_ok;
 	const char *dir;
 	char *model_path;
@@ -109,8 +109,8 @@ void dbctx_user_host(char *buf, size_t len);
 /* Reads and checks the revisions of the migrations directory (c->dir);
  * returns an exit status. */
 CONVD_WUR int dbctx_load_set(struct dbctx *c);
-/* Parses a target (head, heads, base, +N, -N, a revision); EX_USAGE with
- * the message said. */
+/* Parses a target (head, heads, base, +N, -N, a revision); DBCTX_EX_USAGE
+ * with the message said. */
 CONVD_WUR int dbctx_parse_target(struct dbctx *c, const char *text,
 				 struct migrate_target *t);
 /* The plan (migrate_plan_upgrade / _downgrade) from applied[] to t:

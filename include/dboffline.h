@@ -14,7 +14,7 @@
  * the connection's quoting when there is one). */
 void dboffline_writer(struct dbctx *c, struct dbsql *w);
 /* The adoption of a legacy database as revision r1, as SQL. */
-void dboffline_adoption(struct dbctx *c, const struct madopt *a, int r1);
+void dboffline_adoption(struct dbctx *c, const struct migrate_adopt *a, int r1);
 /*
  * upgrade/downgrade FROM:TO --sql: the SQL from FROM (base, head, heads or
  * a revision and its ancestors applied) to TO, written without a

@@ -34,7 +34,7 @@ CONVD_WUR int dbrun_plan(struct dbctx *c, const int *plan, int n, bool up,
  * checks the rest without running it, and fails.
  */
 CONVD_WUR int dbrun_rehearse(struct dbctx *c, const int *plan, int n,
-			     bool up, struct madopt *ma,
+			     bool up, struct migrate_adopt *ma,
 			     bool allow_destructive);
 
 #endif

@@ -21,7 +21,7 @@
 
 /* Starts listening if [http] listen is set (a no-op otherwise). */
 CONVD_WUR int http_setup(struct event_base *base,
-			 const struct convd_config *cfg);
+			 const struct config *cfg);
 /* Shutting down: /readyz answers 503 from now on. */
 void http_stopping(void);
 void http_cleanup(void);

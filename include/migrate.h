@@ -19,17 +19,17 @@ struct migrate_set {
 };
 
 enum migrate_target_kind {
-	MT_HEAD,	/* the one head ("head") */
-	MT_HEADS,	/* every head ("heads") */
-	MT_BASE,	/* nothing applied ("base") */
-	MT_REV,		/* a revision: full id or a unique prefix */
-	MT_RELATIVE,	/* +N / -N */
+	MIGRATE_TARGET_HEAD,	/* the one head ("head") */
+	MIGRATE_TARGET_HEADS,	/* every head ("heads") */
+	MIGRATE_TARGET_BASE,	/* nothing applied ("base") */
+	MIGRATE_TARGET_REV,	/* a revision: full id or a unique prefix */
+	MIGRATE_TARGET_RELATIVE, /* +N / -N */
 };
 
 struct migrate_target {
 	enum migrate_target_kind kind;
-	int rev;	/* MT_REV */
-	int n;		/* MT_RELATIVE: +N > 0, -N < 0 */
+	int rev;	/* MIGRATE_TARGET_REV */
+	int n;		/* MIGRATE_TARGET_RELATIVE: +N > 0, -N < 0 */
 };
 
 void migrate_set_init(struct migrate_set *s);

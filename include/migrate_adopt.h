@@ -32,26 +32,26 @@
 #include "common.h"
 
 /* The revision whose schema an adopted database gets. */
-#define MADOPT_REVISION "3f9c2a7d41e0"
+#define MIGRATE_ADOPT_REVISION "3f9c2a7d41e0"
 
-enum madopt_shape {
-	MA_EMPTY,		/* none of convd's tables */
-	MA_MANAGED,		/* the history table exists */
-	MA_LEGACY_README,	/* (a) README SQL: no platform */
-	MA_LEGACY_ALEMBIC,	/* (b) altered by Alembic '001' */
-	MA_UNKNOWN,		/* something else: refused */
+enum migrate_adopt_shape {
+	MIGRATE_ADOPT_EMPTY,		/* none of convd's tables */
+	MIGRATE_ADOPT_MANAGED,		/* the history table exists */
+	MIGRATE_ADOPT_LEGACY_README,	/* (a) README SQL: no platform */
+	MIGRATE_ADOPT_LEGACY_ALEMBIC,	/* (b) altered by Alembic '001' */
+	MIGRATE_ADOPT_UNKNOWN,		/* something else: refused */
 };
 
-struct madopt_step {
+struct migrate_adopt_step {
 	char *note;		/* one line: why */
 	char *sql;		/* one statement */
 };
 
-struct madopt {
-	enum madopt_shape shape;
+struct migrate_adopt {
+	enum migrate_adopt_shape shape;
 	char found[2048];	/* what was found, for people */
-	char problem[1024];	/* MA_UNKNOWN: why it is not recognised */
-	struct madopt_step *steps;
+	char problem[1024];	/* MIGRATE_ADOPT_UNKNOWN: why not recognised */
+	struct migrate_adopt_step *steps;
 	int nsteps;
 	bool alembic;		/* alembic_version exists (it is dropped) */
 	char alembic_revs[256];	/* its version_num rows, "'001', 'a1b2'" */
@@ -69,21 +69,25 @@ struct madopt {
 
 /*
  * Looks at schema nsp.  Returns -1 only when the database cannot be read
- * (err); an unrecognised shape is MA_UNKNOWN with problem set.
+ * (err); an unrecognised shape is MIGRATE_ADOPT_UNKNOWN with problem set.
  */
-CONVD_WUR int madopt_inspect(PGconn *conn, const char *nsp,
-			     const char *history_table, struct madopt *out,
-			     char *err, size_t errlen);
+CONVD_WUR int migrate_adopt_inspect(PGconn *conn, const char *nsp,
+				    const char *history_table,
+				    struct migrate_adopt *out, char *err,
+				    size_t errlen);
 /* The same, with the legacy times read in `zone` (NULL: UTC), which must
- * have passed madopt_check_zone. */
-CONVD_WUR int madopt_inspect_tz(PGconn *conn, const char *nsp,
-				const char *history_table, const char *zone,
-				struct madopt *out, char *err, size_t errlen);
+ * have passed migrate_adopt_check_zone. */
+CONVD_WUR int migrate_adopt_inspect_tz(PGconn *conn, const char *nsp,
+				       const char *history_table,
+				       const char *zone,
+				       struct migrate_adopt *out, char *err,
+				       size_t errlen);
 /* Whether `zone` is UTC or a time zone name the server knows (IANA, as in
  * pg_timezone_names); -1 with err if not. */
-CONVD_WUR int madopt_check_zone(PGconn *conn, const char *zone, char *err,
-				size_t errlen);
-void madopt_free(struct madopt *a);
+CONVD_WUR int migrate_adopt_check_zone(PGconn *conn, const char *zone,
+				       char *err,
+				       size_t errlen);
+void migrate_adopt_free(struct migrate_adopt *a);
 
 /*
  * A fingerprint of the two tables' contents: row counts and a sum of
@@ -92,9 +96,9 @@ void madopt_free(struct madopt *a);
  * 'line' where the column did not exist yet), taken before the plan
  * (after = false) and after it; they must be equal.
  */
-CONVD_WUR int madopt_fingerprint(PGconn *conn, const char *nsp,
-				 const struct madopt *a, bool after,
-				 char *out, size_t outlen, char *err,
-				 size_t errlen);
+CONVD_WUR int migrate_adopt_fingerprint(PGconn *conn, const char *nsp,
+					const struct migrate_adopt *a,
+					bool after, char *out, size_t outlen,
+					char *err, size_t errlen);
 
 #endif

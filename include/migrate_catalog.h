@@ -18,8 +18,10 @@
  * to extensions.  Sets the transaction's search_path to nsp first (so the
  * caller must be in a transaction), so deparsed text carries no schema.
  */
-CONVD_WUR int mcat_load(PGconn *conn, const char *nsp, const char *exclude,
-			struct mschema *out, char *err, size_t errlen);
+CONVD_WUR int migrate_catalog_load(PGconn *conn, const char *nsp,
+				   const char *exclude,
+				   struct migrate_diff_schema *out, char *err,
+				   size_t errlen);
 
 /*
  * Runs sql (a schema model or a revision's up SQL) in a fresh scratch
@@ -27,20 +29,23 @@ CONVD_WUR int mcat_load(PGconn *conn, const char *nsp, const char *exclude,
  * inside a transaction; it uses a savepoint and rolls back to it, so
  * nothing stays behind.  On an SQL error err holds the server's message.
  */
-CONVD_WUR int mcat_load_sql(PGconn *conn, const char *sql, const char *nsp,
-			    const char *exclude, struct mschema *out,
-			    char *err, size_t errlen);
+CONVD_WUR int migrate_catalog_load_sql(PGconn *conn, const char *sql,
+				       const char *nsp, const char *exclude,
+				       struct migrate_diff_schema *out,
+				       char *err, size_t errlen);
 
 /* The columns of every user table of the database (for the guard). */
-CONVD_WUR int mcat_columns(PGconn *conn, struct migrate_cols *out,
-			   char *err, size_t errlen);
+CONVD_WUR int migrate_catalog_columns(PGconn *conn,
+				      struct migrate_sql_cols *out,
+				      char *err, size_t errlen);
 
 /* The first existing schema of the search_path (malloc'd). */
-CONVD_WUR int mcat_current_schema(PGconn *conn, char **out, char *err,
-				  size_t errlen);
+CONVD_WUR int migrate_catalog_current_schema(PGconn *conn, char **out,
+					     char *err,
+					     size_t errlen);
 
 /* "message (SQLSTATE) DETAIL/HINT" of a failed result, in buf. */
-void mcat_result_error(const PGresult *res, PGconn *conn, char *buf,
-		       size_t len);
+void migrate_catalog_result_error(const PGresult *res, PGconn *conn, char *buf,
+				  size_t len);
 
 #endif

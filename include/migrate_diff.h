@@ -23,7 +23,7 @@
 
 #include "common.h"
 
-struct mschema_column {
+struct migrate_diff_column {
 	char *name, *qname;
 	int attnum;
 	char *type;		/* format_type(), e.g. "character varying(50)" */
@@ -36,44 +36,44 @@ struct mschema_column {
 	char *def;		/* default expression or NULL */
 	char identity;		/* 0, 'a' (always) or 'd' (by default) */
 	char *generated;	/* stored generated expression or NULL */
-	/* Schemas loaded from SQL (mcat_load_sql): the text the server
-	 * shows for an object made again from its own deparsed text, where
-	 * that differs (the server deparses "x IN ('a')" on varchar one way,
+	/* Schemas loaded from SQL (migrate_catalog_load_sql): the text the
+	 * server shows for an object made again from its own deparsed text,
+	 * where that differs (the server deparses "x IN ('a')" on varchar one way,
 	 * and its own deparse another).  Either text compares equal. */
 	char *alt_def, *alt_generated;
 };
 
-struct mschema_constraint {
+struct migrate_diff_constraint {
 	char *name, *qname;
 	char type;		/* p, u, c, f, x */
 	char *def;		/* pg_get_constraintdef */
-	char *alt_def;		/* see mschema_column */
+	char *alt_def;		/* see struct migrate_diff_column */
 };
 
-struct mschema_index {
+struct migrate_diff_index {
 	char *name, *qname;
 	bool unique;
 	char *tail;		/* pg_get_indexdef after "... USING " */
-	char *alt_tail;		/* see mschema_column */
+	char *alt_tail;		/* see struct migrate_diff_column */
 };
 
-struct mschema_table {
+struct migrate_diff_table {
 	char *name, *qname;
-	struct mschema_column *cols;
+	struct migrate_diff_column *cols;
 	int ncols;
-	struct mschema_constraint *cons;
+	struct migrate_diff_constraint *cons;
 	int ncons;
-	struct mschema_index *idx;
+	struct migrate_diff_index *idx;
 	int nidx;
 };
 
-struct mschema_enum {
+struct migrate_diff_enum {
 	char *name, *qname;
 	char **labels, **qlabels;	/* raw / quote_literal */
 	int nlabels;
 };
 
-struct mschema_sequence {
+struct migrate_diff_sequence {
 	char *name, *qname;
 	char *type;
 	int64_t start, inc, min, max, cache;
@@ -82,41 +82,42 @@ struct mschema_sequence {
 	char *owner_column, *owner_qcolumn;
 };
 
-struct mschema {
-	struct mschema_table *tables;
+struct migrate_diff_schema {
+	struct migrate_diff_table *tables;
 	int ntables;
-	struct mschema_enum *enums;
+	struct migrate_diff_enum *enums;
 	int nenums;
-	struct mschema_sequence *seqs;
+	struct migrate_diff_sequence *seqs;
 	int nseqs;
 };
 
-void mschema_free(struct mschema *s);
+void migrate_diff_schema_free(struct migrate_diff_schema *s);
 /* Sorts everything by name (catalog order does not matter). */
-void mschema_sort(struct mschema *s);
+void migrate_diff_schema_sort(struct migrate_diff_schema *s);
 
-const struct mschema_table *mschema_table(const struct mschema *s,
-					  const char *name);
+const struct migrate_diff_table *
+migrate_diff_schema_table(const struct migrate_diff_schema *s,
+			  const char *name);
 
 /* One step of a change: a difference (what, may be NULL for the second
  * statement of one difference) and the SQL that makes it. */
-struct mdiff_step {
+struct migrate_diff_step {
 	char *what;		/* "+ table t", "~ column t.c: type a -> b" */
 	char *sql;		/* one statement, no ';' */
 	bool destructive;	/* loses data when run */
 	char *warning;		/* may fail or lose data: why, or NULL */
 };
 
-struct mdiff {
-	struct mdiff_step *v;
+struct migrate_diff {
+	struct migrate_diff_step *v;
 	int n, cap;
 };
 
-void mdiff_free(struct mdiff *d);
+void migrate_diff_free(struct migrate_diff *d);
 
 /* Only the tables of `to` (and their sequences) are compared: extra
  * tables, enums and sequences of `from` are ignored. */
-#define MDIFF_ONLY_TO_TABLES 1u
+#define MIGRATE_DIFF_ONLY_TO_TABLES 1u
 
 /*
  * The steps that turn schema `from` into schema `to`, in an order that
@@ -124,12 +125,12 @@ void mdiff_free(struct mdiff *d);
  * tables, columns, constraints, indexes, and the drops of columns,
  * tables, sequences and types last.  Returns -1 on ENOMEM.
  */
-CONVD_WUR int mdiff_compute(const struct mschema *from,
-			    const struct mschema *to, unsigned flags,
-			    struct mdiff *out);
+CONVD_WUR int migrate_diff_compute(const struct migrate_diff_schema *from,
+				   const struct migrate_diff_schema *to,
+				   unsigned flags, struct migrate_diff *out);
 
 /* Joins the steps' SQL as a script ("stmt;\n" each, with "-- " comments
  * for what and warnings).  malloc'd, NULL on ENOMEM. */
-char *mdiff_script(const struct mdiff *d);
+char *migrate_diff_script(const struct migrate_diff *d);
 
 #endif

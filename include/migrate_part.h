@@ -38,15 +38,16 @@
 
 #include "common.h"
 
-enum mpart_kind {
-	MPART_OTHER,		/* run as written */
-	MPART_CREATE_INDEX,	/* CREATE [UNIQUE] INDEX CONCURRENTLY name ON t */
-	MPART_DROP_INDEX,	/* DROP INDEX CONCURRENTLY name */
+enum migrate_part_kind {
+	MIGRATE_PART_OTHER,	/* run as written */
+	/* CREATE [UNIQUE] INDEX CONCURRENTLY name ON t */
+	MIGRATE_PART_CREATE_INDEX,
+	MIGRATE_PART_DROP_INDEX, /* DROP INDEX CONCURRENTLY name */
 };
 
 /* What a statement is, as byte ranges of it (pure). */
-struct mpart_stmt {
-	enum mpart_kind kind;
+struct migrate_part_stmt {
+	enum migrate_part_kind kind;
 	bool unique;
 	bool if_exists;		/* IF NOT EXISTS (create), IF EXISTS (drop) */
 	size_t name_off, name_len;	/* the index, as written */
@@ -59,9 +60,10 @@ struct mpart_stmt {
  * space anywhere between tokens, keywords in any case, names quoted or
  * not, the table schema-qualified or not).  A CREATE INDEX without a name
  * or with ONLY, a DROP INDEX of several indexes, and anything else are
- * MPART_OTHER.
+ * MIGRATE_PART_OTHER.
  */
-void migrate_part_parse(const char *stmt, size_t len, struct mpart_stmt *out);
+void migrate_part_parse(const char *stmt, size_t len,
+			struct migrate_part_stmt *out);
 
 /*
  * Runs one statement (NUL-terminated) as PQexec would, doing the above on

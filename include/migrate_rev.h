@@ -30,12 +30,12 @@
 #include "common.h"
 #include "migrate_sha256.h"
 
-#define MIGRATE_ID_MAX 64		/* bytes of a revision id */
-#define MIGRATE_MAX_PARENTS 16
-#define MIGRATE_MAX_REVISIONS 10000
-#define MIGRATE_MAX_FILE (16u << 20)	/* bytes of one revision file */
-#define MIGRATE_MESSAGE_MAX 1000	/* bytes of a message */
-#define MIGRATE_NEW_ID_LEN 12		/* hex digits of a fresh id */
+#define MIGRATE_REV_ID_MAX 64		/* bytes of a revision id */
+#define MIGRATE_REV_MAX_PARENTS 16
+#define MIGRATE_REV_MAX_REVISIONS 10000
+#define MIGRATE_REV_MAX_FILE (16u << 20)	/* bytes of one revision file */
+#define MIGRATE_REV_MESSAGE_MAX 1000	/* bytes of a message */
+#define MIGRATE_REV_NEW_ID_LEN 12		/* hex digits of a fresh id */
 
 struct migrate_rev {
 	char *id;
@@ -66,7 +66,7 @@ void migrate_rev_free(struct migrate_rev *r);
 
 /* True when s is a valid revision id: 1..64 of [A-Za-z0-9_], not a
  * reserved word (head, heads, base). */
-bool migrate_id_valid(const char *s);
+bool migrate_rev_id_valid(const char *s);
 
 /*
  * The text of a revision file.  message is escaped; up and down are put
@@ -79,18 +79,18 @@ char *migrate_rev_format(const char *id, char *const *parents, int nparents,
 			 char *err, size_t errlen);
 
 /* Escapes a message for a header line (malloc'd) / checks a message. */
-char *migrate_message_escape(const char *msg);
-CONVD_WUR int migrate_message_check(const char *msg, char *err,
-				    size_t errlen);
+char *migrate_rev_message_escape(const char *msg);
+CONVD_WUR int migrate_rev_message_check(const char *msg, char *err,
+					size_t errlen);
 
 /* A file name "<id>_<slug>.sql" for a message (malloc'd). */
-char *migrate_file_name(const char *id, const char *message);
+char *migrate_rev_file_name(const char *id, const char *message);
 
-/* A fresh random id of MIGRATE_NEW_ID_LEN hex digits. */
-CONVD_WUR int migrate_new_id(char out[MIGRATE_NEW_ID_LEN + 1]);
+/* A fresh random id of MIGRATE_REV_NEW_ID_LEN hex digits. */
+CONVD_WUR int migrate_rev_new_id(char out[MIGRATE_REV_NEW_ID_LEN + 1]);
 
 /*
- * Reads a regular file of at most MIGRATE_MAX_FILE bytes into *out
+ * Reads a regular file of at most MIGRATE_REV_MAX_FILE bytes into *out
  * (malloc'd, NUL-terminated; *outlen its length).  -1 with err.
  */
 CONVD_WUR int migrate_rev_read_file(const char *path, char **out,

@@ -11,7 +11,7 @@
 
 #include "common.h"
 
-struct migrate_stmt {
+struct migrate_sql_stmt {
 	size_t off, len;	/* the statement without its ';' */
 	int line;		/* 1-based line of its first token */
 };
@@ -22,7 +22,7 @@ struct migrate_stmt {
  * empty statements are dropped.  An unterminated string, identifier or
  * comment is an error.
  */
-CONVD_WUR int migrate_sql_split(const char *sql, struct migrate_stmt **out,
+CONVD_WUR int migrate_sql_split(const char *sql, struct migrate_sql_stmt **out,
 				size_t *n, char *err, size_t errlen);
 
 /*
@@ -37,23 +37,23 @@ int migrate_sql_txn_control(const char *sql);
 /* True if sql holds nothing but white space and comments (or is NULL). */
 bool migrate_sql_is_empty(const char *sql);
 
-enum migrate_hazard {
-	MH_DROP_TABLE,
-	MH_DROP_SCHEMA,
-	MH_DROP_COLUMN,
-	MH_TRUNCATE,
-	MH_TYPE_CHANGE,		/* static scan: may narrow */
-	MH_TYPE_NARROWING,	/* guard: does narrow */
+enum migrate_sql_hazard {
+	MIGRATE_SQL_DROP_TABLE,
+	MIGRATE_SQL_DROP_SCHEMA,
+	MIGRATE_SQL_DROP_COLUMN,
+	MIGRATE_SQL_TRUNCATE,
+	MIGRATE_SQL_TYPE_CHANGE,	/* static scan: may narrow */
+	MIGRATE_SQL_TYPE_NARROWING,	/* guard: does narrow */
 };
 
-struct migrate_finding {
-	enum migrate_hazard kind;
+struct migrate_sql_finding {
+	enum migrate_sql_hazard kind;
 	int line;		/* static scan: line in the section; else 0 */
 	char what[256];
 };
 
 /* "drops a table", ... */
-const char *migrate_hazard_name(enum migrate_hazard h);
+const char *migrate_sql_hazard_name(enum migrate_sql_hazard h);
 
 /*
  * Static scan for destructive statements: DROP TABLE, DROP SCHEMA,
@@ -61,7 +61,8 @@ const char *migrate_hazard_name(enum migrate_hazard h);
  * ... TYPE (may narrow).  Function bodies (dollar quotes) are not looked
  * into.  *out is malloc'd (NULL when none).
  */
-CONVD_WUR int migrate_sql_scan(const char *sql, struct migrate_finding **out,
+CONVD_WUR int migrate_sql_scan(const char *sql,
+			       struct migrate_sql_finding **out,
 			       size_t *n, char *err, size_t errlen);
 
 /*
@@ -69,15 +70,15 @@ CONVD_WUR int migrate_sql_scan(const char *sql, struct migrate_finding **out,
  * keeps every value: a longer varchar, int to bigint, timestamp to
  * timestamptz, anything to text, ...  Unknown changes count as narrowing.
  */
-bool migrate_type_change_safe(uint32_t oldoid, int32_t oldmod,
-			      uint32_t newoid, int32_t newmod);
+bool migrate_sql_type_change_safe(uint32_t oldoid, int32_t oldmod,
+				  uint32_t newoid, int32_t newmod);
 
 /*
  * The guard: the user columns of the database before and after a revision
  * ran (in its transaction), sorted by (relid, attnum); every table has an
  * entry with attnum 0 and no column.
  */
-struct migrate_col {
+struct migrate_sql_col {
 	uint32_t relid;
 	int attnum;
 	char *table;		/* schema-qualified, quoted */
@@ -87,16 +88,17 @@ struct migrate_col {
 	char *type;		/* format_type */
 };
 
-struct migrate_cols {
-	struct migrate_col *v;
+struct migrate_sql_cols {
+	struct migrate_sql_col *v;
 	size_t n;
 };
 
-void migrate_cols_free(struct migrate_cols *c);
+void migrate_sql_cols_free(struct migrate_sql_cols *c);
 
 /* Dropped tables, dropped columns and narrowed types, in *out. */
-CONVD_WUR int migrate_guard_compare(const struct migrate_cols *before,
-				    const struct migrate_cols *after,
-				    struct migrate_finding **out, size_t *n);
+CONVD_WUR int migrate_sql_guard_compare(const struct migrate_sql_cols *before,
+					const struct migrate_sql_cols *after,
+					struct migrate_sql_finding **out,
+					size_t *n);
 
 #endif

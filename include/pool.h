@@ -24,8 +24,8 @@
  * queries, and, while idle, watching the socket so that
  * a server that closes it is noticed at once.
  *
- * Use: pool_acquire_then() (or pool_acquire()) -> a connection, pool_exec()
- * one or more times, then pool_release() exactly once, whatever happened.
+ * Use: pool_acquire_then() -> a connection, pool_exec() one or more
+ * times, then pool_release() exactly once, whatever happened.
  *
  * The pool's own parts, below it: multihost.h (connecting across a host
  * list, primaries), pipeline.h and rowlimit.h (a command and its bounded
@@ -156,17 +156,9 @@ enum pool_acquire_result {
 };
 
 /*
- * Gets a connection.  Never calls w's callback from inside the call.
- */
-CONVD_WUR enum pool_acquire_result pool_acquire(struct pool_waiter *w,
-						pool_acquire_fn fn, void *arg,
-						struct pool_conn **out,
-						enum pool_status *st,
-						const char **msg);
-/*
- * pool_acquire with one path for every outcome: fn gets the connection
- * (POOL_OK) or the failure (pc NULL, st and msg say why) at once when
- * pool_acquire has it (READY, FAILED), else later from the loop
+ * Gets a connection, with one path for every outcome: fn gets the
+ * connection (POOL_OK) or the failure (pc NULL, st and msg say why) at
+ * once when the pool has it (READY, FAILED), else later from the loop
  * (QUEUED).  Returns which it was: unless it is POOL_ACQ_QUEUED, fn has
  * already run; while QUEUED, pool_cancel takes w out.  Nothing is lost if
  * the result is ignored: a failure always reaches fn.

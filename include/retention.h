@@ -17,8 +17,8 @@
 #include "request.h"
 
 CONVD_WUR int retention_setup(struct event_base *base,
-			      const struct convd_config *cfg);
-void retention_reconfigure(const struct convd_config *cfg);
+			      const struct config *cfg);
+void retention_reconfigure(const struct config *cfg);
 /*
  * Shutdown: nothing more is scheduled and waiting requests are answered
  * `unavailable`.  Shutdown does not wait for a run: a batch in flight

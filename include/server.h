@@ -22,9 +22,9 @@ struct server_stats {
 };
 
 CONVD_WUR int server_setup(struct event_base *base,
-			   const struct convd_config *cfg, int listen_fd);
+			   const struct config *cfg, int listen_fd);
 /* Reloadable limits and allow-lists. */
-CONVD_WUR int server_reconfigure(const struct convd_config *cfg);
+CONVD_WUR int server_reconfigure(const struct config *cfg);
 /* Stops accepting (graceful shutdown, first step). */
 void server_stop_accepting(void);
 void server_stats(struct server_stats *out);

@@ -66,7 +66,7 @@ static int acl_parse_ids(const char *text, bool groups, struct acl_ids *out,
 	return 0;
 }
 
-int acl_parse(const struct convd_config *cfg, struct acl *out)
+int acl_parse(const struct config *cfg, struct acl *out)
 {
 	struct acl a;
 

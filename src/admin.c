@@ -202,17 +202,34 @@ static int pack_retention(msgpack_packer *pk)
 	return 0;
 }
 
+struct counter {
+	const char *key;
+	uint64_t n;
+};
+
+/* "name": {key: n, ...} */
+static int pack_counters(msgpack_packer *pk, const char *name,
+			 const struct counter *c, size_t n)
+{
+	if (proto_pack_cstr(pk, name) < 0 || msgpack_pack_map(pk, n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (pack_kv_u64(pk, c[i].key, c[i].n) < 0)
+			return -1;
+	return 0;
+}
+
 static int pack_memory(msgpack_packer *pk)
 {
 	struct memory_stats ms;
 
 	memory_stats(&ms);
-	if (proto_pack_cstr(pk, "memory") < 0 || msgpack_pack_map(pk, 3) < 0 ||
-	    pack_kv_u64(pk, "trims", ms.trims) < 0 ||
-	    pack_kv_u64(pk, "heap_bytes", ms.heap_bytes) < 0 ||
-	    pack_kv_u64(pk, "heap_free_bytes", ms.heap_free_bytes) < 0)
-		return -1;
-	return 0;
+	const struct counter c[] = {
+		{"trims", ms.trims},
+		{"heap_bytes", ms.heap_bytes},
+		{"heap_free_bytes", ms.heap_free_bytes},
+	};
+	return pack_counters(pk, "memory", c, ARRAY_LEN(c));
 }
 
 static int pack_budget(msgpack_packer *pk)
@@ -220,13 +237,13 @@ static int pack_budget(msgpack_packer *pk)
 	struct budget_stats bs;
 
 	budget_stats(&bs);
-	if (proto_pack_cstr(pk, "budget") < 0 || msgpack_pack_map(pk, 4) < 0 ||
-	    pack_kv_u64(pk, "limit_bytes", bs.limit) < 0 ||
-	    pack_kv_u64(pk, "used_bytes", bs.used) < 0 ||
-	    pack_kv_u64(pk, "peak_bytes", bs.peak) < 0 ||
-	    pack_kv_u64(pk, "cutoffs", bs.cutoffs) < 0)
-		return -1;
-	return 0;
+	const struct counter c[] = {
+		{"limit_bytes", bs.limit},
+		{"used_bytes", bs.used},
+		{"peak_bytes", bs.peak},
+		{"cutoffs", bs.cutoffs},
+	};
+	return pack_counters(pk, "budget", c, ARRAY_LEN(c));
 }
 
 int admin_pack_stats(msgpack_packer *pk)

@@ -201,7 +201,7 @@ void config_print_man(FILE *out)
 		fputs(".El\n", out);
 }
 
-void config_print_effective(FILE *out, const struct convd_config *cfg)
+void config_print_effective(FILE *out, const struct config *cfg)
 {
 	const char *section = NULL;
 	char buf[2 * CONFIG_MAX_LINE + 8];

@@ -131,7 +131,7 @@ struct parse_state {
 	size_t errlen;
 };
 
-static int parse_line(struct convd_config *cfg, struct parse_state *ps,
+static int parse_line(struct config *cfg, struct parse_state *ps,
 		      char *s)
 {
 	char why[CONFIG_WHY], name[128];
@@ -224,7 +224,7 @@ bad_value:
 	return -1;
 }
 
-static int parse_buffer(struct convd_config *cfg, const char *path,
+static int parse_buffer(struct config *cfg, const char *path,
 			char *buf, size_t len, char *err, size_t errlen)
 {
 	struct parse_state ps = {.path = path, .err = err, .errlen = errlen};
@@ -268,10 +268,10 @@ static int parse_buffer(struct convd_config *cfg, const char *path,
 	return rc;
 }
 
-int config_load_file(struct convd_config *cfg, const char *path, char *err,
+int config_load_file(struct config *cfg, const char *path, char *err,
 		     size_t errlen)
 {
-	struct convd_config tmp;
+	struct config tmp;
 	char *buf, *newpath;
 	size_t len;
 

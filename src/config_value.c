@@ -11,12 +11,12 @@
 #include "config.h"
 #include "config_internal.h"
 
-static void *opt_ptr(struct convd_config *cfg, const struct config_option *o)
+static void *opt_ptr(struct config *cfg, const struct config_option *o)
 {
 	return (char *)cfg + o->offset;
 }
 
-static const void *opt_cptr(const struct convd_config *cfg,
+static const void *opt_cptr(const struct config *cfg,
 			    const struct config_option *o)
 {
 	return (const char *)cfg + o->offset;
@@ -68,15 +68,15 @@ static int parse_size(const char *s, int64_t *out)
 	case '\0':
 		break;
 	case 'k': case 'K':
-		mul = KIB;
+		mul = CONFIG_KIB;
 		s++;
 		break;
 	case 'm': case 'M':
-		mul = MIB;
+		mul = CONFIG_MIB;
 		s++;
 		break;
 	case 'g': case 'G':
-		mul = GIB;
+		mul = CONFIG_GIB;
 		s++;
 		break;
 	default:
@@ -119,12 +119,12 @@ static int parse_bool(const char *s, bool *out)
 
 static void format_size(int64_t v, char *buf, size_t len)
 {
-	if (v != 0 && v % GIB == 0)
-		snprintf(buf, len, "%lldG", (long long)(v / GIB));
-	else if (v != 0 && v % MIB == 0)
-		snprintf(buf, len, "%lldM", (long long)(v / MIB));
-	else if (v != 0 && v % KIB == 0)
-		snprintf(buf, len, "%lldK", (long long)(v / KIB));
+	if (v != 0 && v % CONFIG_GIB == 0)
+		snprintf(buf, len, "%lldG", (long long)(v / CONFIG_GIB));
+	else if (v != 0 && v % CONFIG_MIB == 0)
+		snprintf(buf, len, "%lldM", (long long)(v / CONFIG_MIB));
+	else if (v != 0 && v % CONFIG_KIB == 0)
+		snprintf(buf, len, "%lldK", (long long)(v / CONFIG_KIB));
 	else
 		snprintf(buf, len, "%lld", (long long)v);
 }
@@ -134,14 +134,14 @@ static void range_error(const struct config_option *o, char *why, size_t whylen)
 	char lo[32], hi[32];
 
 	switch (o->type) {
-	case CT_SIZE:
+	case CONFIG_T_SIZE:
 		format_size(o->min, lo, sizeof(lo));
 		format_size(o->max, hi, sizeof(hi));
 		snprintf(why, whylen,
 			 "must be a size from %s to %s (bytes, or with a K, M "
 			 "or G suffix)", lo, hi);
 		break;
-	case CT_MODE:
+	case CONFIG_T_MODE:
 		snprintf(why, whylen, "must be an octal mode from %04llo to "
 			 "%04llo", (unsigned long long)o->min,
 			 (unsigned long long)o->max);
@@ -153,7 +153,7 @@ static void range_error(const struct config_option *o, char *why, size_t whylen)
 	}
 }
 
-int config_set(struct convd_config *cfg, const struct config_option *o,
+int config_set(struct config *cfg, const struct config_option *o,
 	       const char *text, char *why, size_t whylen)
 {
 	void *p = opt_ptr(cfg, o);
@@ -161,7 +161,7 @@ int config_set(struct convd_config *cfg, const struct config_option *o,
 	int rc;
 
 	switch (o->type) {
-	case CT_STRING: {
+	case CONFIG_T_STRING: {
 		char *s, **dst = p;
 
 		if (strlen(text) > CONFIG_MAX_LINE) {
@@ -182,26 +182,26 @@ int config_set(struct convd_config *cfg, const struct config_option *o,
 		*dst = s;
 		return 0;
 	}
-	case CT_BOOL:
+	case CONFIG_T_BOOL:
 		if (parse_bool(text, p) < 0) {
 			snprintf(why, whylen, "must be yes or no");
 			return -1;
 		}
 		return 0;
-	case CT_LEVEL:
+	case CONFIG_T_LEVEL:
 		if (log_level_parse(text, p) < 0) {
 			snprintf(why, whylen, "must be one of error, warning, "
 				 "notice, info or debug");
 			return -1;
 		}
 		return 0;
-	case CT_INT:
+	case CONFIG_T_INT:
 		rc = parse_int(text, &v);
 		break;
-	case CT_SIZE:
+	case CONFIG_T_SIZE:
 		rc = parse_size(text, &v);
 		break;
-	case CT_MODE:
+	case CONFIG_T_MODE:
 		rc = parse_mode(text, &v);
 		break;
 	default:
@@ -249,7 +249,7 @@ static void format_string(const char *s, char *buf, size_t len)
 	buf[n] = '\0';
 }
 
-void config_format_value(const struct convd_config *cfg,
+void config_format_value(const struct config *cfg,
 			 const struct config_option *o, char *buf, size_t len)
 {
 	const void *p = opt_cptr(cfg, o);
@@ -257,7 +257,7 @@ void config_format_value(const struct convd_config *cfg,
 	if (len == 0)
 		return;
 	switch (o->type) {
-	case CT_STRING: {
+	case CONFIG_T_STRING: {
 		const char *s = *(char *const *)p;
 
 		if (!s)
@@ -268,42 +268,42 @@ void config_format_value(const struct convd_config *cfg,
 			format_string(s, buf, len);
 		break;
 	}
-	case CT_BOOL:
+	case CONFIG_T_BOOL:
 		snprintf(buf, len, "%s", *(const bool *)p ? "yes" : "no");
 		break;
-	case CT_LEVEL:
+	case CONFIG_T_LEVEL:
 		snprintf(buf, len, "%s",
 			 log_level_name(*(const enum log_level *)p));
 		break;
-	case CT_SIZE:
+	case CONFIG_T_SIZE:
 		format_size(*(const int64_t *)p, buf, len);
 		break;
-	case CT_MODE:
+	case CONFIG_T_MODE:
 		snprintf(buf, len, "%04llo",
 			 (unsigned long long)*(const int64_t *)p);
 		break;
-	case CT_INT:
+	case CONFIG_T_INT:
 	default:
 		snprintf(buf, len, "%lld", (long long)*(const int64_t *)p);
 		break;
 	}
 }
 
-static bool opt_equal(const struct convd_config *a,
-		      const struct convd_config *b,
+static bool opt_equal(const struct config *a,
+		      const struct config *b,
 		      const struct config_option *o)
 {
 	const void *pa = opt_cptr(a, o), *pb = opt_cptr(b, o);
 
 	switch (o->type) {
-	case CT_STRING: {
+	case CONFIG_T_STRING: {
 		const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
 
 		return strcmp(sa ? sa : "", sb ? sb : "") == 0;
 	}
-	case CT_BOOL:
+	case CONFIG_T_BOOL:
 		return *(const bool *)pa == *(const bool *)pb;
-	case CT_LEVEL:
+	case CONFIG_T_LEVEL:
 		return *(const enum log_level *)pa ==
 		       *(const enum log_level *)pb;
 	default:
@@ -311,12 +311,12 @@ static bool opt_equal(const struct convd_config *a,
 	}
 }
 
-void config_free(struct convd_config *cfg)
+void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < config_noptions; i++) {
 		const struct config_option *o = &config_options[i];
 
-		if (o->type == CT_STRING) {
+		if (o->type == CONFIG_T_STRING) {
 			char **s = opt_ptr(cfg, o);
 
 			free(*s);
@@ -327,7 +327,7 @@ void config_free(struct convd_config *cfg)
 	cfg->path = NULL;
 }
 
-int config_init(struct convd_config *cfg)
+int config_init(struct config *cfg)
 {
 	char why[CONFIG_WHY];
 
@@ -343,12 +343,12 @@ int config_init(struct convd_config *cfg)
 }
 
 /* A deep copy, so that a file that fails half-way changes nothing. */
-int config_copy(struct convd_config *dst, const struct convd_config *src)
+int config_copy(struct config *dst, const struct config *src)
 {
 	memcpy(dst, src, sizeof(*dst));
 	dst->path = NULL;
 	for (size_t i = 0; i < config_noptions; i++)
-		if (config_options[i].type == CT_STRING)
+		if (config_options[i].type == CONFIG_T_STRING)
 			*(char **)opt_ptr(dst, &config_options[i]) = NULL;
 	if (src->path && !(dst->path = strdup(src->path)))
 		goto fail;
@@ -356,7 +356,7 @@ int config_copy(struct convd_config *dst, const struct convd_config *src)
 		const struct config_option *o = &config_options[i];
 		const char *s;
 
-		if (o->type != CT_STRING)
+		if (o->type != CONFIG_T_STRING)
 			continue;
 		s = *(char *const *)opt_cptr(src, o);
 		if (s && !(*(char **)opt_ptr(dst, o) = strdup(s)))
@@ -368,24 +368,38 @@ fail:
 	return -1;
 }
 
-int config_validate(const struct convd_config *cfg, char *err, size_t errlen)
+/* "WHERE: [server] A (a) RULE B (b)" in err; returns -1. */
+static int sizes_conflict(char *err, size_t errlen, const char *where,
+			  const char *a, int64_t av, const char *rule,
+			  const char *b, int64_t bv)
+{
+	char as[32], bs[32];
+
+	format_size(av, as, sizeof(as));
+	format_size(bv, bs, sizeof(bs));
+	snprintf(err, errlen, "%s: [server] %s (%s) %s %s (%s)", where, a, as,
+		 rule, b, bs);
+	return -1;
+}
+
+int config_validate(const struct config *cfg, char *err, size_t errlen)
 {
 	const char *where = cfg->path ? cfg->path : "configuration";
-	char why[CONFIG_WHY], a[32], b[32];
+	char why[CONFIG_WHY];
 
 	for (size_t i = 0; i < config_noptions; i++) {
 		const struct config_option *o = &config_options[i];
 		const void *p = opt_cptr(cfg, o);
 
-		if (o->type == CT_INT || o->type == CT_SIZE ||
-		    o->type == CT_MODE) {
+		if (o->type == CONFIG_T_INT || o->type == CONFIG_T_SIZE ||
+		    o->type == CONFIG_T_MODE) {
 			int64_t v = *(const int64_t *)p;
 
 			if (v < o->min || v > o->max) {
 				range_error(o, why, sizeof(why));
 				goto bad_option;
 			}
-		} else if (o->type == CT_STRING) {
+		} else if (o->type == CONFIG_T_STRING) {
 			const char *s = *(char *const *)p;
 			char *copy;
 			int rc = 0;
@@ -414,31 +428,23 @@ bad_option:
 		return -1;
 	}
 
-	if (cfg->server.max_content_bytes >= cfg->server.max_request_bytes) {
-		format_size(cfg->server.max_content_bytes, a, sizeof(a));
-		format_size(cfg->server.max_request_bytes, b, sizeof(b));
-		snprintf(err, errlen,
-			 "%s: [server] max_content_bytes (%s) must be less "
-			 "than max_request_bytes (%s)", where, a, b);
-		return -1;
-	}
-	if (cfg->server.max_output_bytes < cfg->server.max_request_bytes) {
-		format_size(cfg->server.max_output_bytes, a, sizeof(a));
-		format_size(cfg->server.max_request_bytes, b, sizeof(b));
-		snprintf(err, errlen,
-			 "%s: [server] max_output_bytes (%s) must be at least "
-			 "max_request_bytes (%s)", where, a, b);
-		return -1;
-	}
+	if (cfg->server.max_content_bytes >= cfg->server.max_request_bytes)
+		return sizes_conflict(err, errlen, where, "max_content_bytes",
+				      cfg->server.max_content_bytes,
+				      "must be less than", "max_request_bytes",
+				      cfg->server.max_request_bytes);
+	if (cfg->server.max_output_bytes < cfg->server.max_request_bytes)
+		return sizes_conflict(err, errlen, where, "max_output_bytes",
+				      cfg->server.max_output_bytes,
+				      "must be at least", "max_request_bytes",
+				      cfg->server.max_request_bytes);
 	if (cfg->server.memory_budget > 0 &&
-	    cfg->server.memory_budget < 2 * cfg->server.max_output_bytes) {
-		format_size(cfg->server.memory_budget, a, sizeof(a));
-		format_size(cfg->server.max_output_bytes, b, sizeof(b));
-		snprintf(err, errlen,
-			 "%s: [server] memory_budget (%s) must be 0 or at least "
-			 "twice max_output_bytes (%s)", where, a, b);
-		return -1;
-	}
+	    cfg->server.memory_budget < 2 * cfg->server.max_output_bytes)
+		return sizes_conflict(err, errlen, where, "memory_budget",
+				      cfg->server.memory_budget,
+				      "must be 0 or at least twice",
+				      "max_output_bytes",
+				      cfg->server.max_output_bytes);
 	if (cfg->db.password[0] != '\0' && cfg->db.password_file[0] != '\0') {
 		snprintf(err, errlen,
 			 "%s: [database] password and password_file are both "
@@ -449,7 +455,7 @@ bad_option:
 }
 
 int config_nonreloadable_changes(
-	const struct convd_config *old, const struct convd_config *new,
+	const struct config *old, const struct config *new,
 	void (*cb)(const struct config_option *opt, void *arg), void *arg)
 {
 	int n = 0;

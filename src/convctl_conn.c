@@ -36,7 +36,7 @@ static int socket_path(const struct convctl_options *o, const char **path,
 		       char **owned)
 {
 	const char *env = getenv("CONVD_SOCKET");
-	struct convd_config cfg;
+	struct config cfg;
 	char err[512];
 
 	*owned = NULL;

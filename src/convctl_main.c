@@ -28,18 +28,21 @@ static int finish_output(int rc)
 	return rc;
 }
 
-int main(int argc, char **argv)
+/*
+ * One pass of convctl_parse_options: before the command (cmd NULL: --help
+ * prints convctl's help) or after it (--help prints the command's usage).
+ * Returns -1 to go on, else the exit status.
+ */
+static int parse_pass(int argc, char **argv, const struct convctl_command *cmd,
+		      struct convctl_options *o, unsigned *seen, int *first)
 {
-	struct convctl_options o = { 0 };
-	const struct convctl_command *cmd;
-	struct convctl_ctx x;
-	unsigned seen = 0;
-	int first, sub_argc, rc;
-	char **sub_argv;
-
-	switch (convctl_parse_options(argc, argv, true, &o, &seen, &first)) {
+	switch (convctl_parse_options(argc, argv, cmd == NULL, o, seen,
+				      first)) {
 	case CONVCTL_PARSE_HELP:
-		convctl_print_help(stdout);
+		if (cmd)
+			printf("usage: convctl [OPTIONS] %s\n", cmd->synopsis);
+		else
+			convctl_print_help(stdout);
 		return finish_output(EXIT_SUCCESS);
 	case CONVCTL_PARSE_VERSION:
 		printf("convctl (convd) %s\n", PACKAGE_VERSION);
@@ -49,6 +52,21 @@ int main(int argc, char **argv)
 	case CONVCTL_PARSE_OK:
 		break;
 	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct convctl_options o = { 0 };
+	const struct convctl_command *cmd;
+	struct convctl_ctx x;
+	unsigned seen = 0;
+	int first, sub_argc, rc;
+	char **sub_argv;
+
+	rc = parse_pass(argc, argv, NULL, &o, &seen, &first);
+	if (rc >= 0)
+		return rc;
 	if (first >= argc)
 		return convctl_usage_error("no command given");
 	if (strcmp(argv[first], "help") == 0) {
@@ -65,19 +83,9 @@ int main(int argc, char **argv)
 	/* Options may also follow the command, mixed with its operands. */
 	sub_argc = argc - first;
 	sub_argv = argv + first;
-	switch (convctl_parse_options(sub_argc, sub_argv, false, &o, &seen,
-				      &first)) {
-	case CONVCTL_PARSE_HELP:
-		printf("usage: convctl [OPTIONS] %s\n", cmd->synopsis);
-		return finish_output(EXIT_SUCCESS);
-	case CONVCTL_PARSE_VERSION:
-		printf("convctl (convd) %s\n", PACKAGE_VERSION);
-		return finish_output(EXIT_SUCCESS);
-	case CONVCTL_PARSE_ERROR:
-		return CONVCTL_EXIT_USAGE;
-	case CONVCTL_PARSE_OK:
-		break;
-	}
+	rc = parse_pass(sub_argc, sub_argv, cmd, &o, &seen, &first);
+	if (rc >= 0)
+		return rc;
 	/* Operands are now sub_argv[first..sub_argc); put them right after
 	 * the command name so that commands see argv[1..]. */
 	if (!convctl_check_command(cmd, sub_argc - first, sub_argv + first,

@@ -43,7 +43,7 @@
 #include "query.h"
 #include "request.h"
 #include "schema_check.h"
-#include "sd.h"
+#include "sdn.h"
 #include "server.h"
 #include "stats.h"
 #include "store.h"
@@ -60,7 +60,7 @@ struct clock_cache clock_cache;
 
 static struct {
 	struct event_base *base;
-	struct convd_config cfg;
+	struct config cfg;
 	struct dbconf dc;
 	const char *config_path;
 	bool config_given;
@@ -98,7 +98,7 @@ static void usage(FILE *out)
 }
 
 /* Loads path (or only defaults when it is the default and missing). */
-static int load_config(struct convd_config *cfg, char *err, size_t errlen)
+static int load_config(struct config *cfg, char *err, size_t errlen)
 {
 	if (config_init(cfg) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -118,7 +118,7 @@ static int load_config(struct convd_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static struct pool_settings pool_settings_from(const struct convd_config *cfg)
+static struct pool_settings pool_settings_from(const struct config *cfg)
 {
 	struct pool_settings ps = {
 		.size = (int)cfg->pool.size,
@@ -190,8 +190,8 @@ static void log_nonreloadable(const struct config_option *opt, void *arg)
 }
 
 /* Moves every reloadable option's value from src into dst. */
-static void config_take_reloadable(struct convd_config *dst,
-				   struct convd_config *src)
+static void config_take_reloadable(struct config *dst,
+				   struct config *src)
 {
 	for (size_t i = 0; i < config_noptions; i++) {
 		const struct config_option *o = &config_options[i];
@@ -200,22 +200,22 @@ static void config_take_reloadable(struct convd_config *dst,
 		if (!o->reloadable)
 			continue;
 		switch (o->type) {
-		case CT_STRING: {
+		case CONFIG_T_STRING: {
 			char *tmp = *(char **)a;
 
 			*(char **)a = *(char **)b;
 			*(char **)b = tmp;
 			break;
 		}
-		case CT_BOOL:
+		case CONFIG_T_BOOL:
 			*(bool *)a = *(bool *)b;
 			break;
-		case CT_LEVEL:
+		case CONFIG_T_LEVEL:
 			*(enum log_level *)a = *(enum log_level *)b;
 			break;
-		case CT_INT:
-		case CT_SIZE:
-		case CT_MODE:
+		case CONFIG_T_INT:
+		case CONFIG_T_SIZE:
+		case CONFIG_T_MODE:
 			*(int64_t *)a = *(int64_t *)b;
 			break;
 		}
@@ -231,7 +231,7 @@ static void config_take_reloadable(struct convd_config *dst,
  */
 #define FD_RESERVE 32
 
-static void fit_fd_limit(const struct convd_config *cfg)
+static void fit_fd_limit(const struct config *cfg)
 {
 	rlim_t want = (rlim_t)cfg->server.max_clients +
 		      (rlim_t)cfg->pool.size + (rlim_t)cfg->pool.max_overflow +
@@ -271,7 +271,7 @@ static void fit_fd_limit(const struct convd_config *cfg)
 
 static void reload(void)
 {
-	struct convd_config next;
+	struct config next;
 	char err[512];
 	struct pool_settings ps;
 
@@ -592,7 +592,7 @@ int main(int argc, char **argv)
 	}
 	if (check_only) {
 		/* the url as it may be shown: its passwords masked */
-		struct convd_config shown = d.cfg;
+		struct config shown = d.cfg;
 		char url[8192];
 
 		dbconf_mask(d.cfg.db.url, url, sizeof(url));

@@ -15,7 +15,7 @@
 #include "schema.h"
 
 /* The user's objects that adoption keeps, one a line. */
-static void print_kept(const struct madopt *a)
+static void print_kept(const struct migrate_adopt *a)
 {
 	const char *p = a->kept;
 
@@ -30,18 +30,18 @@ static void print_kept(const struct madopt *a)
 
 /* The adoption in one transaction, with its checks; rehearse: in the
  * caller's transaction, which the caller rolls back. */
-int dbadopt_run(struct dbctx *c, struct madopt *a, bool rehearse)
+int dbadopt_run(struct dbctx *c, struct migrate_adopt *a, bool rehearse)
 {
-	char err[ERRLEN], fp_before[512], fp_after[512];
-	struct mschema live = {0}, want = {0};
-	struct mdiff d = {0};
-	int r1 = migrate_set_find_exact(&c->set, MADOPT_REVISION);
+	char err[DBCTX_ERRLEN], fp_before[512], fp_after[512];
+	struct migrate_diff_schema live = {0}, want = {0};
+	struct migrate_diff d = {0};
+	int r1 = migrate_set_find_exact(&c->set, MIGRATE_ADOPT_REVISION);
 	usec_t t0 = clock_mono_usec();
 
 	if (!rehearse && dbconn_ok(c, "BEGIN", err, sizeof(err)) < 0)
 		goto fail;
-	if (madopt_fingerprint(c->conn, c->nsp, a, false, fp_before,
-			       sizeof(fp_before), err, sizeof(err)) < 0)
+	if (migrate_adopt_fingerprint(c->conn, c->nsp, a, false, fp_before,
+				      sizeof(fp_before), err, sizeof(err)) < 0)
 		goto fail;
 	for (int i = 0; i < a->nsteps; i++) {
 		printf("adopt: %s\n", a->steps[i].note);
@@ -51,8 +51,8 @@ int dbadopt_run(struct dbctx *c, struct madopt *a, bool rehearse)
 			goto fail;
 		}
 	}
-	if (madopt_fingerprint(c->conn, c->nsp, a, true, fp_after,
-			       sizeof(fp_after), err, sizeof(err)) < 0)
+	if (migrate_adopt_fingerprint(c->conn, c->nsp, a, true, fp_after,
+				      sizeof(fp_after), err, sizeof(err)) < 0)
 		goto fail;
 	if (strcmp(fp_before, fp_after) != 0) {
 		snprintf(err, sizeof(err),
@@ -63,16 +63,19 @@ int dbadopt_run(struct dbctx *c, struct madopt *a, bool rehearse)
 	printf("adopt: every row is unchanged (%" PRId64 " threads and %" PRId64
 	       " messages compared column by column)\n",
 	       a->threads, a->messages);
-	if (mcat_load(c->conn, c->nsp, SCHEMA_HISTORY_TABLE, &live, err,
-		      sizeof(err)) < 0)
+	if (migrate_catalog_load(c->conn, c->nsp, SCHEMA_HISTORY_TABLE, &live,
+				 err,
+				 sizeof(err)) < 0)
 		goto fail;
-	if (mcat_load_sql(c->conn, c->set.revs[r1].up, c->nsp,
-			  SCHEMA_HISTORY_TABLE, &want, err, sizeof(err)) < 0) {
+	if (migrate_catalog_load_sql(c->conn, c->set.revs[r1].up, c->nsp,
+				     SCHEMA_HISTORY_TABLE, &want, err,
+				     sizeof(err)) < 0) {
 		dbctx_err_prefix(err, sizeof(err), "cannot load revision %s: ",
-				 MADOPT_REVISION);
+				 MIGRATE_ADOPT_REVISION);
 		goto fail;
 	}
-	if (mdiff_compute(&live, &want, MDIFF_ONLY_TO_TABLES, &d) < 0) {
+	if (migrate_diff_compute(&live, &want, MIGRATE_DIFF_ONLY_TO_TABLES,
+				 &d) < 0) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
@@ -92,11 +95,11 @@ int dbadopt_run(struct dbctx *c, struct madopt *a, bool rehearse)
 			snprintf(err, sizeof(err),
 				 "the result would differ from revision %s's "
 				 "schema",
-				 MADOPT_REVISION);
+				 MIGRATE_ADOPT_REVISION);
 			goto fail;
 		}
 	}
-	printf("adopt: the schema is revision %s's%s\n", MADOPT_REVISION,
+	printf("adopt: the schema is revision %s's%s\n", MIGRATE_ADOPT_REVISION,
 	       a->kept[0] ? ", plus the user's objects kept below" : "");
 	print_kept(a);
 	if (dbhist_create(c, err, sizeof(err)) < 0 ||
@@ -105,26 +108,27 @@ int dbadopt_run(struct dbctx *c, struct madopt *a, bool rehearse)
 			  err, sizeof(err)) < 0 ||
 	    (!rehearse && dbconn_ok(c, "COMMIT", err, sizeof(err)) < 0))
 		goto fail;
-	mschema_free(&live);
-	mschema_free(&want);
-	mdiff_free(&d);
+	migrate_diff_schema_free(&live);
+	migrate_diff_schema_free(&want);
+	migrate_diff_free(&d);
 	if (rehearse) {
 		printf("would adopt the database as revision %s\n",
-		       MADOPT_REVISION);
-		return EX_OK;
+		       MIGRATE_ADOPT_REVISION);
+		return DBCTX_EX_OK;
 	}
-	printf("adopted the database as revision %s%s\n", MADOPT_REVISION,
+	printf("adopted the database as revision %s%s\n",
+	       MIGRATE_ADOPT_REVISION,
 	       a->alembic ? " (alembic_version dropped)" : "");
 	return dbhist_load(c);
 fail:
 	if (!rehearse)
 		dbconn_rollback(c);
 	c->has_hist = false;
-	mschema_free(&live);
-	mschema_free(&want);
-	mdiff_free(&d);
+	migrate_diff_schema_free(&live);
+	migrate_diff_schema_free(&want);
+	migrate_diff_free(&d);
 	dbctx_error("adoption %s: %s", rehearse ? "would fail" : "failed", err);
 	dbctx_error("nothing was changed (the adoption runs in one "
 		    "transaction)");
-	return EX_FAIL;
+	return DBCTX_EX_FAIL;
 }

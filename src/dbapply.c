@@ -22,15 +22,15 @@
 static int execute_plan(struct dbctx *c, int *plan, int n, bool up,
 			const char *target_text, bool allow_destructive)
 {
-	char err[ERRLEN], cur[512];
-	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
+	char err[DBCTX_ERRLEN], cur[512];
+	bool sql = c->o.given & DBCTX_O_SQL, try_ = c->o.given & DBCTX_O_TRY;
 	struct dbsql w;
 	int rc;
 
 	dbhist_current_text(c, cur, sizeof(cur));
 	if (n == 0) {
 		printf("nothing to do: the database is at %s\n", cur);
-		rc = EX_OK;
+		rc = DBCTX_EX_OK;
 	} else if (sql) {
 		printf("-- convctl db %s %s: %d revision%s from %s\n",
 		       up ? "upgrade" : "downgrade", target_text, n,
@@ -39,20 +39,20 @@ static int execute_plan(struct dbctx *c, int *plan, int n, bool up,
 		if (up && !c->has_hist)
 			dbsql_history(&w, "the history table");
 		dbsql_plan(&w, &c->set, plan, n, up);
-		rc = EX_OK;
+		rc = DBCTX_EX_OK;
 	} else if (try_) {
 		rc = dbbackup_check(c);
-		if (rc == EX_OK)
+		if (rc == DBCTX_EX_OK)
 			rc = dbrun_rehearse(c, plan, n, up, NULL,
 					    allow_destructive);
 	} else {
 		rc = dbbackup_run(c);
-		if (rc == EX_OK && up && !c->has_hist &&
+		if (rc == DBCTX_EX_OK && up && !c->has_hist &&
 		    dbhist_create(c, err, sizeof(err)) < 0) {
 			dbctx_error("cannot create %s: %s", c->qhist, err);
-			rc = EX_FAIL;
+			rc = DBCTX_EX_FAIL;
 		}
-		if (rc == EX_OK)
+		if (rc == DBCTX_EX_OK)
 			rc = dbrun_plan(c, plan, n, up, allow_destructive);
 	}
 	free(plan);
@@ -63,79 +63,79 @@ static int do_upgrade(struct dbctx *c, const char *target_text)
 {
 	struct migrate_target t;
 	int *plan, n = 0, rc;
-	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
+	bool sql = c->o.given & DBCTX_O_SQL, try_ = c->o.given & DBCTX_O_TRY;
 
 	rc = dbctx_parse_target(c, target_text, &t);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	rc = dbhist_require_managed(c);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	rc = dbhist_gate(c, !sql && !try_);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	plan = dbctx_plan(c, true, c->applied, &t, &n);
 	if (!plan)
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	return execute_plan(c, plan, n, true, target_text,
-			    c->o.given & O_ALLOW_DESTRUCTIVE);
+			    c->o.given & DBCTX_O_ALLOW_DESTRUCTIVE);
 }
 
 static int do_downgrade(struct dbctx *c, const struct migrate_target *t,
 			const char *target_text, bool allow_destructive)
 {
 	int *plan, n = 0, rc;
-	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
+	bool sql = c->o.given & DBCTX_O_SQL, try_ = c->o.given & DBCTX_O_TRY;
 
 	if (!c->has_hist) {
 		printf("nothing to do: nothing is applied (no history "
 		       "table)\n");
-		return EX_OK;
+		return DBCTX_EX_OK;
 	}
 	rc = dbhist_gate(c, !sql && !try_);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	plan = dbctx_plan(c, false, c->applied, t, &n);
 	if (!plan)
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	return execute_plan(c, plan, n, false, target_text, allow_destructive);
 }
 
 int dbapply_upgrade(struct dbctx *c)
 {
-	bool lock = !(c->o.given & O_SQL);
+	bool lock = !(c->o.given & DBCTX_O_SQL);
 	int rc;
 
 	if (c->o.nargs > 0 && strchr(c->o.args[0], ':'))
 		return dboffline_range(c, c->o.args[0], true);
 	rc = dbhist_prepare(c, true, lock);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	return do_upgrade(c, c->o.nargs > 0 ? c->o.args[0] : "head");
 }
 
 int dbapply_downgrade(struct dbctx *c)
 {
-	bool lock = !(c->o.given & O_SQL);
+	bool lock = !(c->o.given & DBCTX_O_SQL);
 	struct migrate_target t;
 	int rc;
 
 	if (strchr(c->o.args[0], ':'))
 		return dboffline_range(c, c->o.args[0], false);
 	rc = dbhist_prepare(c, true, lock);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	rc = dbctx_parse_target(c, c->o.args[0], &t);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	return do_downgrade(c, &t, c->o.args[0],
-			    c->o.given & O_ALLOW_DESTRUCTIVE);
+			    c->o.given & DBCTX_O_ALLOW_DESTRUCTIVE);
 }
 
 int dbapply_rollback(struct dbctx *c)
 {
-	bool lock = !(c->o.given & O_SQL);
-	struct migrate_target t = {MT_RELATIVE, 0, -1};
+	bool lock = !(c->o.given & DBCTX_O_SQL);
+	struct migrate_target t = {MIGRATE_TARGET_RELATIVE, 0, -1};
 	char text[32];
 	int rc;
 
@@ -146,19 +146,20 @@ int dbapply_rollback(struct dbctx *c)
 		errno = 0;
 		v = strtol(c->o.args[0], &end, 10);
 		if (errno || *end || end == c->o.args[0] || v < 1 ||
-		    v > MIGRATE_MAX_REVISIONS) {
+		    v > MIGRATE_REV_MAX_REVISIONS) {
 			dbctx_error("rollback takes a count from 1 to %d, not "
-				    "'%s'", MIGRATE_MAX_REVISIONS,
+				    "'%s'", MIGRATE_REV_MAX_REVISIONS,
 				    c->o.args[0]);
-			return EX_USAGE;
+			return DBCTX_EX_USAGE;
 		}
 		t.n = -(int)v;
 	}
 	rc = dbhist_prepare(c, true, lock);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	snprintf(text, sizeof(text), "%d", t.n);
-	return do_downgrade(c, &t, text, c->o.given & O_ALLOW_DESTRUCTIVE);
+	return do_downgrade(c, &t, text,
+			    c->o.given & DBCTX_O_ALLOW_DESTRUCTIVE);
 }
 
 /*
@@ -168,7 +169,7 @@ int dbapply_rollback(struct dbctx *c)
 static int reset_group(struct dbctx *c, const int *steps, const bool *up,
 		       int from, int to)
 {
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 
 	if (dbconn_ok(c, "BEGIN", err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
@@ -183,7 +184,7 @@ static int reset_group(struct dbctx *c, const int *steps, const bool *up,
 	for (int i = from; i < to; i++) {
 		if (dbrun_transactional(c, steps[i], up[i], DBRUN_IN_TXN,
 					true) !=
-		    EX_OK) {
+		    DBCTX_EX_OK) {
 			dbconn_rollback(c);
 			return i;
 		}
@@ -204,40 +205,41 @@ static int reset_group(struct dbctx *c, const int *steps, const bool *up,
  */
 int dbapply_reset(struct dbctx *c)
 {
-	struct migrate_target base = {MT_BASE, 0, 0}, heads = {MT_HEADS, 0, 0};
-	char err[ERRLEN], cur[512];
+	struct migrate_target base = {MIGRATE_TARGET_BASE, 0, 0};
+	struct migrate_target heads = {MIGRATE_TARGET_HEADS, 0, 0};
+	char err[DBCTX_ERRLEN], cur[512];
 	int *steps = NULL, ndown = 0, nup = 0, n, failed = -1, committed = 0;
 	bool *up = NULL, *none = NULL;
 	int rc;
 
-	if (!(c->o.given & O_YES)) {
+	if (!(c->o.given & DBCTX_O_YES)) {
 		dbctx_error("reset reverts every revision (deleting all "
 			    "data) and applies them again: run 'convctl db "
 			    "reset --yes' to confirm");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (!c->cfg.migrations.allow_reset) {
 		dbctx_error("reset is refused: the configuration does not "
 			    "allow destructive commands (set [migrations] "
 			    "allow_reset = yes, on development databases "
 			    "only)");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	rc = dbhist_prepare(c, true, true);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	rc = dbhist_require_managed(c);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	rc = dbhist_gate(c, true);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	steps = malloc(sizeof(int) * (2 * (size_t)c->set.n + 1));
 	up = calloc(2 * (size_t)c->set.n + 1, sizeof(bool));
 	none = calloc((size_t)c->set.n + 1, sizeof(bool));
 	if (!steps || !up || !none) {
 		dbctx_error("out of memory");
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 		goto out;
 	}
 	/* Both plans first: nothing runs unless all of it can. */
@@ -247,19 +249,19 @@ int dbapply_reset(struct dbctx *c)
 	    migrate_plan_upgrade(&c->set, none, &heads, steps + ndown, &nup,
 				 err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 		goto out;
 	}
 	n = ndown + nup;
 	for (int i = ndown; i < n; i++)
 		up[i] = true;
 	rc = dbbackup_run(c);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		goto out;
 	if (!c->has_hist && n > 0 && !c->set.revs[steps[0]].transactional &&
 	    dbhist_create(c, err, sizeof(err)) < 0) {
 		dbctx_error("cannot create %s: %s", c->qhist, err);
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 		goto out;
 	}
 	for (int i = 0; i < n && failed < 0;) {
@@ -267,7 +269,7 @@ int dbapply_reset(struct dbctx *c)
 
 		if (!c->set.revs[steps[i]].transactional) {
 			if (dbrun_nontransactional(c, steps[i], up[i], true) !=
-			    EX_OK)
+			    DBCTX_EX_OK)
 				failed = i;
 			else
 				committed = i + 1;
@@ -283,7 +285,7 @@ int dbapply_reset(struct dbctx *c)
 	}
 	if (failed < 0) {
 		rc = dbhist_load(c);
-		if (rc == EX_OK) {
+		if (rc == DBCTX_EX_OK) {
 			bool one = true;
 
 			for (int i = 0; i < n; i++)
@@ -296,7 +298,7 @@ int dbapply_reset(struct dbctx *c)
 		}
 		goto out;
 	}
-	rc = EX_FAIL;
+	rc = DBCTX_EX_FAIL;
 	if (committed == 0 && c->set.revs[steps[failed]].transactional) {
 		dbctx_error("reset stopped at revision %s (%s) and nothing was "
 			    "changed: everything it had done was rolled back",
@@ -304,7 +306,7 @@ int dbapply_reset(struct dbctx *c)
 			    up[failed] ? "applying it" : "reverting it");
 		goto out;
 	}
-	if (dbhist_load(c) == EX_OK)
+	if (dbhist_load(c) == DBCTX_EX_OK)
 		dbhist_current_text(c, cur, sizeof(cur));
 	else
 		snprintf(cur, sizeof(cur), "(unknown)");
@@ -334,50 +336,50 @@ out:
 
 int dbapply_stamp(struct dbctx *c)
 {
-	bool sql = c->o.given & O_SQL;
+	bool sql = c->o.given & DBCTX_O_SQL;
 	struct migrate_target t;
 	struct dbhist_problems pr;
 	bool *want = NULL;
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	int rc, changes = 0;
 	struct dbsql w;
 
 	rc = dbhist_prepare(c, true, !sql);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	dboffline_writer(c, &w);
 	rc = dbctx_parse_target(c, c->o.args[0], &t);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	dbhist_problems_print(c, &pr, false);
 	if (pr.dirty) {
 		dbhist_problems_print(c, &pr, true);
 		dbctx_error("resolve the dirty revision first; nothing was "
 			    "changed");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	want = calloc((size_t)c->set.n + 1, sizeof(bool));
 	if (!want) {
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (migrate_plan_stamp(&c->set, c->applied, &t, want, err,
 			       sizeof(err)) < 0) {
 		dbctx_error("%s", err);
 		free(want);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	for (int i = 0; i < c->set.n; i++)
 		if (want[i] != c->applied[i])
 			changes++;
-	if (t.kind == MT_BASE)
+	if (t.kind == MIGRATE_TARGET_BASE)
 		for (int i = 0; i < c->nhist; i++)
 			if (c->hist[i].idx < 0)
 				changes++;
 	if (changes == 0) {
 		printf("nothing to do: the history already says so\n");
 		free(want);
-		return EX_OK;
+		return DBCTX_EX_OK;
 	}
 	if (sql) {
 		printf("-- convctl db stamp %s\n", c->o.args[0]);
@@ -419,7 +421,7 @@ int dbapply_stamp(struct dbctx *c)
 			goto fail;
 		printf("unstamped %s\n", c->set.revs[x].id);
 	}
-	for (int i = 0; t.kind == MT_BASE && i < c->nhist; i++) {
+	for (int i = 0; t.kind == MIGRATE_TARGET_BASE && i < c->nhist; i++) {
 		char *l;
 
 		if (c->hist[i].idx >= 0)
@@ -440,7 +442,7 @@ int dbapply_stamp(struct dbctx *c)
 	free(want);
 	if (sql) {
 		printf("COMMIT;\n");
-		return EX_OK;
+		return DBCTX_EX_OK;
 	}
 	if (dbconn_ok(c, "COMMIT", err, sizeof(err)) < 0) {
 		want = NULL;
@@ -451,29 +453,29 @@ int dbapply_stamp(struct dbctx *c)
 		dbctx_warn("the tables are not what the recorded revisions "
 			   "promise: convd refuses this database and "
 			   "'convctl db check' fails until they agree");
-	return EX_OK;
+	return DBCTX_EX_OK;
 fail:
 	free(want);
 	dbconn_rollback(c);
 	dbctx_error("stamp failed: %s; nothing was changed", err);
-	return EX_FAIL;
+	return DBCTX_EX_FAIL;
 }
 
 int dbapply_resolve(struct dbctx *c)
 {
-	bool applied = c->o.given & O_APPLIED;
+	bool applied = c->o.given & DBCTX_O_APPLIED;
 	const char *text = c->o.args[0];
 	struct dbctx_hist *h = NULL;
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	int rc;
 
-	if (applied == !!(c->o.given & O_ROLLED_BACK)) {
+	if (applied == !!(c->o.given & DBCTX_O_ROLLED_BACK)) {
 		dbctx_error("resolve needs exactly one of --applied and "
 			    "--rolled-back");
-		return EX_USAGE;
+		return DBCTX_EX_USAGE;
 	}
 	rc = dbhist_prepare(c, true, true);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	for (int i = 0; i < c->nhist; i++) {
 		size_t l = strlen(text);
@@ -484,19 +486,19 @@ int dbapply_resolve(struct dbctx *c)
 		    strcmp(c->hist[i].revision, text) != 0) {
 			dbctx_error("'%s' is ambiguous: %s, %s", text,
 				    h->revision, c->hist[i].revision);
-			return EX_USAGE;
+			return DBCTX_EX_USAGE;
 		}
 		if (!h || strcmp(c->hist[i].revision, text) == 0)
 			h = &c->hist[i];
 	}
 	if (!h) {
 		dbctx_error("revision '%s' is not in the history", text);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (!h->dirty) {
 		dbctx_error("revision %s is not dirty: nothing to resolve",
 			    h->revision);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (applied)
 		rc = dbhist_change(c, "UPDATE ", " SET dirty = false, note = "
@@ -508,9 +510,9 @@ int dbapply_resolve(struct dbctx *c)
 				   h->revision, NULL, err, sizeof(err));
 	if (rc < 0) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	printf("revision %s resolved as %s\n", h->revision,
 	       applied ? "applied" : "rolled back (not applied)");
-	return EX_OK;
+	return DBCTX_EX_OK;
 }

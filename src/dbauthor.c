@@ -36,58 +36,61 @@ static char *read_text_file(const char *path, char *err, size_t errlen)
 }
 
 /* The differences database -> model (up) and model -> database (down). */
-static int model_diff(struct dbctx *c, struct mdiff *up, struct mdiff *down)
+static int model_diff(struct dbctx *c, struct migrate_diff *up,
+		      struct migrate_diff *down)
 {
-	struct mschema live = {0}, model = {0};
-	char err[ERRLEN];
+	struct migrate_diff_schema live = {0}, model = {0};
+	char err[DBCTX_ERRLEN];
 	char *sql = read_text_file(c->model_path, err, sizeof(err));
-	int rc = EX_FAIL;
+	int rc = DBCTX_EX_FAIL;
 
 	memset(up, 0, sizeof(*up));
 	memset(down, 0, sizeof(*down));
 	if (!sql) {
 		dbctx_error("schema model: %s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (dbconn_ok(c, "BEGIN", err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
 		free(sql);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	if (mcat_load(c->conn, c->nsp, SCHEMA_HISTORY_TABLE, &live, err,
-		      sizeof(err)) < 0) {
+	if (migrate_catalog_load(c->conn, c->nsp, SCHEMA_HISTORY_TABLE, &live,
+				 err,
+				 sizeof(err)) < 0) {
 		dbctx_error("reading the database: %s", err);
 		goto out;
 	}
-	if (mcat_load_sql(c->conn, sql, c->nsp, SCHEMA_HISTORY_TABLE, &model,
-			  err, sizeof(err)) < 0) {
+	if (migrate_catalog_load_sql(c->conn, sql, c->nsp, SCHEMA_HISTORY_TABLE,
+				     &model,
+				     err, sizeof(err)) < 0) {
 		dbctx_error("loading the schema model %s: %s", c->model_path,
 			    err);
 		goto out;
 	}
-	if (mdiff_compute(&live, &model, 0, up) < 0 ||
-	    mdiff_compute(&model, &live, 0, down) < 0) {
+	if (migrate_diff_compute(&live, &model, 0, up) < 0 ||
+	    migrate_diff_compute(&model, &live, 0, down) < 0) {
 		dbctx_error("out of memory");
 		goto out;
 	}
-	rc = EX_OK;
+	rc = DBCTX_EX_OK;
 out:
 	dbconn_rollback(c);
-	mschema_free(&live);
-	mschema_free(&model);
+	migrate_diff_schema_free(&live);
+	migrate_diff_schema_free(&model);
 	free(sql);
 	return rc;
 }
 
 int dbauthor_diff(struct dbctx *c)
 {
-	struct mdiff up, down;
+	struct migrate_diff up, down;
 	int rc = dbhist_prepare(c, true, false);
 
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	rc = model_diff(c, &up, &down);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	if (c->json) {
 		bool first = true;
@@ -109,8 +112,8 @@ int dbauthor_diff(struct dbctx *c)
 			printf("}");
 		}
 		printf("]");
-		if (c->o.given & O_SQL) {
-			char *s = mdiff_script(&up);
+		if (c->o.given & DBCTX_O_SQL) {
+			char *s = migrate_diff_script(&up);
 
 			json_kv_str(&c->out, &first, "sql", s);
 			free(s);
@@ -128,8 +131,8 @@ int dbauthor_diff(struct dbctx *c)
 		for (int i = 0; i < up.n; i++)
 			if (up.v[i].what)
 				printf("%s\n", up.v[i].what);
-		if (c->o.given & O_SQL) {
-			char *s = mdiff_script(&up);
+		if (c->o.given & DBCTX_O_SQL) {
+			char *s = migrate_diff_script(&up);
 
 			printf("\n-- SQL that brings the database to the "
 			       "model\n%s",
@@ -137,9 +140,9 @@ int dbauthor_diff(struct dbctx *c)
 			free(s);
 		}
 	}
-	rc = up.n > 0 ? EX_FAIL : EX_OK;
-	mdiff_free(&up);
-	mdiff_free(&down);
+	rc = up.n > 0 ? DBCTX_EX_FAIL : DBCTX_EX_OK;
+	migrate_diff_free(&up);
+	migrate_diff_free(&down);
 	return rc;
 }
 
@@ -148,19 +151,19 @@ static int write_revision(struct dbctx *c, char *const *parents, int nparents,
 			  const char *message, const char *up,
 			  const char *down)
 {
-	char id[MIGRATE_NEW_ID_LEN + 1], created[32], err[ERRLEN];
+	char id[MIGRATE_REV_NEW_ID_LEN + 1], created[32], err[DBCTX_ERRLEN];
 	char *text = NULL, *name = NULL, *path = NULL;
 	struct migrate_rev check;
 	time_t now = time(NULL);
 	struct tm tm;
-	int fd = -1, rc = EX_FAIL, tries = 0;
+	int fd = -1, rc = DBCTX_EX_FAIL, tries = 0;
 	size_t len, off = 0;
 
 	do {
-		if (migrate_new_id(id) < 0) {
+		if (migrate_rev_new_id(id) < 0) {
 			dbctx_error("cannot make a revision id: %s",
 				    strerror(errno));
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 	} while (migrate_set_find_exact(&c->set, id) >= 0 && ++tries < 100);
 	gmtime_r(&now, &tm);
@@ -169,7 +172,7 @@ static int write_revision(struct dbctx *c, char *const *parents, int nparents,
 				  true, up, down, err, sizeof(err));
 	if (!text) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	/* What is written must read back as the same revision. */
 	if (migrate_rev_parse(text, strlen(text), NULL, &check, err,
@@ -177,7 +180,7 @@ static int write_revision(struct dbctx *c, char *const *parents, int nparents,
 		dbctx_error("internal error: the new revision does not parse: "
 			    "%s", err);
 		free(text);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (strcmp(check.message, message) != 0 ||
 	    check.nparents != nparents) {
@@ -185,10 +188,10 @@ static int write_revision(struct dbctx *c, char *const *parents, int nparents,
 			    "back");
 		migrate_rev_free(&check);
 		free(text);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	migrate_rev_free(&check);
-	name = migrate_file_name(id, message);
+	name = migrate_rev_file_name(id, message);
 	if (!name || asprintf(&path, "%s/%s", c->dir, name) < 0) {
 		path = NULL;
 		dbctx_error("out of memory");
@@ -229,7 +232,7 @@ static int write_revision(struct dbctx *c, char *const *parents, int nparents,
 	} else {
 		printf("created revision %s in %s\n", id, path);
 	}
-	rc = EX_OK;
+	rc = DBCTX_EX_OK;
 out:
 	free(text);
 	free(name);
@@ -243,13 +246,13 @@ static int check_message(const char *msg)
 
 	if (!msg || !msg[0]) {
 		dbctx_error("a message is needed: -m MESSAGE");
-		return EX_USAGE;
+		return DBCTX_EX_USAGE;
 	}
-	if (migrate_message_check(msg, err, sizeof(err)) < 0) {
+	if (migrate_rev_message_check(msg, err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		return EX_USAGE;
+		return DBCTX_EX_USAGE;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 /* Whether exactly x and its ancestors are applied. */
@@ -270,35 +273,35 @@ int dbauthor_migrate(struct dbctx *c)
 {
 	char *parents[1];
 	int nparents = 0, rc, on = -1;
-	bool autogen = c->o.given & O_AUTOGENERATE;
-	struct mdiff up = {0}, down = {0};
+	bool autogen = c->o.given & DBCTX_O_AUTOGENERATE;
+	struct migrate_diff up = {0}, down = {0};
 	char *ups = NULL, *downs = NULL;
 
 	rc = check_message(c->o.message);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	rc = dbhist_prepare(c, autogen, false);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
-	if ((c->o.given & O_SPLICE) && !(c->o.given & O_HEAD)) {
+	if ((c->o.given & DBCTX_O_SPLICE) && !(c->o.given & DBCTX_O_HEAD)) {
 		dbctx_error("--splice goes with --head REV");
-		return EX_USAGE;
+		return DBCTX_EX_USAGE;
 	}
-	if ((c->o.given & O_HEAD) && strcmp(c->o.head, "head") != 0) {
-		char err[ERRLEN];
+	if ((c->o.given & DBCTX_O_HEAD) && strcmp(c->o.head, "head") != 0) {
+		char err[DBCTX_ERRLEN];
 
 		on = migrate_set_find(&c->set, c->o.head, err, sizeof(err));
 		if (on < 0) {
 			dbctx_error("--head: %s", err);
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 		if (c->set.revs[on].nchildren > 0 &&
-		    !(c->o.given & O_SPLICE)) {
+		    !(c->o.given & DBCTX_O_SPLICE)) {
 			dbctx_error("revision %s is not a head (%s follows it): give "
 				    "--splice as well to start a new branch from it",
 				    c->set.revs[on].id,
 				    c->set.revs[c->set.revs[on].child_idx[0]].id);
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 		parents[0] = c->set.revs[on].id;
 		nparents = 1;
@@ -311,7 +314,7 @@ int dbauthor_migrate(struct dbctx *c)
 			    c->set.nheads, heads,
 			    c->set.revs[c->set.heads[0]].id,
 			    c->set.revs[c->set.heads[1]].id);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (on < 0 && c->set.nheads == 1) {
 		parents[0] = c->set.revs[c->set.heads[0]].id;
@@ -328,33 +331,33 @@ int dbauthor_migrate(struct dbctx *c)
 		if (pr.dirty || pr.missing || pr.changed) {
 			dbctx_error("fix the history first; nothing was "
 				    "written");
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 		if (on >= 0 && !at_revision(c, on)) {
 			dbctx_error("the database is not at %s: autogenerate "
 				    "compares the model with a database that "
 				    "has exactly %s and its ancestors applied",
 				    c->set.revs[on].id, c->set.revs[on].id);
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 		if (on < 0 && (!c->has_hist || dbhist_pending(c) > 0)) {
 			dbctx_error("the database is not at head: "
 				    "autogenerate compares the model with a "
 				    "database that has every revision; run "
 				    "'convctl db upgrade heads' first");
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 	}
 	rc = model_diff(c, &up, &down);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	if (up.n == 0) {
 		printf("no differences between the database and the model "
 		       "(%s): no revision written\n",
 		       c->model_path);
-		mdiff_free(&up);
-		mdiff_free(&down);
-		return EX_OK;
+		migrate_diff_free(&up);
+		migrate_diff_free(&down);
+		return DBCTX_EX_OK;
 	}
 	for (int i = 0; i < up.n; i++) {
 		if (up.v[i].what)
@@ -364,11 +367,11 @@ int dbauthor_migrate(struct dbctx *c)
 				   up.v[i].warning ? up.v[i].warning
 						   : "loses data");
 	}
-	ups = mdiff_script(&up);
-	downs = mdiff_script(&down);
+	ups = migrate_diff_script(&up);
+	downs = migrate_diff_script(&down);
 	if (!ups || !downs) {
 		dbctx_error("out of memory");
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 	} else {
 		char *u2 = NULL;
 
@@ -378,7 +381,7 @@ int dbauthor_migrate(struct dbctx *c)
 			     "and the model; review it\n\n%s",
 			     ups) < 0) {
 			dbctx_error("out of memory");
-			rc = EX_FAIL;
+			rc = DBCTX_EX_FAIL;
 		} else {
 			rc = write_revision(c, parents, nparents, c->o.message,
 					    u2, downs);
@@ -387,43 +390,43 @@ int dbauthor_migrate(struct dbctx *c)
 	}
 	free(ups);
 	free(downs);
-	mdiff_free(&up);
-	mdiff_free(&down);
+	migrate_diff_free(&up);
+	migrate_diff_free(&down);
 	return rc;
 }
 
 int dbauthor_merge(struct dbctx *c)
 {
-	char err[ERRLEN];
-	char *parents[MIGRATE_MAX_PARENTS];
-	int idx[MIGRATE_MAX_PARENTS];
+	char err[DBCTX_ERRLEN];
+	char *parents[MIGRATE_REV_MAX_PARENTS];
+	int idx[MIGRATE_REV_MAX_PARENTS];
 	int rc;
 
 	rc = check_message(c->o.message);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	rc = dbhist_prepare(c, false, false);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	for (int i = 0; i < c->o.nargs; i++) {
 		idx[i] = migrate_set_find(&c->set, c->o.args[i], err,
 					  sizeof(err));
 		if (idx[i] < 0) {
 			dbctx_error("%s", err);
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 		parents[i] = c->set.revs[idx[i]].id;
 		for (int k = 0; k < i; k++) {
 			if (idx[k] == idx[i]) {
 				dbctx_error("%s is named twice", parents[i]);
-				return EX_FAIL;
+				return DBCTX_EX_FAIL;
 			}
 			if (migrate_set_is_ancestor(&c->set, idx[k], idx[i]) ||
 			    migrate_set_is_ancestor(&c->set, idx[i], idx[k])) {
 				dbctx_error("%s and %s are on one line of "
 					    "history: there is nothing to "
 					    "merge", parents[k], parents[i]);
-				return EX_FAIL;
+				return DBCTX_EX_FAIL;
 			}
 		}
 	}

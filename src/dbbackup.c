@@ -19,7 +19,7 @@
 /* Whether any user table of the database holds a row. */
 static int holds_data(struct dbctx *c, bool *out)
 {
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	PGresult *r = dbconn_exec(c,
 				  "SELECT format('%I.%I', n.nspname, c.relname)"
 				  " FROM pg_class c JOIN pg_namespace n"
@@ -33,7 +33,7 @@ static int holds_data(struct dbctx *c, bool *out)
 	*out = false;
 	if (!r) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	for (int i = 0; i < PQntuples(r) && !*out; i++) {
 		char *sql;
@@ -43,20 +43,20 @@ static int holds_data(struct dbctx *c, bool *out)
 			     PQgetvalue(r, i, 0)) < 0) {
 			PQclear(r);
 			dbctx_error("out of memory");
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 		e = dbconn_exec(c, sql, err, sizeof(err));
 		free(sql);
 		if (!e) {
 			PQclear(r);
 			dbctx_error("%s", err);
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 		*out = PQgetvalue(e, 0, 0)[0] == 't';
 		PQclear(e);
 	}
 	PQclear(r);
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 /* 'value' for a conninfo string. */
@@ -91,12 +91,12 @@ static int run_pg_dump(struct dbctx *c, const char *path)
 	size_t len = 0;
 	char dir[] = "/tmp/convctl-backup-XXXXXX", passfile[64] = "";
 	pid_t pid;
-	int status, rc = EX_FAIL;
+	int status, rc = DBCTX_EX_FAIL;
 	struct stat st;
 
 	if (!opts) {
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	for (o = opts; o->keyword; o++) {
 		if (!o->val || !o->val[0])
@@ -190,7 +190,7 @@ static int run_pg_dump(struct dbctx *c, const char *path)
 	if (stat(path, &st) == 0)
 		printf("backup: %s written (%lld bytes)\n", path,
 		       (long long)st.st_size);
-	rc = EX_OK;
+	rc = DBCTX_EX_OK;
 out:
 	if (passfile[0])
 		unlink(passfile);
@@ -211,15 +211,15 @@ int dbbackup_run(struct dbctx *c)
 	bool data;
 	int rc;
 
-	if (!(c->o.given & O_BACKUP))
-		return EX_OK;
+	if (!(c->o.given & DBCTX_O_BACKUP))
+		return DBCTX_EX_OK;
 	rc = holds_data(c, &data);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	if (!data) {
 		printf("backup: the database holds no data, no backup "
 		       "needed\n");
-		return EX_OK;
+		return DBCTX_EX_OK;
 	}
 	return run_pg_dump(c, c->o.backup);
 }
@@ -232,10 +232,10 @@ int dbbackup_check(struct dbctx *c)
 	bool data, found = false;
 	int rc;
 
-	if (!(c->o.given & O_BACKUP))
-		return EX_OK;
+	if (!(c->o.given & DBCTX_O_BACKUP))
+		return DBCTX_EX_OK;
 	rc = holds_data(c, &data);
-	if (rc != EX_OK || !data)
+	if (rc != DBCTX_EX_OK || !data)
 		return rc;
 	for (const char *p = path ? path : "/usr/bin:/bin"; p && !found;) {
 		const char *end = strchr(p, ':');
@@ -256,14 +256,14 @@ int dbbackup_check(struct dbctx *c)
 	if (!found) {
 		dbctx_error("backup: pg_dump is not in PATH: the real run "
 			    "would fail before changing anything");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (access(dir, W_OK | X_OK) < 0) {
 		dbctx_error("backup: cannot write into %s: %s", dir,
 			    strerror(errno));
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	printf("backup: would run pg_dump --format=custom --file=%s\n",
 	       c->o.backup);
-	return EX_OK;
+	return DBCTX_EX_OK;
 }

@@ -48,27 +48,27 @@ int dbcheck_check(struct dbctx *c)
 {
 	struct dbreport_list probs = {NULL, 0}, tables = {NULL, 0};
 	struct dbhist_problems pr;
-	struct madopt a;
-	char err[ERRLEN], cur[512];
+	struct migrate_adopt a;
+	char err[DBCTX_ERRLEN], cur[512];
 	int rc, pending;
 	bool ok;
 
 	memset(&a, 0, sizeof(a));
 	rc = dbctx_load_set(c);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	rc = dbconn_open(c);
-	if (rc != EX_OK) {
+	if (rc != DBCTX_EX_OK) {
 		if (c->json)
 			printf("{\"ok\":false,\"connection\":false}\n");
 		return rc;
 	}
 	rc = dbhist_load(c);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	if (list_tables(c, &tables, err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	dbhist_problems(c, &pr, dbreport_list_add, &probs);
 	if (dbhist_verify_schema(c, dbreport_list_add, &probs, err,
@@ -79,16 +79,17 @@ int dbcheck_check(struct dbctx *c)
 	pending = dbhist_pending(c);
 	dbhist_current_text(c, cur, sizeof(cur));
 	if (!c->has_hist) {
-		if (madopt_inspect(c->conn, c->nsp, SCHEMA_HISTORY_TABLE, &a,
-				   err, sizeof(err)) < 0) {
+		if (migrate_adopt_inspect(c->conn, c->nsp, SCHEMA_HISTORY_TABLE,
+					  &a,
+					  err, sizeof(err)) < 0) {
 			dbctx_error("%s", err);
 			dbreport_list_free(&tables);
 			dbreport_list_free(&probs);
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
-		madopt_free(&a);
+		migrate_adopt_free(&a);
 		dbreport_list_add(&probs,
-				  a.shape == MA_UNKNOWN
+				  a.shape == MIGRATE_ADOPT_UNKNOWN
 					  ? "no history table, and tables convctl db "
 					    "does not recognise"
 					  : "no history table: run 'convctl db "
@@ -111,7 +112,8 @@ int dbcheck_check(struct dbctx *c)
 		dbreport_json_database(&c->out, c, &first);
 		if (!c->has_hist)
 			json_kv_str(&c->out, &first, "found",
-				    a.shape == MA_UNKNOWN ? a.problem : a.found);
+				    a.shape == MIGRATE_ADOPT_UNKNOWN ?
+				    a.problem : a.found);
 		dbreport_json_position(&c->out, c, &first, pending);
 		json_key(&c->out, &first, "tables");
 		dbreport_json_list(&c->out, &tables);
@@ -128,7 +130,8 @@ int dbcheck_check(struct dbctx *c)
 			       c->qhist, c->nhist, c->nhist == 1 ? "" : "s");
 		else
 			printf("history:    none; found %s\n",
-			       a.shape == MA_UNKNOWN ? a.problem : a.found);
+			       a.shape == MIGRATE_ADOPT_UNKNOWN ?
+			       a.problem : a.found);
 		printf("revision:   %s", cur);
 		if (c->has_hist && pending == 0)
 			printf(" (head)");
@@ -142,22 +145,22 @@ int dbcheck_check(struct dbctx *c)
 	}
 	dbreport_list_free(&tables);
 	dbreport_list_free(&probs);
-	return ok ? EX_OK : EX_FAIL;
+	return ok ? DBCTX_EX_OK : DBCTX_EX_FAIL;
 }
 
 int dbcheck_verify(struct dbctx *c)
 {
 	struct dbreport_list probs = {NULL, 0}, flags = {NULL, 0};
 	struct dbhist_problems pr;
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	int rc, bad = 0;
 
 	rc = dbctx_load_set(c);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	for (int i = 0; i < c->set.n; i++) {
 		const struct migrate_rev *r = &c->set.revs[c->set.order[i]];
-		struct migrate_finding *f = NULL;
+		struct migrate_sql_finding *f = NULL;
 		size_t nf = 0;
 		int lex;
 
@@ -170,7 +173,7 @@ int dbcheck_verify(struct dbctx *c)
 			lex = migrate_sql_scan(r->up, &f, &nf, err,
 					       sizeof(err));
 		if (lex < 0) {
-			char msg[ERRLEN + 128];
+			char msg[DBCTX_ERRLEN + 128];
 
 			snprintf(msg, sizeof(msg), "revision %s (%s): %s",
 				 r->id, r->path, err);
@@ -193,20 +196,20 @@ int dbcheck_verify(struct dbctx *c)
 			snprintf(msg, sizeof(msg),
 				 "revision %s (%s:%d) %s: %s", r->id, r->path,
 				 r->up_line + f[k].line - 1,
-				 migrate_hazard_name(f[k].kind), f[k].what);
+				 migrate_sql_hazard_name(f[k].kind), f[k].what);
 			dbreport_list_add(&flags, msg);
 		}
 		free(f);
 	}
-	if (!(c->o.given & O_OFFLINE)) {
+	if (!(c->o.given & DBCTX_O_OFFLINE)) {
 		rc = dbconn_open(c);
-		if (rc != EX_OK) {
+		if (rc != DBCTX_EX_OK) {
 			dbreport_list_free(&probs);
 			dbreport_list_free(&flags);
 			return rc;
 		}
 		rc = dbhist_load(c);
-		if (rc != EX_OK) {
+		if (rc != DBCTX_EX_OK) {
 			dbreport_list_free(&probs);
 			dbreport_list_free(&flags);
 			return rc;
@@ -252,5 +255,5 @@ int dbcheck_verify(struct dbctx *c)
 	}
 	dbreport_list_free(&probs);
 	dbreport_list_free(&flags);
-	return bad ? EX_FAIL : EX_OK;
+	return bad ? DBCTX_EX_FAIL : DBCTX_EX_OK;
 }

@@ -40,14 +40,16 @@ struct command {
 	const char *args;
 };
 
-#define RUN_OPTS                                                           \
-	(O_SQL | O_TRY | O_BACKUP | O_ALLOW_DESTRUCTIVE | O_ACCEPT_CHANGED | \
-	 O_LOCK_TIMEOUT)
+#define RUN_OPTS							\
+	(DBCTX_O_SQL | DBCTX_O_TRY | DBCTX_O_BACKUP |			\
+	 DBCTX_O_ALLOW_DESTRUCTIVE | DBCTX_O_ACCEPT_CHANGED |		\
+	 DBCTX_O_LOCK_TIMEOUT)
 
 static const struct command commands[] = {
-	{"setup", dbsetup_setup, RUN_OPTS | O_LEGACY_TZ | O_LAYOUT, 0, 0,
+	{"setup", dbsetup_setup,
+	 RUN_OPTS | DBCTX_O_LEGACY_TZ | DBCTX_O_LAYOUT, 0, 0,
 	 " [--layout plain|partitioned]"},
-	{"partition", dbsetup_partition, O_LOCK_TIMEOUT, 0, 0, ""},
+	{"partition", dbsetup_partition, DBCTX_O_LOCK_TIMEOUT, 0, 0, ""},
 	{"check", dbcheck_check, 0, 0, 0, ""},
 	{"status", dbreport_status, 0, 0, 0, ""},
 	{"current", dbreport_current, 0, 0, 0, ""},
@@ -58,17 +60,20 @@ static const struct command commands[] = {
 	{"upgrade", dbapply_upgrade, RUN_OPTS, 0, 1, " [TARGET]"},
 	{"downgrade", dbapply_downgrade, RUN_OPTS, 1, 1, " TARGET"},
 	{"rollback", dbapply_rollback, RUN_OPTS, 0, 1, " [N]"},
-	{"merge", dbauthor_merge, O_MESSAGE, 2, MIGRATE_MAX_PARENTS,
+	{"merge", dbauthor_merge, DBCTX_O_MESSAGE, 2, MIGRATE_REV_MAX_PARENTS,
 	 " REV REV... -m MESSAGE"},
-	{"stamp", dbapply_stamp, O_SQL | O_LOCK_TIMEOUT, 1, 1, " TARGET"},
-	{"verify", dbcheck_verify, O_OFFLINE, 0, 0, ""},
+	{"stamp", dbapply_stamp, DBCTX_O_SQL | DBCTX_O_LOCK_TIMEOUT, 1, 1,
+	 " TARGET"},
+	{"verify", dbcheck_verify, DBCTX_O_OFFLINE, 0, 0, ""},
 	{"migrate", dbauthor_migrate,
-	 O_MESSAGE | O_AUTOGENERATE | O_MODEL | O_HEAD | O_SPLICE, 0, 0,
+	 DBCTX_O_MESSAGE | DBCTX_O_AUTOGENERATE | DBCTX_O_MODEL | DBCTX_O_HEAD |
+	 DBCTX_O_SPLICE, 0, 0,
 	 " -m MESSAGE [--autogenerate] [--head REV [--splice]]"},
-	{"diff", dbauthor_diff, O_MODEL | O_SQL, 0, 0, ""},
-	{"reset", dbapply_reset, O_YES | O_BACKUP | O_LOCK_TIMEOUT, 0, 0, ""},
-	{"resolve", dbapply_resolve, O_APPLIED | O_ROLLED_BACK | O_LOCK_TIMEOUT, 1,
-	 1, " REV"},
+	{"diff", dbauthor_diff, DBCTX_O_MODEL | DBCTX_O_SQL, 0, 0, ""},
+	{"reset", dbapply_reset, DBCTX_O_YES | DBCTX_O_BACKUP |
+	 DBCTX_O_LOCK_TIMEOUT, 0, 0, ""},
+	{"resolve", dbapply_resolve, DBCTX_O_APPLIED | DBCTX_O_ROLLED_BACK |
+	 DBCTX_O_LOCK_TIMEOUT, 1, 1, " REV"},
 };
 
 static void usage(FILE *f)
@@ -112,7 +117,7 @@ static void usage(FILE *f)
 		"         --lock-timeout SECONDS (default %d)\n"
 		"exit status: 0 ok, 1 failed, 2 usage, 3 cannot reach the "
 		"database\n",
-		DEFAULT_LOCK_TIMEOUT);
+		DBCTX_DEFAULT_LOCK_TIMEOUT);
 }
 
 struct optdef {
@@ -122,23 +127,23 @@ struct optdef {
 };
 
 static const struct optdef optdefs[] = {
-	{"sql", O_SQL, false},
-	{"try", O_TRY, false},
-	{"yes", O_YES, false},
-	{"allow-destructive", O_ALLOW_DESTRUCTIVE, false},
-	{"accept-changed", O_ACCEPT_CHANGED, false},
-	{"autogenerate", O_AUTOGENERATE, false},
-	{"offline", O_OFFLINE, false},
-	{"applied", O_APPLIED, false},
-	{"rolled-back", O_ROLLED_BACK, false},
-	{"message", O_MESSAGE, true},
-	{"backup", O_BACKUP, true},
-	{"model", O_MODEL, true},
-	{"lock-timeout", O_LOCK_TIMEOUT, true},
-	{"legacy-timezone", O_LEGACY_TZ, true},
-	{"head", O_HEAD, true},
-	{"splice", O_SPLICE, false},
-	{"layout", O_LAYOUT, true},
+	{"sql", DBCTX_O_SQL, false},
+	{"try", DBCTX_O_TRY, false},
+	{"yes", DBCTX_O_YES, false},
+	{"allow-destructive", DBCTX_O_ALLOW_DESTRUCTIVE, false},
+	{"accept-changed", DBCTX_O_ACCEPT_CHANGED, false},
+	{"autogenerate", DBCTX_O_AUTOGENERATE, false},
+	{"offline", DBCTX_O_OFFLINE, false},
+	{"applied", DBCTX_O_APPLIED, false},
+	{"rolled-back", DBCTX_O_ROLLED_BACK, false},
+	{"message", DBCTX_O_MESSAGE, true},
+	{"backup", DBCTX_O_BACKUP, true},
+	{"model", DBCTX_O_MODEL, true},
+	{"lock-timeout", DBCTX_O_LOCK_TIMEOUT, true},
+	{"legacy-timezone", DBCTX_O_LEGACY_TZ, true},
+	{"head", DBCTX_O_HEAD, true},
+	{"splice", DBCTX_O_SPLICE, false},
+	{"layout", DBCTX_O_LAYOUT, true},
 };
 
 static const struct optdef *optdef_of(unsigned bit)
@@ -163,33 +168,33 @@ static int set_opt(struct dbctx *c, const struct optdef *d, const char *val)
 {
 	c->o.given |= d->bit;
 	switch (d->bit) {
-	case O_MESSAGE:
+	case DBCTX_O_MESSAGE:
 		c->o.message = val;
 		break;
-	case O_BACKUP:
+	case DBCTX_O_BACKUP:
 		if (!val[0]) {
 			dbctx_error("--backup needs a file name");
-			return EX_USAGE;
+			return DBCTX_EX_USAGE;
 		}
 		c->o.backup = val;
 		break;
-	case O_MODEL:
+	case DBCTX_O_MODEL:
 		c->o.model = val;
 		break;
-	case O_LEGACY_TZ:
+	case DBCTX_O_LEGACY_TZ:
 		c->o.legacy_tz = val;
 		break;
-	case O_HEAD:
+	case DBCTX_O_HEAD:
 		c->o.head = val;
 		break;
-	case O_LAYOUT:
+	case DBCTX_O_LAYOUT:
 		if (strcmp(val, "plain") && strcmp(val, "partitioned")) {
 			dbctx_error("--layout is plain or partitioned");
-			return EX_USAGE;
+			return DBCTX_EX_USAGE;
 		}
 		c->o.partitioned = strcmp(val, "partitioned") == 0;
 		break;
-	case O_LOCK_TIMEOUT: {
+	case DBCTX_O_LOCK_TIMEOUT: {
 		char *end;
 
 		errno = 0;
@@ -198,14 +203,14 @@ static int set_opt(struct dbctx *c, const struct optdef *d, const char *val)
 		    c->o.lock_timeout > 86400) {
 			dbctx_error("--lock-timeout takes seconds from 0 to "
 				    "86400");
-			return EX_USAGE;
+			return DBCTX_EX_USAGE;
 		}
 		break;
 	}
 	default:
 		break;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 /* Options anywhere among the arguments; "-N"/"+N" are arguments. */
@@ -216,7 +221,7 @@ static int parse_args(struct dbctx *c, int argc, char **argv, int *help)
 	c->o.args = calloc((size_t)argc + 1, sizeof(char *));
 	if (!c->o.args) {
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -240,7 +245,7 @@ static int parse_args(struct dbctx *c, int argc, char **argv, int *help)
 			continue;
 		}
 		if (a[1] == 'm') {
-			d = optdef_of(O_MESSAGE);
+			d = optdef_of(DBCTX_O_MESSAGE);
 			val = a[2] ? a + 2 : NULL;
 		} else if (a[1] == '-') {
 			const char *eq = strchr(a + 2, '=');
@@ -254,57 +259,58 @@ static int parse_args(struct dbctx *c, int argc, char **argv, int *help)
 				if (!d->arg) {
 					dbctx_error("option --%s takes no "
 						    "value", d->name);
-					return EX_USAGE;
+					return DBCTX_EX_USAGE;
 				}
 				val = eq + 1;
 			}
 		}
 		if (!d) {
 			dbctx_error("unknown option '%s'", a);
-			return EX_USAGE;
+			return DBCTX_EX_USAGE;
 		}
 		if (d->arg && !val) {
 			if (i + 1 >= argc) {
 				dbctx_error("option %s needs a value", a);
-				return EX_USAGE;
+				return DBCTX_EX_USAGE;
 			}
 			val = argv[++i];
 		}
-		if (set_opt(c, d, val ? val : "") != EX_OK)
-			return EX_USAGE;
+		if (set_opt(c, d, val ? val : "") != DBCTX_EX_OK)
+			return DBCTX_EX_USAGE;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 static int load_config(struct dbctx *c, const char *config_path)
 {
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	const char *path = config_path;
 
 	if (config_init(&c->cfg) < 0) {
 		dbctx_error("cannot initialise the configuration");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	c->cfg_ok = true;
 	if (!path && access(SYSCONFDIR "/convd.conf", F_OK) == 0)
 		path = SYSCONFDIR "/convd.conf";
 	if (path && config_load_file(&c->cfg, path, err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	c->dir = c->cfg.migrations.directory && c->cfg.migrations.directory[0]
 			 ? c->cfg.migrations.directory
 			 : PKGDATADIR "/migrations";
 	if (c->o.model) {
 		c->model_path = strdup(c->o.model);
-	} else if (asprintf(&c->model_path, "%s/%s", c->dir, MODEL_FILE) < 0) {
+	} else if (asprintf(&c->model_path, "%s/%s", c->dir,
+			    DBCTX_MODEL_FILE) < 0) {
 		c->model_path = NULL;
 	}
 	if (!c->model_path) {
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 static void ctx_free(struct dbctx *c)
@@ -335,7 +341,7 @@ int dbcmd_main(int argc, char **argv, const char *config_path, bool json)
 	if (argc < 2 || strcmp(argv[1], "help") == 0 ||
 	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EX_USAGE : EX_OK;
+		return argc < 2 ? DBCTX_EX_USAGE : DBCTX_EX_OK;
 	}
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
 		if (strcmp(commands[i].name, argv[1]) == 0)
@@ -343,15 +349,15 @@ int dbcmd_main(int argc, char **argv, const char *config_path, bool json)
 	if (!cmd) {
 		dbctx_error("unknown command '%s' (see 'convctl db help')",
 			    argv[1]);
-		return EX_USAGE;
+		return DBCTX_EX_USAGE;
 	}
 	c.cmd = cmd->name;
 	rc = parse_args(&c, argc - 2, argv + 2, &help);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		goto out;
 	if (help) {
 		printf("usage: convctl db %s%s\n", cmd->name, cmd->args);
-		rc = EX_OK;
+		rc = DBCTX_EX_OK;
 		goto out;
 	}
 	if (c.o.given & ~cmd->opts) {
@@ -359,21 +365,21 @@ int dbcmd_main(int argc, char **argv, const char *config_path, bool json)
 			if (c.o.given & ~cmd->opts & optdefs[k].bit)
 				dbctx_error("%s does not take --%s", cmd->name,
 					    optdefs[k].name);
-		rc = EX_USAGE;
+		rc = DBCTX_EX_USAGE;
 		goto out;
 	}
 	if (c.o.nargs < cmd->min_args || c.o.nargs > cmd->max_args) {
 		dbctx_error("usage: convctl db %s%s", cmd->name, cmd->args);
-		rc = EX_USAGE;
+		rc = DBCTX_EX_USAGE;
 		goto out;
 	}
-	if ((c.o.given & O_SQL) && (c.o.given & O_TRY)) {
+	if ((c.o.given & DBCTX_O_SQL) && (c.o.given & DBCTX_O_TRY)) {
 		dbctx_error("--sql and --try do not go together");
-		rc = EX_USAGE;
+		rc = DBCTX_EX_USAGE;
 		goto out;
 	}
 	rc = load_config(&c, config_path);
-	if (rc == EX_OK)
+	if (rc == DBCTX_EX_OK)
 		rc = cmd->fn(&c);
 out:
 	json_warn_replaced(&c.out, "convctl db");

@@ -678,7 +678,7 @@ static bool default_require(const char *(*env)(const char *),
 	return has_tcp_host(env("PGHOST"));
 }
 
-int dbconf_build(const struct convd_config *cfg,
+int dbconf_build(const struct config *cfg,
 		 const char *(*env)(const char *name), struct dbconf *out,
 		 char *err, size_t errlen)
 {

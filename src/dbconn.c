@@ -38,14 +38,14 @@ static void set_who(struct dbctx *c)
 int dbconn_open(struct dbctx *c)
 {
 	struct dbconf dc;
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	PGresult *r;
 	char *q;
 
 	memset(&dc, 0, sizeof(dc));
 	if (dbconf_build(&c->cfg, env_get, &dc, err, sizeof(err)) < 0) {
 		dbctx_error("database settings: %s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	snprintf(c->describe, sizeof(c->describe), "%s", dc.describe);
 	c->conn = PQconnectdbParams(dc.keys, dc.vals, 1);
@@ -58,7 +58,7 @@ int dbconn_open(struct dbctx *c)
 			l--;
 		dbctx_error("cannot connect to the database (%s): %.*s",
 			    c->describe, (int)l, m);
-		return EX_CONN;
+		return DBCTX_EX_CONN;
 	}
 	PQsetNoticeProcessor(c->conn, notice_processor, NULL);
 	r = PQexec(c->conn, "SET client_min_messages = warning;"
@@ -66,26 +66,27 @@ int dbconn_open(struct dbctx *c)
 			    " SET lock_timeout = 0;"
 			    " SET idle_in_transaction_session_timeout = 0");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		mcat_result_error(r, c->conn, err, sizeof(err));
+		migrate_catalog_result_error(r, c->conn, err, sizeof(err));
 		PQclear(r);
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	PQclear(r);
-	if (mcat_current_schema(c->conn, &c->nsp, err, sizeof(err)) < 0) {
+	if (migrate_catalog_current_schema(c->conn, &c->nsp, err,
+					   sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	q = PQescapeIdentifier(c->conn, c->nsp, strlen(c->nsp));
 	if (!q || asprintf(&c->qhist, "%s.%s", q, SCHEMA_HISTORY_TABLE) < 0) {
 		c->qhist = NULL;
 		PQfreemem(q);
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	PQfreemem(q);
 	set_who(c);
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 /* Runs SQL without parameters; returns the result or NULL (err). */
@@ -97,7 +98,7 @@ PGresult *dbconn_exec(struct dbctx *c, const char *sql, char *err,
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 	    st != PGRES_EMPTY_QUERY) {
-		mcat_result_error(r, c->conn, err, errlen);
+		migrate_catalog_result_error(r, c->conn, err, errlen);
 		PQclear(r);
 		return NULL;
 	}
@@ -111,7 +112,7 @@ PGresult *dbconn_params(struct dbctx *c, const char *sql, int n,
 	ExecStatusType st = PQresultStatus(r);
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		mcat_result_error(r, c->conn, err, errlen);
+		migrate_catalog_result_error(r, c->conn, err, errlen);
 		PQclear(r);
 		return NULL;
 	}
@@ -141,7 +142,7 @@ static char lock_key_text[32];
 static CONVD_WUR int lock_try(struct dbctx *c, bool *got)
 {
 	const char *p[1] = {lock_key_text};
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	PGresult *r = dbconn_params(c,
 				    "SELECT pg_try_advisory_lock($1::bigint)",
 				    1, p, err, sizeof(err));
@@ -157,20 +158,20 @@ static CONVD_WUR int lock_try(struct dbctx *c, bool *got)
 
 int dbconn_lock(struct dbctx *c)
 {
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	usec_t deadline;
 	bool got;
 	const char *p[1] = {lock_key_text};
 	PGresult *r;
-	long secs = c->o.given & O_LOCK_TIMEOUT ? c->o.lock_timeout
-						 : DEFAULT_LOCK_TIMEOUT;
+	long secs = c->o.given & DBCTX_O_LOCK_TIMEOUT ? c->o.lock_timeout
+						 : DBCTX_DEFAULT_LOCK_TIMEOUT;
 
 	snprintf(lock_key_text, sizeof(lock_key_text), "%lld",
 		 (long long)CONVD_LOCK_MIGRATE);
 	if (lock_try(c, &got) < 0)
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	if (got)
-		return EX_OK;
+		return DBCTX_EX_OK;
 	r = dbconn_params(c,
 			  "SELECT a.pid, coalesce(a.usename, '?'),"
 			  " coalesce(host(a.client_addr), 'local'),"
@@ -196,7 +197,7 @@ int dbconn_lock(struct dbctx *c)
 	if (secs == 0) {
 		dbctx_error("the migration lock is taken and --lock-timeout "
 			    "is 0: not waiting");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	/*
 	 * Polled, not waited for in pg_advisory_lock(): a session blocked in
@@ -208,14 +209,14 @@ int dbconn_lock(struct dbctx *c)
 	for (;;) {
 		poll(NULL, 0, 100);
 		if (lock_try(c, &got) < 0)
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		if (got)
-			return EX_OK;
+			return DBCTX_EX_OK;
 		if (clock_mono_usec() >= deadline) {
 			dbctx_error("gave up after %ld s waiting for the "
 				    "migration lock (see --lock-timeout)",
 				    secs);
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 	}
 }

@@ -72,7 +72,7 @@ void dbctx_warn_cb(void *arg, const char *msg)
 
 char *dbctx_oneline(const char *msg)
 {
-	char *s = migrate_message_escape(msg ? msg : "");
+	char *s = migrate_rev_message_escape(msg ? msg : "");
 
 	return s ? s : strdup("?");
 }
@@ -96,44 +96,44 @@ static void report_file(const char *msg, void *arg)
 
 int dbctx_load_set(struct dbctx *c)
 {
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 
 	migrate_set_init(&c->set);
 	c->set_ok = true;
-	if (migrate_set_load_dir(&c->set, c->dir, MODEL_FILE, report_file,
+	if (migrate_set_load_dir(&c->set, c->dir, DBCTX_MODEL_FILE, report_file,
 				 NULL, err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (migrate_set_build(&c->set, err, sizeof(err)) < 0) {
 		dbctx_error("%s: %s", c->dir, err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	c->applied = calloc((size_t)c->set.n + 1, sizeof(bool));
 	if (!c->applied) {
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 int dbctx_parse_target(struct dbctx *c, const char *text,
 		       struct migrate_target *t)
 {
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 
 	if (migrate_target_parse(&c->set, text, t, err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		return EX_USAGE;
+		return DBCTX_EX_USAGE;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 int *dbctx_plan(struct dbctx *c, bool up, const bool *applied,
 		const struct migrate_target *t, int *n)
 {
 	int *plan = malloc(sizeof(int) * ((size_t)c->set.n + 1));
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 
 	*n = 0;
 	if (!plan) {

@@ -78,7 +78,7 @@ int dbhist_verify_schema(struct dbctx *c,
 /* Reads the history table (if it exists) and marks what is applied. */
 int dbhist_load(struct dbctx *c)
 {
-	char err[ERRLEN], *sql;
+	char err[DBCTX_ERRLEN], *sql;
 	const char *p[1] = {c->qhist};
 	PGresult *r;
 	bool oom = false;
@@ -88,12 +88,12 @@ int dbhist_load(struct dbctx *c)
 			  sizeof(err));
 	if (!r) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	c->has_hist = PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
 	if (!c->has_hist)
-		return EX_OK;
+		return DBCTX_EX_OK;
 	if (asprintf(&sql,
 		     "SELECT revision, array_to_string(parents, ' '), message,"
 		     " checksum, kind, to_char(applied_at AT TIME ZONE 'UTC',"
@@ -102,19 +102,19 @@ int dbhist_load(struct dbctx *c)
 		     " ORDER BY applied_at, revision",
 		     c->qhist) < 0) {
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	r = dbconn_exec(c, sql, err, sizeof(err));
 	free(sql);
 	if (!r) {
 		dbctx_error("cannot read %s: %s", c->qhist, err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	c->hist = calloc((size_t)PQntuples(r) + 1, sizeof(*c->hist));
 	if (!c->hist) {
 		PQclear(r);
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct dbctx_hist *h = &c->hist[c->nhist++];
@@ -144,9 +144,9 @@ int dbhist_load(struct dbctx *c)
 	PQclear(r);
 	if (oom) {
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 const struct dbctx_hist *dbhist_of(const struct dbctx *c, int idx)
@@ -163,7 +163,7 @@ void dbhist_problems(const struct dbctx *c, struct dbhist_problems *pr,
 		     void (*cb)(void *arg, const char *msg),
 		     void *arg)
 {
-	char msg[ERRLEN];
+	char msg[DBCTX_ERRLEN];
 
 	memset(pr, 0, sizeof(*pr));
 	for (int i = 0; i < c->nhist; i++) {
@@ -275,14 +275,14 @@ int dbhist_prepare(struct dbctx *c, bool db, bool lock)
 {
 	int rc = dbctx_load_set(c);
 
-	if (rc != EX_OK || !db)
+	if (rc != DBCTX_EX_OK || !db)
 		return rc;
 	rc = dbconn_open(c);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	if (lock) {
 		rc = dbconn_lock(c);
-		if (rc != EX_OK)
+		if (rc != DBCTX_EX_OK)
 			return rc;
 	}
 	return dbhist_load(c);
@@ -296,22 +296,22 @@ int dbhist_prepare(struct dbctx *c, bool db, bool lock)
 int dbhist_gate(struct dbctx *c, bool record)
 {
 	struct dbhist_problems pr;
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 
 	dbhist_problems_print(c, &pr, true);
 	if (pr.dirty || pr.missing) {
 		dbctx_error("nothing was changed");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (!pr.changed)
-		return EX_OK;
-	if (!(c->o.given & O_ACCEPT_CHANGED)) {
+		return DBCTX_EX_OK;
+	if (!(c->o.given & DBCTX_O_ACCEPT_CHANGED)) {
 		dbctx_error("applied revisions must not change: restore the "
 			    "file%s, or run again with --accept-changed to "
 			    "record the new checksum%s; nothing was changed",
 			    pr.changed == 1 ? "" : "s",
 			    pr.changed == 1 ? "" : "s");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	for (int i = 0; i < c->nhist; i++) {
 		struct dbctx_hist *h = &c->hist[i];
@@ -340,13 +340,13 @@ int dbhist_gate(struct dbctx *c, bool record)
 				     " WHERE revision = $1",
 				     c->qhist) < 0) {
 				dbctx_error("out of memory");
-				return EX_FAIL;
+				return DBCTX_EX_FAIL;
 			}
 			r = dbconn_params(c, sql, 3, p, err, sizeof(err));
 			free(sql);
 			if (!r) {
 				dbctx_error("%s", err);
-				return EX_FAIL;
+				return DBCTX_EX_FAIL;
 			}
 			PQclear(r);
 		}
@@ -356,10 +356,10 @@ int dbhist_gate(struct dbctx *c, bool record)
 		h->checksum = strdup(c->set.revs[h->idx].checksum);
 		if (!h->checksum) {
 			dbctx_error("out of memory");
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 /* Whether revision x is applied and none of its children is: one of the
@@ -401,20 +401,21 @@ void dbhist_current_text(const struct dbctx *c, char *buf, size_t len)
  * will be made), refused when it has legacy tables. */
 int dbhist_require_managed(struct dbctx *c)
 {
-	struct madopt a;
-	char err[ERRLEN];
+	struct migrate_adopt a;
+	char err[DBCTX_ERRLEN];
 
 	if (c->has_hist)
-		return EX_OK;
-	if (madopt_inspect(c->conn, c->nsp, SCHEMA_HISTORY_TABLE, &a, err,
-			   sizeof(err)) < 0) {
+		return DBCTX_EX_OK;
+	if (migrate_adopt_inspect(c->conn, c->nsp, SCHEMA_HISTORY_TABLE, &a,
+				  err,
+				  sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	madopt_free(&a);
-	if (a.shape == MA_EMPTY || a.shape == MA_MANAGED)
-		return EX_OK;
-	if (a.shape == MA_UNKNOWN)
+	migrate_adopt_free(&a);
+	if (a.shape == MIGRATE_ADOPT_EMPTY || a.shape == MIGRATE_ADOPT_MANAGED)
+		return DBCTX_EX_OK;
+	if (a.shape == MIGRATE_ADOPT_UNKNOWN)
 		dbctx_error("this database has conversation tables convctl db "
 			    "does not recognise (%s); nothing was changed",
 			    a.problem);
@@ -422,7 +423,7 @@ int dbhist_require_managed(struct dbctx *c)
 		dbctx_error("this database was made before convctl db (%s): "
 			    "run 'convctl db setup' to adopt it; nothing was "
 			    "changed", a.found);
-	return EX_FAIL;
+	return DBCTX_EX_FAIL;
 }
 
 const char *dbhist_state(const struct dbctx *c, int idx)

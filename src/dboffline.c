@@ -38,20 +38,20 @@ void dboffline_writer(struct dbctx *c, struct dbsql *w)
 	};
 }
 
-void dboffline_adoption(struct dbctx *c, const struct madopt *a, int r1)
+void dboffline_adoption(struct dbctx *c, const struct migrate_adopt *a, int r1)
 {
 	struct dbsql w;
 
 	dboffline_writer(c, &w);
 	printf("\n-- adoption as revision %s, in one transaction\n",
-	       MADOPT_REVISION);
+	       MIGRATE_ADOPT_REVISION);
 	printf("BEGIN;\n");
 	for (int i = 0; i < a->nsteps; i++)
 		printf("-- %s\n%s;\n", a->steps[i].note, a->steps[i].sql);
 	printf("-- (convctl db checks here that every row is unchanged and "
 	       "that the schema\n-- is revision %s's plus the objects kept; "
 	       "any difference rolls everything back)\n",
-	       MADOPT_REVISION);
+	       MIGRATE_ADOPT_REVISION);
 	dbsql_history(&w, NULL);
 	dbsql_insert(&w, &c->set.revs[r1], "adopted", false, a->found);
 	printf("COMMIT;\n");
@@ -71,57 +71,58 @@ int dboffline_range(struct dbctx *c, const char *range, bool up)
 	int *plan = NULL, n = 0, rc;
 	struct dbsql w;
 
-	if (!(c->o.given & O_SQL) || colon == range || !colon[1]) {
+	if (!(c->o.given & DBCTX_O_SQL) || colon == range || !colon[1]) {
 		dbctx_error("a range FROM:TO goes with --sql (offline SQL): "
 			    "'convctl db %s FROM:TO --sql'",
 			    up ? "upgrade" : "downgrade");
-		return EX_USAGE;
+		return DBCTX_EX_USAGE;
 	}
 	rc = dbhist_prepare(c, false, false);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	from = strndup(range, (size_t)(colon - range));
 	if (!from) {
 		dbctx_error("out of memory");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	rc = dbctx_parse_target(c, from, &f);
-	if (rc == EX_OK)
+	if (rc == DBCTX_EX_OK)
 		rc = dbctx_parse_target(c, colon + 1, &t);
-	if (rc == EX_OK && f.kind == MT_RELATIVE) {
+	if (rc == DBCTX_EX_OK && f.kind == MIGRATE_TARGET_RELATIVE) {
 		dbctx_error("the start of a range is base, head, heads or a "
 			    "revision, not '%s'", from);
-		rc = EX_USAGE;
+		rc = DBCTX_EX_USAGE;
 	}
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		goto out;
-	if (f.kind == MT_HEAD && c->set.nheads > 1) {
+	if (f.kind == MIGRATE_TARGET_HEAD && c->set.nheads > 1) {
 		char heads[512];
 
 		migrate_set_heads_text(&c->set, heads, sizeof(heads));
 		dbctx_error("there are %d heads (%s): start from one of them "
 			    "or from 'heads'", c->set.nheads, heads);
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 		goto out;
 	}
 	for (int i = 0; i < c->set.nheads; i++)
-		if (f.kind == MT_HEADS || f.kind == MT_HEAD)
+		if (f.kind == MIGRATE_TARGET_HEADS ||
+		    f.kind == MIGRATE_TARGET_HEAD)
 			migrate_set_ancestors(&c->set, c->set.heads[i],
 					      c->applied);
-	if (f.kind == MT_REV)
+	if (f.kind == MIGRATE_TARGET_REV)
 		migrate_set_ancestors(&c->set, f.rev, c->applied);
-	c->has_hist = f.kind != MT_BASE;
+	c->has_hist = f.kind != MIGRATE_TARGET_BASE;
 	c->qhist = strdup(SCHEMA_HISTORY_TABLE);
 	if (!c->qhist) {
 		dbctx_error("out of memory");
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 		goto out;
 	}
 	dbctx_user_host(uh, sizeof(uh));
 	snprintf(c->who, sizeof(c->who), " (offline SQL by %s)", uh);
 	plan = dbctx_plan(c, up, c->applied, &t, &n);
 	if (!plan) {
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 		goto out;
 	}
 	printf("-- convctl db %s %s --sql: %d revision%s, written without a "

@@ -161,6 +161,16 @@ static void revs_json(struct json *j, const struct dbctx *c, const int *idx,
 	fputc(']', j->f);
 }
 
+/* {"key": [the revisions]} and a newline: a whole --json answer. */
+static int revs_json_answer(struct dbctx *c, const char *key,
+			    const int *idx, int n, bool reverse)
+{
+	printf("{\"%s\":", key);
+	revs_json(&c->out, c, idx, n, reverse);
+	printf("}\n");
+	return DBCTX_EX_OK;
+}
+
 int dbreport_status(struct dbctx *c)
 {
 	struct dbreport_list probs = {NULL, 0};
@@ -168,7 +178,7 @@ int dbreport_status(struct dbctx *c)
 	char cur[512], heads[512];
 	int rc = dbhist_prepare(c, true, false), pending;
 
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	dbhist_problems(c, &pr, dbreport_list_add, &probs);
 	pending = dbhist_pending(c);
@@ -219,7 +229,7 @@ int dbreport_status(struct dbctx *c)
 		for (int i = 0; i < probs.n; i++)
 			printf("problem: %s\n", probs.v[i]);
 	}
-	rc = probs.n ? EX_FAIL : EX_OK;
+	rc = probs.n ? DBCTX_EX_FAIL : DBCTX_EX_OK;
 	dbreport_list_free(&probs);
 	return rc;
 }
@@ -229,19 +239,19 @@ int dbreport_current(struct dbctx *c)
 	char cur[512];
 	int rc = dbhist_prepare(c, true, false);
 
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	if (c->json) {
 		printf("{\"current\":");
 		current_json(&c->out, c);
 		printf(",\"at_head\":%s}\n",
 		       dbhist_pending(c) == 0 && c->has_hist ? "true" : "false");
-		return EX_OK;
+		return DBCTX_EX_OK;
 	}
 	dbhist_current_text(c, cur, sizeof(cur));
 	if (strcmp(cur, "base") == 0) {
 		printf("base (nothing applied)\n");
-		return EX_OK;
+		return DBCTX_EX_OK;
 	}
 	for (int i = 0; i < c->set.n; i++) {
 		int x = c->set.order[i];
@@ -255,21 +265,18 @@ int dbreport_current(struct dbctx *c)
 		       m);
 		free(m);
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 int dbreport_heads(struct dbctx *c)
 {
 	int rc = dbhist_prepare(c, false, false);
 
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
-	if (c->json) {
-		printf("{\"heads\":");
-		revs_json(&c->out, c, c->set.heads, c->set.nheads, false);
-		printf("}\n");
-		return EX_OK;
-	}
+	if (c->json)
+		return revs_json_answer(c, "heads", c->set.heads,
+					c->set.nheads, false);
 	for (int i = 0; i < c->set.nheads; i++) {
 		char *m = dbctx_oneline(c->set.revs[c->set.heads[i]].message);
 
@@ -281,7 +288,7 @@ int dbreport_heads(struct dbctx *c)
 			   "-m MESSAGE'",
 			   c->set.nheads, c->set.revs[c->set.heads[0]].id,
 			   c->set.revs[c->set.heads[1]].id);
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 /* Branch points: the revisions with more than one child, and the
@@ -290,7 +297,7 @@ int dbreport_branches(struct dbctx *c)
 {
 	int rc = dbhist_prepare(c, false, false), nb = 0;
 
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	if (c->json)
 		printf("{\"branches\":[");
@@ -340,21 +347,18 @@ int dbreport_branches(struct dbctx *c)
 		printf("]}\n");
 	else if (nb == 0)
 		printf("no branch points\n");
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 int dbreport_history(struct dbctx *c)
 {
 	int rc = dbhist_prepare(c, true, false);
 
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
-	if (c->json) {
-		printf("{\"revisions\":");
-		revs_json(&c->out, c, c->set.order, c->set.n, true);
-		printf("}\n");
-		return EX_OK;
-	}
+	if (c->json)
+		return revs_json_answer(c, "revisions", c->set.order, c->set.n,
+					true);
 	for (int i = c->set.n - 1; i >= 0; i--) {
 		int x = c->set.order[i];
 		const struct migrate_rev *r = &c->set.revs[x];
@@ -383,28 +387,28 @@ int dbreport_history(struct dbctx *c)
 			printf("%s (no file)\n    %s %s by %s\n",
 			       c->hist[i].revision, c->hist[i].kind,
 			       c->hist[i].applied_at, c->hist[i].applied_by);
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 int dbreport_show(struct dbctx *c)
 {
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	int rc = dbhist_prepare(c, false, false), idx;
 	const struct migrate_rev *r;
-	struct migrate_finding *f = NULL;
+	struct migrate_sql_finding *f = NULL;
 	size_t nf = 0;
 
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	idx = migrate_set_find(&c->set, c->o.args[0], err, sizeof(err));
 	if (idx < 0) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	r = &c->set.revs[idx];
 	/* what the database's history says of it, when there is one */
 	dbctx_quiet(true);
-	if (dbconn_open(c) != EX_OK || dbhist_load(c) != EX_OK) {
+	if (dbconn_open(c) != DBCTX_EX_OK || dbhist_load(c) != DBCTX_EX_OK) {
 		PQfinish(c->conn);
 		c->conn = NULL;
 	}
@@ -412,7 +416,7 @@ int dbreport_show(struct dbctx *c)
 	if (c->json) {
 		put_rev(&c->out, c, idx, true);
 		printf("\n");
-		return EX_OK;
+		return DBCTX_EX_OK;
 	}
 	printf("revision:      %s%s\n", r->id,
 	       r->nchildren == 0 ? " (head)" : "");
@@ -447,7 +451,7 @@ int dbreport_show(struct dbctx *c)
 	if (migrate_sql_scan(r->up, &f, &nf, err, sizeof(err)) == 0) {
 		for (size_t i = 0; i < nf; i++)
 			printf("destructive:   %s (up, line %d): %s\n",
-			       migrate_hazard_name(f[i].kind),
+			       migrate_sql_hazard_name(f[i].kind),
 			       r->up_line + f[i].line - 1, f[i].what);
 		free(f);
 	}
@@ -455,5 +459,5 @@ int dbreport_show(struct dbctx *c)
 	dbsql_section(stdout, r->up);
 	printf("\n-- +down\n");
 	dbsql_section(stdout, r->down);
-	return EX_OK;
+	return DBCTX_EX_OK;
 }

@@ -42,7 +42,7 @@ static void stmt_error(struct dbctx *c, PGresult *r,
 
 	if (pos)
 		line += pos_line(stmt, strtol(pos, NULL, 10)) - 1;
-	mcat_result_error(r, c->conn, out, outlen);
+	migrate_catalog_result_error(r, c->conn, out, outlen);
 	if (rev->path)
 		dbctx_err_prefix(out, outlen, "%s:%d: ", rev->path, line);
 }
@@ -50,8 +50,8 @@ static void stmt_error(struct dbctx *c, PGresult *r,
 /* Runs statement st of a revision's section (its first line is line0);
  * -1 with "FILE:LINE: error" in err. */
 static int run_stmt(struct dbctx *c, const struct migrate_rev *rev,
-		    const char *sql, const struct migrate_stmt *st, int line0,
-		    char *err, size_t errlen)
+		    const char *sql, const struct migrate_sql_stmt *st,
+		    int line0, char *err, size_t errlen)
 {
 	char *one = strndup(sql + st->off, st->len);
 	ExecStatusType status;
@@ -77,12 +77,12 @@ static int run_stmt(struct dbctx *c, const struct migrate_rev *rev,
 	return 0;
 }
 
-static void print_findings(const char *rev, const struct migrate_finding *f,
+static void print_findings(const char *rev, const struct migrate_sql_finding *f,
 			   size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		dbctx_error("revision %s %s: %s", rev,
-			    migrate_hazard_name(f[i].kind), f[i].what);
+			    migrate_sql_hazard_name(f[i].kind), f[i].what);
 }
 
 /*
@@ -98,18 +98,18 @@ int dbrun_transactional(struct dbctx *c, int idx, bool up,
 	const struct migrate_rev *rev = &c->set.revs[idx];
 	const char *sql = up ? rev->up : rev->down;
 	int line0 = up ? rev->up_line : rev->down_line;
-	struct migrate_cols before = {NULL, 0}, after = {NULL, 0};
-	struct migrate_finding *f = NULL;
-	struct migrate_stmt *st = NULL;
+	struct migrate_sql_cols before = {NULL, 0}, after = {NULL, 0};
+	struct migrate_sql_finding *f = NULL;
+	struct migrate_sql_stmt *st = NULL;
 	size_t nf = 0, nst = 0;
-	char err[ERRLEN] = "";
+	char err[DBCTX_ERRLEN] = "";
 	usec_t t0;
 	int64_t ms;
 
 	if (migrate_sql_split(sql, &st, &nst, err, sizeof(err)) < 0) {
 		dbctx_error("revision %s (%s): %s", rev->id,
 			    rev->path ? rev->path : "", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (migrate_sql_txn_control(sql)) {
 		dbctx_error("revision %s (%s:%d): a transactional revision "
@@ -119,11 +119,11 @@ int dbrun_transactional(struct dbctx *c, int idx, bool up,
 			    rev->path ? rev->path : "",
 			    line0 + migrate_sql_txn_control(sql) - 1);
 		free(st);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (own && dbconn_ok(c, "BEGIN", err, sizeof(err)) < 0)
 		goto fail;
-	if (mcat_columns(c->conn, &before, err, sizeof(err)) < 0)
+	if (migrate_catalog_columns(c->conn, &before, err, sizeof(err)) < 0)
 		goto fail;
 	t0 = clock_mono_usec();
 	/* Statement by statement (in the one transaction), so that an
@@ -132,8 +132,8 @@ int dbrun_transactional(struct dbctx *c, int idx, bool up,
 		if (run_stmt(c, rev, sql, &st[i], line0, err, sizeof(err)) < 0)
 			goto fail;
 	ms = (clock_mono_usec() - t0) / 1000;
-	if (mcat_columns(c->conn, &after, err, sizeof(err)) < 0 ||
-	    migrate_guard_compare(&before, &after, &f, &nf) < 0) {
+	if (migrate_catalog_columns(c->conn, &after, err, sizeof(err)) < 0 ||
+	    migrate_sql_guard_compare(&before, &after, &f, &nf) < 0) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "out of memory");
 		goto fail;
@@ -142,7 +142,7 @@ int dbrun_transactional(struct dbctx *c, int idx, bool up,
 		if (allow_destructive) {
 			for (size_t i = 0; i < nf; i++)
 				dbctx_warn("revision %s %s: %s", rev->id,
-					   migrate_hazard_name(f[i].kind),
+					   migrate_sql_hazard_name(f[i].kind),
 					   f[i].what);
 		} else {
 			print_findings(rev->id, f, nf);
@@ -160,8 +160,8 @@ int dbrun_transactional(struct dbctx *c, int idx, bool up,
 		goto fail;
 	if (own && dbconn_ok(c, "COMMIT", err, sizeof(err)) < 0)
 		goto fail;
-	migrate_cols_free(&before);
-	migrate_cols_free(&after);
+	migrate_sql_cols_free(&before);
+	migrate_sql_cols_free(&after);
 	free(f);
 	free(st);
 	if (!c->json || !rehearse) {
@@ -173,18 +173,18 @@ int dbrun_transactional(struct dbctx *c, int idx, bool up,
 		       rev->id, m, ms);
 		free(m);
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 fail:
 	if (own)
 		dbconn_rollback(c);
-	migrate_cols_free(&before);
-	migrate_cols_free(&after);
+	migrate_sql_cols_free(&before);
+	migrate_sql_cols_free(&after);
 	free(f);
 	free(st);
 	dbctx_error("revision %s %s: %s", rev->id,
 		    rehearse ? "would fail" : (up ? "failed" : "failed to revert"),
 		    err);
-	return EX_FAIL;
+	return DBCTX_EX_FAIL;
 }
 
 /*
@@ -197,20 +197,20 @@ fail:
  * when st is not NULL.
  */
 static int nontx_check(const struct migrate_rev *rev, bool up,
-		       bool allow_destructive, struct migrate_stmt **st,
+		       bool allow_destructive, struct migrate_sql_stmt **st,
 		       size_t *nst)
 {
 	const char *sql = up ? rev->up : rev->down;
-	struct migrate_stmt *st1 = NULL;
-	struct migrate_finding *f = NULL;
+	struct migrate_sql_stmt *st1 = NULL;
+	struct migrate_sql_finding *f = NULL;
 	size_t nst1 = 0, nf = 0;
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 
 	if (migrate_sql_split(sql, &st1, &nst1, err, sizeof(err)) < 0 ||
 	    migrate_sql_scan(sql, &f, &nf, err, sizeof(err)) < 0) {
 		dbctx_error("revision %s: %s", rev->id, err);
 		free(st1);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (nf > 0 && !allow_destructive) {
 		print_findings(rev->id, f, nf);
@@ -219,7 +219,7 @@ static int nontx_check(const struct migrate_rev *rev, bool up,
 			    "loss", rev->id);
 		free(st1);
 		free(f);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	free(f);
 	if (st) {
@@ -228,7 +228,7 @@ static int nontx_check(const struct migrate_rev *rev, bool up,
 	} else {
 		free(st1);
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 int dbrun_nontransactional(struct dbctx *c, int idx, bool up,
@@ -237,13 +237,13 @@ int dbrun_nontransactional(struct dbctx *c, int idx, bool up,
 	const struct migrate_rev *rev = &c->set.revs[idx];
 	const char *sql = up ? rev->up : rev->down;
 	int line0 = up ? rev->up_line : rev->down_line;
-	struct migrate_stmt *st = NULL;
+	struct migrate_sql_stmt *st = NULL;
 	size_t nst = 0;
-	char err[ERRLEN], msbuf[32];
+	char err[DBCTX_ERRLEN], msbuf[32];
 	usec_t t0 = clock_mono_usec();
 
-	if (nontx_check(rev, up, allow_destructive, &st, &nst) != EX_OK)
-		return EX_FAIL;
+	if (nontx_check(rev, up, allow_destructive, &st, &nst) != DBCTX_EX_OK)
+		return DBCTX_EX_FAIL;
 	if (up ? dbhist_record(c, rev, "applied", 0, true,
 			       "running (non-transactional)", err,
 			       sizeof(err)) < 0
@@ -253,10 +253,10 @@ int dbrun_nontransactional(struct dbctx *c, int idx, bool up,
 			       sizeof(err)) < 0) {
 		dbctx_error("revision %s: %s", rev->id, err);
 		free(st);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	for (size_t i = 0; i < nst; i++) {
-		char note[ERRLEN + 64], e2[ERRLEN];
+		char note[DBCTX_ERRLEN + 64], e2[DBCTX_ERRLEN];
 
 		if (run_stmt(c, rev, sql, &st[i], line0, err,
 			     sizeof(err)) < 0) {
@@ -278,7 +278,7 @@ int dbrun_nontransactional(struct dbctx *c, int idx, bool up,
 				    "--applied' or 'convctl db resolve %s "
 				    "--rolled-back'", rev->id, rev->id,
 				    rev->id);
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 	}
 	free(st);
@@ -292,7 +292,7 @@ int dbrun_nontransactional(struct dbctx *c, int idx, bool up,
 			       rev->id, NULL, err, sizeof(err)) < 0) {
 		dbctx_error("revision %s ran but cannot be recorded: %s",
 			    rev->id, err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	{
 		char *m = dbctx_oneline(rev->message);
@@ -301,7 +301,7 @@ int dbrun_nontransactional(struct dbctx *c, int idx, bool up,
 		       up ? "applied" : "reverted", rev->id, m, msbuf);
 		free(m);
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 /*
@@ -317,21 +317,22 @@ static int precheck_destructive(struct dbctx *c, const int *plan, int n,
 
 	for (int i = 0; i < n; i++) {
 		const struct migrate_rev *rev = &c->set.revs[plan[i]];
-		struct migrate_finding *f = NULL;
+		struct migrate_sql_finding *f = NULL;
 		size_t nf = 0;
-		char err[ERRLEN];
+		char err[DBCTX_ERRLEN];
 
 		if (migrate_sql_scan(up ? rev->up : rev->down, &f, &nf, err,
 				     sizeof(err)) < 0) {
 			dbctx_error("revision %s (%s): %s", rev->id,
 				    rev->path ? rev->path : "", err);
-			return EX_FAIL;
+			return DBCTX_EX_FAIL;
 		}
 		for (size_t k = 0; k < nf; k++) {
-			if (f[k].kind == MH_TYPE_CHANGE)
+			if (f[k].kind == MIGRATE_SQL_TYPE_CHANGE)
 				continue;
 			dbctx_error("revision %s %s: %s", rev->id,
-				    migrate_hazard_name(f[k].kind), f[k].what);
+				    migrate_sql_hazard_name(f[k].kind),
+				    f[k].what);
 			bad++;
 		}
 		free(f);
@@ -339,9 +340,9 @@ static int precheck_destructive(struct dbctx *c, const int *plan, int n,
 	if (bad) {
 		dbctx_error("destructive: nothing was changed; run again with "
 			    "--allow-destructive to accept the loss");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 int dbrun_plan(struct dbctx *c, const int *plan, int n, bool up,
@@ -350,7 +351,7 @@ int dbrun_plan(struct dbctx *c, const int *plan, int n, bool up,
 	if (!allow_destructive) {
 		int rc = precheck_destructive(c, plan, n, up);
 
-		if (rc != EX_OK)
+		if (rc != DBCTX_EX_OK)
 			return rc;
 	}
 	for (int i = 0; i < n; i++) {
@@ -362,7 +363,7 @@ int dbrun_plan(struct dbctx *c, const int *plan, int n, bool up,
 				 : dbrun_nontransactional(c, plan[i], up,
 							  allow_destructive);
 
-		if (rc != EX_OK) {
+		if (rc != DBCTX_EX_OK) {
 			if (i > 0)
 				dbctx_error("stopped: %d revision%s before %s "
 					    "%s done and stay%s so", i,
@@ -374,7 +375,7 @@ int dbrun_plan(struct dbctx *c, const int *plan, int n, bool up,
 			return rc;
 		}
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 /*
@@ -386,9 +387,9 @@ static int static_check(struct dbctx *c, int idx, bool up,
 {
 	const struct migrate_rev *rev = &c->set.revs[idx];
 	const char *sql = up ? rev->up : rev->down;
-	struct migrate_stmt *st = NULL;
+	struct migrate_sql_stmt *st = NULL;
 	size_t nst = 0;
-	char err[ERRLEN];
+	char err[DBCTX_ERRLEN];
 	int line;
 
 	if (!rev->transactional)
@@ -396,7 +397,7 @@ static int static_check(struct dbctx *c, int idx, bool up,
 	if (migrate_sql_split(sql, &st, &nst, err, sizeof(err)) < 0) {
 		dbctx_error("revision %s (%s): %s", rev->id,
 			    rev->path ? rev->path : "", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	free(st);
 	line = migrate_sql_txn_control(sql);
@@ -405,35 +406,35 @@ static int static_check(struct dbctx *c, int idx, bool up,
 			    "must not begin or end a transaction", rev->id,
 			    rev->path ? rev->path : "",
 			    (up ? rev->up_line : rev->down_line) + line - 1);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 int dbrun_rehearse(struct dbctx *c, const int *plan, int n, bool up,
-		   struct madopt *ma, bool allow_destructive)
+		   struct migrate_adopt *ma, bool allow_destructive)
 {
-	char err[ERRLEN];
-	int done = 0, rc = EX_OK, stop = -1;
+	char err[DBCTX_ERRLEN];
+	int done = 0, rc = DBCTX_EX_OK, stop = -1;
 	bool had_hist = c->has_hist;
 
 	if (!allow_destructive) {
 		rc = precheck_destructive(c, plan, n, up);
-		if (rc != EX_OK)
+		if (rc != DBCTX_EX_OK)
 			return rc;
 	}
 	if (dbconn_ok(c, "BEGIN", err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	if (ma && dbadopt_run(c, ma, true) != EX_OK) {
+	if (ma && dbadopt_run(c, ma, true) != DBCTX_EX_OK) {
 		dbconn_rollback(c);
 		c->has_hist = had_hist;
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	if (n > 0 && !c->has_hist && dbhist_create(c, err, sizeof(err)) < 0) {
 		dbctx_error("cannot create %s: %s", c->qhist, err);
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 		n = 0;
 	}
 	for (int i = 0; i < n; i++) {
@@ -444,8 +445,8 @@ int dbrun_rehearse(struct dbctx *c, const int *plan, int n, bool up,
 			break;
 		}
 		if (dbrun_transactional(c, plan[i], up, DBRUN_REHEARSE,
-					allow_destructive) != EX_OK) {
-			rc = EX_FAIL;
+					allow_destructive) != DBCTX_EX_OK) {
+			rc = DBCTX_EX_FAIL;
 			break;
 		}
 		done++;
@@ -457,8 +458,8 @@ int dbrun_rehearse(struct dbctx *c, const int *plan, int n, bool up,
 
 		for (int i = stop; i < n; i++)
 			if (static_check(c, plan[i], up, allow_destructive) !=
-			    EX_OK)
-				rc = EX_FAIL;
+			    DBCTX_EX_OK)
+				rc = DBCTX_EX_FAIL;
 		dbctx_error("revision %s is non-transactional: it cannot run "
 			    "in the rehearsal's transaction, so the rehearsal "
 			    "cannot tell whether it and the %d revision%s "
@@ -466,7 +467,7 @@ int dbrun_rehearse(struct dbctx *c, const int *plan, int n, bool up,
 			    "checked, not run)", rev->id, n - stop - 1,
 			    n - stop - 1 == 1 ? "" : "s",
 			    up ? "apply" : "revert");
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 	}
 	printf("rehearsal: %d of %d revision%s would %s; everything was "
 	       "rolled back\n",

@@ -27,7 +27,7 @@
  */
 static void retention_preview(struct dbctx *c)
 {
-	char err[ERRLEN], days[32];
+	char err[DBCTX_ERRLEN], days[32];
 	const char *p[1] = {days};
 	PGresult *r;
 
@@ -59,66 +59,69 @@ static void retention_preview(struct dbctx *c)
  * for --lock-timeout seconds in all. */
 static int partition(struct dbctx *c)
 {
-	char err[ERRLEN];
-	long wait = c->o.given & O_LOCK_TIMEOUT ? c->o.lock_timeout
-						: DEFAULT_LOCK_TIMEOUT;
+	char err[DBCTX_ERRLEN];
+	long wait = c->o.given & DBCTX_O_LOCK_TIMEOUT ? c->o.lock_timeout
+						: DBCTX_DEFAULT_LOCK_TIMEOUT;
 
 	if (dbpart_convert(c->conn, wait, stdout, err, sizeof(err)) < 0) {
 		dbctx_error("%s", err);
 		dbctx_error("the conversion stopped; nothing is lost: run "
 			    "'convctl db partition' again to go on");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	return EX_OK;
+	return DBCTX_EX_OK;
 }
 
 int dbsetup_partition(struct dbctx *c)
 {
 	int rc = dbhist_prepare(c, true, true);
 
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	if (!c->has_hist) {
 		dbctx_error("the database is not set up: run 'convctl db setup "
 			    "--layout partitioned'");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	return partition(c);
 }
 
 int dbsetup_setup(struct dbctx *c)
 {
-	bool sql = c->o.given & O_SQL, try_ = c->o.given & O_TRY;
-	struct madopt a;
-	struct migrate_target t = {MT_HEAD, 0, 0};
-	char err[ERRLEN];
+	bool sql = c->o.given & DBCTX_O_SQL, try_ = c->o.given & DBCTX_O_TRY;
+	struct migrate_adopt a;
+	struct migrate_target t = {MIGRATE_TARGET_HEAD, 0, 0};
+	char err[DBCTX_ERRLEN];
 	bool *applied2 = NULL;
 	int *plan = NULL, n = 0, r1 = -1, rc;
 	bool legacy;
 
 	rc = dbhist_prepare(c, true, !sql);
-	if (rc != EX_OK)
+	if (rc != DBCTX_EX_OK)
 		return rc;
 	if (c->o.legacy_tz &&
-	    madopt_check_zone(c->conn, c->o.legacy_tz, err, sizeof(err)) < 0) {
+	    migrate_adopt_check_zone(c->conn, c->o.legacy_tz, err,
+				     sizeof(err)) < 0) {
 		dbctx_error("--legacy-timezone: %s", err);
-		return EX_USAGE;
+		return DBCTX_EX_USAGE;
 	}
-	if (madopt_inspect_tz(c->conn, c->nsp, SCHEMA_HISTORY_TABLE,
-			      c->o.legacy_tz, &a, err, sizeof(err)) < 0) {
+	if (migrate_adopt_inspect_tz(c->conn, c->nsp, SCHEMA_HISTORY_TABLE,
+				     c->o.legacy_tz, &a, err,
+				     sizeof(err)) < 0) {
 		dbctx_error("cannot inspect the database: %s", err);
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
-	if (a.shape == MA_UNKNOWN) {
+	if (a.shape == MIGRATE_ADOPT_UNKNOWN) {
 		dbctx_error("found tables convctl db does not recognise: %s",
 			    a.problem);
 		dbctx_error("nothing was changed: bring the tables to one of "
 			    "the legacy shapes that setup adopts (see "
 			    "ADOPTING A LEGACY DATABASE in convctl(1))");
-		return EX_FAIL;
+		return DBCTX_EX_FAIL;
 	}
 	printf("%sfound: %s\n", sql ? "-- " : "", a.found);
-	legacy = a.shape == MA_LEGACY_README || a.shape == MA_LEGACY_ALEMBIC;
+	legacy = a.shape == MIGRATE_ADOPT_LEGACY_README ||
+		 a.shape == MIGRATE_ADOPT_LEGACY_ALEMBIC;
 	if (legacy && a.tz_doubt && !c->o.legacy_tz) {
 		fprintf(stderr,
 			"convctl db: the legacy times (timestamp without time "
@@ -130,8 +133,8 @@ int dbsetup_setup(struct dbctx *c)
 			    "some were written in UTC and some in local time "
 			    "no tool can tell which, see \"Time zones\" in "
 			    "convctl(1); nothing was changed");
-		madopt_free(&a);
-		return EX_FAIL;
+		migrate_adopt_free(&a);
+		return DBCTX_EX_FAIL;
 	}
 	if (legacy && a.tz_evidence[0]) {
 		printf("%slegacy times read as %s; what the database says of "
@@ -150,26 +153,26 @@ int dbsetup_setup(struct dbctx *c)
 		dbctx_warn("--legacy-timezone only applies to the times "
 			   "without time zone of a legacy database: ignored");
 	if (legacy) {
-		r1 = migrate_set_find_exact(&c->set, MADOPT_REVISION);
+		r1 = migrate_set_find_exact(&c->set, MIGRATE_ADOPT_REVISION);
 		if (r1 < 0) {
 			dbctx_error("adoption needs revision %s, which %s "
 				    "does not have; nothing was changed",
-				    MADOPT_REVISION, c->dir);
-			madopt_free(&a);
-			return EX_FAIL;
+				    MIGRATE_ADOPT_REVISION, c->dir);
+			migrate_adopt_free(&a);
+			return DBCTX_EX_FAIL;
 		}
 	}
-	if (a.shape == MA_MANAGED) {
+	if (a.shape == MIGRATE_ADOPT_MANAGED) {
 		rc = dbhist_gate(c, !sql && !try_);
-		if (rc != EX_OK) {
-			madopt_free(&a);
+		if (rc != DBCTX_EX_OK) {
+			migrate_adopt_free(&a);
 			return rc;
 		}
 	}
 	applied2 = calloc((size_t)c->set.n + 1, sizeof(bool));
 	if (!applied2) {
 		dbctx_error("out of memory");
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 		goto out;
 	}
 	memcpy(applied2, c->applied, sizeof(bool) * (size_t)c->set.n);
@@ -177,7 +180,7 @@ int dbsetup_setup(struct dbctx *c)
 		applied2[r1] = true;
 	plan = dbctx_plan(c, true, applied2, &t, &n);
 	if (!plan) {
-		rc = EX_FAIL;
+		rc = DBCTX_EX_FAIL;
 		goto out;
 	}
 	if (sql) {
@@ -192,36 +195,37 @@ int dbsetup_setup(struct dbctx *c)
 		else if (!c->has_hist)
 			dbsql_history(&w, "the history table");
 		dbsql_plan(&w, &c->set, plan, n, true);
-		rc = EX_OK;
+		rc = DBCTX_EX_OK;
 		goto out;
 	}
 	if (try_) {
-		rc = legacy || n > 0 ? dbbackup_check(c) : EX_OK;
-		if (rc == EX_OK)
-			rc = dbrun_rehearse(c, plan, n, true,
-					    legacy ? &a : NULL,
-					    c->o.given & O_ALLOW_DESTRUCTIVE);
+		rc = legacy || n > 0 ? dbbackup_check(c) : DBCTX_EX_OK;
+		if (rc == DBCTX_EX_OK)
+			rc = dbrun_rehearse(
+				c, plan, n, true, legacy ? &a : NULL,
+				c->o.given & DBCTX_O_ALLOW_DESTRUCTIVE);
 		goto out;
 	}
 	if (legacy || n > 0) {
 		rc = dbbackup_run(c);
-		if (rc != EX_OK)
+		if (rc != DBCTX_EX_OK)
 			goto out;
 	}
 	if (legacy) {
 		rc = dbadopt_run(c, &a, false);
-		if (rc != EX_OK)
+		if (rc != DBCTX_EX_OK)
 			goto out;
 	} else if (!c->has_hist) {
 		if (dbhist_create(c, err, sizeof(err)) < 0) {
 			dbctx_error("cannot create %s: %s", c->qhist, err);
-			rc = EX_FAIL;
+			rc = DBCTX_EX_FAIL;
 			goto out;
 		}
 		printf("created the history table %s\n", c->qhist);
 	}
-	rc = dbrun_plan(c, plan, n, true, c->o.given & O_ALLOW_DESTRUCTIVE);
-	if (rc == EX_OK) {
+	rc = dbrun_plan(c, plan, n, true,
+			c->o.given & DBCTX_O_ALLOW_DESTRUCTIVE);
+	if (rc == DBCTX_EX_OK) {
 		char cur[512];
 
 		for (int i = 0; i < n; i++)
@@ -230,10 +234,10 @@ int dbsetup_setup(struct dbctx *c)
 		printf("the database is at head (%s)\n", cur);
 		retention_preview(c);
 	}
-	if (rc == EX_OK && c->o.partitioned)
+	if (rc == DBCTX_EX_OK && c->o.partitioned)
 		rc = partition(c);
 out:
-	madopt_free(&a);
+	migrate_adopt_free(&a);
 	free(applied2);
 	free(plan);
 	return rc;

@@ -128,7 +128,7 @@ void dbsql_insert(const struct dbsql *w, const struct migrate_rev *rev,
 
 static void findings(FILE *f, const struct migrate_rev *rev, bool up)
 {
-	struct migrate_finding *fd = NULL;
+	struct migrate_sql_finding *fd = NULL;
 	size_t nf = 0;
 	char err[256];
 
@@ -137,7 +137,7 @@ static void findings(FILE *f, const struct migrate_rev *rev, bool up)
 		return;
 	for (size_t i = 0; i < nf; i++)
 		fprintf(f, "-- DESTRUCTIVE (%s): %s\n",
-			migrate_hazard_name(fd[i].kind), fd[i].what);
+			migrate_sql_hazard_name(fd[i].kind), fd[i].what);
 	free(fd);
 }
 
@@ -148,7 +148,8 @@ void dbsql_plan(const struct dbsql *w, const struct migrate_set *set,
 
 	for (int i = 0; i < n; i++) {
 		const struct migrate_rev *rev = &set->revs[plan[i]];
-		char *m = migrate_message_escape(rev->message ? rev->message : "");
+		char *m = migrate_rev_message_escape(rev->message ?
+						     rev->message : "");
 
 		fprintf(f, "\n-- %s %s%s: %s\n", up ? "upgrade to" : "revert",
 			rev->id,

@@ -338,7 +338,7 @@ static int http_listen_tcp(const struct addr_listen *a)
 	return fd;
 }
 
-int http_setup(struct event_base *base, const struct convd_config *cfg)
+int http_setup(struct event_base *base, const struct config *cfg)
 {
 	struct addr_listen a;
 	char why[128];

@@ -36,9 +36,9 @@ void migrate_set_free(struct migrate_set *s)
 int migrate_set_add(struct migrate_set *s, struct migrate_rev *r, char *err,
 		    size_t errlen)
 {
-	if (s->n >= MIGRATE_MAX_REVISIONS) {
+	if (s->n >= MIGRATE_REV_MAX_REVISIONS) {
 		errbuf_set(err, errlen, "more than %d revisions",
-			   MIGRATE_MAX_REVISIONS);
+			   MIGRATE_REV_MAX_REVISIONS);
 		return -1;
 	}
 	if (s->n == s->cap) {
@@ -89,9 +89,9 @@ int migrate_set_load_dir(struct migrate_set *s, const char *dir,
 			continue;
 		if (skip && strcmp(de->d_name, skip) == 0)
 			continue;
-		if (nnames >= MIGRATE_MAX_REVISIONS) {
+		if (nnames >= MIGRATE_REV_MAX_REVISIONS) {
 			errbuf_set(err, errlen, "%s: more than %d files", dir,
-				   MIGRATE_MAX_REVISIONS);
+				   MIGRATE_REV_MAX_REVISIONS);
 			goto out;
 		}
 		if (nnames == cap) {
@@ -407,7 +407,7 @@ int migrate_set_find(const struct migrate_set *s, const char *text,
 	char cands[256];
 	size_t o = 0;
 
-	if (len == 0 || len > MIGRATE_ID_MAX) {
+	if (len == 0 || len > MIGRATE_REV_ID_MAX) {
 		errbuf_set(err, errlen, "invalid revision '%s'", text);
 		return -1;
 	}
@@ -542,15 +542,15 @@ int migrate_target_parse(const struct migrate_set *s, const char *text,
 {
 	memset(t, 0, sizeof(*t));
 	if (strcmp(text, "head") == 0) {
-		t->kind = MT_HEAD;
+		t->kind = MIGRATE_TARGET_HEAD;
 		return 0;
 	}
 	if (strcmp(text, "heads") == 0) {
-		t->kind = MT_HEADS;
+		t->kind = MIGRATE_TARGET_HEADS;
 		return 0;
 	}
 	if (strcmp(text, "base") == 0) {
-		t->kind = MT_BASE;
+		t->kind = MIGRATE_TARGET_BASE;
 		return 0;
 	}
 	if (text[0] == '+' || text[0] == '-') {
@@ -562,25 +562,26 @@ int migrate_target_parse(const struct migrate_set *s, const char *text,
 			return -1;
 		}
 		for (; *p; p++) {
-			if (*p < '0' || *p > '9' || v > MIGRATE_MAX_REVISIONS) {
+			if (*p < '0' || *p > '9' ||
+			    v > MIGRATE_REV_MAX_REVISIONS) {
 				errbuf_set(err, errlen, "invalid target '%s' "
 					   "(+N or -N, N from 1 to %d)", text,
-					   MIGRATE_MAX_REVISIONS);
+					   MIGRATE_REV_MAX_REVISIONS);
 				return -1;
 			}
 			v = v * 10 + (*p - '0');
 		}
-		if (v < 1 || v > MIGRATE_MAX_REVISIONS) {
+		if (v < 1 || v > MIGRATE_REV_MAX_REVISIONS) {
 			errbuf_set(err, errlen, "invalid target '%s' (+N or "
 				   "-N, N from 1 to %d)", text,
-				   MIGRATE_MAX_REVISIONS);
+				   MIGRATE_REV_MAX_REVISIONS);
 			return -1;
 		}
-		t->kind = MT_RELATIVE;
+		t->kind = MIGRATE_TARGET_RELATIVE;
 		t->n = text[0] == '+' ? (int)v : -(int)v;
 		return 0;
 	}
-	t->kind = MT_REV;
+	t->kind = MIGRATE_TARGET_REV;
 	t->rev = migrate_set_find(s, text, err, errlen);
 	return t->rev < 0 ? -1 : 0;
 }
@@ -754,7 +755,7 @@ int migrate_plan_upgrade(const struct migrate_set *s, const bool *applied,
 	if (!want)
 		return -1;
 	switch (t->kind) {
-	case MT_HEAD:
+	case MIGRATE_TARGET_HEAD:
 		if (s->nheads > 1) {
 			char heads[512];
 
@@ -771,18 +772,18 @@ int migrate_plan_upgrade(const struct migrate_set *s, const bool *applied,
 			migrate_set_ancestors(s, s->heads[0], want);
 		rc = plan_pending_closure(s, applied, want, out, nout);
 		break;
-	case MT_HEADS:
+	case MIGRATE_TARGET_HEADS:
 		for (int i = 0; i < s->nheads; i++)
 			migrate_set_ancestors(s, s->heads[i], want);
 		rc = plan_pending_closure(s, applied, want, out, nout);
 		break;
-	case MT_BASE:
+	case MIGRATE_TARGET_BASE:
 		break;
-	case MT_REV:
+	case MIGRATE_TARGET_REV:
 		migrate_set_ancestors(s, t->rev, want);
 		rc = plan_pending_closure(s, applied, want, out, nout);
 		break;
-	case MT_RELATIVE: {
+	case MIGRATE_TARGET_RELATIVE: {
 		int pending = 0;
 
 		if (t->n < 0) {
@@ -822,11 +823,11 @@ int migrate_plan_downgrade(const struct migrate_set *s, const bool *applied,
 	if (!drop)
 		return -1;
 	switch (t->kind) {
-	case MT_BASE:
+	case MIGRATE_TARGET_BASE:
 		for (int i = 0; i < s->n; i++)
 			drop[i] = true;
 		break;
-	case MT_REV:
+	case MIGRATE_TARGET_REV:
 		if (!applied[t->rev]) {
 			errbuf_set(err, errlen,
 				   "revision %s is not applied: a downgrade "
@@ -837,7 +838,7 @@ int migrate_plan_downgrade(const struct migrate_set *s, const bool *applied,
 		}
 		descendants(s, t->rev, drop);
 		break;
-	case MT_RELATIVE: {
+	case MIGRATE_TARGET_RELATIVE: {
 		int napplied = 0, left;
 
 		if (t->n > 0) {
@@ -865,8 +866,8 @@ int migrate_plan_downgrade(const struct migrate_set *s, const bool *applied,
 		}
 		break;
 	}
-	case MT_HEAD:
-	case MT_HEADS:
+	case MIGRATE_TARGET_HEAD:
+	case MIGRATE_TARGET_HEADS:
 		errbuf_set(err, errlen, "head is not a downgrade target (use "
 			   "base, a revision or -N)");
 		rc = -1;
@@ -892,7 +893,7 @@ int migrate_plan_stamp(const struct migrate_set *s, const bool *applied,
 	}
 	memset(want, 0, sizeof(bool) * (size_t)s->n);
 	switch (t->kind) {
-	case MT_HEAD:
+	case MIGRATE_TARGET_HEAD:
 		if (s->nheads > 1) {
 			char heads[512];
 
@@ -905,16 +906,16 @@ int migrate_plan_stamp(const struct migrate_set *s, const bool *applied,
 		if (s->nheads == 1)
 			migrate_set_ancestors(s, s->heads[0], want);
 		return 0;
-	case MT_HEADS:
+	case MIGRATE_TARGET_HEADS:
 		for (int i = 0; i < s->n; i++)
 			want[i] = true;
 		return 0;
-	case MT_BASE:
+	case MIGRATE_TARGET_BASE:
 		return 0;
-	case MT_REV:
+	case MIGRATE_TARGET_REV:
 		migrate_set_ancestors(s, t->rev, want);
 		return 0;
-	case MT_RELATIVE:
+	case MIGRATE_TARGET_RELATIVE:
 		list = malloc(sizeof(int) * ((size_t)s->n + 1));
 		if (!list) {
 			errbuf_set(err, errlen, "out of memory");

@@ -32,11 +32,12 @@ enum {
 	OID_TIMESTAMPTZ = 1184,
 };
 
-static void CONVD_PRINTF(2, 3) unknown(struct madopt *a, const char *fmt, ...)
+static void CONVD_PRINTF(2, 3) unknown(struct migrate_adopt *a, const char *fmt,
+				       ...)
 {
 	va_list ap;
 
-	a->shape = MA_UNKNOWN;
+	a->shape = MIGRATE_ADOPT_UNKNOWN;
 	va_start(ap, fmt);
 	vsnprintf(a->problem, sizeof(a->problem), fmt, ap);
 	va_end(ap);
@@ -67,7 +68,8 @@ static void CONVD_PRINTF(3, 4) cat(char *buf, size_t size, const char *fmt,
 	cat((a)->tz_evidence, sizeof((a)->tz_evidence), __VA_ARGS__)
 
 /* One more of the user's objects that adoption keeps. */
-static void CONVD_PRINTF(2, 3) kept(struct madopt *a, const char *fmt, ...)
+static void CONVD_PRINTF(2, 3) kept(struct migrate_adopt *a, const char *fmt,
+				    ...)
 {
 	va_list ap;
 
@@ -78,7 +80,7 @@ static void CONVD_PRINTF(2, 3) kept(struct madopt *a, const char *fmt, ...)
 	va_end(ap);
 }
 
-void madopt_free(struct madopt *a)
+void migrate_adopt_free(struct migrate_adopt *a)
 {
 	for (int i = 0; i < a->nsteps; i++) {
 		free(a->steps[i].note);
@@ -89,9 +91,9 @@ void madopt_free(struct madopt *a)
 	a->nsteps = 0;
 }
 
-static int add_step(struct madopt *a, char *note, char *sql)
+static int add_step(struct migrate_adopt *a, char *note, char *sql)
 {
-	struct madopt_step *ns;
+	struct migrate_adopt_step *ns;
 
 	if (!note || !sql) {
 		free(note);
@@ -131,7 +133,7 @@ static PGresult *query(PGconn *conn, const char *sql, int n,
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		char msg[1024];
 
-		mcat_result_error(r, conn, msg, sizeof(msg));
+		migrate_catalog_result_error(r, conn, msg, sizeof(msg));
 		errbuf_set(err, errlen, "%s", msg);
 		PQclear(r);
 		return NULL;
@@ -267,7 +269,7 @@ struct expect {
 	int max;
 };
 
-static bool check_cols(struct madopt *a, const char *table,
+static bool check_cols(struct migrate_adopt *a, const char *table,
 		       const struct ltable *t, const struct expect *ex,
 		       size_t nex)
 {
@@ -452,7 +454,7 @@ static int common_cols(char **acts, const struct ltable *t, const char *zlit)
 	return 0;
 }
 
-static int plan(PGconn *conn, const char *nsp, struct madopt *a,
+static int plan(PGconn *conn, const char *nsp, struct migrate_adopt *a,
 		const struct ltable *th, const struct ltable *hi, char *err,
 		size_t errlen)
 {
@@ -723,14 +725,14 @@ static int count_rows(PGconn *conn, const char *nsp, const char *table,
 	return 0;
 }
 
-int madopt_check_zone(PGconn *conn, const char *zone, char *err,
-		      size_t errlen)
+int migrate_adopt_check_zone(PGconn *conn, const char *zone, char *err,
+			     size_t errlen)
 {
 	const char *p[1] = {zone};
 	PGresult *r;
 	bool ok;
 
-	if (strlen(zone) >= sizeof(((struct madopt *)0)->zone)) {
+	if (strlen(zone) >= sizeof(((struct migrate_adopt *)0)->zone)) {
 		errbuf_set(err, errlen, "'%.80s' is not a time zone name",
 			   zone);
 		return -1;
@@ -778,7 +780,8 @@ static int zone_is_utc(PGconn *conn, const char *zone, bool *out, char *err,
 /* Rows of a legacy table: how many, how many would be dated in the future
  * if read as UTC, and the newest (as stored). */
 static int future_rows(PGconn *conn, const char *nsp, const char *table,
-		       struct madopt *a, bool *doubt, char *err, size_t errlen)
+		       struct migrate_adopt *a, bool *doubt, char *err,
+		       size_t errlen)
 {
 	PGresult *r = query_nsp(conn, nsp, table, "SELECT count(*), count(*) "
 				"FILTER (WHERE created_at > (now() AT TIME "
@@ -818,7 +821,7 @@ static int future_rows(PGconn *conn, const char *nsp, const char *table,
 /* For a zone that is not UTC: the rows that would still be in the future
  * if read in that zone (a zone that explains the future rows gives 0). */
 static int future_in_zone(PGconn *conn, const char *nsp, const char *zone,
-			  struct madopt *a, char *err, size_t errlen)
+			  struct migrate_adopt *a, char *err, size_t errlen)
 {
 	const char *p[1] = {zone};
 	PGresult *r = query_nsp(
@@ -843,7 +846,7 @@ static int future_in_zone(PGconn *conn, const char *nsp, const char *zone,
  * database and of roles (ALTER DATABASE/ROLE ... SET TimeZone), the
  * columns' defaults, and rows in the future if read as UTC.
  */
-static int tz_look(PGconn *conn, const char *nsp, struct madopt *a,
+static int tz_look(PGconn *conn, const char *nsp, struct migrate_adopt *a,
 		   const struct lcol *const *cols, const char *const *tables,
 		   int ncols, char *err, size_t errlen)
 {
@@ -933,16 +936,17 @@ static int tz_look(PGconn *conn, const char *nsp, struct madopt *a,
 	return 0;
 }
 
-int madopt_inspect(PGconn *conn, const char *nsp, const char *history_table,
-		   struct madopt *a, char *err, size_t errlen)
+int migrate_adopt_inspect(PGconn *conn, const char *nsp,
+			  const char *history_table,
+			  struct migrate_adopt *a, char *err, size_t errlen)
 {
-	return madopt_inspect_tz(conn, nsp, history_table, NULL, a, err,
-				 errlen);
+	return migrate_adopt_inspect_tz(conn, nsp, history_table, NULL, a, err,
+					errlen);
 }
 
-int madopt_inspect_tz(PGconn *conn, const char *nsp,
-		      const char *history_table, const char *zone,
-		      struct madopt *a, char *err, size_t errlen)
+int migrate_adopt_inspect_tz(PGconn *conn, const char *nsp,
+			     const char *history_table, const char *zone,
+			     struct migrate_adopt *a, char *err, size_t errlen)
 {
 	static const struct expect ex_threads[] = {
 		{"user_id", false, 0, 255},
@@ -977,7 +981,7 @@ int madopt_inspect_tz(PGconn *conn, const char *nsp,
 		return -1;
 	if (PQntuples(r) > 0) {
 		PQclear(r);
-		a->shape = MA_MANAGED;
+		a->shape = MIGRATE_ADOPT_MANAGED;
 		snprintf(a->found, sizeof(a->found),
 			 "a database managed by convctl db (table %s)",
 			 history_table);
@@ -992,7 +996,7 @@ int madopt_inspect_tz(PGconn *conn, const char *nsp,
 				   "conversation tables");
 			return 0;
 		}
-		a->shape = MA_EMPTY;
+		a->shape = MIGRATE_ADOPT_EMPTY;
 		snprintf(a->found, sizeof(a->found),
 			 "no convd tables in schema %s: a new database", nsp);
 		return 0;
@@ -1045,14 +1049,14 @@ int madopt_inspect_tz(PGconn *conn, const char *nsp,
 	    count_rows(conn, nsp, T_HISTORY, &a->messages, err, errlen) < 0)
 		return -1;
 	if (pth) {
-		a->shape = MA_LEGACY_ALEMBIC;
+		a->shape = MIGRATE_ADOPT_LEGACY_ALEMBIC;
 		found(a,
 		      "the seed's tables with platform columns: %s "
 		      "(%" PRId64 " rows, key %s) and %s (%" PRId64 " rows)",
 		      T_THREADS, a->threads, th.has_pk ? th.pk_def : "none",
 		      T_HISTORY, a->messages);
 	} else {
-		a->shape = MA_LEGACY_README;
+		a->shape = MIGRATE_ADOPT_LEGACY_README;
 		found(a,
 		      "the seed's tables as made from its README SQL (no "
 		      "platform column): %s (%" PRId64 " rows, key %s) and "
@@ -1085,19 +1089,20 @@ int madopt_inspect_tz(PGconn *conn, const char *nsp,
 			   : " (nothing says otherwise)");
 
 	if (plan(conn, nsp, a, &th, &hi, err, errlen) < 0) {
-		madopt_free(a);
+		migrate_adopt_free(a);
 		return -1;
 	}
 	if (a->kept[0])
 		found(a, "; kept: %s", a->kept);
-	if (a->shape == MA_UNKNOWN)
-		madopt_free(a);
+	if (a->shape == MIGRATE_ADOPT_UNKNOWN)
+		migrate_adopt_free(a);
 	return 0;
 }
 
-int madopt_fingerprint(PGconn *conn, const char *nsp, const struct madopt *a,
-		       bool after, char *out, size_t outlen, char *err,
-		       size_t errlen)
+int migrate_adopt_fingerprint(PGconn *conn, const char *nsp,
+			      const struct migrate_adopt *a,
+			      bool after, char *out, size_t outlen, char *err,
+			      size_t errlen)
 {
 	char *qn = PQescapeIdentifier(conn, nsp, strlen(nsp));
 	char *zl = PQescapeLiteral(conn, a->zone, strlen(a->zone));

@@ -14,8 +14,8 @@
 #include "errbuf.h"
 #include "migrate_catalog.h"
 
-void mcat_result_error(const PGresult *res, PGconn *conn, char *buf,
-		       size_t len)
+void migrate_catalog_result_error(const PGresult *res, PGconn *conn, char *buf,
+				  size_t len)
 {
 	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
 			      : NULL;
@@ -56,7 +56,7 @@ static void result_fail(PGresult *res, PGconn *conn, char *err, size_t errlen)
 {
 	char msg[1024];
 
-	mcat_result_error(res, conn, msg, sizeof(msg));
+	migrate_catalog_result_error(res, conn, msg, sizeof(msg));
 	errbuf_set(err, errlen, "%s", msg);
 	PQclear(res);
 }
@@ -254,16 +254,16 @@ static const char q_sequences[] =
 	" ORDER BY 1";
 
 /* The table of s named name (they are not sorted yet), or NULL. */
-static struct mschema_table *table_by_name(struct mschema *s,
-					   const char *name)
+static struct migrate_diff_table *table_by_name(struct migrate_diff_schema *s,
+						const char *name)
 {
 	/* s is ours: the const of the lookup does not apply */
-	return (struct mschema_table *)mschema_table(s, name);
+	return (struct migrate_diff_table *)migrate_diff_schema_table(s, name);
 }
 
 static bool alloc_tables(void *dst, int n)
 {
-	struct mschema *s = dst;
+	struct migrate_diff_schema *s = dst;
 
 	s->tables = calloc((size_t)n + 1, sizeof(*s->tables));
 	return s->tables != NULL;
@@ -273,9 +273,9 @@ static bool alloc_tables(void *dst, int n)
  * columns has one row whose column fields are NULL. */
 static int store_column(struct row *w, void *dst)
 {
-	struct mschema *s = dst;
-	struct mschema_table *t;
-	struct mschema_column *c;
+	struct migrate_diff_schema *s = dst;
+	struct migrate_diff_table *t;
+	struct migrate_diff_column *c;
 
 	if (s->ntables == 0 || !first_is(w, s->tables[s->ntables - 1].name)) {
 		t = &s->tables[s->ntables++];
@@ -307,8 +307,8 @@ static int store_column(struct row *w, void *dst)
 
 static int store_constraint(struct row *w, void *dst)
 {
-	struct mschema_table *t = table_by_name(dst, val(w, 0));
-	struct mschema_constraint *k;
+	struct migrate_diff_table *t = table_by_name(dst, val(w, 0));
+	struct migrate_diff_constraint *k;
 
 	if (!t)
 		return 0;
@@ -328,8 +328,8 @@ static int store_constraint(struct row *w, void *dst)
 
 static int store_index(struct row *w, void *dst)
 {
-	struct mschema_table *t = table_by_name(dst, val(w, 0));
-	struct mschema_index *x;
+	struct migrate_diff_table *t = table_by_name(dst, val(w, 0));
+	struct migrate_diff_index *x;
 
 	if (!t)
 		return 0;
@@ -354,7 +354,7 @@ static int store_index(struct row *w, void *dst)
 
 static bool alloc_enums(void *dst, int n)
 {
-	struct mschema *s = dst;
+	struct migrate_diff_schema *s = dst;
 
 	s->enums = calloc((size_t)n + 1, sizeof(*s->enums));
 	return s->enums != NULL;
@@ -364,8 +364,8 @@ static bool alloc_enums(void *dst, int n)
  * has one row whose label fields are NULL. */
 static int store_enum(struct row *w, void *dst)
 {
-	struct mschema *s = dst;
-	struct mschema_enum *e;
+	struct migrate_diff_schema *s = dst;
+	struct migrate_diff_enum *e;
 
 	if (s->nenums == 0 || !first_is(w, s->enums[s->nenums - 1].name)) {
 		e = &s->enums[s->nenums++];
@@ -389,7 +389,7 @@ static int store_enum(struct row *w, void *dst)
 
 static bool alloc_seqs(void *dst, int n)
 {
-	struct mschema *s = dst;
+	struct migrate_diff_schema *s = dst;
 
 	s->seqs = calloc((size_t)n + 1, sizeof(*s->seqs));
 	return s->seqs != NULL;
@@ -397,8 +397,8 @@ static bool alloc_seqs(void *dst, int n)
 
 static int store_sequence(struct row *w, void *dst)
 {
-	struct mschema *s = dst;
-	struct mschema_sequence *q = &s->seqs[s->nseqs++];
+	struct migrate_diff_schema *s = dst;
+	struct migrate_diff_sequence *q = &s->seqs[s->nseqs++];
 
 	q->name = str(w, 0);
 	q->qname = str(w, 1);
@@ -429,7 +429,8 @@ static const struct loader schema_loaders[] = {
 /* Reads schema nsp, except table exclude (may be NULL), into the zeroed
  * out; frees what it read on failure. */
 static int load_schema(PGconn *conn, const char *nsp, const char *exclude,
-		       struct mschema *out, char *err, size_t errlen)
+		       struct migrate_diff_schema *out, char *err,
+		       size_t errlen)
 {
 	const char *p[2] = {nsp, exclude ? exclude : ""};
 
@@ -437,11 +438,11 @@ static int load_schema(PGconn *conn, const char *nsp, const char *exclude,
 		const struct loader *l = &schema_loaders[i];
 
 		if (load_rows(conn, l, p, out, err, errlen) < 0) {
-			mschema_free(out);
+			migrate_diff_schema_free(out);
 			return -1;
 		}
 	}
-	mschema_sort(out);
+	migrate_diff_schema_sort(out);
 	return 0;
 }
 
@@ -476,8 +477,9 @@ static char *quote_ident(PGconn *conn, const char *name, char *err,
 	return s;
 }
 
-int mcat_load(PGconn *conn, const char *nsp, const char *exclude,
-	      struct mschema *out, char *err, size_t errlen)
+int migrate_catalog_load(PGconn *conn, const char *nsp, const char *exclude,
+			 struct migrate_diff_schema *out, char *err,
+			 size_t errlen)
 {
 	char *qn = quote_ident(conn, nsp, err, errlen);
 	int rc;
@@ -519,9 +521,9 @@ static int exec_simple(PGconn *conn, const char *sql, char *err,
  * effort: if anything fails, the model simply has no alternatives.
  */
 static void settle(PGconn *conn, const char *scratch, const char *qs,
-		   const char *exclude, struct mschema *m)
+		   const char *exclude, struct migrate_diff_schema *m)
 {
-	struct mschema m2 = {0};
+	struct migrate_diff_schema m2 = {0};
 	char *script = NULL, err[256], name[64];
 	size_t len = 0;
 	FILE *f = open_memstream(&script, &len);
@@ -530,7 +532,7 @@ static void settle(PGconn *conn, const char *scratch, const char *qs,
 	if (!f)
 		return;
 	for (int ti = 0; ti < m->ntables; ti++) {
-		const struct mschema_table *t = &m->tables[ti];
+		const struct migrate_diff_table *t = &m->tables[ti];
 
 		for (int k = 0; k < t->ncons; k++)
 			if (t->cons[k].type == 'c' || t->cons[k].type == 'x')
@@ -543,7 +545,7 @@ static void settle(PGconn *conn, const char *scratch, const char *qs,
 				t->idx[k].unique ? "UNIQUE " : "", ti, k, qs,
 				t->qname, t->idx[k].tail);
 		for (int k = 0; k < t->ncols; k++) {
-			const struct mschema_column *c = &t->cols[k];
+			const struct migrate_diff_column *c = &t->cols[k];
 
 			if (c->generated)
 				fprintf(f, "ALTER TABLE %s.%s ADD COLUMN "
@@ -569,8 +571,9 @@ static void settle(PGconn *conn, const char *scratch, const char *qs,
 	     load_schema(conn, scratch, exclude, &m2, err, sizeof(err)) == 0;
 	free(script);
 	for (int ti = 0; ok && ti < m->ntables; ti++) {
-		struct mschema_table *t = &m->tables[ti];
-		const struct mschema_table *t2 = mschema_table(&m2, t->name);
+		struct migrate_diff_table *t = &m->tables[ti];
+		const struct migrate_diff_table *t2 =
+			migrate_diff_schema_table(&m2, t->name);
 
 		for (int k = 0; t2 && k < t->ncons; k++) {
 			snprintf(name, sizeof(name), "convd_settle_c%d_%d", ti,
@@ -593,12 +596,13 @@ static void settle(PGconn *conn, const char *scratch, const char *qs,
 						strdup(t2->idx[j].tail);
 		}
 		for (int k = 0; t2 && k < t->ncols; k++) {
-			struct mschema_column *c = &t->cols[k];
+			struct migrate_diff_column *c = &t->cols[k];
 
 			snprintf(name, sizeof(name), "convd_settle_g%d_%d", ti,
 				 k);
 			for (int j = 0; j < t2->ncols; j++) {
-				const struct mschema_column *c2 = &t2->cols[j];
+				const struct migrate_diff_column *c2 =
+					&t2->cols[j];
 
 				if (c->generated && c2->generated &&
 				    strcmp(c2->name, name) == 0 &&
@@ -611,16 +615,17 @@ static void settle(PGconn *conn, const char *scratch, const char *qs,
 			}
 		}
 	}
-	mschema_free(&m2);
+	migrate_diff_schema_free(&m2);
 	if (exec_simple(conn, "ROLLBACK TO SAVEPOINT convd_settle", err,
 			sizeof(err)) == 0)
 		exec_simple(conn, "RELEASE SAVEPOINT convd_settle", err,
 			    sizeof(err));
 }
 
-int mcat_load_sql(PGconn *conn, const char *sql, const char *nsp,
-		  const char *exclude, struct mschema *out, char *err,
-		  size_t errlen)
+int migrate_catalog_load_sql(PGconn *conn, const char *sql, const char *nsp,
+			     const char *exclude,
+			     struct migrate_diff_schema *out, char *err,
+			     size_t errlen)
 {
 	char scratch[64], *qs = NULL, *qn = NULL, *path = NULL, *create = NULL;
 	unsigned rnd = 0;
@@ -666,7 +671,7 @@ rollback:
 	    exec_simple(conn, "RELEASE SAVEPOINT convd_scratch", err,
 			errlen) < 0) {
 		if (rc == 0)
-			mschema_free(out);
+			migrate_diff_schema_free(out);
 		rc = -1;
 	}
 out:
@@ -694,7 +699,7 @@ static const char q_guard[] =
 
 static bool alloc_cols(void *dst, int n)
 {
-	struct migrate_cols *out = dst;
+	struct migrate_sql_cols *out = dst;
 
 	out->v = calloc((size_t)n + 1, sizeof(*out->v));
 	return out->v != NULL;
@@ -702,8 +707,8 @@ static bool alloc_cols(void *dst, int n)
 
 static int store_col(struct row *w, void *dst)
 {
-	struct migrate_cols *out = dst;
-	struct migrate_col *c = &out->v[out->n++];
+	struct migrate_sql_cols *out = dst;
+	struct migrate_sql_col *c = &out->v[out->n++];
 
 	c->relid = oidval(w, 0);
 	c->attnum = (int)intval(w, 1);
@@ -715,21 +720,23 @@ static int store_col(struct row *w, void *dst)
 	return 0;
 }
 
-int mcat_columns(PGconn *conn, struct migrate_cols *out, char *err,
-		 size_t errlen)
+int migrate_catalog_columns(PGconn *conn, struct migrate_sql_cols *out,
+			    char *err,
+			    size_t errlen)
 {
 	static const struct loader guard = {q_guard, 0, alloc_cols, store_col};
 
 	out->v = NULL;
 	out->n = 0;
 	if (load_rows(conn, &guard, NULL, out, err, errlen) < 0) {
-		migrate_cols_free(out);
+		migrate_sql_cols_free(out);
 		return -1;
 	}
 	return 0;
 }
 
-int mcat_current_schema(PGconn *conn, char **out, char *err, size_t errlen)
+int migrate_catalog_current_schema(PGconn *conn, char **out, char *err,
+				   size_t errlen)
 {
 	PGresult *r = run(conn, "SELECT current_schema()", 0, NULL, err,
 			  errlen);

@@ -20,7 +20,7 @@
 
 /* ------------------------------------------------------------- schemas */
 
-static void column_free(struct mschema_column *c)
+static void column_free(struct migrate_diff_column *c)
 {
 	free(c->name);
 	free(c->qname);
@@ -33,10 +33,10 @@ static void column_free(struct mschema_column *c)
 	free(c->alt_generated);
 }
 
-void mschema_free(struct mschema *s)
+void migrate_diff_schema_free(struct migrate_diff_schema *s)
 {
 	for (int i = 0; i < s->ntables; i++) {
-		struct mschema_table *t = &s->tables[i];
+		struct migrate_diff_table *t = &s->tables[i];
 
 		for (int k = 0; k < t->ncols; k++)
 			column_free(&t->cols[k]);
@@ -59,7 +59,7 @@ void mschema_free(struct mschema *s)
 		free(t->idx);
 	}
 	for (int i = 0; i < s->nenums; i++) {
-		struct mschema_enum *e = &s->enums[i];
+		struct migrate_diff_enum *e = &s->enums[i];
 
 		for (int k = 0; k < e->nlabels; k++) {
 			free(e->labels[k]);
@@ -71,7 +71,7 @@ void mschema_free(struct mschema *s)
 		free(e->qname);
 	}
 	for (int i = 0; i < s->nseqs; i++) {
-		struct mschema_sequence *q = &s->seqs[i];
+		struct migrate_diff_sequence *q = &s->seqs[i];
 
 		free(q->name);
 		free(q->qname);
@@ -92,12 +92,13 @@ void mschema_free(struct mschema *s)
  * with their name, so that one comparator sorts them and one loop finds
  * them by name.
  */
-static_assert(offsetof(struct mschema_table, name) == 0, "name first");
-static_assert(offsetof(struct mschema_column, name) == 0, "name first");
-static_assert(offsetof(struct mschema_constraint, name) == 0, "name first");
-static_assert(offsetof(struct mschema_index, name) == 0, "name first");
-static_assert(offsetof(struct mschema_enum, name) == 0, "name first");
-static_assert(offsetof(struct mschema_sequence, name) == 0, "name first");
+static_assert(offsetof(struct migrate_diff_table, name) == 0, "name first");
+static_assert(offsetof(struct migrate_diff_column, name) == 0, "name first");
+static_assert(offsetof(struct migrate_diff_constraint, name) == 0,
+	      "name first");
+static_assert(offsetof(struct migrate_diff_index, name) == 0, "name first");
+static_assert(offsetof(struct migrate_diff_enum, name) == 0, "name first");
+static_assert(offsetof(struct migrate_diff_sequence, name) == 0, "name first");
 
 static const char *name_of(const void *obj)
 {
@@ -111,8 +112,8 @@ static int cmp_name(const void *a, const void *b)
 
 static int cmp_col(const void *a, const void *b)
 {
-	return ((const struct mschema_column *)a)->attnum -
-	       ((const struct mschema_column *)b)->attnum;
+	return ((const struct migrate_diff_column *)a)->attnum -
+	       ((const struct migrate_diff_column *)b)->attnum;
 }
 
 /* qsort for the n elements of size size at v (n may be 0). */
@@ -123,11 +124,11 @@ static void sort(void *v, int n, size_t size,
 		qsort(v, (size_t)n, size, cmp);
 }
 
-void mschema_sort(struct mschema *s)
+void migrate_diff_schema_sort(struct migrate_diff_schema *s)
 {
 	sort(s->tables, s->ntables, sizeof(*s->tables), cmp_name);
 	for (int i = 0; i < s->ntables; i++) {
-		struct mschema_table *t = &s->tables[i];
+		struct migrate_diff_table *t = &s->tables[i];
 
 		sort(t->cols, t->ncols, sizeof(*t->cols), cmp_col);
 		sort(t->cons, t->ncons, sizeof(*t->cons), cmp_name);
@@ -150,48 +151,49 @@ static const void *find_named(const void *v, int n, size_t size,
 	return NULL;
 }
 
-const struct mschema_table *mschema_table(const struct mschema *s,
-					  const char *name)
+const struct migrate_diff_table *
+migrate_diff_schema_table(const struct migrate_diff_schema *s,
+			  const char *name)
 {
 	return find_named(s->tables, s->ntables, sizeof(*s->tables), name);
 }
 
 /* The finders of a table's parts take a NULL table (none there). */
-static const struct mschema_column *find_col(const struct mschema_table *t,
-					     const char *name)
+static const struct migrate_diff_column *
+find_col(const struct migrate_diff_table *t, const char *name)
 {
 	return t ? find_named(t->cols, t->ncols, sizeof(*t->cols), name)
 		 : NULL;
 }
 
-static const struct mschema_constraint *
-find_con(const struct mschema_table *t, const char *name)
+static const struct migrate_diff_constraint *
+find_con(const struct migrate_diff_table *t, const char *name)
 {
 	return t ? find_named(t->cons, t->ncons, sizeof(*t->cons), name)
 		 : NULL;
 }
 
-static const struct mschema_index *find_idx(const struct mschema_table *t,
-					    const char *name)
+static const struct migrate_diff_index *
+find_idx(const struct migrate_diff_table *t, const char *name)
 {
 	return t ? find_named(t->idx, t->nidx, sizeof(*t->idx), name) : NULL;
 }
 
-static const struct mschema_enum *find_enum(const struct mschema *s,
-					    const char *name)
+static const struct migrate_diff_enum *
+find_enum(const struct migrate_diff_schema *s, const char *name)
 {
 	return find_named(s->enums, s->nenums, sizeof(*s->enums), name);
 }
 
-static const struct mschema_sequence *find_seq(const struct mschema *s,
-					       const char *name)
+static const struct migrate_diff_sequence *
+find_seq(const struct migrate_diff_schema *s, const char *name)
 {
 	return find_named(s->seqs, s->nseqs, sizeof(*s->seqs), name);
 }
 
 /* --------------------------------------------------------------- steps */
 
-void mdiff_free(struct mdiff *d)
+void migrate_diff_free(struct migrate_diff *d)
 {
 	for (int i = 0; i < d->n; i++) {
 		free(d->v[i].what);
@@ -203,9 +205,9 @@ void mdiff_free(struct mdiff *d)
 }
 
 struct gen {
-	const struct mschema *from, *to;
+	const struct migrate_diff_schema *from, *to;
 	unsigned flags;
-	struct mdiff *out;
+	struct migrate_diff *out;
 	bool oom;
 };
 
@@ -226,10 +228,10 @@ static char *CONVD_PRINTF(2, 3) fmt(struct gen *g, const char *f, ...)
 }
 
 /* Makes room for one more step; false when out of memory. */
-static bool reserve(struct mdiff *d)
+static bool reserve(struct migrate_diff *d)
 {
 	int cap;
-	struct mdiff_step *nv;
+	struct migrate_diff_step *nv;
 
 	if (d->n < d->cap)
 		return true;
@@ -246,7 +248,7 @@ static bool reserve(struct mdiff *d)
 static void step(struct gen *g, char *what, char *sql, bool destructive,
 		 char *warning)
 {
-	struct mdiff *d = g->out;
+	struct migrate_diff *d = g->out;
 
 	if (g->oom || !sql || !reserve(d)) {
 		g->oom = true;
@@ -277,12 +279,12 @@ static bool text_same(const char *a, const char *a_alt, const char *b,
 	       (b_alt && str_eq(a, b_alt));
 }
 
-/* Whether the table of `from` takes part (MDIFF_ONLY_TO_TABLES). */
+/* Whether the table of `from` takes part (MIGRATE_DIFF_ONLY_TO_TABLES). */
 static bool from_table_compared(const struct gen *g,
-				const struct mschema_table *t)
+				const struct migrate_diff_table *t)
 {
-	return !(g->flags & MDIFF_ONLY_TO_TABLES) ||
-	       mschema_table(g->to, t->name) != NULL;
+	return !(g->flags & MIGRATE_DIFF_ONLY_TO_TABLES) ||
+	       migrate_diff_schema_table(g->to, t->name) != NULL;
 }
 
 /*
@@ -290,21 +292,22 @@ static bool from_table_compared(const struct gen *g,
  * a: the next table of a from index *i on that b has too, with b's table
  * of that name in *b_table; NULL after the last.
  */
-static const struct mschema_table *
-next_kept(const struct mschema *a, const struct mschema *b, int *i,
-	  const struct mschema_table **b_table)
+static const struct migrate_diff_table *
+next_kept(const struct migrate_diff_schema *a,
+	  const struct migrate_diff_schema *b, int *i,
+	  const struct migrate_diff_table **b_table)
 {
 	while (*i < a->ntables) {
-		const struct mschema_table *t = &a->tables[(*i)++];
+		const struct migrate_diff_table *t = &a->tables[(*i)++];
 
-		*b_table = mschema_table(b, t->name);
+		*b_table = migrate_diff_schema_table(b, t->name);
 		if (*b_table)
 			return t;
 	}
 	return NULL;
 }
 
-static char *column_def(struct gen *g, const struct mschema_column *c)
+static char *column_def(struct gen *g, const struct migrate_diff_column *c)
 {
 	const char *ident = c->identity == 'a'	 ? " GENERATED ALWAYS AS IDENTITY"
 			    : c->identity == 'd' ? " GENERATED BY DEFAULT AS "
@@ -345,16 +348,16 @@ static const char *con_kind(char type)
 }
 
 /* Whether constraint a (may be NULL) is the same as b. */
-static bool con_same(const struct mschema_constraint *a,
-		     const struct mschema_constraint *b)
+static bool con_same(const struct migrate_diff_constraint *a,
+		     const struct migrate_diff_constraint *b)
 {
 	return a && a->type == b->type &&
 	       text_same(a->def, a->alt_def, b->def, b->alt_def);
 }
 
 /* Whether index a (may be NULL) is the same as b. */
-static bool idx_same(const struct mschema_index *a,
-		     const struct mschema_index *b)
+static bool idx_same(const struct migrate_diff_index *a,
+		     const struct migrate_diff_index *b)
 {
 	return a && a->unique == b->unique &&
 	       text_same(a->tail, a->alt_tail, b->tail, b->alt_tail);
@@ -364,16 +367,17 @@ static bool idx_same(const struct mschema_index *a,
 static void drop_constraints(struct gen *g, bool fks)
 {
 	for (int i = 0; i < g->from->ntables; i++) {
-		const struct mschema_table *ft = &g->from->tables[i];
-		const struct mschema_table *tt = mschema_table(g->to, ft->name);
+		const struct migrate_diff_table *ft = &g->from->tables[i];
+		const struct migrate_diff_table *tt =
+			migrate_diff_schema_table(g->to, ft->name);
 
 		if (!from_table_compared(g, ft))
 			continue;
 		if (!tt && !fks)
 			continue; /* goes with its table */
 		for (int k = 0; k < ft->ncons; k++) {
-			const struct mschema_constraint *fc = &ft->cons[k];
-			const struct mschema_constraint *tc =
+			const struct migrate_diff_constraint *fc = &ft->cons[k];
+			const struct migrate_diff_constraint *tc =
 				find_con(tt, fc->name);
 			char *what = NULL;
 
@@ -402,12 +406,13 @@ static void drop_constraints(struct gen *g, bool fks)
 /* P3: indexes of `from` that go away or change. */
 static void drop_indexes(struct gen *g)
 {
-	const struct mschema_table *ft, *tt;
+	const struct migrate_diff_table *ft, *tt;
 
 	for (int i = 0; (ft = next_kept(g->from, g->to, &i, &tt)) != NULL;) {
 		for (int k = 0; k < ft->nidx; k++) {
-			const struct mschema_index *fi = &ft->idx[k];
-			const struct mschema_index *ti = find_idx(tt, fi->name);
+			const struct migrate_diff_index *fi = &ft->idx[k];
+			const struct migrate_diff_index *ti =
+				find_idx(tt, fi->name);
 			char *what;
 
 			if (idx_same(ti, fi))
@@ -430,7 +435,7 @@ static void drop_indexes(struct gen *g)
 	}
 }
 
-static char *label_list(struct gen *g, const struct mschema_enum *e,
+static char *label_list(struct gen *g, const struct migrate_diff_enum *e,
 			bool quoted)
 {
 	size_t len = 1;
@@ -451,7 +456,7 @@ static char *label_list(struct gen *g, const struct mschema_enum *e,
 	return s;
 }
 
-static int label_index(const struct mschema_enum *e, const char *label)
+static int label_index(const struct migrate_diff_enum *e, const char *label)
 {
 	for (int i = 0; i < e->nlabels; i++)
 		if (strcmp(e->labels[i], label) == 0)
@@ -460,8 +465,8 @@ static int label_index(const struct mschema_enum *e, const char *label)
 }
 
 /* Whether `to` only adds labels to `from`, keeping their order. */
-static bool enum_only_adds(const struct mschema_enum *from,
-			   const struct mschema_enum *to)
+static bool enum_only_adds(const struct migrate_diff_enum *from,
+			   const struct migrate_diff_enum *to)
 {
 	int last = -1;
 
@@ -476,12 +481,12 @@ static bool enum_only_adds(const struct mschema_enum *from,
 }
 
 /* Columns of kept tables that use enum `name` in both schemas. */
-static void enum_recreate(struct gen *g, const struct mschema_enum *fe,
-			  const struct mschema_enum *te, bool removes)
+static void enum_recreate(struct gen *g, const struct migrate_diff_enum *fe,
+			  const struct migrate_diff_enum *te, bool removes)
 {
 	char *tmpname;
 	char *list = label_list(g, te, true);
-	const struct mschema_table *ft, *tt;
+	const struct migrate_diff_table *ft, *tt;
 
 	/* The old type is renamed, so that its name can be reused; it is
 	 * dropped with the other types at the end. */
@@ -499,9 +504,9 @@ static void enum_recreate(struct gen *g, const struct mschema_enum *fe,
 	     false, NULL);
 	for (int i = 0; (ft = next_kept(g->from, g->to, &i, &tt)) != NULL;) {
 		for (int k = 0; k < ft->ncols; k++) {
-			const struct mschema_column *fc = &ft->cols[k];
-			const struct mschema_column *tc = find_col(tt,
-								   fc->name);
+			const struct migrate_diff_column *fc = &ft->cols[k];
+			const struct migrate_diff_column *tc =
+				find_col(tt, fc->name);
 
 			if (!fc->typname || strcmp(fc->typname, fe->name) != 0)
 				continue;
@@ -545,8 +550,9 @@ static void enum_recreate(struct gen *g, const struct mschema_enum *fe,
 static void enums_create_alter(struct gen *g)
 {
 	for (int i = 0; i < g->to->nenums; i++) {
-		const struct mschema_enum *te = &g->to->enums[i];
-		const struct mschema_enum *fe = find_enum(g->from, te->name);
+		const struct migrate_diff_enum *te = &g->to->enums[i];
+		const struct migrate_diff_enum *fe = find_enum(g->from,
+							       te->name);
 		char *a, *b;
 
 		if (!fe) {
@@ -628,7 +634,7 @@ static void enums_create_alter(struct gen *g)
 	}
 }
 
-static char *seq_params(struct gen *g, const struct mschema_sequence *q)
+static char *seq_params(struct gen *g, const struct migrate_diff_sequence *q)
 {
 	return fmt(g,
 		   "AS %s INCREMENT BY %" PRId64 " MINVALUE %" PRId64
@@ -642,8 +648,9 @@ static char *seq_params(struct gen *g, const struct mschema_sequence *q)
 static void seqs_create_alter(struct gen *g)
 {
 	for (int i = 0; i < g->to->nseqs; i++) {
-		const struct mschema_sequence *tq = &g->to->seqs[i];
-		const struct mschema_sequence *fq = find_seq(g->from, tq->name);
+		const struct migrate_diff_sequence *tq = &g->to->seqs[i];
+		const struct migrate_diff_sequence *fq = find_seq(g->from,
+								  tq->name);
 		char *p;
 
 		if (!fq) {
@@ -682,12 +689,12 @@ static void seqs_create_alter(struct gen *g)
 static void tables_create(struct gen *g)
 {
 	for (int i = 0; i < g->to->ntables; i++) {
-		const struct mschema_table *tt = &g->to->tables[i];
+		const struct migrate_diff_table *tt = &g->to->tables[i];
 		size_t len = 0, o = 0;
 		char **defs;
 		char *sql;
 
-		if (mschema_table(g->from, tt->name))
+		if (migrate_diff_schema_table(g->from, tt->name))
 			continue;
 		defs = calloc((size_t)tt->ncols + 1, sizeof(char *));
 		if (!defs) {
@@ -725,13 +732,13 @@ static const char *identity_name(char c)
 /* P7: new and changed columns of kept tables. */
 static void columns_add_alter(struct gen *g)
 {
-	const struct mschema_table *ft, *tt;
+	const struct migrate_diff_table *ft, *tt;
 
 	for (int i = 0; (tt = next_kept(g->to, g->from, &i, &ft)) != NULL;) {
 		for (int k = 0; k < tt->ncols; k++) {
-			const struct mschema_column *tc = &tt->cols[k];
-			const struct mschema_column *fc = find_col(ft,
-								   tc->name);
+			const struct migrate_diff_column *tc = &tt->cols[k];
+			const struct migrate_diff_column *fc =
+				find_col(ft, tc->name);
 			const char *T = tt->qname, *C = tc->qname;
 			bool type_changes, def_changes;
 
@@ -831,7 +838,7 @@ static void columns_add_alter(struct gen *g)
 					 T, C),
 				     false, NULL);
 			if (type_changes && !tc->generated) {
-				bool safe = migrate_type_change_safe(
+				bool safe = migrate_sql_type_change_safe(
 					fc->typid, fc->typmod, tc->typid,
 					tc->typmod);
 				char *coll = tc->collation
@@ -920,8 +927,9 @@ static void columns_add_alter(struct gen *g)
 static void seqs_owner(struct gen *g)
 {
 	for (int i = 0; i < g->to->nseqs; i++) {
-		const struct mschema_sequence *tq = &g->to->seqs[i];
-		const struct mschema_sequence *fq = find_seq(g->from, tq->name);
+		const struct migrate_diff_sequence *tq = &g->to->seqs[i];
+		const struct migrate_diff_sequence *fq = find_seq(g->from,
+								  tq->name);
 
 		if (fq && str_eq(fq->owner_table, tq->owner_table) &&
 		    str_eq(fq->owner_column, tq->owner_column))
@@ -956,13 +964,13 @@ static void seqs_owner(struct gen *g)
 static void add_constraints(struct gen *g, bool fks)
 {
 	for (int i = 0; i < g->to->ntables; i++) {
-		const struct mschema_table *tt = &g->to->tables[i];
-		const struct mschema_table *ft = mschema_table(g->from,
-							       tt->name);
+		const struct migrate_diff_table *tt = &g->to->tables[i];
+		const struct migrate_diff_table *ft =
+			migrate_diff_schema_table(g->from, tt->name);
 
 		for (int k = 0; k < tt->ncons; k++) {
-			const struct mschema_constraint *tc = &tt->cons[k];
-			const struct mschema_constraint *fc =
+			const struct migrate_diff_constraint *tc = &tt->cons[k];
+			const struct migrate_diff_constraint *fc =
 				find_con(ft, tc->name);
 			bool changed;
 
@@ -991,13 +999,14 @@ static void add_constraints(struct gen *g, bool fks)
 static void create_indexes(struct gen *g)
 {
 	for (int i = 0; i < g->to->ntables; i++) {
-		const struct mschema_table *tt = &g->to->tables[i];
-		const struct mschema_table *ft = mschema_table(g->from,
-							       tt->name);
+		const struct migrate_diff_table *tt = &g->to->tables[i];
+		const struct migrate_diff_table *ft =
+			migrate_diff_schema_table(g->from, tt->name);
 
 		for (int k = 0; k < tt->nidx; k++) {
-			const struct mschema_index *ti = &tt->idx[k];
-			const struct mschema_index *fi = find_idx(ft, ti->name);
+			const struct migrate_diff_index *ti = &tt->idx[k];
+			const struct migrate_diff_index *fi =
+				find_idx(ft, ti->name);
 
 			if (idx_same(fi, ti))
 				continue;
@@ -1023,11 +1032,11 @@ static void create_indexes(struct gen *g)
 /* P11: columns that go away. */
 static void drop_columns(struct gen *g)
 {
-	const struct mschema_table *ft, *tt;
+	const struct migrate_diff_table *ft, *tt;
 
 	for (int i = 0; (ft = next_kept(g->from, g->to, &i, &tt)) != NULL;) {
 		for (int k = 0; k < ft->ncols; k++) {
-			const struct mschema_column *fc = &ft->cols[k];
+			const struct migrate_diff_column *fc = &ft->cols[k];
 
 			if (find_col(tt, fc->name))
 				continue;
@@ -1047,10 +1056,10 @@ static void drop_columns(struct gen *g)
 static void drop_tables(struct gen *g)
 {
 	for (int i = 0; i < g->from->ntables; i++) {
-		const struct mschema_table *ft = &g->from->tables[i];
+		const struct migrate_diff_table *ft = &g->from->tables[i];
 
-		if (mschema_table(g->to, ft->name) ||
-		    (g->flags & MDIFF_ONLY_TO_TABLES))
+		if (migrate_diff_schema_table(g->to, ft->name) ||
+		    (g->flags & MIGRATE_DIFF_ONLY_TO_TABLES))
 			continue;
 		step(g, fmt(g, "- table %s", ft->name),
 		     fmt(g, "DROP TABLE %s", ft->qname), true,
@@ -1060,13 +1069,13 @@ static void drop_tables(struct gen *g)
 
 /* Whether the sequence goes away with a dropped table or column. */
 static bool seq_dropped_with_owner(const struct gen *g,
-				   const struct mschema_sequence *q)
+				   const struct migrate_diff_sequence *q)
 {
-	const struct mschema_table *tt;
+	const struct migrate_diff_table *tt;
 
 	if (!q->owner_table)
 		return false;
-	tt = mschema_table(g->to, q->owner_table);
+	tt = migrate_diff_schema_table(g->to, q->owner_table);
 	return !tt || !find_col(tt, q->owner_column);
 }
 
@@ -1074,13 +1083,13 @@ static bool seq_dropped_with_owner(const struct gen *g,
 static void drop_seqs_enums(struct gen *g)
 {
 	for (int i = 0; i < g->from->nseqs; i++) {
-		const struct mschema_sequence *fq = &g->from->seqs[i];
+		const struct migrate_diff_sequence *fq = &g->from->seqs[i];
 
 		if (find_seq(g->to, fq->name))
 			continue;
-		if (g->flags & MDIFF_ONLY_TO_TABLES) {
+		if (g->flags & MIGRATE_DIFF_ONLY_TO_TABLES) {
 			if (!fq->owner_table ||
-			    !mschema_table(g->to, fq->owner_table))
+			    !migrate_diff_schema_table(g->to, fq->owner_table))
 				continue;
 		}
 		if (seq_dropped_with_owner(g, fq))
@@ -1089,11 +1098,11 @@ static void drop_seqs_enums(struct gen *g)
 		     fmt(g, "DROP SEQUENCE %s", fq->qname), false, NULL);
 	}
 	for (int i = 0; i < g->from->nenums; i++) {
-		const struct mschema_enum *fe = &g->from->enums[i];
-		const struct mschema_enum *te = find_enum(g->to, fe->name);
+		const struct migrate_diff_enum *fe = &g->from->enums[i];
+		const struct migrate_diff_enum *te = find_enum(g->to, fe->name);
 
 		if (!te) {
-			if (g->flags & MDIFF_ONLY_TO_TABLES)
+			if (g->flags & MIGRATE_DIFF_ONLY_TO_TABLES)
 				continue;
 			step(g, fmt(g, "- enum %s", fe->name),
 			     fmt(g, "DROP TYPE %s", fe->qname), false, NULL);
@@ -1104,8 +1113,9 @@ static void drop_seqs_enums(struct gen *g)
 	}
 }
 
-int mdiff_compute(const struct mschema *from, const struct mschema *to,
-		  unsigned flags, struct mdiff *out)
+int migrate_diff_compute(const struct migrate_diff_schema *from,
+			 const struct migrate_diff_schema *to,
+			 unsigned flags, struct migrate_diff *out)
 {
 	struct gen g = {from, to, flags, out, false};
 
@@ -1125,7 +1135,7 @@ int mdiff_compute(const struct mschema *from, const struct mschema *to,
 	drop_tables(&g);
 	drop_seqs_enums(&g);
 	if (g.oom) {
-		mdiff_free(out);
+		migrate_diff_free(out);
 		return -1;
 	}
 	return 0;
@@ -1168,14 +1178,14 @@ static int sb_comment(char **buf, size_t *len, size_t *cap,
 	return rc;
 }
 
-char *mdiff_script(const struct mdiff *d)
+char *migrate_diff_script(const struct migrate_diff *d)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int rc = sb_add(&buf, &len, &cap, "", 0);
 
 	for (int i = 0; i < d->n && rc == 0; i++) {
-		const struct mdiff_step *s = &d->v[i];
+		const struct migrate_diff_step *s = &d->v[i];
 
 		if (s->what)
 			rc |= sb_comment(&buf, &len, &cap, "", s->what);

@@ -151,12 +151,13 @@ static bool qualified(struct lex *l, size_t *off, size_t *len)
 	return true;
 }
 
-void migrate_part_parse(const char *stmt, size_t len, struct mpart_stmt *out)
+void migrate_part_parse(const char *stmt, size_t len,
+			struct migrate_part_stmt *out)
 {
 	struct lex l = { .s = stmt, .len = len, .pos = 0 };
 
 	memset(out, 0, sizeof(*out));
-	out->kind = MPART_OTHER;
+	out->kind = MIGRATE_PART_OTHER;
 	if (keyword(&l, "create")) {
 		out->unique = keyword(&l, "unique");
 		if (!keyword(&l, "index") || !keyword(&l, "concurrently"))
@@ -173,7 +174,7 @@ void migrate_part_parse(const char *stmt, size_t len, struct mpart_stmt *out)
 		    !qualified(&l, &out->table_off, &out->table_len))
 			goto other;
 		out->rest_off = l.pos;
-		out->kind = MPART_CREATE_INDEX;
+		out->kind = MIGRATE_PART_CREATE_INDEX;
 		return;
 	}
 	if (keyword(&l, "drop")) {
@@ -190,12 +191,12 @@ void migrate_part_parse(const char *stmt, size_t len, struct mpart_stmt *out)
 		skip_space(&l);
 		if (l.pos < l.len && l.s[l.pos] == ',')
 			goto other;	/* several indexes */
-		out->kind = MPART_DROP_INDEX;
+		out->kind = MIGRATE_PART_DROP_INDEX;
 		return;
 	}
 other:
 	memset(out, 0, sizeof(*out));
-	out->kind = MPART_OTHER;
+	out->kind = MIGRATE_PART_OTHER;
 }
 
 /* ------------------------------------------------------ running it */
@@ -283,7 +284,7 @@ static const char q_partitions[] =
 	" ORDER BY c.oid";
 
 static PGresult *create_partitioned(PGconn *conn, const char *stmt,
-				    const struct mpart_stmt *m)
+				    const struct migrate_part_stmt *m)
 {
 	const char *uniq = m->unique ? "UNIQUE " : "";
 	const char *rest = stmt + m->rest_off;
@@ -335,15 +336,15 @@ out:
 
 PGresult *migrate_part_exec(PGconn *conn, const char *stmt)
 {
-	struct mpart_stmt m;
+	struct migrate_part_stmt m;
 	PGresult *err = NULL, *r = NULL;
 	char *name;
 	char k;
 
 	migrate_part_parse(stmt, strlen(stmt), &m);
-	if (m.kind == MPART_OTHER)
+	if (m.kind == MIGRATE_PART_OTHER)
 		return PQexec(conn, stmt);
-	name = m.kind == MPART_CREATE_INDEX
+	name = m.kind == MIGRATE_PART_CREATE_INDEX
 		       ? strndup(stmt + m.table_off, m.table_len)
 		       : strndup(stmt + m.name_off, m.name_len);
 	if (!name)
@@ -352,9 +353,9 @@ PGresult *migrate_part_exec(PGconn *conn, const char *stmt)
 	free(name);
 	if (k == '?')
 		return err;
-	if (m.kind == MPART_CREATE_INDEX && k == 'p')
+	if (m.kind == MIGRATE_PART_CREATE_INDEX && k == 'p')
 		return create_partitioned(conn, stmt, &m);
-	if (m.kind == MPART_DROP_INDEX && k == 'I') {
+	if (m.kind == MIGRATE_PART_DROP_INDEX && k == 'I') {
 		(void)step(conn, &r, "DROP INDEX %s%.*s%s",
 		     m.if_exists ? "IF EXISTS " : "", (int)m.name_len,
 		     stmt + m.name_off, stmt + m.rest_off);

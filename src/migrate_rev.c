@@ -23,14 +23,14 @@
 
 /* ---------------------------------------------------------------- text */
 
-int migrate_message_check(const char *msg, char *err, size_t errlen)
+int migrate_rev_message_check(const char *msg, char *err, size_t errlen)
 {
 	size_t len = strlen(msg);
 
-	if (len > MIGRATE_MESSAGE_MAX) {
+	if (len > MIGRATE_REV_MESSAGE_MAX) {
 		errbuf_set(err, errlen,
 			   "message too long (%zu bytes, at most %d)", len,
-			   MIGRATE_MESSAGE_MAX);
+			   MIGRATE_REV_MESSAGE_MAX);
 		return -1;
 	}
 	if (!utf8_valid(msg, len)) {
@@ -40,12 +40,12 @@ int migrate_message_check(const char *msg, char *err, size_t errlen)
 	return 0;
 }
 
-char *migrate_message_escape(const char *msg)
+char *migrate_rev_message_escape(const char *msg)
 {
 	size_t len = strlen(msg), o = 0;
 	char *out;
 
-	if (len > MIGRATE_MESSAGE_MAX)
+	if (len > MIGRATE_REV_MESSAGE_MAX)
 		return NULL;
 	out = malloc(len * 4 + 1);
 	if (!out)
@@ -75,7 +75,7 @@ char *migrate_message_escape(const char *msg)
 	return out;
 }
 
-/* Inverse of migrate_message_escape; an unknown escape stays as it is. */
+/* Inverse of migrate_rev_message_escape; an unknown escape stays as it is. */
 static char *message_unescape(const char *s, size_t len)
 {
 	char *out = malloc(len + 1);
@@ -127,11 +127,11 @@ static char *message_unescape(const char *s, size_t len)
 	return out;
 }
 
-bool migrate_id_valid(const char *s)
+bool migrate_rev_id_valid(const char *s)
 {
 	size_t len = strlen(s);
 
-	if (len == 0 || len > MIGRATE_ID_MAX)
+	if (len == 0 || len > MIGRATE_REV_ID_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
@@ -239,7 +239,7 @@ static int parse_parents(struct migrate_rev *r, const char *v, size_t len,
 
 	while (i < len) {
 		size_t start;
-		char id[MIGRATE_ID_MAX + 1];
+		char id[MIGRATE_REV_ID_MAX + 1];
 		char **np;
 
 		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
@@ -249,14 +249,14 @@ static int parse_parents(struct migrate_rev *r, const char *v, size_t len,
 		start = i;
 		while (i < len && v[i] != ' ' && v[i] != '\t' && v[i] != ',')
 			i++;
-		if (i - start > MIGRATE_ID_MAX) {
+		if (i - start > MIGRATE_REV_ID_MAX) {
 			errbuf_set(err, errlen, "%s: parent id too long",
 				   where);
 			return -1;
 		}
 		memcpy(id, v + start, i - start);
 		id[i - start] = '\0';
-		if (!migrate_id_valid(id)) {
+		if (!migrate_rev_id_valid(id)) {
 			errbuf_set(err, errlen, "%s: invalid parent id '%s'",
 				   where, id);
 			return -1;
@@ -269,9 +269,9 @@ static int parse_parents(struct migrate_rev *r, const char *v, size_t len,
 				return -1;
 			}
 		}
-		if (r->nparents >= MIGRATE_MAX_PARENTS) {
+		if (r->nparents >= MIGRATE_REV_MAX_PARENTS) {
 			errbuf_set(err, errlen, "%s: more than %d parents",
-				   where, MIGRATE_MAX_PARENTS);
+				   where, MIGRATE_REV_MAX_PARENTS);
 			return -1;
 		}
 		np = realloc(r->parents,
@@ -330,19 +330,20 @@ static int parse_header(struct migrate_rev *r, const char *t, size_t tlen,
 	}
 	switch (which) {
 	case 0: {
-		char id[MIGRATE_ID_MAX + 1];
+		char id[MIGRATE_REV_ID_MAX + 1];
 
-		if (vlen > MIGRATE_ID_MAX) {
+		if (vlen > MIGRATE_REV_ID_MAX) {
 			errbuf_set(err, errlen, "%s: revision id too long",
 				   where);
 			return -1;
 		}
 		memcpy(id, v, vlen);
 		id[vlen] = '\0';
-		if (!migrate_id_valid(id)) {
+		if (!migrate_rev_id_valid(id)) {
 			errbuf_set(err, errlen, "%s: invalid revision id '%s' "
 				   "(1..%d letters, digits or '_'; not head, "
-				   "heads or base)", where, id, MIGRATE_ID_MAX);
+				   "heads or base)", where, id,
+				   MIGRATE_REV_ID_MAX);
 			return -1;
 		}
 		r->id = strdup(id);
@@ -355,14 +356,14 @@ static int parse_header(struct migrate_rev *r, const char *t, size_t tlen,
 			return 0;
 		return parse_parents(r, v, vlen, err, errlen, where);
 	case 2:
-		if (vlen > MIGRATE_MESSAGE_MAX * 4) {
+		if (vlen > MIGRATE_REV_MESSAGE_MAX * 4) {
 			errbuf_set(err, errlen, "%s: message too long", where);
 			return -1;
 		}
 		r->message = message_unescape(v, vlen);
 		if (!r->message)
 			goto nomem;
-		if (migrate_message_check(r->message, err, errlen) < 0) {
+		if (migrate_rev_message_check(r->message, err, errlen) < 0) {
 			char tmp[128];
 
 			snprintf(tmp, sizeof(tmp), "%s", err);
@@ -419,9 +420,9 @@ int migrate_rev_parse(const char *text, size_t len, const char *path,
 
 	memset(&r, 0, sizeof(r));
 	r.transactional = true;
-	if (len > MIGRATE_MAX_FILE) {
+	if (len > MIGRATE_REV_MAX_FILE) {
 		errbuf_set(err, errlen, "%s: larger than %u bytes", name,
-			   MIGRATE_MAX_FILE);
+			   MIGRATE_REV_MAX_FILE);
 		return -1;
 	}
 	if (memchr(text, '\0', len)) {
@@ -545,18 +546,18 @@ char *migrate_rev_format(const char *id, char *const *parents, int nparents,
 	struct buf b = {0};
 	char *esc;
 
-	if (!migrate_id_valid(id)) {
+	if (!migrate_rev_id_valid(id)) {
 		errbuf_set(err, errlen, "invalid revision id '%s'", id);
 		return NULL;
 	}
-	if (nparents > MIGRATE_MAX_PARENTS) {
+	if (nparents > MIGRATE_REV_MAX_PARENTS) {
 		errbuf_set(err, errlen, "more than %d parents",
-			   MIGRATE_MAX_PARENTS);
+			   MIGRATE_REV_MAX_PARENTS);
 		return NULL;
 	}
-	if (migrate_message_check(message, err, errlen) < 0)
+	if (migrate_rev_message_check(message, err, errlen) < 0)
 		return NULL;
-	esc = migrate_message_escape(message);
+	esc = migrate_rev_message_escape(message);
 	if (!esc) {
 		errbuf_set(err, errlen, "out of memory");
 		return NULL;
@@ -599,7 +600,7 @@ char *migrate_rev_format(const char *id, char *const *parents, int nparents,
 	return take_text(&b);
 }
 
-char *migrate_file_name(const char *id, const char *message)
+char *migrate_rev_file_name(const char *id, const char *message)
 {
 	char slug[41];
 	size_t n = 0;
@@ -628,10 +629,10 @@ char *migrate_file_name(const char *id, const char *message)
 	return out;
 }
 
-int migrate_new_id(char out[MIGRATE_NEW_ID_LEN + 1])
+int migrate_rev_new_id(char out[MIGRATE_REV_NEW_ID_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
-	uint8_t b[MIGRATE_NEW_ID_LEN / 2];
+	uint8_t b[MIGRATE_REV_NEW_ID_LEN / 2];
 	size_t got = 0;
 
 	while (got < sizeof(b)) {
@@ -648,7 +649,7 @@ int migrate_new_id(char out[MIGRATE_NEW_ID_LEN + 1])
 		out[2 * i] = hex[b[i] >> 4];
 		out[2 * i + 1] = hex[b[i] & 15];
 	}
-	out[MIGRATE_NEW_ID_LEN] = '\0';
+	out[MIGRATE_REV_NEW_ID_LEN] = '\0';
 	/* An id of digits only could be mistaken for a count: start with a
 	 * letter. */
 	if (out[0] >= '0' && out[0] <= '9')
@@ -673,9 +674,9 @@ int migrate_rev_read_file(const char *path, char **out, size_t *outlen,
 		close(fd);
 		return -1;
 	}
-	if ((uint64_t)st.st_size > MIGRATE_MAX_FILE) {
+	if ((uint64_t)st.st_size > MIGRATE_REV_MAX_FILE) {
 		errbuf_set(err, errlen, "%s: larger than %u bytes", path,
-			   MIGRATE_MAX_FILE);
+			   MIGRATE_REV_MAX_FILE);
 		close(fd);
 		return -1;
 	}

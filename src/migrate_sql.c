@@ -250,11 +250,11 @@ static void lex_error(const struct lexer *lx, char *err, size_t errlen)
 
 /* ------------------------------------------------------------ splitting */
 
-int migrate_sql_split(const char *sql, struct migrate_stmt **out, size_t *n,
+int migrate_sql_split(const char *sql, struct migrate_sql_stmt **out, size_t *n,
 		      char *err, size_t errlen)
 {
 	struct lexer lx = {sql, strlen(sql), 0, NULL, 0};
-	struct migrate_stmt *v = NULL;
+	struct migrate_sql_stmt *v = NULL;
 	size_t nv = 0, cap = 0;
 	bool in_stmt = false;
 	size_t first = 0, last_end = 0;
@@ -276,7 +276,7 @@ int migrate_sql_split(const char *sql, struct migrate_stmt **out, size_t *n,
 			if (in_stmt) {
 				if (nv == cap) {
 					size_t ncap = cap ? cap * 2 : 16;
-					struct migrate_stmt *nvv =
+					struct migrate_sql_stmt *nvv =
 						realloc(v, sizeof(*v) * ncap);
 
 					if (!nvv) {
@@ -329,7 +329,7 @@ int migrate_sql_split(const char *sql, struct migrate_stmt **out, size_t *n,
 
 int migrate_sql_txn_control(const char *sql)
 {
-	struct migrate_stmt *st = NULL;
+	struct migrate_sql_stmt *st = NULL;
 	size_t n = 0;
 	char err[64];
 	int line = 0;
@@ -370,40 +370,40 @@ bool migrate_sql_is_empty(const char *sql)
 
 /* ------------------------------------------------------------- scanning */
 
-const char *migrate_hazard_name(enum migrate_hazard h)
+const char *migrate_sql_hazard_name(enum migrate_sql_hazard h)
 {
 	switch (h) {
-	case MH_DROP_TABLE:
+	case MIGRATE_SQL_DROP_TABLE:
 		return "drops a table";
-	case MH_DROP_SCHEMA:
+	case MIGRATE_SQL_DROP_SCHEMA:
 		return "drops a schema";
-	case MH_DROP_COLUMN:
+	case MIGRATE_SQL_DROP_COLUMN:
 		return "drops a column";
-	case MH_TRUNCATE:
+	case MIGRATE_SQL_TRUNCATE:
 		return "empties a table";
-	case MH_TYPE_CHANGE:
+	case MIGRATE_SQL_TYPE_CHANGE:
 		return "changes a column type (may narrow)";
-	case MH_TYPE_NARROWING:
+	case MIGRATE_SQL_TYPE_NARROWING:
 		return "narrows a column type";
 	}
 	return "destructive";
 }
 
 struct findings {
-	struct migrate_finding *v;
+	struct migrate_sql_finding *v;
 	size_t n, cap;
 };
 
-static int add_finding(struct findings *f, enum migrate_hazard kind,
+static int add_finding(struct findings *f, enum migrate_sql_hazard kind,
 		       int line, const char *what, size_t wlen)
 {
-	struct migrate_finding *x;
+	struct migrate_sql_finding *x;
 	size_t o = 0;
 	bool space = false;
 
 	if (f->n == f->cap) {
 		size_t ncap = f->cap ? f->cap * 2 : 8;
-		struct migrate_finding *nv =
+		struct migrate_sql_finding *nv =
 			realloc(f->v, sizeof(*nv) * ncap);
 
 		if (!nv)
@@ -436,7 +436,7 @@ static int add_finding(struct findings *f, enum migrate_hazard kind,
 }
 
 /* Looks at one statement's tokens. */
-static int scan_stmt(const char *sql, const struct migrate_stmt *st,
+static int scan_stmt(const char *sql, const struct migrate_sql_stmt *st,
 		     struct findings *f)
 {
 	struct lexer lx = {sql, st->off + st->len, st->off, NULL, 0};
@@ -447,11 +447,14 @@ static int scan_stmt(const char *sql, const struct migrate_stmt *st,
 		if (lex_next(&lx, &t[i]) < 0)
 			return 0;
 	if (tok_is(&lx, &t[0], "drop") && tok_is(&lx, &t[1], "table"))
-		return add_finding(f, MH_DROP_TABLE, st->line, text, st->len);
+		return add_finding(f, MIGRATE_SQL_DROP_TABLE, st->line, text,
+				   st->len);
 	if (tok_is(&lx, &t[0], "drop") && tok_is(&lx, &t[1], "schema"))
-		return add_finding(f, MH_DROP_SCHEMA, st->line, text, st->len);
+		return add_finding(f, MIGRATE_SQL_DROP_SCHEMA, st->line, text,
+				   st->len);
 	if (tok_is(&lx, &t[0], "truncate"))
-		return add_finding(f, MH_TRUNCATE, st->line, text, st->len);
+		return add_finding(f, MIGRATE_SQL_TRUNCATE, st->line, text,
+				   st->len);
 	if (!(tok_is(&lx, &t[0], "alter") && tok_is(&lx, &t[1], "table")))
 		return 0;
 	/* ALTER TABLE [IF EXISTS] [ONLY] name [*] action [, action ...] */
@@ -488,7 +491,8 @@ static int scan_stmt(const char *sql, const struct migrate_stmt *st,
 			return 0;
 		if (tok_is(&lx, &a, "drop") && !tok_is(&lx, &b, "constraint")) {
 			/* DROP [COLUMN] [IF EXISTS] name */
-			if (add_finding(f, MH_DROP_COLUMN, st->line, text,
+			if (add_finding(f, MIGRATE_SQL_DROP_COLUMN, st->line,
+					text,
 					st->len) < 0)
 				return -1;
 		} else if (tok_is(&lx, &a, "alter")) {
@@ -505,7 +509,8 @@ static int scan_stmt(const char *sql, const struct migrate_stmt *st,
 				     lex_next(&lx, &d) < 0))
 					goto next_action;
 				if (tok_is(&lx, &d, "type") &&
-				    add_finding(f, MH_TYPE_CHANGE, st->line,
+				    add_finding(f, MIGRATE_SQL_TYPE_CHANGE,
+						st->line,
 						text, st->len) < 0)
 					return -1;
 			}
@@ -530,10 +535,10 @@ static int scan_stmt(const char *sql, const struct migrate_stmt *st,
 	}
 }
 
-int migrate_sql_scan(const char *sql, struct migrate_finding **out,
+int migrate_sql_scan(const char *sql, struct migrate_sql_finding **out,
 		     size_t *n, char *err, size_t errlen)
 {
-	struct migrate_stmt *st = NULL;
+	struct migrate_sql_stmt *st = NULL;
 	size_t nst = 0;
 	struct findings f = {NULL, 0, 0};
 
@@ -612,8 +617,8 @@ static bool numeric_holds(int32_t mod, int digits)
 	return d < 0 || d >= digits;
 }
 
-bool migrate_type_change_safe(uint32_t oldoid, int32_t oldmod,
-			      uint32_t newoid, int32_t newmod)
+bool migrate_sql_type_change_safe(uint32_t oldoid, int32_t oldmod,
+				  uint32_t newoid, int32_t newmod)
 {
 	if (oldoid == newoid) {
 		if (oldmod == newmod)
@@ -677,7 +682,7 @@ bool migrate_type_change_safe(uint32_t oldoid, int32_t oldmod,
 
 /* ---------------------------------------------------------------- guard */
 
-void migrate_cols_free(struct migrate_cols *c)
+void migrate_sql_cols_free(struct migrate_sql_cols *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		free(c->v[i].table);
@@ -689,7 +694,7 @@ void migrate_cols_free(struct migrate_cols *c)
 	c->n = 0;
 }
 
-static int col_cmp(const struct migrate_col *a, uint32_t relid, int attnum)
+static int col_cmp(const struct migrate_sql_col *a, uint32_t relid, int attnum)
 {
 	if (a->relid != relid)
 		return a->relid < relid ? -1 : 1;
@@ -698,8 +703,8 @@ static int col_cmp(const struct migrate_col *a, uint32_t relid, int attnum)
 	return 0;
 }
 
-static const struct migrate_col *col_find(const struct migrate_cols *c,
-					  uint32_t relid, int attnum)
+static const struct migrate_sql_col *col_find(const struct migrate_sql_cols *c,
+					      uint32_t relid, int attnum)
 {
 	size_t lo = 0, hi = c->n;
 
@@ -717,23 +722,23 @@ static const struct migrate_col *col_find(const struct migrate_cols *c,
 	return NULL;
 }
 
-int migrate_guard_compare(const struct migrate_cols *before,
-			  const struct migrate_cols *after,
-			  struct migrate_finding **out, size_t *n)
+int migrate_sql_guard_compare(const struct migrate_sql_cols *before,
+			      const struct migrate_sql_cols *after,
+			      struct migrate_sql_finding **out, size_t *n)
 {
 	struct findings f = {NULL, 0, 0};
 
 	for (size_t i = 0; i < before->n; i++) {
-		const struct migrate_col *b = &before->v[i];
-		const struct migrate_col *a;
+		const struct migrate_sql_col *b = &before->v[i];
+		const struct migrate_sql_col *a;
 		char what[256];
 		int len = 0;
-		enum migrate_hazard kind;
+		enum migrate_sql_hazard kind;
 
 		if (b->attnum == 0) {
 			if (col_find(after, b->relid, 0))
 				continue;
-			kind = MH_DROP_TABLE;
+			kind = MIGRATE_SQL_DROP_TABLE;
 			len = snprintf(what, sizeof(what), "table %s",
 				       b->table);
 		} else {
@@ -741,16 +746,17 @@ int migrate_guard_compare(const struct migrate_cols *before,
 				continue; /* reported with its table */
 			a = col_find(after, b->relid, b->attnum);
 			if (!a) {
-				kind = MH_DROP_COLUMN;
+				kind = MIGRATE_SQL_DROP_COLUMN;
 				len = snprintf(what, sizeof(what),
 					       "column %s.%s", b->table,
 					       b->column);
-			} else if (migrate_type_change_safe(b->typid, b->typmod,
-							    a->typid,
-							    a->typmod)) {
+			} else if (migrate_sql_type_change_safe(b->typid,
+								b->typmod,
+								a->typid,
+								a->typmod)) {
 				continue;
 			} else {
-				kind = MH_TYPE_NARROWING;
+				kind = MIGRATE_SQL_TYPE_NARROWING;
 				len = snprintf(what, sizeof(what),
 					       "column %s.%s from %s to %s",
 					       b->table, b->column, b->type,

@@ -677,10 +677,14 @@ static void pool_serve_waiters(void)
 	pool_fill();
 }
 
-enum pool_acquire_result pool_acquire(struct pool_waiter *w,
-				      pool_acquire_fn fn, void *arg,
-				      struct pool_conn **out,
-				      enum pool_status *st, const char **msg)
+/*
+ * Gets a connection at once (READY: *out), fails at once (FAILED: *st,
+ * *msg), or queues w (QUEUED: w's callback later, from the loop).  Never
+ * calls w's callback from inside the call.
+ */
+static CONVD_WUR enum pool_acquire_result
+pool_acquire(struct pool_waiter *w, pool_acquire_fn fn, void *arg,
+	     struct pool_conn **out, enum pool_status *st, const char **msg)
 {
 	usec_t now = clock_now();
 

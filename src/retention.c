@@ -481,7 +481,7 @@ void retention_stats(struct retention_stats *out)
 	out->next_run_real = ret.next_run_real;
 }
 
-void retention_reconfigure(const struct convd_config *cfg)
+void retention_reconfigure(const struct config *cfg)
 {
 	bool was_on = ret.days_to_keep > 0;
 	int64_t old_interval = ret.interval;
@@ -502,7 +502,7 @@ void retention_reconfigure(const struct convd_config *cfg)
 	}
 }
 
-int retention_setup(struct event_base *base, const struct convd_config *cfg)
+int retention_setup(struct event_base *base, const struct config *cfg)
 {
 	memset(&ret, 0, sizeof(ret));
 	TAILQ_INIT(&ret.pending);

@@ -934,7 +934,7 @@ static void server_sweep(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the listening socket -------------------------------------------------- */
 
-static int server_listen(const struct convd_config *cfg)
+static int server_listen(const struct config *cfg)
 {
 	int fd = sock_listen_unix(cfg->server.socket,
 				  (mode_t)cfg->server.socket_mode,
@@ -982,7 +982,7 @@ static void server_recheck_access(void)
 	}
 }
 
-int server_reconfigure(const struct convd_config *cfg)
+int server_reconfigure(const struct config *cfg)
 {
 	struct client *c;
 	int rc = 0;
@@ -1016,7 +1016,7 @@ int server_reconfigure(const struct convd_config *cfg)
 	return rc;
 }
 
-int server_setup(struct event_base *base, const struct convd_config *cfg,
+int server_setup(struct event_base *base, const struct config *cfg,
 		 int listen_fd)
 {
 	memset(&srv, 0, sizeof(srv));

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "tap.h"
 
-static struct convd_config cfg;
+static struct config cfg;
 
 static int parse(const char *au, const char *ag, const char *mu,
 		 const char *mg, struct acl *out)

@@ -104,7 +104,7 @@ static char *capture(void (*fn)(FILE *))
 	return buf;
 }
 
-static char *capture_effective(const struct convd_config *cfg)
+static char *capture_effective(const struct config *cfg)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -152,7 +152,7 @@ static char *doc_text(char *s)
 	return replace_all(s, PKGDATADIR, DOC_PKGDATADIR);
 }
 
-static int load_text(struct convd_config *cfg, const char *text, char *err,
+static int load_text(struct config *cfg, const char *text, char *err,
 		     size_t errlen)
 {
 	write_file(cpath, text, strlen(text), 0600);
@@ -162,7 +162,7 @@ static int load_text(struct convd_config *cfg, const char *text, char *err,
 /* Loads text over the defaults and checks the exact error. */
 static void expect_error(const char *text, const char *want_after_path)
 {
-	struct convd_config cfg;
+	struct config cfg;
 	char err[1024], want[1024];
 	int rc;
 
@@ -181,7 +181,7 @@ static void expect_error(const char *text, const char *want_after_path)
 static void expect_value(const char *text, const char *section,
 			 const char *name, const char *want)
 {
-	struct convd_config cfg;
+	struct config cfg;
 	char err[1024] = "", buf[8300];
 	const struct config_option *o = config_find(section, name);
 
@@ -217,11 +217,11 @@ static void test_table(void)
 		ok(dl > 10 && o->doc[dl - 1] == '.' && o->doc[0] >= 'A' &&
 			   o->doc[0] <= 'Z',
 		   "[%s] %s doc is a sentence", o->section, o->name);
-		if (o->type == CT_INT || o->type == CT_SIZE ||
-		    o->type == CT_MODE)
+		if (o->type == CONFIG_T_INT || o->type == CONFIG_T_SIZE ||
+		    o->type == CONFIG_T_MODE)
 			ok(o->min <= o->max, "[%s] %s min <= max",
 			   o->section, o->name);
-		ok(o->offset < sizeof(struct convd_config),
+		ok(o->offset < sizeof(struct config),
 		   "[%s] %s offset", o->section, o->name);
 		if (!o->reloadable)
 			nonreload++;
@@ -254,7 +254,7 @@ static void test_table(void)
 
 static void test_defaults(void)
 {
-	struct convd_config c;
+	struct config c;
 	char err[512] = "";
 
 	if (!ok(config_init(&c) == 0, "config_init"))
@@ -357,7 +357,7 @@ static void test_parse_all(void)
 		"allow_reset = TRUE\n"
 		"[pool]\n"
 		"timeout = 1\n";
-	struct convd_config c;
+	struct config c;
 	char err[512] = "";
 
 	if (!ok(config_init(&c) == 0, "config_init"))
@@ -589,7 +589,7 @@ static void test_errors(void)
 
 static void test_config_set(void)
 {
-	struct convd_config c;
+	struct config c;
 	char why[256] = "";
 
 	if (config_init(&c) < 0) {
@@ -615,7 +615,7 @@ static void test_config_set(void)
 
 static void test_file_limits(void)
 {
-	struct convd_config c;
+	struct config c;
 	char err[512], want[512], *big;
 	size_t n;
 	int rc;
@@ -693,7 +693,7 @@ static void test_file_limits(void)
 
 static void test_atomic_and_reload(void)
 {
-	struct convd_config a, b;
+	struct config a, b;
 	char err[512];
 	int n;
 
@@ -751,7 +751,7 @@ static void collect_change(const struct config_option *opt, void *arg)
 
 static void test_reload_callback(void)
 {
-	struct convd_config a, b;
+	struct config a, b;
 	struct change_acc acc = {""};
 	char err[512];
 
@@ -777,7 +777,7 @@ static void test_reload_callback(void)
 
 static void test_validate(void)
 {
-	struct convd_config c;
+	struct config c;
 	char err[512], want[512];
 
 	if (config_init(&c) < 0) {
@@ -854,7 +854,7 @@ static void test_validate(void)
 
 static void test_format_and_effective(void)
 {
-	struct convd_config c;
+	struct config c;
 	char err[512], buf[64], *eff;
 
 	if (config_init(&c) < 0) {
@@ -944,7 +944,7 @@ static void test_sample(void)
 {
 	char path[512], err[512], a[8300], b[8300];
 	char *gen = doc_text(capture(config_print_sample)), *file;
-	struct convd_config def, parsed;
+	struct config def, parsed;
 	bool same = true;
 
 	snprintf(path, sizeof(path), "%s/etc/convd.conf", srcdir());
@@ -1144,7 +1144,7 @@ static void set_str(char **field, const char *v)
 	}
 }
 
-static int build(const struct convd_config *c, struct dbconf *dc, char *err,
+static int build(const struct config *c, struct dbconf *dc, char *err,
 		 size_t errlen)
 {
 	int rc = dbconf_build(c, fake_env, dc, err, errlen);
@@ -1157,7 +1157,7 @@ static int build(const struct convd_config *c, struct dbconf *dc, char *err,
 static void test_dbconf_file_only(void)
 {
 	static const char pw[] = "p@ss w/'rd%20\\x";
-	struct convd_config c;
+	struct config c;
 	struct dbconf dc;
 	char err[512];
 
@@ -1257,7 +1257,7 @@ static void test_dbconf_file_only(void)
 
 static void test_dbconf_env(void)
 {
-	struct convd_config c;
+	struct config c;
 	struct dbconf dc;
 	char err[512];
 	int u, h;
@@ -1475,7 +1475,7 @@ static void test_dbconf_env(void)
 
 static void test_dbconf_password_file(void)
 {
-	struct convd_config c;
+	struct config c;
 	struct dbconf dc;
 	char err[512], pwpath[400], want[600];
 	static const char secret[] = "s3cr@t pw/'%";

@@ -115,7 +115,7 @@ static void test_sslmode_rule(void)
 	char buf[1024], err[512];
 
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-		struct convd_config c;
+		struct config c;
 		struct dbconf dc;
 
 		if (config_init(&c) < 0)
@@ -152,7 +152,7 @@ static void test_malformed_urls(void)
 		{"://x", "DATABASE_URL: not a connection URL"},
 		{"host=db1 dbname", "DATABASE_URL: missing \"=\""},
 	};
-	struct convd_config c;
+	struct config c;
 	struct dbconf dc;
 	char buf[1024], err[512];
 

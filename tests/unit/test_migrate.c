@@ -196,28 +196,29 @@ static void test_format(void)
 	ok(migrate_rev_format("bad id", NULL, 0, "m", NULL, true, "", "", err,
 			      sizeof(err)) == NULL,
 	   "format refuses a bad id");
-	ok(migrate_message_check("\xc3(", err, sizeof(err)) < 0,
+	ok(migrate_rev_message_check("\xc3(", err, sizeof(err)) < 0,
 	   "invalid UTF-8 message refused");
 	{
-		char big[MIGRATE_MESSAGE_MAX + 2];
+		char big[MIGRATE_REV_MESSAGE_MAX + 2];
 
 		memset(big, 'x', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
-		ok(migrate_message_check(big, err, sizeof(err)) < 0,
+		ok(migrate_rev_message_check(big, err, sizeof(err)) < 0,
 		   "too long message refused");
 	}
-	name = migrate_file_name("ab12", "Add the 'Users' table!");
+	name = migrate_rev_file_name("ab12", "Add the 'Users' table!");
 	is_str(name, "ab12_add_the_users_table.sql", "file name slug");
 	free(name);
-	name = migrate_file_name("ab12", "\xe4\xb8\xad\xe6\x96\x87");
+	name = migrate_rev_file_name("ab12", "\xe4\xb8\xad\xe6\x96\x87");
 	is_str(name, "ab12.sql", "file name without ASCII words");
 	free(name);
 	{
-		char id[MIGRATE_NEW_ID_LEN + 1], id2[MIGRATE_NEW_ID_LEN + 1];
+		char id[MIGRATE_REV_NEW_ID_LEN + 1];
+		char id2[MIGRATE_REV_NEW_ID_LEN + 1];
 
-		is_int(migrate_new_id(id), 0, "new id");
-		is_int(migrate_new_id(id2), 0, "another new id");
-		ok(migrate_id_valid(id) && strlen(id) == 12 &&
+		is_int(migrate_rev_new_id(id), 0, "new id");
+		is_int(migrate_rev_new_id(id2), 0, "another new id");
+		ok(migrate_rev_id_valid(id) && strlen(id) == 12 &&
 			   strcmp(id, id2) != 0 && id[0] >= 'a',
 		   "ids are valid, distinct and start with a letter (%s %s)",
 		   id, id2);
@@ -336,11 +337,13 @@ static void test_graph(void)
 	names(&s, plan, n, buf, sizeof(buf));
 	is_str(buf, "e d c b a", "base reverts everything");
 	ok(migrate_plan_downgrade(&s, applied,
-				  &(struct migrate_target){MT_HEAD, 0, 0}, plan,
-				  &n, err, sizeof(err)) < 0,
+				  &(struct migrate_target){MIGRATE_TARGET_HEAD,
+							   0, 0},
+				  plan, &n, err, sizeof(err)) < 0,
 	   "head is not a downgrade target");
 	ok(migrate_plan_upgrade(&s, applied,
-				&(struct migrate_target){MT_RELATIVE, 0, -1},
+				&(struct migrate_target){
+					MIGRATE_TARGET_RELATIVE, 0, -1},
 				plan, &n, err, sizeof(err)) < 0,
 	   "-1 is not an upgrade target");
 
@@ -409,7 +412,7 @@ static void test_graph(void)
 static void test_walk(void)
 {
 	struct migrate_set s;
-	struct migrate_target t = {MT_RELATIVE, 0, 1};
+	struct migrate_target t = {MIGRATE_TARGET_RELATIVE, 0, 1};
 	char err[512], buf[256];
 	bool applied[8] = {false};
 	int plan[8], n;
@@ -468,7 +471,7 @@ static void test_split(void)
 		"SELECT 1; SELECT CASE WHEN true THEN 2 END; END;\n"
 		";;\n"
 		"SELECT $1, $$a;b$$";
-	struct migrate_stmt *st = NULL;
+	struct migrate_sql_stmt *st = NULL;
 	size_t n = 0;
 	char err[256];
 
@@ -516,7 +519,7 @@ static void test_split(void)
 
 static int scan_kinds(const char *sql, char *buf, size_t len)
 {
-	struct migrate_finding *f = NULL;
+	struct migrate_sql_finding *f = NULL;
 	size_t n = 0, o = 0;
 	char err[256];
 
@@ -564,37 +567,40 @@ static void test_scan(void)
 
 static void test_types(void)
 {
-	ok(migrate_type_change_safe(1043, 54, 1043, 104), "varchar 50 -> 100");
-	ok(!migrate_type_change_safe(1043, 104, 1043, 54),
+	ok(migrate_sql_type_change_safe(1043, 54, 1043, 104),
+	   "varchar 50 -> 100");
+	ok(!migrate_sql_type_change_safe(1043, 104, 1043, 54),
 	   "varchar 100 -> 50 narrows");
-	ok(migrate_type_change_safe(1043, 54, 1043, -1), "varchar -> varchar");
-	ok(migrate_type_change_safe(1043, 54, 25, -1), "varchar -> text");
-	ok(!migrate_type_change_safe(25, -1, 1043, 14), "text -> varchar(10)");
-	ok(migrate_type_change_safe(23, -1, 20, -1), "int -> bigint");
-	ok(!migrate_type_change_safe(20, -1, 23, -1), "bigint -> int");
-	ok(migrate_type_change_safe(1114, -1, 1184, -1),
+	ok(migrate_sql_type_change_safe(1043, 54, 1043, -1),
+	   "varchar -> varchar");
+	ok(migrate_sql_type_change_safe(1043, 54, 25, -1), "varchar -> text");
+	ok(!migrate_sql_type_change_safe(25, -1, 1043, 14),
+	   "text -> varchar(10)");
+	ok(migrate_sql_type_change_safe(23, -1, 20, -1), "int -> bigint");
+	ok(!migrate_sql_type_change_safe(20, -1, 23, -1), "bigint -> int");
+	ok(migrate_sql_type_change_safe(1114, -1, 1184, -1),
 	   "timestamp -> timestamptz");
-	ok(!migrate_type_change_safe(1184, -1, 1114, -1),
+	ok(!migrate_sql_type_change_safe(1184, -1, 1114, -1),
 	   "timestamptz -> timestamp");
 	/* numeric(p,s): typmod = (p << 16 | s) + 4 */
-	ok(migrate_type_change_safe(1700, (10 << 16 | 2) + 4, 1700,
-				    (12 << 16 | 2) + 4),
+	ok(migrate_sql_type_change_safe(1700, (10 << 16 | 2) + 4, 1700,
+					(12 << 16 | 2) + 4),
 	   "numeric(10,2) -> numeric(12,2)");
-	ok(!migrate_type_change_safe(1700, (10 << 16 | 2) + 4, 1700,
-				     (10 << 16 | 3) + 4),
+	ok(!migrate_sql_type_change_safe(1700, (10 << 16 | 2) + 4, 1700,
+					 (10 << 16 | 3) + 4),
 	   "numeric(10,2) -> numeric(10,3) narrows the integer part");
-	ok(migrate_type_change_safe(1700, (10 << 16 | 2) + 4, 1700, -1),
+	ok(migrate_sql_type_change_safe(1700, (10 << 16 | 2) + 4, 1700, -1),
 	   "numeric(10,2) -> numeric");
-	ok(migrate_type_change_safe(23, -1, 1700, (12 << 16) + 4),
+	ok(migrate_sql_type_change_safe(23, -1, 1700, (12 << 16) + 4),
 	   "int -> numeric(12)");
-	ok(!migrate_type_change_safe(20, -1, 1700, (12 << 16) + 4),
+	ok(!migrate_sql_type_change_safe(20, -1, 1700, (12 << 16) + 4),
 	   "bigint -> numeric(12) narrows");
-	ok(!migrate_type_change_safe(25, -1, 23, -1), "text -> int");
+	ok(!migrate_sql_type_change_safe(25, -1, 23, -1), "text -> int");
 }
 
 static void test_guard(void)
 {
-	struct migrate_col b[] = {
+	struct migrate_sql_col b[] = {
 		{1, 0, "public.t", NULL, 0, -1, NULL},
 		{1, 1, "public.t", "a", 1043, 54, "character varying(50)"},
 		{1, 2, "public.t", "b", 23, -1, "integer"},
@@ -602,25 +608,29 @@ static void test_guard(void)
 		{2, 0, "public.gone", NULL, 0, -1, NULL},
 		{2, 1, "public.gone", "x", 23, -1, "integer"},
 	};
-	struct migrate_col a[] = {
+	struct migrate_sql_col a[] = {
 		{1, 0, "public.t", NULL, 0, -1, NULL},
 		{1, 1, "public.t", "a", 1043, 24, "character varying(20)"},
 		{1, 2, "public.t", "b", 20, -1, "bigint"},
 		{3, 0, "public.new", NULL, 0, -1, NULL},
 	};
-	struct migrate_cols before = {b, ARRAY_LEN(b)}, after = {a, ARRAY_LEN(a)};
-	struct migrate_finding *f = NULL;
+	struct migrate_sql_cols before = {b, ARRAY_LEN(b)};
+	struct migrate_sql_cols after = {a, ARRAY_LEN(a)};
+	struct migrate_sql_finding *f = NULL;
 	size_t n = 0;
 
-	is_int(migrate_guard_compare(&before, &after, &f, &n), 0, "compare");
+	is_int(migrate_sql_guard_compare(&before, &after, &f, &n), 0,
+	       "compare");
 	is_int((long long)n, 3, "three findings");
 	if (n == 3) {
-		ok(f[0].kind == MH_TYPE_NARROWING &&
+		ok(f[0].kind == MIGRATE_SQL_TYPE_NARROWING &&
 			   strstr(f[0].what, "public.t.a"),
 		   "narrowed a (%s)", f[0].what);
-		ok(f[1].kind == MH_DROP_COLUMN && strstr(f[1].what, "t.c"),
+		ok(f[1].kind == MIGRATE_SQL_DROP_COLUMN && strstr(f[1].what,
+								  "t.c"),
 		   "dropped c (%s)", f[1].what);
-		ok(f[2].kind == MH_DROP_TABLE && strstr(f[2].what, "gone"),
+		ok(f[2].kind == MIGRATE_SQL_DROP_TABLE && strstr(f[2].what,
+								 "gone"),
 		   "dropped table (%s)", f[2].what);
 	}
 	free(f);
@@ -628,11 +638,11 @@ static void test_guard(void)
 
 /* ---------------------------------------------------------------- diff */
 
-static struct mschema_column col(const char *name, const char *type,
-				 uint32_t oid, int32_t mod, bool notnull,
-				 const char *def)
+static struct migrate_diff_column col(const char *name, const char *type,
+				      uint32_t oid, int32_t mod, bool notnull,
+				      const char *def)
 {
-	struct mschema_column c;
+	struct migrate_diff_column c;
 
 	memset(&c, 0, sizeof(c));
 	c.name = strdup(name);
@@ -645,10 +655,11 @@ static struct mschema_column col(const char *name, const char *type,
 	return c;
 }
 
-static void one_table(struct mschema *s, const char *name,
-		      struct mschema_column *cols, int n, const char *idxtail)
+static void one_table(struct migrate_diff_schema *s, const char *name,
+		      struct migrate_diff_column *cols, int n,
+		      const char *idxtail)
 {
-	struct mschema_table *t;
+	struct migrate_diff_table *t;
 
 	memset(s, 0, sizeof(*s));
 	s->tables = calloc(1, sizeof(*s->tables));
@@ -673,14 +684,14 @@ static void one_table(struct mschema *s, const char *name,
 
 static void test_diff(void)
 {
-	struct mschema from, to, empty;
-	struct mdiff d;
-	struct mschema_column fc[] = {
+	struct migrate_diff_schema from, to, empty;
+	struct migrate_diff d;
+	struct migrate_diff_column fc[] = {
 		col("id", "bigint", 20, -1, true, NULL),
 		col("name", "character varying(100)", 1043, 104, false, NULL),
 		col("old", "text", 25, -1, false, NULL),
 	};
-	struct mschema_column tc[] = {
+	struct migrate_diff_column tc[] = {
 		col("id", "bigint", 20, -1, true, NULL),
 		col("name", "character varying(50)", 1043, 54, true,
 		    "'x'::character varying"),
@@ -690,8 +701,8 @@ static void test_diff(void)
 
 	one_table(&from, "t", fc, 3, "btree (name)");
 	one_table(&to, "t", tc, 3, "btree (name DESC)");
-	is_int(mdiff_compute(&from, &to, 0, &d), 0, "diff");
-	script = mdiff_script(&d);
+	is_int(migrate_diff_compute(&from, &to, 0, &d), 0, "diff");
+	script = migrate_diff_script(&d);
 	ok(script && strstr(script, "DROP INDEX t_idx") &&
 		   strstr(script, "CREATE INDEX t_idx ON t USING btree (name "
 				  "DESC)"),
@@ -724,35 +735,37 @@ static void test_diff(void)
 		   strstr(script, "CREATE INDEX") > strstr(script, "TYPE"),
 	   "steps in a runnable order");
 	free(script);
-	mdiff_free(&d);
+	migrate_diff_free(&d);
 
 	memset(&empty, 0, sizeof(empty));
-	is_int(mdiff_compute(&to, &to, 0, &d), 0, "diff with itself");
+	is_int(migrate_diff_compute(&to, &to, 0, &d), 0, "diff with itself");
 	is_int(d.n, 0, "no differences with itself");
-	mdiff_free(&d);
-	is_int(mdiff_compute(&empty, &to, 0, &d), 0, "diff from nothing");
-	script = mdiff_script(&d);
+	migrate_diff_free(&d);
+	is_int(migrate_diff_compute(&empty, &to, 0, &d), 0,
+	       "diff from nothing");
+	script = migrate_diff_script(&d);
 	ok(script && strstr(script, "CREATE TABLE t (\n    id bigint NOT NULL,"),
 	   "a new table");
 	free(script);
-	mdiff_free(&d);
-	is_int(mdiff_compute(&to, &empty, 0, &d), 0, "diff to nothing");
+	migrate_diff_free(&d);
+	is_int(migrate_diff_compute(&to, &empty, 0, &d), 0, "diff to nothing");
 	ok(d.n == 1 && d.v[0].destructive &&
 		   strcmp(d.v[0].sql, "DROP TABLE t") == 0,
 	   "a dropped table is destructive");
-	mdiff_free(&d);
-	is_int(mdiff_compute(&to, &empty, MDIFF_ONLY_TO_TABLES, &d), 0,
+	migrate_diff_free(&d);
+	is_int(migrate_diff_compute(&to, &empty, MIGRATE_DIFF_ONLY_TO_TABLES,
+				    &d), 0,
 	       "restricted diff");
 	is_int(d.n, 0, "restricted: extra tables of `from` are ignored");
-	mdiff_free(&d);
-	mschema_free(&from);
-	mschema_free(&to);
+	migrate_diff_free(&d);
+	migrate_diff_schema_free(&from);
+	migrate_diff_schema_free(&to);
 }
 
 static void test_enum_diff(void)
 {
-	struct mschema a, b;
-	struct mdiff d;
+	struct migrate_diff_schema a, b;
+	struct migrate_diff d;
 	char *script;
 	const char *la[] = {"'x'", "'z'"}, *lb[] = {"'w'", "'x'", "'y'", "'z'",
 						    "'v'"};
@@ -780,24 +793,24 @@ static void test_enum_diff(void)
 		b.enums[0].labels[i] = strndup(lb[i] + 1, 1);
 	}
 	b.enums[0].nlabels = 5;
-	is_int(mdiff_compute(&a, &b, 0, &d), 0, "enum diff");
-	script = mdiff_script(&d);
+	is_int(migrate_diff_compute(&a, &b, 0, &d), 0, "enum diff");
+	script = migrate_diff_script(&d);
 	ok(script && strstr(script, "ALTER TYPE e ADD VALUE 'w' BEFORE 'x'") &&
 		   strstr(script, "ALTER TYPE e ADD VALUE 'y' AFTER 'x'") &&
 		   strstr(script, "ALTER TYPE e ADD VALUE 'v' AFTER 'z'"),
 	   "added values keep their places");
 	free(script);
-	mdiff_free(&d);
-	is_int(mdiff_compute(&b, &a, 0, &d), 0, "enum diff back");
-	script = mdiff_script(&d);
+	migrate_diff_free(&d);
+	is_int(migrate_diff_compute(&b, &a, 0, &d), 0, "enum diff back");
+	script = migrate_diff_script(&d);
 	ok(script && strstr(script, "ALTER TYPE e RENAME TO \"e__old\"") &&
 		   strstr(script, "CREATE TYPE e AS ENUM ('x', 'z')") &&
 		   strstr(script, "DROP TYPE \"e__old\""),
 	   "removed values recreate the type");
 	free(script);
-	mdiff_free(&d);
-	mschema_free(&a);
-	mschema_free(&b);
+	migrate_diff_free(&d);
+	migrate_diff_schema_free(&a);
+	migrate_diff_schema_free(&b);
 }
 
 int main(void)

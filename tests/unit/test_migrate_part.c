@@ -22,10 +22,10 @@ static char *part(const char *s, size_t off, size_t len)
 static void create(const char *s, bool unique, bool ine, const char *name,
 		   const char *table, const char *rest)
 {
-	struct mpart_stmt m;
+	struct migrate_part_stmt m;
 
 	migrate_part_parse(s, strlen(s), &m);
-	if (!ok(m.kind == MPART_CREATE_INDEX, "create: %s", s))
+	if (!ok(m.kind == MIGRATE_PART_CREATE_INDEX, "create: %s", s))
 		return;
 	ok(m.unique == unique, "unique %d: %s", unique, s);
 	ok(m.if_exists == ine, "if not exists %d: %s", ine, s);
@@ -36,10 +36,10 @@ static void create(const char *s, bool unique, bool ine, const char *name,
 
 static void drop(const char *s, bool ie, const char *name, const char *rest)
 {
-	struct mpart_stmt m;
+	struct migrate_part_stmt m;
 
 	migrate_part_parse(s, strlen(s), &m);
-	if (!ok(m.kind == MPART_DROP_INDEX, "drop: %s", s))
+	if (!ok(m.kind == MIGRATE_PART_DROP_INDEX, "drop: %s", s))
 		return;
 	ok(m.if_exists == ie, "if exists %d: %s", ie, s);
 	is_str(part(s, m.name_off, m.name_len), name, "name of %s", s);
@@ -48,10 +48,10 @@ static void drop(const char *s, bool ie, const char *name, const char *rest)
 
 static void other(const char *s)
 {
-	struct mpart_stmt m;
+	struct migrate_part_stmt m;
 
 	migrate_part_parse(s, strlen(s), &m);
-	ok(m.kind == MPART_OTHER, "run as written: %s", s);
+	ok(m.kind == MIGRATE_PART_OTHER, "run as written: %s", s);
 }
 
 int main(void)

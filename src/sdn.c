@@ -1,5 +1,5 @@
 /*
- * sd.c - systemd integration (sd-daemon), or no-ops without libsystemd.
+ * sdn.c - systemd integration (sd-daemon), or no-ops without libsystemd.
  */
 #include "autoconfig.h"
 
@@ -13,7 +13,7 @@
 
 #include "clock.h"
 #include "log.h"
-#include "sd.h"
+#include "sdn.h"
 
 void sdn_notify(const char *fmt, ...)
 {

@@ -1,12 +1,12 @@
 /*
- * sd.h - systemd integration: sd_notify, watchdog and socket activation.
+ * sdn.h - systemd integration: sd_notify, watchdog and socket activation.
  * Without libsystemd (configure --without-systemd) every call is a no-op
  * and socket activation reports no sockets.
  *
- * The module's prefix is sdn_: libsystemd's own names take sd_.
+ * The module is sdn (sd notify), prefix sdn_: libsystemd's own names take sd_.
  */
-#ifndef CONVD_SD_H
-#define CONVD_SD_H
+#ifndef CONVD_SDN_H
+#define CONVD_SDN_H
 
 #include "common.h"
 
