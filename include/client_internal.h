@@ -15,8 +15,10 @@
  *   msgpack object ends with two counters (position, values still
  *   expected), so the scan resumes where it stopped when more bytes
  *   arrive and never recurses.  A complete frame is decoded by
- *   msgpack_unpack_next() (strings point into the frame, which the reply
- *   keeps) and queued (client_recv.c).
+ *   client_decode() into msgpack-c objects (strings point into the frame,
+ *   which the reply keeps; any depth up to CLIENT_DECODE_MAX_DEPTH; each
+ *   array and map knows its bytes in the frame) and queued
+ *   (client_recv.c).
  * - Every request id is kept in `outstanding` until its response has been
  *   handed to the caller; a response for an id that is not outstanding is
  *   a protocol error.
@@ -164,9 +166,10 @@ bool client_wire_int(const msgpack_object *o, int64_t *v);
 char *client_wire_strdup(const msgpack_object *o, size_t *lenp);
 
 /*
- * The msgid of a response frame [1, msgid, ...] read from its first bytes
- * (any integer format), without decoding it, and in *hlen the size of
- * those bytes; false if the frame does not start that way.
+ * The msgid of a complete response frame [1, msgid, ...] read from its
+ * first values (any integer format), without decoding the rest, and in
+ * *hlen the size of those bytes; false if the frame does not start that
+ * way.
  */
 bool client_wire_peek_msgid(const unsigned char *p, size_t len,
 			    uint32_t *msgid, size_t *hlen);
@@ -174,12 +177,52 @@ bool client_wire_peek_msgid(const unsigned char *p, size_t len,
 /*
  * The result of a complete frame [1, msgid, nil, RESULT] whose first hlen
  * bytes are the array, type and msgid, when RESULT is nil, a boolean, an
- * integer or a string: decoded as msgpack-c decodes it (a string points
- * into the frame), without msgpack-c.  False for anything else (an error,
- * a container, a float, an extension), left to msgpack-c.
+ * integer or a string: decoded as client_decode() would (a string points
+ * into the frame) but without a zone.  False for anything else (an
+ * error, a container, a float, an extension), left to client_decode().
  */
 bool client_wire_scalar(const unsigned char *p, size_t len, size_t hlen,
 			msgpack_object *o);
+
+/* ------------------------------------------------------------------ */
+/* client_decode.c: a frame decoded into msgpack-c objects (pure) */
+
+/* Deepest nesting of arrays and maps in a response: 8 times convd's
+ * limit for structured values (64), so a response carries any value convd
+ * accepts; beyond it a frame is refused (memory stays O(depth)). */
+#define CLIENT_DECODE_MAX_DEPTH 512
+
+enum client_decode_result {
+	CLIENT_DECODE_OK,
+	CLIENT_DECODE_BAD,		/* not one msgpack value */
+	CLIENT_DECODE_DEEP,		/* deeper than CLIENT_DECODE_MAX_DEPTH */
+	CLIENT_DECODE_NOMEM,
+};
+
+/*
+ * Decodes the msgpack value frame[0..len) (exactly one) into *root, as
+ * msgpack-c's unpacker would: strings, bins and extensions point into the
+ * frame, arrays and maps are allocated in *zone (made when the first one
+ * is met, when *zone is NULL), each with its span (client_decode_span).
+ * Iterative, at most CLIENT_DECODE_MAX_DEPTH levels.  On failure *root is
+ * unusable; what went into the zone is freed with the zone.
+ */
+CONVC_WUR enum client_decode_result
+client_decode(const char *frame, size_t len, msgpack_zone **zone,
+	      msgpack_object *root);
+
+struct mpread_val;
+
+/* The object of a scalar (not an array or map) read by mpread_next. */
+void client_decode_scalar(msgpack_object *o, const struct mpread_val *v);
+
+/*
+ * The exact bytes of o, an array or a map decoded by client_decode (its
+ * frame must still be there), and their size in *len; NULL for another
+ * type (or an object that client_decode did not make, as far as it can
+ * tell: never pass one of those).
+ */
+const void *client_decode_span(const msgpack_object *o, size_t *len);
 
 /* ------------------------------------------------------------------ */
 /* client_request.c: building and queueing requests */
@@ -368,16 +411,12 @@ int client_call_messages(struct convc *c, const char *method,
 /* client_rows.c: messages with every field */
 
 /*
- * The text of a message's content: a string's bytes, or for an array or
- * map every string under a "text" key (any depth) joined with "\n", as
- * convd's `content` column holds it.  A malloc'd NUL-terminated string
- * (its length in *len); NULL when out of memory or o is neither.
+ * A structured value (array or map) as malloc'd msgpack bytes (*len): with
+ * `exact`, o was decoded by this library (a reply's) and the bytes are
+ * those convd sent; else o is packed again by msgpack-c.  NULL when out
+ * of memory.
  */
-char *client_rows_text(const msgpack_object *o, size_t *len);
-
-/* o packed by msgpack-c into a malloc'd buffer (*len bytes); NULL when
- * out of memory. */
-void *client_rows_pack(const msgpack_object *o, size_t *len);
+void *client_rows_value(const msgpack_object *o, bool exact, size_t *len);
 
 /* A call whose result is an array of messages, as rows. */
 int client_rows_call(struct convc *c, const char *method,

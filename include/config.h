@@ -174,8 +174,10 @@ void config_format_value(const struct config *cfg,
 			 size_t len);
 
 void config_print_help(FILE *out);		/* for convd --help */
-void config_print_sample(FILE *out);		/* etc/convd.conf */
-void config_print_man(FILE *out);		/* mdoc list for convd.conf(5) */
+/* etc/convd.conf and convd.conf(5)'s mdoc option list; exported for
+ * tests/unit/test_config.c, which checks both files against them. */
+void config_print_sample(FILE *out);
+void config_print_man(FILE *out);
 void config_print_effective(FILE *out, const struct config *cfg);
 
 /*

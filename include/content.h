@@ -26,17 +26,10 @@
 #include "proto.h"
 
 /* Deepest nesting of arrays and maps in structured content, metadata and
- * state (the value itself counts: [] is 1, [{}] is 2). */
+ * state (the value itself counts: [] is 1, [{}] is 2).  A request whose
+ * value nests deeper is answered invalid_params (validate.h); the
+ * connection is closed only beyond PROTO_MAX_DEPTH (proto.h). */
 #define CONTENT_MAX_DEPTH 64
-
-/*
- * The bytes of the value that is node `node` of a doc proto_decode made
- * from frame[0..len) (nodes are numbered in pre-order from the root, 0),
- * in *out (pointing into frame).  0, or -1 if frame does not hold that
- * many values.
- */
-CONVD_WUR int content_span(const uint8_t *frame, size_t len, uint32_t node,
-			   struct strview *out);
 
 /*
  * The nesting depth of the one msgpack value that fills v exactly (a

@@ -69,4 +69,8 @@ void dbconf_mask(const char *s, char *out, size_t outlen);
 /* getenv with dbconf_build's signature. */
 const char *dbconf_getenv(const char *name);
 
+/* The length of a libpq message without the newline (and spaces) it ends
+ * with, for "%.*s". */
+int dbconf_msg_len(const char *m);
+
 #endif

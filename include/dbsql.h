@@ -30,7 +30,7 @@ CONVD_WUR char *dbsql_history_ddl(const char *qhist);
 CONVD_WUR char *dbsql_parents_array(const struct migrate_rev *r);
 /* A string literal that means s whatever standard_conforming_strings
  * says (E'' when it holds a backslash), for SQL written offline
- * (malloc'd, or NULL). */
+ * (malloc'd, or NULL).  Exported for tests/unit/test_dbsql.c. */
 CONVD_WUR char *dbsql_literal(const char *s);
 /* s (NULL: '') as a literal through w's quoting (malloc'd, or NULL). */
 CONVD_WUR char *dbsql_quote(const struct dbsql *w, const char *s);

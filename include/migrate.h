@@ -34,7 +34,8 @@ struct migrate_target {
 
 void migrate_set_init(struct migrate_set *s);
 void migrate_set_free(struct migrate_set *s);
-/* Takes ownership of *r (zeroed on success). */
+/* Takes ownership of *r (zeroed on success).  Exported for the unit tests,
+ * which build graphs in memory. */
 CONVD_WUR int migrate_set_add(struct migrate_set *s, struct migrate_rev *r,
 			      char *err, size_t errlen);
 

@@ -60,7 +60,7 @@ struct migrate_part_stmt {
  * space anywhere between tokens, keywords in any case, names quoted or
  * not, the table schema-qualified or not).  A CREATE INDEX without a name
  * or with ONLY, a DROP INDEX of several indexes, and anything else are
- * MIGRATE_PART_OTHER.
+ * MIGRATE_PART_OTHER.  Exported for tests/unit/test_migrate_part.c.
  */
 void migrate_part_parse(const char *stmt, size_t len,
 			struct migrate_part_stmt *out);

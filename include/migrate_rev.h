@@ -65,7 +65,8 @@ CONVD_WUR int migrate_rev_parse(const char *text, size_t len,
 void migrate_rev_free(struct migrate_rev *r);
 
 /* True when s is a valid revision id: 1..64 of [A-Za-z0-9_], not a
- * reserved word (head, heads, base). */
+ * reserved word (head, heads, base).  Exported for
+ * tests/unit/test_migrate.c. */
 bool migrate_rev_id_valid(const char *s);
 
 /*

@@ -23,7 +23,8 @@ void migrate_sha256_update(struct migrate_sha256 *s, const void *data,
 void migrate_sha256_final(struct migrate_sha256 *s,
 			  uint8_t out[MIGRATE_SHA256_LEN]);
 
-/* One shot: hex (lower case, NUL-terminated) of data. */
+/* One shot: hex (lower case, NUL-terminated) of data.  Exported for
+ * tests/unit/test_migrate.c (the test vectors). */
 void migrate_sha256_hex(const void *data, size_t len,
 			char out[MIGRATE_SHA256_HEXLEN + 1]);
 /* Hex of an already computed digest. */

@@ -34,7 +34,8 @@ CONVD_WUR int migrate_sql_split(const char *sql, struct migrate_sql_stmt **out,
  */
 int migrate_sql_txn_control(const char *sql);
 
-/* True if sql holds nothing but white space and comments (or is NULL). */
+/* True if sql holds nothing but white space and comments (or is NULL).
+ * Exported for tests/unit/test_migrate.c. */
 bool migrate_sql_is_empty(const char *sql);
 
 enum migrate_sql_hazard {

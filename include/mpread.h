@@ -7,6 +7,9 @@
  * this instead: value by value, nothing allocated, every length checked
  * against the bytes that are left.  Bytes that are not msgpack, or end
  * in the middle of a value, are an error, never a crash.
+ *
+ * libconvclient decodes convd's responses with it too (src/client_decode.c:
+ * the file is linked into the library, whose exports stay convc_* only).
  */
 #ifndef CONVD_MPREAD_H
 #define CONVD_MPREAD_H
@@ -16,7 +19,7 @@
 enum mpread_type {
 	MPR_NIL,
 	MPR_BOOL,
-	MPR_INT,	/* any integer (the value is not kept) */
+	MPR_INT,	/* any integer: neg ? i : u */
 	MPR_FLOAT,
 	MPR_STR,
 	MPR_BIN,
@@ -33,6 +36,14 @@ struct mpread_val {
 	enum mpread_type type;
 	uint32_t count;		/* MPR_ARRAY, MPR_MAP */
 	struct strview s;	/* MPR_STR, MPR_BIN, MPR_EXT payload */
+	/* A scalar's value (libconvclient builds msgpack-c objects of it) */
+	bool neg;		/* MPR_INT: below zero, in i; else in u */
+	bool b;			/* MPR_BOOL */
+	bool f32;		/* MPR_FLOAT: a float 32 (else 64) */
+	int8_t ext_type;	/* MPR_EXT */
+	uint64_t u;		/* MPR_INT >= 0 */
+	int64_t i;		/* MPR_INT < 0 */
+	double f;		/* MPR_FLOAT */
 };
 
 /* Deepest nesting mpread_skip follows (arrays and maps). */

@@ -48,7 +48,7 @@ struct request {
 	struct client *client;
 	uint32_t msgid;
 	const struct method_spec *spec;
-	struct method_args args;	/* strings point into data[] */
+	struct validate_args args;	/* strings point into data[] */
 	usec_t started;			/* monotonic */
 	/* the queue of whoever holds the request (a batcher, retention) */
 	TAILQ_ENTRY(request) link;
@@ -99,7 +99,7 @@ size_t request_max_output(void);
  * allocates; the transport charges them to its memory budget first).
  */
 size_t request_footprint(const struct method_spec *spec,
-			 const struct method_args *args);
+			 const struct validate_args *args);
 /*
  * A request for client c: its string arguments are copied into it (the
  * message's buffer may go).  NULL when out of memory.  It counts as in
@@ -107,7 +107,7 @@ size_t request_footprint(const struct method_spec *spec,
  */
 struct request *request_new(struct client *c, uint32_t msgid,
 			    const struct method_spec *spec,
-			    const struct method_args *args, usec_t started);
+			    const struct validate_args *args, usec_t started);
 /* Runs r's handler (or answers r when none may run). */
 void request_dispatch(struct request *r);
 /* Requests in flight (made and not yet ended). */

@@ -160,17 +160,17 @@ static int pack_requests(msgpack_packer *pk)
 	uint64_t early[E_COUNT_];
 	int nm = 0;
 
-	for (int m = 0; m < M_COUNT_; m++)
+	for (int m = 0; m < METHOD_COUNT_; m++)
 		if (stats_requests((enum method_id)m))
 			nm++;
 	if (proto_pack_cstr(pk, "methods") < 0 ||
 	    msgpack_pack_map(pk, (size_t)nm) < 0)
 		return -1;
-	for (int m = 0; m < M_COUNT_; m++) {
+	for (int m = 0; m < METHOD_COUNT_; m++) {
 		if (!stats_requests((enum method_id)m))
 			continue;
 		stats_method((enum method_id)m, &s);
-		if (proto_pack_cstr(pk, validate_methods[m].name) < 0 ||
+		if (proto_pack_cstr(pk, method_table[m].name) < 0 ||
 		    pack_method(pk, &s) < 0)
 			return -1;
 	}

@@ -23,7 +23,7 @@ struct batcher {
 };
 
 /* Indexed by method: those with a spec are batched (batch_register). */
-static struct batcher batchers[M_COUNT_];
+static struct batcher batchers[METHOD_COUNT_];
 
 /* A batch on its way: acquiring a connection, running, or (ordered)
  * retrying its requests one after the other. */
@@ -524,7 +524,7 @@ static void batch_handle(struct request *r)
 
 void batch_register(enum method_id m, const struct batch_spec *spec)
 {
-	if ((unsigned)m >= M_COUNT_)
+	if ((unsigned)m >= METHOD_COUNT_)
 		return;
 	batchers[m].spec = spec;
 	TAILQ_INIT(&batchers[m].queue);
@@ -533,7 +533,7 @@ void batch_register(enum method_id m, const struct batch_spec *spec)
 
 int batch_setup(struct event_base *base)
 {
-	for (int m = 0; m < M_COUNT_; m++) {
+	for (int m = 0; m < METHOD_COUNT_; m++) {
 		struct batcher *bt = &batchers[m];
 
 		if (!bt->spec || bt->timer_set)
@@ -547,7 +547,7 @@ int batch_setup(struct event_base *base)
 
 void batch_cleanup(void)
 {
-	for (int m = 0; m < M_COUNT_; m++) {
+	for (int m = 0; m < METHOD_COUNT_; m++) {
 		struct batcher *bt = &batchers[m];
 		struct request_queue q;
 

@@ -270,7 +270,8 @@ static const char *conversation_decode(const msgpack_object *m,
 			*nomem = true;
 	}
 	if (meta && meta->type == MSGPACK_OBJECT_MAP) {
-		o->metadata_mp = client_rows_pack(meta, &o->metadata_mp_len);
+		o->metadata_mp = client_rows_value(meta, true,
+						   &o->metadata_mp_len);
 		if (!o->metadata_mp)
 			*nomem = true;
 	}
@@ -395,7 +396,7 @@ int convc_get_state(struct convc *c, const char *user_id,
 	if (at && !convc_object_timestamp(at, &s.updated_at_usec))
 		return client_call_shape(c, &r, err, "get_state",
 					 "'updated_at' is not a timestamp");
-	s.state_mp = client_rows_pack(state, &s.state_mp_len);
+	s.state_mp = client_rows_value(state, true, &s.state_mp_len);
 	convc_reply_free(&r);
 	if (!s.state_mp)
 		return client_err_fail(err, CONVC_ERR_LOCAL, "no_memory",

@@ -108,11 +108,10 @@ static int dispatch(struct convc *c, uint32_t msgid, int status,
 static int handle_frame(struct convc *c, char *frame, size_t len, bool owned,
 			struct convc_error *err)
 {
-	msgpack_unpacked up;
-	msgpack_object borrowed;
-	msgpack_unpack_return ur;
-	size_t off = 0;
-	const msgpack_object *root, *el;
+	msgpack_zone *zone = NULL;	/* owned: the reply's */
+	msgpack_object decoded;
+	enum client_decode_result dr;
+	const msgpack_object *root = &decoded, *el;
 	struct client_queued *q;
 	uint32_t msgid;
 	struct client_pending *o;
@@ -120,9 +119,10 @@ static int handle_frame(struct convc *c, char *frame, size_t len, bool owned,
 #define DROP_FRAME()                                    \
 	do {                                            \
 		if (owned) {                            \
-			msgpack_unpacked_destroy(&up);  \
+			if (zone)                       \
+				msgpack_zone_free(zone); \
 			free(frame);                    \
-		} else {                                \
+		} else if (c->zone) {                   \
 			msgpack_zone_clear(c->zone);    \
 		}                                       \
 	} while (0)
@@ -139,31 +139,20 @@ static int handle_frame(struct convc *c, char *frame, size_t len, bool owned,
 				       &res))
 			return dispatch(c, msgid, CONVC_OK, &res, NULL, err);
 	}
-	msgpack_unpacked_init(&up);
-	if (owned) {
-		ur = msgpack_unpack_next(&up, frame, len, &off);
-		root = &up.data;
-	} else {
-		if (!c->zone &&
-		    !(c->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)))
+	dr = client_decode(frame, len, owned ? &zone : &c->zone, &decoded);
+	if (dr != CLIENT_DECODE_OK) {
+		DROP_FRAME();
+		if (dr == CLIENT_DECODE_NOMEM)
 			return client_err_conn(
 				c, err, "no_memory",
 				"out of memory reading a response");
-		/* msgpack-c's one-shot decoder into a caller's zone */
-		ur = msgpack_unpack(frame, len, &off, c->zone, &borrowed);
-		root = &borrowed;
-	}
-	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
-		DROP_FRAME();
-		/* msgpack-c also reports nesting beyond its stack (32) as
-		 * NOMEM; the frame is valid msgpack (scanned) otherwise. */
-		return client_err_conn(
-			c, err, "protocol",
-			ur == MSGPACK_UNPACK_NOMEM_ERROR
-				? "cannot decode a response (nested "
-				  "deeper than 32 levels, or out of "
-				  "memory)"
-				: "cannot decode a response");
+		if (dr == CLIENT_DECODE_DEEP)
+			return client_err_conn(
+				c, err, "protocol",
+				"a response nested deeper than %d levels",
+				CLIENT_DECODE_MAX_DEPTH);
+		return client_err_conn(c, err, "protocol",
+				       "cannot decode a response");
 	}
 	el = root->type == MSGPACK_OBJECT_ARRAY ? root->via.array.ptr : NULL;
 	if (el && root->via.array.size == 3 &&
@@ -247,7 +236,7 @@ static int handle_frame(struct convc *c, char *frame, size_t len, bool owned,
 		q->status = CONVC_OK;
 		q->reply.result = el[3];
 		q->reply.priv_frame = frame;
-		q->reply.priv_zone = up.zone;	/* may be NULL: no containers */
+		q->reply.priv_zone = zone;	/* NULL: no containers */
 	}
 	o->received = true;
 	TAILQ_INSERT_TAIL(&c->queue, q, link);

@@ -1,6 +1,7 @@
 /*
  * client_rows.c - messages with every field (issue 17): struct convc_row
- * from a result, the text of structured content, values packed again.
+ * from a result, the text of structured content, structured values as
+ * the bytes convd sent (or packed again, for objects from elsewhere).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,30 +44,88 @@ static void text_add(struct text_buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-/* Every string under a "text" key, depth first in order.  msgpack-c
- * decodes at most 32 levels, so the recursion is bounded. */
-static void text_walk(struct text_buf *b, const msgpack_object *o)
-{
-	if (o->type == MSGPACK_OBJECT_ARRAY) {
-		for (uint32_t i = 0; i < o->via.array.size; i++)
-			text_walk(b, &o->via.array.ptr[i]);
-	} else if (o->type == MSGPACK_OBJECT_MAP) {
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
-			const msgpack_object *k = &o->via.map.ptr[i].key;
-			const msgpack_object *v = &o->via.map.ptr[i].val;
+/* An array or map being walked by text_walk. */
+struct walk_frame {
+	const msgpack_object *o;
+	uint32_t next;		/* the next element's (pair's) index */
+};
 
-			if (k->type == MSGPACK_OBJECT_STR &&
-			    k->via.str.size == 4 &&
-			    memcmp(k->via.str.ptr, "text", 4) == 0 &&
-			    v->type == MSGPACK_OBJECT_STR)
-				text_add(b, v->via.str.ptr, v->via.str.size);
-			else
-				text_walk(b, v);
+/*
+ * Every string under a "text" key, depth first in order, without
+ * recursion: the open containers are a stack on the heap, as deep as o
+ * is (a reply's at most CLIENT_DECODE_MAX_DEPTH).
+ */
+static void text_walk(struct text_buf *b, const msgpack_object *root)
+{
+	struct walk_frame *st = NULL;
+	size_t depth = 0, cap = 0;
+	const msgpack_object *o = root;
+
+	for (;;) {
+		if (o && (o->type == MSGPACK_OBJECT_ARRAY ||
+			  o->type == MSGPACK_OBJECT_MAP)) {
+			if (depth == cap) {
+				size_t n = cap ? cap * 2 : 16;
+				struct walk_frame *p;
+
+				p = n < SIZE_MAX / sizeof(*p)
+					    ? realloc(st, n * sizeof(*p))
+					    : NULL;
+				if (!p) {
+					b->failed = true;
+					break;
+				}
+				st = p;
+				cap = n;
+			}
+			st[depth].o = o;
+			st[depth].next = 0;
+			depth++;
+		}
+		o = NULL;
+		if (depth == 0)
+			break;
+		{
+			struct walk_frame *top = &st[depth - 1];
+			const msgpack_object *t = top->o;
+
+			if (t->type == MSGPACK_OBJECT_ARRAY) {
+				if (top->next == t->via.array.size) {
+					depth--;
+					continue;
+				}
+				o = &t->via.array.ptr[top->next++];
+			} else {
+				const msgpack_object *k, *v;
+
+				if (top->next == t->via.map.size) {
+					depth--;
+					continue;
+				}
+				k = &t->via.map.ptr[top->next].key;
+				v = &t->via.map.ptr[top->next].val;
+				top->next++;
+				if (k->type == MSGPACK_OBJECT_STR &&
+				    k->via.str.size == 4 &&
+				    memcmp(k->via.str.ptr, "text", 4) == 0 &&
+				    v->type == MSGPACK_OBJECT_STR)
+					text_add(b, v->via.str.ptr,
+						 v->via.str.size);
+				else
+					o = v;
+			}
 		}
 	}
+	free(st);
 }
 
-char *client_rows_text(const msgpack_object *o, size_t *len)
+/*
+ * The text of a message's content: a string's bytes, or for an array or
+ * map every string under a "text" key (any depth) joined with "\n", as
+ * convd's `content` column holds it.  A malloc'd NUL-terminated string
+ * (its length in *len); NULL when out of memory or o is neither.
+ */
+static char *rows_text(const msgpack_object *o, size_t *len)
 {
 	struct text_buf b = { NULL, 0, 0, false, 0 };
 
@@ -85,7 +144,9 @@ char *client_rows_text(const msgpack_object *o, size_t *len)
 	return b.p;
 }
 
-void *client_rows_pack(const msgpack_object *o, size_t *len)
+/* o packed by msgpack-c into a malloc'd buffer (*len bytes); NULL when
+ * out of memory. */
+static void *rows_pack(const msgpack_object *o, size_t *len)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -98,6 +159,30 @@ void *client_rows_pack(const msgpack_object *o, size_t *len)
 	}
 	*len = sb.size;
 	return msgpack_sbuffer_release(&sb);
+}
+
+void *client_rows_value(const msgpack_object *o, bool exact, size_t *len)
+{
+	size_t n = 0;
+	const void *p = exact ? client_decode_span(o, &n) : NULL;
+	void *copy;
+
+	if (!p)
+		return rows_pack(o, len);
+	copy = malloc(n ? n : 1);
+	if (!copy)
+		return NULL;
+	memcpy(copy, p, n);
+	*len = n;
+	return copy;
+}
+
+const void *convc_reply_mp(const struct convc_reply *reply,
+			   const msgpack_object *o, size_t *len)
+{
+	if (!reply || !o || !len)
+		return NULL;
+	return client_decode_span(o, len);
 }
 
 static void row_clear(struct convc_row *r)
@@ -140,9 +225,10 @@ static const char *opt_str(const msgpack_object *m, const char *key,
 	return NULL;
 }
 
-/* One row from a map; NULL, or what is wrong with it. */
+/* One row from a map (`exact`: decoded by this library, see
+ * client_rows_value); NULL, or what is wrong with it. */
 static const char *row_decode(const msgpack_object *m, struct convc_row *r,
-			      bool *nomem)
+			      bool exact, bool *nomem)
 {
 	static const char *const strs[] = {
 		"conversation_id", "tool_call_id", "name", "model",
@@ -174,9 +260,10 @@ static const char *row_decode(const msgpack_object *m, struct convc_row *r,
 		return "'content' is not a string, array or map";
 	r->role = client_wire_strdup(role, NULL);
 	r->provider = client_wire_strdup(provider, NULL);
-	r->content = client_rows_text(content, &r->content_len);
+	r->content = rows_text(content, &r->content_len);
 	if (content->type != MSGPACK_OBJECT_STR) {
-		r->content_mp = client_rows_pack(content, &r->content_mp_len);
+		r->content_mp = client_rows_value(content, exact,
+						  &r->content_mp_len);
 		if (!r->content_mp)
 			*nomem = true;
 	}
@@ -197,15 +284,18 @@ static const char *row_decode(const msgpack_object *m, struct convc_row *r,
 	if (meta && meta->type != MSGPACK_OBJECT_NIL) {
 		if (meta->type != MSGPACK_OBJECT_MAP)
 			return "'metadata' is not a map";
-		r->metadata_mp = client_rows_pack(meta, &r->metadata_mp_len);
+		r->metadata_mp = client_rows_value(meta, exact,
+						   &r->metadata_mp_len);
 		if (!r->metadata_mp)
 			*nomem = true;
 	}
 	return NULL;
 }
 
-int convc_result_rows(const msgpack_object *result, struct convc_row **rows,
-		      size_t *n, struct convc_error *err)
+/* convc_result_rows, convc_reply_rows. */
+static int rows_decode(const msgpack_object *result, bool exact,
+		       struct convc_row **rows, size_t *n,
+		       struct convc_error *err)
 {
 	struct convc_row *v;
 	uint32_t count;
@@ -228,7 +318,7 @@ int convc_result_rows(const msgpack_object *result, struct convc_row **rows,
 	for (uint32_t i = 0; i < count; i++) {
 		bool nomem = false;
 		const char *bad = row_decode(&result->via.array.ptr[i], &v[i],
-					     &nomem);
+					     exact, &nomem);
 
 		if (bad || nomem) {
 			convc_rows_free(v, count);
@@ -246,14 +336,35 @@ int convc_result_rows(const msgpack_object *result, struct convc_row **rows,
 	return CONVC_OK;
 }
 
-/* Decodes *result (an array of rows) for method; a result of the wrong
- * shape fails the connection. */
+int convc_result_rows(const msgpack_object *result, struct convc_row **rows,
+		      size_t *n, struct convc_error *err)
+{
+	return rows_decode(result, false, rows, n, err);
+}
+
+int convc_reply_rows(const struct convc_reply *reply,
+		     const msgpack_object *result, struct convc_row **rows,
+		     size_t *n, struct convc_error *err)
+{
+	if (!reply) {
+		if (rows && n) {
+			*rows = NULL;
+			*n = 0;
+		}
+		return client_err_fail(err, CONVC_ERR_LOCAL, "invalid_argument",
+				       "no reply");
+	}
+	return rows_decode(result, true, rows, n, err);
+}
+
+/* Decodes *result (an array of rows of a reply) for method; a result of
+ * the wrong shape fails the connection. */
 static int rows_from(struct convc *c, const char *method,
 		     const msgpack_object *result, struct convc_row **rows,
 		     size_t *n, struct convc_error *err)
 {
 	struct convc_error e;
-	int st = convc_result_rows(result, rows, n, &e);
+	int st = rows_decode(result, true, rows, n, &e);
 
 	return client_call_decoded(c, method, st, &e, err);
 }

@@ -1,13 +1,14 @@
 /*
  * client_wire.c - libconvclient's msgpack framing and decoding: where a frame
- * ends, a response's msgid and scalar result without msgpack-c, replies,
- * error objects, timestamps (pure).
+ * ends, a response's msgid and scalar result (read with mpread, no zone),
+ * replies, error objects, timestamps (pure).
  */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client_internal.h"
+#include "mpread.h"
 
 static uint64_t be(const unsigned char *p, unsigned n)
 {
@@ -232,112 +233,50 @@ bool client_wire_u32(const msgpack_object *o, uint32_t *v)
 }
 
 /*
- * The msgid of a response frame [1, msgid, ...] read from its first bytes
- * (any integer format), without decoding it, and in *hlen the size of
- * those bytes; false if the frame does not start that way.
+ * The msgid of a complete response frame [1, msgid, ...] read from its
+ * first values (any integer format), without decoding the rest, and in
+ * *hlen the size of those bytes; false if the frame does not start that
+ * way.
  */
 bool client_wire_peek_msgid(const unsigned char *p, size_t len, uint32_t *msgid,
 			    size_t *hlen)
 {
-	uint64_t v;
-	unsigned n;
+	struct mpread r;
+	struct mpread_val v;
 
-	if (len < 3 || p[0] != 0x94 || p[1] != 0x01)
+	mpread_init(&r, p, len);
+	if (mpread_next(&r, &v) < 0 || v.type != MPR_ARRAY || v.count != 4 ||
+	    mpread_next(&r, &v) < 0 || v.type != MPR_INT || v.neg ||
+	    v.u != 1 ||
+	    mpread_next(&r, &v) < 0 || v.type != MPR_INT || v.neg ||
+	    v.u > UINT32_MAX)
 		return false;
-	if (p[2] <= 0x7f) {
-		*msgid = p[2];
-		*hlen = 3;
-		return true;
-	}
-	switch (p[2]) {
-	case 0xcc: case 0xd0: n = 1; break;
-	case 0xcd: case 0xd1: n = 2; break;
-	case 0xce: case 0xd2: n = 4; break;
-	case 0xcf: case 0xd3: n = 8; break;
-	default:
-		return false;
-	}
-	if (len < 3 + (size_t)n)
-		return false;
-	/* a signed format holding a negative value has its top bit set */
-	if (p[2] >= 0xd0 && (p[3] & 0x80))
-		return false;
-	v = be(p + 3, n);
-	if (v > UINT32_MAX)
-		return false;
-	*msgid = (uint32_t)v;
-	*hlen = 3 + (size_t)n;
+	*msgid = (uint32_t)v.u;
+	*hlen = (size_t)(r.p - p);
 	return true;
 }
 
 /*
  * The result of a complete frame [1, msgid, nil, RESULT] whose first hlen
  * bytes are the array, type and msgid, when RESULT is nil, a boolean, an
- * integer or a string: decoded as msgpack-c decodes it (a string points
- * into the frame), without msgpack-c.  False for anything else (an error,
- * a container, a float, an extension), left to msgpack-c.
+ * integer or a string: decoded as client_decode() would (a string points
+ * into the frame) but without a zone.  False for anything else (an error,
+ * a container, a float, an extension), left to client_decode().
  */
 bool client_wire_scalar(const unsigned char *p, size_t len, size_t hlen,
 			msgpack_object *o)
 {
-	const unsigned char *q = p + hlen;
-	uint64_t left = len - hlen, need = 1, body = 0;
-	unsigned b, k;
+	struct mpread r;
+	struct mpread_val v;
 
-	if (left < 2 || q[0] != 0xc0)
+	mpread_init(&r, p + hlen, len - hlen);
+	if (mpread_next(&r, &v) < 0 || v.type != MPR_NIL ||	/* error */
+	    mpread_next(&r, &v) < 0 || r.p != r.end)
 		return false;
-	q++;
-	left--;
-	b = q[0];
-	memset(o, 0, sizeof(*o));
-	if (b <= 0x7f) {
-		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-		o->via.u64 = b;
-	} else if (b >= 0xe0) {
-		o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
-		o->via.i64 = (int64_t)b - 256;
-	} else if (b == 0xc0) {
-		o->type = MSGPACK_OBJECT_NIL;
-	} else if (b == 0xc2 || b == 0xc3) {
-		o->type = MSGPACK_OBJECT_BOOLEAN;
-		o->via.boolean = b == 0xc3;
-	} else if (b >= 0xa0 && b <= 0xbf) {
-		o->type = MSGPACK_OBJECT_STR;
-		body = b & 0x1f;
-		need += body;
-	} else if (b >= 0xcc && b <= 0xd3) {
-		uint64_t v;
-
-		k = 1u << ((b - 0xcc) & 3);	/* 1, 2, 4, 8 bytes */
-		if (left < 1 + (uint64_t)k)
-			return false;
-		need += k;
-		v = be(q + 1, k);
-		if (b >= 0xd0 && k < 8 && (v >> (8 * k - 1)))
-			v |= ~(uint64_t)0 << (8 * k);	/* sign-extend */
-		if (b >= 0xd0 && (int64_t)v < 0) {
-			o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
-			o->via.i64 = (int64_t)v;
-		} else {
-			o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-			o->via.u64 = v;
-		}
-	} else if (b >= 0xd9 && b <= 0xdb) {
-		k = 1u << (b - 0xd9);		/* str8, str16, str32 */
-		if (left < 1 + (uint64_t)k)
-			return false;
-		o->type = MSGPACK_OBJECT_STR;
-		body = be(q + 1, k);
-		need += k + body;
-	} else {
+	if (v.type != MPR_NIL && v.type != MPR_BOOL && v.type != MPR_INT &&
+	    v.type != MPR_STR)
 		return false;
-	}
-	if (need != left)
-		return false;
-	if (o->type == MSGPACK_OBJECT_STR) {
-		o->via.str.ptr = (const char *)q + (need - body);
-		o->via.str.size = (uint32_t)body;
-	}
+	client_decode_scalar(o, &v);
 	return true;
 }
 

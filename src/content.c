@@ -7,6 +7,7 @@
 
 #include "content.h"
 #include "mpread.h"
+#include "utf8.h"
 
 /* Values still owed by the containers open around the reader. */
 struct walk {
@@ -36,41 +37,6 @@ static void walk_close(struct walk *w)
 {
 	while (w->depth > 0 && w->owed[w->depth - 1] == 0)
 		w->depth--;
-}
-
-int content_span(const uint8_t *frame, size_t len, uint32_t node,
-		 struct strview *out)
-{
-	struct walk w;
-	struct mpread r;
-	uint32_t i = 0;
-
-	w.depth = 0;
-	mpread_init(&r, frame, len);
-	for (;;) {
-		const uint8_t *start = r.p;
-		struct mpread_val v;
-
-		if (mpread_next(&r, &v) < 0)
-			return -1;
-		if (i == node) {
-			if (mpread_skip(&r, &v) < 0)
-				return -1;
-			out->p = (const char *)start;
-			out->len = (size_t)(r.p - start);
-			return 0;
-		}
-		i++;
-		if (w.depth > 0)
-			w.owed[w.depth - 1]--;
-		if ((v.type == MPR_ARRAY || v.type == MPR_MAP) && v.count > 0) {
-			if (walk_open(&w, &v, MPREAD_MAX_DEPTH) < 0)
-				return -1;
-		}
-		walk_close(&w);
-		if (w.depth == 0)
-			return -1;	/* the root ended before node */
-	}
 }
 
 int content_depth(struct strview v, uint32_t max_depth)
@@ -128,7 +94,7 @@ ssize_t content_text(struct strview v, char *out, size_t outlen)
 		}
 		if (under_text && e.type == MPR_STR &&
 		    memchr(e.s.p, '\0', e.s.len) == NULL &&
-		    proto_utf8_valid(e.s.p, e.s.len)) {
+		    utf8_valid(e.s.p, e.s.len)) {
 			if (n + (any ? 1 : 0) + e.s.len > outlen)
 				return -1;
 			if (any)

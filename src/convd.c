@@ -404,30 +404,30 @@ static const char *schema_gate(void)
 static void register_handlers(void)
 {
 	static const enum method_id one_statement[] = {
-		M_CLEAR_HISTORY, M_GET_COUNT, M_GET_USER_STATS,
-		M_GET_THREAD, M_SAVE_THREAD, M_DELETE_THREAD,
-		M_EXPORT_HISTORY, M_IMPORT_MESSAGES,
+		METHOD_CLEAR_HISTORY, METHOD_GET_COUNT, METHOD_GET_USER_STATS,
+		METHOD_GET_THREAD, METHOD_SAVE_THREAD, METHOD_DELETE_THREAD,
+		METHOD_EXPORT_HISTORY, METHOD_IMPORT_MESSAGES,
 	};
 
-	request_register(M_PING, admin_ping);
-	request_register(M_STATS, admin_stats);
-	request_register(M_HEALTH, admin_health);
+	request_register(METHOD_PING, admin_ping);
+	request_register(METHOD_STATS, admin_stats);
+	request_register(METHOD_HEALTH, admin_health);
 	for (size_t i = 0; i < ARRAY_LEN(one_statement); i++)
 		query_register(one_statement[i], store_build);
-	batch_register(M_ADD_MESSAGE, &store_add_batch);
-	batch_register(M_GET_RECENT, &store_recent_batch);
-	request_register(M_CLEANUP, retention_request);
+	batch_register(METHOD_ADD_MESSAGE, &store_add_batch);
+	batch_register(METHOD_GET_RECENT, &store_recent_batch);
+	request_register(METHOD_CLEANUP, retention_request);
 	/* issue 17 */
-	request_register(M_LIST_CONVERSATIONS, conversations_list);
-	query_register(M_DELETE_CONVERSATION, conversations_build);
-	query_register(M_GET_STATE, conversations_build);
-	query_register(M_SET_STATE, conversations_build);
+	request_register(METHOD_LIST_CONVERSATIONS, conversations_list);
+	query_register(METHOD_DELETE_CONVERSATION, conversations_build);
+	query_register(METHOD_GET_STATE, conversations_build);
+	query_register(METHOD_SET_STATE, conversations_build);
 	/* issue 18: retrieval */
-	request_register(M_GET_CONTEXT, context_dispatch);
-	request_register(M_GET_MESSAGES, msgpage_dispatch);
-	request_register(M_DELETE_MESSAGE, erase_delete_message);
-	request_register(M_SEARCH_MESSAGES, search_dispatch);
-	request_register(M_FORGET_USER, erase_forget_user);
+	request_register(METHOD_GET_CONTEXT, context_dispatch);
+	request_register(METHOD_GET_MESSAGES, msgpage_dispatch);
+	request_register(METHOD_DELETE_MESSAGE, erase_delete_message);
+	request_register(METHOD_SEARCH_MESSAGES, search_dispatch);
+	request_register(METHOD_FORGET_USER, erase_forget_user);
 	request_set_gate(schema_gate);
 }
 

@@ -24,6 +24,7 @@
 #include "proto.h"
 #include "query.h"
 #include "request.h"
+#include "utf8.h"
 
 #define H CONVD_T_HISTORY
 #define STATE "conversation_state"
@@ -200,7 +201,7 @@ static bool cursor_field(const char *s, size_t n, size_t min, size_t max)
 			return false;
 		buf[i] = (char)(a << 4 | b);
 	}
-	return proto_utf8_valid(buf, n / 2);
+	return utf8_valid(buf, n / 2);
 }
 
 /* Whether `after` is a cursor convd made: "µs.hex.hex". */
@@ -319,21 +320,21 @@ int conversations_build(const struct request *r, struct pgval_params *p,
 			const struct query_def **def)
 {
 	switch (r->spec->id) {
-	case M_DELETE_CONVERSATION: /* user provider conversation platform */
+	case METHOD_DELETE_CONVERSATION: /* user provider conversation platform */
 		pgval_param_arg(p, r, 0);
 		pgval_param_arg(p, r, 3);
 		pgval_param_arg(p, r, 1);
 		pgval_param_arg(p, r, 2);
 		*def = &def_delete;
 		return 0;
-	case M_GET_STATE: /* user provider conversation? platform */
+	case METHOD_GET_STATE: /* user provider conversation? platform */
 		pgval_param_arg(p, r, 0);
 		pgval_param_arg(p, r, 3);
 		pgval_param_arg(p, r, 1);
 		param_conversation(p, r, 2);
 		*def = &def_state_get;
 		return 0;
-	case M_SET_STATE: /* user provider state conversation? expected?
+	case METHOD_SET_STATE: /* user provider state conversation? expected?
 			     metadata? platform */
 		pgval_param_arg(p, r, 0);
 		pgval_param_arg(p, r, 6);

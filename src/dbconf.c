@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,6 +404,15 @@ static int add_int(struct dbconf *dc, const char *key, int64_t v, char *err,
 
 	snprintf(buf, sizeof(buf), "%lld", (long long)v);
 	return add(dc, key, buf, err, errlen);
+}
+
+int dbconf_msg_len(const char *m)
+{
+	size_t l = strlen(m);
+
+	while (l > 0 && (m[l - 1] == '\n' || m[l - 1] == ' '))
+		l--;
+	return l > INT_MAX ? INT_MAX : (int)l;
 }
 
 void dbconf_free(struct dbconf *dc)

@@ -52,12 +52,9 @@ int dbconn_open(struct dbctx *c)
 	dbconf_free(&dc);
 	if (!c->conn || PQstatus(c->conn) != CONNECTION_OK) {
 		const char *m = c->conn ? PQerrorMessage(c->conn) : "out of memory";
-		size_t l = strlen(m);
 
-		while (l > 0 && (m[l - 1] == '\n' || m[l - 1] == ' '))
-			l--;
 		dbctx_error("cannot connect to the database (%s): %.*s",
-			    c->describe, (int)l, m);
+			    c->describe, dbconf_msg_len(m), m);
 		return DBCTX_EX_CONN;
 	}
 	PQsetNoticeProcessor(c->conn, notice_processor, NULL);

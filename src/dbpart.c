@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "consts.h"
+#include "dbconf.h"
 #include "dbpart.h"
 
 #define H CONVD_T_HISTORY
@@ -154,29 +155,20 @@ static const char sql_objects[] =
 	" RETURN total;"
 	" END$f$;";
 
-static void seterr(char *err, size_t errlen, const char *what, PGconn *conn,
-		   const PGresult *r)
-{
-	const char *m = r ? PQresultErrorMessage(r) : "";
-	size_t l;
-
-	if (!m || !*m)
-		m = PQerrorMessage(conn);
-	l = strlen(m);
-	while (l > 0 && (m[l - 1] == '\n' || m[l - 1] == ' '))
-		l--;
-	snprintf(err, errlen, "%s: %.*s", what, (int)l, m);
-}
-
-/* Checks that r succeeded (err set otherwise); keeps it in *want when
- * want is set (caller clears it), else clears it. */
+/* Checks that r succeeded (err set otherwise: "what: the server's
+ * message"); keeps it in *want when want is set (caller clears it), else
+ * clears it. */
 static CONVD_WUR int finish(PGconn *conn, const char *what, PGresult *r,
 			    PGresult **want, char *err, size_t errlen)
 {
 	ExecStatusType s = PQresultStatus(r);
 
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-		seterr(err, errlen, what, conn, r);
+		const char *m = r ? PQresultErrorMessage(r) : "";
+
+		if (!m || !*m)
+			m = PQerrorMessage(conn);
+		snprintf(err, errlen, "%s: %.*s", what, dbconf_msg_len(m), m);
 		PQclear(r);
 		return -1;
 	}

@@ -138,7 +138,7 @@ static void start(struct request *r, void (*on_conn)(struct dbreq *q),
 		request_error(r, E_INTERNAL, "out of memory");
 		return;
 	}
-	if (r->spec->id == M_DELETE_MESSAGE)
+	if (r->spec->id == METHOD_DELETE_MESSAGE)
 		snprintf(x->id, sizeof(x->id), "%lld",
 			 (long long)r->args.v[1].i);
 	x->q.r = r;

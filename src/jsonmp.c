@@ -12,6 +12,7 @@
 
 #include "jsonmp.h"
 #include "proto.h"
+#include "utf8.h"
 
 struct jp {
 	const char *s;
@@ -144,7 +145,7 @@ static int string(struct jp *j)
 			return fail(j, "a bad escape");
 		}
 	}
-	if (!proto_utf8_valid(j->buf, n))
+	if (!utf8_valid(j->buf, n))
 		return fail(j, "a string that is not UTF-8");
 	return j->pk ? proto_pack_str(j->pk, j->buf, n) : 0;
 }

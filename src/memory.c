@@ -54,8 +54,8 @@ static uint64_t memory_work(void)
 {
 	uint64_t n = 0;
 
-	for (int m = 0; m < M_COUNT_; m++)
-		if (validate_methods[m].needs_db)
+	for (int m = 0; m < METHOD_COUNT_; m++)
+		if (method_table[m].needs_db)
 			n += stats_requests((enum method_id)m);
 	return n;
 }

@@ -668,7 +668,8 @@ static int plan_walk(const struct migrate_set *s, const bool *applied,
 		     size_t errlen)
 {
 	char cur[512], next[512], heads[512];
-	bool *mark = calloc((size_t)s->n + 1, sizeof(bool));
+	size_t n = s->n > 0 ? (size_t)s->n : 0;
+	bool *mark = calloc(n + 1, sizeof(bool));
 	bool any = false;
 	int rc = 0;
 
@@ -676,13 +677,13 @@ static int plan_walk(const struct migrate_set *s, const bool *applied,
 		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
-	memcpy(done, applied, sizeof(bool) * (size_t)s->n);
+	memcpy(done, applied, sizeof(bool) * n);
 	for (int i = 0; i < s->n; i++)
 		any = any || done[i];
 	for (int step = 0; step < steps && rc == 0; step++) {
 		int found = 0, pick = -1;
 
-		memset(mark, 0, sizeof(bool) * (size_t)s->n);
+		memset(mark, 0, sizeof(bool) * n);
 		for (int i = 0; i < s->n; i++) {
 			int x = s->order[i];
 

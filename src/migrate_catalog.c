@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dbconf.h"
 #include "errbuf.h"
 #include "migrate_catalog.h"
 
@@ -31,11 +32,9 @@ void migrate_catalog_result_error(const PGresult *res, PGconn *conn, char *buf,
 
 	if (!msg) {
 		const char *m = PQerrorMessage(conn);
-		size_t l = strlen(m);
+		int l = dbconf_msg_len(m);
 
-		while (l > 0 && (m[l - 1] == '\n' || m[l - 1] == ' '))
-			l--;
-		snprintf(buf, len, "%.*s", (int)l, l ? m : "unknown error");
+		snprintf(buf, len, "%.*s", l, l ? m : "unknown error");
 		return;
 	}
 	o = (size_t)snprintf(buf, len, "%s", msg);

@@ -74,6 +74,50 @@ static int counted_n(struct mpread *r, struct mpread_val *v,
 	return take_be(r, n, &c) < 0 ? -1 : counted(r, v, t, c);
 }
 
+/* An integer of n bytes; a signed format's value in two's complement. */
+static int integer(struct mpread *r, struct mpread_val *v, size_t n,
+		   bool is_signed)
+{
+	uint64_t u;
+
+	if (take_be(r, n, &u) < 0)
+		return -1;
+	v->type = MPR_INT;
+	if (is_signed && n < 8 && (u >> (8 * n - 1)))
+		u |= ~(uint64_t)0 << (8 * n);	/* sign-extend */
+	if (is_signed && (int64_t)u < 0) {
+		v->neg = true;
+		v->i = (int64_t)u;
+	} else {
+		v->u = u;
+	}
+	return 0;
+}
+
+/* A float 32 (n 4) or 64 (n 8), big-endian IEEE 754. */
+static int floating(struct mpread *r, struct mpread_val *v, size_t n)
+{
+	uint64_t bits;
+
+	if (take_be(r, n, &bits) < 0)
+		return -1;
+	v->type = MPR_FLOAT;
+	if (n == 4) {
+		uint32_t b32 = (uint32_t)bits;
+		float f;
+
+		memcpy(&f, &b32, sizeof(f));
+		v->f = f;
+		v->f32 = true;
+	} else {
+		double d;
+
+		memcpy(&d, &bits, sizeof(d));
+		v->f = d;
+	}
+	return 0;
+}
+
 static int fixed(struct mpread *r, struct mpread_val *v, enum mpread_type t,
 		 size_t n)
 {
@@ -92,8 +136,17 @@ int mpread_next(struct mpread *r, struct mpread_val *v)
 	if (need(r, 1) < 0)
 		return -1;
 	b = *r->p++;
-	if (b <= 0x7f || b >= 0xe0)
-		return fixed(r, v, MPR_INT, 0);
+	if (b <= 0x7f) {
+		v->type = MPR_INT;
+		v->u = b;
+		return 0;
+	}
+	if (b >= 0xe0) {
+		v->type = MPR_INT;
+		v->neg = true;
+		v->i = (int64_t)b - 256;
+		return 0;
+	}
 	if (b >= 0x80 && b <= 0x8f)
 		return counted(r, v, MPR_MAP, b & 0x0f);
 	if (b >= 0x90 && b <= 0x9f)
@@ -105,6 +158,7 @@ int mpread_next(struct mpread *r, struct mpread_val *v)
 		return fixed(r, v, MPR_NIL, 0);
 	case 0xc2:
 	case 0xc3:
+		v->b = b == 0xc3;
 		return fixed(r, v, MPR_BOOL, 0);
 	case 0xc4:
 	case 0xc5:
@@ -120,23 +174,24 @@ int mpread_next(struct mpread *r, struct mpread_val *v)
 			size_t n = (size_t)1 << (b - 0xc7);
 			uint64_t len = be(r->p, n);
 
+			v->ext_type = (int8_t)r->p[n];
 			r->p += n + 1;
 			return payload(r, v, MPR_EXT, len);
 		}
 	case 0xca:
-		return fixed(r, v, MPR_FLOAT, 4);
+		return floating(r, v, 4);
 	case 0xcb:
-		return fixed(r, v, MPR_FLOAT, 8);
+		return floating(r, v, 8);
 	case 0xcc:
 	case 0xcd:
 	case 0xce:
 	case 0xcf:
-		return fixed(r, v, MPR_INT, (size_t)1 << (b - 0xcc));
+		return integer(r, v, (size_t)1 << (b - 0xcc), false);
 	case 0xd0:
 	case 0xd1:
 	case 0xd2:
 	case 0xd3:
-		return fixed(r, v, MPR_INT, (size_t)1 << (b - 0xd0));
+		return integer(r, v, (size_t)1 << (b - 0xd0), true);
 	case 0xd4:
 	case 0xd5:
 	case 0xd6:
@@ -145,7 +200,7 @@ int mpread_next(struct mpread *r, struct mpread_val *v)
 		/* fixext 1..16: type byte, payload */
 		if (need(r, 1) < 0)
 			return -1;
-		r->p++;
+		v->ext_type = (int8_t)*r->p++;
 		return payload(r, v, MPR_EXT, (uint64_t)1 << (b - 0xd4));
 	case 0xd9:
 	case 0xda:

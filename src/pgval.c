@@ -38,7 +38,7 @@ void pgval_param_int8(struct pgval_params *p, int64_t v)
 void pgval_param_bytes(struct pgval_params *p, const struct request *r,
 		       int i)
 {
-	const struct arg_value *v = &r->args.v[i];
+	const struct validate_arg *v = &r->args.v[i];
 
 	if (p->n >= PGVAL_MAX_PARAMS)
 		return;
@@ -51,7 +51,7 @@ void pgval_param_bytes(struct pgval_params *p, const struct request *r,
 int pgval_param_content(struct pgval_params *p, const struct request *r,
 			int i)
 {
-	const struct arg_value *v = &r->args.v[i];
+	const struct validate_arg *v = &r->args.v[i];
 	ssize_t n;
 
 	if (!v->raw) {
@@ -112,7 +112,7 @@ static void put_be64(char *p, uint64_t v)
 }
 
 /* An element's bytes at most (its text may come out shorter). */
-static size_t elem_size(const struct pgval_col *col, const struct arg_value *v)
+static size_t elem_size(const struct pgval_col *col, const struct validate_arg *v)
 {
 	switch (col->kind) {
 	case PGVAL_COL_INT8_NULL:
@@ -127,7 +127,7 @@ static size_t elem_size(const struct pgval_col *col, const struct arg_value *v)
 	}
 }
 
-static bool elem_null(const struct pgval_col *col, const struct arg_value *v)
+static bool elem_null(const struct pgval_col *col, const struct validate_arg *v)
 {
 	switch (col->kind) {
 	case PGVAL_COL_BYTES:
@@ -157,7 +157,7 @@ static uint32_t elem_oid(const struct pgval_col *col)
 /* Writes one element at p; returns its bytes with the length word, or
  * -1 (structured content that is not well-formed). */
 static ssize_t elem_put(char *p, const struct pgval_col *col,
-			const struct arg_value *v)
+			const struct validate_arg *v)
 {
 	ssize_t t;
 

@@ -121,17 +121,12 @@ static void pool_kick(void);
 
 static void pool_set_error(const char *msg)
 {
-	size_t n;
-
-	snprintf(pool.st.last_error, sizeof(pool.st.last_error), "%s", msg);
 	/* libpq messages end in a newline; keep the last error one line. */
-	n = strlen(pool.st.last_error);
-	while (n > 0 && (pool.st.last_error[n - 1] == '\n' ||
-			 pool.st.last_error[n - 1] == ' '))
-		pool.st.last_error[--n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if (pool.st.last_error[i] == '\n')
-			pool.st.last_error[i] = ' ';
+	snprintf(pool.st.last_error, sizeof(pool.st.last_error), "%.*s",
+		 dbconf_msg_len(msg), msg);
+	for (char *p = pool.st.last_error; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
 }
 
 static const char *pool_conn_error(struct pool_conn *pc)

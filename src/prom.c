@@ -366,7 +366,7 @@ static void prom_double(char *buf, size_t len, double d)
 /* A timestamp extension (-1) in microseconds since the epoch. */
 static bool prom_timestamp(const msgpack_object *o, int64_t *t)
 {
-	struct mp_node n = { .type = MP_EXT };
+	struct proto_node n = { .type = PROTO_EXT };
 
 	if (o->type != MSGPACK_OBJECT_EXT)
 		return false;

@@ -99,7 +99,7 @@ static void query_too_large(struct request *r)
 		      max);
 }
 
-static query_build_fn query_builds[M_COUNT_];
+static query_build_fn query_builds[METHOD_COUNT_];
 
 static void query_handle(struct request *r)
 {
@@ -108,7 +108,7 @@ static void query_handle(struct request *r)
 
 void query_register(enum method_id m, query_build_fn build)
 {
-	if ((unsigned)m >= M_COUNT_)
+	if ((unsigned)m >= METHOD_COUNT_)
 		return;
 	query_builds[m] = build;
 	request_register(m, query_handle);

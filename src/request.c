@@ -36,7 +36,7 @@
 
 static struct {
 	const struct request_ops *ops;
-	request_handler_fn handlers[M_COUNT_];
+	request_handler_fn handlers[METHOD_COUNT_];
 	request_gate_fn gate;
 	size_t max_output;
 	int inflight;
@@ -103,7 +103,7 @@ void request_cleanup(void)
 
 void request_register(enum method_id m, request_handler_fn fn)
 {
-	if ((unsigned)m < M_COUNT_)
+	if ((unsigned)m < METHOD_COUNT_)
 		rq.handlers[m] = fn;
 }
 
@@ -156,18 +156,18 @@ void request_unstage(void)
 /* ---- life ---------------------------------------------------------------- */
 
 static size_t request_data_bytes(const struct method_spec *spec,
-				 const struct method_args *args)
+				 const struct validate_args *args)
 {
 	size_t total = 0;
 
 	for (int i = 0; i < spec->nparams; i++)
-		if (spec->params[i].kind != PK_INT && args->v[i].present)
+		if (spec->params[i].kind != METHOD_PK_INT && args->v[i].present)
 			total += args->v[i].s.len + 1;
 	return total;
 }
 
 size_t request_footprint(const struct method_spec *spec,
-			 const struct method_args *args)
+			 const struct validate_args *args)
 {
 	size_t data = request_data_bytes(spec, args);
 
@@ -176,7 +176,7 @@ size_t request_footprint(const struct method_spec *spec,
 
 struct request *request_new(struct client *c, uint32_t msgid,
 			    const struct method_spec *spec,
-			    const struct method_args *args, usec_t started)
+			    const struct validate_args *args, usec_t started)
 {
 	size_t data = request_data_bytes(spec, args);
 	size_t cap = data <= REQ_SMALL ? REQ_SMALL : data;
@@ -200,9 +200,9 @@ struct request *request_new(struct client *c, uint32_t msgid,
 	r->started = started;
 	p = r->data;
 	for (int i = 0; i < spec->nparams; i++) {
-		struct arg_value *v = &r->args.v[i];
+		struct validate_arg *v = &r->args.v[i];
 
-		if (spec->params[i].kind == PK_INT) {
+		if (spec->params[i].kind == METHOD_PK_INT) {
 			/* the value is v->i; no text */
 			v->s.p = NULL;
 			v->s.len = 0;

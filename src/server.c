@@ -30,7 +30,6 @@
 #include "acl.h"
 #include "budget.h"
 #include "clock.h"
-#include "content.h"
 #include "lists.h"
 #include "log.h"
 #include "loop.h"
@@ -79,6 +78,8 @@ struct client {
 	struct event rev, wev;		/* read, write (event_assign) */
 	char *in;
 	size_t in_len, in_cap;
+	size_t in_need;		/* the partial frame at in[0] is this long
+				   at least (proto_decode): decode again then */
 	struct evbuffer *out;
 	int inflight;
 	int refs;		/* the connection itself + requests in flight */
@@ -307,7 +308,7 @@ static void client_finish(struct client *c)
 	shutdown(c->fd, SHUT_WR);
 	c->lingering = true;
 	c->linger_since = clock_now();
-	c->in_len = 0;
+	c->in_len = c->in_need = 0;
 	c->refs++;		/* c stays ours while we look at it */
 	if (!client_discard(c))
 		client_set_reading(c, true);
@@ -438,9 +439,9 @@ static void client_reply_error(struct client *c, bool has_msgid,
 }
 
 /* Makes the request (its arguments copied) and dispatches it. */
-static void client_start_request(struct client *c, const struct rpc_msg *m,
+static void client_start_request(struct client *c, const struct proto_msg *m,
 				 const struct method_spec *spec,
-				 const struct method_args *args)
+				 const struct validate_args *args)
 {
 	struct request *r;
 	size_t held;
@@ -461,11 +462,10 @@ static void client_start_request(struct client *c, const struct rpc_msg *m,
 	request_dispatch(r);
 }
 
-static void client_handle_frame(struct client *c, const struct mp_doc *doc,
-				const uint8_t *frame, size_t len)
+static void client_handle_frame(struct client *c, const struct proto_doc *doc)
 {
-	struct rpc_msg m;
-	struct method_args args;
+	struct proto_msg m;
+	struct validate_args args;
 	const struct method_spec *spec;
 	char err[256];
 
@@ -476,12 +476,12 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc,
 	 * are responses (convd sends no requests): answering either is how
 	 * two peers end up echoing errors at each other forever.
 	 */
-	if (m.kind == RPC_NOTIFY || m.kind == RPC_RESPONSE) {
+	if (m.kind == PROTO_NOTIFY || m.kind == PROTO_RESPONSE) {
 		if (!ok)
 			stats_record_error(E_INVALID_REQUEST);
 		log_debug("client %llu: %s%s ignored%s%s",
 			  (unsigned long long)c->id, ok ? "" : "malformed ",
-			  m.kind == RPC_NOTIFY ? "notification" : "response",
+			  m.kind == PROTO_NOTIFY ? "notification" : "response",
 			  ok ? "" : ": ", ok ? "" : err);
 		return;
 	}
@@ -501,7 +501,7 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc,
 				   err);
 		return;
 	}
-	spec = validate_find_method(m.method.p, m.method.len);
+	spec = method_find(m.method.p, m.method.len);
 	if (!spec) {
 		char name[64];
 		size_t n = m.method.len < 40 ? m.method.len : 40;
@@ -518,8 +518,7 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc,
 		client_reply_error(c, true, m.msgid, E_NO_SUCH_METHOD, err);
 		return;
 	}
-	if (validate_params_frame(spec, doc, m.params, frame, len, &srv.vlim,
-				  &args, err,
+	if (validate_params(spec, doc, m.params, &srv.vlim, &args, err,
 			    sizeof(err)) < 0) {
 		client_reply_error_for(c, spec, true, m.msgid, E_INVALID_PARAMS,
 				       err);
@@ -544,17 +543,24 @@ static void client_handle_frame(struct client *c, const struct mp_doc *doc,
 /* Decodes and handles every complete frame in the input buffer. */
 static void client_process_input(struct client *c)
 {
-	static struct mp_doc doc;	/* one request at a time: no churn */
+	static struct proto_doc doc;	/* one request at a time: no churn */
 	size_t off = 0;
 
 	while (off < c->in_len && !c->dead && !c->closing) {
 		size_t used = 0;
 		enum proto_status st;
 
+		/* a frame of many small values arriving in pieces is not
+		 * scanned again until it can be whole */
+		if (c->in_len - off < c->in_need)
+			break;
 		st = proto_decode((const uint8_t *)c->in + off, c->in_len - off,
 				  &srv.lim, &doc, &used);
-		if (st == PROTO_INCOMPLETE)
+		c->in_need = 0;
+		if (st == PROTO_INCOMPLETE) {
+			c->in_need = used;
 			break;
+		}
 		if (st != PROTO_OK) {
 			char msg[128];
 
@@ -572,7 +578,7 @@ static void client_process_input(struct client *c)
 			off = c->in_len;
 			break;
 		}
-		client_handle_frame(c, &doc, (const uint8_t *)c->in + off, used);
+		client_handle_frame(c, &doc);
 		off += used;
 		if (c->inflight >= srv.max_inflight) {
 			client_set_reading(c, false);
@@ -628,7 +634,7 @@ static void client_eof(struct client *c)
 	/* unless stopped by max_inflight, what is left is a partial frame
 	 * that can never complete */
 	if (!c->dead && c->inflight < srv.max_inflight)
-		c->in_len = 0;
+		c->in_len = c->in_need = 0;
 	if (!c->dead && c->in_len == 0 && c->inflight == 0 &&
 	    evbuffer_get_length(c->out) == 0)
 		client_finish(c);
@@ -987,12 +993,9 @@ int server_reconfigure(const struct config *cfg)
 	struct client *c;
 	int rc = 0;
 
-	srv.lim.max_frame = (size_t)cfg->server.max_request_bytes;
-	/* issue 17: structured content, metadata and state nest up to
-	 * CONTENT_MAX_DEPTH inside [0, id, method, [{name: value}]] */
-	srv.lim.max_depth = CONTENT_MAX_DEPTH + 3;
-	srv.lim.max_nodes = PROTO_MAX_NODES;
-	srv.lim.max_container = PROTO_MAX_NODES;
+	/* issue 17: a parameter's array or map is one node; its depth is
+	 * checked by validate_params (invalid_params) */
+	proto_request_limits(&srv.lim, (size_t)cfg->server.max_request_bytes);
 	srv.vlim.max_content = (size_t)cfg->server.max_content_bytes;
 	srv.max_clients = (int)cfg->server.max_clients;
 	srv.max_inflight = (int)cfg->server.max_inflight;

@@ -29,7 +29,7 @@ struct method_counts {
 };
 
 static struct {
-	struct method_counts m[M_COUNT_];
+	struct method_counts m[METHOD_COUNT_];
 	uint64_t early_errors[E_COUNT_];	/* before a method was known */
 } stats;
 

@@ -725,25 +725,25 @@ int store_build(const struct request *r, struct pgval_params *p,
 		const struct query_def **def)
 {
 	switch (r->spec->id) {
-	case M_ADD_MESSAGE:
+	case METHOD_ADD_MESSAGE:
 		return build_add(r, p, def);
-	case M_GET_RECENT:
+	case METHOD_GET_RECENT:
 		return build_recent(r, p, def);
-	case M_CLEAR_HISTORY:
+	case METHOD_CLEAR_HISTORY:
 		return build_clear(r, p, def);
-	case M_GET_COUNT:
+	case METHOD_GET_COUNT:
 		return build_count(r, p, def);
-	case M_GET_USER_STATS:
+	case METHOD_GET_USER_STATS:
 		return build_user_stats(r, p, def);
-	case M_GET_THREAD:
+	case METHOD_GET_THREAD:
 		return build_thread_get(r, p, def);
-	case M_SAVE_THREAD:
+	case METHOD_SAVE_THREAD:
 		return build_thread_save(r, p, def);
-	case M_DELETE_THREAD:
+	case METHOD_DELETE_THREAD:
 		return build_thread_delete(r, p, def);
-	case M_EXPORT_HISTORY:
+	case METHOD_EXPORT_HISTORY:
 		return build_export(r, p, def);
-	case M_IMPORT_MESSAGES:
+	case METHOD_IMPORT_MESSAGES:
 		return build_import(r, p, def);
 	default:
 		return -1;

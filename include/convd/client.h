@@ -45,16 +45,21 @@
  *   err may be NULL where the caller does not want the details.
  *
  * Responses
- *   Responses are decoded with msgpack-c after our own framing scan has
+ *   Responses are decoded into msgpack-c objects (msgpack_object, in a
+ *   msgpack_zone) by the library's own decoder, after its framing scan has
  *   found one complete object (a callback's reply is decoded where it lies
- *   in the input buffer, into a zone the connection reuses).  The scan walks the
- *   bytes with two counters (no recursion, no allocation) and refuses a
- *   container that announces more elements than the response could hold,
- *   so msgpack-c never allocates more than about 24 bytes per byte
- *   received.  One response may be at most the connection's maximum
- *   response size (CONVC_DEFAULT_MAX_RESPONSE, 256 MiB, changeable with
- *   convc_set_max_response); a larger one is a "protocol" error.
- *   Nesting deeper than msgpack-c's limit (32) is a "protocol" error too.
+ *   in the input buffer, into a zone the connection reuses).  The scan
+ *   walks the bytes with two counters (no recursion, no allocation) and
+ *   refuses a container that announces more elements than the response
+ *   could hold; the decoder is one loop whose memory, besides the objects,
+ *   grows with the depth only, so decoding never allocates more than
+ *   about 40 bytes per byte received.  One response may be at most the
+ *   connection's maximum response size (CONVC_DEFAULT_MAX_RESPONSE,
+ *   256 MiB, changeable with convc_set_max_response); a larger one is a
+ *   "protocol" error.  So is a response nested deeper than 512 levels
+ *   (convd's structured values are nested 64 deep at most); msgpack-c's
+ *   own limit of 32 levels does not apply (since 1.3).  Every array and
+ *   map of a reply keeps the exact bytes convd sent: convc_reply_mp.
  *
  * Pipelining
  *   convc_request_begin/_end (or convc_send) queue requests; convc_flush
@@ -118,7 +123,7 @@ extern "C" {
  * the soname, libconvclient.so.MAJOR), MINOR adds to them, PATCH fixes.
  */
 #define CONVC_VERSION_MAJOR 1
-#define CONVC_VERSION_MINOR 2
+#define CONVC_VERSION_MINOR 3
 #define CONVC_VERSION_PATCH 0
 
 /* Only the declarations below are exported from the shared library. */
@@ -517,12 +522,11 @@ CONVC_WUR int convc_health(struct convc *c, bool *ok,
  * returned as msgpack bytes (`*_mp`, `*_mp_len`): the caller packs them
  * with msgpack-c or any other packer, and unpacks what comes back.  A
  * value passed must be exactly one msgpack object, of the type named
- * (else "invalid_argument", nothing sent).  A value returned is the
- * object convd sent, packed again by msgpack-c: the bytes convd stored
- * when they were packed the shortest way, as every common packer does
- * (bin stays bin, str stays str).  msgpack-c decodes responses nested at
- * most 32 deep, so content nested deeper than about 28 levels cannot be
- * read through this library ("protocol").
+ * (else "invalid_argument", nothing sent).  A value returned by a typed
+ * call, convc_reply_rows or convc_reply_mp holds the exact bytes convd
+ * sent, which are the bytes it stored: a non-shortest encoding (an int 64
+ * holding 1, a str 8 holding "a") stays as it was sent, bin stays bin,
+ * at any depth convd accepts (64) (since 1.3; 1.2 packed them again).
  *
  * conversation_id NULL means the default conversation (the seed's
  * history); named ones are 1..255 bytes.  Every string returned is
@@ -595,11 +599,33 @@ CONVC_WUR int convc_import_message_ex(struct convc *c, const char *user_id,
 				      struct convc_error *err);
 
 /* Decodes a result that is an array of messages into rows (NULL when *n
- * is 0), freed with convc_rows_free; as convc_result_messages. */
+ * is 0), freed with convc_rows_free; as convc_result_messages.  result
+ * may come from anywhere, so structured values are packed again by
+ * msgpack-c (msgpack-equal; convc_reply_rows keeps their bytes). */
 CONVC_WUR int convc_result_rows(const msgpack_object *result,
 				struct convc_row **rows, size_t *n,
 				struct convc_error *err);
 void convc_rows_free(struct convc_row *rows, size_t n);
+
+/*
+ * As convc_result_rows for a result that is in reply (reply->result, or
+ * an array inside it, e.g. get_context's "messages"), of a reply this
+ * library decoded (convc_wait, convc_wait_any, convc_call, a callback's):
+ * content_mp and metadata_mp are the exact bytes convd sent.  Since 1.3.
+ */
+CONVC_WUR int convc_reply_rows(const struct convc_reply *reply,
+			       const msgpack_object *result,
+			       struct convc_row **rows, size_t *n,
+			       struct convc_error *err);
+
+/*
+ * The exact bytes convd sent for o, an array or a map inside reply's
+ * result (a reply this library decoded), and their size in *len: valid
+ * as long as the reply (until convc_reply_free; in a callback, until it
+ * returns).  NULL when o is not an array or map.  Since 1.3.
+ */
+const void *convc_reply_mp(const struct convc_reply *reply,
+			   const msgpack_object *o, size_t *len);
 
 /* get_recent_conversations of one conversation, rows with every field. */
 CONVC_WUR int convc_get_recent_conversations_ex(struct convc *c,

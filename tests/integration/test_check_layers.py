@@ -61,6 +61,16 @@ def test_upward_include_with_angle_brackets_fails(tmp_path):
     assert 'src/log.c (level' in p.stdout and '"server.h"' in p.stdout
 
 
+def test_upward_include_without_a_space_fails(tmp_path):
+    # regression: `#include<server.h>` (valid C) passed: the pattern
+    # wanted a space after `include`
+    for i, line in enumerate(('#include<server.h>', '#include"server.h"')):
+        tree = copy_tree(tmp_path / str(i))
+        add_line(tree, "src/log.c", line)
+        p = check(tree)
+        assert p.returncode == 1, (line, p.stdout)
+
+
 def test_system_header_in_angle_brackets_is_not_a_module(tmp_path):
     tree = copy_tree(tmp_path)
     add_line(tree, "src/log.c", "#include <sys/queue.h>")

@@ -288,6 +288,9 @@ def test_fuzz_harness_clean_under_ubsan(tmp_path):
          os.path.join(src, "src/proto.c"), os.path.join(src, "src/validate.c"),
          # issue 17: structured content (validate.c checks it)
          os.path.join(src, "src/content.c"), os.path.join(src, "src/mpread.c"),
+         # issue 16: the method table, UTF-8, error texts in their modules
+         os.path.join(src, "src/method.c"), os.path.join(src, "src/utf8.c"),
+         os.path.join(src, "src/errbuf.c"),
          os.path.join(src, "src/log.c"), "-lmsgpackc", "-o", exe],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=300)

@@ -114,6 +114,82 @@ def sanitized_library():
         return False
 
 
+# What the test programs share: the headers, the error of the last call
+# `e`, CHECK(call) (exit 1 with the error), hex(what, bytes) as a line
+# "what HEX" ("-" for NULL).
+PRELUDE = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <convd/client.h>
+
+static struct convc_error e;
+
+#define CHECK(call) do { \
+	if ((call) != CONVC_OK) { \
+		printf("FAIL %s: %s: %s\n", #call, e.code, e.message); \
+		exit(1); \
+	} } while (0)
+
+static void hex(const char *what, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	printf("%s ", what);
+	if (!p)
+		printf("-");
+	for (size_t i = 0; p && i < n; i++)
+		printf("%02x", b[i]);
+	printf("\n");
+}
+"""
+
+
+def build_program(d, name, source, std="c99"):
+    """Compiles the C program `source` in directory d against the public
+    header alone (as installed in $(includedir)/convd) and the shared
+    library, -Wall -Wextra -Werror; its path (skips without the shared
+    library)."""
+    if not os.path.exists(SHARED):
+        pytest.skip("built without the shared library")
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    src = d / f"{name}.c"
+    src.write_text(source)
+    exe = d / name
+    inc = d / "include"
+    (inc / "convd").mkdir(parents=True, exist_ok=True)
+    shutil.copy(os.path.join(convdtest.SRCDIR, "include", "convd",
+                             "client.h"), inc / "convd" / "client.h")
+    flags = run(["pkg-config", "--cflags", "--libs", "msgpack"]).stdout.split()
+    if sanitized_library():     # scripts/sanitize.sh: the runtimes too
+        flags += ["-fsanitize=address,undefined"]
+    r = run([cc, f"-std={std}", "-Wall", "-Wextra", "-Werror",
+             "-Wno-unused-result", "-I", str(inc), str(src), SHARED, *flags,
+             "-o", str(exe)])
+    assert r.returncode == 0, r.stdout
+    return str(exe)
+
+
+def run_program(argv, timeout=120):
+    """Runs a program of build_program (argv[0], or a wrapper before it):
+    (lines, one, every): one(KEY) is the rest of the one line "KEY ...",
+    every(KEY) of all such lines."""
+    r = subprocess.run(argv, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                       env=dict(os.environ, LD_LIBRARY_PATH=LIBS))
+    assert r.returncode == 0, r.stdout
+    lines = r.stdout.splitlines()
+
+    def every(key):
+        return [ln[len(key) + 1:] for ln in lines if ln.startswith(key + " ")]
+
+    def one(key):
+        got = every(key)
+        assert len(got) == 1, (key, r.stdout)
+        return got[0]
+    return lines, one, every
+
+
 @pytest.mark.parametrize("link", ["shared", "static"])
 def test_program_from_public_header(convd, tmp_path, link):
     lib = SHARED if link == "shared" else STATIC

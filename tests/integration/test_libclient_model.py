@@ -10,9 +10,6 @@ user's message cannot be deleted, export -> import keeps every field,
 forget_user leaves nothing; malformed msgpack is refused before it is
 sent."""
 
-import os
-import shutil
-import subprocess
 import sys
 
 import msgpack
@@ -20,39 +17,16 @@ import pytest
 
 import convdtest
 from convdtest import sql_literal as q, uid
-from test_libclient import sanitized_library
+from test_libclient import PRELUDE, build_program, run_program
 
 sys.path.insert(0, convdtest.PYCLIENT)
 
 from convd_client import ConversationManager  # noqa: E402
 
-LIBS = os.path.join(convdtest.BUILDDIR, ".libs")
 HIST = "simple_conversation_history"
 
-PROGRAM = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <convd/client.h>
-
+PROGRAM = PRELUDE + r"""
 static struct convc *c;
-static struct convc_error e;
-
-#define CHECK(call) do { \
-	if ((call) != CONVC_OK) { \
-		printf("FAIL %s: %s: %s\n", #call, e.code, e.message); \
-		exit(1); \
-	} } while (0)
-
-static void hex(const char *what, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	printf("%s ", what);
-	for (size_t i = 0; i < n; i++)
-		printf("%02x", b[i]);
-	printf("\n");
-}
 
 static void row(const char *what, const struct convc_row *r)
 {
@@ -351,46 +325,12 @@ int main(int argc, char **argv)
 
 @pytest.fixture(scope="module")
 def program(tmp_path_factory):
-    shared = os.path.join(LIBS, "libconvclient.so")
-    if not os.path.exists(shared):
-        pytest.skip("built without the shared library")
-    d = tmp_path_factory.mktemp("libclient-model")
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    src = d / "model.c"
-    src.write_text(PROGRAM)
-    exe = d / "model"
-    inc = d / "include"
-    (inc / "convd").mkdir(parents=True)
-    shutil.copy(os.path.join(convdtest.SRCDIR, "include", "convd",
-                             "client.h"), inc / "convd" / "client.h")
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "msgpack"],
-                           stdout=subprocess.PIPE, text=True).stdout.split()
-    if sanitized_library():     # scripts/sanitize.sh: the runtimes too
-        flags += ["-fsanitize=address,undefined"]
-    r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror",
-                        "-Wno-unused-result", "-I", str(inc), str(src),
-                        shared, *flags, "-o", str(exe)],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True)
-    assert r.returncode == 0, r.stdout
-    return str(exe)
+    return build_program(tmp_path_factory.mktemp("libclient-model"),
+                         "model", PROGRAM)
 
 
 def run(program, *args):
-    r = subprocess.run([program, *args], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True, timeout=120,
-                       env=dict(os.environ, LD_LIBRARY_PATH=LIBS))
-    assert r.returncode == 0, r.stdout
-    lines = r.stdout.splitlines()
-
-    def every(key):
-        return [ln[len(key) + 1:] for ln in lines if ln.startswith(key + " ")]
-
-    def one(key):
-        got = every(key)
-        assert len(got) == 1, (key, r.stdout)
-        return got[0]
-    return lines, one, every
+    return run_program([program, *args])
 
 
 def test_every_new_call(program, convd, pg):
@@ -398,7 +338,7 @@ def test_every_new_call(program, convd, pg):
     with ConversationManager(convd.socket) as m:
         m.save_thread_id(user, "thread_c")
     lines, one, every = run(program, convd.socket, user, other, copy)
-    assert one("version").startswith("1.2.")
+    assert one("version").startswith("1.3.")
     sent = bytes.fromhex(one("sent_content"))
     meta = bytes.fromhex(one("sent_metadata"))
     value = msgpack.unpackb(sent, raw=False)

@@ -480,11 +480,13 @@ def nested(depth):
     return [0, 1, "ping", v]
 
 
-# issue 17: structured content nests 64 deep inside [0, id, m, [{...}]]
+# issue 17: a frame closes the connection only when it is not msgpack, is
+# over max_request_bytes, or nests beyond the frame-level bound (1024);
+# structured values deeper than 64, or of any number of values, are
+# invalid_params (test_content_limits.py)
 LIMIT_BREAKERS = [
-    ("nesting-68", msgpack.packb(nested(68))),
-    ("values-513", msgpack.packb([0, 1, "add_message",
-                                  [[i for i in range(60)] for _ in range(9)]])),
+    ("nesting-1025", b"\x94\x00\x01\xa4ping" + b"\x91" * 1023 + b"\x90"),
+    ("nesting-10000", b"\x94\x00\x01\xa4ping" + b"\x91" * 9998 + b"\x90"),
 ]
 
 
@@ -500,16 +502,23 @@ def test_structure_limits_close_the_connection(convd, name, frame):
 
 
 def test_structure_within_limits(raw):
-    # Depth 67 (the message counts as 1), 500 elements, 250 pairs:
-    # decoded, then refused by the method's validation, and the
-    # connection stays.
+    # Depth 67 and 1024 (the message counting as 1), 500 and 600
+    # elements, 250 pairs, 9 arrays of 60: decoded, then refused by the
+    # method's validation, and the connection stays.
     raw.send(msgpack.packb(nested(67)))
     assert_error(raw.recv(), "invalid_params", 1)
+    raw.send(b"\x94\x00\x01\xa4ping" + b"\x91" * 1022 + b"\x90")
+    assert_error(raw.recv(), "invalid_params", 1)
     raw.send(msgpack.packb([0, 2, "add_message", ["x"] * 500]))
+    assert_error(raw.recv(), "invalid_params", 2)
+    raw.send(msgpack.packb([0, 2, "add_message", ["x"] * 600]))
     assert_error(raw.recv(), "invalid_params", 2)
     raw.send(msgpack.packb([0, 3, "ping", [{f"k{i}": i
                                             for i in range(250)}]]))
     assert_error(raw.recv(), "invalid_params", 3)
+    raw.send(msgpack.packb([0, 4, "add_message",
+                            [[i for i in range(60)] for _ in range(9)]]))
+    assert_error(raw.recv(), "invalid_params", 4)
     raw.ping()
 
 

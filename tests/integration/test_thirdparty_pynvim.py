@@ -132,3 +132,181 @@ def test_100_pipelined_requests(session):
                        {"user_id": "nvp", "provider": "p", "limit": 100})
     assert [m["content"] for m in recent] == \
         [f"m{i}" for i in range(n) if i % 10 != 9]
+
+
+# ------------------------------------------- issue 17's protocol (AUDIT 19)
+
+TOOL_TURNS = [
+    dict(role="user", content="Weather in Taipei?", tokens=5),
+    dict(role="assistant",
+         content={"content": None, "tool_calls": [
+             {"id": "call_9", "type": "function",
+              "function": {"name": "get_weather",
+                           "arguments": "{\"city\":\"Taipei\"}"}}]},
+         model="gpt-4.1", tokens=30),
+    dict(role="tool", content="{\"temp_c\": 22}", tool_call_id="call_9",
+         name="get_weather", tokens=10),
+    dict(role="assistant", content="It is 22 C in Taipei.", model="gpt-4.1",
+         tokens=9, metadata={"finish_reason": "stop"}),
+]
+
+
+def thinking_turn(sig):
+    return [{"type": "thinking", "thinking": "The user wants days.",
+             "signature": sig},
+            {"type": "text", "text": "Three days."}]
+
+
+def test_conversations_state_and_context(session, schema):
+    """Issue 17 through pynvim: a tool exchange in a named conversation
+    read back equal, a thinking block's bin signature byte-exact (also in
+    the table), set_state/get_state with expected_version and `conflict`
+    as pynvim's error for that call, list/delete_conversation, and a
+    get_context budget that keeps the tool exchange whole; then issue 18's
+    get_messages, search_messages, delete_message and forget_user."""
+    s = session
+    u = convdtest.uid("nv17")
+    conv = "conv_" + u
+    for t in TOOL_TURNS:
+        call(s, "add_message", user_id=u, provider="openai",
+             conversation_id=conv, **t)
+    rows = call(s, "get_recent_conversations", user_id=u, provider="openai",
+                conversation_id=conv, limit=10)
+    assert len(rows) == len(TOOL_TURNS)
+    for got, want in zip(rows, TOOL_TURNS):
+        for k, v in want.items():
+            assert got[k] == v, (k, got)
+        assert got["conversation_id"] == conv
+    # the default conversation holds none of it
+    assert call(s, "get_recent_conversations", user_id=u,
+                provider="openai") == []
+
+    # Anthropic thinking block with a bin signature: byte-exact
+    sig = bytes(range(256)) + b"\x00\xff"
+    r = call(s, "add_message", user_id=u, provider="anthropic",
+             role="assistant", content=thinking_turn(sig),
+             conversation_id="think")
+    back = call(s, "get_recent_conversations", user_id=u,
+                provider="anthropic", conversation_id="think")
+    assert back[0]["content"] == thinking_turn(sig)
+    assert isinstance(back[0]["content"][0]["signature"], bytes)
+    assert back[0]["content"][0]["signature"] == sig
+    stored = schema.psql("SELECT encode(content_mp, 'hex') FROM"
+                         f" simple_conversation_history WHERE id = {r['id']}")
+    assert msgpack.unpackb(bytes.fromhex(stored), raw=False) == \
+        thinking_turn(sig)
+    assert sig.hex() in stored
+
+    # versioned provider state
+    assert call(s, "get_state", user_id=u, provider="openai",
+                conversation_id=conv) is None
+    st1 = {"conversation": "conv_abc", "previous_response_id": "resp_1"}
+    assert call(s, "set_state", user_id=u, provider="openai",
+                conversation_id=conv, state=st1,
+                expected_version=0) == {"version": 1}
+    st2 = dict(st1, previous_response_id="resp_2")
+    assert call(s, "set_state", user_id=u, provider="openai",
+                conversation_id=conv, state=st2,
+                expected_version=1) == {"version": 2}
+    with pytest.raises(RpcFailed) as e:     # a second worker, stale version
+        call(s, "set_state", user_id=u, provider="openai",
+             conversation_id=conv, state=dict(st1, previous_response_id="x"),
+             expected_version=1)
+    assert e.value.code == "conflict"
+    assert s.request("ping") == "pong"      # the session still works
+    got = call(s, "get_state", user_id=u, provider="openai",
+               conversation_id=conv)
+    assert got["state"] == st2 and got["version"] == 2
+    assert isinstance(got["updated_at"], msgpack.Timestamp)
+
+    # list and delete
+    lst = call(s, "list_conversations", user_id=u)
+    seen = {(c["provider"], c["conversation_id"]): c["message_count"]
+            for c in lst["conversations"]}
+    assert seen == {("openai", conv): 4, ("anthropic", "think"): 1}
+    assert lst["next"] is None
+    assert call(s, "delete_conversation", user_id=u, provider="anthropic",
+                conversation_id="think") == {"deleted": 1}
+    lst = call(s, "list_conversations", user_id=u)
+    assert [c["conversation_id"] for c in lst["conversations"]] == [conv]
+
+    # get_context: 9 + 10 fit in 25, but the tool result may not come
+    # without its call, so only the answer does
+    ctx = call(s, "get_context", user_id=u, provider="openai",
+               conversation_id=conv, max_tokens=25)
+    assert [m["content"] for m in ctx["messages"]] == \
+        [TOOL_TURNS[3]["content"]]
+    assert ctx["total_tokens"] == 9 and ctx["truncated"] is True
+    # 49 holds the whole exchange (30 + 10 + 9), not the question (5)
+    ctx = call(s, "get_context", user_id=u, provider="openai",
+               conversation_id=conv, max_tokens=49)
+    assert [m["role"] for m in ctx["messages"]] == \
+        ["assistant", "tool", "assistant"]
+    assert ctx["messages"][0]["content"] == TOOL_TURNS[1]["content"]
+    assert ctx["messages"][1]["tool_call_id"] == "call_9"
+    assert ctx["total_tokens"] == 49 and ctx["truncated"] is True
+    ctx = call(s, "get_context", user_id=u, provider="openai",
+               conversation_id=conv, max_tokens=1000)
+    assert len(ctx["messages"]) == 4 and ctx["truncated"] is False
+
+    # issue 18's methods: paging, search, deleting one message
+    page = call(s, "get_messages", user_id=u, provider="openai",
+                conversation_id=conv, limit=3)
+    assert [m["id"] for m in page["messages"]] == \
+        [m["id"] for m in rows[1:]]
+    assert page["next_before_id"] == rows[1]["id"]
+    page = call(s, "get_messages", user_id=u, provider="openai",
+                conversation_id=conv, limit=3,
+                before_id=page["next_before_id"])
+    assert [m["content"] for m in page["messages"]] == \
+        [TOOL_TURNS[0]["content"]]
+    assert page["next_before_id"] is None
+    found = call(s, "search_messages", user_id=u, query="taipei")
+    assert [m["id"] for m in found] == [rows[3]["id"], rows[0]["id"]]
+    assert call(s, "delete_message", user_id=u, id=rows[0]["id"]) == \
+        {"deleted": 1}
+    with pytest.raises(RpcFailed) as e:
+        call(s, "delete_message", user_id=u, id=rows[0]["id"])
+    assert e.value.code == "not_found"
+    assert s.request("ping") == "pong"
+    assert call(s, "get_conversation_count", user_id=u, provider="openai",
+                conversation_id=conv) == 3
+    # and the admin method that forgets the user (a second call: zeros)
+    assert call(s, "forget_user", user_id=u) == \
+        {"messages": 3, "threads": 0, "states": 1, "idempotency_keys": 0}
+    assert call(s, "forget_user", user_id=u) == \
+        {"messages": 0, "threads": 0, "states": 0, "idempotency_keys": 0}
+
+
+def test_structured_content_at_its_limits(session):
+    """issue 17 through pynvim's session: a content of 100,000 values
+    (within max_content_bytes) stored and read back; content, metadata and
+    state 65 deep answered invalid_params, and the session goes on."""
+    s = session
+    user = convdtest.uid("nvc")
+    content = [{"type": "text", "text": "a"}] + list(range(99999))
+    r = call(s, "add_message", user_id=user, provider="openai", role="user",
+             content=content)
+    assert r["id"] > 0
+    back = call(s, "get_recent_conversations", user_id=user,
+                provider="openai")
+    assert back[0]["content"] == content
+    deep = {}
+    for _ in range(64):
+        deep = {"k": deep}      # 65 maps
+    for method, named in (
+            ("add_message", dict(provider="openai", role="user",
+                                 content=[deep])),
+            ("add_message", dict(provider="openai", role="user",
+                                 content="x", metadata=deep)),
+            ("set_state", dict(provider="openai", state=deep))):
+        with pytest.raises(RpcFailed) as ei:
+            call(s, method, user_id=user, **named)
+        assert ei.value.code == "invalid_params", ei.value
+        assert "nested more than 64 deep" in ei.value.args[0]["message"]
+    # 64 levels are kept
+    assert call(s, "set_state", user_id=user, provider="openai",
+                state=deep["k"]) == {"version": 1}
+    assert call(s, "get_state", user_id=user,
+                provider="openai")["state"] == deep["k"]
+    assert s.request("ping") == "pong"

@@ -1,8 +1,9 @@
 /*
  * test_content.c - structured content and maps as bytes (content.c) and
- * their validation (validate.c's PK_CONTENT given as an array or map,
- * PK_MAP): the exact bytes of a value in a request, its depth, its size,
- * and the text of structured content.
+ * their validation (validate.c's METHOD_PK_CONTENT given as an array or
+ * map, METHOD_PK_MAP): the exact bytes of a value in a request (a raw
+ * node, proto.h), its depth, its size, any number of values, and the text
+ * of structured content.
  */
 #include <stdlib.h>
 
@@ -174,9 +175,19 @@ static void test_depth(void)
 	       "depth: trailing byte");
 }
 
+/* Params decoded as the server decodes them inside its envelope: the
+ * params (root here, so node_depth 1) and the named params' map are nodes,
+ * a value that is an array or map one raw node. */
+static const struct proto_limits PLIM = {
+	.max_frame = 4 << 20, .max_depth = PROTO_MAX_DEPTH, .node_depth = 1,
+	.max_nodes = PROTO_MAX_NODES, .max_container = PROTO_MAX_NODES };
+
 static void test_span(void)
 {
-	struct strview v;
+	static struct proto_doc doc;
+	struct proto_limits l;
+	size_t used;
+	const struct proto_node *v;
 
 	/* [0, 7, "m", [{"content": [1, {"a": b"\x00"}], "x": 2}]] */
 	reset();
@@ -195,44 +206,41 @@ static void test_span(void)
 	s("x");
 	must(msgpack_pack_int(&pk, 2));
 	/* nodes: 0 root, 1 0, 2 7, 3 "m", 4 params, 5 map, 6 "content",
-	 * 7 [...], 8 1, 9 {..}, 10 "a", 11 bin, 12 "x", 13 2 */
-	ok(content_span((const uint8_t *)sb.data, sb.size, 7, &v) == 0 &&
-	   v.len == 8 &&
-	   memcmp(v.p, "\x92\x01\x81\xa1" "a\xc4\x01\x00", 8) == 0,
+	 * 7 [...] (raw), 8 "x", 9 2 */
+	proto_request_limits(&l, 1 << 20);
+	if (!ok(proto_decode((const uint8_t *)sb.data, sb.size, &l, &doc,
+			     &used) == PROTO_OK && doc.n == 10,
+		"span: the request decodes into 10 nodes"))
+		return;
+	v = &doc.nodes[7];
+	ok(v->raw && v->v.s.len == 8 &&
+	   memcmp(v->v.s.p, "\x92\x01\x81\xa1" "a\xc4\x01\x00", 8) == 0,
 	   "span: the content array's exact bytes");
-	ok(content_span((const uint8_t *)sb.data, sb.size, 0, &v) == 0 &&
-	   v.p == sb.data && v.len == sb.size, "span: the root");
-	ok(content_span((const uint8_t *)sb.data, sb.size, 13, &v) == 0 &&
-	   v.len == 1 && v.p[0] == 2, "span: the last value");
-	ok(content_span((const uint8_t *)sb.data, sb.size, 14, &v) == -1,
-	   "span: past the last value");
-	ok(content_span((const uint8_t *)sb.data, sb.size - 1, 13, &v) == -1,
-	   "span: truncated frame");
+	ok(v->depth == 2 && v->next == 8 && doc.nodes[9].v.i == 2,
+	   "span: its depth, and the value after it");
+	ok(doc.nodes[0].v.s.p == sb.data && doc.nodes[0].v.s.len == sb.size,
+	   "span: the root");
 }
 
 /* Validation of add_message / set_state with structured values. */
-static int run(const struct method_spec *spec, struct method_args *a,
+static int run(const struct method_spec *spec, struct validate_args *a,
 	       char *err, size_t errlen, const struct validate_limits *lim)
 {
-	static struct mp_doc doc;
-	static const struct proto_limits plim = {
-		.max_frame = 4 << 20, .max_depth = CONTENT_MAX_DEPTH + 4,
-		.max_nodes = PROTO_MAX_NODES, .max_container = 256 };
+	static struct proto_doc doc;
 	size_t used;
 
-	if (proto_decode((const uint8_t *)sb.data, sb.size, &plim, &doc,
-			 &used) != PROTO_OK)
+	if (proto_decode((const uint8_t *)sb.data, sb.size, &PLIM, &doc,
+			 &used) != PROTO_OK || used != sb.size)
 		return -2;
-	return validate_params_frame(spec, &doc, 0, (const uint8_t *)sb.data,
-				     used, lim, a, err, errlen);
+	return validate_params(spec, &doc, 0, lim, a, err, errlen);
 }
 
 static void test_validate(void)
 {
-	const struct method_spec *add = &validate_methods[M_ADD_MESSAGE];
-	const struct method_spec *set = &validate_methods[M_SET_STATE];
+	const struct method_spec *add = &method_table[METHOD_ADD_MESSAGE];
+	const struct method_spec *set = &method_table[METHOD_SET_STATE];
 	struct validate_limits lim = { .max_content = 1 << 20 };
-	struct method_args a;
+	struct validate_args a;
 	char err[256];
 	msgpack_sbuffer part;
 	msgpack_packer ppk;
@@ -308,7 +316,8 @@ static void test_validate(void)
 	   "content: one byte over: \"%s\"", err);
 	lim.max_content = 1 << 20;
 
-	/* depth: 64 levels of content accepted, 65 refused */
+	/* depth: 64 levels of content accepted, 65 refused (and 1000: the
+	 * decoder reads them, validation refuses them) */
 	for (int d = CONTENT_MAX_DEPTH; d <= CONTENT_MAX_DEPTH + 1; d++) {
 		reset();
 		must(msgpack_pack_array(&pk, 4));
@@ -323,8 +332,48 @@ static void test_validate(void)
 			   "content: nested 64 deep");
 		else
 			ok(run(add, &a, err, sizeof(err), &lim) == -1 &&
-			   strcmp(err, "content: nested deeper than 64") == 0,
+			   strcmp(err, "content: nested more than 64 deep") ==
+				   0,
 			   "content: 65 deep: \"%s\"", err);
+	}
+	reset();
+	must(msgpack_pack_array(&pk, 1));
+	must(msgpack_pack_map(&pk, 4));
+	s("user_id");
+	s("U1");
+	s("provider");
+	s("p");
+	s("role");
+	s("user");
+	s("content");
+	for (int i = 0; i < 1000; i++) {
+		must(msgpack_pack_map(&pk, 1));
+		s("content");
+	}
+	s("x");
+	ok(run(add, &a, err, sizeof(err), &lim) == -1 &&
+	   strcmp(err, "content: nested more than 64 deep") == 0,
+	   "content: 1000 maps deep, named: \"%s\"", err);
+
+	/* metadata and state: 64 deep, 65 */
+	for (int d = CONTENT_MAX_DEPTH; d <= CONTENT_MAX_DEPTH + 1; d++) {
+		reset();
+		must(msgpack_pack_array(&pk, 3));
+		s("U1");
+		s("openai");
+		for (int i = 0; i < d - 1; i++) {
+			must(msgpack_pack_map(&pk, 1));
+			must(msgpack_pack_int(&pk, i));
+		}
+		must(msgpack_pack_map(&pk, 0));
+		if (d == CONTENT_MAX_DEPTH)
+			ok(run(set, &a, err, sizeof(err), &lim) == 0 &&
+			   a.v[2].raw,
+			   "state: nested 64 deep (%s)", err);
+		else
+			ok(run(set, &a, err, sizeof(err), &lim) == -1 &&
+			   strcmp(err, "state: nested more than 64 deep") == 0,
+			   "state: 65 deep: \"%s\"", err);
 	}
 
 	/* set_state: state must be a map of at most 65536 bytes */
@@ -369,10 +418,10 @@ static void test_validate(void)
 		       "encoded") == 0,
 	   "state: a string refused");
 
-	/* without the frame, structured values cannot be kept: refused */
+	/* a doc with every value a node gives the same bytes */
 	{
-		static struct mp_doc doc;
-		static const struct proto_limits plim = {
+		static struct proto_doc doc;
+		static const struct proto_limits all = {
 			.max_frame = 1 << 20, .max_depth = 8,
 			.max_nodes = PROTO_MAX_NODES, .max_container = 64 };
 		size_t used;
@@ -382,15 +431,105 @@ static void test_validate(void)
 		s("U1");
 		s("anthropic");
 		s("user");
-		must(msgpack_pack_array(&pk, 0));
-		ok(proto_decode((const uint8_t *)sb.data, sb.size, &plim, &doc,
+		pack_anthropic();
+		ok(proto_decode((const uint8_t *)sb.data, sb.size, &all, &doc,
 				&used) == PROTO_OK &&
+		   !doc.nodes[4].raw &&
 		   validate_params(add, &doc, 0, &lim, &a, err,
-				   sizeof(err)) == -1,
-		   "validate_params without a frame: refused");
+				   sizeof(err)) == 0 &&
+		   a.v[3].raw && a.v[3].s.len == part.size &&
+		   memcmp(a.v[3].s.p, part.data, part.size) == 0,
+		   "content decoded into nodes: the same bytes");
 	}
 	msgpack_sbuffer_destroy(&part);
 	(void)ppk;
+}
+
+/* Any number of values up to the byte limits (issue 17: no longer capped
+ * by the decoder's 512 nodes). */
+static void test_many_values(void)
+{
+	const struct method_spec *add = &method_table[METHOD_ADD_MESSAGE];
+	const struct method_spec *set = &method_table[METHOD_SET_STATE];
+	struct validate_limits lim = { .max_content = 1 << 20 };
+	struct validate_args a;
+	char err[256], *text;
+	size_t start;
+	ssize_t n;
+
+	/* 100000 content parts {"text": "w"}: 100000 * 8 + 5 bytes */
+	reset();
+	must(msgpack_pack_array(&pk, 4));
+	s("U1");
+	s("openai");
+	s("user");
+	start = sb.size;
+	must(msgpack_pack_array(&pk, 100000));
+	for (int i = 0; i < 100000; i++) {
+		must(msgpack_pack_map(&pk, 1));
+		s("text");
+		s(i % 2 ? "w" : "v");
+	}
+	ok(run(add, &a, err, sizeof(err), &lim) == 0 && a.v[3].raw &&
+	   a.v[3].s.len == sb.size - start &&
+	   a.v[3].s.p == sb.data + start,
+	   "content: 100000 parts (%zu bytes) kept as their bytes (%s)",
+	   sb.size - start, err);
+	text = malloc(a.v[3].s.len);
+	n = text ? content_text(a.v[3].s, text, a.v[3].s.len) : -1;
+	ok(n == 100000 * 2 - 1 && text[0] == 'v' && text[1] == '\n' &&
+	   text[2] == 'w' && text[n - 1] == 'w',
+	   "content: the text of 100000 parts (%zd bytes)", n);
+	free(text);
+	lim.max_content = sb.size - start - 1;
+	ok(run(add, &a, err, sizeof(err), &lim) == -1 &&
+	   strstr(err, "content: ") == err && strstr(err, "more than"),
+	   "content: 100000 parts one byte over: \"%s\"", err);
+	lim.max_content = 1 << 20;
+
+	/* state and metadata maps of 10000 pairs within 64 KiB */
+	reset();
+	must(msgpack_pack_array(&pk, 6));
+	s("U1");
+	s("openai");
+	must(msgpack_pack_map(&pk, 10000));
+	for (int i = 0; i < 10000; i++) {
+		must(msgpack_pack_int(&pk, i));
+		must(msgpack_pack_true(&pk));
+	}
+	must(msgpack_pack_nil(&pk));
+	must(msgpack_pack_nil(&pk));
+	must(msgpack_pack_map(&pk, 10000));
+	for (int i = 0; i < 10000; i++) {
+		must(msgpack_pack_int(&pk, -i - 1));
+		must(msgpack_pack_nil(&pk));
+	}
+	ok(run(set, &a, err, sizeof(err), &lim) == 0 && a.v[2].raw &&
+	   a.v[5].raw && a.v[2].s.len > 20000 && a.v[5].s.len > 20000 &&
+	   content_depth(a.v[2].s, CONTENT_MAX_DEPTH) == 1 &&
+	   content_depth(a.v[5].s, CONTENT_MAX_DEPTH) == 1,
+	   "state, metadata: 10000 pairs each (%s)", err);
+
+	/* params themselves: more than the decoder keeps as nodes */
+	reset();
+	must(msgpack_pack_array(&pk, 600));
+	for (int i = 0; i < 600; i++)
+		s("x");
+	ok(run(add, &a, err, sizeof(err), &lim) == -1 &&
+	   strcmp(err, "too many parameters: add_message takes at most 12, "
+		       "got 600") == 0,
+	   "600 positional params: \"%s\"", err);
+	reset();
+	must(msgpack_pack_array(&pk, 1));
+	must(msgpack_pack_map(&pk, 300));
+	for (int i = 0; i < 300; i++) {
+		must(msgpack_pack_int(&pk, i));
+		must(msgpack_pack_nil(&pk));
+	}
+	ok(run(add, &a, err, sizeof(err), &lim) == -1 &&
+	   strcmp(err, "too many parameters: add_message takes at most 12, "
+		       "got 300") == 0,
+	   "300 named params: \"%s\"", err);
 }
 
 int main(void)
@@ -401,6 +540,7 @@ int main(void)
 	test_depth();
 	test_span();
 	test_validate();
+	test_many_values();
 	ok(pack_failures == 0, "no packing failed along the way");
 	msgpack_sbuffer_destroy(&sb);
 	return tap_done();

@@ -1,14 +1,17 @@
 /*
- * test_proto.c - the msgpack decoder, envelopes, timestamps, UTF-8 and the
- * packing helpers.  Values are encoded with msgpack-c's packer (or by hand
- * for non-minimal encodings) and decoded with ours; random documents are
- * also decoded by msgpack-c's unpacker and the two trees compared.
+ * test_proto.c - the msgpack decoder (raw nodes below the request's top
+ * levels included), envelopes, timestamps, UTF-8 (utf8.c, the request
+ * path's check) and the packing helpers.  Values are encoded with
+ * msgpack-c's packer (or by hand for non-minimal encodings) and decoded
+ * with ours; random documents are also decoded by msgpack-c's unpacker and
+ * the two trees compared.
  */
 #include <math.h>
 #include <stdlib.h>
 
 #include "proto.h"
 #include "tap.h"
+#include "utf8.h"
 
 static const struct proto_limits LIM = {
 	.max_frame = 1 << 20,
@@ -17,7 +20,7 @@ static const struct proto_limits LIM = {
 	.max_container = PROTO_DEFAULT_CONTAINER,
 };
 
-static struct mp_doc doc;
+static struct proto_doc doc;
 static msgpack_sbuffer sb;
 static msgpack_packer pk;
 
@@ -51,8 +54,8 @@ static enum proto_status dec(const void *buf, size_t len, size_t *consumed)
 
 /* Decodes the packer's buffer, expecting one node of `type` whose encoding
  * starts with byte `first`. */
-static const struct mp_node *dec_one(const char *what, uint8_t first,
-				     enum mp_type type)
+static const struct proto_node *dec_one(const char *what, uint8_t first,
+				     enum proto_type type)
 {
 	size_t used = 0;
 	enum proto_status st = dec(sb.data, sb.size, &used);
@@ -74,7 +77,7 @@ static const struct mp_node *dec_one(const char *what, uint8_t first,
 
 static void check_int(const char *what, uint8_t first, int64_t want)
 {
-	const struct mp_node *n = dec_one(what, first, MP_INT);
+	const struct proto_node *n = dec_one(what, first, PROTO_INT);
 
 	if (n)
 		is_int(n->v.i, want, "%s: value", what);
@@ -82,19 +85,19 @@ static void check_int(const char *what, uint8_t first, int64_t want)
 
 static void test_scalars(void)
 {
-	const struct mp_node *n;
+	const struct proto_node *n;
 
 	reset();
 	(void)msgpack_pack_nil(&pk);
-	dec_one("nil", 0xc0, MP_NIL);
+	dec_one("nil", 0xc0, PROTO_NIL);
 
 	reset();
 	(void)msgpack_pack_true(&pk);
-	if ((n = dec_one("true", 0xc3, MP_BOOL)))
+	if ((n = dec_one("true", 0xc3, PROTO_BOOL)))
 		ok(n->v.b == true, "true: value");
 	reset();
 	(void)msgpack_pack_false(&pk);
-	if ((n = dec_one("false", 0xc2, MP_BOOL)))
+	if ((n = dec_one("false", 0xc2, PROTO_BOOL)))
 		ok(n->v.b == false, "false: value");
 
 	reset(); (void)msgpack_pack_int64(&pk, 0);
@@ -124,10 +127,10 @@ static void test_scalars(void)
 	check_int("uint64 INT64_MAX", 0xcf, INT64_MAX);
 
 	reset(); (void)msgpack_pack_uint64(&pk, (uint64_t)INT64_MAX + 1);
-	if ((n = dec_one("uint64 INT64_MAX+1", 0xcf, MP_UINT)))
+	if ((n = dec_one("uint64 INT64_MAX+1", 0xcf, PROTO_UINT)))
 		ok(n->v.u == (uint64_t)INT64_MAX + 1, "uint64 INT64_MAX+1: value");
 	reset(); (void)msgpack_pack_uint64(&pk, UINT64_MAX);
-	if ((n = dec_one("uint64 max", 0xcf, MP_UINT)))
+	if ((n = dec_one("uint64 max", 0xcf, PROTO_UINT)))
 		ok(n->v.u == UINT64_MAX, "uint64 max: value");
 
 	reset(); (void)msgpack_pack_int64(&pk, -33);
@@ -166,19 +169,19 @@ static void test_scalars(void)
 	check_int("fix int64 -5", 0xd3, -5);
 
 	reset(); (void)msgpack_pack_float(&pk, 1.5f);
-	if ((n = dec_one("float32", 0xca, MP_FLOAT)))
+	if ((n = dec_one("float32", 0xca, PROTO_FLOAT)))
 		ok(n->v.f == 1.5, "float32: value");
 	reset(); (void)msgpack_pack_float(&pk, -0.1f);
-	if ((n = dec_one("float32 -0.1", 0xca, MP_FLOAT)))
+	if ((n = dec_one("float32 -0.1", 0xca, PROTO_FLOAT)))
 		ok(n->v.f == (double)-0.1f, "float32 -0.1: value");
 	reset(); (void)msgpack_pack_double(&pk, 3.25e300);
-	if ((n = dec_one("float64", 0xcb, MP_FLOAT)))
+	if ((n = dec_one("float64", 0xcb, PROTO_FLOAT)))
 		ok(n->v.f == 3.25e300, "float64: value");
 	reset(); (void)msgpack_pack_double(&pk, NAN);
-	if ((n = dec_one("float64 NaN", 0xcb, MP_FLOAT)))
+	if ((n = dec_one("float64 NaN", 0xcb, PROTO_FLOAT)))
 		ok(isnan(n->v.f), "float64 NaN: value");
 	reset(); (void)msgpack_pack_double(&pk, -INFINITY);
-	if ((n = dec_one("float64 -inf", 0xcb, MP_FLOAT)))
+	if ((n = dec_one("float64 -inf", 0xcb, PROTO_FLOAT)))
 		ok(isinf(n->v.f) && n->v.f < 0, "float64 -inf: value");
 }
 
@@ -196,7 +199,7 @@ static void check_bytes(bool bin, size_t len, uint8_t first, size_t hdr)
 {
 	char what[64];
 	char *body = pattern(len, (unsigned)len);
-	const struct mp_node *n;
+	const struct proto_node *n;
 
 	snprintf(what, sizeof(what), "%s of %zu bytes", bin ? "bin" : "str",
 		 len);
@@ -205,7 +208,7 @@ static void check_bytes(bool bin, size_t len, uint8_t first, size_t hdr)
 		(void)msgpack_pack_bin_with_body(&pk, body, len);
 	else
 		(void)msgpack_pack_str_with_body(&pk, body, len);
-	n = dec_one(what, first, bin ? MP_BIN : MP_STR);
+	n = dec_one(what, first, bin ? PROTO_BIN : PROTO_STR);
 	if (n) {
 		ok(n->v.s.len == len && n->v.s.p == sb.data + hdr &&
 		   memcmp(n->v.s.p, body, len) == 0,
@@ -218,12 +221,12 @@ static void check_ext(size_t len, int8_t type, uint8_t first, size_t hdr)
 {
 	char what[64];
 	char *body = pattern(len, 3);
-	const struct mp_node *n;
+	const struct proto_node *n;
 
 	snprintf(what, sizeof(what), "ext %d of %zu bytes", type, len);
 	reset();
 	(void)msgpack_pack_ext_with_body(&pk, body, len, type);
-	n = dec_one(what, first, MP_EXT);
+	n = dec_one(what, first, PROTO_EXT);
 	if (n) {
 		ok(n->ext_type == type && n->v.s.len == len &&
 		   n->v.s.p == sb.data + hdr &&
@@ -264,17 +267,17 @@ static void test_bytes(void)
 
 static void test_containers(void)
 {
-	const struct mp_node *n;
+	const struct proto_node *n;
 	size_t used;
 	struct proto_limits big = LIM;
 
 	reset();
 	(void)msgpack_pack_array(&pk, 0);
-	if ((n = dec_one("empty fixarray", 0x90, MP_ARRAY)))
+	if ((n = dec_one("empty fixarray", 0x90, PROTO_ARRAY)))
 		is_int(n->count, 0, "empty fixarray: count");
 	reset();
 	(void)msgpack_pack_map(&pk, 0);
-	if ((n = dec_one("empty fixmap", 0x80, MP_MAP)))
+	if ((n = dec_one("empty fixmap", 0x80, PROTO_MAP)))
 		is_int(n->count, 0, "empty fixmap: count");
 
 	reset();
@@ -304,7 +307,7 @@ static void test_containers(void)
 	}
 	ok(dec(sb.data, sb.size, &used) == PROTO_OK && used == sb.size &&
 	   (uint8_t)sb.data[0] == 0x8f && doc.n == 31 &&
-	   doc.nodes[0].count == 15 && doc.nodes[0].type == MP_MAP,
+	   doc.nodes[0].count == 15 && doc.nodes[0].type == PROTO_MAP,
 	   "fixmap of 15 pairs");
 
 	reset();
@@ -324,13 +327,29 @@ static void test_containers(void)
 	reset();
 	(void)msgpack_pack_array(&pk, 65536);
 	ok((uint8_t)sb.data[0] == 0xdd, "msgpack-c wrote array32");
-	ok(dec_lim(sb.data, sb.size, &big, NULL) == PROTO_ERR_TOO_MANY,
-	   "array32 of 65536: beyond max_nodes after its header alone");
+	ok(dec_lim(sb.data, sb.size, &big, NULL) == PROTO_INCOMPLETE,
+	   "array32 of 65536, header alone: incomplete");
+	for (int i = 0; i < 65536; i++)
+		(void)msgpack_pack_int(&pk, i % 100);
+	ok(dec_lim(sb.data, sb.size, &big, &used) == PROTO_OK &&
+	   used == sb.size && doc.n == 1 && doc.nodes[0].raw &&
+	   doc.nodes[0].count == 65536 && doc.nodes[0].next == 1 &&
+	   doc.nodes[0].depth == 1 &&
+	   doc.nodes[0].v.s.p == sb.data && doc.nodes[0].v.s.len == sb.size,
+	   "array32 of 65536: one raw node (more than max_nodes)");
 	reset();
 	(void)msgpack_pack_map(&pk, 65536);
 	ok((uint8_t)sb.data[0] == 0xdf, "msgpack-c wrote map32");
-	ok(dec_lim(sb.data, sb.size, &big, NULL) == PROTO_ERR_TOO_MANY,
-	   "map32 of 65536: beyond max_nodes after its header alone");
+	for (int i = 0; i < 65536; i++) {
+		(void)msgpack_pack_int(&pk, i);
+		(void)msgpack_pack_array(&pk, 1);
+		(void)msgpack_pack_nil(&pk);
+	}
+	ok(dec_lim(sb.data, sb.size, &big, &used) == PROTO_OK &&
+	   used == sb.size && doc.n == 1 && doc.nodes[0].raw &&
+	   doc.nodes[0].type == PROTO_MAP && doc.nodes[0].count == 65536 &&
+	   doc.nodes[0].depth == 2 && doc.nodes[0].v.s.len == sb.size,
+	   "map32 of 65536 pairs of [nil]: one raw node, 2 deep");
 }
 
 /* Non-minimal encodings are valid msgpack and must decode. */
@@ -360,37 +379,37 @@ static void test_nonminimal(void)
 	ok(dec(str32, sizeof(str32), &used) == PROTO_OK &&
 	   proto_str_eq(&doc.nodes[0], "hi"), "str32 with two bytes");
 	ok(dec(bin16, sizeof(bin16), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_BIN && doc.nodes[0].v.s.len == 0,
+	   doc.nodes[0].type == PROTO_BIN && doc.nodes[0].v.s.len == 0,
 	   "bin16 empty");
 	ok(dec(bin32, sizeof(bin32), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_BIN && doc.nodes[0].v.s.len == 1 &&
+	   doc.nodes[0].type == PROTO_BIN && doc.nodes[0].v.s.len == 1 &&
 	   (uint8_t)doc.nodes[0].v.s.p[0] == 0xff, "bin32 of one byte");
 	ok(dec(ext16, sizeof(ext16), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_EXT && doc.nodes[0].ext_type == 9 &&
+	   doc.nodes[0].type == PROTO_EXT && doc.nodes[0].ext_type == 9 &&
 	   doc.nodes[0].v.s.len == 1, "ext16 of one byte");
 	ok(dec(ext32, sizeof(ext32), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_EXT && doc.nodes[0].ext_type == -1 &&
+	   doc.nodes[0].type == PROTO_EXT && doc.nodes[0].ext_type == -1 &&
 	   doc.nodes[0].v.s.len == 0, "ext32 empty");
 	ok(dec(arr32, sizeof(arr32), &used) == PROTO_OK && doc.n == 3 &&
 	   doc.nodes[0].count == 2 && doc.nodes[1].v.i == 1 &&
-	   doc.nodes[2].type == MP_NIL, "array32 of two");
+	   doc.nodes[2].type == PROTO_NIL, "array32 of two");
 	ok(dec(arr16, sizeof(arr16), &used) == PROTO_OK && doc.n == 1 &&
-	   doc.nodes[0].type == MP_ARRAY && doc.nodes[0].count == 0,
+	   doc.nodes[0].type == PROTO_ARRAY && doc.nodes[0].count == 0,
 	   "array16 empty");
 	ok(dec(map32, sizeof(map32), &used) == PROTO_OK && doc.n == 3 &&
 	   proto_map_get(&doc, 0, "k") == 2 && doc.nodes[2].v.i == 7,
 	   "map32 of one pair");
 	ok(dec(map16, sizeof(map16), &used) == PROTO_OK && doc.n == 3 &&
-	   doc.nodes[1].type == MP_BOOL && doc.nodes[1].v.b,
+	   doc.nodes[1].type == PROTO_BOOL && doc.nodes[1].v.b,
 	   "map16 with a bool key");
 	ok(dec(u64, sizeof(u64), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_INT && doc.nodes[0].v.i == 7,
+	   doc.nodes[0].type == PROTO_INT && doc.nodes[0].v.i == 7,
 	   "uint64 holding 7");
 	ok(dec(i64, sizeof(i64), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_INT && doc.nodes[0].v.i == -2,
+	   doc.nodes[0].type == PROTO_INT && doc.nodes[0].v.i == -2,
 	   "int64 holding -2");
 	ok(dec(i8, sizeof(i8), &used) == PROTO_OK &&
-	   doc.nodes[0].type == MP_INT && doc.nodes[0].v.i == 127,
+	   doc.nodes[0].type == PROTO_INT && doc.nodes[0].v.i == 127,
 	   "int8 holding 127");
 }
 
@@ -590,26 +609,26 @@ static void test_huge(void)
 	}
 	ok(dec(nested, sizeof(nested), &used) == PROTO_ERR_TOO_LARGE,
 	   "a 256 MiB string inside a request: refused after its header");
-	ok(dec(arr32, 5, &used) == PROTO_ERR_TOO_MANY,
+	ok(dec(arr32, 5, &used) == PROTO_ERR_TOO_LARGE,
 	   "array32 of 4G elements: refused after its header");
-	ok(dec(map32, 5, &used) == PROTO_ERR_TOO_MANY,
+	ok(dec(map32, 5, &used) == PROTO_ERR_TOO_LARGE,
 	   "map32 of 4G pairs: refused after its header");
 
 	/* With container and node limits out of the way, the frame limit
 	 * still bounds what a count may announce. */
 	l.max_container = UINT32_MAX;
 	l.max_nodes = UINT32_MAX;
-	ok(dec_lim(arr32, 5, &l, &used) == PROTO_ERR_TOO_MANY,
-	   "max_nodes is capped at PROTO_MAX_NODES");
+	ok(dec_lim(arr32, 5, &l, &used) == PROTO_ERR_TOO_LARGE,
+	   "array32 of 4G: the frame bounds the count, whatever max_nodes");
 	l.max_frame = 100;
 	{
-		static const uint8_t a[] = { 0xdc, 0x02, 0x00 }; /* 512 */
-		static const uint8_t b[] = { 0xdc, 0x00, 0xff }; /* 255 */
+		static const uint8_t a[] = { 0xdc, 0x00, 0x61 }; /* 97 */
+		static const uint8_t b[] = { 0xdc, 0x00, 0x62 }; /* 98 */
 
-		ok(dec_lim(a, 3, &l, &used) == PROTO_ERR_TOO_MANY,
-		   "array16 of 512: 513 nodes are too many");
+		ok(dec_lim(a, 3, &l, &used) == PROTO_INCOMPLETE,
+		   "array16 of 97 may fit in 100 bytes");
 		ok(dec_lim(b, 3, &l, &used) == PROTO_ERR_TOO_LARGE,
-		   "array16 of 255 cannot fit in 100 bytes");
+		   "array16 of 98 cannot fit in 100 bytes");
 	}
 
 	/* Exactly at the frame limit. */
@@ -683,6 +702,7 @@ static void pack_nested(int depth, bool maps)
 static void test_limits(void)
 {
 	struct proto_limits l = LIM;
+	enum proto_status st;
 	size_t used;
 
 	reset();
@@ -708,8 +728,29 @@ static void test_limits(void)
 	ok(dec(sb.data, sb.size, &used) == PROTO_ERR_TOO_DEEP,
 	   "arrays nested 1000 deep: too deep, no stack overflow");
 	l.max_depth = 1000;
-	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_ERR_TOO_MANY,
-	   "arrays nested 1000 deep with max_depth 1000: too many nodes");
+	/* a container at depth d (node d - 1) has its element as a node
+	 * while 1 <= 512 - d: the 512th is raw, 1000 - 511 deep */
+	st = dec_lim(sb.data, sb.size, &l, &used);
+	ok(st == PROTO_OK &&
+	   doc.n == PROTO_MAX_NODES && !doc.nodes[510].raw &&
+	   doc.nodes[511].raw && doc.nodes[511].depth == 1000 - 511 &&
+	   doc.nodes[0].depth == 1000 && doc.nodes[0].next == doc.n,
+	   "arrays nested 1000 deep with max_depth 1000: 511 nodes, then "
+	   "one raw node (%u nodes, depth %u)", doc.n, doc.nodes[0].depth);
+	l.max_depth = UINT32_MAX;
+	reset();
+	pack_nested(PROTO_MAX_DEPTH, false);
+	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_OK &&
+	   doc.nodes[0].depth == PROTO_MAX_DEPTH,
+	   "nested PROTO_MAX_DEPTH deep: allowed");
+	reset();
+	pack_nested(PROTO_MAX_DEPTH + 1, true);
+	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_ERR_TOO_DEEP,
+	   "max_depth is capped at PROTO_MAX_DEPTH");
+	reset();
+	pack_nested(100000, false);
+	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_ERR_TOO_DEEP,
+	   "arrays nested 100000 deep: too deep, no stack overflow");
 	l.max_depth = 0;
 	ok(dec_lim("\x05", 1, &l, &used) == PROTO_OK,
 	   "max_depth 0 still allows a scalar");
@@ -725,8 +766,11 @@ static void test_limits(void)
 	   "an array of 64 is allowed");
 	reset();
 	(void)msgpack_pack_array(&pk, 65);
-	ok(dec(sb.data, sb.size, &used) == PROTO_ERR_TOO_MANY,
-	   "an array of 65 is refused at its header");
+	for (int i = 0; i < 65; i++)
+		(void)msgpack_pack_nil(&pk);
+	ok(dec(sb.data, sb.size, &used) == PROTO_OK && doc.n == 1 &&
+	   doc.nodes[0].raw && doc.nodes[0].count == 65,
+	   "an array of 65 (max_container 64) is one raw node");
 	reset();
 	(void)msgpack_pack_map(&pk, 64);
 	for (int i = 0; i < 64; i++) {
@@ -737,11 +781,18 @@ static void test_limits(void)
 	   "a map of 64 pairs is allowed");
 	reset();
 	(void)msgpack_pack_map(&pk, 65);
-	ok(dec(sb.data, sb.size, &used) == PROTO_ERR_TOO_MANY,
-	   "a map of 65 pairs is refused at its header");
+	for (int i = 0; i < 65; i++) {
+		(void)msgpack_pack_int(&pk, i);
+		(void)msgpack_pack_int(&pk, -i);
+	}
+	ok(dec(sb.data, sb.size, &used) == PROTO_OK && doc.n == 1 &&
+	   doc.nodes[0].raw && doc.nodes[0].count == 65 &&
+	   doc.nodes[0].depth == 1,
+	   "a map of 65 pairs is one raw node");
 
 	/* Node budget: 1 + 8 + 8 * 62 = 505 fits, 1 + 8 + 8 * 63 = 513
-	 * does not, and is refused at the last inner array's header. */
+	 * does not: the inner array that would take the nodes past 512 is
+	 * one raw node. */
 	reset();
 	(void)msgpack_pack_array(&pk, 8);
 	for (int a = 0; a < 8; a++) {
@@ -755,14 +806,20 @@ static void test_limits(void)
 	(void)msgpack_pack_array(&pk, 8);
 	for (int a = 0; a < 8; a++) {
 		(void)msgpack_pack_array(&pk, 63);
-		if (a < 7)
-			for (int i = 0; i < 63; i++)
-				(void)msgpack_pack_int(&pk, i);
+		for (int i = 0; i < 63; i++)
+			(void)msgpack_pack_int(&pk, i);
 	}
-	ok(dec(sb.data, sb.size, &used) == PROTO_ERR_TOO_MANY,
-	   "513 nodes: refused at the header that makes them too many");
+	/* the a-th inner array opens at node 1 + 64a with 8 - a owed: its
+	 * 63 fit while 63 <= 512 - (1 + 64a) - (8 - a), a <= 6 */
+	st = dec(sb.data, sb.size, &used);
+	ok(st == PROTO_OK && used == sb.size &&
+	   doc.n == 1 + 7 * 64 + 1 && doc.nodes[449].raw &&
+	   doc.nodes[449].count == 63 && !doc.nodes[385].raw &&
+	   doc.nodes[449].next == 450 && doc.nodes[0].next == 450,
+	   "513 nodes: the last inner array is one raw node (%u nodes)",
+	   doc.n);
 	ok(dec(sb.data, sb.size - 1, &used) == PROTO_INCOMPLETE,
-	   "513 nodes: incomplete until that header");
+	   "513 nodes: incomplete until the last byte");
 
 	l.max_nodes = 10;
 	reset();
@@ -773,15 +830,24 @@ static void test_limits(void)
 	   "max_nodes 10: 10 nodes are allowed");
 	reset();
 	(void)msgpack_pack_array(&pk, 10);
-	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_ERR_TOO_MANY,
-	   "max_nodes 10: 11 nodes are refused");
+	for (int i = 0; i < 10; i++)
+		(void)msgpack_pack_nil(&pk);
+	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_OK && doc.n == 1 &&
+	   doc.nodes[0].raw,
+	   "max_nodes 10: an array of 10 (11 nodes) is one raw node");
 	reset();
 	(void)msgpack_pack_map(&pk, 5);
-	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_ERR_TOO_MANY,
-	   "max_nodes 10: a map of 5 pairs (11 nodes) is refused");
+	for (int i = 0; i < 10; i++)
+		(void)msgpack_pack_nil(&pk);
+	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_OK && doc.n == 1 &&
+	   doc.nodes[0].raw,
+	   "max_nodes 10: a map of 5 pairs (11 nodes) is one raw node");
 	l.max_nodes = 0;
-	ok(dec_lim("\xc0", 1, &l, &used) == PROTO_ERR_TOO_MANY,
-	   "max_nodes 0 refuses everything");
+	ok(dec_lim("\xc0", 1, &l, &used) == PROTO_OK && doc.n == 1,
+	   "max_nodes 0 is taken as 1: the root");
+	ok(dec_lim("\x91\xc0", 2, &l, &used) == PROTO_OK && doc.n == 1 &&
+	   doc.nodes[0].raw && doc.nodes[0].v.s.len == 2,
+	   "max_nodes 0: [nil] is one raw node");
 }
 
 static void test_syntax(void)
@@ -823,6 +889,7 @@ static uint64_t rnd(void)
 }
 
 static int budget;
+static int raw_seen;	/* raw nodes that same() compared */
 
 static void gen(int depth)
 {
@@ -881,58 +948,110 @@ static void gen(int depth)
 	}
 }
 
+/* Nesting of msgpack-c's object (a scalar 0). */
+static uint32_t obj_depth(const msgpack_object *o)
+{
+	uint32_t d = 0;
+
+	if (o->type == MSGPACK_OBJECT_ARRAY) {
+		for (uint32_t k = 0; k < o->via.array.size; k++)
+			if (obj_depth(&o->via.array.ptr[k]) > d)
+				d = obj_depth(&o->via.array.ptr[k]);
+		return d + 1;
+	}
+	if (o->type == MSGPACK_OBJECT_MAP) {
+		for (uint32_t k = 0; k < o->via.map.size; k++) {
+			if (obj_depth(&o->via.map.ptr[k].key) > d)
+				d = obj_depth(&o->via.map.ptr[k].key);
+			if (obj_depth(&o->via.map.ptr[k].val) > d)
+				d = obj_depth(&o->via.map.ptr[k].val);
+		}
+		return d + 1;
+	}
+	return 0;
+}
+
+/* A container node's bytes hold exactly the value o, as deep as o. */
+static bool same_span(const msgpack_object *o, const struct proto_node *n)
+{
+	msgpack_unpacked up;
+	size_t off = 0;
+	bool eq;
+
+	msgpack_unpacked_init(&up);
+	eq = msgpack_unpack_next(&up, n->v.s.p, n->v.s.len, &off) ==
+		     MSGPACK_UNPACK_SUCCESS &&
+	     off == n->v.s.len && msgpack_object_equal(up.data, *o) &&
+	     n->depth == obj_depth(o);
+	msgpack_unpacked_destroy(&up);
+	return eq;
+}
+
 /* Compares msgpack-c's object with our node i; returns the next index. */
 static uint32_t same(const msgpack_object *o, uint32_t i, bool *good)
 {
-	const struct mp_node *n = &doc.nodes[i];
+	const struct proto_node *n = &doc.nodes[i];
 	uint32_t j = i + 1;
 
 	if (i >= doc.n) {
 		*good = false;
 		return i;
 	}
+	if ((o->type == MSGPACK_OBJECT_ARRAY ||
+	     o->type == MSGPACK_OBJECT_MAP) && !same_span(o, n))
+		*good = false;
+	if (n->raw) {	/* its elements are no nodes */
+		*good &= (o->type == MSGPACK_OBJECT_ARRAY &&
+			  n->type == PROTO_ARRAY &&
+			  n->count == o->via.array.size) ||
+			 (o->type == MSGPACK_OBJECT_MAP && n->type == PROTO_MAP &&
+			  n->count == o->via.map.size);
+		raw_seen++;
+		*good &= n->next == j;
+		return j;
+	}
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
-		*good &= n->type == MP_NIL;
+		*good &= n->type == PROTO_NIL;
 		break;
 	case MSGPACK_OBJECT_BOOLEAN:
-		*good &= n->type == MP_BOOL && n->v.b == o->via.boolean;
+		*good &= n->type == PROTO_BOOL && n->v.b == o->via.boolean;
 		break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		if (o->via.u64 > INT64_MAX)
-			*good &= n->type == MP_UINT && n->v.u == o->via.u64;
+			*good &= n->type == PROTO_UINT && n->v.u == o->via.u64;
 		else
-			*good &= n->type == MP_INT &&
+			*good &= n->type == PROTO_INT &&
 				 n->v.i == (int64_t)o->via.u64;
 		break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		*good &= n->type == MP_INT && n->v.i == o->via.i64;
+		*good &= n->type == PROTO_INT && n->v.i == o->via.i64;
 		break;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		*good &= n->type == MP_FLOAT &&
+		*good &= n->type == PROTO_FLOAT &&
 			 memcmp(&n->v.f, &o->via.f64, sizeof(double)) == 0;
 		break;
 	case MSGPACK_OBJECT_STR:
-		*good &= n->type == MP_STR && n->v.s.len == o->via.str.size &&
+		*good &= n->type == PROTO_STR && n->v.s.len == o->via.str.size &&
 			 memcmp(n->v.s.p, o->via.str.ptr, n->v.s.len) == 0;
 		break;
 	case MSGPACK_OBJECT_BIN:
-		*good &= n->type == MP_BIN && n->v.s.len == o->via.bin.size &&
+		*good &= n->type == PROTO_BIN && n->v.s.len == o->via.bin.size &&
 			 memcmp(n->v.s.p, o->via.bin.ptr, n->v.s.len) == 0;
 		break;
 	case MSGPACK_OBJECT_EXT:
-		*good &= n->type == MP_EXT && n->ext_type == o->via.ext.type &&
+		*good &= n->type == PROTO_EXT && n->ext_type == o->via.ext.type &&
 			 n->v.s.len == o->via.ext.size &&
 			 memcmp(n->v.s.p, o->via.ext.ptr, n->v.s.len) == 0;
 		break;
 	case MSGPACK_OBJECT_ARRAY:
-		*good &= n->type == MP_ARRAY && n->count == o->via.array.size;
+		*good &= n->type == PROTO_ARRAY && n->count == o->via.array.size;
 		for (uint32_t k = 0; *good && k < o->via.array.size; k++)
 			j = same(&o->via.array.ptr[k], j, good);
 		break;
 	case MSGPACK_OBJECT_MAP:
-		*good &= n->type == MP_MAP && n->count == o->via.map.size;
+		*good &= n->type == PROTO_MAP && n->count == o->via.map.size;
 		for (uint32_t k = 0; *good && k < o->via.map.size; k++) {
 			j = same(&o->via.map.ptr[k].key, j, good);
 			j = same(&o->via.map.ptr[k].val, j, good);
@@ -992,9 +1111,225 @@ static void test_random(void)
 	is_int(split_bad, 0, "random prefixes of them are incomplete");
 }
 
+/* The same documents with containers below depth 2 (and ones of more
+ * than 8 elements) as raw nodes: what is a node is the same, and a raw
+ * node's bytes are the value msgpack-c reads there. */
+static void test_random_raw(void)
+{
+	const struct proto_limits l = {
+		.max_frame = 1 << 24,
+		.max_depth = 8,
+		.node_depth = 2,
+		.max_nodes = PROTO_MAX_NODES,
+		.max_container = 8,
+	};
+	msgpack_unpacked up;
+	int mismatches = 0;
+
+	raw_seen = 0;
+	msgpack_unpacked_init(&up);
+	for (int t = 0; t < 400; t++) {
+		size_t used = 0, off = 0;
+		bool good = true;
+
+		reset();
+		budget = 300;
+		gen(0);
+		if (dec_lim(sb.data, sb.size, &l, &used) != PROTO_OK ||
+		    used != sb.size ||
+		    msgpack_unpack_next(&up, sb.data, sb.size, &off) !=
+			    MSGPACK_UNPACK_SUCCESS ||
+		    same(&up.data, 0, &good) != doc.n || !good) {
+			printf("#   doc %d differs\n", t);
+			mismatches++;
+		}
+	}
+	msgpack_unpacked_destroy(&up);
+	is_int(mismatches, 0, "400 random documents with raw nodes decode "
+	       "like msgpack-c");
+	ok(raw_seen >= 50, "raw nodes were compared (%d)", raw_seen);
+}
+
+/* --- requests: the envelope and params as nodes, values as raw nodes -- */
+
+static void test_request_nodes(void)
+{
+	struct proto_limits l;
+	struct proto_msg m;
+	enum proto_status st;
+	const struct proto_node *c;
+	char err[128];
+	size_t used, start, end;
+	bool prefixes = true;
+
+	proto_request_limits(&l, 4 << 20);
+	ok(l.max_frame == 4 << 20 && l.max_depth == PROTO_MAX_DEPTH &&
+	   l.node_depth == 2 && l.max_nodes == PROTO_MAX_NODES,
+	   "proto_request_limits");
+
+	/* [0, 7, "add_message", [{"user_id": "u", "content": [100000]}]] */
+	reset();
+	(void)msgpack_pack_array(&pk, 4);
+	(void)msgpack_pack_int(&pk, 0);
+	(void)msgpack_pack_int(&pk, 7);
+	must(proto_pack_cstr(&pk, "add_message"));
+	(void)msgpack_pack_array(&pk, 1);
+	(void)msgpack_pack_map(&pk, 2);
+	must(proto_pack_cstr(&pk, "user_id"));
+	must(proto_pack_cstr(&pk, "u"));
+	must(proto_pack_cstr(&pk, "content"));
+	start = sb.size;
+	(void)msgpack_pack_array(&pk, 100000);
+	for (int i = 0; i < 100000; i++) {
+		(void)msgpack_pack_map(&pk, 1);
+		must(proto_pack_cstr(&pk, "t"));
+		(void)msgpack_pack_int(&pk, i % 128);
+	}
+	end = sb.size;
+	st = dec_lim(sb.data, sb.size, &l, &used);
+	ok(st == PROTO_OK && used == sb.size && doc.n == 10,
+	   "100000 values in a named parameter: 10 nodes (%u)", doc.n);
+	c = &doc.nodes[9];
+	ok(c->type == PROTO_ARRAY && c->raw && c->count == 100000 &&
+	   c->depth == 2 && c->next == 10 &&
+	   c->v.s.p == sb.data + start && c->v.s.len == end - start,
+	   "the content is one raw node holding its exact bytes");
+	ok(!doc.nodes[5].raw && doc.nodes[5].type == PROTO_MAP &&
+	   doc.nodes[5].count == 2 && !doc.nodes[4].raw,
+	   "params and the named params' map are nodes");
+	ok(doc.nodes[0].v.s.p == sb.data && doc.nodes[0].v.s.len == sb.size &&
+	   doc.nodes[0].depth == 5,
+	   "the root's bytes and depth (envelope 3 + content 2)");
+	ok(proto_parse_envelope(&doc, &m, err, sizeof(err)) == 0 &&
+	   m.params == 4 && proto_map_get(&doc, 5, "content") == 9 &&
+	   proto_map_get(&doc, 9, "t") == 0,
+	   "envelope; map_get finds the raw value, and nothing inside it");
+
+	/* Fed in pieces: incomplete until the last byte, as before; the
+	 * size each prefix gives is a bound of the whole (a value a byte). */
+	for (size_t k = 0; k < sb.size; k += 997)
+		if (dec_lim(sb.data, k, &l, &used) != PROTO_INCOMPLETE ||
+		    used <= k || used > sb.size)
+			prefixes = false;
+	ok(prefixes, "its prefixes are incomplete, each with a bound");
+	ok(dec_lim(sb.data, start + 5, &l, &used) == PROTO_INCOMPLETE &&
+	   used == start + 5 + 100000,
+	   "after the content's header: 100000 values of a byte at least "
+	   "(%zu)", used);
+	{
+		/* one decode per arrival of the bound, byte by byte */
+		size_t have = 0, need = 0;
+		int decodes = 0;
+
+		for (have = 1; have <= sb.size; have++) {
+			if (have < need)
+				continue;
+			decodes++;
+			if (dec_lim(sb.data, have, &l, &used) == PROTO_OK)
+				break;
+			need = used;
+		}
+		ok(have == sb.size && decodes < 100,
+		   "fed a byte at a time, waiting for the bound: %d decodes",
+		   decodes);
+	}
+
+	/* Positional: the content array at depth 3 is raw too. */
+	reset();
+	must(proto_pack_request_head(&pk, 8, "add_message"));
+	(void)msgpack_pack_array(&pk, 4);
+	must(proto_pack_cstr(&pk, "u"));
+	must(proto_pack_cstr(&pk, "p"));
+	must(proto_pack_cstr(&pk, "user"));
+	(void)msgpack_pack_map(&pk, 1);
+	must(proto_pack_cstr(&pk, "text"));
+	(void)msgpack_pack_array(&pk, 1);
+	(void)msgpack_pack_map(&pk, 0);
+	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_OK && doc.n == 9 &&
+	   doc.nodes[8].raw && doc.nodes[8].type == PROTO_MAP &&
+	   doc.nodes[8].depth == 3,
+	   "positional params: a map value is one raw node, 3 deep");
+
+	/* [0, 9, "ping", [[...]]]: the only element of params is no map,
+	 * so it stays raw; a bare map of params is a node with raw values */
+	reset();
+	must(proto_pack_request_head(&pk, 9, "ping"));
+	(void)msgpack_pack_array(&pk, 1);
+	(void)msgpack_pack_array(&pk, 1);
+	(void)msgpack_pack_map(&pk, 0);
+	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_OK && doc.n == 6 &&
+	   doc.nodes[5].raw && doc.nodes[5].depth == 2,
+	   "[[{}]] as params: its array is raw");
+	reset();
+	must(proto_pack_request_head(&pk, 9, "ping"));
+	(void)msgpack_pack_map(&pk, 1);
+	must(proto_pack_cstr(&pk, "state"));
+	(void)msgpack_pack_map(&pk, 1);
+	must(proto_pack_cstr(&pk, "k"));
+	(void)msgpack_pack_nil(&pk);
+	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_OK && doc.n == 7 &&
+	   !doc.nodes[4].raw && doc.nodes[6].raw &&
+	   doc.nodes[6].v.s.len == 4,
+	   "a bare map of params: a node; its map value raw");
+
+	/* Depth: content nested up to the frame's bound, and beyond. */
+	for (int d = PROTO_MAX_DEPTH - 4; d <= PROTO_MAX_DEPTH - 2; d++) {
+		reset();
+		must(proto_pack_request_head(&pk, 10, "add_message"));
+		(void)msgpack_pack_array(&pk, 1);
+		(void)msgpack_pack_map(&pk, 1);
+		must(proto_pack_cstr(&pk, "content"));
+		pack_nested(d, d % 2 == 0);
+		st = dec_lim(sb.data, sb.size, &l, &used);
+		if (d + 3 <= PROTO_MAX_DEPTH)
+			ok(st == PROTO_OK && doc.nodes[7].raw &&
+			   doc.nodes[7].depth == d &&
+			   doc.nodes[0].depth == d + 3,
+			   "content %d deep in a request: decoded, depth %d",
+			   d, doc.nodes[7].depth);
+		else
+			ok(st == PROTO_ERR_TOO_DEEP,
+			   "content %d deep in a request: beyond "
+			   "PROTO_MAX_DEPTH", d);
+	}
+
+	/* Bad bytes inside a raw value are found all the same. */
+	{
+		static const uint8_t c1[] = {
+			0x94, 0x00, 0x01, 0xa4, 'p', 'i', 'n', 'g',
+			0x91, 0x92, 0x92, 0x01, 0xc1, 0x02 };
+		static const uint8_t big[] = {
+			0x94, 0x00, 0x01, 0xa4, 'p', 'i', 'n', 'g',
+			0x91, 0x92, 0x91, 0xdb, 0x10, 0, 0, 0 };
+
+		ok(dec_lim(c1, sizeof(c1), &l, &used) == PROTO_ERR_SYNTAX &&
+		   dec_lim(c1, 12, &l, &used) == PROTO_INCOMPLETE,
+		   "0xc1 inside a raw value: not msgpack");
+		l.max_frame = 1 << 20;
+		ok(dec_lim(big, sizeof(big), &l, &used) ==
+			   PROTO_ERR_TOO_LARGE,
+		   "a 256 MiB string inside a raw value: refused after its "
+		   "header");
+	}
+
+	/* A root of more elements than nodes: raw, refused by the
+	 * envelope without reading into it. */
+	reset();
+	(void)msgpack_pack_array(&pk, 600);
+	for (int i = 0; i < 600; i++)
+		(void)msgpack_pack_int(&pk, 0);
+	ok(dec_lim(sb.data, sb.size, &l, &used) == PROTO_OK &&
+	   doc.nodes[0].raw &&
+	   proto_parse_envelope(&doc, &m, err, sizeof(err)) == -1 &&
+	   !m.has_msgid &&
+	   strcmp(err, "message is an array of 600 elements; expected "
+		       "[type, msgid, method, params]") == 0,
+	   "a root of 600 elements: \"%s\"", err);
+}
+
 /* --- envelopes --------------------------------------------------------- */
 
-static int env(struct rpc_msg *m, char *err, size_t errlen)
+static int env(struct proto_msg *m, char *err, size_t errlen)
 {
 	size_t used;
 
@@ -1008,7 +1343,7 @@ static int env(struct rpc_msg *m, char *err, size_t errlen)
 static void check_bad_env(const char *what, bool has_msgid, uint32_t msgid,
 			  const char *want_err)
 {
-	struct rpc_msg m;
+	struct proto_msg m;
 	char err[256] = "";
 	int r = env(&m, err, sizeof(err));
 
@@ -1021,16 +1356,16 @@ static void check_bad_env(const char *what, bool has_msgid, uint32_t msgid,
 
 static void test_envelope(void)
 {
-	struct rpc_msg m;
+	struct proto_msg m;
 	char err[256];
 
 	reset();
 	must(proto_pack_request_head(&pk, 77, "ping"));
 	(void)msgpack_pack_array(&pk, 0);
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_REQUEST &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_REQUEST &&
 	   m.has_msgid && m.msgid == 77 && m.method.len == 4 &&
 	   memcmp(m.method.p, "ping", 4) == 0 && m.params == 4 &&
-	   doc.nodes[m.params].type == MP_ARRAY,
+	   doc.nodes[m.params].type == PROTO_ARRAY,
 	   "request [0, 77, ping, []]");
 
 	reset();
@@ -1039,7 +1374,7 @@ static void test_envelope(void)
 	must(proto_pack_cstr(&pk, "user_id"));
 	must(proto_pack_cstr(&pk, "u"));
 	ok(env(&m, err, sizeof(err)) == 0 && m.msgid == UINT32_MAX &&
-	   doc.nodes[m.params].type == MP_MAP,
+	   doc.nodes[m.params].type == PROTO_MAP,
 	   "request with msgid 4294967295 and a map of params");
 
 	reset();
@@ -1048,28 +1383,28 @@ static void test_envelope(void)
 	must(proto_pack_cstr(&pk, "log"));
 	(void)msgpack_pack_array(&pk, 1);
 	(void)msgpack_pack_int(&pk, 5);
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_NOTIFY &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_NOTIFY &&
 	   !m.has_msgid && m.method.len == 3 && m.params == 3,
 	   "notification [2, log, [5]]");
 
 	reset();
 	must(proto_pack_result_head(&pk, 9));
 	must(proto_pack_cstr(&pk, "pong"));
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_RESPONSE &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_RESPONSE &&
 	   m.has_msgid && m.msgid == 9 && m.error == 3 &&
-	   doc.nodes[m.error].type == MP_NIL && m.result == 4 &&
+	   doc.nodes[m.error].type == PROTO_NIL && m.result == 4 &&
 	   proto_str_eq(&doc.nodes[m.result], "pong"),
 	   "response [1, 9, nil, pong]");
 
 	reset();
 	must(proto_pack_error(&pk, true, 12, "invalid_params", "limit: bad"));
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_RESPONSE &&
-	   m.msgid == 12 && doc.nodes[m.error].type == MP_MAP &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_RESPONSE &&
+	   m.msgid == 12 && doc.nodes[m.error].type == PROTO_MAP &&
 	   proto_str_eq(&doc.nodes[proto_map_get(&doc, m.error, "code")],
 			"invalid_params") &&
 	   proto_str_eq(&doc.nodes[proto_map_get(&doc, m.error, "message")],
 			"limit: bad") &&
-	   doc.nodes[m.result].type == MP_NIL,
+	   doc.nodes[m.result].type == PROTO_NIL,
 	   "error response [1, 12, {code, message}, nil]");
 
 	/* invalid ones */
@@ -1196,7 +1531,7 @@ static void test_envelope(void)
 	(void)msgpack_pack_int(&pk, 4);
 	(void)msgpack_pack_bin_with_body(&pk, "ping", 4);
 	(void)msgpack_pack_array(&pk, 0);
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_REQUEST &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_REQUEST &&
 	   m.has_msgid && m.msgid == 4 && m.method.len == 4 &&
 	   memcmp(m.method.p, "ping", 4) == 0,
 	   "method as bin: accepted (issue 14)");
@@ -1205,7 +1540,7 @@ static void test_envelope(void)
 	(void)msgpack_pack_int(&pk, 2);
 	(void)msgpack_pack_bin_with_body(&pk, "nvim_set_client_info", 20);
 	(void)msgpack_pack_array(&pk, 0);
-	ok(env(&m, err, sizeof(err)) == 0 && m.kind == RPC_NOTIFY &&
+	ok(env(&m, err, sizeof(err)) == 0 && m.kind == PROTO_NOTIFY &&
 	   m.method.len == 20, "notification with a bin method: accepted");
 	reset();
 	(void)msgpack_pack_array(&pk, 3);
@@ -1277,7 +1612,7 @@ static void test_envelope(void)
 
 static void check_ts(usec_t t, size_t want_len)
 {
-	const struct mp_node *n;
+	const struct proto_node *n;
 	size_t used;
 	usec_t back = 0;
 	msgpack_unpacked up;
@@ -1292,7 +1627,7 @@ static void check_ts(usec_t t, size_t want_len)
 	if (!ok(dec(sb.data, sb.size, &used) == PROTO_OK, "%s: decodes", what))
 		return;
 	n = &doc.nodes[0];
-	ok(n->type == MP_EXT && n->ext_type == -1 && n->v.s.len == want_len,
+	ok(n->type == PROTO_EXT && n->ext_type == -1 && n->v.s.len == want_len,
 	   "%s: ext -1 of %zu bytes", what, want_len);
 	ok(proto_node_timestamp(n, &back) == 0 && back == t,
 	   "%s: round trip", what);
@@ -1472,13 +1807,13 @@ static void check_utf8(const char *what, const char *s, size_t len,
 	char buf[64];
 	bool all = true;
 
-	ok(proto_utf8_valid(s, len) == want, "UTF-8 %s: %s", what,
+	ok(utf8_valid(s, len) == want, "UTF-8 %s: %s", what,
 	   want ? "valid" : "invalid");
 	/* the same with ASCII around it, to cross the 8-byte fast path */
 	for (size_t pre = 0; pre < 20 && pre + len + 9 <= sizeof(buf); pre++) {
 		memset(buf, 'a', sizeof(buf));
 		memcpy(buf + pre, s, len);
-		if (proto_utf8_valid(buf, pre + len + 9) != want)
+		if (utf8_valid(buf, pre + len + 9) != want)
 			all = false;
 	}
 	ok(all, "UTF-8 %s: same inside ASCII at every offset", what);
@@ -1539,10 +1874,10 @@ static void test_utf8(void)
 			b[0] = (uint8_t)(v >> 16);
 			b[1] = (uint8_t)(v >> 8);
 			b[2] = (uint8_t)v;
-			if (proto_utf8_valid((char *)b, 3) != ref_utf8(b, 3))
+			if (utf8_valid((char *)b, 3) != ref_utf8(b, 3))
 				bad++;
 			if (v < 0x10000 &&
-			    proto_utf8_valid((char *)b + 1, 2) !=
+			    utf8_valid((char *)b + 1, 2) !=
 				    ref_utf8(b + 1, 2))
 				bad++;
 		}
@@ -1558,7 +1893,7 @@ static void test_utf8(void)
 						b[1] = (uint8_t)c1;
 						b[2] = (uint8_t)c2;
 						b[3] = (uint8_t)c3;
-						if (proto_utf8_valid((char *)b,
+						if (utf8_valid((char *)b,
 								     4) !=
 						    ref_utf8(b, 4))
 							bad++;
@@ -1572,7 +1907,7 @@ static void test_utf8(void)
 static void test_packing(void)
 {
 	size_t used;
-	struct rpc_msg m;
+	struct proto_msg m;
 	char err[128];
 
 	reset();
@@ -1580,14 +1915,14 @@ static void test_packing(void)
 			    "message is not an array") == 0,
 	   "pack error without msgid");
 	ok(dec(sb.data, sb.size, &used) == PROTO_OK && used == sb.size &&
-	   doc.nodes[0].type == MP_ARRAY && doc.nodes[0].count == 4 &&
-	   doc.nodes[1].v.i == 1 && doc.nodes[2].type == MP_NIL &&
-	   doc.nodes[3].type == MP_MAP && doc.nodes[3].count == 2 &&
+	   doc.nodes[0].type == PROTO_ARRAY && doc.nodes[0].count == 4 &&
+	   doc.nodes[1].v.i == 1 && doc.nodes[2].type == PROTO_NIL &&
+	   doc.nodes[3].type == PROTO_MAP && doc.nodes[3].count == 2 &&
 	   proto_str_eq(&doc.nodes[proto_map_get(&doc, 3, "code")],
 			"invalid_request") &&
 	   proto_str_eq(&doc.nodes[proto_map_get(&doc, 3, "message")],
 			"message is not an array") &&
-	   doc.nodes[doc.nodes[3].next].type == MP_NIL,
+	   doc.nodes[doc.nodes[3].next].type == PROTO_NIL,
 	   "error reply [1, nil, {code, message}, nil]");
 	ok(proto_parse_envelope(&doc, &m, err, sizeof(err)) == -1 &&
 	   !m.has_msgid,
@@ -1608,8 +1943,8 @@ static void test_packing(void)
 		ok(dec(sb.data, sb.size, &used) == PROTO_OK &&
 		   used == sb.size &&
 		   proto_parse_envelope(&doc, &m, err, sizeof(err)) == 0 &&
-		   m.kind == RPC_RESPONSE && m.msgid == 300 &&
-		   doc.nodes[m.error].type == MP_NIL,
+		   m.kind == PROTO_RESPONSE && m.msgid == 300 &&
+		   doc.nodes[m.error].type == PROTO_NIL,
 		   "result reply parses as a response");
 		r = m.result;
 		ok(doc.nodes[proto_map_get(&doc, r, "id")].v.i == 42 &&
@@ -1627,7 +1962,7 @@ static void test_packing(void)
 	   "pack a request");
 	ok(dec(sb.data, sb.size, &used) == PROTO_OK &&
 	   proto_parse_envelope(&doc, &m, err, sizeof(err)) == 0 &&
-	   m.kind == RPC_REQUEST && m.msgid == 5 && m.method.len == 10 &&
+	   m.kind == PROTO_REQUEST && m.msgid == 5 && m.method.len == 10 &&
 	   memcmp(m.method.p, "get_thread", 10) == 0 &&
 	   doc.nodes[m.params].count == 1 &&
 	   proto_str_eq(&doc.nodes[m.params + 1], "U123"),
@@ -1686,7 +2021,7 @@ static void test_status_str(void)
 {
 	static const enum proto_status all[] = {
 		PROTO_OK, PROTO_INCOMPLETE, PROTO_ERR_SYNTAX,
-		PROTO_ERR_TOO_LARGE, PROTO_ERR_TOO_DEEP, PROTO_ERR_TOO_MANY,
+		PROTO_ERR_TOO_LARGE, PROTO_ERR_TOO_DEEP,
 	};
 	bool distinct = true;
 
@@ -1717,6 +2052,8 @@ int main(void)
 	test_limits();
 	test_syntax();
 	test_random();
+	test_random_raw();
+	test_request_nodes();
 	test_envelope();
 	test_timestamps();
 	test_utf8();

@@ -18,13 +18,13 @@ static void buckets(void)
 
 	stats_setup();
 	for (size_t i = 0; i < sizeof(lat) / sizeof(lat[0]); i++) {
-		stats_record(M_PING, E_COUNT_, lat[i]);
+		stats_record(METHOD_PING, E_COUNT_, lat[i]);
 		sum += (uint64_t)lat[i];
 	}
-	stats_method(M_PING, &s);
+	stats_method(METHOD_PING, &s);
 	is_int(s.requests, 6, "requests");
-	is_int(stats_requests(M_PING), 6, "stats_requests");
-	is_int(stats_requests(M_HEALTH), 0, "another method: none");
+	is_int(stats_requests(METHOD_PING), 6, "stats_requests");
+	is_int(stats_requests(METHOD_HEALTH), 0, "another method: none");
 	is_int(stats_le_us[0], 100, "the first bound is 100 us");
 	is_int(s.le[0], 2, "le 100: 50 and 100 (a bound is inclusive)");
 	is_int(s.le[1], 4, "le 250: cumulative, with 101 and 250");
@@ -42,8 +42,8 @@ static void buckets(void)
 			ok(0, "bounds ascend at %d", i);
 
 	/* a negative latency (a clock step) counts as 0 */
-	stats_record(M_HEALTH, E_COUNT_, -5);
-	stats_method(M_HEALTH, &s);
+	stats_record(METHOD_HEALTH, E_COUNT_, -5);
+	stats_method(METHOD_HEALTH, &s);
 	ok(s.requests == 1 && s.le[0] == 1 && s.sum_us == 0 && s.max == 0,
 	   "a negative latency is a zero one");
 }
@@ -56,9 +56,9 @@ static void percentiles(void)
 	/* one value v and one far above: p50 is v's bucket's top */
 	for (usec_t v = 1; v < ((usec_t)1 << 40); v += v / 3 + 1) {
 		stats_setup();
-		stats_record(M_ADD_MESSAGE, E_COUNT_, v);
-		stats_record(M_ADD_MESSAGE, E_COUNT_, (usec_t)1 << 50);
-		stats_method(M_ADD_MESSAGE, &s);
+		stats_record(METHOD_ADD_MESSAGE, E_COUNT_, v);
+		stats_record(METHOD_ADD_MESSAGE, E_COUNT_, (usec_t)1 << 50);
+		stats_method(METHOD_ADD_MESSAGE, &s);
 		n++;
 		if (s.p50 < v || s.p50 - v > v / 4) {
 			bad++;
@@ -71,8 +71,8 @@ static void percentiles(void)
 
 	stats_setup();
 	for (usec_t v = 1; v <= 1000; v++)
-		stats_record(M_GET_RECENT, E_COUNT_, v);
-	stats_method(M_GET_RECENT, &s);
+		stats_record(METHOD_GET_RECENT, E_COUNT_, v);
+	stats_method(METHOD_GET_RECENT, &s);
 	ok(s.p50 >= 500 && s.p50 <= 625, "p50 of 1..1000 us: %lld",
 	   (long long)s.p50);
 	ok(s.p95 >= 950 && s.p95 <= 1000, "p95 of 1..1000 us: %lld (capped "
@@ -89,11 +89,11 @@ static void errors(void)
 	uint64_t early[E_COUNT_];
 
 	stats_setup();
-	stats_record(M_EXPORT_HISTORY, E_TIMEOUT, 30000000);
-	stats_record(M_EXPORT_HISTORY, E_TIMEOUT, 1);
-	stats_record(M_EXPORT_HISTORY, E_RESULT_TOO_LARGE, 1);
-	stats_record(M_EXPORT_HISTORY, E_COUNT_, 1);
-	stats_method(M_EXPORT_HISTORY, &s);
+	stats_record(METHOD_EXPORT_HISTORY, E_TIMEOUT, 30000000);
+	stats_record(METHOD_EXPORT_HISTORY, E_TIMEOUT, 1);
+	stats_record(METHOD_EXPORT_HISTORY, E_RESULT_TOO_LARGE, 1);
+	stats_record(METHOD_EXPORT_HISTORY, E_COUNT_, 1);
+	stats_method(METHOD_EXPORT_HISTORY, &s);
 	is_int(s.requests, 4, "errors count as requests");
 	is_int(s.errors[E_TIMEOUT], 2, "timeouts");
 	is_int(s.errors[E_RESULT_TOO_LARGE], 1, "result_too_large");
@@ -107,7 +107,7 @@ static void errors(void)
 	stats_protocol_errors(early);
 	is_int(early[E_INVALID_REQUEST], 2, "protocol errors: invalid_request");
 	is_int(early[E_NO_SUCH_METHOD], 1, "protocol errors: no_such_method");
-	stats_method(M_PING, &s);
+	stats_method(METHOD_PING, &s);
 	is_int(s.requests, 0, "protocol errors count under no method");
 }
 

@@ -60,11 +60,11 @@ struct arg {
  * it; NULL if they do not validate. */
 static struct request *make(enum method_id m, const struct arg *a, int n)
 {
-	static struct mp_doc doc;
-	const struct method_spec *spec = &validate_methods[m];
+	static struct proto_doc doc;
+	const struct method_spec *spec = &method_table[m];
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	struct method_args args;
+	struct validate_args args;
 	struct request *r = NULL;
 	char err[256];
 	size_t used;
@@ -236,20 +236,20 @@ static void batch_encoder(void)
 	char *buf = NULL;
 	uint64_t v;
 
-	a[0] = make(M_ADD_MESSAGE,
+	a[0] = make(METHOD_ADD_MESSAGE,
 		    ARGS(S("user_id", "U1"), S("provider", "openai"),
 			 S("role", "user"), S("content", "hi")), 4);
-	a[1] = make(M_ADD_MESSAGE,
+	a[1] = make(METHOD_ADD_MESSAGE,
 		    ARGS(S("user_id", "U22"), S("provider", "openai"),
 			 S("role", "assistant"), S("content", "yo!"),
 			 S("idempotency_key", "k")), 5);
-	a[2] = make(M_ADD_MESSAGE,
+	a[2] = make(METHOD_ADD_MESSAGE,
 		    ARGS(S("user_id", "U1"), S("provider", "claude"),
 			 S("role", "user"), S("content", "")), 4);
 	if (!ok(a[0] && a[1] && !a[2], "three add_message requests (the "
 					"third's empty content is refused)"))
 		return;
-	a[2] = make(M_ADD_MESSAGE,
+	a[2] = make(METHOD_ADD_MESSAGE,
 		    ARGS(S("user_id", "U1"), S("provider", "claude"),
 			 S("role", "user"), S("content", "\xe4\xbd\xa0")), 4);
 	TAILQ_INIT(&q);
@@ -298,7 +298,7 @@ static void batch_encoder(void)
 		request_error(a[i], E_INTERNAL, "test");
 	}
 
-	a[0] = make(M_GET_RECENT,
+	a[0] = make(METHOD_GET_RECENT,
 		    ARGS(S("user_id", "U3"), S("provider", "p"),
 			 I("limit", 1000)), 3);
 	if (!ok(a[0] != NULL, "a get_recent_conversations request"))
@@ -327,13 +327,13 @@ int main(void)
 	request_setup(&test_ops);
 	request_set_max_output(1 << 20);
 
-	CHECK("add_message", M_ADD_MESSAGE,
+	CHECK("add_message", METHOD_ADD_MESSAGE,
 	      ARGS(S("user_id", "U1"), S("provider", "openai"),
 		   S("role", "user"), S("content", "hi")),
 	      "convd_add",
 	      WANT(TXT("U1"), TXT("line"), TXT("openai"), TXT("user"),
 		   TXT("hi"), NUL, TXT(""), NUL, NUL, NUL, NUL, NUL, NUL));
-	CHECK("add_message with key", M_ADD_MESSAGE,
+	CHECK("add_message with key", METHOD_ADD_MESSAGE,
 	      ARGS(S("user_id", "U1"), S("provider", "openai"),
 		   S("role", "assistant"), S("content", "yo"),
 		   S("platform", "slack"), S("idempotency_key", "k-1")),
@@ -341,7 +341,7 @@ int main(void)
 	      WANT(TXT("U1"), TXT("slack"), TXT("openai"), TXT("assistant"),
 		   TXT("yo"), TXT("k-1"), TXT(""), NUL, NUL, NUL, NUL, NUL, NUL));
 	/* issue 17: a conversation, a model and tokens */
-	CHECK("add_message with the fields of issue 17", M_ADD_MESSAGE,
+	CHECK("add_message with the fields of issue 17", METHOD_ADD_MESSAGE,
 	      ARGS(S("user_id", "U1"), S("provider", "openai"),
 		   S("role", "tool"), S("content", "22 C"),
 		   S("conversation_id", "conv_1"), S("tool_call_id", "call_9"),
@@ -351,55 +351,55 @@ int main(void)
 		   TXT("22 C"), NUL, TXT("conv_1"), TXT("call_9"), NUL,
 		   TXT("gpt"), I8(12), NUL, NUL));
 	CHECK("get_recent_conversations: two rows a turn",
-	      M_GET_RECENT,
+	      METHOD_GET_RECENT,
 	      ARGS(S("user_id", "U2"), S("provider", "gemini"),
 		   I("limit", 7)),
 	      "convd_recent",
 	      WANT(TXT("U2"), TXT("line"), TXT("gemini"), I8(14), TXT("")));
-	CHECK("get_recent_conversations default limit", M_GET_RECENT,
+	CHECK("get_recent_conversations default limit", METHOD_GET_RECENT,
 	      ARGS(S("user_id", "U2"), S("provider", "gemini")),
 	      "convd_recent",
 	      WANT(TXT("U2"), TXT("line"), TXT("gemini"), I8(20), TXT("")));
-	CHECK("clear_user_history", M_CLEAR_HISTORY,
+	CHECK("clear_user_history", METHOD_CLEAR_HISTORY,
 	      ARGS(S("user_id", "U3"), S("provider", "p"),
 		   S("platform", "web")),
 	      "convd_clear", WANT(TXT("U3"), TXT("web"), TXT("p"), TXT("")));
-	CHECK("get_conversation_count, all providers", M_GET_COUNT,
+	CHECK("get_conversation_count, all providers", METHOD_GET_COUNT,
 	      ARGS(S("user_id", "U4")),
 	      "convd_count_all", WANT(TXT("U4"), TXT("line"), TXT("")));
-	CHECK("get_conversation_count, one provider", M_GET_COUNT,
+	CHECK("get_conversation_count, one provider", METHOD_GET_COUNT,
 	      ARGS(S("user_id", "U4"), S("provider", "claude")),
 	      "convd_count_provider",
 	      WANT(TXT("U4"), TXT("line"), TXT("claude"), TXT("")));
-	CHECK("get_user_statistics", M_GET_USER_STATS,
+	CHECK("get_user_statistics", METHOD_GET_USER_STATS,
 	      ARGS(S("user_id", "U5"), S("platform", "x")),
 	      "convd_user_stats", WANT(TXT("U5"), TXT("x")));
-	CHECK("get_thread", M_GET_THREAD, ARGS(S("user_id", "U6")),
+	CHECK("get_thread", METHOD_GET_THREAD, ARGS(S("user_id", "U6")),
 	      "convd_thread_get", WANT(TXT("U6"), TXT("line")));
-	CHECK("save_thread", M_SAVE_THREAD,
+	CHECK("save_thread", METHOD_SAVE_THREAD,
 	      ARGS(S("user_id", "U6"), S("thread_id", "th_1")),
 	      "convd_thread_save",
 	      WANT(TXT("U6"), TXT("line"), TXT("th_1")));
-	CHECK("delete_thread", M_DELETE_THREAD, ARGS(S("user_id", "U6")),
+	CHECK("delete_thread", METHOD_DELETE_THREAD, ARGS(S("user_id", "U6")),
 	      "convd_thread_delete", WANT(TXT("U6"), TXT("line")));
-	CHECK("export_history, all providers", M_EXPORT_HISTORY,
+	CHECK("export_history, all providers", METHOD_EXPORT_HISTORY,
 	      ARGS(S("user_id", "U7"), I("after_id", 9000000000LL),
 		   I("limit", 5)),
 	      "convd_export_all",
 	      WANT(TXT("U7"), TXT("line"), I8(9000000000LL), I8(5), NUL));
-	CHECK("export_history, one provider, defaults", M_EXPORT_HISTORY,
+	CHECK("export_history, one provider, defaults", METHOD_EXPORT_HISTORY,
 	      ARGS(S("user_id", "U7"), S("provider", "openai")),
 	      "convd_export_provider",
 	      WANT(TXT("U7"), TXT("line"), TXT("openai"), I8(0), I8(1000),
 		   NUL));
-	CHECK("import_message", M_IMPORT_MESSAGES,
+	CHECK("import_message", METHOD_IMPORT_MESSAGES,
 	      ARGS(S("user_id", "U8"), S("provider", "openai"),
 		   S("role", "system"), S("content", "c"),
 		   I("created_at", 1764000000123456LL)),
 	      "convd_import",
 	      WANT(TXT("U8"), TXT("line"), TXT("openai"), TXT("system"),
 		   TXT("c"), I8(1764000000123456LL), NUL, TXT(""), NUL, NUL, NUL, NUL, NUL, NUL));
-	CHECK("import_message with key", M_IMPORT_MESSAGES,
+	CHECK("import_message with key", METHOD_IMPORT_MESSAGES,
 	      ARGS(S("user_id", "U8"), S("provider", "openai"),
 		   S("role", "user"), S("content", "c"),
 		   I("created_at", 0), S("platform", "line"),
@@ -409,7 +409,7 @@ int main(void)
 		   TXT("c"), I8(0), TXT("imp-9"), TXT(""), NUL, NUL, NUL, NUL, NUL, NUL));
 
 	/* methods that are not the store's map to nothing */
-	r = make(M_PING, NULL, 0);
+	r = make(METHOD_PING, NULL, 0);
 	if (ok(r != NULL, "ping: a valid request")) {
 		is_int(store_build(r, &p, &def), -1, "ping: not a store method");
 		request_error(r, E_INTERNAL, "test");

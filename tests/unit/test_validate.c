@@ -16,10 +16,10 @@ static const struct proto_limits PLIM = {
 };
 static const struct validate_limits VLIM = { .max_content = 100 };
 
-static struct mp_doc doc;
+static struct proto_doc doc;
 static msgpack_sbuffer sb;
 static msgpack_packer pk;
-static struct method_args args;
+static struct validate_args args;
 static char err[512];
 static int pack_failures;
 
@@ -98,8 +98,7 @@ static int run_at(const struct method_spec *spec, uint32_t at,
 		snprintf(err, sizeof(err), "(test: did not decode)");
 		return -2;
 	}
-	return validate_params_frame(spec, &doc, at, (const uint8_t *)sb.data,
-				     used, lim, &args, err, sizeof(err));
+	return validate_params(spec, &doc, at, lim, &args, err, sizeof(err));
 }
 
 static int run(const struct method_spec *spec)
@@ -219,69 +218,69 @@ static void test_table(void)
 		const char *params;	/* name[?] where ? = optional */
 		bool admin, needs_db;
 	} want[] = {
-		{ M_PING, "ping", "", false, false },
-		{ M_ADD_MESSAGE, "add_message",
+		{ METHOD_PING, "ping", "", false, false },
+		{ METHOD_ADD_MESSAGE, "add_message",
 		  "user_id provider role content platform? idempotency_key? "
 		  "conversation_id? tool_call_id? name? model? tokens? "
 		  "metadata?", false, true },
-		{ M_GET_RECENT, "get_recent_conversations",
+		{ METHOD_GET_RECENT, "get_recent_conversations",
 		  "user_id provider limit? platform? conversation_id?", false,
 		  true },
-		{ M_CLEAR_HISTORY, "clear_user_history",
+		{ METHOD_CLEAR_HISTORY, "clear_user_history",
 		  "user_id provider platform? conversation_id?", false, true },
-		{ M_GET_COUNT, "get_conversation_count",
+		{ METHOD_GET_COUNT, "get_conversation_count",
 		  "user_id provider? platform? conversation_id?", false, true },
-		{ M_GET_USER_STATS, "get_user_statistics",
+		{ METHOD_GET_USER_STATS, "get_user_statistics",
 		  "user_id platform?", false, true },
-		{ M_GET_THREAD, "get_thread", "user_id platform?", false, true },
-		{ M_SAVE_THREAD, "save_thread", "user_id thread_id platform?",
+		{ METHOD_GET_THREAD, "get_thread", "user_id platform?", false, true },
+		{ METHOD_SAVE_THREAD, "save_thread", "user_id thread_id platform?",
 		  false, true },
-		{ M_DELETE_THREAD, "delete_thread", "user_id platform?", false,
+		{ METHOD_DELETE_THREAD, "delete_thread", "user_id platform?", false,
 		  true },
-		{ M_CLEANUP, "cleanup_old_conversations",
+		{ METHOD_CLEANUP, "cleanup_old_conversations",
 		  "days_to_keep? dry_run?", true, true },
-		{ M_STATS, "stats", "", false, false },
-		{ M_HEALTH, "health", "", false, false },
-		{ M_EXPORT_HISTORY, "export_history",
+		{ METHOD_STATS, "stats", "", false, false },
+		{ METHOD_HEALTH, "health", "", false, false },
+		{ METHOD_EXPORT_HISTORY, "export_history",
 		  "user_id provider? after_id? limit? platform? "
 		  "conversation_id?", false, true },
-		{ M_IMPORT_MESSAGES, "import_message",
+		{ METHOD_IMPORT_MESSAGES, "import_message",
 		  "user_id provider role content created_at platform? "
 		  "idempotency_key? conversation_id? tool_call_id? name? "
 		  "model? tokens? metadata?", true, true },
-		{ M_LIST_CONVERSATIONS, "list_conversations",
+		{ METHOD_LIST_CONVERSATIONS, "list_conversations",
 		  "user_id platform? provider? after? limit?", false, true },
-		{ M_DELETE_CONVERSATION, "delete_conversation",
+		{ METHOD_DELETE_CONVERSATION, "delete_conversation",
 		  "user_id provider conversation_id platform?", false, true },
-		{ M_GET_STATE, "get_state",
+		{ METHOD_GET_STATE, "get_state",
 		  "user_id provider conversation_id? platform?", false, true },
-		{ M_SET_STATE, "set_state",
+		{ METHOD_SET_STATE, "set_state",
 		  "user_id provider state conversation_id? expected_version? "
 		  "metadata? platform?", false, true },
 		/* issue 18 */
-		{ M_GET_CONTEXT, "get_context",
+		{ METHOD_GET_CONTEXT, "get_context",
 		  "user_id provider max_tokens conversation_id? max_messages? "
 		  "include_system? platform?", false, true },
-		{ M_GET_MESSAGES, "get_messages",
+		{ METHOD_GET_MESSAGES, "get_messages",
 		  "user_id provider conversation_id? before_id? limit? "
 		  "platform?", false, true },
-		{ M_DELETE_MESSAGE, "delete_message", "user_id id platform?",
+		{ METHOD_DELETE_MESSAGE, "delete_message", "user_id id platform?",
 		  false, true },
-		{ M_SEARCH_MESSAGES, "search_messages",
+		{ METHOD_SEARCH_MESSAGES, "search_messages",
 		  "user_id query provider? conversation_id? platform? limit?",
 		  false, true },
-		{ M_FORGET_USER, "forget_user", "user_id platform?", true,
+		{ METHOD_FORGET_USER, "forget_user", "user_id platform?", true,
 		  true },
 	};
 
-	is_int(ARRAY_LEN(want), M_COUNT_, "every method is described");
+	is_int(ARRAY_LEN(want), METHOD_COUNT_, "every method is described");
 	for (size_t i = 0; i < ARRAY_LEN(want); i++) {
-		const struct method_spec *m = &validate_methods[want[i].id];
+		const struct method_spec *m = &method_table[want[i].id];
 		char got[256] = "";
 
 		ok(m->id == want[i].id, "%s: id matches its slot", want[i].name);
 		is_str(m->name, want[i].name, "method %zu: name", i);
-		ok(validate_find_method(want[i].name, strlen(want[i].name)) == m,
+		ok(method_find(want[i].name, strlen(want[i].name)) == m,
 		   "find_method(%s)", want[i].name);
 		ok(m->admin == want[i].admin && m->needs_db == want[i].needs_db,
 		   "%s: admin %d, needs_db %d", want[i].name, want[i].admin,
@@ -298,38 +297,38 @@ static void test_table(void)
 		is_str(got, want[i].params, "%s: parameters", want[i].name);
 	}
 
-	ok(validate_find_method("pin", 3) == NULL, "find_method: prefix");
-	ok(validate_find_method("pingx", 5) == NULL, "find_method: longer");
-	ok(validate_find_method("PING", 4) == NULL,
+	ok(method_find("pin", 3) == NULL, "find_method: prefix");
+	ok(method_find("pingx", 5) == NULL, "find_method: longer");
+	ok(method_find("PING", 4) == NULL,
 	   "find_method: case matters");
-	ok(validate_find_method("ping\0", 5) == NULL,
+	ok(method_find("ping\0", 5) == NULL,
 	   "find_method: trailing NUL");
-	ok(validate_find_method("", 0) == NULL, "find_method: empty");
-	ok(validate_find_method("pingpong", 4) == &validate_methods[M_PING],
+	ok(method_find("", 0) == NULL, "find_method: empty");
+	ok(method_find("pingpong", 4) == &method_table[METHOD_PING],
 	   "find_method uses the given length");
 
 	{
-		const struct param_spec *lim =
-			&validate_methods[M_GET_RECENT].params[2];
-		const struct param_spec *days =
-			&validate_methods[M_CLEANUP].params[0];
+		const struct method_param *lim =
+			&method_table[METHOD_GET_RECENT].params[2];
+		const struct method_param *days =
+			&method_table[METHOD_CLEANUP].params[0];
 		bool platforms = true;
 
-		ok(lim->kind == PK_INT && lim->min == 1 && lim->max == 1000 &&
+		ok(lim->kind == METHOD_PK_INT && lim->min == 1 && lim->max == 1000 &&
 		   lim->has_def_int && lim->def_int == 10,
 		   "limit: integer 1..1000, default 10");
-		ok(days->kind == PK_INT && days->min == 0 &&
+		ok(days->kind == METHOD_PK_INT && days->min == 0 &&
 		   days->max == 36500 && !days->has_def_int,
 		   "days_to_keep: integer 0..36500 without a default");
-		for (int m = 0; m < M_COUNT_; m++)
-			for (int k = 0; k < validate_methods[m].nparams; k++) {
-				const struct param_spec *ps =
-					&validate_methods[m].params[k];
+		for (int m = 0; m < METHOD_COUNT_; m++)
+			for (int k = 0; k < method_table[m].nparams; k++) {
+				const struct method_param *ps =
+					&method_table[m].params[k];
 
 				/* forget_user: absent = every platform */
 				if (strcmp(ps->name, "platform") == 0 &&
-				    (ps->kind != PK_NAME || ps->required ||
-				     (m == M_FORGET_USER ? ps->def_str != NULL
+				    (ps->kind != METHOD_PK_NAME || ps->required ||
+				     (m == METHOD_FORGET_USER ? ps->def_str != NULL
 				      : !ps->def_str ||
 					strcmp(ps->def_str, "line") != 0)))
 					platforms = false;
@@ -345,7 +344,7 @@ static bool args_match_base(const struct method_spec *spec)
 {
 	for (int k = 0; k < spec->nparams; k++) {
 		struct tv b = base_value(spec->params[k].name);
-		const struct arg_value *a = &args.v[k];
+		const struct validate_arg *a = &args.v[k];
 
 		if (!a->present)
 			return false;
@@ -361,8 +360,8 @@ static bool args_match_base(const struct method_spec *spec)
 
 static void test_valid(void)
 {
-	for (int m = 0; m < M_COUNT_; m++) {
-		const struct method_spec *spec = &validate_methods[m];
+	for (int m = 0; m < METHOD_COUNT_; m++) {
+		const struct method_spec *spec = &method_table[m];
 
 		for (enum style st = NAMED_WRAPPED; st <= POSITIONAL; st++) {
 			build(spec, st, -1, NULL);
@@ -376,21 +375,21 @@ static void test_valid(void)
 	/* Zero-parameter methods accept every empty form. */
 	msgpack_sbuffer_clear(&sb);
 	must(msgpack_pack_array(&pk, 0));
-	ok(run(&validate_methods[M_PING]) == 0, "ping []");
+	ok(run(&method_table[METHOD_PING]) == 0, "ping []");
 	msgpack_sbuffer_clear(&sb);
 	must(msgpack_pack_map(&pk, 0));
-	ok(run(&validate_methods[M_PING]) == 0, "ping {}");
+	ok(run(&method_table[METHOD_PING]) == 0, "ping {}");
 	msgpack_sbuffer_clear(&sb);
 	must(msgpack_pack_array(&pk, 1));
 	must(msgpack_pack_map(&pk, 0));
-	ok(run(&validate_methods[M_STATS]) == 0, "stats [{}]");
+	ok(run(&method_table[METHOD_STATS]) == 0, "stats [{}]");
 }
 
 /* export_history pages; import_message has no default time. */
 static void test_defaults_export_import(void)
 {
-	const struct method_spec *exp = &validate_methods[M_EXPORT_HISTORY];
-	const struct method_spec *imp = &validate_methods[M_IMPORT_MESSAGES];
+	const struct method_spec *exp = &method_table[METHOD_EXPORT_HISTORY];
+	const struct method_spec *imp = &method_table[METHOD_IMPORT_MESSAGES];
 	struct tv absent = ABSENT, nil = NIL, v;
 
 	for (enum style st = NAMED_WRAPPED; st <= POSITIONAL; st++) {
@@ -442,10 +441,10 @@ static void test_defaults_export_import(void)
 /* Only the required params: optional ones get their defaults. */
 static void test_defaults(void)
 {
-	const struct method_spec *add = &validate_methods[M_ADD_MESSAGE];
-	const struct method_spec *rec = &validate_methods[M_GET_RECENT];
-	const struct method_spec *cnt = &validate_methods[M_GET_COUNT];
-	const struct method_spec *cln = &validate_methods[M_CLEANUP];
+	const struct method_spec *add = &method_table[METHOD_ADD_MESSAGE];
+	const struct method_spec *rec = &method_table[METHOD_GET_RECENT];
+	const struct method_spec *cnt = &method_table[METHOD_GET_COUNT];
+	const struct method_spec *cln = &method_table[METHOD_CLEANUP];
 	struct tv absent = ABSENT, nil = NIL;
 
 	for (enum style st = NAMED_WRAPPED; st <= POSITIONAL; st++) {
@@ -553,7 +552,7 @@ static void expect_good(const struct method_spec *spec, int k,
 
 static void test_strings(const struct method_spec *spec, int k, size_t max)
 {
-	bool structured = spec->params[k].kind == PK_CONTENT;
+	bool structured = spec->params[k].kind == METHOD_PK_CONTENT;
 	const char *name = spec->params[k].name;
 	char *big = malloc(max + 2);
 	char want[128];
@@ -644,7 +643,7 @@ static void test_role(const struct method_spec *spec, int k)
 
 static void test_int(const struct method_spec *spec, int k)
 {
-	const struct param_spec *ps = &spec->params[k];
+	const struct method_param *ps = &spec->params[k];
 	char want[128];
 	struct tv v;
 
@@ -676,7 +675,7 @@ static void test_int(const struct method_spec *spec, int k)
 
 static void test_bool(const struct method_spec *spec, int k)
 {
-	const struct param_spec *ps = &spec->params[k];
+	const struct method_param *ps = &spec->params[k];
 	char want[128];
 	struct tv v;
 
@@ -693,37 +692,37 @@ static void test_bool(const struct method_spec *spec, int k)
 
 static void test_rules(void)
 {
-	for (int m = 0; m < M_COUNT_; m++) {
-		const struct method_spec *spec = &validate_methods[m];
+	for (int m = 0; m < METHOD_COUNT_; m++) {
+		const struct method_spec *spec = &method_table[m];
 
 		for (int k = 0; k < spec->nparams; k++) {
-			const struct param_spec *ps = &spec->params[k];
+			const struct method_param *ps = &spec->params[k];
 			struct tv absent = ABSENT, nil = NIL;
 			char want[128];
 
 			switch (ps->kind) {
-			case PK_ID:
+			case METHOD_PK_ID:
 				test_strings(spec, k, 255);
 				break;
-			case PK_NAME:
+			case METHOD_PK_NAME:
 				test_strings(spec, k, 50);
 				break;
-			case PK_CONTENT:
+			case METHOD_PK_CONTENT:
 				test_strings(spec, k, VLIM.max_content);
 				break;
-			case PK_ROLE:
+			case METHOD_PK_ROLE:
 				test_role(spec, k);
 				break;
-			case PK_INT:
+			case METHOD_PK_INT:
 				test_int(spec, k);
 				break;
-			case PK_BOOL:
+			case METHOD_PK_BOOL:
 				test_bool(spec, k);
 				break;
-			case PK_STR:
+			case METHOD_PK_STR:
 				test_strings(spec, k, (size_t)ps->max);
 				break;
-			case PK_MAP:	/* test_content.c */
+			case METHOD_PK_MAP:	/* test_content.c */
 				break;
 			}
 			if (!ps->required)
@@ -748,14 +747,14 @@ static void test_rules(void)
 	must(proto_pack_cstr(&pk, "U1"));
 	must(proto_pack_cstr(&pk, "anthropic"));
 	must(proto_pack_cstr(&pk, "user"));
-	ok(run(&validate_methods[M_ADD_MESSAGE]) == -1 &&
+	ok(run(&method_table[METHOD_ADD_MESSAGE]) == -1 &&
 	   strcmp(err, "content: is required") == 0,
 	   "add_message [u, p, role]: \"%s\"", err);
 
 	/* content's limit comes from the caller; NULL means 1 MiB */
 	{
 		const struct method_spec *add =
-			&validate_methods[M_ADD_MESSAGE];
+			&method_table[METHOD_ADD_MESSAGE];
 		size_t mib = (size_t)1 << 20;
 		char *big = malloc(mib + 1);
 		struct tv v;
@@ -779,13 +778,13 @@ static void test_rules(void)
 
 static void test_structure(void)
 {
-	const struct method_spec *add = &validate_methods[M_ADD_MESSAGE];
-	const struct method_spec *ping = &validate_methods[M_PING];
-	const struct method_spec *get = &validate_methods[M_GET_THREAD];
+	const struct method_spec *add = &method_table[METHOD_ADD_MESSAGE];
+	const struct method_spec *ping = &method_table[METHOD_PING];
+	const struct method_spec *get = &method_table[METHOD_GET_THREAD];
 
 	/* too many positional */
-	for (int m = 0; m < M_COUNT_; m++) {
-		const struct method_spec *spec = &validate_methods[m];
+	for (int m = 0; m < METHOD_COUNT_; m++) {
+		const struct method_spec *spec = &method_table[m];
 		char want[128];
 
 		msgpack_sbuffer_clear(&sb);
@@ -805,8 +804,8 @@ static void test_structure(void)
 	}
 
 	/* unknown named parameter, in each method */
-	for (int m = 0; m < M_COUNT_; m++) {
-		const struct method_spec *spec = &validate_methods[m];
+	for (int m = 0; m < METHOD_COUNT_; m++) {
+		const struct method_spec *spec = &method_table[m];
 
 		for (enum style st = NAMED_WRAPPED; st <= NAMED_BARE; st++) {
 			msgpack_sbuffer_clear(&sb);
@@ -985,7 +984,7 @@ static void test_structure(void)
 static void test_in_envelope(void)
 {
 	const struct method_spec *spec;
-	struct rpc_msg msg;
+	struct proto_msg msg;
 	char eerr[128];
 	size_t used;
 
@@ -1005,8 +1004,8 @@ static void test_in_envelope(void)
 			&used) == PROTO_OK &&
 	   proto_parse_envelope(&doc, &msg, eerr, sizeof(eerr)) == 0,
 	   "request envelope");
-	spec = validate_find_method(msg.method.p, msg.method.len);
-	ok(spec == &validate_methods[M_ADD_MESSAGE], "method found");
+	spec = method_find(msg.method.p, msg.method.len);
+	ok(spec == &method_table[METHOD_ADD_MESSAGE], "method found");
 	if (!spec)
 		return;
 	ok(validate_params(spec, &doc, msg.params, &VLIM, &args, err,
