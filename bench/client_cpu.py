@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("CONVD_BUILDDIR", sys.argv[2])
 os.environ.setdefault("CONVD_SRCDIR", os.path.join(HERE, ".."))
+import benchlib  # noqa: E402
 import convdtest  # noqa: E402
 
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
@@ -45,12 +46,9 @@ def bench(build, sock, prefix=()):
 
 
 def main():
-    pg = convdtest.PgCluster().initdb()
-    pg.start()
-    pg.createdb()
+    pg = benchlib.cluster()
     d = None
     try:
-        convdtest.setup_schema(pg)
         d = convdtest.Convd(pg).start()
         for name, build in builds.items():
             print(f"{name}: {build}")
@@ -75,9 +73,7 @@ def main():
                       f"{total / n:.0f} instructions per ping "
                       f"(whole process)", flush=True)
     finally:
-        if d:
-            d.stop()
-        pg.destroy()
+        benchlib.cleanup(pg, d)
 
 
 main()

@@ -31,6 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("CONVD_BUILDDIR", os.path.join(HERE, "..", "build"))
+import benchlib  # noqa: E402
 import convdtest  # noqa: E402
 
 H = "simple_conversation_history"
@@ -81,23 +82,15 @@ $$ SELECT decode('d9', 'hex') || set_byte('\\x00'::bytea, 0,
 """
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=3000)
     args = ap.parse_args()
-    pg = convdtest.PgCluster().initdb("fsync = on\nshared_buffers = 256MB\n")
+    pg = benchlib.cluster("fsync = on\nshared_buffers = 256MB\n")
     d = None
     try:
-        pg.start()
-        pg.createdb()
-        convdtest.setup_schema(pg)
         pg.psql(STR8)
         t = time.time()
         n = load(pg, args.rows, args.users)
@@ -140,12 +133,10 @@ def main():
         for name in calls:
             x = lat[name]
             print(f"| {name} | {rows[name] / len(x):.0f} "
-                  f"| {pct(x, 50):.2f} | {pct(x, 90):.2f} "
-                  f"| {pct(x, 99):.2f} | {max(x):.2f} |")
+                  f"| {benchlib.pct(x, 50):.2f} | {benchlib.pct(x, 90):.2f} "
+                  f"| {benchlib.pct(x, 99):.2f} | {max(x):.2f} |")
     finally:
-        if d:
-            d.stop()
-        pg.destroy()
+        benchlib.cleanup(pg, d)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ os.environ.setdefault("CONVD_SRCDIR", os.path.join(HERE, ".."))
 
 import convdtest  # noqa: E402
 import test_faults as tf  # noqa: E402
+import benchlib  # noqa: E402
+from benchlib import pct  # noqa: E402
 
 
 class Factory:
@@ -140,8 +142,8 @@ def budget(pg, big, huge):
         print(f"memory_budget {limit >> 20} MiB, 150 frames stalled 1 byte "
               f"short of 2 MiB + 30 clients not reading 2 x 3 MiB: peak RSS "
               f"{peak >> 20} MiB, {st['cutoffs']} clients cut off; good "
-              f"client ping p99 {ms(tf.p99(good.lat))}, get_thread p99 "
-              f"{ms(tf.p99(good.lat_db))} (max {ms(max(good.lat_db))})")
+              f"client ping p99 {ms(pct(good.lat, 99))}, get_thread p99 "
+              f"{ms(pct(good.lat_db, 99))} (max {ms(max(good.lat_db))})")
         f.stop()
     f = Factory()
     cv = tf.budget_convd(f, pg)
@@ -154,10 +156,7 @@ def budget(pg, big, huge):
 
 
 def main():
-    pg = convdtest.PgCluster().initdb()
-    pg.start()
-    pg.createdb()
-    convdtest.setup_schema(pg)
+    pg = benchlib.cluster()
     try:
         frozen(pg)
         never_commits(pg)

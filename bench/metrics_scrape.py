@@ -16,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests",
                                 "integration"))
+import benchlib  # noqa: E402
 import convdtest  # noqa: E402
 
 
@@ -38,11 +39,9 @@ def cpu_seconds(pid):
 def main():
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     rate = float(sys.argv[2]) if len(sys.argv) > 2 else 20
-    pg = convdtest.PgCluster().initdb().start()
+    pg = benchlib.cluster()
     d = None
     try:
-        pg.createdb()
-        convdtest.setup_schema(pg)
         d = convdtest.Convd(pg, extra={"http": {"listen": "127.0.0.1:0"},
                                        "pool": {"size": 8}}).start()
         addr = convdtest.http_address(d)
@@ -65,7 +64,6 @@ def main():
         busy = bench(d, seconds)
         stop.set()
         t.join()
-        lat.sort()
         # convd's own CPU per scrape (robust to a busy machine)
         n = 2000
         cpu0 = cpu_seconds(d.proc.pid)
@@ -77,14 +75,12 @@ def main():
             "requests_per_s_without_scrapes": quiet.get("rps"),
             "requests_per_s_with_scrapes": busy.get("rps"),
             "scrapes_per_s": round(len(lat) / seconds),
-            "scrape_p50_ms": round(lat[len(lat) // 2] * 1e3, 2),
-            "scrape_p99_ms": round(lat[int(len(lat) * 0.99)] * 1e3, 2),
+            "scrape_p50_ms": round(benchlib.pct(lat, 50) * 1e3, 2),
+            "scrape_p99_ms": round(benchlib.pct(lat, 99) * 1e3, 2),
             "exposition_bytes": size[0],
             "bench_without": quiet, "bench_with": busy}, indent=1))
     finally:
-        if d:
-            d.stop()
-        pg.destroy()
+        benchlib.cleanup(pg, d)
 
 
 if __name__ == "__main__":

@@ -43,18 +43,12 @@ import psycopg2
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import convdtest  # noqa: E402
+from benchlib import pct  # noqa: E402
 
 H = "simple_conversation_history"
 BEFORE = "5a1e0c2f7b90"
 CHUNK = 1_000_000
 APP = "convctl-upgrade"
-
-
-def pct(xs, p):
-    if not xs:
-        return 0.0
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p / 100))]
 
 
 class Writers:

@@ -21,6 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests",
                                 "integration"))
+import benchlib  # noqa: E402
 import convdtest  # noqa: E402
 
 
@@ -37,10 +38,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     a = ap.parse_args()
-    pg = convdtest.PgCluster().initdb("fsync = on\n")
-    pg.start()
-    pg.createdb()
-    convdtest.setup_schema(pg)
+    pg = benchlib.cluster("fsync = on\n")
     bouncer = convdtest.PgBouncer(pg, pool_size=20).start()
     pool = {"size": 20, "min_size": 20, "max_overflow": 0, "timeout": 10}
     runs = [("direct", {}),

@@ -20,6 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "clients", "python"))
+import benchlib  # noqa: E402
 import convdtest  # noqa: E402
 from convd_client import (AsyncConversationManager,  # noqa: E402
                           ConversationManager)
@@ -70,12 +71,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10)
     args = ap.parse_args()
-    pg = convdtest.PgCluster().initdb()
-    pg.start()
+    pg = benchlib.cluster()
     d = None
     try:
-        pg.createdb()
-        convdtest.setup_schema(pg)
         d = convdtest.Convd(pg, extra={"pool": {"size": 20,
                                                 "max_overflow": 30}})
         d.start()

@@ -27,6 +27,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import benchlib  # noqa: E402
 import convdtest  # noqa: E402
 
 BUILD = os.environ.get("CONVD_BUILDDIR", os.path.join(HERE, "..", "build"))
@@ -76,14 +77,11 @@ def main():
     a = ap.parse_args()
     secs = a.seconds
 
-    pg = convdtest.PgCluster().initdb(
+    pg = benchlib.cluster(
         "fsync = on\nsynchronous_commit = on\nshared_buffers = 512MB\n"
         "max_connections = 300\n")
-    pg.start()
-    pg.createdb()
     d = None
     try:
-        convdtest.setup_schema(pg)
         if a.without_search_index:
             pg.psql("DROP INDEX simple_conversation_history_search_idx")
         d = convdtest.Convd(pg, extra={
@@ -233,9 +231,7 @@ def main():
         say()
         say("Reproduce: `sudo ./scripts/bench.sh" + (" --scale" if a.scale else "") + "`")
     finally:
-        if d:
-            d.stop()
-        pg.destroy()
+        benchlib.cleanup(pg, d)
 
 
 if __name__ == "__main__":

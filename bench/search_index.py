@@ -42,6 +42,7 @@ import psycopg2
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("CONVD_BUILDDIR", os.path.join(HERE, "..", "build"))
+from benchlib import pct  # noqa: E402
 
 H = "simple_conversation_history"
 
@@ -221,11 +222,6 @@ def queries(rng, counts, n):
             u = rng.randrange(100)      # the busiest users
         out.append((f"U{u:05d}", kinds[kind](), kind, u < 100))
     return out
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def like_pattern(q):

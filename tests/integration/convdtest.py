@@ -314,9 +314,15 @@ class Convd:
         }
         if WRAPPER:
             # convd's own waits stretch like the tests' time limits (its
-            # defaults otherwise: a pool wait of 5 s, shutdown_timeout 10)
+            # defaults otherwise: a pool wait of 5 s, shutdown_timeout 10,
+            # connect_timeout 10).  Under valgrind on a busy machine the
+            # pool's first connections (a SCRAM proof each, computed in
+            # the loop) took over 10 s: every one timed out and requests
+            # were answered `unavailable` (test_daemon's
+            # test_password_from_db_password).
             sections["pool"]["timeout"] = int(scaled(5))
             sections["server"]["shutdown_timeout"] = int(scaled(10))
+            sections["database"]["connect_timeout"] = int(scaled(10))
         for sec, kv in (extra or {}).items():
             sections.setdefault(sec, {}).update(kv)
         self.config = write_config(os.path.join(self.tmp, "convd.conf"),
@@ -671,6 +677,29 @@ def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):
             raise AssertionError(f"timed out after {timeout}s waiting for "
                                  f"{what} (last: {last!r})")
         time.sleep(interval)
+
+
+def in_threads(fn, args, timeout=None):
+    """Runs fn(a) for every a of args, each in a thread of its own, all at
+    once, and waits for them (timeout: seconds, scaled, for each; None:
+    as long as they take).  Returns what went wrong, as text: the
+    exceptions raised and the threads still running; [] when nothing
+    did."""
+    errors = []
+
+    def run(a):
+        try:
+            fn(a)
+        except Exception as e:  # noqa: BLE001 - returned to the test
+            errors.append(repr(e))
+    threads = [threading.Thread(target=run, args=(a,), daemon=True)
+               for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(None if timeout is None else scaled(timeout))
+    errors += [f"{t.name} still running" for t in threads if t.is_alive()]
+    return errors
 
 
 def packb_raw(obj):

@@ -10,7 +10,6 @@ speed).  Each test names the cost it guards against:
 import json
 import os
 import subprocess
-import threading
 import time
 
 import pytest
@@ -92,22 +91,12 @@ def load(d, method, params, clients, per_client):
     """clients threads, each on its own connection, make per_client calls
     of method(*params(client, i)) one after the other: a fixed amount of
     work, however fast the machine is.  Returns the number of calls."""
-    errors = []
-
     def run(n):
-        try:
-            with d.client(timeout=scaled(30)) as c:
-                for i in range(per_client):
-                    c.call(method, *params(n, i))
-        except Exception as e:  # noqa: BLE001 - the test reports it
-            errors.append(e)
+        with d.client(timeout=scaled(30)) as c:
+            for i in range(per_client):
+                c.call(method, *params(n, i))
 
-    threads = [threading.Thread(target=run, args=(n,))
-               for n in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = convdtest.in_threads(run, range(clients))
     assert not errors, errors[:3]
     return clients * per_client
 

@@ -453,16 +453,17 @@ class Load(threading.Thread):
             self.exc = e
 
 
-def ping_latencies(path, until):
-    """ping every 50 ms until `until` (monotonic): the loop's latency."""
-    lat = []
-    with Client(path, timeout=10) as c:
+def pings(path, until):
+    """ping every 50 ms until `until` (monotonic): (sent, answered) of
+    each ping."""
+    out = []
+    with Client(path, timeout=scaled(10)) as c:
         while time.monotonic() < until:
             t0 = time.monotonic()
             assert c.call("ping") == "pong"
-            lat.append(time.monotonic() - t0)
+            out.append((t0, time.monotonic()))
             time.sleep(0.05)
-    return lat
+    return out
 
 
 def check_acked_stored(pg, loads):
@@ -513,7 +514,7 @@ def test_frozen_database_requests_end_at_their_deadline(fpg, convd_factory):
     for p in pids:
         os.kill(p, signal.SIGSTOP)
     try:
-        lat = ping_latencies(cv.socket, t_stop + 2.5)
+        pinged = pings(cv.socket, t_stop + 2.5)
         with cv.client() as c:
             h = wait_until(lambda: (lambda h: h if h["database"] == "stalled"
                                     else None)(c.call("health")),
@@ -546,7 +547,14 @@ def test_frozen_database_requests_end_at_their_deadline(fpg, convd_factory):
             if c[1] - c[0] > DEADLINE_MS / 1000 + scaled(1.0)]
     assert not late, late[:5]
     assert any(c[2] == "timeout" for c in frozen), frozen[:5]
-    assert max(lat) < scaled(0.5), max(lat)
+    # the loop keeps answering: pings sent while a database call was
+    # held were answered before that call ended (an order of events)
+    held = [p for p in pinged if p[0] > t_stop + 0.2 and any(
+        c[0] <= p[0] and p[1] <= c[1] for c in frozen)]
+    assert len(held) >= 3, (pinged, frozen[:5])
+    # and no ping waited out a connect_timeout (2 s) to the frozen server
+    # in a blocking call: a generous bound, scaled
+    assert max(b - a for a, b in pinged) < scaled(2.0), pinged
     check_acked_stored(pg, loads)
     st = cv.client().call("stats")
     assert st["pool"]["abandoned"] >= 1, st["pool"]
@@ -613,27 +621,35 @@ def test_batch_statement_timeout_does_not_double_the_wait(schema,
                                                           convd_factory):
     """A batch of add_message that hits statement_timeout (1.5 s, the table
     locked) is not retried request by request (each would wait 1.5 s
-    again): its requests get `timeout` when the batch does.  Two lone
-    requests go first (batches in flight), the other ten wait and go
-    together: answered at ~3 s, not ~4.5 s."""
+    again): its requests get `timeout` when the batch does.  Counted in
+    the server's log, not timed: every INSERT the server cancelled is a
+    statement convd sent; a batch retried alone would make more cancelled
+    INSERTs than requests (the batch's, then each one's again)."""
     cv = convd_factory(schema, extra={"database": {"statement_timeout": 1500},
                                       "pool": {"size": 4, "max_overflow": 4}})
     user = uid("retry")
+    with open(schema.logfile, "rb") as f:
+        log_start = f.seek(0, os.SEEK_END)
     with convdtest.TableLock(schema, HIST):
-        with cv.client(timeout=30) as c:
-            t0 = time.monotonic()
+        with cv.client(timeout=scaled(30)) as c:
             ids = [c.request("add_message", user, "openai", "user",
                              f"m{i}") for i in range(12)]
             answers = {}
             while len(answers) < len(ids):
                 m = c.recv()
                 assert m is not None, (answers, cv.log()[-3000:])
-                answers[m[1]] = (time.monotonic() - t0, m[2])
-    codes = {a[1]["code"] for a in answers.values() if a[1]}
+                answers[m[1]] = m[2]
+    codes = {a["code"] for a in answers.values() if a}
     assert codes == {"timeout"}, answers
-    worst = max(a[0] for a in answers.values())
-    assert worst < 3.0 + scaled(0.9), sorted(a[0] for a in answers.values())
     assert "retrying each alone" not in cv.log()
+    with open(schema.logfile, "rb") as f:
+        f.seek(log_start)
+        lines = f.read().decode("utf-8", "replace").splitlines()
+    cancelled = [lines[i + 1] for i, ln in enumerate(lines[:-1])
+                 if "canceling statement due to statement timeout" in ln
+                 and f"INSERT INTO {HIST}" in lines[i + 1]]
+    # at least one batch (fewer statements than requests), none run twice
+    assert 1 <= len(cancelled) < len(ids), cancelled
 
 
 # ---------------------------------------------------- 2. the memory budget
@@ -685,11 +701,6 @@ class GoodClient(threading.Thread):
                     time.sleep(0.005)
         except Exception as e:  # noqa: BLE001 - reported by the test
             self.exc = e
-
-
-def p99(xs):
-    xs = sorted(xs)
-    return xs[int(len(xs) * 0.99)] if xs else 0.0
 
 
 def big_frame(n):
@@ -752,10 +763,16 @@ def big_user(schema):
 
 
 def budget_convd(convd_factory, pg, budget=BUDGET):
+    # The good client's database calls queue (pool FIFO) behind the
+    # hostile clients' large reads, which still run after their clients
+    # are cut off: how long that queue takes to drain is the machine's
+    # load (at load 25 it outlasted the default pool wait of 5 s, and the
+    # good client got `timeout`), not the budget under test.  The pool
+    # wait is a generous bound, scaled.
     return convd_factory(pg, extra={
         "server": {"memory_budget": budget, "max_output_bytes": MAX_OUT,
                    "max_request_bytes": "2M", "max_clients": 1000},
-        "pool": POOL})
+        "pool": dict(POOL, timeout=int(scaled(30)))})
 
 
 def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
@@ -781,6 +798,7 @@ def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
                what="the good client's calls")
     with cv.client() as c:
         st = c.call("stats")
+    n_held = len(good.lat) - n0
     good.stop.set()
     good.join(30)
     assert good.exc is None, good.exc
@@ -791,12 +809,13 @@ def test_budget_stalled_frames_and_non_readers(schema, convd_factory,
     assert st["budget"]["peak_bytes"] <= BUDGET, st["budget"]
     if convdtest.own_allocator():	# ASan and valgrind keep freed memory
         assert peak < BUDGET + budget_margin(), (peak >> 20, st["budget"])
-    # the loop never waits on the hostile clients (a liveness bound, not
-    # a latency figure: BENCHMARKS.md has those, p99 about 20 ms); the
-    # good client's database calls wait their turn for a connection
-    # behind the hostile clients' own reads (pool FIFO), but never fail
-    assert max(good.lat) < scaled(5), (p99(good.lat), max(good.lat))
-    assert good.lat_db and max(good.lat_db) < scaled(10), max(good.lat_db)
+    # the loop never waits on the hostile clients: the good client's
+    # calls (a ping, then a database call) were answered while every
+    # hostile socket was still open (an order of events; BENCHMARKS.md
+    # has the latencies, p99 about 20 ms); its database calls wait their
+    # turn for a connection behind the hostile clients' own reads (pool
+    # FIFO), but never fail (good.exc above)
+    assert n_held >= 20, n_held
     assert "cut off at the memory budget" in cv.log()
     with cv.client() as c:
         assert c.call("ping") == "pong"

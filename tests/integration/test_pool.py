@@ -418,12 +418,13 @@ def test_pool_exhaustion_times_out_excess(schema, convd_factory):
             def two_waiting():
                 st = c.call("stats")["pool"]
                 return st if st["waiting"] == 2 else None
+            # a request that needs no connection is answered while two
+            # wait for one: this stats answer saw them waiting (an order
+            # of events, not a latency figure)
             st = wait_until(two_waiting, timeout=1.4, interval=0.02,
                             what="two requests waiting for a connection")
             assert st["open"] == 3 and st["busy"] == 3, st
-            t = time.monotonic()
             assert c.call("ping") == "pong"
-            assert time.monotonic() - t < convdtest.scaled(0.5)
         for w, msgid in zip(waiting, wids):
             m = w.recv()
             elapsed = time.monotonic() - t0

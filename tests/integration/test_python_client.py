@@ -178,7 +178,9 @@ def test_unreachable(tmp_path):
     with pytest.raises(ConvdConnectionError) as ei:
         m.add_message("u", "anthropic", "user", "x")
     assert ei.value.code == "connect_failed"
-    assert 0.25 <= time.monotonic() - t0 < 5
+    # it tried for reconnect_timeout (a lower bound), then gave up: that
+    # deadline is the behaviour, so a generous bound, scaled
+    assert 0.25 <= time.monotonic() - t0 < convdtest.scaled(5)
     m.close()
     with pytest.raises(ConvdError):
         m.ping()
@@ -215,27 +217,17 @@ def test_legacy_flag(convd, tmp_path):
 
 def test_threads_share_one_manager(mgr, pg):
     user = uid()
-    errors = []
     nthreads, per = 8, 40
 
     def work(t):
-        try:
-            for i in range(per):
-                assert mgr.add_message(user, "anthropic",
-                                       "user" if i % 2 == 0 else "assistant",
-                                       f"t{t} m{i}")
-                if i % 10 == 0:
-                    mgr.get_recent_conversations(user, "anthropic", limit=3)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        for i in range(per):
+            assert mgr.add_message(user, "anthropic",
+                                   "user" if i % 2 == 0 else "assistant",
+                                   f"t{t} m{i}")
+            if i % 10 == 0:
+                mgr.get_recent_conversations(user, "anthropic", limit=3)
 
-    threads = [threading.Thread(target=work, args=(t,))
-               for t in range(nthreads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert convdtest.in_threads(work, range(nthreads)) == []
     assert mgr.get_conversation_count(user) == nthreads * per
     contents = set(pg.psql(f"SELECT content FROM {HIST} WHERE user_id = "
                            f"{q(user)}").splitlines())

@@ -447,30 +447,21 @@ def test_two_writers_race_on_set_state(convd):
     assert st["state"] == {"n": 1, "by": [winner]} and st["version"] == v + 1
 
     conflicts = []
-    errors = []
 
     def add(tag):
-        try:
-            for _ in range(25):
-                while True:
-                    cur = m.get_state(user, "openai")
-                    new = {"n": cur["state"]["n"] + 1,
-                           "by": cur["state"]["by"] + [tag]}
-                    try:
-                        m.set_state(user, "openai", new,
-                                    expected_version=cur["version"])
-                        break
-                    except ConflictError:
-                        conflicts.append(tag)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        for _ in range(25):
+            while True:
+                cur = m.get_state(user, "openai")
+                new = {"n": cur["state"]["n"] + 1,
+                       "by": cur["state"]["by"] + [tag]}
+                try:
+                    m.set_state(user, "openai", new,
+                                expected_version=cur["version"])
+                    break
+                except ConflictError:
+                    conflicts.append(tag)
 
-    ts = [threading.Thread(target=add, args=(f"w{i}",)) for i in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert errors == []
+    assert convdtest.in_threads(add, [f"w{i}" for i in range(4)]) == []
     st = m.get_state(user, "openai")
     assert st["state"]["n"] == 101
     assert sorted(st["state"]["by"][1:]) == sorted(

@@ -294,13 +294,14 @@ def test_multihost_first_host_hangs(tcp_pg, convd_factory):
         # The connection is lost; its replacement skips the host that
         # hung a moment ago instead of waiting 2 s on it again.
         pg.terminate_app(app)
-        t1 = time.monotonic()
         with d.client(timeout=scaled(20)) as c:
             wait_until(lambda: c.call("get_thread", user) == "t-1",
                        scaled(10), interval=0.05,
                        what="a request after the reconnect")
-        assert time.monotonic() - t1 < scaled(1.5), time.monotonic() - t1
+        # counted, not timed: the reconnect did not try the hung host
+        # again (it would have logged a second connect_timeout)
         assert d.log().count("did not answer within connect_timeout") == 1
+        assert pg.backend_pids(app), "no new connection to host 2"
         stop_ok(d)
     finally:
         hung.close()

@@ -12,7 +12,8 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import RpcError, sql_literal as q, uid, wait_until
+from convdtest import RpcError, scaled, sql_literal as q, uid, \
+    wait_until
 
 HIST = "simple_conversation_history"
 THREADS = "user_thread_table"
@@ -152,23 +153,27 @@ def test_cleanup_days_to_keep_bounds(schema, fresh_db, convd_factory):
 
 
 def test_timer_runs_cleanup_after_start(schema, fresh_db, convd_factory):
-    """[retention] days_to_keep = 30, interval = 60: the first run comes
-    about 5 s after start, deletes the same rows, and the next one is
-    scheduled an interval (+- 5%) later."""
+    """[retention] days_to_keep = 30, interval = 60: the first run is
+    announced (what it will delete), comes some 5 s after start (1 s to
+    the announcement, 4 s more), deletes the same rows, and the next one
+    is scheduled an interval (+- 5%) later."""
     db = fresh_db()
     old, keep = seed_boundary_rows(schema, db)
     before_threads = threads(schema, db)
-    t0 = time.monotonic()
+    t0 = time.time()
     d = start(convd_factory, schema, db,
               retention={"days_to_keep": 30, "interval": 60})
     st = retention_stats(d)
     assert st["runs"] == 0 and st["days_to_keep"] == 30, st
     assert isinstance(st["next_run"], msgpack.Timestamp), st
     st = wait_until(lambda: (lambda s: s if s["runs"] >= 1 else None)(
-        retention_stats(d)), timeout=15, interval=0.1,
+        retention_stats(d)), timeout=convdtest.scaled(15), interval=0.1,
         what="the first retention run")
-    elapsed = time.monotonic() - t0
-    assert 3.5 < elapsed < convdtest.scaled(10), elapsed
+    # the announcement came first, and the run not before its time (a
+    # lower bound on convd's own clock: a busy machine only delays it)
+    assert f"the first run, in 4 s, deletes {len(old)} of" in d.log(), \
+        d.log()
+    assert st["last_run"].to_unix() - t0 >= 4.5, (st["last_run"], t0)
     assert st["runs"] == 1 and st["skipped"] == 0 and st["failures"] == 0
     assert st["last_deleted"] == len(old) and \
         st["total_deleted"] == len(old), st
@@ -264,48 +269,50 @@ def test_batches_do_not_block_other_requests(schema, fresh_db,
     d = start(convd_factory, schema, db,
               retention={"days_to_keep": 0, "batch_size": 1000})
     done = threading.Event()
-    lat = []
-    seen_running = []
+    answered = []       # in answer order: "ping", "get", or stats' running
     failures = []
 
     def foreground():
         with d.client() as c:
             i = 0
             while not done.is_set():
-                t = time.monotonic()
                 try:
                     if i % 3 == 0:
                         assert c.call("ping") == "pong"
+                        answered.append("ping")
                     elif i % 3 == 1:
                         assert len(c.call("get_recent_conversations",
                                           "u1", "anthropic", 5)) == 1
+                        answered.append("get")
                     else:
-                        seen_running.append(
+                        answered.append(
                             c.call("stats")["retention"]["running"])
                 except Exception as e:  # noqa: BLE001 - reported below
                     failures.append(repr(e))
-                lat.append(time.monotonic() - t)
                 i += 1
 
     th = threading.Thread(target=foreground, daemon=True)
     th.start()
     try:
-        wait_until(lambda: len(lat) >= 30, timeout=10, what="foreground")
-        n0 = len(lat)
-        with d.client(timeout=120) as c:
+        wait_until(lambda: len(answered) >= 30, timeout=scaled(10),
+                   what="foreground")
+        n0 = len(answered)
+        with d.client(timeout=scaled(120)) as c:
             r = c.call("cleanup_old_conversations", 30)
-        n_during = len(lat) - n0
+        n_during = len(answered) - n0
     finally:
         done.set()
         th.join(30)
     assert r == {"deleted": 20000, "skipped": False}, r
     assert not failures, failures[:5]
     assert n_during >= 10, n_during
-    assert any(seen_running), "no request was answered during the run"
-    lat.sort()
-    p99 = lat[int(len(lat) * 0.99) - 1]
-    assert p99 < 1.0, f"p99 {p99:.3f} s"
-    assert lat[-1] < 3.0, f"max {lat[-1]:.3f} s"
+    # the run does not hold the loop: between two stats answers that both
+    # saw the one run going on, pings and reads were answered (an order of
+    # events, not a latency figure: BENCHMARKS.md has those)
+    running = [i for i, a in enumerate(answered) if a is True]
+    assert len(running) >= 2, "no two stats answers during the run"
+    between = answered[running[0]:running[-1]]
+    assert "ping" in between and "get" in between, answered[n0:]
     assert history(schema, db) == {f"new {i}" for i in range(1, 101)}
     rows = [tuple(map(int, x.split("|"))) for x in schema.psql(
         "SELECT n, xid FROM batch_log", db=db).splitlines()]
@@ -352,7 +359,7 @@ def test_skipped_while_another_holds_the_lock(schema, fresh_db,
             # The timer's first run (about 5 s after start) skips too.
             st = wait_until(lambda: (lambda s: s if s["skipped"] >= 2
                                      else None)(c.call("stats")["retention"]),
-                            timeout=15, interval=0.1,
+                            timeout=convdtest.scaled(15), interval=0.1,
                             what="the timer run to be skipped")
             assert time.monotonic() - t0 < convdtest.scaled(12)
             assert st["runs"] == 0 and st["total_deleted"] == 0, st

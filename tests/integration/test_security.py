@@ -638,10 +638,9 @@ def test_max_inflight_stops_reading(schema, convd_factory):
         # a has 2 in flight: its pings are not even read
         assert a.is_open_after(1.0), "an answer came while adds were held"
         for _ in range(5):
-            t0 = time.monotonic()
             assert b.call("ping") == "pong"
-            assert time.monotonic() - t0 < scaled(0.5)
-        # a's two adds, and this stats request itself
+        # b was answered while a's adds are held: a's two adds, and this
+        # stats request itself, are still in flight
         assert b.call("stats")["clients"]["requests_in_flight"] == 3
         lock.release()
         msgs = [a.recv() for _ in range(4)]

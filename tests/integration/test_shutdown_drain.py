@@ -134,9 +134,17 @@ def test_idle_and_busy_clients_see_eof_at_sigterm(schema, convd_factory):
     lock.acquire()
     try:
         busy.request("add_message", "drain-busy", "p", "user", "held")
-        time.sleep(0.3)
+        # the insert is in flight: waiting for the table lock
+        convdtest.wait_until(lambda: schema.psql(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+            "l.relation WHERE c.relname = 'simple_conversation_history' "
+            "AND NOT l.granted") != "0", timeout=scaled(10),
+            what="the insert to wait for the lock")
         d.signal(signal.SIGTERM)
-        time.sleep(0.3)
+        # convd has begun its shutdown with the request in flight
+        convdtest.wait_until(lambda: "shutting down (finishing 1 requests "
+                             "in flight)" in d.log(), timeout=scaled(10),
+                             what="convd to begin its shutdown")
     finally:
         lock.release()
     m = busy.recv()
