@@ -319,8 +319,12 @@ class Convd:
             # pool's first connections (a SCRAM proof each, computed in
             # the loop) took over 10 s: every one timed out and requests
             # were answered `unavailable` (test_daemon's
-            # test_password_from_db_password).
+            # test_password_from_db_password).  A request's deadline
+            # (request_timeout, 30 s) too: test_faults'
+            # test_large_results_checked_while_read (16 reads of 10 MiB on
+            # 8 connections) got `timeout` under valgrind.
             sections["pool"]["timeout"] = int(scaled(5))
+            sections["server"]["request_timeout"] = int(scaled(30000))
             sections["server"]["shutdown_timeout"] = int(scaled(10))
             sections["database"]["connect_timeout"] = int(scaled(10))
         for sec, kv in (extra or {}).items():
