@@ -36,6 +36,7 @@
 #include "common.h"
 #include "consts.h"
 #include "convd/client.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 
@@ -480,22 +481,38 @@ static double rate(enum bench_method m)
 static void report(const char *title)
 {
 	if (b.json) {
-		printf("{\"run\":\"%s\",\"clients\":%d,\"threads\":%d,"
-		       "\"depth\":%d,\"seconds\":%d,\"methods\":{",
-		       title, b.clients, b.threads, b.depth, b.seconds);
-		for (int m = 0, first = 1; m < BM_COUNT_; m++) {
+		struct json j = JSON_INIT(stdout);
+		bool first = true, mfirst = true;
+
+		fputc('{', stdout);
+		json_kv_str(&j, &first, "run", title);
+		json_kv_int(&j, &first, "clients", b.clients);
+		json_kv_int(&j, &first, "threads", b.threads);
+		json_kv_int(&j, &first, "depth", b.depth);
+		json_kv_int(&j, &first, "seconds", b.seconds);
+		json_key(&j, &first, "methods");
+		fputc('{', stdout);
+		for (int m = 0; m < BM_COUNT_; m++) {
+			bool f = true;
+
 			if (!b.weights[m])
 				continue;
-			printf("%s\"%s\":{\"requests\":%zu,\"per_second\":%.0f,"
-			       "\"errors\":%" PRIu64 ",\"p50_ms\":%.3f,"
-			       "\"p95_ms\":%.3f,\"p99_ms\":%.3f}",
-			       first ? "" : ",", bm_names[m], b.lat[m].n,
-			       rate((enum bench_method)m), b.lat[m].errors,
-			       lat_pct(&b.lat[m], 0.50), lat_pct(&b.lat[m], 0.95),
-			       lat_pct(&b.lat[m], 0.99));
-			first = 0;
+			json_key(&j, &mfirst, bm_names[m]);
+			fputc('{', stdout);
+			json_kv_int(&j, &f, "requests", (int64_t)b.lat[m].n);
+			json_key(&j, &f, "per_second");
+			json_double(&j, rate((enum bench_method)m));
+			json_key(&j, &f, "errors");
+			json_uint(&j, b.lat[m].errors);
+			json_key(&j, &f, "p50_ms");
+			json_double(&j, lat_pct(&b.lat[m], 0.50));
+			json_key(&j, &f, "p95_ms");
+			json_double(&j, lat_pct(&b.lat[m], 0.95));
+			json_key(&j, &f, "p99_ms");
+			json_double(&j, lat_pct(&b.lat[m], 0.99));
+			fputc('}', stdout);
 		}
-		printf("}}\n");
+		fputs("}}\n", stdout);
 		return;
 	}
 	printf("%s: %d clients, %d threads, depth %d, %d s\n", title,

@@ -507,7 +507,8 @@ const struct config_option config_options[] = {
 		"a month goes, the first run shortly after start; convd logs "
 		"how many its first run deletes, and `convctl cleanup "
 		"--dry-run` counts them without deleting). It is also the "
-		"default of cleanup_old_conversations."},
+		"default of cleanup_old_conversations. Messages only: thread "
+		"ids and provider states stay until deleted (forget_user)."},
 	{.section = "retention", .name = "interval", .type = CONFIG_T_INT,
 	 .offset = OFF(retention.interval), .def = "3600", .min = 60,
 	 .max = 604800, .reloadable = true,

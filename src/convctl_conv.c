@@ -175,7 +175,8 @@ int convctl_conv_list(struct convctl_ctx *x, int argc CONVD_UNUSED,
 			put_time(x, convc_map_get(c, "first_message_at"));
 			fputs(" .. ", x->out);
 			put_time(x, convc_map_get(c, "last_message_at"));
-			if (meta && meta->type != MSGPACK_OBJECT_NIL) {
+			if (meta && meta->type == MSGPACK_OBJECT_MAP &&
+			    meta->via.map.size > 0) {
 				fputc('\t', x->out);
 				convctl_json_value(&x->json, meta);
 			}
@@ -238,7 +239,8 @@ int convctl_conv_state(struct convctl_ctx *x, int argc, char **argv)
 					   convc_map_get(&r.result, "state"));
 		fputc('\n', x->out);
 		meta = convc_map_get(&r.result, "metadata");
-		if (meta && meta->type != MSGPACK_OBJECT_NIL) {
+		if (meta && meta->type == MSGPACK_OBJECT_MAP &&
+		    meta->via.map.size > 0) {
 			fputs("metadata ", x->out);
 			convctl_json_value(&x->json, meta);
 			fputc('\n', x->out);

@@ -46,7 +46,7 @@ const struct convctl_command convctl_table[] = {
 	  "state get|set USER PROVIDER [JSON [METADATA]] [--conversation ID] "
 	  "[--expected-version N]",
 	  "state get USER PROVIDER\tthe conversation's provider state\n"
-	  "state set USER PROVIDER JSON [METADATA]\treplace both (JSON "
+	  "state set USER PROVIDER JSON [METADATA]\treplace it (JSON "
 	  "objects; --expected-version N: only at version N)",
 	  convctl_conv_state, convctl_conv_state_check },
 	{ "cleanup", 0, 0, CONVCTL_OPT_DAYS | CONVCTL_OPT_DRY_RUN, 0,

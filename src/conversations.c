@@ -93,26 +93,32 @@ const struct pool_statement conversations_statements[] = {
 	{"convd_state_get",
 	 "SELECT state, version, updated_at, metadata FROM " CONVD_T_STATE
 	 STATE_KEY},
-	/* $5 state, $6 expected_version (NULL: unconditional), $7 metadata:
-	 * the new version (NULL when expected_version did not match) and,
-	 * then, the current one (NULL: there is none) */
+	/* $5 state, $6 expected_version (NULL: unconditional), $7 metadata
+	 * (NULL: keep the stored metadata): the new version (NULL when
+	 * expected_version did not match); then the current one as of the
+	 * statement's snapshot (NULL: none visible -- with expected_version
+	 * 0, a state another writer committed after the snapshot began,
+	 * which the INSERT ran into); then whether expected_version was 0 */
 	{"convd_state_set",
 	 "WITH ins AS (INSERT INTO " CONVD_T_STATE " AS s (user_id, platform,"
 	 " model_provider, conversation_id, state, version, metadata)"
 	 " SELECT $1, $2, $3, $4, $5, 1, $7"
 	 " WHERE $6::int8 IS NULL OR $6::int8 = 0"
 	 " ON CONFLICT (user_id, platform, model_provider, conversation_id)"
-	 " DO UPDATE SET state = EXCLUDED.state, metadata = EXCLUDED.metadata,"
+	 " DO UPDATE SET state = EXCLUDED.state,"
+	 " metadata = coalesce(EXCLUDED.metadata, s.metadata),"
 	 " version = s.version + 1, updated_at = now()"
 	 " WHERE $6::int8 IS NULL RETURNING s.version),"
-	 " upd AS (UPDATE " CONVD_T_STATE " SET state = $5, metadata = $7,"
+	 " upd AS (UPDATE " CONVD_T_STATE " SET state = $5,"
+	 " metadata = coalesce($7, metadata),"
 	 " version = version + 1, updated_at = now()" STATE_KEY
 	 " AND $6::int8 > 0 AND version = $6::int8 RETURNING version),"
 	 " done AS (SELECT version FROM ins UNION ALL"
 	 " SELECT version FROM upd)"
 	 " SELECT (SELECT version FROM done),"
 	 " (SELECT version FROM " CONVD_T_STATE STATE_KEY
-	 " AND NOT EXISTS (SELECT 1 FROM done) FOR SHARE)"},
+	 " AND NOT EXISTS (SELECT 1 FROM done) FOR SHARE),"
+	 " $6::int8 IS NOT DISTINCT FROM 0"},
 };
 const size_t conversations_nstatements =
 	sizeof(conversations_statements) / sizeof(conversations_statements[0]);
@@ -377,7 +383,10 @@ static enum rpc_error refuse_conflict(const PGresult *res, char *msg,
 {
 	if (!PQgetisnull(res, 0, 0))
 		return E_COUNT_;
-	if (PQgetisnull(res, 0, 1))
+	if (PQgetisnull(res, 0, 1) && pgval_bool(res, 0, 2))
+		snprintf(msg, len, "expected_version does not match: another "
+				   "writer has just created the state");
+	else if (PQgetisnull(res, 0, 1))
 		snprintf(msg, len, "expected_version does not match: there is "
 				   "no state");
 	else
@@ -395,7 +404,7 @@ static const struct query_def def_state_get = {
 	.stmt = "convd_state_get", .nfields = 4, .pack = pack_state,
 };
 static const struct query_def def_state_set = {
-	.stmt = "convd_state_set", .nfields = 2, .one_row = true,
+	.stmt = "convd_state_set", .nfields = 3, .one_row = true,
 	.refuse = refuse_conflict, .pack = pack_version,
 };
 

@@ -133,6 +133,9 @@ static int string(struct jp *j)
 				     (lo - 0xdc00);
 			} else if (cp >= 0xdc00 && cp < 0xe000) {
 				return fail(j, "a lone surrogate");
+			} else if (cp == 0) {
+				/* convd's strs hold no NUL (convd-protocol(7)) */
+				return fail(j, "a NUL character (\\u0000)");
 			}
 			n += utf8_put(j->buf + n, cp);
 			break;
@@ -165,9 +168,19 @@ static int number(struct jp *j)
 	errno = 0;
 	if (integral) {
 		long long v = strtoll(tmp, &end, 10);
+		unsigned long long u;
 
 		if (*end == '\0' && errno == 0)
 			return j->pk ? msgpack_pack_int64(j->pk, v) : 0;
+		/* above INT64_MAX: uint64 up to UINT64_MAX, as msgpack has it */
+		errno = 0;
+		if (tmp[0] != '-') {
+			u = strtoull(tmp, &end, 10);
+			if (*end == '\0' && errno == 0)
+				return j->pk ? msgpack_pack_uint64(j->pk, u) : 0;
+		}
+		/* a float would keep 53 bits of it and say nothing */
+		return fail(j, "an integer beyond 64 bits");
 	}
 	{
 		double d = strtod(tmp, &end);

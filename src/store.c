@@ -212,8 +212,9 @@ const struct pool_statement store_statements[] = {
 			       " ORDER BY id + 0 LIMIT $5"},
 	/* import_message: $6 is microseconds since the Unix epoch (whole
 	 * seconds through to_timestamp, exact in float8, then the rest).
-	 * Without a key ($7), a row equal in every column but id is not
-	 * stored twice: its id comes back with imported = false.  With a
+	 * Without a key ($7), a row equal in every column but id (issue 17's
+	 * fields included: parallel tool results of one group commit share
+	 * created_at and may share content) is not stored twice: its id comes back with imported = false.  With a
 	 * key, the row stored under the key comes back (imported = false,
 	 * duplicate = true); as for add_message, no row at all means that
 	 * another transaction committed the key meanwhile (run it again). */
@@ -228,13 +229,19 @@ const struct pool_statement store_statements[] = {
 		      " AND h.model_provider = $3 AND h.created_at = t.at"
 		      " AND h.role = $4 AND h.content = $5"
 		      " AND h.conversation_id = $8"
+		      " AND h.tool_call_id IS NOT DISTINCT FROM $9::varchar"
+		      " AND h.name IS NOT DISTINCT FROM $10::varchar"
+		      " AND h.model IS NOT DISTINCT FROM $11::varchar"
+		      " AND h.tokens IS NOT DISTINCT FROM $12::int8"
+		      " AND h.metadata IS NOT DISTINCT FROM $13::bytea"
 		      " AND h.content_mp IS NOT DISTINCT FROM $14::bytea))"
 		      " ORDER BY h.id LIMIT 1),"
 		      " new AS (INSERT INTO " HISTORY
 		      " (user_id, platform, model_provider, role, content,"
 		      " created_at, idempotency_key, " EXT_COLS ")"
 		      " SELECT $1, $2, $3, $4, $5, t.at, $7::varchar, $8,"
-		      " $9, $10, $11, $12::int8, $13, $14::bytea FROM t"
+		      " $9::varchar, $10::varchar, $11::varchar, $12::int8,"
+		      " $13::bytea, $14::bytea FROM t"
 		      " WHERE NOT EXISTS (SELECT 1 FROM old)"
 		      ON_KEY_CONFLICT " RETURNING id)"
 		      " SELECT id, true, false FROM new"

@@ -63,7 +63,8 @@ export type Role = 'user' | 'assistant' | 'system' | 'developer' | 'tool';
  * stored as sent; binary values as Uint8Array (or Buffer). */
 export type ContentInput = string | readonly unknown[] | object;
 /** A message's content as convd gives it back: exactly what was stored,
- * binary values as Uint8Array. */
+ * binary values as Uint8Array, integers beyond 2^53 as bigint (safe
+ * integers as number). */
 export type Content = string | unknown[] | { [key: string]: unknown };
 /** A map of your own (at most 64 KiB encoded). */
 export type MetadataInput = object;

@@ -241,8 +241,27 @@ const encoder = new Encoder({
   extensionCodec, useBigInt64: true, ignoreUndefined: true,
 });
 
+/* 64-bit integers (msgpack int64 / uint64) as numbers when they are
+ * safe (within 2^53), as bigints when not: a structured content's
+ * 2^60 + 1 comes back 1152921504606846977n, not rounded to a float, and
+ * goes back to convd as the same integer (the encoder packs bigints as
+ * int64 / uint64).  Ids, counts and versions stay numbers. */
+class ConvdDecoder extends Decoder {
+  readU64AsBigInt() {
+    const v = super.readU64AsBigInt();
+    return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  }
+
+  readI64AsBigInt() {
+    const v = super.readI64AsBigInt();
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(v) : v;
+  }
+}
+
 function newDecoder() {
-  return new Decoder({
+  return new ConvdDecoder({
+    useBigInt64: true,
     extensionCodec,
     maxStrLength: MAX_RESPONSE_BYTES,
     maxBinLength: MAX_RESPONSE_BYTES,

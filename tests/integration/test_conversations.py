@@ -14,7 +14,7 @@ import msgpack
 import pytest
 
 import convdtest
-from convdtest import RpcError, uid
+from convdtest import RpcError, sql_literal as q, uid
 
 HIST = "simple_conversation_history"
 
@@ -278,6 +278,66 @@ def test_state_versions_and_conflicts(client):
     assert e.value.code == "invalid_params"
 
 
+
+def test_set_state_keeps_metadata_unless_given(client):
+    """Regression: every set_state replaced the metadata too, so a title
+    set once was wiped by the next turn's set without metadata."""
+    u = uid()
+    st = {"previous_response_id": "resp_1"}
+    client.call("set_state", user_id=u, provider="openai", state=st,
+                metadata={"title": "Weather"}, expected_version=0)
+    client.call("set_state", user_id=u, provider="openai",
+                state={"previous_response_id": "resp_2"}, expected_version=1)
+    client.call("set_state", u, "openai", {"previous_response_id": "resp_3"})
+    got = client.call("get_state", u, "openai")
+    assert got["version"] == 3 and got["metadata"] == {"title": "Weather"}
+    convs = client.call("list_conversations", user_id=u)["conversations"]
+    assert convs == [] or convs[0].get("metadata") == {"title": "Weather"}
+    client.call("set_state", user_id=u, provider="openai", state=st,
+                metadata={"title": "Rain"})
+    assert client.call("get_state", u, "openai")["metadata"] == \
+        {"title": "Rain"}
+    client.call("set_state", user_id=u, provider="openai", state=st,
+                metadata={})
+    assert client.call("get_state", u, "openai")["metadata"] == {}
+
+
+
+def test_reset_of_the_default_conversation(client):
+    """README / convd-protocol(7): a bot's /reset of the default
+    conversation is clear_user_history and set_state {}: no history, and
+    no previous_response_id to continue from."""
+    u = uid()
+    client.call("add_message", u, "openai", "user", "hi")
+    client.call("set_state", u, "openai", {"previous_response_id": "resp_1"})
+    assert client.call("clear_user_history", u, "openai") == {"deleted": 1}
+    client.call("set_state", u, "openai", {})
+    got = client.call("get_state", u, "openai")
+    assert got["state"] == {} and got["version"] == 2
+    assert client.call("get_recent_conversations", u, "openai") == []
+
+
+def test_creation_race_conflict_names_the_other_writer(convd):
+    """Regression: of two writers creating a state at once with
+    expected_version 0, the loser's conflict said "there is no state" (the
+    statement's snapshot predates the winner's commit).  Both requests go
+    pipelined on one connection, so convd runs them at once on two of its
+    database connections."""
+    messages = []
+    with convd.client() as c:
+        for _ in range(60):
+            u = uid()
+            for i in range(2):
+                c.request("set_state", {"user_id": u, "provider": "openai",
+                                        "state": {"w": i},
+                                        "expected_version": 0})
+            out = [c.recv(), c.recv()]
+            assert sorted(r[2] is None for r in out) == [False, True], out
+            err = [r[2] for r in out if r[2] is not None][0]
+            assert err["code"] == "conflict", err
+            messages.append(err["message"])
+    assert not [m for m in messages if "there is no state" in m], messages
+
 def test_two_writers_racing_on_set_state(convd):
     """Two webhook workers extend one response chain: each reads the state
     and sets the next with expected_version.  No update is lost: the final
@@ -358,6 +418,54 @@ def test_export_import_round_trips_every_field(convd):
     strip = ("id", "idempotency_key")
     assert [{k: x for k, x in r.items() if k not in strip} for r in back] \
         == [{k: x for k, x in r.items() if k not in strip} for r in rows]
+
+
+
+def test_import_keeps_messages_that_differ_only_in_fields(convd, pg):
+    """Regression: import_message took a message equal in provider,
+    created_at, role, content and conversation for one already stored, so
+    the parallel tool results of one group commit (one created_at, the
+    same output "ok", different tool_call_id) collapsed into one on
+    import.  Every optional field now counts."""
+    u, v = uid(), uid()
+    n = 50
+    with convd.client() as c:
+        for i in range(n):      # pipelined: one group commit, one created_at
+            c.request("add_message", {"user_id": u, "provider": "openai",
+                                      "role": "tool", "content": "ok",
+                                      "conversation_id": "conv_t",
+                                      "tool_call_id": f"call_{i}"})
+        for _ in range(n):
+            r = c.recv()
+            assert r[2] is None, r
+        rows = c.call("export_history", user_id=u, conversation_id="conv_t",
+                      limit=1000)
+        assert len(rows) == n
+        assert len({r["created_at"] for r in rows}) < n  # shared times
+        # equal but for one field each: model, name, tokens, metadata
+        base = {"user_id": u, "provider": "openai", "role": "assistant",
+                "content": "same", "conversation_id": "conv_t",
+                "created_at": 1700000000000000}
+        variants = [{}, {"model": "m1"}, {"name": "n1"}, {"tokens": 5},
+                    {"metadata": {"a": 1}}]
+        for extra in variants:
+            assert c.call("import_message", **base, **extra)["imported"]
+        for r in rows:
+            args = {k: r[k] for k in r if k not in ("id", "created_at",
+                                                   "provider")}
+            args.update(user_id=v, provider=r["provider"],
+                        created_at=r["created_at"].to_unix_nano() // 1000)
+            assert c.call("import_message", **args)["imported"] is True
+            # the same message again is still not stored twice
+            assert c.call("import_message", **args)["imported"] is False
+        for extra in variants:
+            assert not c.call("import_message", **base, **extra)["imported"]
+    assert pg.psql("SELECT count(DISTINCT tool_call_id) FROM"
+                   " simple_conversation_history WHERE user_id = "
+                   + q(v)).strip() == str(n)
+    assert pg.psql("SELECT count(*) FROM simple_conversation_history"
+                   " WHERE user_id = " + q(u) + " AND content = 'same'"
+                   ).strip() == str(len(variants))
 
 
 # ------------------------------------------------------------- convctl

@@ -36,9 +36,13 @@ def test_python_blocking_and_asyncio(convd):
                            conversation_id="c", metadata=META) == 1
         st = m.get_state(u, "openai", conversation_id="c")
         assert st["metadata"] == META and st["version"] == 1
-        # a set without metadata has none (each set replaces both)
+        # none set: None; a set without metadata keeps it; {} clears it
         m.set_state(u, "openai", {"previous_response_id": "r2"})
         assert m.get_state(u, "openai")["metadata"] is None
+        m.set_state(u, "openai", {"previous_response_id": "r3"},
+                    conversation_id="c")
+        assert m.get_state(u, "openai", conversation_id="c")[
+            "metadata"] == META
 
     async def run():
         async with AsyncConversationManager(convd.socket) as a:
@@ -79,8 +83,15 @@ def test_convctl_state_and_conversations(convd):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.rstrip("\n").split("\t")[-1]) == \
         {"title": "Trip", "n": 2}
-    # no metadata: no line, no column
+    # left out: kept; {} clears it: no line, no column
     r = convd.convctl("state", "set", u, "openai", '{"r": 2}',
+                      "--conversation", "trip")
+    assert r.returncode == 0, r
+    out = convd.convctl("state", "get", u, "openai", "--conversation",
+                        "trip").stdout
+    assert json.loads(out.splitlines()[2][len("metadata "):]) == \
+        {"title": "Trip", "n": 2}, out
+    r = convd.convctl("state", "set", u, "openai", '{"r": 3}', '{}',
                       "--conversation", "trip")
     assert r.returncode == 0, r
     out = convd.convctl("state", "get", u, "openai", "--conversation",

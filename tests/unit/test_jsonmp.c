@@ -48,6 +48,18 @@ int main(void)
 	same("9223372036854775807",
 	     "\xcf\x7f\xff\xff\xff\xff\xff\xff\xff", 9);
 	same("[[{\"k\": [\"v\"]}]]", "\x91\x91\x81\xa1k\x91\xa1v", 8);
+	/* regression: above INT64_MAX became a float (rounded) */
+	same("18446744073709551615",
+	     "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9);
+	same("9223372036854775808",
+	     "\xcf\x80\x00\x00\x00\x00\x00\x00\x00", 9);
+	same("-9223372036854775808",
+	     "\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9);
+	refused("18446744073709551616", "beyond 64 bits");
+	refused("-9223372036854775809", "beyond 64 bits");
+	same("1e3", "\xcb\x40\x8f\x40\x00\x00\x00\x00\x00", 9);
+	/* regression: \u0000 made a str with a NUL byte */
+	refused("\"a\\u0000b\"", "NUL");
 	refused("{\"a\": 1", "missing");
 	refused("{1: 2}", "key that is not a string");
 	refused("[1 2]", "missing ','");

@@ -24,12 +24,14 @@ test('getState gives the metadata, null when none', async () => {
   assert.deepEqual(Object.keys(st).sort(), ['metadata', 'state', 'updatedAt', 'version']);
   assert.deepEqual([st.metadata.title, st.metadata.tags], [meta.title, meta.tags]);
   assert.ok(Buffer.from(st.metadata.blob).equals(Buffer.from(meta.blob)));
-  // each set replaces both: none given, none kept
+  // left out: kept; none ever set: null
   await m.setState(user, 'openai', { previous_response_id: 'r2' }, { conversationId: 'trip' });
   const again = await m.getState(user, 'openai', { conversationId: 'trip' });
-  assert.equal(again.metadata, null);
+  assert.equal(again.metadata.title, meta.title);
   assert.equal(again.version, 2);
-  // the same through the protocol's own call
+  await m.setState(user, 'openai', { previous_response_id: 'r1' });
+  assert.equal((await m.getState(user, 'openai')).metadata, null);
+  // what a raw set_state set
   await m.call('set_state', { user_id: user, provider: 'openai', state: { r: 3 }, metadata: { n: 1 } });
   assert.deepEqual((await m.getState(user, 'openai')).metadata, { n: 1 });
 });

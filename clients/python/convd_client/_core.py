@@ -158,8 +158,11 @@ class Retry:
 
 def new_unpacker():
     # strict_map_key off: structured content and metadata come back as
-    # they were sent, whatever their maps' keys (ints too)
-    return msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=False,
+    # they were sent, whatever their maps' keys (ints too).  timestamp=0:
+    # a timestamp inside content stays a msgpack.Timestamp (exact to the
+    # nanosecond, and packed back as the same extension on import);
+    # iso() / iso_z() turn the rows' own times into text.
+    return msgpack.Unpacker(raw=False, timestamp=0, strict_map_key=False,
                             max_buffer_size=MAX_RESPONSE)
 
 
@@ -188,6 +191,8 @@ def iso(t):
 
 def iso_z(t):
     """A time as convctl export writes it: UTC, microseconds, 'Z'."""
+    if isinstance(t, msgpack.Timestamp):
+        t = t.to_datetime()
     return t.astimezone(datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%S.%fZ")
 
