@@ -18,6 +18,7 @@ import pytest
 
 import convdtest
 from convdtest import uid
+from test_libclient import sanitized_library
 
 sys.path.insert(0, convdtest.PYCLIENT)
 
@@ -179,6 +180,8 @@ def program(tmp_path_factory):
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "msgpack"],
                            stdout=subprocess.PIPE, text=True).stdout.split()
+    if sanitized_library():     # scripts/sanitize.sh: the runtimes too
+        flags += ["-fsanitize=address,undefined"]
     r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror",
                         "-I", str(d / "include"), str(d / "meta.c"), shared,
                         *flags, "-o", str(d / "meta")],
