@@ -140,7 +140,7 @@ static void test_plan(void)
 		.who = " (offline SQL by me@host)",
 		.offline = true,
 	};
-	char *want;
+	char *want = NULL, *ddl;
 
 	if (!ok(load(&set) == 0, "two revisions load"))
 		return;
@@ -151,7 +151,8 @@ static void test_plan(void)
 	dbsql_history(&w, "the history table");
 	dbsql_plan(&w, &set, plan, 2, true);
 	fclose(w.f);
-	if (asprintf(&want,
+	ddl = dbsql_history_ddl(w.qhist);
+	if (!ddl || asprintf(&want,
 		     "\n-- the history table\n%s;\n"
 		     "\n-- upgrade to a1: first\\nline\n"
 		     "BEGIN;\n"
@@ -171,11 +172,12 @@ static void test_plan(void)
 		     "CREATE INDEX CONCURRENTLY ti ON t (i);\n"
 		     "UPDATE convd_schema_history SET dirty = false, note = NULL"
 		     " WHERE revision = 'b2';\n",
-		     dbsql_history_ddl(w.qhist), set.revs[plan[0]].checksum,
+		     ddl, set.revs[plan[0]].checksum,
 		     set.revs[plan[1]].checksum) < 0)
 		want = NULL;
 	is_str(out, want, "upgrade script, offline");
 	free(want);
+	free(ddl);
 	free(out);
 
 	/* down: in reverse order, DESTRUCTIVE marked, connection quoting */
