@@ -366,17 +366,33 @@ int convc_get_state(struct convc *c, const char *user_id,
 		    const char *platform, struct convc_state *out,
 		    struct convc_error *err)
 {
+	return convc_get_state_ex(c, user_id, provider, conversation_id,
+				  platform, out, NULL, NULL, err);
+}
+
+int convc_get_state_ex(struct convc *c, const char *user_id,
+		       const char *provider, const char *conversation_id,
+		       const char *platform, struct convc_state *out,
+		       void **metadata_mp, size_t *metadata_mp_len,
+		       struct convc_error *err)
+{
 	struct client_arg args[] = {
 		CLIENT_ARG_STR("user_id", user_id),
 		CLIENT_ARG_STR("provider", provider),
 		client_call_opt_str("conversation_id", conversation_id),
 		client_call_opt_str("platform", platform),
 	};
-	const msgpack_object *state, *at;
+	const msgpack_object *state, *at, *meta = NULL;
 	struct convc_state s = { false, NULL, 0, 0, 0 };
 	struct convc_reply r;
+	void *meta_mp = NULL;
+	size_t meta_len = 0;
 	int st;
 
+	if (metadata_mp)
+		*metadata_mp = NULL;
+	if (metadata_mp_len)
+		*metadata_mp_len = 0;
 	st = client_call_out(c, "get_state", args, NARGS(args), out,
 			     sizeof(*out), &r, err);
 	if (st != CONVC_OK)
@@ -385,6 +401,14 @@ int convc_get_state(struct convc *c, const char *user_id,
 		convc_reply_free(&r);
 		return CONVC_OK;
 	}
+	/* the metadata set with the state: a map, or absent / nil (none) */
+	if (metadata_mp)
+		meta = convc_map_get(&r.result, "metadata");
+	if (meta && meta->type == MSGPACK_OBJECT_NIL)
+		meta = NULL;
+	if (meta && meta->type != MSGPACK_OBJECT_MAP)
+		return client_call_shape(c, &r, err, "get_state",
+					 "'metadata' is not a map");
 	state = convc_map_get(&r.result, "state");
 	at = convc_map_get(&r.result, "updated_at");
 	if (!state || state->type != MSGPACK_OBJECT_MAP)
@@ -397,12 +421,21 @@ int convc_get_state(struct convc *c, const char *user_id,
 		return client_call_shape(c, &r, err, "get_state",
 					 "'updated_at' is not a timestamp");
 	s.state_mp = client_rows_value(state, true, &s.state_mp_len);
+	if (s.state_mp && meta)
+		meta_mp = client_rows_value(meta, true, &meta_len);
 	convc_reply_free(&r);
-	if (!s.state_mp)
+	if (!s.state_mp || (meta && !meta_mp)) {
+		free(s.state_mp);
 		return client_err_fail(err, CONVC_ERR_LOCAL, "no_memory",
 				       "out of memory");
+	}
 	s.found = true;
 	*out = s;
+	if (metadata_mp) {
+		*metadata_mp = meta_mp;
+		if (metadata_mp_len)
+			*metadata_mp_len = meta_len;
+	}
 	return CONVC_OK;
 }
 

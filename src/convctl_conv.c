@@ -155,6 +155,8 @@ int convctl_conv_list(struct convctl_ctx *x, int argc CONVD_UNUSED,
 			const msgpack_object *c = &list->via.array.ptr[i];
 			const msgpack_object *conv =
 				convc_map_get(c, "conversation_id");
+			const msgpack_object *meta =
+				convc_map_get(c, "metadata");
 
 			shown++;
 			if (x->o->json) {
@@ -173,6 +175,11 @@ int convctl_conv_list(struct convctl_ctx *x, int argc CONVD_UNUSED,
 			put_time(x, convc_map_get(c, "first_message_at"));
 			fputs(" .. ", x->out);
 			put_time(x, convc_map_get(c, "last_message_at"));
+			if (meta && meta->type == MSGPACK_OBJECT_MAP &&
+			    meta->via.map.size > 0) {
+				fputc('\t', x->out);
+				convctl_json_value(&x->json, meta);
+			}
 			fputc('\n', x->out);
 		}
 		if (str_of(next, &s, &n)) {
@@ -193,13 +200,13 @@ int convctl_conv_list(struct convctl_ctx *x, int argc CONVD_UNUSED,
 	return rc;
 }
 
-/* ---- state get|set USER PROVIDER [JSON] [--conversation C]
+/* ---- state get|set USER PROVIDER [JSON [METADATA]] [--conversation C]
  *      [--expected-version N] */
 
-int convctl_conv_state(struct convctl_ctx *x, int argc CONVD_UNUSED,
-		       char **argv)
+int convctl_conv_state(struct convctl_ctx *x, int argc, char **argv)
 {
 	bool set = strcmp(argv[1], "set") == 0;
+	const msgpack_object *meta;
 	struct pair p[] = {
 		{ .key = "user_id", .str = argv[2] },
 		{ .key = "provider", .str = argv[3] },
@@ -207,6 +214,7 @@ int convctl_conv_state(struct convctl_ctx *x, int argc CONVD_UNUSED,
 		{ .key = "state", .json = set ? argv[4] : NULL },
 		{ .key = "expected_version", .i = x->o->expected_version,
 		  .has_int = set && x->o->expected_version_set },
+		{ .key = "metadata", .json = set && argc > 5 ? argv[5] : NULL },
 	};
 	struct convc_reply r;
 	int rc = call(x, set ? "set_state" : "get_state", p, ARRAY_LEN(p), &r);
@@ -230,17 +238,24 @@ int convctl_conv_state(struct convctl_ctx *x, int argc CONVD_UNUSED,
 			convctl_json_value(&x->json,
 					   convc_map_get(&r.result, "state"));
 		fputc('\n', x->out);
+		meta = convc_map_get(&r.result, "metadata");
+		if (meta && meta->type == MSGPACK_OBJECT_MAP &&
+		    meta->via.map.size > 0) {
+			fputs("metadata ", x->out);
+			convctl_json_value(&x->json, meta);
+			fputc('\n', x->out);
+		}
 	}
 	convc_reply_free(&r);
 	return EXIT_SUCCESS;
 }
 
-/* get USER PROVIDER, set USER PROVIDER JSON */
+/* get USER PROVIDER, set USER PROVIDER JSON [METADATA] */
 bool convctl_conv_state_check(const struct convctl_command *cmd, int nargs,
 			      char **args)
 {
 	const char *sub = args[0];
-	int want = strcmp(sub, "set") == 0 ? 4 : 3;
+	bool set = strcmp(sub, "set") == 0;
 
 	if (strcmp(sub, "get") && strcmp(sub, "set")) {
 		convctl_usage_error("state: unknown subcommand '%s' (usage: "
@@ -248,7 +263,7 @@ bool convctl_conv_state_check(const struct convctl_command *cmd, int nargs,
 				    sub, cmd->synopsis);
 		return false;
 	}
-	if (nargs != want) {
+	if (set ? nargs < 4 || nargs > 5 : nargs != 3) {
 		convctl_usage_error("wrong number of arguments (usage: convctl "
 				    "%s)", cmd->synopsis);
 		return false;

@@ -54,12 +54,12 @@ const struct convctl_command convctl_table[] = {
 	  "conversations USER [--provider P]\tthe user's conversations, "
 	  "newest activity first",
 	  convctl_conv_list, NULL },
-	{ "state", 3, 4, CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_EXPECTED, T,
-	  "state get|set USER PROVIDER [JSON] [--conversation ID] "
+	{ "state", 3, 5, CONVCTL_OPT_CONVERSATION | CONVCTL_OPT_EXPECTED, T,
+	  "state get|set USER PROVIDER [JSON [METADATA]] [--conversation ID] "
 	  "[--expected-version N]",
 	  "state get USER PROVIDER\tthe conversation's provider state\n"
-	  "state set USER PROVIDER JSON\treplace it (a JSON object; "
-	  "--expected-version N: only if its version is N)",
+	  "state set USER PROVIDER JSON [METADATA]\treplace it (JSON "
+	  "objects; --expected-version N: only at version N)",
 	  convctl_conv_state, convctl_conv_state_check },
 	{ "cleanup", 0, 0, CONVCTL_OPT_DAYS | CONVCTL_OPT_DRY_RUN, 0,
 	  "cleanup [--days N] [--dry-run]",

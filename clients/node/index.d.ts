@@ -254,6 +254,8 @@ export interface State<S = { [key: string]: unknown }> {
   /** 1 for the first setState, then one more per setState. */
   version: number;
   updatedAt: ConvdDate | null;
+  /** The metadata setState set with the state; null when none. */
+  metadata: { [key: string]: unknown } | null;
 }
 
 export interface Context {

@@ -808,7 +808,8 @@ class ConversationManager {
     return { deleted: res.deleted };
   }
 
-  /** The conversation's provider state, {state, version, updatedAt}, or
+  /** The conversation's provider state, {state, version, updatedAt,
+   * metadata} (metadata: the object setState set with it, or null), or
    * null.  opts: conversationId, platform. */
   async getState(userId, modelProvider, opts = {}) {
     const res = await this.call('get_state', {
@@ -816,7 +817,10 @@ class ConversationManager {
       conversation_id: opts.conversationId, platform: this._platform(opts),
     });
     if (res === null) return null;
-    return { state: res.state, version: res.version, updatedAt: res.updated_at ?? null };
+    return {
+      state: res.state, version: res.version,
+      updatedAt: res.updated_at ?? null, metadata: res.metadata ?? null,
+    };
   }
 
   /** Replaces the conversation's provider state (an object, at most 64

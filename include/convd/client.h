@@ -717,6 +717,20 @@ CONVC_WUR int convc_get_state(struct convc *c, const char *user_id,
 			      const char *conversation_id,
 			      const char *platform, struct convc_state *out,
 			      struct convc_error *err);
+/*
+ * The same, with the metadata set_state set with the state (since 1.3):
+ * *metadata_mp receives it, a msgpack map malloc'd (free() it), or NULL
+ * when the state has none or there is no state; *metadata_mp_len its
+ * length (metadata_mp_len may be NULL).  metadata_mp NULL: as
+ * convc_get_state.  On an error both are NULL / 0.
+ */
+CONVC_WUR int convc_get_state_ex(struct convc *c, const char *user_id,
+				 const char *provider,
+				 const char *conversation_id,
+				 const char *platform,
+				 struct convc_state *out, void **metadata_mp,
+				 size_t *metadata_mp_len,
+				 struct convc_error *err);
 void convc_state_free(struct convc_state *s);
 
 /* Optional arguments of set_state.  Zero-initialize it. */

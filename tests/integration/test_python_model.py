@@ -393,7 +393,8 @@ def test_state_versions_and_conflicts(mgr, pg):
     assert mgr.set_state(user, "openai", {"n": b"\x00\xff"}) == 3
     assert mgr.get_state(user, "openai") == {
         "state": {"n": b"\x00\xff"}, "version": 3,
-        "updated_at": mgr.get_state(user, "openai")["updated_at"]}
+        "updated_at": mgr.get_state(user, "openai")["updated_at"],
+        "metadata": None}
     # one state per conversation, provider and platform
     assert mgr.get_state(user, "openai", conversation_id="c2") is None
     assert mgr.get_state(user, "anthropic") is None

@@ -84,6 +84,8 @@ async function main(): Promise<void> {
   const st: State<ResponsesState> | null = await m.getState<ResponsesState>('U1', 'openai',
     { conversationId: 'conv_1' });
   const prev: string | undefined = st?.state.previous_response_id;
+  const title: unknown = st?.metadata?.title;
+  void title;
   const setTo: ResponsesState = { conversation: 'conv_1', previous_response_id: 'resp_2' };
   const ver: number = (await m.setState('U1', 'openai', setTo,
     { conversationId: 'conv_1', expectedVersion: st ? st.version : 0 })).version;

@@ -279,12 +279,14 @@ def conversation_entry(c):
 
 
 def state_result(res):
-    """get_state's answer: {state, version, updated_at (ISO text)}, or
-    None when there is no state."""
+    """get_state's answer: {state, version, updated_at (ISO text),
+    metadata (the dict set with the state, or None)}, or None when there
+    is no state."""
     if res is None:
         return None
     return {"state": res["state"], "version": res["version"],
-            "updated_at": iso(res.get("updated_at"))}
+            "updated_at": iso(res.get("updated_at")),
+            "metadata": res.get("metadata")}
 
 
 class ExportPager:
@@ -580,7 +582,8 @@ class _Methods:
     def get_state(self, user_id, model_provider, conversation_id=None,
                   platform=None):
         """The conversation's provider state: {'state' (the dict set),
-        'version' (1, 2, ...), 'updated_at' (ISO text, UTC)}, or None."""
+        'version' (1, 2, ...), 'updated_at' (ISO text, UTC), 'metadata'
+        (the dict set_state set with it, or None)}, or None."""
         return self._execute(_Call("get_state", dict(
             user_id=user_id, provider=model_provider,
             conversation_id=conversation_id,
