@@ -36,6 +36,8 @@ struct pgval_params {
 void pgval_param_arg(struct pgval_params *p, const struct request *r, int i);
 /* Appends a bigint, sent in binary. */
 void pgval_param_int8(struct pgval_params *p, int64_t v);
+/* Appends a time as a timestamptz in binary (pgval_time's inverse). */
+void pgval_param_time(struct pgval_params *p, usec_t t);
 /* Appends r's argument i as bytea: a raw argument's msgpack bytes (for
  * issue 17's structured content, metadata and state), sent in binary;
  * NULL when absent or not raw. */

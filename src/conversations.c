@@ -136,9 +136,7 @@ const size_t conversations_nstatements =
  */
 #define CURSOR_MAX 1024
 
-/* PostgreSQL's epoch (2000-01-01), the zero of a binary timestamptz, and
- * its earliest one (4713 BC), in Unix microseconds. */
-#define PG_EPOCH_USEC 946684800000000LL
+/* PostgreSQL's earliest timestamptz (4713 BC), in Unix microseconds. */
 #define PG_MIN_USEC (-210866803200000000LL)
 
 struct cursor {
@@ -314,7 +312,7 @@ static int build_list(const struct request *r, struct pgval_params *p,
 	else
 		param_text(p, NULL);
 	if (after)	/* a timestamptz's binary form */
-		pgval_param_int8(p, c.at - PG_EPOCH_USEC);
+		pgval_param_time(p, c.at);
 	else
 		param_text(p, NULL);
 	param_text(p, after ? &c.provider : NULL);

@@ -35,6 +35,11 @@ void pgval_param_int8(struct pgval_params *p, int64_t v)
 	p->n++;
 }
 
+void pgval_param_time(struct pgval_params *p, usec_t t)
+{
+	pgval_param_int8(p, t - PG_EPOCH_USEC);
+}
+
 void pgval_param_bytes(struct pgval_params *p, const struct request *r,
 		       int i)
 {
