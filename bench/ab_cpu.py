@@ -17,30 +17,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("CONVD_BUILDDIR", sys.argv[2])
 os.environ.setdefault("CONVD_SRCDIR", os.path.join(HERE, ".."))
 import convdtest  # noqa: E402
+from benchlib import cpu, pg_cpu  # noqa: E402
 
 SECS = int(sys.argv[3]) if len(sys.argv) > 3 else 6
-TCK = os.sysconf("SC_CLK_TCK")
-builds = {"old": sys.argv[1], "new": sys.argv[2]}
-BENCH = os.path.join(sys.argv[2], "convd-bench")
-
-def cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        v = f.read().rsplit(")", 1)[1].split()
-    return (int(v[11]) + int(v[12])) / TCK
-
-def pg_cpu(pg):
-    pm = pg.postmaster_pid()
-    total = cpu(pm)
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    v = f.read().rsplit(")", 1)[1].split()
-                if int(v[1]) == pm:
-                    total += (int(v[11]) + int(v[12])) / TCK
-            except OSError:
-                pass
-    return total
 
 pg = convdtest.PgCluster().initdb("fsync = on\nsynchronous_commit = on\nshared_buffers = 512MB\nmax_connections = 300\n")
 pg.start(); pg.createdb(); convdtest.setup_schema(pg)

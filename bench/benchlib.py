@@ -1,6 +1,7 @@
 """What the benchmark scripts share: a private PostgreSQL cluster set up
 for convd, its tear-down, and latency percentiles.  Benchmarks are not
 tests: `make check` runs none of them (scripts/bench.sh, BENCHMARKS.md).
+Also the CPU time a process, and a cluster with its backends, used.
 
     import benchlib
     pg = benchlib.cluster("fsync = on\\n")   # started, schema set up
@@ -55,3 +56,34 @@ def pct(xs, p):
         return 0.0
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid):
+    """The fields of /proc/PID/stat after the command's name."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu(pid):
+    """Seconds of CPU (user + system) process pid has used."""
+    v = _stat(pid)
+    return (int(v[11]) + int(v[12])) / TCK
+
+
+def pg_cpu(pg):
+    """Seconds of CPU the cluster's postmaster and its live backends have
+    used (a backend that exits takes its time with it)."""
+    pm = pg.postmaster_pid()
+    total = cpu(pm)
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                v = _stat(p)
+                if int(v[1]) == pm:
+                    total += (int(v[11]) + int(v[12])) / TCK
+            except OSError:
+                pass
+    return total

@@ -16,25 +16,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("CONVD_BUILDDIR", os.path.join(HERE, "..", "build"))
 os.environ.setdefault("CONVD_SRCDIR", os.path.join(HERE, ".."))
 import convdtest  # noqa: E402
+from benchlib import cpu, pg_cpu  # noqa: E402
 NEW = os.environ["CONVD_BUILDDIR"]
-TCK = os.sysconf("SC_CLK_TCK")
-
-def cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        v = f.read().rsplit(")", 1)[1].split()
-    return (int(v[11]) + int(v[12])) / TCK
-
-
-def pg_cpu(pg):
-    pm = pg.postmaster_pid(); total = cpu(pm)
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    v = f.read().rsplit(")", 1)[1].split()
-                if int(v[1]) == pm: total += (int(v[11]) + int(v[12])) / TCK
-            except OSError: pass
-    return total
 OLD = os.path.abspath(sys.argv[1])
 SECS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
